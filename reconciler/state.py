@@ -1,0 +1,105 @@
+"""State: the ledger (who last received which value), the escrow (values minted but not yet
+delivered everywhere, encrypted) and the lock (one apply at a time), behind one store interface.
+
+The ledger never holds a value: only the live id and creation time of the token instance a
+consumer received and a SHA-256 fingerprint of what was written. It lets the planner know the
+state of write-only consumers. See DESIGN.md "Ledger and escrow".
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+
+class StateError(Exception):
+    """A state problem (corrupt file, wrong escrow key, lock held...). Messages name the file or
+    backend and never contain a secret value."""
+
+
+# --- ledger ----------------------------------------------------------------------------------
+
+LEDGER_VERSION = 1
+
+
+@dataclass(frozen=True)
+class LedgerRecord:
+    """What one consumer last received; never a value."""
+
+    consumer: str  # Consumer.identity
+    token: str  # inventory token name
+    token_id: str  # live id of the token instance delivered
+    token_created_at: str  # ISO time of that instance
+    fingerprint: str  # Secret.fingerprint() of the value as written (after the template)
+    delivered_at: str  # ISO
+    verified: bool  # read back / authenticated after writing
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_RECORD_FIELDS = {f.name: (bool if f.name == "verified" else str) for f in fields(LedgerRecord)}
+
+
+class Ledger:
+    """Mapping consumer identity -> LedgerRecord; JSON (de)serialisable."""
+
+    def __init__(self, records: list[LedgerRecord] | None = None) -> None:
+        self._records: dict[str, LedgerRecord] = {}
+        for rec in records or ():
+            self.record(rec)
+
+    def get(self, consumer: str) -> LedgerRecord | None:
+        return self._records.get(consumer)
+
+    def record(self, rec: LedgerRecord) -> None:
+        self._records[rec.consumer] = rec
+
+    def forget(self, consumer: str) -> None:
+        self._records.pop(consumer, None)
+
+    def records(self) -> list[LedgerRecord]:
+        return [self._records[k] for k in sorted(self._records)]
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def __contains__(self, consumer: object) -> bool:
+        return consumer in self._records
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Ledger):
+            return NotImplemented
+        return self._records == other._records
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": LEDGER_VERSION, "records": [r.to_json() for r in self.records()]}
+
+    @classmethod
+    def from_json(cls, data: Any, where: str = "ledger") -> Ledger:
+        """Build a ledger from `to_json()` output; `where` names the file/backend in errors."""
+        if not isinstance(data, dict):
+            raise StateError(f"{where}: corrupt ledger: expected a JSON object, got {type(data).__name__}")
+        version = data.get("version")
+        if version != LEDGER_VERSION:
+            raise StateError(f"{where}: unsupported ledger version {version!r} (expected {LEDGER_VERSION})")
+        raw = data.get("records")
+        if not isinstance(raw, list):
+            raise StateError(f"{where}: corrupt ledger: 'records' must be a list")
+        ledger = cls()
+        for i, item in enumerate(raw):
+            if not isinstance(item, dict):
+                raise StateError(f"{where}: corrupt ledger: records[{i}] is not an object")
+            missing = sorted(set(_RECORD_FIELDS) - set(item))
+            if missing:
+                raise StateError(f"{where}: corrupt ledger: records[{i}] lacks {', '.join(missing)}")
+            for name, typ in _RECORD_FIELDS.items():
+                if not isinstance(item[name], typ):
+                    raise StateError(
+                        f"{where}: corrupt ledger: records[{i}].{name} must be {typ.__name__}"
+                    )
+            rec = LedgerRecord(**{name: item[name] for name in _RECORD_FIELDS})
+            if rec.consumer in ledger:
+                raise StateError(f"{where}: corrupt ledger: consumer {rec.consumer!r} recorded twice")
+            ledger.record(rec)
+        return ledger

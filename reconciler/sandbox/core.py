@@ -18,6 +18,7 @@ import re
 import socket
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -211,6 +212,20 @@ class Router:
         return None
 
 
+_LIVE_SERVICES: weakref.WeakSet[Service] = weakref.WeakSet()
+
+
+def known_secrets() -> set[str]:
+    """Every credential value any sandbox in this process has seeded or minted.
+
+    The test suite's leak guard scans everything a test produced for these.
+    """
+    values: set[str] = set()
+    for service in list(_LIVE_SERVICES):
+        values |= service.secrets()
+    return values
+
+
 class Service:
     """Base of a sandboxed API: a router, state, and the API's own shapes for generic answers."""
 
@@ -220,6 +235,11 @@ class Service:
         self.clock = clock
         self.router = Router()
         self.lock = threading.RLock()  # one lock around all state: simple and race-free
+        _LIVE_SERVICES.add(self)
+
+    def secrets(self) -> set[str]:
+        """Every credential value this service was seeded with or minted (for the leak guard)."""
+        return set()
 
     # Hooks a service overrides ------------------------------------------------------------
 

@@ -21,7 +21,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -65,6 +65,36 @@ class Clock:
 
 def _utc(dt: datetime) -> datetime:
     return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+_RELATIVE_WHEN = re.compile(r"^now(?:\s*([+-])\s*(\d+)\s*([smhdw]))?$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_when(value: str | datetime | date, clock: Clock) -> datetime:
+    """A seed timestamp as an aware UTC datetime.
+
+    Accepts a datetime, a date (midnight UTC), an ISO 8601 string (`2026-01-31`,
+    `2026-01-31T10:00:00Z`), or a time relative to the sandbox clock at seeding time: `now`,
+    `now-300d`, `now+10d`, `now-12h` (units s, m, h, d, w), so seeded worlds stay valid
+    whatever the date. Raises ValueError naming the value otherwise.
+    """
+    if isinstance(value, datetime):
+        return _utc(value)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    text = str(value).strip()
+    m = _RELATIVE_WHEN.match(text)
+    if m:
+        now = clock.now()
+        if not m.group(1):
+            return now
+        delta = timedelta(seconds=int(m.group(2)) * _UNIT_SECONDS[m.group(3)])
+        return now + delta if m.group(1) == "+" else now - delta
+    try:
+        return _utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
+    except ValueError:
+        raise ValueError(f"not a timestamp: {text!r} (ISO 8601, or now, now-300d, now+12h)") from None
 
 
 # --- requests, responses, routing ------------------------------------------------------------

@@ -1,9 +1,8 @@
-"""State: the ledger (who last received which value), the escrow (values minted but not yet
-delivered everywhere, encrypted) and the lock (one apply at a time), behind one store interface.
+"""The ledger: per consumer, which token instance it last received; never a value.
 
-The ledger never holds a value: only the live id and creation time of the token instance a
-consumer received and a SHA-256 fingerprint of what was written. It lets the planner know the
-state of write-only consumers. See DESIGN.md "Ledger and escrow".
+Only the live id and creation time of the token instance a consumer received and a SHA-256
+fingerprint of what was written. It lets the planner know the state of write-only consumers
+("unverifiable" is a state, not a guess). See DESIGN.md "Ledger and escrow".
 """
 
 from __future__ import annotations
@@ -11,11 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-
-class StateError(Exception):
-    """A state problem (corrupt file, wrong escrow key, lock held...). Messages name the file or
-    backend and never contain a secret value."""
-
+from reconciler.state.errors import StateError
 
 # --- ledger ----------------------------------------------------------------------------------
 

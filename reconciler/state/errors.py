@@ -1,0 +1,8 @@
+"""The one error type of the state layer."""
+
+from __future__ import annotations
+
+
+class StateError(Exception):
+    """A state problem (corrupt file, wrong escrow key, lock held...). Messages name the file or
+    backend and never contain a secret value."""

@@ -1,0 +1,224 @@
+"""The escrow: values minted but not yet delivered to every consumer, encrypted at rest.
+
+An in-place rotation revokes the old value at once; until every consumer has the new one, the
+escrow holds its only durable copy, so a crash never forces a second rotation (DESIGN.md
+invariant 3). Values are sealed with AES-256-GCM under a key from the environment
+(`StateConfig.escrow_key_env`, default RECONCILE_ESCROW_KEY: urlsafe base64 of 32 random bytes,
+as `reconcile state keygen` prints). The associated data binds each ciphertext to its token name,
+live id and mint time, so blobs cannot be swapped between tokens or relabelled. The document also
+records a key id (a one-way hash of the key) so a wrong key is told apart from tampering.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from reconciler.inventory.model import StateConfig
+from reconciler.secret import Secret
+from reconciler.state.errors import StateError
+from reconciler.state.store import StateStore
+
+ESCROW_VERSION = 1
+KEY_BYTES = 32
+NONCE_BYTES = 12
+_KEY_TEXT = re.compile(r"[A-Za-z0-9_-]{43}=?")  # urlsafe base64 of 32 bytes, padding optional
+
+
+def generate_key() -> str:
+    """A fresh escrow key as text (urlsafe base64 of 32 random bytes)."""
+    return base64.urlsafe_b64encode(os.urandom(KEY_BYTES)).decode("ascii")
+
+
+def parse_key(text: str, env_name: str) -> bytes:
+    """The 32 key bytes from the env var's text; StateError (naming the variable, never the
+    value) when it is not in the `keygen` format."""
+    text = text.strip()
+    if not _KEY_TEXT.fullmatch(text):
+        raise StateError(
+            f"{env_name} is not a valid escrow key: expected the urlsafe base64 of 32 random bytes "
+            "(44 characters), as printed by `reconcile state keygen`"
+        )
+    key = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if len(key) != KEY_BYTES:  # 43 characters can carry stray low bits; still 32 bytes
+        raise StateError(f"{env_name} is not a valid escrow key: it does not decode to 32 bytes")
+    return key
+
+
+def key_id(key: bytes) -> str:
+    """A short public name of a key: lets a wrong key be reported as such."""
+    return hashlib.sha256(b"reconcile escrow key id\0" + key).hexdigest()[:16]
+
+
+def escrow_key(config: StateConfig, env: Mapping[str, str] | None = None) -> bytes | None:
+    """The configured escrow key, None when its variable is unset or empty."""
+    env = os.environ if env is None else env
+    text = env.get(config.escrow_key_env, "")
+    return parse_key(text, config.escrow_key_env) if text.strip() else None
+
+
+def escrow_available(config: StateConfig, env: Mapping[str, str] | None = None) -> bool:
+    """Whether in-place rotation can escrow its value: the key variable is set (and valid; a set
+    but malformed key raises StateError so the user learns it before an apply)."""
+    return escrow_key(config, env) is not None
+
+
+@dataclass(frozen=True)
+class EscrowEntry:
+    token: str  # inventory token name
+    token_id: str  # live id of the minted instance
+    minted_at: str  # ISO
+    value: Secret
+
+    def __repr__(self) -> str:
+        return f"EscrowEntry(token={self.token!r}, token_id={self.token_id!r}, minted_at={self.minted_at!r})"
+
+
+@dataclass(frozen=True)
+class EscrowPending:
+    """An escrowed value's metadata, readable without the key (for `state show` and the plan)."""
+
+    token: str
+    token_id: str
+    minted_at: str
+
+
+def _aad(token: str, token_id: str, minted_at: str) -> bytes:
+    return "\0".join(("reconcile-escrow", str(ESCROW_VERSION), token, token_id, minted_at)).encode()
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+class Escrow:
+    """Escrowed values of one store. Every change is written through to the store at once."""
+
+    def __init__(self, store: StateStore, key: bytes | None, key_env: str = "RECONCILE_ESCROW_KEY") -> None:
+        if key is not None and len(key) != KEY_BYTES:
+            raise ValueError("an escrow key is 32 bytes")
+        self.store = store
+        self.key_env = key_env
+        self._key = key
+        self._doc: dict[str, Any] | None = None
+
+    @property
+    def available(self) -> bool:
+        return self._key is not None
+
+    @property
+    def where(self) -> str:
+        return f"escrow in {self.store.where}"
+
+    # --- document ------------------------------------------------------------------------------
+
+    def _entries(self) -> dict[str, dict[str, str]]:
+        if self._doc is None:
+            self._doc = self._validated(self.store.load_escrow_doc())
+        return self._doc["entries"]
+
+    def _validated(self, doc: Any) -> dict[str, Any]:
+        if doc is None:
+            return {"version": ESCROW_VERSION, "key_id": None, "entries": {}}
+        if not isinstance(doc, dict):
+            raise StateError(f"{self.where}: corrupt escrow: expected an object")
+        if doc.get("version") != ESCROW_VERSION:
+            raise StateError(f"{self.where}: unsupported escrow version {doc.get('version')!r}")
+        entries = doc.get("entries")
+        if not isinstance(entries, dict) or not isinstance(doc.get("key_id"), str | None):
+            raise StateError(f"{self.where}: corrupt escrow: 'entries' must be an object")
+        for token, entry in entries.items():
+            fields_ok = isinstance(entry, dict) and all(
+                isinstance(entry.get(k), str) for k in ("token_id", "minted_at", "nonce", "ciphertext")
+            )
+            if not fields_ok:
+                raise StateError(f"{self.where}: corrupt escrow: entry {token!r} lacks a field or has a wrong type")
+        return {"version": ESCROW_VERSION, "key_id": doc.get("key_id"), "entries": dict(entries)}
+
+    def _save(self) -> None:
+        assert self._doc is not None
+        if not self._doc["entries"]:
+            self._doc["key_id"] = None  # an empty escrow may be re-keyed freely
+        self.store.save_escrow_doc(self._doc)
+
+    def _require_key(self, doing: str) -> bytes:
+        if self._key is None:
+            raise StateError(
+                f"{self.where}: cannot {doing}: no escrow key (set {self.key_env}; "
+                "`reconcile state keygen` makes one)"
+            )
+        stored = self._doc["key_id"] if self._doc else None
+        if stored is not None and stored != key_id(self._key):
+            raise StateError(
+                f"{self.where}: {self.key_env} is not the key these values were escrowed with "
+                f"(escrow key id {stored}, {self.key_env} has key id {key_id(self._key)})"
+            )
+        return self._key
+
+    # --- API -----------------------------------------------------------------------------------
+
+    def put(self, token: str, token_id: str, value: Secret, minted_at: str) -> None:
+        """Seal `value` and persist it before any consumer is written."""
+        if not isinstance(value, Secret):
+            raise TypeError("the escrow takes a Secret")
+        entries = self._entries()
+        key = self._require_key(f"escrow the new value of token {token}")
+        nonce = os.urandom(NONCE_BYTES)
+        sealed = AESGCM(key).encrypt(nonce, value.reveal().encode(), _aad(token, token_id, minted_at))
+        entries[token] = {
+            "token_id": token_id,
+            "minted_at": minted_at,
+            "nonce": _b64(nonce),
+            "ciphertext": _b64(sealed),
+        }
+        self._doc["key_id"] = key_id(key)
+        self._save()
+
+    def get(self, token: str) -> EscrowEntry | None:
+        entry = self._entries().get(token)
+        if entry is None:
+            return None
+        key = self._require_key(f"read the escrowed value of token {token}")
+        try:
+            nonce = base64.b64decode(entry["nonce"], validate=True)
+            sealed = base64.b64decode(entry["ciphertext"], validate=True)
+            plain = AESGCM(key).decrypt(nonce, sealed, _aad(token, entry["token_id"], entry["minted_at"]))
+            value = plain.decode()
+        except (binascii.Error, ValueError, InvalidTag, UnicodeDecodeError):
+            raise StateError(
+                f"{self.where}: the escrowed value of token {token} does not decrypt: the entry was "
+                "tampered with, moved from another token, or written with another key"
+            ) from None
+        return EscrowEntry(token=token, token_id=entry["token_id"], minted_at=entry["minted_at"], value=Secret(value))
+
+    def drop(self, token: str) -> None:
+        """Forget a value once every consumer has it."""
+        if self._entries().pop(token, None) is not None:
+            self._save()
+
+    def tokens(self) -> list[str]:
+        return sorted(self._entries())
+
+    def pending(self) -> list[EscrowPending]:
+        return [
+            EscrowPending(token=t, token_id=e["token_id"], minted_at=e["minted_at"])
+            for t, e in sorted(self._entries().items())
+        ]
+
+    def reload(self) -> None:
+        """Forget the cached document (after another process may have changed it)."""
+        self._doc = None
+
+
+def open_escrow(store: StateStore, config: StateConfig, env: Mapping[str, str] | None = None) -> Escrow:
+    """The escrow of `store` with the configured key (unavailable, not an error, without one)."""
+    return Escrow(store, escrow_key(config, env), config.escrow_key_env)

@@ -1,0 +1,162 @@
+"""The local state backend: a directory (default `.reconcile/`) with ledger.json, escrow.json and
+a lock file.
+
+Every write goes to a temporary file in the same directory, is fsynced and renamed over the old
+one, so a crash leaves the old or the new document, never half of one. The lock file is created
+complete and atomically with a hard link, so a reader never sees an empty lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from reconciler.state.errors import StateError
+from reconciler.state.ledger import Ledger
+from reconciler.state.store import LockInfo, StateStore
+
+LEDGER_FILE = "ledger.json"
+ESCROW_FILE = "escrow.json"
+LOCK_FILE = "lock"
+
+
+class LocalStore(StateStore):
+    poll_interval = 0.05
+
+    def __init__(self, directory: str | os.PathLike[str] = ".reconcile") -> None:
+        self.dir = Path(directory)
+        self.where = f"local state {self.dir}/"
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.dir / LEDGER_FILE
+
+    @property
+    def escrow_path(self) -> Path:
+        return self.dir / ESCROW_FILE
+
+    @property
+    def lock_path(self) -> Path:
+        return self.dir / LOCK_FILE
+
+    # --- documents -----------------------------------------------------------------------------
+
+    def load_ledger(self) -> Ledger:
+        data = self._read_json(self.ledger_path, "ledger")
+        return Ledger() if data is None else Ledger.from_json(data, where=str(self.ledger_path))
+
+    def save_ledger(self, ledger: Ledger) -> None:
+        self._write_json(self.ledger_path, ledger.to_json())
+
+    def load_escrow_doc(self) -> dict[str, Any] | None:
+        data = self._read_json(self.escrow_path, "escrow")
+        if data is not None and not isinstance(data, dict):
+            raise StateError(f"{self.escrow_path}: corrupt escrow: expected a JSON object")
+        return data
+
+    def save_escrow_doc(self, doc: dict[str, Any]) -> None:
+        self._write_json(self.escrow_path, doc)
+
+    def _read_json(self, path: Path, what: str) -> Any:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError) as err:
+            raise StateError(f"{path}: cannot read the {what}: {type(err).__name__}") from None
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as err:
+            # err.msg and the position only: the text itself is never quoted
+            raise StateError(
+                f"{path}: corrupt {what}: not valid JSON ({err.msg} at line {err.lineno} column {err.colno})"
+            ) from None
+
+    def _ensure_dir(self) -> None:
+        try:
+            self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as err:
+            raise StateError(f"{self.where}: cannot create the state directory: {err.strerror}") from None
+
+    def _write_json(self, path: Path, data: Any) -> None:
+        self._ensure_dir()
+        payload = (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
+        try:
+            fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=f".{path.name}.", suffix=".tmp")  # mode 0600
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(payload)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
+            self._fsync_dir()
+        except OSError as err:
+            raise StateError(f"{path}: cannot write: {err.strerror}") from None
+
+    def _fsync_dir(self) -> None:
+        # the rename is durable only once the directory entry is on disk
+        with contextlib.suppress(OSError):
+            fd = os.open(self.dir, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    # --- lock ----------------------------------------------------------------------------------
+
+    def _try_lock(self, info: LockInfo) -> LockInfo | None:
+        self._ensure_dir()
+        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".lock.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(info.to_json(), f)
+                f.flush()
+                os.fsync(f.fileno())
+            for _ in range(3):
+                try:
+                    os.link(tmp, self.lock_path)  # atomic: fails when the lock exists
+                    break
+                except FileExistsError:
+                    holder = self.lock_holder()
+                    if holder is not None:
+                        return holder
+                    # released between our attempt and the read: try again at once
+            else:
+                return LockInfo(id="?", owner="another process (the lock is contended)", created="?")
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        self._fsync_dir()
+        return None
+
+    def _release(self, info: LockInfo) -> None:
+        holder = self.lock_holder()
+        if holder is None:
+            return  # already removed, e.g. by `unlock --force`
+        if holder.id != info.id:
+            raise StateError(f"{self.lock_path}: cannot release: the lock is now {holder.describe()}")
+        with contextlib.suppress(FileNotFoundError):
+            self.lock_path.unlink()
+
+    def lock_holder(self) -> LockInfo | None:
+        try:
+            data = json.loads(self.lock_path.read_text(encoding="utf-8"))
+            return LockInfo(id=str(data["id"]), owner=str(data["owner"]), created=str(data["created"]))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError):
+            return LockInfo(id="?", owner=f"unknown (unreadable lock file {self.lock_path})", created="?")
+
+    def force_unlock(self) -> LockInfo | None:
+        holder = self.lock_holder()
+        with contextlib.suppress(FileNotFoundError):
+            self.lock_path.unlink()
+        return holder

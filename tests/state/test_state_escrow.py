@@ -1,0 +1,211 @@
+"""Escrow: AES-GCM sealing, key format, wrong key, tampering, swapped blobs, no plaintext on disk."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+
+import pytest
+
+from reconciler.inventory.model import StateConfig
+from reconciler.secret import Secret
+from reconciler.state import (
+    Escrow,
+    Ledger,
+    LedgerRecord,
+    LocalStore,
+    StateError,
+    escrow_available,
+    generate_key,
+    open_escrow,
+    parse_key,
+)
+
+MINTED = "2026-06-01T10:00:00Z"
+
+
+def fresh_value() -> str:
+    # a value minted by the test itself, shaped like no real credential prefix
+    return "testvalue-" + secrets.token_urlsafe(24)
+
+
+@pytest.fixture
+def key() -> bytes:
+    return os.urandom(32)
+
+
+@pytest.fixture
+def store(tmp_path) -> LocalStore:
+    return LocalStore(tmp_path / "state")
+
+
+def test_put_get_drop_round_trip_across_instances(store, key):
+    value = fresh_value()
+    escrow = Escrow(store, key)
+    escrow.put("pat-a", "41", Secret(value), MINTED)
+    escrow.put("trigger-b", "7", Secret(fresh_value()), MINTED)
+    again = Escrow(LocalStore(store.dir), key)
+    entry = again.get("pat-a")
+    assert entry.value.reveal() == value and entry.token_id == "41" and entry.minted_at == MINTED
+    assert again.tokens() == ["pat-a", "trigger-b"]
+    assert [p.token_id for p in again.pending()] == ["41", "7"]
+    assert value not in repr(entry) and value not in str(entry)
+    again.drop("pat-a")
+    again.drop("never-there")
+    assert Escrow(LocalStore(store.dir), key).tokens() == ["trigger-b"]
+    assert again.get("pat-a") is None
+
+
+def test_put_overwrites_a_token_entry(store, key):
+    escrow = Escrow(store, key)
+    escrow.put("t", "1", Secret(fresh_value()), MINTED)
+    second = fresh_value()
+    escrow.put("t", "2", Secret(second), MINTED)
+    assert Escrow(store, key).get("t").value.reveal() == second
+
+
+def test_no_plaintext_in_any_file_the_store_writes(store, key):
+    values = [fresh_value() for _ in range(3)]
+    escrow = Escrow(store, key)
+    ledger = Ledger()
+    for i, value in enumerate(values):
+        escrow.put(f"tok{i}", str(i), Secret(value), MINTED)
+        ledger.record(
+            LedgerRecord(
+                consumer=f"c{i}",
+                token=f"tok{i}",
+                token_id=str(i),
+                token_created_at=MINTED,
+                fingerprint=Secret(value).fingerprint(),
+                delivered_at=MINTED,
+                verified=False,
+            )
+        )
+    store.save_ledger(ledger)
+    with store.acquire("test"):
+        written = {p.name: p.read_bytes() for p in store.dir.rglob("*") if p.is_file()}
+    assert {"ledger.json", "escrow.json", "lock"} <= set(written)
+    for value in values:
+        for encoded in (value.encode(), base64.b64encode(value.encode()), value.encode().hex().encode()):
+            assert all(encoded not in data for data in written.values())
+    # the key is not stored either, only its one-way id
+    assert all(base64.urlsafe_b64encode(key) not in data for data in written.values())
+
+
+def test_wrong_key_is_reported_as_such_without_the_key(store, key):
+    Escrow(store, key).put("t", "1", Secret(fresh_value()), MINTED)
+    other = os.urandom(32)
+    escrow = Escrow(store, other)
+    with pytest.raises(StateError) as err:
+        escrow.get("t")
+    message = str(err.value)
+    assert "not the key these values were escrowed with" in message and str(store.dir) in message
+    assert base64.urlsafe_b64encode(other).decode() not in message
+    assert base64.urlsafe_b64encode(key).decode() not in message
+    # nor may a second key add entries beside the first key's
+    with pytest.raises(StateError, match="not the key"):
+        escrow.put("u", "2", Secret(fresh_value()), MINTED)
+
+
+def test_emptied_escrow_can_be_rekeyed(store, key):
+    escrow = Escrow(store, key)
+    escrow.put("t", "1", Secret(fresh_value()), MINTED)
+    escrow.drop("t")
+    Escrow(store, os.urandom(32)).put("u", "2", Secret(fresh_value()), MINTED)
+
+
+def _edit_entry(store: LocalStore, token: str, **changes) -> None:
+    doc = json.loads(store.escrow_path.read_text())
+    doc["entries"][token].update(changes)
+    store.escrow_path.write_text(json.dumps(doc))
+
+
+def test_tampered_ciphertext_is_refused(store, key):
+    Escrow(store, key).put("t", "1", Secret(fresh_value()), MINTED)
+    doc = json.loads(store.escrow_path.read_text())
+    sealed = bytearray(base64.b64decode(doc["entries"]["t"]["ciphertext"]))
+    sealed[0] ^= 1
+    _edit_entry(store, "t", ciphertext=base64.b64encode(bytes(sealed)).decode())
+    with pytest.raises(StateError, match=r"escrowed value of token t does not decrypt: .*tampered"):
+        Escrow(store, key).get("t")
+
+
+def test_relabelled_metadata_is_refused(store, key):
+    Escrow(store, key).put("t", "1", Secret(fresh_value()), MINTED)
+    _edit_entry(store, "t", token_id="999")
+    with pytest.raises(StateError, match="does not decrypt"):
+        Escrow(store, key).get("t")
+
+
+def test_swapped_blobs_are_refused(store, key):
+    Escrow(store, key).put("a", "1", Secret(fresh_value()), MINTED)
+    Escrow(store, key).put("b", "1", Secret(fresh_value()), MINTED)
+    doc = json.loads(store.escrow_path.read_text())
+    doc["entries"]["a"], doc["entries"]["b"] = doc["entries"]["b"], doc["entries"]["a"]
+    store.escrow_path.write_text(json.dumps(doc))
+    for token in ("a", "b"):
+        with pytest.raises(StateError, match=f"token {token} does not decrypt"):
+            Escrow(store, key).get(token)
+
+
+def test_garbage_base64_is_refused(store, key):
+    Escrow(store, key).put("t", "1", Secret(fresh_value()), MINTED)
+    _edit_entry(store, "t", nonce="!!!not base64!!!")
+    with pytest.raises(StateError, match="does not decrypt"):
+        Escrow(store, key).get("t")
+
+
+@pytest.mark.parametrize(
+    "doc, fragment",
+    [
+        ({"version": 2, "entries": {}}, "unsupported escrow version"),
+        ({"version": 1, "key_id": None, "entries": []}, "'entries' must be an object"),
+        ({"version": 1, "key_id": None, "entries": {"t": {"token_id": "1"}}}, "entry 't' lacks a field"),
+    ],
+)
+def test_corrupt_escrow_document(store, key, doc, fragment):
+    store.save_escrow_doc(doc)
+    with pytest.raises(StateError) as err:
+        Escrow(store, key).tokens()
+    assert fragment in str(err.value) and str(store.dir) in str(err.value)
+
+
+def test_without_key_put_raises_but_metadata_is_readable(store, key):
+    Escrow(store, key).put("t", "1", Secret(fresh_value()), MINTED)
+    keyless = Escrow(store, None)
+    assert not keyless.available
+    assert keyless.tokens() == ["t"]
+    with pytest.raises(StateError, match="no escrow key \\(set RECONCILE_ESCROW_KEY"):
+        keyless.put("u", "2", Secret(fresh_value()), MINTED)
+    with pytest.raises(StateError, match="no escrow key"):
+        keyless.get("t")
+
+
+def test_put_takes_only_a_secret(store, key):
+    with pytest.raises(TypeError):
+        Escrow(store, key).put("t", "1", "plain string", MINTED)
+
+
+def test_key_format_and_availability():
+    text = generate_key()
+    assert len(text) == 44 and len(parse_key(text, "K")) == 32
+    assert parse_key(text.rstrip("="), "K") == parse_key(text, "K")
+    assert generate_key() != text
+    config = StateConfig(escrow_key_env="MY_KEY")
+    assert escrow_available(config, {"MY_KEY": text})
+    assert not escrow_available(config, {})
+    assert not escrow_available(config, {"MY_KEY": "  "})
+    for bad in ("short", text[:-2] + "!!", base64.b64encode(os.urandom(48)).decode(), "x" * 44):
+        with pytest.raises(StateError) as err:
+            escrow_available(config, {"MY_KEY": bad})
+        assert "MY_KEY is not a valid escrow key" in str(err.value)
+        assert bad not in str(err.value)
+
+
+def test_open_escrow_uses_the_configured_variable(store):
+    config = StateConfig(escrow_key_env="MY_KEY")
+    value = fresh_value()
+    open_escrow(store, config, {"MY_KEY": generate_key()}).put("t", "1", Secret(value), MINTED)
+    assert not open_escrow(store, config, {}).available

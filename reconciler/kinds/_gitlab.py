@@ -1,0 +1,171 @@
+"""GitLab list calls shared by the GitLab kinds, through python-gitlab, one per scope.
+
+Each fetcher takes the provider's `GitLabApi` (reconciler.clients) and a scope and returns plain
+dicts with every credential-bearing field wrapped in `Secret`: variable values, trigger tokens.
+Lists are fetched with `get_all=True` (offset pagination, `per_page=100`) so pages are followed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from reconciler.kinds import FetchError, ListKey, Lists
+from reconciler.observed import LiveToken, parse_date, parse_time
+from reconciler.secret import Secret
+
+PER_PAGE = 100
+
+
+def _dicts(objs: Any) -> list[dict[str, Any]]:
+    return [o.asdict() if hasattr(o, "asdict") else dict(o) for o in objs]
+
+
+def _all(manager: Any, **query: Any) -> list[dict[str, Any]]:
+    return _dicts(manager.list(get_all=True, per_page=PER_PAGE, **query))
+
+
+def _secret_field(rows: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    for row in rows:
+        value = row.get(name)
+        row[name] = Secret(value) if isinstance(value, str) and value != "" else None
+    return rows
+
+
+def fetch_user(api: Any, scope: str) -> dict[str, Any]:
+    """The user of the provider credential (`GET /user`); also proves the credential works."""
+    return dict(api.gl.http_get("/user"))
+
+
+def fetch_user_by_name(api: Any, scope: str) -> dict[str, Any] | FetchError:
+    rows = api.gl.http_get("/users", query_data={"username": scope})
+    if not rows:
+        return FetchError(404, f"no GitLab user named {scope!r}")
+    return dict(rows[0])
+
+
+def fetch_pats(api: Any, scope: str) -> list[dict[str, Any]]:
+    return _all(api.gl.personal_access_tokens, user_id=scope)
+
+
+def fetch_project_access_tokens(api: Any, scope: str) -> list[dict[str, Any]]:
+    return _all(api.gl.projects.get(scope, lazy=True).access_tokens)
+
+
+def fetch_group_access_tokens(api: Any, scope: str) -> list[dict[str, Any]]:
+    return _all(api.gl.groups.get(scope, lazy=True).access_tokens)
+
+
+def fetch_project_triggers(api: Any, scope: str) -> list[dict[str, Any]]:
+    return _secret_field(_all(api.gl.projects.get(scope, lazy=True).triggers), "token")
+
+
+def fetch_project_variables(api: Any, scope: str) -> list[dict[str, Any]]:
+    return _secret_field(_all(api.gl.projects.get(scope, lazy=True).variables), "value")
+
+
+def fetch_group_variables(api: Any, scope: str) -> list[dict[str, Any]]:
+    return _secret_field(_all(api.gl.groups.get(scope, lazy=True).variables), "value")
+
+
+def fetch_instance_variables(api: Any, scope: str) -> list[dict[str, Any]]:
+    return _secret_field(_all(api.gl.variables), "value")
+
+
+def fetch_project_hooks(api: Any, scope: str) -> list[dict[str, Any]]:
+    return _all(api.gl.projects.get(scope, lazy=True).hooks)
+
+
+def fetch_group_hooks(api: Any, scope: str) -> list[dict[str, Any]]:
+    return _all(api.gl.groups.get(scope, lazy=True).hooks)
+
+
+def fetch_project_hook(api: Any, scope: str) -> dict[str, Any]:
+    """One hook's detail: the list omits `url_variables` and `custom_headers` keys."""
+    path, _, hook_id = scope.rpartition("#")
+    return api.gl.projects.get(path, lazy=True).hooks.get(int(hook_id)).asdict()
+
+
+def fetch_group_hook(api: Any, scope: str) -> dict[str, Any]:
+    path, _, hook_id = scope.rpartition("#")
+    return api.gl.groups.get(path, lazy=True).hooks.get(int(hook_id)).asdict()
+
+
+FETCHERS: dict[str, Callable[[Any, str], Any]] = {
+    "user": fetch_user,
+    "user_by_name": fetch_user_by_name,
+    "pats": fetch_pats,
+    "project_access_tokens": fetch_project_access_tokens,
+    "group_access_tokens": fetch_group_access_tokens,
+    "project_triggers": fetch_project_triggers,
+    "project_variables": fetch_project_variables,
+    "group_variables": fetch_group_variables,
+    "instance_variables": fetch_instance_variables,
+    "project_hooks": fetch_project_hooks,
+    "group_hooks": fetch_group_hooks,
+    "project_hook": fetch_project_hook,
+    "group_hook": fetch_group_hook,
+}
+
+
+# --- helpers for the kinds -------------------------------------------------------------------
+
+
+def live_token(row: dict[str, Any], where: str) -> LiveToken:
+    """A GitLab PAT / project / group access token row as a LiveToken."""
+    return LiveToken(
+        id=str(row["id"]),
+        name=str(row.get("name") or ""),
+        where=where,
+        created_at=parse_time(row.get("created_at")),
+        expires_at=parse_date(row.get("expires_at")),
+        last_used_at=parse_time(row.get("last_used_at")),
+        active=bool(row.get("active", True)),
+        revoked=bool(row.get("revoked", False)),
+        scopes=tuple(sorted(row.get("scopes") or ())),
+        access_level=row.get("access_level"),
+        user_id=None if row.get("user_id") is None else str(row["user_id"]),
+    )
+
+
+def pick(matches: list[LiveToken]) -> tuple[LiveToken | None, tuple[LiveToken, ...]]:
+    """The current token among live tokens sharing a name (the newest usable one, else the newest)
+    and the other usable ones (orphans of an interrupted overlap)."""
+    if not matches:
+        return None, ()
+
+    def newest(t: LiveToken) -> tuple[str, int]:
+        return (t.created_at.isoformat() if t.created_at else "", int(t.id) if t.id.isdigit() else 0)
+
+    usable = sorted((t for t in matches if t.usable), key=newest, reverse=True)
+    if usable:
+        return usable[0], tuple(usable[1:])
+    return max(matches, key=newest), ()
+
+
+def rows(lists: Lists, key: ListKey) -> tuple[list[dict[str, Any]] | dict[str, Any] | None, str | None]:
+    """(data, error message) for a fetched key; (None, None) when not fetched yet."""
+    if key not in lists:
+        return None, None
+    data = lists[key]
+    if isinstance(data, FetchError):
+        return None, data.message
+    return data, None
+
+
+def self_user_id(provider: str, user: str | None, lists: Lists) -> tuple[str | None, str | None]:
+    """Numeric id of `user` (a username, or None for the credential's user), from the lists."""
+    key = ListKey(provider, "user") if user is None else ListKey(provider, "user_by_name", user)
+    data, error = rows(lists, key)
+    if error:
+        return None, error
+    if data is None:
+        return None, None
+    return str(data["id"]), None  # type: ignore[index]
+
+
+def user_keys(provider: str, user: str | None) -> list[ListKey]:
+    keys = [ListKey(provider, "user")]
+    if user is not None:
+        keys.append(ListKey(provider, "user_by_name", user))
+    return keys

@@ -1,0 +1,92 @@
+"""Zendesk list calls shared by the Zendesk kinds, one per instance and resource type.
+
+Webhooks go through zenpy (`Zenpy.webhooks.list`); OAuth tokens and clients, API tokens and app
+installations, which zenpy does not cover, go through that zenpy client's authenticated session
+(`ZendeskApi.get_all` in reconciler.clients), following cursor pages. Credential-bearing fields
+become `Secret` on arrival (webhook endpoints, installation settings); truncated token prefixes
+that lists return are dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from reconciler.observed import LiveToken, parse_time
+from reconciler.secret import Secret
+
+PAGE_SIZE = 100
+
+
+def fetch_webhooks(api: Any, scope: str) -> list[dict[str, Any]]:
+    found = []
+    for hook in api.zenpy.webhooks.list(page_size=PAGE_SIZE):
+        row = hook.to_dict(serialize=True) if hasattr(hook, "to_dict") else dict(hook)
+        endpoint = row.get("endpoint")
+        row["endpoint"] = Secret(endpoint) if isinstance(endpoint, str) else None
+        found.append(row)
+    return found
+
+
+def fetch_installations(api: Any, scope: str) -> list[dict[str, Any]]:
+    """`GET /api/v2/apps/installations?include=app`: each installation with its app (name and
+    parameters, whose `secure` flag says which settings are write-only)."""
+    body = api.get("/api/v2/apps/installations.json", {"include": "app"})
+    apps = {str(a.get("id")): a for a in body.get("apps") or ()}
+    found = []
+    for row in body.get("installations") or ():
+        row = dict(row)
+        app = row.get("app") or apps.get(str(row.get("app_id"))) or {}
+        row["app"] = {"id": app.get("id"), "name": app.get("name"), "parameters": [
+            {"name": p.get("name"), "secure": bool(p.get("secure"))} for p in app.get("parameters") or ()]}
+        settings = row.get("settings") or {}
+        row["settings"] = {k: (Secret(v) if isinstance(v, str) and v != "" else v) for k, v in settings.items()}
+        row.pop("settings_objects", None)  # the same values again
+        found.append(row)
+    return found
+
+
+def fetch_oauth_clients(api: Any, scope: str) -> list[dict[str, Any]]:
+    rows = api.get_all("/api/v2/oauth/clients.json", "clients", {"page[size]": PAGE_SIZE})
+    for row in rows:
+        row.pop("secret", None)  # only ever complete at creation; never kept
+    return rows
+
+
+def fetch_oauth_tokens(api: Any, scope: str) -> list[dict[str, Any]]:
+    rows = api.get_all("/api/v2/oauth/tokens.json", "tokens", {"all": "true", "page[size]": PAGE_SIZE})
+    for row in rows:
+        row.pop("token", None)  # a 10-character prefix: not a value, but not kept either
+        row.pop("refresh_token", None)
+    return rows
+
+
+def fetch_api_tokens(api: Any, scope: str) -> list[dict[str, Any]]:
+    rows = api.get_all("/api/v2/api_tokens.json", "api_tokens", {})
+    for row in rows:
+        row.pop("token", None)
+        row.pop("visible_token", None)
+    return rows
+
+
+FETCHERS: dict[str, Callable[[Any, str], Any]] = {
+    "webhooks": fetch_webhooks,
+    "installations": fetch_installations,
+    "oauth_clients": fetch_oauth_clients,
+    "oauth_tokens": fetch_oauth_tokens,
+    "api_tokens": fetch_api_tokens,
+}
+
+
+def live_zendesk_token(row: dict[str, Any], name: str, where: str) -> LiveToken:
+    return LiveToken(
+        id=str(row["id"]),
+        name=name,
+        where=where,
+        created_at=parse_time(row.get("created_at")),
+        expires_at=(parse_time(row.get("expires_at")).date() if row.get("expires_at") else None),  # type: ignore[union-attr]
+        last_used_at=parse_time(row.get("used_at") or row.get("last_used") or row.get("last_used_at")),
+        active=bool(row.get("active", True)),
+        scopes=tuple(sorted(row.get("scopes") or ())),
+        user_id=None if row.get("user_id") is None else str(row["user_id"]),
+    )

@@ -1,0 +1,104 @@
+"""Source kinds `gitlab_project_access_token` and `gitlab_group_access_token`.
+
+Observe: one `GET /{projects,groups}/:id/access_tokens` per project/group, pages followed; the
+token is the one whose name matches. Renewal follows the source's `strategy`: `in_place` rotates
+(`POST .../access_tokens/:id/rotate`, the old value dies at once); `overlap` creates a new token
+beside the old one (`POST .../access_tokens`, which creates a new bot user: the plan says so) and
+revokes the old one after delivery. A scope or access-level change needs a new token (rotate
+copies both). Identify a held value: authenticate with it (`GET /personal_access_tokens/self`).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from reconciler.inventory.model import GitLabGroupAccessToken, GitLabProjectAccessToken, Source, Token
+from reconciler.kinds import Identity, ListKey, Lists, Minted, SourceKind, Strategy
+from reconciler.kinds._gitlab import live_token, pick, rows
+from reconciler.observed import LiveToken, SourceObservation
+from reconciler.secret import Secret
+
+
+class ResourceAccessTokenKind(SourceKind):
+    can_mint = True
+    can_renew = True
+    has_scopes = True
+    has_access_level = True
+    identifies_values = True
+
+    def __init__(self, kind: str, resource: str, model: type) -> None:
+        self.kind = kind  # type: ignore[misc]
+        self.resource = resource  # "project" | "group"
+        self.model = model
+        self.provider_kind = "gitlab"  # type: ignore[misc]
+        self.noun = f"{resource} access token"  # type: ignore[misc]
+
+    def _scope(self, source: Source) -> str:
+        return getattr(source, self.resource)
+
+    def _key(self, source: Source) -> ListKey:
+        return ListKey(str(source.provider), f"{self.resource}_access_tokens", self._scope(source))
+
+    def strategy(self, source: Source) -> Strategy:
+        return source.strategy  # type: ignore[attr-defined,no-any-return]
+
+    def needs(self, token: Token, lists: Lists) -> list[ListKey]:
+        return [self._key(token.source)]
+
+    def observe(self, token: Token, lists: Lists) -> SourceObservation:
+        source = token.source
+        data, error = rows(lists, self._key(source))
+        if error:
+            return SourceObservation(token=token.name, identity=source.identity, error=error)
+        where = f"{self.resource} {self._scope(source)}"
+        matches = [live_token(r, where) for r in data or () if r.get("name") == source.name]  # type: ignore[attr-defined]
+        current, others = pick(matches)
+        return SourceObservation(token=token.name, identity=source.identity, current=current, others=others)
+
+    def identify(self, api: Any, source: Source, value: Secret, lists: Lists) -> Identity | None:
+        return api.identify_token(value)
+
+    def unmanaged(self, tokens: list[Token], lists: Lists) -> list[LiveToken]:
+        named = {(self._key(t.source), t.source.name) for t in tokens if isinstance(t.source, self.model)}  # type: ignore[attr-defined]
+        found = []
+        for key, data in lists.items():
+            if key.resource == f"{self.resource}_access_tokens" and isinstance(data, list):
+                for row in data:
+                    live = live_token(row, f"{key.provider}: {self.resource} {key.scope}")
+                    if live.usable and (key, live.name) not in named:
+                        found.append(live)
+        return found
+
+    # apply (issue 6) ----------------------------------------------------------------------
+
+    def _manager(self, api: Any, source: Source) -> Any:
+        parent = api.gl.projects if self.resource == "project" else api.gl.groups
+        return parent.get(self._scope(source), lazy=True).access_tokens
+
+    def mint(self, api: Any, source: Source, *, expires_at: date | None) -> Minted:
+        """`POST .../access_tokens` (201) with name, scopes, access_level, expires_at."""
+        data: dict[str, Any] = {
+            "name": source.name,  # type: ignore[attr-defined]
+            "scopes": list(source.scopes),  # type: ignore[attr-defined]
+            "access_level": source.access_level,  # type: ignore[attr-defined]
+        }
+        if expires_at:
+            data["expires_at"] = expires_at.isoformat()
+        row = self._manager(api, source).create(data, retry_transient_errors=False).asdict()
+        value = Secret(row.pop("token"))
+        return Minted(live=live_token(row, f"{self.resource} {self._scope(source)}"), value=value)
+
+    def renew(self, api: Any, source: Source, live: LiveToken, *, expires_at: date | None) -> Minted:
+        """`POST .../access_tokens/:id/rotate` (200), retries off (reuse detection)."""
+        kwargs: dict[str, Any] = {"expires_at": expires_at.isoformat()} if expires_at else {}
+        row = dict(self._manager(api, source).rotate(int(live.id), retry_transient_errors=False, **kwargs))
+        value = Secret(row.pop("token"))
+        return Minted(live=live_token(row, live.where), value=value)
+
+    def revoke(self, api: Any, source: Source, live: LiveToken) -> None:
+        self._manager(api, source).delete(int(live.id))
+
+
+PROJECT_KIND = ResourceAccessTokenKind("gitlab_project_access_token", "project", GitLabProjectAccessToken)
+GROUP_KIND = ResourceAccessTokenKind("gitlab_group_access_token", "group", GitLabGroupAccessToken)

@@ -1,0 +1,126 @@
+"""Consumer kind `gitlab_ci_variable`: a project, group or instance CI/CD variable.
+
+Observe: one `GET /{projects/:id,groups/:id,admin/ci}/variables` per scope, pages followed; the
+variable is the one with the key and environment scope. Readable unless hidden (GitLab returns
+`value: null`). Write: update in place with `filter[environment_scope]`, sending only the value
+and the attributes the inventory manages; create when missing. `hidden` can only be set at
+creation, and `masked` cannot change on a hidden variable (GitLab refuses both on update).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reconciler.inventory.model import Consumer, GitLabCiVariable, Token
+from reconciler.kinds import ConsumerKind, ListKey, Lists, Reading, extract
+from reconciler.kinds._gitlab import rows
+from reconciler.observed import ConsumerObservation
+from reconciler.secret import Secret
+
+MANAGED = ("masked", "protected", "hidden", "raw", "variable_type", "description")
+
+
+def _key(c: GitLabCiVariable) -> ListKey:
+    if c.project is not None:
+        return ListKey(c.provider, "project_variables", c.project)
+    if c.group is not None:
+        return ListKey(c.provider, "group_variables", c.group)
+    return ListKey(c.provider, "instance_variables", "")
+
+
+class CiVariableKind(ConsumerKind):
+    kind = "gitlab_ci_variable"
+    provider_kind = "gitlab"
+    can_create = True
+
+    def needs(self, consumer: Consumer, lists: Lists) -> list[ListKey]:
+        assert isinstance(consumer, GitLabCiVariable)
+        return [_key(consumer)]
+
+    def observe(self, token: Token, consumer: Consumer, lists: Lists) -> Reading:
+        c = consumer
+        assert isinstance(c, GitLabCiVariable)
+        base = {"identity": c.identity, "token": token.name}
+        data, error = rows(lists, _key(c))
+        if error or data is None:
+            return Reading(ConsumerObservation(**base, state="error", readable=False, error=error or "not fetched"))
+        for row in data:
+            scope_ok = c.instance or row.get("environment_scope", "*") == c.environment_scope
+            if row.get("key") == c.key and scope_ok:
+                break
+        else:
+            return Reading(ConsumerObservation(**base, state="missing", readable=True, exists=False))
+        held: Secret | None = row.get("value")
+        hidden = bool(row.get("hidden"))
+        attributes = {name: row.get(name) for name in MANAGED if name in row}
+        attributes.setdefault("hidden", hidden)
+        readable = not hidden
+        observation = ConsumerObservation(
+            **base,
+            state="unverifiable",  # the planner decides from fingerprint, identity and ledger
+            readable=readable,
+            live_id=c.key,
+            fingerprint=held.fingerprint() if readable and held is not None else None,
+            attributes=attributes,
+        )
+        return Reading(observation, held if readable else None, extract(c.value, held) if readable else None)
+
+    def desired_attributes(self, consumer: Consumer) -> dict[str, Any]:
+        assert isinstance(consumer, GitLabCiVariable)
+        return {name: getattr(consumer, name) for name in MANAGED if getattr(consumer, name) is not None}
+
+    def findings(self, consumer: Consumer, observation: ConsumerObservation, writing: bool) -> list[tuple[str, str, str]]:
+        assert isinstance(consumer, GitLabCiVariable)
+        out = []
+        live = observation.attributes
+        if observation.exists and consumer.hidden is not None and bool(live.get("hidden")) != consumer.hidden:
+            out.append(("error", "hidden_immutable",
+                        f"{consumer.label}: GitLab sets `hidden` only at creation (live: {bool(live.get('hidden'))}, "
+                        f"declared: {consumer.hidden}); delete the variable to change it"))
+        if (observation.exists and live.get("hidden") and consumer.masked is not None
+                and bool(live.get("masked")) != consumer.masked):
+            out.append(("error", "masked_immutable",
+                        f"{consumer.label}: GitLab refuses to change `masked` on a hidden variable"))
+        return out
+
+    # apply (issue 6) ----------------------------------------------------------------------
+
+    def _manager(self, api: Any, c: GitLabCiVariable) -> Any:
+        if c.project is not None:
+            return api.gl.projects.get(c.project, lazy=True).variables
+        if c.group is not None:
+            return api.gl.groups.get(c.group, lazy=True).variables
+        return api.gl.variables
+
+    def write(self, api: Any, consumer: Consumer, value: Secret, observed: ConsumerObservation) -> None:
+        """PUT .../variables/:key?filter[environment_scope]= (partial), or POST when missing."""
+        c = consumer
+        assert isinstance(c, GitLabCiVariable)
+        attrs = {k: v for k, v in self.desired_attributes(c).items() if k != "hidden" or not observed.exists}
+        manager = self._manager(api, c)
+        if observed.exists:
+            attrs.pop("hidden", None)
+            if observed.attributes.get("hidden"):
+                attrs.pop("masked", None)
+            filt = {} if c.instance else {"filter": {"environment_scope": c.environment_scope}}
+            manager.update(c.key, {"value": value.reveal(), **attrs}, **filt)
+        else:
+            data: dict[str, Any] = {"key": c.key, "value": value.reveal(), **attrs}
+            if data.pop("hidden", None):
+                data["masked_and_hidden"] = True
+                data["masked"] = True
+            if not c.instance:
+                data["environment_scope"] = c.environment_scope
+            manager.create(data)
+
+    def verify(self, api: Any, consumer: Consumer, value: Secret) -> bool | None:
+        c = consumer
+        assert isinstance(c, GitLabCiVariable)
+        filt = {} if c.instance else {"filter": {"environment_scope": c.environment_scope}}
+        row = self._manager(api, c).get(c.key, **filt).asdict()
+        if row.get("value") is None:
+            return None
+        return Secret(row["value"]) == value
+
+
+KIND = CiVariableKind()

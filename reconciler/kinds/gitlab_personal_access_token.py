@@ -1,0 +1,104 @@
+"""Source kind `gitlab_personal_access_token`: a user's PAT, rotated in place.
+
+Observe: `GET /user` (or `GET /users?username=`), then one `GET /personal_access_tokens?user_id=`
+per user, pages followed; the token is the one whose name matches. A non-admin can only rotate
+(`POST /personal_access_tokens/:id/rotate`), which revokes the old value at once: strategy
+`in_place`. `strategy: overlap` is for admins on self-managed (create for the user + revoke).
+Identify a held value: authenticate with it (`GET /personal_access_tokens/self`).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from reconciler.inventory.model import GitLabPersonalAccessToken, Source, Token
+from reconciler.kinds import Identity, ListKey, Lists, Minted, SourceKind, Strategy
+from reconciler.kinds._gitlab import live_token, pick, rows, self_user_id, user_keys
+from reconciler.observed import LiveToken, SourceObservation
+from reconciler.secret import Secret
+
+
+class PersonalAccessTokenKind(SourceKind):
+    kind = "gitlab_personal_access_token"
+    provider_kind = "gitlab"
+    can_renew = True
+    has_scopes = True
+    identifies_values = True
+    noun = "personal access token"
+
+    def strategy(self, source: Source) -> Strategy:
+        assert isinstance(source, GitLabPersonalAccessToken)
+        return source.strategy
+
+    def can_mint_for(self, source: Source) -> bool:
+        """Only an admin on self-managed can create a PAT for a user; that is `strategy: overlap`."""
+        return isinstance(source, GitLabPersonalAccessToken) and source.strategy == "overlap"
+
+    def _uid(self, source: GitLabPersonalAccessToken, lists: Lists) -> tuple[str | None, str | None]:
+        return self_user_id(str(source.provider), source.user, lists)
+
+    def needs(self, token: Token, lists: Lists) -> list[ListKey]:
+        source = token.source
+        assert isinstance(source, GitLabPersonalAccessToken)
+        keys = user_keys(str(source.provider), source.user)
+        uid, _ = self._uid(source, lists)
+        if uid is not None:
+            keys.append(ListKey(str(source.provider), "pats", uid))
+        return keys
+
+    def observe(self, token: Token, lists: Lists) -> SourceObservation:
+        source = token.source
+        assert isinstance(source, GitLabPersonalAccessToken)
+        uid, error = self._uid(source, lists)
+        if error or uid is None:
+            return SourceObservation(token=token.name, identity=source.identity, error=error or "user unknown")
+        data, error = rows(lists, ListKey(str(source.provider), "pats", uid))
+        if error:
+            return SourceObservation(token=token.name, identity=source.identity, error=error)
+        where = f"user {source.user or '@self'}"
+        matches = [live_token(r, where) for r in data or () if r.get("name") == source.name]
+        current, others = pick(matches)
+        return SourceObservation(token=token.name, identity=source.identity, current=current, others=others,
+                                 details={"user_id": uid})
+
+    def identify(self, api: Any, source: Source, value: Secret, lists: Lists) -> Identity | None:
+        return api.identify_token(value)
+
+    def unmanaged(self, tokens: list[Token], lists: Lists) -> list[LiveToken]:
+        named = {(str(t.source.provider), t.source.name) for t in tokens if isinstance(t.source, GitLabPersonalAccessToken)}
+        found = []
+        for key, data in lists.items():
+            if key.resource == "pats" and isinstance(data, list):
+                for row in data:
+                    live = live_token(row, f"{key.provider}: user #{key.scope}")
+                    if live.usable and (key.provider, live.name) not in named:
+                        found.append(live)
+        return found
+
+    # apply (issue 6) ----------------------------------------------------------------------
+
+    def renew(self, api: Any, source: Source, live: LiveToken, *, expires_at: date | None) -> Minted:
+        """`POST /personal_access_tokens/:id/rotate` with retries off (reuse detection)."""
+        data: dict[str, Any] = {"expires_at": expires_at.isoformat()} if expires_at else {}
+        row = api.gl.http_post(f"/personal_access_tokens/{live.id}/rotate", post_data=data,
+                               retry_transient_errors=False)
+        value = Secret(row.pop("token"))
+        return Minted(live=live_token(row, live.where), value=value)
+
+    def mint(self, api: Any, source: Source, *, expires_at: date | None) -> Minted:
+        """Admins only: `POST /users/:id/personal_access_tokens`."""
+        assert isinstance(source, GitLabPersonalAccessToken)
+        uid = api.user_id(source.user)
+        data: dict[str, Any] = {"name": source.name, "scopes": list(source.scopes)}
+        if expires_at:
+            data["expires_at"] = expires_at.isoformat()
+        row = api.gl.http_post(f"/users/{uid}/personal_access_tokens", post_data=data, retry_transient_errors=False)
+        value = Secret(row.pop("token"))
+        return Minted(live=live_token(row, f"user {source.user or '@self'}"), value=value)
+
+    def revoke(self, api: Any, source: Source, live: LiveToken) -> None:
+        api.gl.http_delete(f"/personal_access_tokens/{live.id}")
+
+
+KIND = PersonalAccessTokenKind()

@@ -1,0 +1,119 @@
+"""Source kind `gitlab_pipeline_trigger`: renewed by overlap (create a new trigger, deliver,
+delete the old one); GitLab has no rotate endpoint for triggers.
+
+Observe: one `GET /projects/:id/triggers` per project, pages followed; the trigger is the one whose
+description matches. The list shows the full token only to the trigger's owner (others see a
+4-character `short_token`), so for owned triggers the observation keeps a fingerprint, which both
+identifies held values without a request and makes the current value recoverable (`recover`).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from reconciler.inventory.model import GitLabPipelineTrigger, Source, Token
+from reconciler.kinds import Identity, ListKey, Lists, Minted, SourceKind, Strategy
+from reconciler.kinds._gitlab import pick, rows
+from reconciler.observed import LiveToken, SourceObservation, parse_date, parse_time
+from reconciler.secret import Secret
+
+SHORT_TOKEN = 4  # what non-owners see
+
+
+def live_trigger(row: dict[str, Any], where: str) -> LiveToken:
+    value = row.get("token")
+    owned = isinstance(value, Secret) and len(value) > SHORT_TOKEN
+    expires = parse_date(row.get("expires_at"))
+    return LiveToken(
+        id=str(row["id"]),
+        name=str(row.get("description") or ""),
+        where=where,
+        created_at=parse_time(row.get("created_at")),
+        expires_at=expires,
+        last_used_at=parse_time(row.get("last_used")),
+        owned=owned,
+        fingerprint=value.fingerprint() if owned else None,  # type: ignore[union-attr]
+        user_id=None if not row.get("owner") else str(row["owner"].get("id")),
+    )
+
+
+class PipelineTriggerKind(SourceKind):
+    kind = "gitlab_pipeline_trigger"
+    provider_kind = "gitlab"
+    can_mint = True
+    identifies_values = True
+    noun = "pipeline trigger"
+
+    def _key(self, source: Source) -> ListKey:
+        assert isinstance(source, GitLabPipelineTrigger)
+        return ListKey(str(source.provider), "project_triggers", source.project)
+
+    def strategy(self, source: Source) -> Strategy:
+        return "overlap"
+
+    def needs(self, token: Token, lists: Lists) -> list[ListKey]:
+        return [self._key(token.source)]
+
+    def observe(self, token: Token, lists: Lists) -> SourceObservation:
+        source = token.source
+        assert isinstance(source, GitLabPipelineTrigger)
+        data, error = rows(lists, self._key(source))
+        if error:
+            return SourceObservation(token=token.name, identity=source.identity, error=error)
+        where = f"project {source.project}"
+        matches = [live_trigger(r, where) for r in data or () if r.get("description") == source.description]
+        current, others = pick(matches)
+        return SourceObservation(token=token.name, identity=source.identity, current=current, others=others)
+
+    def identify(self, api: Any, source: Source, value: Secret, lists: Lists) -> Identity | None:
+        """Compare with the owned triggers of the list: no request. Unowned: cannot tell."""
+        data, _ = rows(lists, self._key(source))
+        fingerprint = value.fingerprint()
+        owned_all = True
+        for row in data or ():
+            live = live_trigger(row, "")
+            owned_all = owned_all and bool(live.owned)
+            if live.fingerprint == fingerprint:
+                return Identity(live.id)
+        # Every trigger of the project is visible in full and none is this value: it is dead.
+        return Identity(None, invalid=True) if owned_all else None
+
+    def unmanaged(self, tokens: list[Token], lists: Lists) -> list[LiveToken]:
+        named = {(self._key(t.source), t.source.description) for t in tokens if isinstance(t.source, GitLabPipelineTrigger)}
+        found = []
+        for key, data in lists.items():
+            if key.resource == "project_triggers" and isinstance(data, list):
+                for row in data:
+                    live = live_trigger(row, f"{key.provider}: project {key.scope}")
+                    if (key, live.name) not in named:
+                        found.append(live)
+        return found
+
+    # apply (issue 6) ----------------------------------------------------------------------
+
+    def _manager(self, api: Any, source: Source) -> Any:
+        assert isinstance(source, GitLabPipelineTrigger)
+        return api.gl.projects.get(source.project, lazy=True).triggers
+
+    def mint(self, api: Any, source: Source, *, expires_at: date | None) -> Minted:
+        """`POST /projects/:id/triggers` (201) with the description (and expires_at if given)."""
+        assert isinstance(source, GitLabPipelineTrigger)
+        data: dict[str, Any] = {"description": source.description}
+        if expires_at:
+            data["expires_at"] = expires_at.isoformat()
+        row = self._manager(api, source).create(data, retry_transient_errors=False).asdict()
+        value = Secret(row.pop("token"))
+        return Minted(live=live_trigger({**row, "token": value}, f"project {source.project}"), value=value)
+
+    def revoke(self, api: Any, source: Source, live: LiveToken) -> None:
+        self._manager(api, source).delete(int(live.id))
+
+    def recover(self, api: Any, source: Source, live: LiveToken) -> Secret | None:
+        """The full token from `GET /projects/:id/triggers/:id` when we own the trigger."""
+        row = self._manager(api, source).get(int(live.id)).asdict()
+        value = row.get("token")
+        return Secret(value) if isinstance(value, str) and len(value) > SHORT_TOKEN else None
+
+
+KIND = PipelineTriggerKind()

@@ -1,0 +1,80 @@
+"""Consumer kind `zendesk_app_setting`: one setting of a Zendesk app installation, found by the
+installation's name (`settings.name`).
+
+Observe: one `GET /api/v2/apps/installations?include=app` per instance; the side-loaded app's
+`parameters` say which settings are `secure` (write-only: Zendesk does not return them). A
+non-secure setting is read back. Write: `PUT /api/v2/apps/installations/:id` with
+`{"settings": {SETTING: VALUE}}` and nothing else (whether Zendesk merges or replaces `settings`
+is undocumented: apply re-reads the other settings afterwards).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reconciler.inventory.model import Consumer, Token, ZendeskAppSetting
+from reconciler.kinds import ConsumerKind, ListKey, Lists, Reading, extract
+from reconciler.kinds._gitlab import rows
+from reconciler.observed import ConsumerObservation
+from reconciler.secret import Secret
+
+
+def _plain(value: Any) -> Any:
+    return value.reveal() if isinstance(value, Secret) else value
+
+
+def find_installation(c: ZendeskAppSetting, data: list[dict[str, Any]]) -> dict[str, Any] | None:
+    by_app = None
+    for row in data:
+        if _plain((row.get("settings") or {}).get("name")) == c.app:
+            return row
+        if (row.get("app") or {}).get("name") == c.app:
+            by_app = by_app or row
+    return by_app
+
+
+class AppSettingKind(ConsumerKind):
+    kind = "zendesk_app_setting"
+    provider_kind = "zendesk"
+    can_create = True  # a missing setting of an existing installation is written like any other
+
+    def needs(self, consumer: Consumer, lists: Lists) -> list[ListKey]:
+        return [ListKey(consumer.provider, "installations")]
+
+    def observe(self, token: Token, consumer: Consumer, lists: Lists) -> Reading:
+        c = consumer
+        assert isinstance(c, ZendeskAppSetting)
+        base: dict[str, Any] = {"identity": c.identity, "token": token.name}
+        data, error = rows(lists, ListKey(c.provider, "installations"))
+        if error or data is None:
+            return Reading(ConsumerObservation(**base, state="error", readable=False, error=error or "not fetched"))
+        inst = find_installation(c, data)  # type: ignore[arg-type]
+        if inst is None:
+            return Reading(ConsumerObservation(**base, state="missing", readable=False, exists=False,
+                                               details={"creatable": False, "missing": "installation"}))
+        secure = any(p["name"] == c.setting and p["secure"] for p in inst["app"]["parameters"])
+        held = inst["settings"].get(c.setting)
+        live_id = str(inst["id"])
+        details = {"installation_id": live_id, "app": inst["app"].get("name"), "secure": secure}
+        if secure:
+            return Reading(ConsumerObservation(**base, state="unverifiable", readable=False, live_id=live_id,
+                                               details=details))
+        if not isinstance(held, Secret):
+            return Reading(ConsumerObservation(**base, state="missing", readable=True, exists=False, live_id=live_id,
+                                               details={**details, "missing": "setting"}))
+        observation = ConsumerObservation(**base, state="unverifiable", readable=True, live_id=live_id,
+                                          fingerprint=held.fingerprint(), details=details)
+        return Reading(observation, held, extract(c.value, held))
+
+    # apply (issue 6) ----------------------------------------------------------------------
+
+    def write(self, api: Any, consumer: Consumer, value: Secret, observed: ConsumerObservation) -> None:
+        """`PUT /api/v2/apps/installations/:id {"settings": {SETTING: VALUE}}`."""
+        assert isinstance(consumer, ZendeskAppSetting)
+        api.put(f"/api/v2/apps/installations/{observed.live_id}.json", {"settings": {consumer.setting: value.reveal()}})
+
+    def verify(self, api: Any, consumer: Consumer, value: Secret) -> bool | None:
+        raise NotImplementedError("zendesk_app_setting.verify: issue 6 (GET the installation, compare)")
+
+
+KIND = AppSettingKind()

@@ -1,0 +1,61 @@
+"""Source kind `zendesk_oauth_client_secret`: an OAuth client's secret, renewed in place with
+`PUT /api/v2/oauth/clients/:id/generate_secret` (the old secret dies at once).
+
+Observe: `GET /api/v2/oauth/clients`, one per instance; the live "token" is the client itself
+(its `updated_at` stands in for the secret's age: Zendesk records no separate time). A secret
+cannot be identified by an API call, so readable consumers are checked against the ledger only.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from reconciler.inventory.model import Source, Token, ZendeskOAuthClientSecret
+from reconciler.kinds import ListKey, Lists, Minted, SourceKind, Strategy
+from reconciler.kinds.zendesk_oauth_token import client_row
+from reconciler.observed import LiveToken, SourceObservation, parse_time
+from reconciler.secret import Secret
+
+
+def live_client(row: dict[str, Any], where: str) -> LiveToken:
+    return LiveToken(
+        id=str(row["id"]),
+        name=str(row.get("identifier")),
+        where=where,
+        created_at=parse_time(row.get("updated_at") or row.get("created_at")),
+    )
+
+
+class OAuthClientSecretKind(SourceKind):
+    kind = "zendesk_oauth_client_secret"
+    provider_kind = "zendesk"
+    can_renew = True
+    noun = "OAuth client secret"
+
+    def strategy(self, source: Source) -> Strategy:
+        return "in_place"
+
+    def needs(self, token: Token, lists: Lists) -> list[ListKey]:
+        return [ListKey(str(token.source.provider), "oauth_clients")]
+
+    def observe(self, token: Token, lists: Lists) -> SourceObservation:
+        source = token.source
+        assert isinstance(source, ZendeskOAuthClientSecret)
+        client, error = client_row(str(source.provider), source.client, lists)
+        if client is None:
+            return SourceObservation(token=token.name, identity=source.identity, error=error)
+        return SourceObservation(token=token.name, identity=source.identity,
+                                 current=live_client(client, f"{source.provider}: OAuth client"))
+
+    # apply (issue 6) ----------------------------------------------------------------------
+
+    def renew(self, api: Any, source: Source, live: LiveToken, *, expires_at: date | None) -> Minted:
+        """`PUT /api/v2/oauth/clients/:id/generate_secret` → `{"client": {..., "secret": NEW}}`."""
+        body = api.put(f"/api/v2/oauth/clients/{live.id}/generate_secret.json", None)
+        row = dict(body["client"])
+        value = Secret(row.pop("secret"))
+        return Minted(live=live_client(row, live.where), value=value)
+
+
+KIND = OAuthClientSecretKind()

@@ -1,0 +1,88 @@
+"""Source kind `zendesk_oauth_token`: an OAuth access token of a client, renewed by overlap
+(`POST /api/v2/oauth/tokens` with the client's numeric id and the scopes, deliver, then
+`DELETE /api/v2/oauth/tokens/:id`).
+
+Observe: `GET /api/v2/oauth/clients` (to map the client identifier to its id) and
+`GET /api/v2/oauth/tokens?all=true`, one each per instance; the token is the newest with that
+client and exactly those scopes. Identify a held value: `GET /api/v2/oauth/tokens/current` with it.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from reconciler.inventory.model import Source, Token, ZendeskOAuthToken
+from reconciler.kinds import Identity, ListKey, Lists, Minted, SourceKind, Strategy
+from reconciler.kinds._gitlab import pick, rows
+from reconciler.kinds._zendesk import live_zendesk_token
+from reconciler.observed import LiveToken, SourceObservation
+from reconciler.secret import Secret
+
+
+def client_row(provider: str, identifier: str, lists: Lists) -> tuple[dict[str, Any] | None, str | None]:
+    data, error = rows(lists, ListKey(provider, "oauth_clients"))
+    if error:
+        return None, error
+    for row in data or ():
+        if row.get("identifier") == identifier:
+            return row, None  # type: ignore[return-value]
+    return None, f"no OAuth client with identifier {identifier!r}"
+
+
+class OAuthTokenKind(SourceKind):
+    kind = "zendesk_oauth_token"
+    provider_kind = "zendesk"
+    can_mint = True
+    has_scopes = True
+    identifies_values = True
+    noun = "OAuth token"
+
+    def strategy(self, source: Source) -> Strategy:
+        return "overlap"
+
+    def needs(self, token: Token, lists: Lists) -> list[ListKey]:
+        p = str(token.source.provider)
+        return [ListKey(p, "oauth_clients"), ListKey(p, "oauth_tokens")]
+
+    def observe(self, token: Token, lists: Lists) -> SourceObservation:
+        source = token.source
+        assert isinstance(source, ZendeskOAuthToken)
+        p = str(source.provider)
+        client, error = client_row(p, source.client, lists)
+        if client is None:
+            return SourceObservation(token=token.name, identity=source.identity, error=error)
+        data, error = rows(lists, ListKey(p, "oauth_tokens"))
+        if error:
+            return SourceObservation(token=token.name, identity=source.identity, error=error)
+        wanted = tuple(sorted(source.scopes))
+        matches = [
+            live_zendesk_token(r, source.client, f"{p}: OAuth client {source.client}")
+            for r in data or ()
+            if str(r.get("client_id")) == str(client["id"]) and tuple(sorted(r.get("scopes") or ())) == wanted
+        ]
+        current, others = pick(matches)
+        return SourceObservation(token=token.name, identity=source.identity, current=current, others=others,
+                                 details={"client_id": str(client["id"])})
+
+    def identify(self, api: Any, source: Source, value: Secret, lists: Lists) -> Identity | None:
+        return api.identify_oauth_token(value)
+
+    # apply (issue 6) ----------------------------------------------------------------------
+
+    def mint(self, api: Any, source: Source, *, expires_at: date | None) -> Minted:
+        """`POST /api/v2/oauth/tokens {"token": {"client_id": <id>, "scopes": [...]}}` (201)."""
+        assert isinstance(source, ZendeskOAuthToken)
+        client_id = api.oauth_client_id(source.client)
+        body = api.post("/api/v2/oauth/tokens.json", {"token": {"client_id": int(client_id), "scopes": list(source.scopes)}})
+        row = dict(body["token"])
+        value = Secret(row.pop("full_token", None) or row.pop("token"))
+        row.pop("token", None)
+        return Minted(live=live_zendesk_token(row, source.client, f"{source.provider}: OAuth client {source.client}"),
+                      value=value)
+
+    def revoke(self, api: Any, source: Source, live: LiveToken) -> None:
+        api.delete(f"/api/v2/oauth/tokens/{live.id}.json")
+
+
+KIND = OAuthTokenKind()

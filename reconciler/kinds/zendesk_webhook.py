@@ -1,0 +1,88 @@
+"""Consumer kind `zendesk_webhook`: the value goes into a Zendesk webhook's endpoint URL (from a
+`${token}` template; readable back) or its authentication (bearer token, basic-auth password,
+API-key value; write-only: Zendesk returns only the basic-auth username).
+
+Observe: one `GET /api/v2/webhooks` per instance through zenpy, cursor pages followed; the webhook
+is matched by id or name. Write: PATCH (partial; a PUT replaces the whole object and would erase
+the authentication) with the endpoint or the authentication only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reconciler.inventory.model import Consumer, Token, ZendeskWebhook
+from reconciler.kinds import ConsumerKind, ListKey, Lists, Reading, extract
+from reconciler.kinds._gitlab import rows
+from reconciler.observed import ConsumerObservation
+from reconciler.secret import Secret
+
+UNRECOGNISED = "(live endpoint does not have the template's shape; not shown)"
+
+
+def find_webhook(c: ZendeskWebhook, data: list[dict[str, Any]]) -> dict[str, Any] | None:
+    for row in data:
+        if str(row.get("id")) == c.webhook or row.get("name") == c.webhook:
+            return row
+    return None
+
+
+class ZendeskWebhookKind(ConsumerKind):
+    kind = "zendesk_webhook"
+    provider_kind = "zendesk"
+
+    def needs(self, consumer: Consumer, lists: Lists) -> list[ListKey]:
+        return [ListKey(consumer.provider, "webhooks")]
+
+    def observe(self, token: Token, consumer: Consumer, lists: Lists) -> Reading:
+        c = consumer
+        assert isinstance(c, ZendeskWebhook)
+        readable = c.endpoint is not None
+        base: dict[str, Any] = {"identity": c.identity, "token": token.name, "readable": readable}
+        data, error = rows(lists, ListKey(c.provider, "webhooks"))
+        if error or data is None:
+            return Reading(ConsumerObservation(**base, state="error", error=error or "not fetched"))
+        hook = find_webhook(c, data)  # type: ignore[arg-type]
+        if hook is None:
+            return Reading(ConsumerObservation(**base, state="missing", exists=False))
+        auth = hook.get("authentication") or {}
+        attributes: dict[str, Any] = {}
+        if c.authentication is not None:
+            attributes["authentication.type"] = auth.get("type")
+            if c.authentication.username is not None:
+                attributes["authentication.username"] = (auth.get("data") or {}).get("username")
+        details = {"status": hook.get("status")}
+        if not readable:
+            return Reading(ConsumerObservation(**base, state="unverifiable", live_id=str(hook["id"]),
+                                               attributes=attributes, details=details))
+        held: Secret | None = hook.get("endpoint")
+        token_value = extract(str(c.endpoint), held)
+        attributes["endpoint"] = c.endpoint if token_value is not None else UNRECOGNISED
+        observation = ConsumerObservation(**base, state="unverifiable", live_id=str(hook["id"]),
+                                          fingerprint=held.fingerprint() if held is not None else None,
+                                          attributes=attributes, details=details)
+        return Reading(observation, held, token_value)
+
+    def desired_attributes(self, consumer: Consumer) -> dict[str, Any]:
+        assert isinstance(consumer, ZendeskWebhook)
+        if consumer.endpoint is not None:
+            return {"endpoint": consumer.endpoint}
+        desired: dict[str, Any] = {}
+        if consumer.authentication is not None:
+            desired["authentication.type"] = consumer.authentication.type
+            if consumer.authentication.username is not None:
+                desired["authentication.username"] = consumer.authentication.username
+        return desired
+
+    # apply (issue 6) ----------------------------------------------------------------------
+
+    def write(self, api: Any, consumer: Consumer, value: Secret, observed: ConsumerObservation) -> None:
+        """zenpy `webhooks.patch` with only `endpoint`, or only `authentication`
+        ({type, data: {token} | {username, password} | {name, value}, add_position: header})."""
+        raise NotImplementedError("zendesk_webhook.write: issue 6 (apply)")
+
+    def verify(self, api: Any, consumer: Consumer, value: Secret) -> bool | None:
+        raise NotImplementedError("zendesk_webhook.verify: issue 6 (endpoint: GET and compare; auth: None)")
+
+
+KIND = ZendeskWebhookKind()

@@ -1,0 +1,141 @@
+"""What `observe` saw: plain, JSON-serialisable data with no client objects and no values.
+
+The planner works on these alone, so it can be tested with objects built by hand. A value a
+consumer holds is known here only by its fingerprint (`Secret(value).fingerprint()` of the value
+as held, i.e. after the consumer's template, as the ledger records it) and, when it could be
+identified, by the live id of the token it contains (`holds_token_id`).
+
+`Observed.digest()` is the sha256 of the canonical JSON form; a saved plan records it so that
+apply can refuse a plan computed from a live state that has since changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any, Literal
+
+# Consumer states (what the consumer holds, relative to the current live token):
+#   verified      holds the current value (read back and identified, or by the ledger for write-only)
+#   stale         holds another value (an old token, an unknown value) or, write-only, the ledger
+#                 says it received another token
+#   unverifiable  write-only (or unidentifiable) and no ledger record says what it holds
+#   missing       the place itself does not exist (variable, webhook, installation, setting)
+#   error         could not be observed (see `error`)
+ConsumerState = Literal["verified", "stale", "unverifiable", "missing", "error"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class LiveToken:
+    """One live credential as a list call returned it (never its value)."""
+
+    id: str  # live id, as a string (GitLab ints, Zendesk ints, triggers)
+    name: str  # name, trigger description, API-token description, OAuth client identifier
+    where: str  # human location: "project a/b", "user @self", "zendesk-global"
+    created_at: datetime | None = None
+    expires_at: date | None = None
+    last_used_at: datetime | None = None
+    active: bool = True
+    revoked: bool = False
+    scopes: tuple[str, ...] = ()
+    access_level: int | None = None
+    user_id: str | None = None  # GitLab: the (bot) user the token belongs to
+    owned: bool | None = None  # triggers: the full token was visible (we own it); else None
+    fingerprint: str | None = None  # when the list showed the full value (owned triggers)
+
+    @property
+    def usable(self) -> bool:
+        return self.active and not self.revoked
+
+
+@dataclass(frozen=True, kw_only=True)
+class SourceObservation:
+    token: str  # inventory token name
+    identity: str  # Source.identity
+    current: LiveToken | None = None  # the live token this source names (newest usable, else newest)
+    others: tuple[LiveToken, ...] = ()  # other live tokens with the same name (orphans of an overlap)
+    details: dict[str, Any] = field(default_factory=dict)  # kind-specific plain facts (client id...)
+    error: str | None = None  # could not be observed
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConsumerObservation:
+    identity: str  # Consumer.identity
+    token: str  # inventory token name it is bound to
+    state: ConsumerState
+    readable: bool  # the place returns its value on read
+    exists: bool = True
+    live_id: str | None = None  # variable key, hook id, webhook id, installation id
+    fingerprint: str | None = None  # of the value as held (after the template, like the ledger's)
+    holds_token_id: str | None = None  # live id of the token it holds, when identified
+    holds_invalid: bool = False  # the value it holds was refused by the provider (revoked, unknown)
+    by_ledger: bool = False  # state decided by the ledger (write-only consumers)
+    attributes: dict[str, Any] = field(default_factory=dict)  # managed, non-secret live attributes
+    details: dict[str, Any] = field(default_factory=dict)  # kind-specific facts (hook header keys...)
+    error: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Observed:
+    observed_at: datetime
+    sources: dict[str, SourceObservation]  # by token name
+    consumers: dict[str, ConsumerObservation]  # by consumer identity
+    unmanaged: tuple[LiveToken, ...] = ()  # live tokens seen in the lists and not in the inventory
+    requests: int = 0  # HTTP requests made (not part of the digest)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "observed_at": _iso(self.observed_at),
+            "sources": {k: _plain(asdict(v)) for k, v in sorted(self.sources.items())},
+            "consumers": {k: _plain(asdict(v)) for k, v in sorted(self.consumers.items())},
+            "unmanaged": [_plain(asdict(t)) for t in sorted(self.unmanaged, key=lambda t: (t.where, t.name, t.id))],
+        }
+
+    def digest(self) -> str:
+        """sha256 of the canonical JSON of what was seen (without the time it was seen at)."""
+        body = self.to_json()
+        body.pop("observed_at")
+        text = json.dumps(body, sort_keys=True, separators=(",", ":"))
+        return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def _iso(value: datetime | date) -> str:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return value.isoformat()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, datetime | date):
+        return _iso(value)
+    return value
+
+
+def parse_time(value: Any) -> datetime | None:
+    """An API timestamp (ISO 8601, `Z` or offset) as an aware UTC datetime."""
+    if value in (None, ""):
+        return None
+    if isinstance(value, datetime):
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    text = str(value).replace("Z", "+00:00")
+    parsed = datetime.fromisoformat(text)
+    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def parse_date(value: Any) -> date | None:
+    """An API date (`2026-12-01`, or a timestamp whose UTC date is taken)."""
+    if value in (None, ""):
+        return None
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    text = str(value)
+    if len(text) == 10:
+        return date.fromisoformat(text)
+    moment = parse_time(text)
+    return moment.date() if moment else None

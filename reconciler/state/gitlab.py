@@ -119,7 +119,11 @@ class GitLabStore(StateStore):
         doc = self._load_doc() or {"serial": 0, "lineage": str(uuid.uuid4()), "reconcile": {}}
         doc["reconcile"][part] = value
         doc["serial"] += 1
-        query = {"ID": self._held} if self._held else {}
+        # current GitLab reads the version number from the body's `serial`; older releases took
+        # it from the `serial` parameter: send both
+        query: dict[str, Any] = {"serial": doc["serial"]}
+        if self._held:
+            query["ID"] = self._held
         try:
             self._request(
                 "post",

@@ -7,6 +7,7 @@ Exit codes: 0 success / nothing to do, 1 error, 2 changes pending or attention n
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -123,6 +124,44 @@ def state_keygen() -> int:
 
     click.echo(generate_key())
     return EXIT_OK
+
+
+def inventory_option(command):
+    """`--inventory DIR` (default `inventory`): every command takes it. The value reaches the
+    command as `inventory: Path`."""
+    return click.option(
+        "--inventory",
+        "inventory",
+        type=click.Path(path_type=Path, file_okay=True, dir_okay=True),
+        default=Path("inventory"),
+        show_default=True,
+        help="Inventory directory (every *.yaml under it), or one YAML file.",
+    )(command)
+
+
+@cli.command()
+@inventory_option
+@click.option("--strict", is_flag=True, help="Treat warnings as errors (exit 1).")
+def validate(inventory: Path, strict: bool) -> int:
+    """Check the inventory: schema, references, templates and policy. No network."""
+    from reconciler.inventory import diagnose  # lazy: keep start-up fast for every command
+
+    model, found = diagnose(inventory)
+    for diagnostic in found:
+        click.echo(str(diagnostic), err=True)
+    failing = [d for d in found if d.severity == "error" or strict]
+    if failing or model is None:
+        n = len(failing)
+        why = " (--strict: warnings count as errors)" if strict and model is not None else ""
+        click.echo(f"{n} error{'' if n == 1 else 's'}{why}", err=True)
+        return EXIT_ERROR
+    warned = len(model.warnings)
+    click.echo(
+        f"ok: {len(model.tokens)} tokens, {len(model.consumers())} consumers, {len(model.providers)} providers"
+        + (f" ({warned} warning{'' if warned == 1 else 's'})" if warned else "")
+    )
+    return EXIT_OK
+
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point. Commands return their exit code; usage errors exit 1, not click's 2,

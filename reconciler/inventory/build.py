@@ -1,0 +1,201 @@
+"""Schema-valid inventory data -> the model in `model.py`, positions attached.
+
+Runs only after the schema accepted the document, so shapes and types are known to be right;
+what can still fail here is a value the schema cannot judge (a date like 2026-02-30), which
+becomes a diagnostic like any other.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+from reconciler.inventory.durations import parse_date, parse_duration
+from reconciler.inventory.model import (
+    CONSUMER_KINDS,
+    SOURCE_KINDS,
+    CheckConfig,
+    Consumer,
+    Diagnostic,
+    Discovery,
+    GitLabDiscoveryScope,
+    GitLabProvider,
+    Inventory,
+    Policy,
+    Position,
+    Provider,
+    Rotation,
+    Source,
+    StateConfig,
+    Token,
+    WebhookSecretField,
+    ZendeskDiscoveryScope,
+    ZendeskProvider,
+    ZendeskWebhookAuth,
+)
+from reconciler.inventory.yamlload import Document, PathKey, dotted
+
+
+class _Builder:
+    def __init__(self, doc: Document) -> None:
+        self.doc = doc
+        self.diagnostics: list[Diagnostic] = []
+
+    # --- positions and values ----------------------------------------------------------------
+
+    def where(self, path: PathKey, mapping: dict[str, Any] | None, nested: tuple[str, ...] = ()) -> dict[str, Any]:
+        """`pos` and `key_pos` for the object at `path`. Keys of the nested mappings named in
+        `nested` (e.g. `auth`) are flattened in too, because the model flattens them."""
+        key_pos: dict[str, Position] = {}
+        for key in mapping or {}:
+            key_pos[key] = self.doc.key_pos(path + (key,))
+        for sub in nested:
+            inner = (mapping or {}).get(sub)
+            if isinstance(inner, dict):
+                for key in inner:
+                    key_pos.setdefault(key, self.doc.key_pos(path + (sub, key)))
+        return {"pos": self.doc.key_pos(path), "key_pos": key_pos}
+
+    def duration(self, path: PathKey, value: Any) -> timedelta | None:
+        if value is None:
+            return None
+        try:
+            return parse_duration(value)
+        except ValueError as err:
+            self.diagnostics.append(Diagnostic(pos=self.doc.key_pos(path), key=dotted(path), message=str(err)))
+            return None
+
+    def date(self, path: PathKey, value: Any) -> date | None:
+        if value is None:
+            return None
+        try:
+            return parse_date(value)
+        except ValueError as err:
+            self.diagnostics.append(Diagnostic(pos=self.doc.key_pos(path), key=dotted(path), message=str(err)))
+            return None
+
+    # --- sections ----------------------------------------------------------------------------
+
+    def provider(self, name: str, raw: dict[str, Any]) -> Provider:
+        path = ("providers", name)
+        auth = raw.get("auth", {})
+        at = self.where(path, raw, nested=("auth",))
+        if raw["kind"] == "gitlab":
+            return GitLabProvider(name=name, url=raw["url"].rstrip("/"), token_env=auth["token_env"], title=raw.get("title"), **at)
+        return ZendeskProvider(
+            name=name,
+            subdomain=raw["subdomain"],
+            title=raw.get("title"),
+            oauth_token_env=auth.get("oauth_token_env"),
+            email=auth.get("email"),
+            api_token_env=auth.get("api_token_env"),
+            domain=raw.get("domain", "zendesk.com"),
+            **at,
+        )
+
+    def rotation(self, path: PathKey, raw: dict[str, Any] | None) -> Rotation:
+        raw = raw or {}
+        return Rotation(
+            rotate_before=self.duration(path + ("rotate_before",), raw.get("rotate_before")),
+            lifetime=self.duration(path + ("lifetime",), raw.get("lifetime")),
+            max_age=self.duration(path + ("max_age",), raw.get("max_age")),
+            not_before=self.date(path + ("not_before",), raw.get("not_before")),
+            **self.where(path, raw),
+        )
+
+    def source(self, path: PathKey, raw: dict[str, Any]) -> Source:
+        kind = raw["kind"]
+        fields = {k: v for k, v in raw.items() if k != "kind"}
+        for key in ("scopes",):
+            if key in fields:
+                fields[key] = tuple(fields[key])
+        if kind == "external":
+            fields["provider"] = None
+            if "expires_at" in fields:
+                fields["expires_at"] = self.date(path + ("expires_at",), fields["expires_at"])
+        return SOURCE_KINDS[kind](**fields, **self.where(path, raw))
+
+    def consumer(self, path: PathKey, raw: dict[str, Any]) -> Consumer:
+        kind = raw["kind"]
+        fields = {k: v for k, v in raw.items() if k != "kind"}
+        if kind == "gitlab_webhook":
+            secret = fields.pop("secret", "token")
+            if isinstance(secret, dict) and "url_variable" in secret:
+                fields["target"] = WebhookSecretField(field="url_variable", name=secret["url_variable"])
+            elif isinstance(secret, dict):
+                fields["target"] = WebhookSecretField(field="custom_header", name=secret["custom_header"])
+            else:
+                fields["target"] = WebhookSecretField(field="token")
+        if kind == "zendesk_webhook" and "authentication" in fields:
+            fields["authentication"] = ZendeskWebhookAuth(**fields["authentication"])
+        nested = ("authentication",) if kind == "zendesk_webhook" else ()
+        return CONSUMER_KINDS[kind](**fields, **self.where(path, raw, nested=nested))
+
+    def token(self, name: str, raw: dict[str, Any], defaults: Rotation) -> Token:
+        path = ("tokens", name)
+        own = self.rotation(path + ("rotation",), raw.get("rotation"))
+        return Token(
+            name=name,
+            source=self.source(path + ("source",), raw["source"]),
+            consumers=tuple(
+                self.consumer(path + ("consumers", i), c) for i, c in enumerate(raw.get("consumers") or [])
+            ),
+            rotation=own.merged_over(defaults),
+            description=raw.get("description"),
+            owner=raw.get("owner"),
+            state=raw.get("state", "present"),
+            **self.where(path, raw),
+        )
+
+    def policy(self, raw: dict[str, Any]) -> Policy:
+        path = ("policy",)
+        return Policy(
+            max_lifetime=self.duration(path + ("max_lifetime",), raw.get("max_lifetime")),
+            allowed_scopes={k: tuple(v) for k, v in (raw.get("allowed_scopes") or {}).items()},
+            max_access_level=raw.get("max_access_level"),
+            **self.where(path, raw),
+        )
+
+    def state(self, raw: dict[str, Any]) -> StateConfig:
+        return StateConfig(**raw, **self.where(("state",), raw))
+
+    def discovery(self, raw: dict[str, Any]) -> Discovery:
+        gitlab = tuple(
+            GitLabDiscoveryScope(
+                provider=s["provider"],
+                users=tuple(s.get("users", ())),
+                groups=tuple(s.get("groups", ())),
+                projects=tuple(s.get("projects", ())),
+                **self.where(("discovery", "gitlab", i), s),
+            )
+            for i, s in enumerate(raw.get("gitlab") or [])
+        )
+        zendesk = tuple(
+            ZendeskDiscoveryScope(provider=s["provider"], **self.where(("discovery", "zendesk", i), s))
+            for i, s in enumerate(raw.get("zendesk") or [])
+        )
+        return Discovery(gitlab=gitlab, zendesk=zendesk, **self.where(("discovery",), raw))
+
+    def check(self, raw: dict[str, Any]) -> CheckConfig:
+        fields = dict(raw)
+        if "within" in fields:
+            fields["within"] = self.duration(("check", "within"), fields["within"]) or CheckConfig().within
+        return CheckConfig(**fields, **self.where(("check",), raw))
+
+
+def build_inventory(doc: Document) -> tuple[Inventory, list[Diagnostic]]:
+    """The model of a schema-valid document, and any value errors found while building it."""
+    data = doc.data
+    b = _Builder(doc)
+    defaults = b.rotation(("defaults", "rotation"), (data.get("defaults") or {}).get("rotation"))
+    inventory = Inventory(
+        providers={name: b.provider(name, raw) for name, raw in (data.get("providers") or {}).items()},
+        tokens={name: b.token(name, raw, defaults) for name, raw in (data.get("tokens") or {}).items()},
+        defaults=defaults,
+        policy=b.policy(data.get("policy") or {}),
+        state=b.state(data.get("state") or {}),
+        discovery=b.discovery(data.get("discovery") or {}),
+        check=b.check(data.get("check") or {}),
+        digest=doc.digest,
+    )
+    return inventory, b.diagnostics

@@ -1,0 +1,169 @@
+"""JSON Schema validation of the loaded inventory, with messages people can act on.
+
+jsonschema's own messages ("Additional properties are not allowed ('scope' was unexpected)")
+name neither the place nor the fix. Each error is turned into a `Diagnostic` at the offending
+key's FILE:LINE:COL, with a "did you mean" where a known key or value is close.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from reconciler.inventory.model import Diagnostic
+from reconciler.inventory.yamlload import Document, PathKey, dotted
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "inventory.schema.json"
+
+_TYPE_WORDS = {
+    "string": "text",
+    "integer": "a whole number",
+    "number": "a number",
+    "boolean": "true or false",
+    "object": "a mapping",
+    "array": "a list",
+    "null": "nothing",
+}
+
+# Messages for the schema's patterns (the patterns themselves live in the schema file).
+_PATTERN_MESSAGES = {
+    r"^[1-9][0-9]*[hdw]$": "{value!r} is not a duration like 12h, 21d or 2w",
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$": "{value!r} is not an ISO date like 2026-11-22",
+    r"^[A-Za-z_][A-Za-z0-9_]*$": "{value!r} is not an environment variable name (letters, digits and _)",
+    r"^[A-Za-z0-9][A-Za-z0-9_.-]*$": "{value!r} is not a valid name (letters, digits, _, . and -)",
+    r"^[A-Za-z0-9_]+$": "{value!r} is not a valid CI/CD variable key (letters, digits and _)",
+    r"^https?://[^\s/]+": "{value!r} is not an http(s) URL",
+    r"^[a-z0-9][a-z0-9-]*$": "{value!r} is not a Zendesk subdomain (lower-case letters, digits and -)",
+    r"^(([a-z_]+:)?(read|write)|impersonate)$": "{value!r} is not a Zendesk scope (read, write, impersonate or RESOURCE:read|write)",
+    r"^[^@\s]+@[^@\s]+$": "{value!r} is not an email address",
+}
+
+
+@lru_cache(maxsize=1)
+def load_schema() -> dict[str, Any]:
+    """The inventory JSON Schema (schemas/inventory.schema.json)."""
+    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+@lru_cache(maxsize=1)
+def _validator():
+    import jsonschema  # imported here: only validation needs it
+
+    return jsonschema.Draft202012Validator(load_schema())
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int):
+        return "a number"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+def _suggest(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(str(word), choices, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _one_of_message(error) -> str:
+    titles = [sub.get("title", "?") for sub in error.validator_value]
+    if all(set(sub) <= {"title", "required"} for sub in error.validator_value):
+        return "set exactly one of: " + ", ".join(titles)
+    return "must be one of: " + ", ".join(titles)
+
+
+def _diagnostics_for(error, doc: Document) -> list[Diagnostic]:
+    path: PathKey = tuple(error.absolute_path)
+    value = error.instance
+    kind = error.validator
+    if kind == "additionalProperties":
+        known = sorted(error.schema.get("properties", {}))
+        extras = [k for k in value if k not in error.schema.get("properties", {})]
+        out = []
+        for extra in extras:
+            if any(re.match(p, extra) for p in error.schema.get("patternProperties", {})):
+                continue
+            where = f"; known keys: {', '.join(known)}" if not _suggest(extra, known) and known else ""
+            out.append(
+                Diagnostic(
+                    pos=doc.key_pos(path + (extra,)),
+                    key=dotted(path + (extra,)),
+                    message=f"unknown key {extra!r}{_suggest(extra, known)}{where}",
+                )
+            )
+        return out
+    if kind == "required":
+        missing = [k for k in error.validator_value if k not in value]
+        return [
+            Diagnostic(pos=doc.key_pos(path), key=dotted(path + (m,)), message=f"missing required key {m!r}")
+            for m in missing
+        ]
+    pos = doc.key_pos(path)
+    key = dotted(path)
+    if kind == "type":
+        want = error.validator_value
+        wants = [want] if isinstance(want, str) else list(want)
+        message = f"expected {' or '.join(_TYPE_WORDS.get(w, w) for w in wants)}, got {_type_name(value)}"
+    elif kind in ("enum", "const"):
+        choices = error.validator_value if kind == "enum" else [error.validator_value]
+        shown = ", ".join(json.dumps(c) if not isinstance(c, str) else c for c in choices)
+        hint = _suggest(value, [c for c in choices if isinstance(c, str)]) if isinstance(value, str) else ""
+        message = f"{json.dumps(value) if not isinstance(value, str) else repr(value)} is not allowed: use {shown}{hint}"
+    elif kind == "pattern":
+        template = _PATTERN_MESSAGES.get(error.validator_value, "{value!r} does not match the pattern " + error.validator_value)
+        message = template.format(value=value)
+    elif kind == "minLength":
+        message = "must not be empty"
+    elif kind == "minItems":
+        message = f"needs at least {error.validator_value} item(s)"
+    elif kind == "uniqueItems":
+        message = "lists the same item twice"
+    elif kind == "oneOf":
+        message = _one_of_message(error)
+    else:
+        message = error.message
+    return [Diagnostic(pos=pos, key=key, message=message)]
+
+
+def _property_name_diagnostic(error, doc: Document) -> Diagnostic:
+    """A `propertyNames` error reports the parent's path with the bad name as its instance;
+    cite the name's own key."""
+    name = error.instance
+    where: PathKey = tuple(error.absolute_path) + (name,)
+    if error.validator == "enum":
+        choices = ", ".join(error.validator_value)
+        message = f"{name!r} is not allowed here: use {choices}{_suggest(name, error.validator_value)}"
+    elif error.validator == "pattern":
+        message = _PATTERN_MESSAGES.get(error.validator_value, "{value!r} is not a valid name").format(value=name)
+    else:
+        message = f"{name!r}: {error.message}"
+    return Diagnostic(pos=doc.key_pos(where), key=dotted(where), message=message)
+
+
+def validate_document(doc: Document) -> list[Diagnostic]:
+    """Every schema violation in the document, each at its key; none when it is valid."""
+    found: list[Diagnostic] = []
+    for error in _validator().iter_errors(doc.data):
+        if doc.is_poisoned(tuple(error.absolute_path)):
+            continue  # the loader already reported this value (custom tag, ...)
+        if "propertyNames" in error.schema_path:
+            found.append(_property_name_diagnostic(error, doc))
+        else:
+            found.extend(_diagnostics_for(error, doc))
+    # One message per (place, key, text): if/then branches can report the same thing twice.
+    unique = {(d.pos, d.key, d.message): d for d in found}
+    return sorted(unique.values(), key=lambda d: (d.pos, d.key))

@@ -1,0 +1,203 @@
+"""Render a Plan: text in the style of Terraform (`+ ~ - !`, one block per token with its
+consumers under it: the blast radius of each rotation, a summary line), markdown for a
+merge-request note (summary on top, a collapsible block per token), and JSON (schema
+`reconciler/plan.schema.json`). Colour only on a terminal (rich), plain lines otherwise and when
+`CI=true`. No value ever: consumers show fingerprints (`sha256:ab12…`), shortened.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from typing import Any, TextIO
+
+from rich.console import Console
+from rich.text import Text
+
+from reconciler.plan import ConsumerPlan, Finding, Plan, TokenPlan
+
+TOKEN_SYMBOL = {"create": "+", "rotate": "~", "revoke": "-", "none": " "}
+CONSUMER_SYMBOL = {"create": "+", "update": "~", "none": " "}
+STYLE = {"+": "green", "~": "yellow", "-": "red", "!": "bold red", " ": "", "warning": "yellow", "error": "bold red"}
+
+
+def short_fingerprint(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith("sha256:") and len(value) > 19:
+        return value[:19] + "…"
+    return value
+
+
+def use_colour(stream: TextIO) -> bool:
+    if os.environ.get("CI", "").lower() == "true" or os.environ.get("NO_COLOR"):
+        return False
+    return hasattr(stream, "isatty") and stream.isatty()
+
+
+def summary_line(plan: Plan) -> str:
+    s = plan.summary()
+    line = (f"Plan: {s['create']} to create, {s['rotate']} to rotate, {s['revoke']} to revoke; "
+            f"consumers: {s['consumer_create']} to create, {s['consumer_update']} to update, "
+            f"{s['verified']} verified, {s['unverifiable']} unverifiable; "
+            f"{s['warnings']} warning(s), {s['errors']} error(s).")
+    if not plan.has_changes and not s["errors"]:
+        line = "No changes. " + line
+    return line
+
+
+def _strategy_words(t: TokenPlan) -> str:
+    if t.action == "none":
+        return ""
+    if t.action == "revoke":
+        return "revoke"
+    return {"overlap": "by overlap: new beside old, deliver, verify, revoke old",
+            "in_place": "in place: the old value dies at once",
+            "external": "a person supplies the new value"}.get(str(t.strategy), str(t.strategy))
+
+
+def _live_words(t: TokenPlan) -> str:
+    if not t.live:
+        return "live: none"
+    parts = [f"live: #{t.live['id']}"]
+    if "created_at" in t.live:
+        parts.append(f"created {t.live['created_at'][:10]} ({t.live['age_days']}d ago)")
+    if "expires_at" in t.live:
+        parts.append(f"expires {t.live['expires_at']} ({t.live['days_left']}d left)")
+    else:
+        parts.append("no expiry")
+    if "last_used_at" in t.live:
+        parts.append(f"last used {t.live['last_used_at'][:10]}")
+    return ", ".join(parts)
+
+
+def _change_words(ch: Any) -> str:
+    return f"{ch.attribute}: {short_fingerprint(ch.old)!s} -> {short_fingerprint(ch.new)!s}"
+
+
+def _token_lines(t: TokenPlan) -> list[tuple[str, str]]:
+    """(symbol, line) pairs of one token block; the symbol picks the colour."""
+    symbol = "!" if t.blocked else TOKEN_SYMBOL[t.action]
+    head = f"{symbol} token {t.name} ({t.source_kind}"
+    head += f", {t.action} {_strategy_words(t)})" if t.action not in ("none", "revoke") else f", {t.action})"
+    lines = [(symbol, f"{head}   {t.at}")]
+    lines.append((" ", f"    {_live_words(t)}"))
+    for r in t.reasons:
+        lines.append((symbol, f"    because {r.message}   {r.at}"))
+    if t.escrow:
+        lines.append((" ", f"    escrow: {'the escrow key' if t.escrow == 'key' else t.escrow.split(':', 1)[1]}"))
+    if t.recover_from:
+        lines.append((" ", f"    current value recovered from {t.recover_from}"))
+    for c in t.consumers:
+        lines.extend(_consumer_lines(c))
+    for f in t.findings:
+        lines.extend(_finding_lines(f, "    "))
+    return lines
+
+
+def _consumer_lines(c: ConsumerPlan) -> list[tuple[str, str]]:
+    symbol = CONSUMER_SYMBOL[c.action]
+    if c.state in ("stale", "unverifiable", "missing", "error") and c.action == "none":
+        symbol = "!"
+    action = c.action if c.action != "none" else c.state
+    held = f" [{short_fingerprint(c.fingerprint)}]" if c.fingerprint else ""
+    lines = [(symbol, f"    {symbol} {c.label}: {action}{held}   {c.at}"),
+             (" ", f"        {c.state}: {c.why}")]
+    for ch in c.changes:
+        lines.append((symbol, f"        {_change_words(ch)}"))
+    return lines
+
+
+def _finding_lines(f: Finding, indent: str) -> list[tuple[str, str]]:
+    at = f"   {f.at}" if f.at else ""
+    lines = [(f.severity, f"{indent}! {f.severity}: {f.message}{at}")]
+    if f.detail:
+        lines.extend((" ", f"{indent}    {line}") for line in f.detail.rstrip().splitlines())
+    return lines
+
+
+def render_text(plan: Plan, stream: TextIO | None = None, colour: bool | None = None) -> str:
+    """The plan as text; written to `stream` (coloured when it is a terminal) and returned plain."""
+    out: list[tuple[str, str]] = []
+    changed = [t for t in plan.tokens if t.changes or t.findings]
+    quiet = [t for t in plan.tokens if not (t.changes or t.findings)]
+    for t in changed:
+        out.extend(_token_lines(t))
+        out.append((" ", ""))
+    if quiet:
+        out.append((" ", f"  {len(quiet)} token(s) up to date: {', '.join(t.name for t in quiet)}"))
+        out.append((" ", ""))
+    for f in plan.findings:
+        out.extend(_finding_lines(f, ""))
+    if plan.findings:
+        out.append((" ", ""))
+    out.append((" ", summary_line(plan)))
+    plain = "\n".join(line for _, line in out) + "\n"
+    if stream is not None:
+        if colour if colour is not None else use_colour(stream):
+            console = Console(file=stream, force_terminal=True, highlight=False, soft_wrap=True)
+            for symbol, line in out:
+                console.print(Text(line, style=STYLE.get(symbol, "")))
+        else:
+            stream.write(plain)
+    return plain
+
+
+def render_markdown(plan: Plan) -> str:
+    s = plan.summary()
+    lines = ["### reconcile plan", "", summary_line(plan), "",
+             "| token | action | reasons | consumers |", "|---|---|---|---|"]
+    for t in plan.tokens:
+        if not (t.changes or t.findings):
+            continue
+        action = ("**blocked** " if t.blocked else "") + t.action + (f" ({t.strategy})" if t.action in ("create", "rotate") else "")
+        reasons = "; ".join(r.message for r in t.reasons) or "-"
+        touched = sum(1 for c in t.consumers if c.action != "none")
+        lines.append(f"| `{t.name}` | {action} | {_md(reasons)} | {touched} of {len(t.consumers)} |")
+    if s["errors"] or s["warnings"]:
+        lines += ["", f"{s['errors']} error(s), {s['warnings']} warning(s)."]
+    lines.append("")
+    for t in plan.tokens:
+        if not (t.changes or t.findings):
+            continue
+        lines.append(f"<details><summary><code>{TOKEN_SYMBOL[t.action] if not t.blocked else '!'} {t.name}</code>: "
+                     f"{t.action} ({t.source_kind})</summary>")
+        lines += ["", "```diff"]
+        lines += [line for _, line in _token_lines(t)]
+        lines += ["```", "", "</details>", ""]
+    if plan.findings:
+        lines += ["<details><summary>other findings</summary>", "", "```"]
+        for f in plan.findings:
+            lines += [line for _, line in _finding_lines(f, "")]
+        lines += ["```", "", "</details>", ""]
+    quiet = [t.name for t in plan.tokens if not (t.changes or t.findings)]
+    if quiet:
+        lines.append(f"Up to date: {', '.join(f'`{n}`' for n in quiet)}")
+        lines.append("")
+    lines.append(f"<sub>inventory {plan.inventory_digest[:19]}… · live state {plan.observed_digest[:19]}… · "
+                 f"{plan.generated_at.isoformat().replace('+00:00', 'Z')}</sub>")
+    return "\n".join(lines) + "\n"
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def render_json(plan: Plan) -> str:
+    return json.dumps(plan.to_json(), indent=2) + "\n"
+
+
+def render(plan: Plan, fmt: str, stream: TextIO | None = None) -> str:
+    """Render in `fmt` (text, markdown, json); write to `stream` when given."""
+    if fmt == "text":
+        return render_text(plan, stream)
+    text = render_markdown(plan) if fmt == "markdown" else render_json(plan)
+    if stream is not None:
+        stream.write(text)
+    return text
+
+
+def plain_text(plan: Plan) -> str:
+    return render_text(plan, io.StringIO(), colour=False)
+
+
+__all__ = ["render", "render_text", "render_markdown", "render_json", "summary_line", "plain_text"]

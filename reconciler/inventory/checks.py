@@ -7,7 +7,6 @@ overlap needing an administrator). Every finding is a `Diagnostic` at the key it
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterator
 
@@ -30,6 +29,7 @@ from reconciler.inventory.model import (
     ZendeskProvider,
     ZendeskWebhook,
 )
+from reconciler.inventory.schema import suggestion
 
 TOKEN_PLACEHOLDER = "${token}"
 _PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
@@ -69,11 +69,6 @@ ZENDESK_API_TOKEN_SUNSET = (
 )
 
 
-def _suggest(word: str, choices) -> str:
-    close = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
 class _Checker:
     def __init__(self, inv: Inventory) -> None:
         self.inv = inv
@@ -98,7 +93,7 @@ class _Checker:
         provider = self.inv.providers.get(name or "")
         if provider is None:
             known = [n for n, p in self.inv.providers.items() if p.kind == kind]
-            hint = _suggest(name or "", known) or (f"; {kind} providers: {', '.join(known)}" if known else f"; no {kind} provider is defined")
+            hint = suggestion(name or "", known) or (f"; {kind} providers: {', '.join(known)}" if known else f"; no {kind} provider is defined")
             self.report(obj, "provider", path, f"unknown provider {name!r}{hint}")
         elif provider.kind != kind:
             self.report(obj, "provider", path, f"{what} needs a {kind} provider, but {name!r} is a {provider.kind} provider")
@@ -255,7 +250,7 @@ class _Checker:
                 if src.kind.startswith("gitlab_"):
                     for scope in scopes:
                         if scope not in GITLAB_SCOPES:
-                            self.report(src, "scopes", path, f"{scope!r} is not a GitLab token scope{_suggest(scope, GITLAB_SCOPES)}", warning=True)
+                            self.report(src, "scopes", path, f"{scope!r} is not a GitLab token scope{suggestion(scope, GITLAB_SCOPES)}", warning=True)
             if isinstance(src, GitLabProjectAccessToken | GitLabGroupAccessToken):
                 if policy.max_access_level is not None and src.access_level > policy.max_access_level:
                     self.report(src, "access_level", path, f"access_level {src.access_level} exceeds policy.max_access_level {policy.max_access_level}")

@@ -43,6 +43,9 @@ _PATTERN_MESSAGES = {
 }
 
 
+_MEANT = re.compile(r"^unknown key .* \(did you mean '([^']+)'\?\)")
+
+
 @lru_cache(maxsize=1)
 def load_schema() -> dict[str, Any]:
     """The inventory JSON Schema (schemas/inventory.schema.json)."""
@@ -74,9 +77,30 @@ def _type_name(value: Any) -> str:
     return type(value).__name__
 
 
-def _suggest(word: str, choices: list[str]) -> str:
-    close = difflib.get_close_matches(str(word), choices, n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+def did_you_mean(word: str, choices) -> str | None:
+    """The known choice `word` most likely meant: the one sharing the longest start with it
+    (`rotate` -> `rotation`, at least 4 letters), else the closest spelling; None when nothing
+    is close."""
+    choices = sorted(c for c in choices if isinstance(c, str))
+    word = str(word)
+
+    def shared(c: str) -> int:
+        n = 0
+        while n < min(len(c), len(word)) and c[n] == word[n]:
+            n += 1
+        return n
+
+    best = max((shared(c) for c in choices), default=0)
+    by_start = [c for c in choices if shared(c) == best]
+    if best >= 4 and len(by_start) == 1:
+        return by_start[0]
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def suggestion(word: str, choices) -> str:
+    guess = did_you_mean(word, choices)
+    return f" (did you mean {guess!r}?)" if guess else ""
 
 
 def _one_of_message(error) -> str:
@@ -97,12 +121,12 @@ def _diagnostics_for(error, doc: Document) -> list[Diagnostic]:
         for extra in extras:
             if any(re.match(p, extra) for p in error.schema.get("patternProperties", {})):
                 continue
-            where = f"; known keys: {', '.join(known)}" if not _suggest(extra, known) and known else ""
+            where = f"; known keys: {', '.join(known)}" if not suggestion(extra, known) and known else ""
             out.append(
                 Diagnostic(
                     pos=doc.key_pos(path + (extra,)),
                     key=dotted(path + (extra,)),
-                    message=f"unknown key {extra!r}{_suggest(extra, known)}{where}",
+                    message=f"unknown key {extra!r}{suggestion(extra, known)}{where}",
                 )
             )
         return out
@@ -121,7 +145,7 @@ def _diagnostics_for(error, doc: Document) -> list[Diagnostic]:
     elif kind in ("enum", "const"):
         choices = error.validator_value if kind == "enum" else [error.validator_value]
         shown = ", ".join(json.dumps(c) if not isinstance(c, str) else c for c in choices)
-        hint = _suggest(value, [c for c in choices if isinstance(c, str)]) if isinstance(value, str) else ""
+        hint = suggestion(value, [c for c in choices if isinstance(c, str)]) if isinstance(value, str) else ""
         message = f"{json.dumps(value) if not isinstance(value, str) else repr(value)} is not allowed: use {shown}{hint}"
     elif kind == "pattern":
         template = _PATTERN_MESSAGES.get(error.validator_value, "{value!r} does not match the pattern " + error.validator_value)
@@ -146,7 +170,7 @@ def _property_name_diagnostic(error, doc: Document) -> Diagnostic:
     where: PathKey = tuple(error.absolute_path) + (name,)
     if error.validator == "enum":
         choices = ", ".join(error.validator_value)
-        message = f"{name!r} is not allowed here: use {choices}{_suggest(name, error.validator_value)}"
+        message = f"{name!r} is not allowed here: use {choices}{suggestion(name, error.validator_value)}"
     elif error.validator == "pattern":
         message = _PATTERN_MESSAGES.get(error.validator_value, "{value!r} is not a valid name").format(value=name)
     else:
@@ -164,6 +188,10 @@ def validate_document(doc: Document) -> list[Diagnostic]:
             found.append(_property_name_diagnostic(error, doc))
         else:
             found.extend(_diagnostics_for(error, doc))
+    # `scope:` for `scopes:` is one mistake: say "unknown key 'scope' (did you mean 'scopes'?)"
+    # and not also "missing required key 'scopes'".
+    meant = {d.key.rsplit(".", 1)[0] + "." + m for d in found for m in _MEANT.findall(d.message)}
+    found = [d for d in found if not (d.message.startswith("missing required key") and d.key in meant)]
     # One message per (place, key, text): if/then branches can report the same thing twice.
     unique = {(d.pos, d.key, d.message): d for d in found}
     return sorted(unique.values(), key=lambda d: (d.pos, d.key))

@@ -196,10 +196,13 @@ def load_file(text: str, file: str, doc: Document) -> dict[str, Any] | None:
             mark = err.problem_mark or err.context_mark
             pos = Position(file, mark.line + 1, mark.column + 1) if mark else Position(file, 1, 1)
             problem = err.problem or "invalid YAML"
-            if "expected a single document" in problem:
+            if "expected a single document" in f"{err.context} {problem}":
                 problem = "one YAML document per file: remove the second `---` document or move it to its own file"
             else:
-                problem = f"YAML syntax error: {problem}" + (f" ({err.context})" if err.context else "")
+                context = err.context or ""
+                if err.context_mark is not None and err.context_mark is not mark:
+                    context += f" started at line {err.context_mark.line + 1}"
+                problem = f"YAML syntax error: {problem}" + (f" ({context.strip()})" if context.strip() else "")
             doc.diagnostics.append(Diagnostic(pos=pos, key=SYNTAX_KEY, message=problem))
             return None
         except yaml.YAMLError as err:
@@ -298,6 +301,17 @@ def load_document(root: str | Path) -> Document:
         )
         return doc
     files = inventory_files(root)
+    # `.yml` is a common slip; only `.yaml` is read, so say so instead of silently ignoring it.
+    ignored = sorted(root.rglob("*.yml")) if root.is_dir() else []
+    for path in ignored:
+        doc.diagnostics.append(
+            Diagnostic(
+                pos=Position(str(path), 1, 1),
+                key=FILE_KEY,
+                message="ignored: only *.yaml files are read (rename it to .yaml)",
+                severity="warning",
+            )
+        )
     if not files:
         doc.diagnostics.append(
             Diagnostic(

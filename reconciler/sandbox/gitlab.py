@@ -101,6 +101,15 @@ class GitLabService(TokenRoutes, CIRoutes, HookRoutes, WorkRoutes, TerraformRout
         with self.lock:
             apply_seed(self.store, load_seed(seed))
 
+    def reset(self, seed: dict | str | Path | None = None) -> None:
+        """Forget everything (keeping the values ever minted, for the leak guard) and seed again."""
+        with self.lock:
+            minted = set(self.store.minted)
+            self.store = GitLabStore(self.clock)
+            self.store.minted |= minted
+            if seed is not None:
+                apply_seed(self.store, load_seed(seed))
+
     def dump_state(self) -> dict[str, Any]:
         return self.store.dump()
 

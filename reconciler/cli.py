@@ -23,109 +23,6 @@ def cli() -> None:
 
 
 
-# --- reconcile state: inspect and repair the ledger, escrow and lock (reconciler/state/) ------
-
-
-def _open_state(inventory: str, state_dir: str | None):
-    """The store and escrow the inventory configures, or a local store at --state-dir."""
-    import os
-
-    from reconciler.inventory.model import StateConfig
-    from reconciler.state import LocalStore, open_escrow, open_store
-
-    if state_dir:
-        store, config = LocalStore(state_dir), StateConfig()
-    else:
-        from reconciler.inventory import load_inventory
-
-        inv = load_inventory(inventory)
-        store, config = open_store(inv.state, inv.providers, os.environ), inv.state
-    return store, open_escrow(store, config, os.environ)
-
-
-def _state_errors(run):
-    """Run a state command; a StateError or inventory error is one clear line and exit 1."""
-    from reconciler.state import StateError
-
-    try:
-        return run()
-    except StateError as err:
-        click.echo(f"error: {err}", err=True)
-        return EXIT_ERROR
-    except Exception as err:
-        if type(err).__name__ != "InventoryError":
-            raise
-        click.echo(str(err), err=True)
-        return EXIT_ERROR
-
-
-_state_options = [
-    click.option("--inventory", "inventory", default="inventory", show_default=True,
-                 help="Inventory directory (its `state:` names the backend)."),
-    click.option("--state-dir", default=None, help="Use a local state directory instead of the inventory's backend."),
-]
-
-
-def _with_state_options(f):
-    for option in reversed(_state_options):
-        f = option(f)
-    return f
-
-
-@cli.group()
-def state() -> None:
-    """Inspect and repair the ledger, the escrow and the apply lock (never shows a value)."""
-
-
-@state.command("show")
-@_with_state_options
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def state_show(inventory: str, state_dir: str | None, fmt: str) -> int:
-    """The ledger (what each consumer last received), pending escrow entries and the lock."""
-    import json
-
-    from reconciler.state.report import render_summary, state_summary
-
-    def run() -> int:
-        summary = state_summary(*_open_state(inventory, state_dir))
-        click.echo(json.dumps(summary, indent=2) if fmt == "json" else render_summary(summary))
-        return EXIT_OK
-
-    return _state_errors(run)
-
-
-@state.command("unlock")
-@_with_state_options
-@click.option("--force", is_flag=True, help="Remove the lock whoever holds it (after a crashed apply).")
-def state_unlock(inventory: str, state_dir: str | None, force: bool) -> int:
-    """Show who holds the apply lock; with --force, remove it."""
-
-    def run() -> int:
-        store, _ = _open_state(inventory, state_dir)
-        if force:
-            holder = store.force_unlock()
-            click.echo(f"removed the lock {holder.describe()}" if holder else "the state was not locked")
-            return EXIT_OK
-        holder = store.lock_holder()
-        if holder is None:
-            click.echo("the state is not locked")
-            return EXIT_OK
-        click.echo(f"the state is locked: {holder.describe()}; if no apply is running, pass --force", err=True)
-        return EXIT_ERROR
-
-    return _state_errors(run)
-
-
-@state.command("keygen")
-def state_keygen() -> int:
-    """Print a fresh escrow key: store it in a masked CI/CD variable named RECONCILE_ESCROW_KEY
-    (or the inventory's state.escrow_key_env). Losing it loses escrowed values."""
-    from reconciler.state import generate_key
-
-    click.echo(generate_key())
-    return EXIT_OK
-
-
 def inventory_option(command):
     """`--inventory DIR` (default `inventory`): every command takes it. The value reaches the
     command as `inventory: Path`."""
@@ -160,6 +57,103 @@ def validate(inventory: Path, strict: bool) -> int:
         f"ok: {len(model.tokens)} tokens, {len(model.consumers())} consumers, {len(model.providers)} providers"
         + (f" ({warned} warning{'' if warned == 1 else 's'})" if warned else "")
     )
+    return EXIT_OK
+
+
+# --- reconcile state: inspect and repair the ledger, escrow and lock (reconciler/state/) ------
+
+
+def _open_state(inventory: Path, state_dir: str | None):
+    """The store and escrow the inventory configures, or a local store at --state-dir."""
+    import os
+
+    from reconciler.inventory.model import StateConfig
+    from reconciler.state import LocalStore, open_escrow, open_store
+
+    if state_dir:
+        store, config = LocalStore(state_dir), StateConfig()
+    else:
+        from reconciler.inventory import load_inventory
+
+        inv = load_inventory(inventory)
+        store, config = open_store(inv.state, inv.providers, os.environ), inv.state
+    return store, open_escrow(store, config, os.environ)
+
+
+def _state_errors(run):
+    """Run a state command; a StateError or inventory error is one clear line and exit 1."""
+    from reconciler.inventory import InventoryError
+    from reconciler.state import StateError
+
+    try:
+        return run()
+    except StateError as err:
+        click.echo(f"error: {err}", err=True)
+        return EXIT_ERROR
+    except InventoryError as err:
+        click.echo(str(err), err=True)
+        return EXIT_ERROR
+
+
+def _with_state_options(f):
+    """`--inventory` (its `state:` names the backend) and `--state-dir` (a local state directly)."""
+    f = click.option(
+        "--state-dir", default=None, help="Use this local state directory instead of the inventory's backend."
+    )(f)
+    return inventory_option(f)
+
+
+@cli.group()
+def state() -> None:
+    """Inspect and repair the ledger, the escrow and the apply lock (never shows a value)."""
+
+
+@state.command("show")
+@_with_state_options
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def state_show(inventory: Path, state_dir: str | None, fmt: str) -> int:
+    """The ledger (what each consumer last received), pending escrow entries and the lock."""
+    import json
+
+    from reconciler.state.report import render_summary, state_summary
+
+    def run() -> int:
+        summary = state_summary(*_open_state(inventory, state_dir))
+        click.echo(json.dumps(summary, indent=2) if fmt == "json" else render_summary(summary))
+        return EXIT_OK
+
+    return _state_errors(run)
+
+
+@state.command("unlock")
+@_with_state_options
+@click.option("--force", is_flag=True, help="Remove the lock whoever holds it (after a crashed apply).")
+def state_unlock(inventory: Path, state_dir: str | None, force: bool) -> int:
+    """Show who holds the apply lock; with --force, remove it."""
+
+    def run() -> int:
+        store, _ = _open_state(inventory, state_dir)
+        if force:
+            holder = store.force_unlock()
+            click.echo(f"removed the lock {holder.describe()}" if holder else "the state was not locked")
+            return EXIT_OK
+        holder = store.lock_holder()
+        if holder is None:
+            click.echo("the state is not locked")
+            return EXIT_OK
+        click.echo(f"the state is locked: {holder.describe()}; if no apply is running, pass --force", err=True)
+        return EXIT_ERROR
+
+    return _state_errors(run)
+
+
+@state.command("keygen")
+def state_keygen() -> int:
+    """Print a fresh escrow key: store it in a masked CI/CD variable named RECONCILE_ESCROW_KEY
+    (or the inventory's state.escrow_key_env). Losing it loses escrowed values."""
+    from reconciler.state import generate_key
+
+    click.echo(generate_key())
     return EXIT_OK
 
 

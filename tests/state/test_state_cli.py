@@ -96,3 +96,42 @@ def test_keygen_prints_a_valid_fresh_key(capsys):
     assert len(parse_key(first, "RECONCILE_ESCROW_KEY")) == 32
     main(["state", "keygen"])
     assert capsys.readouterr().out.strip() != first
+
+
+def _inventory(tmp_path, state: str) -> str:
+    inv = tmp_path / "inventory"
+    inv.mkdir()
+    (inv / "main.yaml").write_text(
+        "providers:\n"
+        "  gl:\n"
+        "    kind: gitlab\n"
+        "    url: https://gitlab.example.com\n"
+        "    auth: {token_env: TEST_STATE_GL_TOKEN}\n"
+        f"state: {state}\n"
+        "tokens: {}\n"
+    )
+    return str(inv)
+
+
+def test_show_uses_the_inventorys_state_config(tmp_path, capsys):
+    LocalStore(tmp_path / "st").acquire("someone")
+    inv = _inventory(tmp_path, f"{{backend: local, path: {tmp_path / 'st'}}}")
+    assert main(["state", "show", "--inventory", inv]) == 0
+    out = capsys.readouterr().out
+    assert f"local state {tmp_path / 'st'}/" in out and "lock: held by someone" in out
+
+
+def test_gitlab_backend_without_credential_is_one_line_exit_1(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("TEST_STATE_GL_TOKEN", raising=False)
+    monkeypatch.delenv("CI_JOB_TOKEN", raising=False)
+    inv = _inventory(tmp_path, "{backend: gitlab, provider: gl, project: ops/state}")
+    assert main(["state", "unlock", "--inventory", inv]) == 1
+    err = capsys.readouterr().err
+    assert "provider gl: set TEST_STATE_GL_TOKEN" in err and "Traceback" not in err
+
+
+def test_bad_inventory_is_reported_with_position_and_exit_1(tmp_path, capsys):
+    inv = _inventory(tmp_path, "{backend: nowhere}")
+    assert main(["state", "show", "--inventory", inv]) == 1
+    err = capsys.readouterr().err
+    assert "main.yaml:6" in err and "backend" in err

@@ -95,7 +95,7 @@ class _Renderer:
 
     @staticmethod
     def is_union(node: dict[str, Any]) -> bool:
-        return any("if" in part for part in node.get("allOf", ()))
+        return any("kind" in part.get("if", {}).get("properties", {}) for part in node.get("allOf", ()))
 
     def union(self, title: str, path: str, node: dict[str, Any]) -> None:
         """A `kind`-selected object: one table per kind."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -195,3 +196,18 @@ def validate_document(doc: Document) -> list[Diagnostic]:
     # One message per (place, key, text): if/then branches can report the same thing twice.
     unique = {(d.pos, d.key, d.message): d for d in found}
     return sorted(unique.values(), key=lambda d: (d.pos, d.key))
+
+
+def schema_properties(node: Any = None, path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every (path, subschema) of a property anywhere in the schema; the README reference test
+    and the schema tests walk it."""
+    node = load_schema() if node is None else node
+    if isinstance(node, dict):
+        for name, sub in (node.get("properties") or {}).items():
+            yield f"{path}.{name}", sub
+        for key, value in node.items():
+            if key != "if":  # the conditions of if/then name keys; they define none
+                yield from schema_properties(value, f"{path}/{key}")
+    elif isinstance(node, list):
+        for i, item in enumerate(node):
+            yield from schema_properties(item, f"{path}[{i}]")

@@ -1,0 +1,73 @@
+"""The JSON Schema itself: valid, documented, and in step with the model's dataclasses."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jsonschema
+import pytest
+
+from reconciler.inventory import model
+from reconciler.inventory.schema import load_schema, schema_properties
+
+
+def test_schema_is_a_valid_draft_2020_12_schema() -> None:
+    schema = load_schema()
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    jsonschema.Draft202012Validator.check_schema(schema)
+
+
+def test_every_property_has_a_description() -> None:
+    missing = [path for path, sub in schema_properties() if "description" not in sub and "$ref" not in sub]
+    # A bare $ref takes its description from the definition it points to.
+    missing += [
+        path
+        for path, sub in schema_properties()
+        if "$ref" in sub and "description" not in sub and "description" not in _resolve(sub)
+    ]
+    assert missing == []
+
+
+def _resolve(sub: dict[str, Any]) -> dict[str, Any]:
+    return load_schema()["$defs"][sub["$ref"].rsplit("/", 1)[-1]]
+
+
+def _fields(cls: type) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls)} - {"pos", "key_pos"}
+
+
+# YAML spelling of model fields where the two differ.
+_RENAMED = {"target": "secret"}
+
+
+@pytest.mark.parametrize("kind", sorted(model.SOURCE_KINDS))
+def test_every_source_kind_has_its_fields_in_the_schema(kind: str) -> None:
+    props = set(load_schema()["$defs"][f"source_{kind}"]["properties"])
+    want = _fields(model.SOURCE_KINDS[kind]) | {"kind"}
+    if model.SOURCE_PROVIDER_KIND[kind] is None:
+        want.discard("provider")  # `external` has no provider
+    assert props == want
+
+
+@pytest.mark.parametrize("kind", sorted(model.CONSUMER_KINDS))
+def test_every_consumer_kind_has_its_fields_in_the_schema(kind: str) -> None:
+    props = set(load_schema()["$defs"][f"consumer_{kind}"]["properties"])
+    want = {_RENAMED.get(f, f) for f in _fields(model.CONSUMER_KINDS[kind])} | {"kind"}
+    assert props == want
+
+
+def test_kind_enums_list_every_model_kind() -> None:
+    defs = load_schema()["$defs"]
+    assert defs["source"]["properties"]["kind"]["enum"] == list(model.SOURCE_KINDS)
+    assert defs["consumer"]["properties"]["kind"]["enum"] == list(model.CONSUMER_KINDS)
+
+
+def test_section_fields_match_the_model() -> None:
+    props = load_schema()["properties"]
+    assert set(props["policy"]["properties"]) == _fields(model.Policy)
+    assert set(props["state"]["properties"]) == _fields(model.StateConfig)
+    assert set(props["check"]["properties"]) == _fields(model.CheckConfig)
+    assert set(load_schema()["$defs"]["rotation"]["properties"]) == _fields(model.Rotation)
+    token = set(load_schema()["$defs"]["token"]["properties"])
+    assert token == _fields(model.Token) - {"name"}

@@ -252,7 +252,7 @@ def grant_token(inst: Instance, request: Request) -> Response:
     body: dict[str, Any] = {"access_token": token["token"], "token_type": "bearer", "scope": scope}
     if expires_in:
         body["expires_in"] = expires_in
-    return Response(200, body)
+    return Response(201, body)  # the OAS documents 201 for CreateTokenForGrantType
 
 
 # --- API tokens ------------------------------------------------------------------------------

@@ -97,7 +97,7 @@ def test_client_validation_is_record_invalid_with_details(server, admin):
 
 
 def test_generate_secret_invalidates_the_old_one_at_once(server, admin):
-    assert grant(server, GLOBAL, "reconcile", CLIENT_SECRET).status_code == 200
+    assert grant(server, GLOBAL, "reconcile", CLIENT_SECRET).status_code == 201
     client_id = admin.get(f"{server.url}/api/v2/oauth/clients").json()["clients"][0]["id"]
     rotated = admin.put(f"{server.url}/api/v2/oauth/clients/{client_id}/generate_secret")
     assert rotated.status_code == 200
@@ -108,7 +108,7 @@ def test_generate_secret_invalidates_the_old_one_at_once(server, admin):
     assert not server.service.client_secret_valid(GLOBAL, "reconcile", CLIENT_SECRET)
     assert server.service.client_secret_valid(GLOBAL, "reconcile", new_secret)
     fresh = grant(server, GLOBAL, "reconcile", new_secret, scope="read webhooks:write")
-    assert fresh.status_code == 200
+    assert fresh.status_code == 201
     body = fresh.json()
     assert body["token_type"] == "bearer" and body["scope"] == "read webhooks:write"
     current = session_for(server, GLOBAL, oauth_token=body["access_token"]).get(

@@ -70,6 +70,7 @@ class GitLabStore(StateStore):
         self.path = f"/projects/{quote(self.project, safe='')}/terraform/state/{quote(name, safe='')}"
         self.where = f"GitLab Terraform state {name!r} of project {self.project} ({gl.url})"
         self._held: str | None = None  # id of the lock this process holds, sent with updates
+        self._cached: dict[str, Any] | None = None  # the document as last read/written under our lock
 
     # --- HTTP ----------------------------------------------------------------------------------
 
@@ -97,6 +98,9 @@ class GitLabStore(StateStore):
     # --- document ------------------------------------------------------------------------------
 
     def _load_doc(self) -> dict[str, Any] | None:
+        if self._held and self._cached is not None:
+            # while we hold the lock nobody else writes: save the GET before every save
+            return json.loads(json.dumps(self._cached))
         try:
             response = self._request("get", self.path)
         except _HTTPFailure as failure:
@@ -113,6 +117,8 @@ class GitLabStore(StateStore):
             raise StateError(f"{self.where}: corrupt state: not a reconcile state document (no 'reconcile' object)")
         if not isinstance(doc.get("serial"), int):
             raise StateError(f"{self.where}: corrupt state: 'serial' must be an integer")
+        if self._held:
+            self._cached = json.loads(json.dumps(doc))
         return doc
 
     def _save_part(self, part: str, value: Any) -> None:
@@ -134,7 +140,9 @@ class GitLabStore(StateStore):
                 extra_headers={"Content-Type": "application/json"},
             )
         except _HTTPFailure as failure:
+            self._cached = None
             raise self._fail(f"saving the {part}", failure) from None
+        self._cached = json.loads(json.dumps(doc)) if self._held else None
 
     def load_ledger(self) -> Ledger:
         doc = self._load_doc()
@@ -182,7 +190,7 @@ class GitLabStore(StateStore):
             holder = self._holder(failure)
             if holder.id != info.id:  # our own id: an earlier attempt succeeded but its answer was lost
                 return holder
-        self._held = info.id
+        self._held, self._cached = info.id, None
         return None
 
     def _release(self, info: LockInfo) -> None:
@@ -197,7 +205,7 @@ class GitLabStore(StateStore):
                 raise self._fail("releasing the lock", failure) from None
         finally:
             if self._held == info.id:
-                self._held = None
+                self._held, self._cached = None, None
 
     def lock_holder(self) -> LockInfo | None:
         """GitLab has no read endpoint for the lock: probe by taking it with a fresh id and

@@ -186,3 +186,25 @@ def test_unknown_project_is_a_clear_error(world, name):
     store = GitLabStore(client(server, creds["maintainer"]), "no/such", name)
     with pytest.raises(StateError, match="HTTP 404: no such project"):
         store.save_ledger(Ledger())
+
+
+def test_saves_under_the_lock_skip_the_read_and_stay_consistent(world, name):
+    server, creds = world
+    store = store_for(server, creds["maintainer"], name)
+    key = parse_key(generate_key(), "K")
+    store.save_ledger(Ledger([record("seed")]))
+    start = server.log.count()
+    with store.acquire("apply"):
+        ledger = store.load_ledger()
+        escrow = Escrow(store, key)
+        escrow.put("pat", "9", Secret(_value("testvalue-")), "2026-05-01T00:00:00Z")
+        for i in range(5):
+            ledger.record(record(f"c{i}"))
+            store.save_ledger(ledger)
+        escrow.drop("pat")
+    calls = [(e.method, e.path.rsplit("/", 1)[-1]) for e in server.log.snapshot()[start:]]
+    assert calls.count(("GET", name)) <= 2  # the ledger read (+ the escrow's first read), not one per save
+    assert calls.count(("POST", name)) == 7
+    fresh = store_for(server, creds["maintainer"], name)
+    assert [r.consumer for r in fresh.load_ledger().records()] == ["c0", "c1", "c2", "c3", "c4", "seed"]
+    assert Escrow(fresh, key).tokens() == []

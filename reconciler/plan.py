@@ -324,9 +324,11 @@ def _source_reasons(token: Token, live: LiveToken | None, now: datetime) -> list
 
 
 def _consumer_state(
-    c: Consumer, obs: ConsumerObservation | None, live: LiveToken | None, record: Any, identifies: bool
+    c: Consumer, obs: ConsumerObservation | None, live: LiveToken | None, record: Any, identifies: bool,
+    external: bool = False,
 ) -> tuple[str, str, bool]:
-    """(state, why, by_ledger) of what consumer `c` holds relative to the live token `live`."""
+    """(state, why, by_ledger) of what consumer `c` holds relative to the live token `live`.
+    `external`: no live token exists to compare with; the ledger's record is the truth."""
     if obs is None:
         return "error", "not observed", False
     if obs.error:
@@ -334,6 +336,12 @@ def _consumer_state(
     if not obs.exists:
         what = obs.details.get("missing", "place")
         return "missing", f"the {what} does not exist", False
+    if external:
+        if record is None:
+            return "unverifiable", "the ledger has no record of a delivery", False
+        if obs.readable and obs.fingerprint is not None and record.fingerprint != obs.fingerprint:
+            return "stale", "holds a value other than the one the ledger recorded", True
+        return "verified", "holds the value the ledger recorded (delivered " + str(record.delivered_at)[:10] + ")", True
     live_ok = live is not None and live.usable
     rec_id = None if record is None else str(record.token_id)
     if obs.readable and obs.fingerprint is not None:
@@ -420,7 +428,8 @@ def _plan_token(token: Token, observed: Observed, ledger: Any, now: datetime, es
     states: list[tuple[Consumer, ConsumerObservation | None, str, str]] = []
     for c in sorted(token.consumers, key=lambda c: c.identity):
         cobs = observed.consumers.get(c.identity)
-        state, why, _ = _consumer_state(c, cobs, live, _record(ledger, c.identity), kind.identifies_values)
+        state, why, _ = _consumer_state(c, cobs, live, _record(ledger, c.identity), kind.identifies_values,
+                                        external=isinstance(src, ExternalSource))
         states.append((c, cobs, state, why))
         if state == "error":
             finding("error", "consumer_observe_failed", f"{c.label}: could not be observed: {why}", c.identity, _at(c))
@@ -438,16 +447,18 @@ def _plan_token(token: Token, observed: Observed, ledger: Any, now: datetime, es
                if s in ("stale", "unverifiable")
                or (s == "missing" and consumer_kind(c.kind).can_create and cobs is not None
                    and cobs.details.get("creatable", True))]
-    if needing and not reasons and live_ok and recover_from is None and strategy != "observe_only":
+    can_deliver = live_ok or isinstance(src, ExternalSource)
+    if needing and not reasons and can_deliver and recover_from is None and strategy != "observe_only":
         names = ", ".join(c.label for c, _ in needing)
         reasons.append(Reason(code="consumers", at=_at(needing[0][0]),
                               message=f"{names}: not shown to hold the current value, and the current value is "
                                       "not recoverable, so every consumer gets a fresh one"))
     for c, s in needing:
         if s == "unverifiable":
-            finding("warning", "unverifiable",
-                    f"{c.label} cannot be verified (write-only, no ledger record): "
-                    + ("apply delivers the current value again" if recover_from or reasons else "apply rotates"),
+            then = ("nothing to do: the token is observed only" if strategy == "observe_only"
+                    else "apply delivers the current value again" if recover_from and not reasons
+                    else "it receives the new value")
+            finding("warning", "unverifiable", f"{c.label} cannot be verified (no ledger record): {then}",
                     c.identity, _at(c))
 
     # the token action

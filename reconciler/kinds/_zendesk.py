@@ -21,7 +21,7 @@ PAGE_SIZE = 100
 def fetch_webhooks(api: Any, scope: str) -> list[dict[str, Any]]:
     found = []
     for hook in api.zenpy.webhooks.list(page_size=PAGE_SIZE):
-        row = hook.to_dict(serialize=True) if hasattr(hook, "to_dict") else dict(hook)
+        row = hook.to_dict() if hasattr(hook, "to_dict") else dict(hook)  # serialize=True: dirty fields only
         endpoint = row.get("endpoint")
         row["endpoint"] = Secret(endpoint) if isinstance(endpoint, str) else None
         found.append(row)

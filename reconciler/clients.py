@@ -1,0 +1,386 @@
+"""API clients per provider: python-gitlab and zenpy, with timeouts, retries, rate limits and
+bounded concurrency. Nothing else in the tool opens a connection to GitLab or Zendesk.
+
+- GitLab: `gitlab.Gitlab(url, private_token=..., timeout=..., retry_transient_errors=True)` for
+  reads; python-gitlab waits out 429 (Retry-After / RateLimit-Reset) by itself. Writes that must
+  never be repeated (rotate, create) pass `retry_transient_errors=False` per call (kinds/).
+- Zendesk: `Zenpy(subdomain=..., oauth_token=... | email+token, session=...)`; zenpy waits out
+  Retry-After. Endpoints zenpy does not cover (OAuth, API tokens, app installations) use that
+  client's authenticated session through `ZendeskApi.get/get_all/put/post/delete`, which wait out
+  429 the same way and follow cursor pages.
+- Every request of a provider passes its `Throttle`: at most `concurrency` at once, and a pause
+  until the reset time when `RateLimit-Remaining` / `X-Rate-Limit-Remaining` runs low.
+- In sandbox mode (`Endpoints`), GitLab URLs point at the sandbox, zenpy is pointed at it with
+  `ZENPY_FORCE_SCHEME`/`ZENPY_FORCE_NETLOC`, and each Zendesk session carries
+  `Host: {subdomain}.zendesk.com` (how the sandbox tells instances apart).
+
+Errors that stop a plan (missing credential, unreachable provider, refused credential) are a
+`ProviderError` whose message is one line naming the provider and the environment variable.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import gitlab
+import requests
+from gitlab import exceptions as gl_errors
+
+from reconciler.inventory.model import GitLabProvider, Inventory, Provider, ZendeskProvider
+from reconciler.kinds import FetchError, Identity
+from reconciler.secret import Secret
+
+DEFAULT_TIMEOUT = 15.0
+DEFAULT_CONCURRENCY = 4
+LOW_WATER = 2  # remaining requests at which a provider pauses until its window resets
+MAX_PAUSE = 60.0
+MAX_429_RETRIES = 5
+
+
+class ProviderError(Exception):
+    """A provider cannot be used: one line naming it and its environment variable."""
+
+
+class CredentialsMissing(ProviderError):
+    def __init__(self, missing: list[tuple[str, str]]) -> None:
+        self.missing = missing
+        names = ", ".join(f"{env} (provider {p})" for p, env in missing)
+        super().__init__(f"missing credential environment variable(s): {names}")
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where providers are reached instead of their inventory URLs (sandbox mode)."""
+
+    gitlab_url: str | None = None  # every GitLab provider -> this URL
+    zendesk_netloc: str | None = None  # 127.0.0.1:PORT for every Zendesk instance
+    zendesk_scheme: str = "http"
+
+
+class Throttle:
+    """Bounded concurrency and rate-limit pauses for one provider; counts requests."""
+
+    def __init__(self, concurrency: int = DEFAULT_CONCURRENCY) -> None:
+        self.slots = threading.BoundedSemaphore(max(1, concurrency))
+        self.lock = threading.Lock()
+        self.local = threading.local()  # re-entrant per thread: a fetch holding a slot may page
+        self.remaining: int | None = None
+        self.reset_at: float | None = None
+        self.requests = 0
+
+    def __enter__(self) -> Throttle:
+        depth = getattr(self.local, "depth", 0)
+        if depth == 0:
+            self.slots.acquire()
+        self.local.depth = depth + 1
+        self.pause()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.local.depth -= 1
+        if self.local.depth == 0:
+            self.slots.release()
+
+    def pause(self) -> None:
+        with self.lock:
+            low = self.remaining is not None and self.remaining <= LOW_WATER and self.reset_at is not None
+            wait = min(MAX_PAUSE, self.reset_at - time.time()) if low else 0.0  # type: ignore[operator]
+        if wait > 0:
+            time.sleep(wait)
+            with self.lock:
+                self.remaining = None
+
+    def observe(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        """requests response hook: count, and remember the rate-limit budget."""
+        headers = response.headers
+        remaining = headers.get("RateLimit-Remaining") or headers.get("X-Rate-Limit-Remaining")
+        reset = headers.get("RateLimit-Reset")
+        with self.lock:
+            self.requests += 1
+            if remaining is not None and remaining.isdigit():
+                self.remaining = int(remaining)
+                self.reset_at = float(reset) if reset and reset.isdigit() else time.time() + 1.0
+
+
+def _hook(session: requests.Session, throttle: Throttle) -> None:
+    session.hooks.setdefault("response", []).append(throttle.observe)
+
+
+class GitLabApi:
+    """python-gitlab for one GitLab provider."""
+
+    def __init__(self, provider: GitLabProvider, token: Secret, *, url: str | None = None,
+                 timeout: float = DEFAULT_TIMEOUT, concurrency: int = DEFAULT_CONCURRENCY) -> None:
+        self.provider = provider
+        self.env = provider.token_env
+        self.url = url or provider.url
+        self.timeout = timeout
+        self.throttle = Throttle(concurrency)
+        self.gl = self._client(token, retry=True)
+        self._users: dict[str | None, str] = {}
+
+    def _client(self, token: Secret, *, retry: bool) -> gitlab.Gitlab:
+        gl = gitlab.Gitlab(self.url, private_token=token.reveal(), timeout=self.timeout,
+                           retry_transient_errors=retry, keep_base_url=True)
+        _hook(gl.session, self.throttle)
+        return gl
+
+    def identify_token(self, value: Secret) -> Identity:
+        """Which live token `value` is: `GET /personal_access_tokens/self` authenticated with it."""
+        with self.throttle:
+            try:
+                row = self._client(value, retry=True).http_get("/personal_access_tokens/self")
+            except gl_errors.GitlabAuthenticationError:
+                return Identity(None, invalid=True)
+            except gl_errors.GitlabHttpError as err:
+                if err.response_code in (400, 403, 404):
+                    return Identity(None, invalid=True)
+                raise
+        return Identity(str(row["id"]))  # type: ignore[index]
+
+    def user_id(self, username: str | None) -> str:
+        if username not in self._users:
+            if username is None:
+                self._users[None] = str(self.gl.http_get("/user")["id"])  # type: ignore[index]
+            else:
+                rows = self.gl.http_get("/users", query_data={"username": username})
+                self._users[username] = str(rows[0]["id"])  # type: ignore[index]
+        return self._users[username]
+
+    def classify(self, exc: BaseException) -> FetchError:
+        """A scope-level failure as a FetchError; a provider-level one raises ProviderError."""
+        where = f"GitLab provider {self.provider.name} ({self.url})"
+        if isinstance(exc, gl_errors.GitlabAuthenticationError):
+            raise ProviderError(f"{where} refused the credential in ${self.env} (401 Unauthorized)") from None
+        if isinstance(exc, requests.RequestException | gl_errors.GitlabConnectionError):
+            raise ProviderError(f"{where} cannot be reached ({type(exc).__name__}); "
+                                f"check its url, and the credential in ${self.env}") from None
+        if isinstance(exc, gl_errors.GitlabError):
+            code = getattr(exc, "response_code", None) or 0
+            if code >= 500 or code == 429:
+                raise ProviderError(f"{where} answered {code}: {exc.error_message}") from None
+            return FetchError(code, f"{code} {exc.error_message}")
+        raise exc
+
+
+class ZendeskApi:
+    """zenpy (and its authenticated session) for one Zendesk instance."""
+
+    def __init__(self, provider: ZendeskProvider, credential: Secret, *, email: str | None = None,
+                 endpoints: Endpoints | None = None, timeout: float = DEFAULT_TIMEOUT,
+                 concurrency: int = DEFAULT_CONCURRENCY) -> None:
+        from zenpy import Zenpy
+
+        self.provider = provider
+        self.oauth = provider.oauth_token_env is not None
+        self.env = provider.oauth_token_env or provider.api_token_env or ""
+        self.timeout = timeout
+        self.throttle = Throttle(concurrency)
+        self.host = f"{provider.subdomain}.{provider.domain}"
+        self.endpoints = endpoints
+        if endpoints and endpoints.zendesk_netloc:
+            self.base_url = f"{endpoints.zendesk_scheme}://{endpoints.zendesk_netloc}"
+        else:
+            self.base_url = f"https://{self.host}"
+        self.session = self._session()
+        creds: dict[str, Any] = ({"oauth_token": credential.reveal()} if self.oauth
+                                 else {"email": email or provider.email, "token": credential.reveal()})
+        self.zenpy = Zenpy(subdomain=provider.subdomain, domain=provider.domain, session=self.session,
+                           timeout=timeout, disable_cache=True, **creds)
+
+    def _session(self, bearer: Secret | None = None) -> requests.Session:
+        session = requests.Session()
+        if self.endpoints and self.endpoints.zendesk_netloc:
+            session.headers["Host"] = self.host
+        if bearer is not None:
+            session.headers["Authorization"] = f"Bearer {bearer.reveal()}"
+        _hook(session, self.throttle)
+        return session
+
+    def _call(self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None,
+              session: requests.Session | None = None, url: str | None = None) -> requests.Response:
+        session = session or self.session
+        for _ in range(MAX_429_RETRIES + 1):
+            response = session.request(method, url or self.base_url + path, params=params, json=json,
+                                        timeout=self.timeout)
+            if response.status_code != 429:
+                return response
+            time.sleep(min(MAX_PAUSE, float(response.headers.get("Retry-After") or 1)))
+        return response
+
+    def _check(self, response: requests.Response) -> Any:
+        if response.status_code == 401:
+            raise _Refused(response.status_code)
+        if response.status_code >= 400:
+            raise _Failed(response.status_code, _zendesk_message(response))
+        return response.json() if response.content else None
+
+    def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        with self.throttle:
+            return self._check(self._call("GET", path, params=params))
+
+    def get_all(self, path: str, key: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Every item of a list, following cursor (`links.next` with `meta.has_more`) or offset
+        (`next_page`) pages."""
+        found: list[dict[str, Any]] = []
+        url: str | None = None
+        query: Mapping[str, Any] | None = params
+        while True:
+            with self.throttle:
+                body = self._check(self._call("GET", path, params=query, url=url))
+            found.extend(dict(row) for row in body.get(key) or ())
+            links, meta = body.get("links") or {}, body.get("meta") or {}
+            nxt = links.get("next") if meta.get("has_more") else body.get("next_page")
+            if not nxt:
+                return found
+            url, query = self._local(nxt), None
+
+    def _local(self, url: str) -> str:
+        """A page link as this client reaches it (the sandbox answers absolute links to itself)."""
+        if self.endpoints and self.endpoints.zendesk_netloc and url.startswith("https://" + self.host):
+            return self.base_url + url[len("https://" + self.host):]
+        return url
+
+    def put(self, path: str, body: Any) -> Any:
+        with self.throttle:
+            return self._check(self._call("PUT", path, json=body))
+
+    def post(self, path: str, body: Any) -> Any:
+        with self.throttle:
+            return self._check(self._call("POST", path, json=body))
+
+    def delete(self, path: str) -> None:
+        with self.throttle:
+            self._check(self._call("DELETE", path))
+
+    def oauth_client_id(self, identifier: str) -> str:
+        for row in self.get_all("/api/v2/oauth/clients.json", "clients"):
+            if row.get("identifier") == identifier:
+                return str(row["id"])
+        raise ProviderError(f"Zendesk {self.provider.name}: no OAuth client {identifier!r}")
+
+    def identify_oauth_token(self, value: Secret) -> Identity:
+        """Which OAuth token `value` is: `GET /api/v2/oauth/tokens/current` authenticated with it."""
+        with self.throttle:
+            response = self._call("GET", "/api/v2/oauth/tokens/current.json", session=self._session(bearer=value))
+        if response.status_code in (401, 403, 404):
+            return Identity(None, invalid=True)
+        body = self._check(response)
+        return Identity(str(body["token"]["id"]))
+
+    def classify(self, exc: BaseException) -> FetchError:
+        where = f"Zendesk provider {self.provider.name} ({self.host})"
+        if isinstance(exc, _Refused):
+            raise ProviderError(f"{where} refused the credential in ${self.env} (401 Unauthorized)") from None
+        if isinstance(exc, requests.RequestException):
+            raise ProviderError(f"{where} cannot be reached ({type(exc).__name__}); "
+                                f"check the credential in ${self.env}") from None
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+        if isinstance(exc, _Failed):
+            status = exc.status
+        if status == 401:
+            raise ProviderError(f"{where} refused the credential in ${self.env} (401 Unauthorized)") from None
+        if status is not None and (status >= 500 or status == 429):
+            raise ProviderError(f"{where} answered {status}") from None
+        if status is not None:
+            return FetchError(int(status), f"{status} {getattr(exc, 'message', '') or exc}")
+        raise exc
+
+
+class _Refused(Exception):
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+class _Failed(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _zendesk_message(response: requests.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200]
+    if isinstance(body, dict):
+        return str(body.get("description") or body.get("error") or body)[:200]
+    return str(body)[:200]
+
+
+Api = GitLabApi | ZendeskApi
+
+
+@dataclass
+class Clients:
+    """The API handle of every provider the inventory uses, by provider name."""
+
+    apis: dict[str, Api] = field(default_factory=dict)
+
+    def __getitem__(self, provider: str) -> Api:
+        return self.apis[provider]
+
+    def requests(self) -> int:
+        return sum(api.throttle.requests for api in self.apis.values())
+
+
+def used_providers(inventory: Inventory, targets: Iterable[str] | None = None) -> list[str]:
+    names: set[str] = set()
+    for name, token in inventory.tokens.items():
+        if targets and name not in targets:
+            continue
+        if token.source.provider:
+            names.add(token.source.provider)
+        names.update(c.provider for c in token.consumers)
+    return sorted(names)
+
+
+def credentials(inventory: Inventory, env: Mapping[str, str], providers: Iterable[str]) -> dict[str, Secret]:
+    """The credential of each provider from the environment; every missing one at once."""
+    found: dict[str, Secret] = {}
+    missing: list[tuple[str, str]] = []
+    for name in providers:
+        provider: Provider = inventory.providers[name]
+        envs = provider.credential_envs
+        if not envs:
+            missing.append((name, "(no credential configured)"))
+            continue
+        env_name = envs[0]
+        value = env.get(env_name)
+        if not value:
+            missing.append((name, env_name))
+        else:
+            found[name] = Secret(value)
+    if missing:
+        raise CredentialsMissing(missing)
+    return found
+
+
+def connect(inventory: Inventory, *, env: Mapping[str, str] | None = None, endpoints: Endpoints | None = None,
+            targets: Iterable[str] | None = None, timeout: float = DEFAULT_TIMEOUT,
+            concurrency: int = DEFAULT_CONCURRENCY) -> Clients:
+    """Clients for every provider the (targeted) inventory uses. Makes no request."""
+    env = os.environ if env is None else env
+    names = used_providers(inventory, targets)
+    creds = credentials(inventory, env, names)
+    if endpoints and endpoints.zendesk_netloc:
+        # zenpy reads these on every request; only this process is affected
+        os.environ["ZENPY_FORCE_SCHEME"] = endpoints.zendesk_scheme
+        os.environ["ZENPY_FORCE_NETLOC"] = endpoints.zendesk_netloc
+    clients = Clients()
+    for name in names:
+        provider = inventory.providers[name]
+        if isinstance(provider, GitLabProvider):
+            clients.apis[name] = GitLabApi(provider, creds[name], url=endpoints.gitlab_url if endpoints else None,
+                                           timeout=timeout, concurrency=concurrency)
+        else:
+            clients.apis[name] = ZendeskApi(provider, creds[name], endpoints=endpoints, timeout=timeout,
+                                            concurrency=concurrency)
+    return clients

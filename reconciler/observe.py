@@ -1,0 +1,134 @@
+"""Gather the live state the inventory refers to, across all providers, as plain data.
+
+Batched: the kinds name the list calls they need (`ListKey`: provider, resource, scope); the keys
+of the whole inventory are deduplicated and each is fetched once, so a project's triggers are
+listed once however many tokens live there. Rounds: a kind may need a call that depends on an
+earlier one (a user id before its PATs, a hook's detail after the hook list), so `needs()` is
+asked again with what has been fetched until nothing new is needed.
+
+Concurrent: one thread pool; each provider's `Throttle` (reconciler.clients) bounds how many of
+its requests run at once and pauses when its rate-limit budget runs low.
+
+Identification of what readable consumers hold, cheapest first: (1) the ledger: the fingerprint
+equals the ledger record's and the record's token id is the live token's: no request; (2) the
+source kind's `identify`: compare with a list already fetched (owned triggers), or authenticate
+with the value (GitLab `GET /personal_access_tokens/self`, Zendesk `GET /oauth/tokens/current`),
+once per distinct value. Values are dropped afterwards: `Observed` holds fingerprints only.
+
+A provider that cannot be reached or refuses its credential raises `ProviderError` (one line
+naming the provider and the environment variable); a list that fails for one project (404, 403)
+becomes that source's or consumer's error in the plan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from reconciler.clients import Clients, GitLabApi
+from reconciler.inventory.model import Inventory, Token
+from reconciler.kinds import Identity, ListKey, Reading, consumer_kind, source_kind
+from reconciler.kinds._gitlab import FETCHERS as GITLAB_FETCHERS
+from reconciler.kinds._zendesk import FETCHERS as ZENDESK_FETCHERS
+from reconciler.observed import ConsumerObservation, LiveToken, Observed
+
+MAX_ROUNDS = 4
+MAX_WORKERS = 16
+
+
+def needed_keys(tokens: list[Token], lists: dict[ListKey, Any]) -> set[ListKey]:
+    keys: set[ListKey] = set()
+    for token in tokens:
+        if token.source.provider:
+            keys.update(source_kind(token.source.kind).needs(token, lists))
+        for consumer in token.consumers:
+            keys.update(consumer_kind(consumer.kind).needs(consumer, lists))
+    return keys
+
+
+def fetch_lists(tokens: list[Token], clients: Clients, max_workers: int = MAX_WORKERS) -> dict[ListKey, Any]:
+    """Every list call the tokens need, each once, concurrently within each provider's bounds."""
+    lists: dict[ListKey, Any] = {}
+
+    def fetch(key: ListKey) -> tuple[ListKey, Any]:
+        api = clients[key.provider]
+        fetcher = (GITLAB_FETCHERS if isinstance(api, GitLabApi) else ZENDESK_FETCHERS)[key.resource]
+        with api.throttle:
+            try:
+                return key, fetcher(api, key.scope)
+            except Exception as exc:  # noqa: BLE001 - classified: scope-level error or ProviderError
+                return key, api.classify(exc)
+
+    with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="observe") as pool:
+        for _ in range(MAX_ROUNDS):
+            new = sorted(needed_keys(tokens, lists) - lists.keys())
+            if not new:
+                break
+            for key, data in pool.map(fetch, new):
+                lists[key] = data
+    return lists
+
+
+def observe(
+    inventory: Inventory,
+    clients: Clients,
+    ledger: Any,
+    now: datetime | None = None,
+    *,
+    targets: Collection[str] | None = None,
+) -> Observed:
+    """The live state of every (targeted) token and consumer of `inventory`."""
+    tokens = [t for name, t in sorted(inventory.tokens.items()) if not targets or name in targets]
+    lists = fetch_lists(tokens, clients)
+
+    sources = {t.name: source_kind(t.source.kind).observe(t, lists) for t in tokens}
+    consumers: dict[str, ConsumerObservation] = {}
+    identified: dict[tuple[str, str], Identity | None] = {}  # (token name, value fingerprint)
+    for token in tokens:
+        skind = source_kind(token.source.kind)
+        current = sources[token.name].current
+        for consumer in token.consumers:
+            reading: Reading = consumer_kind(consumer.kind).observe(token, consumer, lists)
+            obs = reading.observation
+            if obs.fingerprint is not None and not obs.error:
+                obs = _identify(token, skind, obs, reading, current, ledger, clients, lists, identified)
+            consumers[consumer.identity] = obs
+
+    unmanaged: list[LiveToken] = []
+    for kind_name in sorted({t.source.kind for t in inventory.tokens.values()}):
+        same_kind = [t for t in inventory.tokens.values() if t.source.kind == kind_name]
+        unmanaged.extend(source_kind(kind_name).unmanaged(same_kind, lists))
+    return Observed(
+        observed_at=now or datetime.now(UTC),
+        sources=sources,
+        consumers=consumers,
+        unmanaged=tuple(unmanaged),
+        requests=clients.requests(),
+    )
+
+
+def _identify(token: Token, skind: Any, obs: ConsumerObservation, reading: Reading, current: LiveToken | None,
+              ledger: Any, clients: Clients, lists: dict[ListKey, Any],
+              identified: dict[tuple[str, str], Identity | None]) -> ConsumerObservation:
+    record = ledger.get(obs.identity) if ledger is not None else None
+    if (record is not None and current is not None and record.fingerprint == obs.fingerprint
+            and str(record.token_id) == current.id):
+        return replace(obs, holds_token_id=current.id, by_ledger=True)
+    value = reading.token_value
+    if value is None or not skind.identifies_values:
+        return obs
+    cache_key = (token.name, value.fingerprint())
+    if cache_key not in identified:
+        api = clients[str(token.source.provider)]
+        try:
+            identified[cache_key] = skind.identify(api, token.source, value, lists)
+        except Exception as exc:  # noqa: BLE001 - a provider-level failure raises ProviderError
+            api.classify(exc)
+            identified[cache_key] = None
+    found = identified[cache_key]
+    if found is None:
+        return obs
+    return replace(obs, holds_token_id=found.token_id, holds_invalid=found.invalid)

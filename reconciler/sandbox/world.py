@@ -1,0 +1,163 @@
+"""The embedded sandbox world of `--sandbox`: the GitLab and Zendesk sandboxes started in-process
+with one shared `Clock`, seeded from a world seed (default `seeds/example.yaml`), with the
+credentials the inventory's environment variables name.
+
+A world seed has three keys: `gitlab` (docs/sandbox-gitlab.md), `zendesk` (docs/sandbox-zendesk.md)
+and `credentials` (environment variable -> value). Values are written as `{{secret:PREFIX:NAME}}`
+placeholders, replaced by a value derived from NAME (so the seed file holds no credential and the
+same placeholder is the same value everywhere). The escrow key variable of the inventory gets a
+fresh key.
+
+Persistence: with a `state_dir` (the CLI uses `.reconcile/sandbox/`), the world is loaded from
+`gitlab.json`, `zendesk.json` and `world.json` there when they exist (so plan, apply, plan
+converges) and saved back by `save()`; `reset=True` seeds it afresh.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from reconciler.clients import Endpoints
+from reconciler.sandbox.core import Clock, SandboxServer
+
+SEEDS_DIR = Path(__file__).parent / "seeds"
+DEFAULT_SEED = SEEDS_DIR / "example.yaml"
+STATE_DIR = Path(".reconcile") / "sandbox"
+ESCROW_ENV = "RECONCILE_ESCROW_KEY"
+
+_PLACEHOLDER = re.compile(r"\{\{secret:([A-Za-z0-9]*):([A-Za-z0-9_.-]+)\}\}")
+
+
+class WorldError(Exception):
+    """A world seed or saved world that cannot be used; the message names the file."""
+
+
+def derive(prefix: str, name: str) -> str:
+    """The demo value of a placeholder: stable, credential-shaped, not anyone's secret."""
+    body = hashlib.sha256(f"reconcile-sandbox/{name}".encode()).hexdigest()[:32]
+    return f"{prefix}-{body}" if prefix else body
+
+
+def load_world_seed(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise WorldError(f"{path}: cannot read the sandbox seed ({exc.strerror})") from None
+    text = _PLACEHOLDER.sub(lambda m: derive(m.group(1), m.group(2)), text)
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise WorldError(f"{path}: not valid YAML: {exc}") from None
+    unknown = sorted(set(data) - {"gitlab", "zendesk", "credentials"}) if isinstance(data, dict) else ["(not a mapping)"]
+    if unknown:
+        raise WorldError(f"{path}: unknown key(s) {', '.join(unknown)} (expected gitlab, zendesk, credentials)")
+    return data
+
+
+@dataclass
+class World:
+    clock: Clock
+    gitlab: SandboxServer
+    zendesk: SandboxServer
+    credentials: dict[str, str]
+    state_dir: Path | None = None
+    seed: str = ""
+    _stopped: bool = field(default=False, repr=False)
+
+    @property
+    def endpoints(self) -> Endpoints:
+        return Endpoints(gitlab_url=self.gitlab.url, zendesk_netloc=f"127.0.0.1:{self.zendesk.port}")
+
+    def env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """`base` (e.g. os.environ) with the world's credentials over it: a copy, the process
+        environment is not changed."""
+        return {**(base or {}), **self.credentials}
+
+    def mutations(self) -> int:
+        return len(self.gitlab.log.mutations()) + len(self.zendesk.log.mutations())
+
+    def requests(self) -> int:
+        return self.gitlab.log.count() + self.zendesk.log.count()
+
+    def save(self) -> None:
+        if self.state_dir is None:
+            return
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.gitlab.service.save(self.state_dir / "gitlab.json")
+        self.zendesk.service.save(self.state_dir / "zendesk.json")
+        (self.state_dir / "world.json").write_text(json.dumps(
+            {"seed": self.seed, "credentials": self.credentials}, indent=1, sort_keys=True))
+
+    def stop(self) -> None:
+        if not self._stopped:
+            self._stopped = True
+            self.gitlab.stop()
+            self.zendesk.stop()
+
+    def __enter__(self) -> World:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_world(
+    seed: str | Path | None = None,
+    *,
+    state_dir: str | Path | None = None,
+    now: datetime | None = None,
+    reset: bool = False,
+    gitlab_port: int = 0,
+    zendesk_port: int = 0,
+    escrow_env: str = ESCROW_ENV,
+) -> World:
+    """Start both sandboxes on loopback. `now` pins the shared clock (else it follows real time)."""
+    from reconciler.sandbox.gitlab import GitLabService
+    from reconciler.sandbox.zendesk import DEFAULT_RATE_LIMIT, ZendeskService
+    from reconciler.state import generate_key
+
+    clock = Clock(now)
+    seed_path = Path(seed) if seed is not None else DEFAULT_SEED
+    state = Path(state_dir) if state_dir is not None else None
+    saved = state is not None and (state / "world.json").is_file() and not reset
+    gitlab_service, zendesk_service = GitLabService(clock), ZendeskService(clock)
+    if saved:
+        assert state is not None
+        try:
+            meta = json.loads((state / "world.json").read_text())
+            gitlab_service.load(state / "gitlab.json")
+            zendesk_service.load(state / "zendesk.json")
+        except (OSError, ValueError, KeyError) as exc:
+            raise WorldError(f"{state}: the saved sandbox world is unreadable ({exc}); run with --reset") from None
+        credentials = dict(meta["credentials"])
+        seed_name = str(meta.get("seed", ""))
+    else:
+        data = load_world_seed(seed_path)
+        try:
+            gitlab_service.seed(data.get("gitlab") or {})
+            zendesk_service.seed(data.get("zendesk") or {"instances": {}})
+        except ValueError as exc:
+            raise WorldError(f"{seed_path}: {exc}") from None
+        credentials = {str(k): str(v) for k, v in (data.get("credentials") or {}).items()}
+        credentials.setdefault(escrow_env, generate_key())
+        seed_name = str(seed_path)
+    from reconciler.sandbox.core import RateLimiter
+
+    gitlab = SandboxServer(gitlab_service, port=gitlab_port).start()
+    zendesk = SandboxServer(zendesk_service, port=zendesk_port,
+                            rate_limit=RateLimiter(limit=DEFAULT_RATE_LIMIT, window=60.0)).start()
+    world = World(clock=clock, gitlab=gitlab, zendesk=zendesk, credentials=credentials, state_dir=state,
+                  seed=seed_name)
+    if not saved:
+        world.save()
+    return world

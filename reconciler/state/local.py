@@ -113,6 +113,12 @@ class LocalStore(StateStore):
     # --- lock ----------------------------------------------------------------------------------
 
     def _try_lock(self, info: LockInfo) -> LockInfo | None:
+        try:
+            return self._link_lock(info)
+        except OSError as err:
+            raise StateError(f"{self.lock_path}: cannot take the lock: {err.strerror}") from None
+
+    def _link_lock(self, info: LockInfo) -> LockInfo | None:
         self._ensure_dir()
         fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".lock.", suffix=".tmp")
         try:
@@ -143,8 +149,12 @@ class LocalStore(StateStore):
             return  # already removed, e.g. by `unlock --force`
         if holder.id != info.id:
             raise StateError(f"{self.lock_path}: cannot release: the lock is now {holder.describe()}")
-        with contextlib.suppress(FileNotFoundError):
+        try:
             self.lock_path.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as err:
+            raise StateError(f"{self.lock_path}: cannot release the lock: {err.strerror}") from None
 
     def lock_holder(self) -> LockInfo | None:
         try:
@@ -157,6 +167,10 @@ class LocalStore(StateStore):
 
     def force_unlock(self) -> LockInfo | None:
         holder = self.lock_holder()
-        with contextlib.suppress(FileNotFoundError):
+        try:
             self.lock_path.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as err:
+            raise StateError(f"{self.lock_path}: cannot remove the lock: {err.strerror}") from None
         return holder

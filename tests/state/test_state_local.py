@@ -134,3 +134,14 @@ def test_written_files_are_json(tmp_path):
     store = LocalStore(tmp_path)
     store.save_ledger(Ledger([record("a")]))
     assert json.loads(store.ledger_path.read_text())["version"] == 1
+
+
+def test_unusable_directory_is_a_state_error(tmp_path):
+    (tmp_path / "afile").write_text("not a directory")
+    store = LocalStore(tmp_path / "afile" / "state")
+    with pytest.raises(StateError, match="cannot create the state directory"):
+        store.acquire("x")
+    with pytest.raises(StateError, match="cannot create the state directory"):
+        store.save_ledger(Ledger())
+    with pytest.raises(StateError, match=r"cannot read the ledger: NotADirectoryError"):
+        LocalStore(tmp_path / "afile").load_ledger()

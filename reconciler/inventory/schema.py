@@ -54,10 +54,24 @@ def load_schema() -> dict[str, Any]:
 
 
 @lru_cache(maxsize=1)
-def _validator():
+def _validator(kind_def: str | None = None):
+    """The validator of the whole document, or of one source/consumer kind's definition.
+
+    The whole-document validator checks only the `kind` of sources and consumers; each is then
+    validated against its kind's definition directly. Same result as the schema's if/then chain
+    (which editors use), several times faster on large inventories."""
     import jsonschema  # imported here: only validation needs it
 
-    return jsonschema.Draft202012Validator(load_schema())
+    schema = load_schema()
+    if kind_def is not None:
+        return jsonschema.Draft202012Validator({"$ref": f"#/$defs/{kind_def}", "$defs": schema["$defs"]})
+    defs = dict(schema["$defs"])
+    for union in ("source", "consumer"):
+        defs[union] = {k: v for k, v in defs[union].items() if k != "allOf"}
+    return jsonschema.Draft202012Validator({**schema, "$defs": defs})
+
+
+_kind_validators = lru_cache(maxsize=None)(_validator)
 
 
 def _type_name(value: Any) -> str:
@@ -111,8 +125,8 @@ def _one_of_message(error) -> str:
     return "must be one of: " + ", ".join(titles)
 
 
-def _diagnostics_for(error, doc: Document) -> list[Diagnostic]:
-    path: PathKey = tuple(error.absolute_path)
+def _diagnostics_for(error, doc: Document, prefix: PathKey = ()) -> list[Diagnostic]:
+    path: PathKey = prefix + tuple(error.absolute_path)
     value = error.instance
     kind = error.validator
     if kind == "additionalProperties":
@@ -164,11 +178,11 @@ def _diagnostics_for(error, doc: Document) -> list[Diagnostic]:
     return [Diagnostic(pos=pos, key=key, message=message)]
 
 
-def _property_name_diagnostic(error, doc: Document) -> Diagnostic:
+def _property_name_diagnostic(error, doc: Document, prefix: PathKey = ()) -> Diagnostic:
     """A `propertyNames` error reports the parent's path with the bad name as its instance;
     cite the name's own key."""
     name = error.instance
-    where: PathKey = tuple(error.absolute_path) + (name,)
+    where: PathKey = prefix + tuple(error.absolute_path) + (name,)
     if error.validator == "enum":
         choices = ", ".join(error.validator_value)
         message = f"{name!r} is not allowed here: use {choices}{suggestion(name, error.validator_value)}"
@@ -179,16 +193,37 @@ def _property_name_diagnostic(error, doc: Document) -> Diagnostic:
     return Diagnostic(pos=doc.key_pos(where), key=dotted(where), message=message)
 
 
+def _errors(data: dict[str, Any]) -> Iterator[tuple[PathKey, Any]]:
+    """(path prefix, error) for the document, then for each source and consumer by its kind."""
+    for error in _validator().iter_errors(data):
+        yield (), error
+    schema = load_schema()
+    sources = set(schema["$defs"]["source"]["properties"]["kind"]["enum"])
+    consumers = set(schema["$defs"]["consumer"]["properties"]["kind"]["enum"])
+    tokens = data.get("tokens")
+    for name, token in (tokens.items() if isinstance(tokens, dict) else ()):
+        if not isinstance(token, dict):
+            continue
+        parts: list[tuple[PathKey, Any, str]] = [(("tokens", name, "source"), token.get("source"), "source")]
+        if isinstance(token.get("consumers"), list):
+            parts += [(("tokens", name, "consumers", i), c, "consumer") for i, c in enumerate(token["consumers"])]
+        for path, part, union in parts:
+            kind = part.get("kind") if isinstance(part, dict) else None
+            if isinstance(kind, str) and kind in (sources if union == "source" else consumers):
+                for error in _kind_validators(f"{union}_{kind}").iter_errors(part):
+                    yield path, error
+
+
 def validate_document(doc: Document) -> list[Diagnostic]:
     """Every schema violation in the document, each at its key; none when it is valid."""
     found: list[Diagnostic] = []
-    for error in _validator().iter_errors(doc.data):
-        if doc.is_poisoned(tuple(error.absolute_path)):
+    for prefix, error in _errors(doc.data):
+        if doc.is_poisoned(prefix + tuple(error.absolute_path)):
             continue  # the loader already reported this value (custom tag, ...)
         if "propertyNames" in error.schema_path:
-            found.append(_property_name_diagnostic(error, doc))
+            found.append(_property_name_diagnostic(error, doc, prefix))
         else:
-            found.extend(_diagnostics_for(error, doc))
+            found.extend(_diagnostics_for(error, doc, prefix))
     # `scope:` for `scopes:` is one mistake: say "unknown key 'scope' (did you mean 'scopes'?)"
     # and not also "missing required key 'scopes'".
     meant = {d.key.rsplit(".", 1)[0] + "." + m for d in found for m in _MEANT.findall(d.message)}

@@ -157,6 +157,120 @@ def state_keygen() -> int:
     return EXIT_OK
 
 
+# --- reconcile plan / sandbox and the shared --sandbox option (reconciler/engine.py) -----------
+
+
+def sandbox_options(command):
+    """`--sandbox` (run against the embedded GitLab and Zendesk sandboxes, state in
+    .reconcile/sandbox/), `--sandbox-seed FILE` and `--sandbox-reset`: every engine command takes
+    them; they reach the command as `sandbox`, `sandbox_seed`, `sandbox_reset`."""
+    command = click.option("--sandbox-reset", is_flag=True,
+                           help="With --sandbox: seed the sandbox world afresh instead of loading the saved one.")(command)
+    command = click.option("--sandbox-seed", type=click.Path(path_type=Path, dir_okay=False), default=None,
+                           help="With --sandbox: the world seed (default: the demo world matching inventory/).")(command)
+    return click.option("--sandbox", is_flag=True,
+                        help="Run against embedded GitLab and Zendesk sandboxes seeded with a demo world.")(command)
+
+
+def engine_errors(run):
+    """Run an engine command; a fixable problem is one clear line on stderr and exit 1."""
+    from reconciler.clients import ProviderError
+    from reconciler.engine import SessionError
+    from reconciler.inventory import InventoryError
+
+    try:
+        return run()
+    except (ProviderError, SessionError) as err:
+        click.echo(f"error: {err}", err=True)
+        return EXIT_ERROR
+    except InventoryError as err:
+        click.echo(str(err), err=True)
+        return EXIT_ERROR
+
+
+@cli.command("plan")
+@inventory_option
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Also save the plan as JSON (for `reconcile apply PLANFILE`).")
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True)
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes (0: none, 1: error).")
+@click.option("--target", "targets", multiple=True, metavar="NAME", help="Only this token (repeatable).")
+@click.option("--now", "now", envvar="RECONCILE_NOW", default=None,
+              help="The current time (ISO date or timestamp; env RECONCILE_NOW). Default: the clock, or the sandbox clock.")
+@sandbox_options
+def plan_command(inventory: Path, out: Path | None, fmt: str, detailed_exitcode: bool, targets: tuple[str, ...],
+                 now: str | None, sandbox: bool, sandbox_seed: Path | None, sandbox_reset: bool) -> int:
+    """Show what must change: tokens to create, rotate or revoke, and the consumers each one reaches."""
+
+    def run() -> int:
+        from reconciler.engine import open_session
+        from reconciler.observe import observe
+        from reconciler.plan import plan
+        from reconciler.render import render
+
+        with open_session(inventory, sandbox=sandbox, sandbox_seed=sandbox_seed, sandbox_reset=sandbox_reset,
+                          now=now, targets=targets) as session:
+            observed = observe(session.inventory, session.clients, session.ledger, session.now,
+                               targets=session.targets)
+            result = plan(session.inventory, observed, session.ledger, session.now, targets=session.targets,
+                          escrow_available=session.escrow_available)
+        render(result, fmt, click.get_text_stream("stdout"))
+        if out is not None:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(result.dumps())
+        if result.errors:
+            return EXIT_ERROR
+        return EXIT_CHANGES if detailed_exitcode and result.has_changes else EXIT_OK
+
+    return engine_errors(run)
+
+
+SANDBOX_STOP = None  # a threading.Event tests set to end `reconcile sandbox`
+
+
+@cli.command("sandbox")
+@inventory_option
+@click.option("--reset", is_flag=True, help="Seed the world afresh instead of loading .reconcile/sandbox/.")
+@click.option("--port", type=int, default=0, help="GitLab on PORT and Zendesk on PORT+1 (default: free ports).")
+@click.option("--sandbox-seed", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="The world seed (default: the demo world matching inventory/).")
+def sandbox_command(inventory: Path, reset: bool, port: int, sandbox_seed: Path | None) -> int:
+    """Serve the GitLab and Zendesk sandboxes in the foreground; print the variables to export."""
+    import threading
+
+    from reconciler.engine import SANDBOX_ENV_GITLAB, SANDBOX_ENV_ZENDESK, SessionError
+    from reconciler.sandbox.world import STATE_DIR, WorldError, start_world
+
+    def run() -> int:
+        global SANDBOX_STOP
+        escrow_env = "RECONCILE_ESCROW_KEY"
+        if Path(inventory).exists():
+            from reconciler.inventory import load_inventory
+
+            escrow_env = load_inventory(inventory).state.escrow_key_env
+        try:
+            world = start_world(sandbox_seed, state_dir=STATE_DIR, reset=reset, gitlab_port=port,
+                                zendesk_port=port + 1 if port else 0, escrow_env=escrow_env)
+        except (WorldError, OSError) as err:
+            raise SessionError(str(err)) from None
+        stop = SANDBOX_STOP = SANDBOX_STOP or threading.Event()
+        exports = {**world.credentials, SANDBOX_ENV_GITLAB: world.gitlab.url,
+                   SANDBOX_ENV_ZENDESK: world.endpoints.zendesk_netloc or ""}
+        for name in sorted(exports):
+            click.echo(f"export {name}={exports[name]}")
+        try:
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+        finally:
+            world.save()
+            world.stop()
+        return EXIT_OK
+
+    return engine_errors(run)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point. Commands return their exit code; usage errors exit 1, not click's 2,
     because 2 means "changes pending" here."""

@@ -52,7 +52,7 @@ def _strategy_words(t: TokenPlan) -> str:
         return "revoke"
     return {"overlap": "by overlap: new beside old, deliver, verify, revoke old",
             "in_place": "in place: the old value dies at once",
-            "external": "a person supplies the new value"}.get(str(t.strategy), str(t.strategy))
+            "external": "(a person supplies the new value)"}.get(str(t.strategy), str(t.strategy))
 
 
 def _live_words(t: TokenPlan) -> str:

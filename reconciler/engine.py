@@ -1,0 +1,108 @@
+"""What every engine command (plan, apply, check, discover) does before its own work: load the
+inventory, start the sandbox world when `--sandbox` is given, read credentials, build the clients,
+open the state, and fix the current time. `Session` is that bundle; `open_session` a context
+manager that stops the sandboxes afterwards.
+
+Errors a user can fix come out as `SessionError` with one clear line (an unknown target, a missing
+credential variable, a bad `--now`, an unreadable state); `InventoryError` keeps its diagnostics.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from reconciler.clients import Clients, Endpoints, connect
+from reconciler.inventory.model import Inventory
+
+SANDBOX_ENV_GITLAB = "RECONCILE_SANDBOX_GITLAB_URL"  # set by `reconcile sandbox`: use that server
+SANDBOX_ENV_ZENDESK = "RECONCILE_SANDBOX_ZENDESK_NETLOC"
+
+
+class SessionError(Exception):
+    """A problem the user fixes (one line, exit 1)."""
+
+
+@dataclass
+class Session:
+    inventory: Inventory
+    clients: Clients
+    store: Any  # reconciler.state.StateStore
+    ledger: Any  # reconciler.state.Ledger
+    env: Mapping[str, str]
+    now: datetime
+    escrow_available: bool
+    targets: tuple[str, ...]
+    world: Any = None  # reconciler.sandbox.world.World in sandbox mode
+
+
+def parse_now(text: str | None) -> datetime | None:
+    """`--now` / RECONCILE_NOW: an ISO date (midnight UTC) or timestamp (naive = UTC)."""
+    if not text:
+        return None
+    try:
+        if len(text) == 10:
+            d = date.fromisoformat(text)
+            return datetime(d.year, d.month, d.day, tzinfo=UTC)
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise SessionError(f"--now / RECONCILE_NOW: {text!r} is not an ISO date or timestamp") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@contextmanager
+def open_session(
+    inventory_path: str | Path,
+    *,
+    sandbox: bool = False,
+    sandbox_seed: str | Path | None = None,
+    sandbox_reset: bool = False,
+    now: str | None = None,
+    targets: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+) -> Iterator[Session]:
+    from reconciler.inventory import load_inventory
+    from reconciler.state import LocalStore, StateError, escrow_available, open_store
+    from reconciler.state.ledger import Ledger
+
+    env = dict(os.environ if env is None else env)
+    inventory = load_inventory(inventory_path)
+    unknown = sorted(set(targets) - set(inventory.tokens))
+    if unknown:
+        raise SessionError(f"--target: no token named {', '.join(unknown)} in {inventory_path}")
+    pinned = parse_now(now)
+    world = None
+    endpoints: Endpoints | None = None
+    try:
+        if sandbox:
+            from reconciler.sandbox.world import STATE_DIR, WorldError, start_world
+
+            if env.get(SANDBOX_ENV_GITLAB) and env.get(SANDBOX_ENV_ZENDESK):
+                # a `reconcile sandbox` is serving: use it, with the credentials it printed
+                endpoints = Endpoints(gitlab_url=env[SANDBOX_ENV_GITLAB], zendesk_netloc=env[SANDBOX_ENV_ZENDESK])
+            else:
+                try:
+                    world = start_world(sandbox_seed, state_dir=STATE_DIR, now=pinned, reset=sandbox_reset,
+                                        escrow_env=inventory.state.escrow_key_env)
+                except WorldError as err:
+                    raise SessionError(str(err)) from None
+                endpoints = world.endpoints
+                env = world.env(env)
+        clients = connect(inventory, env=env, endpoints=endpoints, targets=targets or None)
+        try:
+            store = LocalStore(STATE_DIR) if sandbox else open_store(inventory.state, inventory.providers, env)
+            ledger = store.load_ledger()
+            has_escrow = escrow_available(inventory.state, env)
+        except StateError as err:
+            raise SessionError(str(err)) from None
+        current = pinned or (world.clock.now() if world is not None else datetime.now(UTC))
+        yield Session(inventory=inventory, clients=clients, store=store, ledger=ledger or Ledger(), env=env,
+                      now=current, escrow_available=has_escrow, targets=tuple(targets), world=world)
+    finally:
+        if world is not None:
+            world.stop()

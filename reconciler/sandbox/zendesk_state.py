@@ -99,8 +99,8 @@ class Instance:
     def new_ulid(self) -> str:
         """A 26-character ULID, time-ordered by the sandbox clock (monotonic within a ms)."""
         ms = int(self.clock.now().timestamp() * 1000)
-        if ms <= self.ulid_ms:
-            ms, self.ulid_random = self.ulid_ms, self.ulid_random + 1
+        if ms == self.ulid_ms:
+            self.ulid_random += 1
         else:
             self.ulid_random = self.rng.getrandbits(79)  # headroom so increments never overflow
         self.ulid_ms = ms

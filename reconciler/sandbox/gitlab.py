@@ -24,6 +24,7 @@ from urllib.parse import urlencode
 from . import gitlab_entities as entities
 from .core import Clock, HTTPError, Request, Response, SandboxServer, Service
 from .gitlab_ci import CIRoutes
+from .gitlab_ci_endpoints import MergeRequestCIRoutes
 from .gitlab_hooks import HookRoutes
 from .gitlab_seed import apply_seed, load_seed
 from .gitlab_store import GitLabStore, iso
@@ -80,7 +81,7 @@ class Caller:
 Routed = Callable[[Request, Caller], Response]
 
 
-class GitLabService(TokenRoutes, CIRoutes, HookRoutes, WorkRoutes, TerraformRoutes, Service):
+class GitLabService(MergeRequestCIRoutes, TokenRoutes, CIRoutes, HookRoutes, WorkRoutes, TerraformRoutes, Service):
     name = "gitlab"
 
     def __init__(self, clock: Clock, seed: dict | None = None) -> None:
@@ -92,6 +93,7 @@ class GitLabService(TokenRoutes, CIRoutes, HookRoutes, WorkRoutes, TerraformRout
         self._register_hooks()
         self._register_work()
         self._register_terraform()
+        self._register_ci_endpoints()
         if seed is not None:
             self.seed(seed)
 

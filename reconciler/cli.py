@@ -39,11 +39,17 @@ def inventory_option(command):
 @cli.command()
 @inventory_option
 @click.option("--strict", is_flag=True, help="Treat warnings as errors (exit 1).")
-def validate(inventory: Path, strict: bool) -> int:
+@click.option("--codequality", "codequality", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Also write the problems as a GitLab Code Quality report (JSON) to this file, even when failing.")
+def validate(inventory: Path, strict: bool, codequality: Path | None) -> int:
     """Check the inventory: schema, references, templates and policy. No network."""
     from reconciler.inventory import diagnose  # lazy: keep start-up fast for every command
 
     model, found = diagnose(inventory)
+    if codequality is not None:
+        from reconciler.gitlab_ci import codequality_from_diagnostics, write_codequality
+
+        write_codequality(codequality, codequality_from_diagnostics(found))
     for diagnostic in found:
         click.echo(str(diagnostic), err=True)
     failing = [d for d in found if d.severity == "error" or strict]
@@ -269,6 +275,122 @@ def sandbox_command(inventory: Path, reset: bool, port: int, sandbox_seed: Path 
         return EXIT_OK
 
     return engine_errors(run)
+
+
+# --- reconcile ci: what .gitlab-ci.yml runs besides plan/apply/check (reconciler/gitlab_ci.py) ---
+
+
+def _ci_options(command):
+    """Where to post: the pipeline's variables by default, or given explicitly outside CI."""
+    command = click.option("--token-env", default=None, metavar="NAME",
+                           help="Variable holding the GitLab token that writes the note (default: the token_env "
+                                "of the inventory's GitLab provider whose url is CI_SERVER_URL).")(command)
+    command = click.option("--gitlab-url", default=None, help="GitLab URL (default: CI_SERVER_URL).")(command)
+    command = click.option("--project", default=None, help="Project id or path (default: CI_PROJECT_ID).")(command)
+    return inventory_option(command)
+
+
+def _ci_errors(run):
+    """Run a ci command; a fixable problem is one clear line and exit 1."""
+    import gitlab.exceptions
+
+    from reconciler.gitlab_ci import CIError
+    from reconciler.inventory import InventoryError
+
+    try:
+        return run()
+    except CIError as err:
+        click.echo(f"error: {err}", err=True)
+        return EXIT_ERROR
+    except InventoryError as err:
+        click.echo(str(err), err=True)
+        return EXIT_ERROR
+    except gitlab.exceptions.GitlabError as err:
+        code = getattr(err, "response_code", None)
+        click.echo(f"error: GitLab answered {code or ''} {getattr(err, 'error_message', '')}".rstrip(), err=True)
+        return EXIT_ERROR
+    except OSError as err:
+        click.echo(f"error: {getattr(err, 'filename', '') or ''}: {err.strerror or err}", err=True)
+        return EXIT_ERROR
+
+
+def _ci_gitlab(ctx, inventory: Path, token_env: str | None):
+    from reconciler.gitlab_ci import connect_gitlab, note_token_env
+    from reconciler.inventory import load_inventory
+
+    ctx.need("server_url")
+    inv = None if token_env else load_inventory(inventory)
+    return connect_gitlab(ctx.server_url, note_token_env(inv, ctx.server_url, token_env))
+
+
+@cli.group("ci")
+def ci_group() -> None:
+    """What the GitLab pipeline runs besides plan/apply/check: the merge request plan note, the
+    apply note on the merged merge request. Reads CI_* variables; options override them."""
+
+
+@ci_group.command("plan-note")
+@_ci_options
+@click.option("--plan", "plan_file", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="The plan saved by `reconcile plan --out FILE`.")
+@click.option("--mr", "mr_iid", type=int, default=None, help="Merge request IID (default: CI_MERGE_REQUEST_IID).")
+@click.option("--codequality", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Also write the plan's errors and warnings as a GitLab Code Quality report to this file.")
+def ci_plan_note(inventory: Path, project: str | None, gitlab_url: str | None, token_env: str | None,
+                 plan_file: Path, mr_iid: int | None, codequality: Path | None) -> int:
+    """Post the plan on the merge request as one note, updated in place on every pipeline."""
+    import json
+
+    from reconciler import gitlab_ci as ci
+    from reconciler.plan import Plan
+
+    def run() -> int:
+        ctx = ci.CIContext.from_env(project=project, mr_iid=mr_iid, server_url=gitlab_url)
+        ctx.need("server_url", "project", "mr_iid")
+        plan = None
+        if plan_file.is_file():
+            try:
+                plan = Plan.from_json(json.loads(plan_file.read_text()))
+            except (ValueError, KeyError, TypeError) as err:
+                raise ci.CIError(f"{plan_file}: not a saved reconcile plan ({err})") from None
+        if codequality is not None:
+            ci.write_codequality(codequality, ci.codequality_from_plan(plan, inventory) if plan else [])
+        body = ci.plan_note_body(plan, ctx) if plan else ci.missing_plan_body(ctx, f"{plan_file} was not written")
+        gl = _ci_gitlab(ctx, inventory, token_env)
+        outcome = ci.upsert_note(ci.merge_request(gl, ctx), body, ci.PLAN_MARKER, ci.current_user_id(gl))
+        click.echo(f"plan note: {outcome.describe()}")
+        return EXIT_OK
+
+    return _ci_errors(run)
+
+
+@ci_group.command("apply-note")
+@_ci_options
+@click.option("--log", "log_file", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="The apply's output (e.g. `reconcile apply --auto-approve | tee apply.log`).")
+@click.option("--exit-code", "exit_code", type=int, default=0, show_default=True,
+              help="The apply's exit code, shown as the outcome.")
+@click.option("--sha", default=None, help="The merged commit (default: CI_COMMIT_SHA).")
+def ci_apply_note(inventory: Path, project: str | None, gitlab_url: str | None, token_env: str | None,
+                  log_file: Path, exit_code: int, sha: str | None) -> int:
+    """Post the apply summary on the merge request the commit was merged from (none: say so, exit 0)."""
+    from reconciler import gitlab_ci as ci
+
+    def run() -> int:
+        ctx = ci.CIContext.from_env(project=project, commit_sha=sha, server_url=gitlab_url)
+        ctx.need("server_url", "project", "commit_sha")
+        output = log_file.read_text(errors="replace") if log_file.is_file() else ""
+        gl = _ci_gitlab(ctx, inventory, token_env)
+        mr = ci.find_merged_merge_request(gl, str(ctx.project), str(ctx.commit_sha))
+        if mr is None:
+            click.echo(f"apply note: commit {str(ctx.commit_sha)[:8]} came from no merged merge request; not posted")
+            return EXIT_OK
+        outcome = ci.upsert_note(mr, ci.apply_note_body(output, exit_code, ctx), ci.APPLY_MARKER,
+                                 ci.current_user_id(gl))
+        click.echo(f"apply note: {outcome.describe()}")
+        return EXIT_OK
+
+    return _ci_errors(run)
 
 
 def main(argv: list[str] | None = None) -> int:

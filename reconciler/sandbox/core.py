@@ -608,6 +608,9 @@ class SandboxServer:
 
         class _Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in two writes; with Nagle on, the second waits for the
+            # client's delayed ACK (~40 ms on Linux loopback) and every answer is that late.
+            disable_nagle_algorithm = True
 
             def log_message(self, *args: object) -> None:  # the RequestLog is the log
                 pass

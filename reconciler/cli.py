@@ -316,11 +316,9 @@ def _ci_errors(run):
 
 def _ci_gitlab(ctx, inventory: Path, token_env: str | None):
     from reconciler.gitlab_ci import connect_gitlab, note_token_env
-    from reconciler.inventory import load_inventory
 
     ctx.need("server_url")
-    inv = None if token_env else load_inventory(inventory)
-    return connect_gitlab(ctx.server_url, note_token_env(inv, ctx.server_url, token_env))
+    return connect_gitlab(ctx.server_url, note_token_env(inventory, ctx.server_url, token_env))
 
 
 @cli.group("ci")
@@ -355,7 +353,7 @@ def ci_plan_note(inventory: Path, project: str | None, gitlab_url: str | None, t
                 raise ci.CIError(f"{plan_file}: not a saved reconcile plan ({err})") from None
         if codequality is not None:
             ci.write_codequality(codequality, ci.codequality_from_plan(plan, inventory) if plan else [])
-        body = ci.plan_note_body(plan, ctx) if plan else ci.missing_plan_body(ctx, f"{plan_file} was not written")
+        body = ci.plan_note_body(plan, ctx) if plan else ci.missing_plan_body(ctx, f"the plan failed ({plan_file} was not written)")
         gl = _ci_gitlab(ctx, inventory, token_env)
         outcome = ci.upsert_note(ci.merge_request(gl, ctx), body, ci.PLAN_MARKER, ci.current_user_id(gl))
         click.echo(f"plan note: {outcome.describe()}")

@@ -90,18 +90,42 @@ class CIContext:
 # --- credentials and client ----------------------------------------------------------------------
 
 
-def note_token_env(inventory: Any | None, server_url: str, token_env: str | None = None) -> str:
+def gitlab_providers(inventory_path: str | Path) -> list[tuple[str, str]]:
+    """(url, token_env) of every GitLab provider of the inventory. When the inventory does not load
+    (a merge request that breaks it must still get its note), read from the raw YAML files."""
+    from reconciler.inventory import diagnose
+    from reconciler.inventory.model import GitLabProvider
+
+    model, _ = diagnose(inventory_path)
+    if model is not None:
+        return [(p.url, p.token_env) for p in model.providers.values() if isinstance(p, GitLabProvider)]
+    import yaml
+
+    root = Path(inventory_path)
+    files = [root] if root.is_file() else sorted(root.rglob("*.y*ml"))
+    found = []
+    for file in files:
+        try:
+            data = yaml.safe_load(file.read_text())
+        except (OSError, yaml.YAMLError):
+            continue
+        providers = data.get("providers") if isinstance(data, dict) else None
+        for p in (providers or {}).values() if isinstance(providers, dict) else ():
+            auth = p.get("auth") if isinstance(p, dict) else None
+            if isinstance(p, dict) and p.get("kind") == "gitlab" and isinstance(auth, dict) and auth.get("token_env"):
+                found.append((str(p.get("url", "")), str(auth["token_env"])))
+    return found
+
+
+def note_token_env(inventory_path: str | Path, server_url: str, token_env: str | None = None) -> str:
     """The environment variable holding the token that writes notes on `server_url`: `token_env`
     when given, else the token_env of the inventory's GitLab provider with that URL."""
     if token_env:
         return token_env
-    if inventory is not None:
-        from reconciler.inventory.model import GitLabProvider
-
-        for provider in inventory.providers.values():
-            if isinstance(provider, GitLabProvider) and provider.url.rstrip("/") == server_url.rstrip("/"):
-                return provider.token_env
-    raise CIError(f"no GitLab provider in the inventory has url {server_url}: pass --token-env NAME "
+    for url, env_name in gitlab_providers(inventory_path):
+        if url.rstrip("/") == server_url.rstrip("/"):
+            return env_name
+    raise CIError(f"no GitLab provider in {inventory_path} has url {server_url}: pass --token-env NAME "
                   f"(CI_JOB_TOKEN cannot write merge request notes)")
 
 
@@ -299,6 +323,6 @@ def write_codequality(path: str | Path, issues: list[dict[str, Any]]) -> None:
 __all__ = [
     "APPLY_MARKER", "PLAN_MARKER", "CIContext", "CIError", "NoteOutcome", "apply_note_body",
     "codequality_from_diagnostics", "codequality_from_plan", "connect_gitlab", "current_user_id",
-    "find_merged_merge_request", "find_own_note", "merge_request", "missing_plan_body", "note_token_env",
+    "find_merged_merge_request", "find_own_note", "gitlab_providers", "merge_request", "missing_plan_body", "note_token_env",
     "plan_note_body", "redact", "upsert_note", "write_codequality",
 ]

@@ -471,11 +471,12 @@ class GitLabService(MergeRequestCIRoutes, TokenRoutes, CIRoutes, HookRoutes, Wor
     def _get_project(self, request: Request, caller: Caller) -> Response:
         project = self.find_project(request.params["id"], caller)
         return Response(200, entities.project_entity(self.store, project, request.base_url,
-                                                     permissions=self.project_permissions(caller, project)))
+                                                     permissions=self.project_permissions(caller, project),
+                                                     admin=caller.admin))
 
     def _get_group(self, request: Request, caller: Caller) -> Response:
         group = self.find_group(request.params["id"], caller)
-        return Response(200, entities.group_entity(self.store, group, request.base_url))
+        return Response(200, entities.group_entity(self.store, group, request.base_url, admin=caller.admin))
 
 
 def serve_gitlab(seed: dict | str | Path | None = None, clock: Clock | None = None,

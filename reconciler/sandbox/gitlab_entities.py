@@ -85,6 +85,8 @@ def user_full(store: GitLabStore, user: dict[str, Any], base: str, *, caller: di
         email=user.get("email") or f"{user['username']}@example.com", is_admin=bool(user.get("admin")),
         commit_email=user.get("email") or f"{user['username']}@example.com", namespace_id=user["id"],
     )
+    creator = store.users().get(user.get("created_by_id") or 0)
+    entity["created_by"] = user_basic(store, creator, base) if creator else None
     if caller is not None and caller["id"] == user["id"]:
         for key in ("followers", "following", "is_followed"):
             entity.pop(key, None)
@@ -118,7 +120,7 @@ def namespace_of(store: GitLabStore, project: dict[str, Any], base: str) -> dict
 
 
 def project_entity(store: GitLabStore, project: dict[str, Any], base: str, *, in_group: bool = False,
-                   permissions: dict[str, Any] | None = None) -> dict[str, Any]:
+                   permissions: dict[str, Any] | None = None, admin: bool = False) -> dict[str, Any]:
     shapes = shapes_for(store.version)
     entity = _fill(copy.deepcopy(shapes["project_in_group" if in_group else "project"]), base)
     pid = project["id"]
@@ -138,6 +140,8 @@ def project_entity(store: GitLabStore, project: dict[str, Any], base: str, *, in
     entity["_links"] = {k: _relink(v, pid, base) for k, v in entity["_links"].items()}
     if "permissions" in entity and permissions is not None:
         entity["permissions"] = permissions
+    if admin:  # exposed to those who may change repository storage: admins (recorded on 18.11)
+        entity["repository_storage"] = "default"
     return entity
 
 
@@ -147,7 +151,7 @@ def _relink(url: str, pid: int, base: str) -> str:
     return f"{base}/api/v4/projects/{pid}{tail}"
 
 
-def group_entity(store: GitLabStore, group: dict[str, Any], base: str) -> dict[str, Any]:
+def group_entity(store: GitLabStore, group: dict[str, Any], base: str, *, admin: bool = False) -> dict[str, Any]:
     shapes = shapes_for(store.version)
     entity = _fill(copy.deepcopy(shapes["group_sub" if group.get("parent_id") else "group_root"]), base)
     chain = list(reversed(store.group_chain(group["id"])))
@@ -158,7 +162,7 @@ def group_entity(store: GitLabStore, group: dict[str, Any], base: str) -> dict[s
         created_at=group["created_at"], parent_id=group.get("parent_id"),
         runners_token=_fake_runners_token("group", group["id"]),
     )
-    entity["projects"] = [project_entity(store, p, base, in_group=True)
+    entity["projects"] = [project_entity(store, p, base, in_group=True, admin=admin)
                           for p in store.tables["projects"].values() if p.get("namespace_id") == group["id"]]
     entity["shared_projects"] = []
     return entity
@@ -184,8 +188,10 @@ def token_active(store: GitLabStore, token: dict[str, Any]) -> bool:
 
 
 def token_entity(store: GitLabStore, token: dict[str, Any], *, with_token: bool = False,
-                 with_ips: bool = False) -> dict[str, Any]:
-    """PersonalAccessToken[WithLastUsedIps|WithToken], or ResourceAccessToken for bot tokens."""
+                 with_ips: bool = False, resource: bool = False) -> dict[str, Any]:
+    """PersonalAccessToken[WithLastUsedIps|WithToken]; `resource` for ResourceAccessToken (the
+    /projects|groups/:id/access_tokens answers; a bot token read through /personal_access_tokens
+    has the personal shape, as recorded)."""
     entity: dict[str, Any] = {
         "id": token["id"], "name": token["name"], "revoked": bool(token.get("revoked")),
         "created_at": token["created_at"], "description": token.get("description"),
@@ -195,7 +201,7 @@ def token_entity(store: GitLabStore, token: dict[str, Any], *, with_token: bool 
     if store.version_at_least(18):
         entity["granular"] = False
     entity["expires_at"] = token.get("expires_at")
-    if token["kind"] in ("project", "group"):
+    if resource and token["kind"] in ("project", "group"):
         entity.update(access_level=token.get("access_level", 40), resource_type=token["kind"],
                       resource_id=token["resource_id"])
     if with_ips and store.version_at_least(18):

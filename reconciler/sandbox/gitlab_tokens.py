@@ -241,12 +241,12 @@ class TokenRoutes:
         tokens = [t for t in self.store.tables["tokens"].values()
                   if t["kind"] == kind and t.get("resource_id") == resource["id"]]
         tokens = self._filter_tokens(request, tokens)
-        return self.paginate(request, [entities.token_entity(self.store, t, with_ips=True) for t in tokens])
+        return self.paginate(request, [entities.token_entity(self.store, t, with_ips=True, resource=True) for t in tokens])
 
     def _rat_get(self, request: Request, caller: Caller) -> Response:
         kind, resource = self._rat_guard(request, caller)
         token = self._rat(request, caller, kind, resource)
-        return Response(200, entities.token_entity(self.store, token, with_ips=True))
+        return Response(200, entities.token_entity(self.store, token, with_ips=True, resource=True))
 
     def _rat_create(self, request: Request, caller: Caller) -> Response:
         kind, resource = self._rat_guard(request, caller)
@@ -271,13 +271,13 @@ class TokenRoutes:
         token = add_token(self.store, kind=kind, user_id=bot["id"], name=name, scopes=scopes,
                           description=params.get("description"), expires_at=expires, access_level=level,
                           resource_id=resource["id"])
-        return Response(201, entities.token_entity(self.store, token, with_token=True))
+        return Response(201, entities.token_entity(self.store, token, with_token=True, resource=True))
 
     def _rat_rotate(self, request: Request, caller: Caller) -> Response:
         kind, resource = self._rat_guard(request, caller)
         token = self._rat(request, caller, kind, resource)
         new = self.rotate_token(token, request.merged_params().get("expires_at"))
-        return Response(200, entities.token_entity(self.store, new, with_token=True))
+        return Response(200, entities.token_entity(self.store, new, with_token=True, resource=True))
 
     def _rat_self_rotate(self, request: Request, caller: Caller) -> Response:
         kind, resource, _ = self._resource(request, caller)
@@ -285,7 +285,7 @@ class TokenRoutes:
         if token is None or token["kind"] != kind or token.get("resource_id") != resource["id"]:
             raise HTTPError(405, {"message": "405 Method Not Allowed"})
         new = self.rotate_token(token, request.merged_params().get("expires_at"))
-        return Response(200, entities.token_entity(self.store, new, with_token=True))
+        return Response(200, entities.token_entity(self.store, new, with_token=True, resource=True))
 
     def _rat_revoke(self, request: Request, caller: Caller) -> Response:
         kind, resource = self._rat_guard(request, caller)

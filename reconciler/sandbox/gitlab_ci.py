@@ -129,8 +129,7 @@ class CIRoutes:
             "description": params.get("description"),
         }
         self._validate_variable(var)
-        if var["masked"]:
-            self.store.remember(var["value"])
+        self.store.remember_if_credential(var["value"], secret=var["masked"])
         self.store.insert("variables", var)
         return Response(201, self._var_entity(var))
 
@@ -161,8 +160,7 @@ class CIRoutes:
                 for v in self._vars_in(scope, scope_id)):
             raise HTTPError(400, {"message": {"key": [f"({var['key']}) has already been taken"]}})
         var.update(updated)
-        if var["masked"]:
-            self.store.remember(var["value"])
+        self.store.remember_if_credential(var["value"], secret=var["masked"])
         return Response(200, self._var_entity(var))
 
     def _var_delete(self, request: Request, caller: Caller, scope: str, scope_id: int | None) -> Response:

@@ -229,8 +229,7 @@ def apply_seed(store: GitLabStore, seed: dict[str, Any]) -> None:
         if "key" not in entry:
             raise SeedError(f"{where}: `key` is required")
         value = "" if entry.get("value") is None else str(entry["value"])
-        if entry.get("masked") or entry.get("hidden"):
-            store.remember(value)
+        store.remember_if_credential(value, secret=bool(entry.get("masked") or entry.get("hidden")))
         record = {
             "scope_kind": kind, "scope_id": scope_id, "key": entry["key"], "value": value,
             "variable_type": entry.get("variable_type", "env_var"), "protected": bool(entry.get("protected", False)),

@@ -95,6 +95,12 @@ class GitLabStore:
         if value:
             self.minted.add(value)
 
+    def remember_if_credential(self, value: str | None, *, secret: bool = False) -> None:
+        """Remember a stored value when it is declared secret (masked, hidden) or looks like a
+        GitLab credential, so the leak guard also looks for credentials held in plain variables."""
+        if value and (secret or value.startswith(tuple(set(PREFIXES.values()) | {"gldt-", "glrt-"}))):
+            self.minted.add(value)
+
     def now(self) -> datetime:
         return self.clock.now()
 

@@ -117,14 +117,17 @@ def gitlab_providers(inventory_path: str | Path) -> list[tuple[str, str]]:
     return found
 
 
-def note_token_env(inventory_path: str | Path, server_url: str, token_env: str | None = None) -> str:
+def note_token_env(inventory_path: str | Path, server_url: str, token_env: str | None = None,
+                   env: Mapping[str, str] | None = None) -> str:
     """The environment variable holding the token that writes notes on `server_url`: `token_env`
-    when given, else the token_env of the inventory's GitLab provider with that URL."""
+    when given, else the token_env of the inventory's GitLab provider with that URL (the first
+    whose variable is set, when several providers name that GitLab)."""
     if token_env:
         return token_env
-    for url, env_name in gitlab_providers(inventory_path):
-        if url.rstrip("/") == server_url.rstrip("/"):
-            return env_name
+    env = os.environ if env is None else env
+    matching = [name for url, name in gitlab_providers(inventory_path) if url.rstrip("/") == server_url.rstrip("/")]
+    if matching:
+        return next((name for name in matching if env.get(name)), matching[0])
     raise CIError(f"no GitLab provider in {inventory_path} has url {server_url}: pass --token-env NAME "
                   f"(CI_JOB_TOKEN cannot write merge request notes)")
 

@@ -4,7 +4,8 @@ For each pipeline source the jobs whose `rules` match are selected (tests/ci/ci_
 their `script` lines run in bash in a checkout-like directory holding a small inventory, with the
 variables GitLab would set and the credential variables the inventory names. The inventory's
 GitLab provider is the sandbox on loopback and its ledger is the sandbox's Terraform-state
-endpoint, so `reconcile` runs exactly as in CI: python-gitlab over HTTP, nothing mocked.
+endpoint, reached with CI_JOB_TOKEN (the state's provider has no token in the job), so
+`reconcile` runs exactly as in CI: python-gitlab over HTTP, nothing mocked.
 
 Jobs whose command is not in the tree yet (`apply`: issue 6, `check`: issue 7) are skipped with
 a reason, and run as soon as the command lands.
@@ -48,9 +49,13 @@ providers:
     kind: gitlab
     url: {url}
     auth: {{token_env: RECONCILE_GITLAB_TOKEN}}
+  pipeline-gitlab:  # the GitLab the pipeline runs on; its variable is not set, so CI_JOB_TOKEN reaches the ledger
+    kind: gitlab
+    url: {url}
+    auth: {{token_env: RECONCILE_STATE_TOKEN}}
 state:
   backend: gitlab
-  provider: gitlab
+  provider: pipeline-gitlab
   project: ops/inventory
   name: reconcile
 check:
@@ -202,6 +207,8 @@ def test_merge_request_pipeline_posts_one_plan_note_and_updates_it_on_the_next_p
     for job in ("validate", "plan"):
         assert json.loads(first.artifact(job, "gl-code-quality-report.json").read_text()) == []
     # plan changes nothing live: the one write is the note
+    ledger = [e for e in server.log.snapshot() if "/terraform/state/" in e.path]
+    assert ledger and all(e.method == "GET" and e.status in (200, 204, 404) for e in ledger)  # via CI_JOB_TOKEN
     writes = [f"{r.method} {r.path}" for r in server.log.mutations()]
     assert writes == [f"POST /api/v4/projects/{PROJECT_ID}/merge_requests/1/notes"], writes
 
@@ -229,7 +236,8 @@ def test_merge_request_with_a_policy_violation_fails_with_a_code_quality_report_
     report = json.loads(bad.artifact("validate", "gl-code-quality-report.json").read_text())
     assert len(report) == 1
     issue = report[0]
-    assert issue["location"] == {"path": "inventory/reconcile.yaml", "lines": {"begin": 14}}
+    line = next(n for n, text in enumerate(inventory.read_text().splitlines(), 1) if "lifetime: 365d" in text)
+    assert issue["location"] == {"path": "inventory/reconcile.yaml", "lines": {"begin": line}}
     assert issue["severity"] == "major" and len(issue["fingerprint"]) == 64
     assert "lifetime 365d exceeds policy.max_lifetime 30d" in issue["description"]
     notes = marked_notes(server, 1, PLAN_MARKER)  # the earlier plan is replaced, not left standing

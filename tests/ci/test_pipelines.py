@@ -346,3 +346,30 @@ def test_weekly_check_schedule_creates_the_issue_then_updates_it(world):
     assert runs[0][0][0] == runs[1][0][0]
     issue = project(server).issues.get(runs[1][0][0])
     assert issue.state == "opened" and "Token Checker" in issue.title
+
+
+def test_plan_errors_go_to_the_note_and_the_code_quality_report(world):
+    """A recreate that would lose an undeclared custom header is refused by the plan (an error at
+    the consumer's line): the plan job fails, the note shows the blocked token, the report has it."""
+    server, checkout = world
+    server.service.seed({"hooks": [{"project": "ops/app", "url": "https://deploy.example.com/hook",
+                                    "custom_headers": {"X-Deploy-Token": TRIGGER, "X-Other": mint("hdr-")}}]})
+    inventory = checkout / "inventory" / "reconcile.yaml"
+    inventory.write_text(inventory.read_text() + """\
+      - kind: gitlab_webhook
+        provider: gitlab
+        project: ops/app
+        hook: https://deploy.example.com/hook
+        mode: recreate
+        secret: {custom_header: X-Deploy-Token}
+""")
+    env = variables(server, "merge_request_event", CI_MERGE_REQUEST_IID="1", CI_COMMIT_SHA=HEAD)
+    pipeline = run_pipeline(checkout, env, ["inventory/reconcile.yaml"])
+    assert pipeline.code("validate") == 0 and pipeline.code("plan") == 1, pipeline.results
+    report = json.loads(pipeline.artifact("plan", "gl-code-quality-report.json").read_text())
+    errors = [i for i in report if i["severity"] == "major"]
+    assert errors and errors[0]["check_name"].startswith("reconcile-plan-")
+    assert errors[0]["location"]["path"] == "inventory/reconcile.yaml" and errors[0]["location"]["lines"]["begin"] > 20
+    note = marked_notes(server, 1, PLAN_MARKER)
+    assert len(note) == 1 and "**blocked**" in note[0].body and "1 error(s)" in note[0].body
+    pipeline.assert_no_secret()

@@ -367,8 +367,9 @@ class CassetteReplay:
         self._learn(recorded, actual, raw)
         if answer.status_code != code:
             detail = f"status {answer.status_code}, recorded {code}"
-            if actual is not None:
-                detail += f" ({json.dumps(actual)[:160]})"
+            if isinstance(actual, dict):  # only GitLab's error text: an answer may hold a credential
+                said = {k: actual[k] for k in ("message", "error") if isinstance(actual.get(k), str | dict)}
+                detail += f" ({json.dumps(said)[:160]})" if said else ""
             return ReplayOutcome(self.path.name, label, "mismatched", detail)
         if recorded is not None or actual is not None:
             gap = compare_shapes(recorded, actual)

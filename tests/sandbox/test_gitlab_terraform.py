@@ -34,11 +34,17 @@ LOCK = {"ID": "lock-1", "Operation": "OperationTypeApply", "Info": "", "Who": "o
         "Created": "2026-01-01T00:00:00Z", "Path": ""}
 
 
-@pytest.fixture
-def server():
-    srv = serve_gitlab(SEED)
+@pytest.fixture(scope="module")
+def shared():
+    srv = serve_gitlab()
     yield srv
     srv.stop()
+
+
+@pytest.fixture
+def server(shared):
+    shared.service.reset(SEED)
+    return shared
 
 
 def url(server, name="ledger", project="77"):

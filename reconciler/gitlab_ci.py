@@ -316,11 +316,12 @@ def codequality_from_plan(plan: Any, inventory_path: str | Path, root: Path | No
 
 def write_codequality(path: str | Path, issues: list[dict[str, Any]]) -> None:
     """Write the report (a JSON array; `[]` when clean, so the MR widget shows the issues resolved)."""
-    seen: set[str] = set()
-    unique = [i for i in issues if not (i["fingerprint"] in seen or seen.add(i["fingerprint"]))]  # type: ignore[func-returns-value]
+    unique: dict[str, dict[str, Any]] = {}
+    for issue in issues:
+        unique.setdefault(issue["fingerprint"], issue)  # the first of each fingerprint, in order
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(unique, indent=2) + "\n")
+    out.write_text(json.dumps(list(unique.values()), indent=2) + "\n")
 
 
 __all__ = [

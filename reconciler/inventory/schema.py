@@ -18,7 +18,9 @@ from typing import Any
 from reconciler.inventory.model import Diagnostic
 from reconciler.inventory.yamlload import Document, PathKey, dotted
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "inventory.schema.json"
+# The file ships inside the package; schemas/inventory.schema.json at the top is a link to it
+# for editors (the yaml-language-server modeline) and readers.
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "inventory.schema.json"
 
 _TYPE_WORDS = {
     "string": "text",

@@ -34,6 +34,7 @@ from reconciler.kinds import Identity, ListKey, Reading, consumer_kind, source_k
 from reconciler.kinds._gitlab import FETCHERS as GITLAB_FETCHERS
 from reconciler.kinds._zendesk import FETCHERS as ZENDESK_FETCHERS
 from reconciler.observed import ConsumerObservation, LiveToken, Observed
+from reconciler.secret import Secret
 
 MAX_ROUNDS = 4
 MAX_WORKERS = 16
@@ -85,17 +86,17 @@ def observe(
     lists = fetch_lists(tokens, clients)
 
     sources = {t.name: source_kind(t.source.kind).observe(t, lists) for t in tokens}
-    consumers: dict[str, ConsumerObservation] = {}
-    identified: dict[tuple[str, str], Identity | None] = {}  # (token name, value fingerprint)
+    readings: list[tuple[Token, Reading]] = []
     for token in tokens:
-        skind = source_kind(token.source.kind)
-        current = sources[token.name].current
         for consumer in token.consumers:
-            reading: Reading = consumer_kind(consumer.kind).observe(token, consumer, lists)
-            obs = reading.observation
-            if obs.fingerprint is not None and not obs.error:
-                obs = _identify(token, skind, obs, reading, current, ledger, clients, lists, identified)
-            consumers[consumer.identity] = obs
+            readings.append((token, consumer_kind(consumer.kind).observe(token, consumer, lists)))
+    identified = identify_values(readings, sources, ledger, clients, lists)
+    consumers: dict[str, ConsumerObservation] = {}
+    for token, reading in readings:
+        obs = reading.observation
+        if obs.fingerprint is not None and not obs.error:
+            obs = _identified(token, obs, reading, sources[token.name].current, ledger, identified)
+        consumers[obs.identity] = obs
 
     unmanaged: list[LiveToken] = []
     for kind_name in sorted({t.source.kind for t in inventory.tokens.values()}):
@@ -110,25 +111,47 @@ def observe(
     )
 
 
-def _identify(token: Token, skind: Any, obs: ConsumerObservation, reading: Reading, current: LiveToken | None,
-              ledger: Any, clients: Clients, lists: dict[ListKey, Any],
-              identified: dict[tuple[str, str], Identity | None]) -> ConsumerObservation:
+def _proven(obs: ConsumerObservation, current: LiveToken | None, ledger: Any) -> bool:
+    """The ledger's record shows `obs` holds the current live token: no request needed."""
     record = ledger.get(obs.identity) if ledger is not None else None
-    if (record is not None and current is not None and record.fingerprint == obs.fingerprint
-            and str(record.token_id) == current.id):
-        return replace(obs, holds_token_id=current.id, by_ledger=True)
-    value = reading.token_value
-    if value is None or not skind.identifies_values:
-        return obs
-    cache_key = (token.name, value.fingerprint())
-    if cache_key not in identified:
+    return (record is not None and current is not None and record.fingerprint == obs.fingerprint
+            and str(record.token_id) == current.id)
+
+
+def identify_values(readings: list[tuple[Token, Reading]], sources: dict[str, Any], ledger: Any, clients: Clients,
+                    lists: dict[ListKey, Any], max_workers: int = MAX_WORKERS) -> dict[tuple[str, str], Identity | None]:
+    """Which token each distinct held value is, for the values the ledger does not prove: once
+    per (token, value fingerprint), concurrently (each provider's Throttle bounds its share)."""
+    wanted: dict[tuple[str, str], tuple[Token, Secret]] = {}
+    for token, reading in readings:
+        obs, value = reading.observation, reading.token_value
+        if obs.fingerprint is None or obs.error or value is None:
+            continue
+        if not source_kind(token.source.kind).identifies_values or _proven(obs, sources[token.name].current, ledger):
+            continue
+        wanted.setdefault((token.name, value.fingerprint()), (token, value))
+
+    def one(item: tuple[tuple[str, str], tuple[Token, Secret]]) -> tuple[tuple[str, str], Identity | None]:
+        key, (token, value) = item
         api = clients[str(token.source.provider)]
         try:
-            identified[cache_key] = skind.identify(api, token.source, value, lists)
+            return key, source_kind(token.source.kind).identify(api, token.source, value, lists)
         except Exception as exc:  # noqa: BLE001 - a provider-level failure raises ProviderError
             api.classify(exc)
-            identified[cache_key] = None
-    found = identified[cache_key]
+            return key, None
+
+    if not wanted:
+        return {}
+    with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="identify") as pool:
+        return dict(pool.map(one, sorted(wanted.items(), key=lambda kv: kv[0])))
+
+
+def _identified(token: Token, obs: ConsumerObservation, reading: Reading, current: LiveToken | None, ledger: Any,
+                identified: dict[tuple[str, str], Identity | None]) -> ConsumerObservation:
+    if _proven(obs, current, ledger):
+        return replace(obs, holds_token_id=current.id, by_ledger=True)  # type: ignore[union-attr]
+    value = reading.token_value
+    found = identified.get((token.name, value.fingerprint())) if value is not None else None
     if found is None:
         return obs
     return replace(obs, holds_token_id=found.token_id, holds_invalid=found.invalid)

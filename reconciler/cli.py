@@ -220,7 +220,7 @@ def plan_command(inventory: Path, out: Path | None, fmt: str, detailed_exitcode:
                                targets=session.targets)
             result = plan(session.inventory, observed, session.ledger, session.now, targets=session.targets,
                           escrow_available=session.escrow_available)
-        render(result, fmt, click.get_text_stream("stdout"))
+        render(result, fmt, sys.stdout)
         if out is not None:
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(result.dumps())

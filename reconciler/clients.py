@@ -40,6 +40,7 @@ DEFAULT_CONCURRENCY = 4
 LOW_WATER = 2  # remaining requests at which a provider pauses until its window resets
 MAX_PAUSE = 60.0
 MAX_429_RETRIES = 5
+MAX_GITLAB_RETRIES = 4  # 429 and transient errors (reads); backoff 0.1 s doubling, or Retry-After
 
 
 class ProviderError(Exception):
@@ -128,6 +129,15 @@ class GitLabApi:
         gl = gitlab.Gitlab(self.url, private_token=token.reveal(), timeout=self.timeout,
                            retry_transient_errors=retry, keep_base_url=True)
         _hook(gl.session, self.throttle)
+        # python-gitlab's default of 10 retries with doubling backoff makes an unreachable
+        # provider take minutes to report; a per-call max_retries still wins
+        request = gl.http_request
+
+        def http_request(*args: Any, **kwargs: Any) -> Any:
+            kwargs.setdefault("max_retries", MAX_GITLAB_RETRIES)
+            return request(*args, **kwargs)
+
+        gl.http_request = http_request  # type: ignore[method-assign]
         return gl
 
     def identify_token(self, value: Secret) -> Identity:

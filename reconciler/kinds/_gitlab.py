@@ -91,6 +91,17 @@ def fetch_group_hook(api: Any, scope: str) -> dict[str, Any]:
     return api.gl.groups.get(path, lazy=True).hooks.get(int(hook_id)).asdict()
 
 
+def fetch_group_projects(api: Any, scope: str) -> list[dict[str, Any]]:
+    """Projects of a group and of its subgroups (`GET /groups/:id/projects?include_subgroups=true`):
+    discovery scopes name groups, their projects hold the tokens and variables."""
+    return _all(api.gl.groups.get(scope, lazy=True).projects, include_subgroups=True)
+
+
+def fetch_descendant_groups(api: Any, scope: str) -> list[dict[str, Any]]:
+    """Subgroups at any depth (`GET /groups/:id/descendant_groups`)."""
+    return _all(api.gl.groups.get(scope, lazy=True).descendant_groups)
+
+
 FETCHERS: dict[str, Callable[[Any, str], Any]] = {
     "user": fetch_user,
     "user_by_name": fetch_user_by_name,
@@ -105,6 +116,8 @@ FETCHERS: dict[str, Callable[[Any, str], Any]] = {
     "group_hooks": fetch_group_hooks,
     "project_hook": fetch_project_hook,
     "group_hook": fetch_group_hook,
+    "group_projects": fetch_group_projects,
+    "descendant_groups": fetch_descendant_groups,
 }
 
 

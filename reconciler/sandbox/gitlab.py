@@ -406,6 +406,8 @@ class GitLabService(MergeRequestCIRoutes, TokenRoutes, CIRoutes, HookRoutes, Wor
         self.api("DELETE", "/users/{user_id}", self._delete_user)
         self.api("GET", "/projects/{id}", self._get_project)
         self.api("GET", "/groups/{id}", self._get_group)
+        self.api("GET", "/groups/{id}/projects", self._group_projects)
+        self.api("GET", "/groups/{id}/descendant_groups", self._descendant_groups)
 
     def _version(self, request: Request, caller: Caller) -> Response:
         meta = entities.metadata(self.store, request.base_url)
@@ -480,6 +482,32 @@ class GitLabService(MergeRequestCIRoutes, TokenRoutes, CIRoutes, HookRoutes, Wor
     def _get_group(self, request: Request, caller: Caller) -> Response:
         group = self.find_group(request.params["id"], caller)
         return Response(200, entities.group_entity(self.store, group, request.base_url, admin=caller.admin))
+
+    def _descendants(self, group: dict[str, Any], caller: Caller) -> list[dict[str, Any]]:
+        """Subgroups of `group` at any depth that the caller can see (GL `GroupsFinder`)."""
+        found = [g for g in self.store.tables["groups"].values()
+                 if g["id"] != group["id"] and group in self.store.group_chain(g["id"])]
+        return [g for g in found if self.group_level(caller.user, g) or g.get("visibility") == "public"]
+
+    def _group_projects(self, request: Request, caller: Caller) -> Response:
+        """`GET /groups/:id/projects[?include_subgroups=true]` (GL `lib/api/groups.rb`): the
+        group's projects the caller can see, by id."""
+        group = self.find_group(request.params["id"], caller)
+        groups = {group["id"]}
+        if str(request.arg("include_subgroups")).lower() in ("true", "1"):
+            groups.update(g["id"] for g in self._descendants(group, caller))
+        projects = [p for p in self.store.tables["projects"].values() if p.get("namespace_id") in groups
+                    and (self.project_level(caller.user, p) or p.get("visibility") == "public")]
+        projects.sort(key=lambda p: p["id"])
+        return self.paginate(request, [entities.project_entity(self.store, p, request.base_url, in_group=True,
+                                                               admin=caller.admin) for p in projects])
+
+    def _descendant_groups(self, request: Request, caller: Caller) -> Response:
+        """`GET /groups/:id/descendant_groups`: every subgroup at any depth the caller can see."""
+        group = self.find_group(request.params["id"], caller)
+        found = sorted(self._descendants(group, caller), key=lambda g: g["id"])
+        return self.paginate(request, [entities.group_entity(self.store, g, request.base_url, admin=caller.admin)
+                                       for g in found])
 
 
 def serve_gitlab(seed: dict | str | Path | None = None, clock: Clock | None = None,

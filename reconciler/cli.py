@@ -277,6 +277,49 @@ def sandbox_command(inventory: Path, reset: bool, port: int, sandbox_seed: Path 
     return engine_errors(run)
 
 
+# --- reconcile check / discover: the Token Checker and where tokens are used (check.py, discover.py) ---
+
+
+@cli.command("check")
+@inventory_option
+@click.option("--within", default=None, metavar="DURATION",
+              help="Report tokens expiring within this (e.g. 21d, 3w). Default: the inventory's check.within (21d).")
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True)
+@click.option("--issue", "issue", default=None, metavar="[PROVIDER:]PROJECT",
+              help="Also keep one GitLab issue in this project in step with the report (title and label from check:).")
+@click.option("--now", "now", envvar="RECONCILE_NOW", default=None,
+              help="The current time (ISO date or timestamp; env RECONCILE_NOW). Default: the clock, or the sandbox clock.")
+@sandbox_options
+def check_command(inventory: Path, within: str | None, fmt: str, issue: str | None, now: str | None, sandbox: bool,
+                  sandbox_seed: Path | None, sandbox_reset: bool) -> int:
+    """Report expiring, expired, unmanaged and Zendesk API tokens. Exit 2 when something needs attention."""
+
+    def run() -> int:
+        from reconciler.check import CheckError, publish_issue, render, run_check
+        from reconciler.engine import SessionError, open_session
+        from reconciler.inventory.durations import parse_duration
+
+        with open_session(inventory, sandbox=sandbox, sandbox_seed=sandbox_seed, sandbox_reset=sandbox_reset,
+                          now=now) as session:
+            try:
+                window = parse_duration(within) if within else session.inventory.check.within
+            except ValueError as err:
+                raise SessionError(f"--within: {err}") from None
+            report = run_check(session, window, sandbox=sandbox)
+            render(report, fmt, sys.stdout)
+            if issue:
+                try:
+                    outcome = publish_issue(session, issue, report, sandbox=sandbox)
+                except CheckError as err:
+                    raise SessionError(str(err)) from None
+                click.echo(outcome.describe(), err=True)
+                if session.world is not None:
+                    session.world.save()  # --sandbox: the next run finds the issue again
+        return EXIT_CHANGES if report.needs_attention else EXIT_OK
+
+    return engine_errors(run)
+
+
 # --- reconcile ci: what .gitlab-ci.yml runs besides plan/apply/check (reconciler/gitlab_ci.py) ---
 
 

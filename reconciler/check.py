@@ -1,0 +1,678 @@
+"""`reconcile check`: the Token Checker report, and its GitLab issue.
+
+The report (`build_report`) is made from what plan already knows (the observation and the plan:
+is a token due, will the next apply rotate it, why not) and from the scan of the discovery scopes
+(`reconciler.scopes`: unmanaged tokens). One `Item` per token that needs attention, keyed by a
+stable `key` (`token:<name>` for inventory tokens, `live:<provider>:<family>:<id>` for others):
+
+- `expiring`: an inventory token that expires within the window; `next_apply` says whether the
+  next scheduled apply rotates it, and if not, why not;
+- `expired`: an inventory token that is expired, revoked, inactive or missing;
+- `unmanaged`: a live token in a discovery scope that no inventory token names (expiry, last use);
+- `api_token`: every Zendesk API token still in use (inventory or not): days to the 2027-04-30
+  cutoff, the 30-day inactivity deactivation, and the inventory change that replaces it with an
+  OAuth token;
+- `credential`: the provider credential reconcile itself uses, when it expires within the window.
+
+`sync_issue` keeps one open GitLab issue (found by label and exact title) in step with the report:
+one checklist item per `Item`, with a hidden marker `<!-- reconcile:item:KEY live:ID -->` so that
+re-runs keep a ticked box ticked, tick resolved items with a note, add new ones, and close the
+issue when nothing is left. Through python-gitlab (`project.issues`), with the provider credential.
+No value is ever part of a report: only names, ids, dates.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Literal, TextIO
+from urllib.parse import quote
+
+import yaml
+
+from reconciler.inventory.model import CheckConfig, Inventory, Token, ZendeskApiToken
+from reconciler.kinds.zendesk_api_token import CUTOFF, INACTIVITY_DAYS
+from reconciler.observed import LiveToken, Observed
+from reconciler.plan import Plan, TokenPlan
+from reconciler.scopes import ID_FAMILY, ScopeScan, managed_keys
+
+Category = Literal["expired", "expiring", "api_token", "unmanaged", "credential"]
+CATEGORY_TITLES: dict[str, str] = {
+    "expired": "expired, revoked or missing",
+    "expiring": "expiring soon",
+    "api_token": "Zendesk API tokens (stop working on 2027-04-30)",
+    "unmanaged": "unmanaged (live, not in the inventory)",
+    "credential": "reconcile's own credentials",
+}
+CATEGORY_ORDER = list(CATEGORY_TITLES)
+NOUNS = {
+    "gitlab_personal_access_token": "personal access token",
+    "gitlab_project_access_token": "project access token",
+    "gitlab_group_access_token": "group access token",
+    "gitlab_pipeline_trigger": "pipeline trigger",
+    "zendesk_oauth_token": "OAuth token",
+    "zendesk_oauth_client_secret": "OAuth client secret",
+    "zendesk_api_token": "API token",
+    "external": "external credential",
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApiTokenRisk:
+    days_to_cutoff: int
+    idle_days: int | None  # days since last use
+    deactivates_in: int | None  # days until the 30-day inactivity deactivation (<= 0: due now)
+    replacement: str  # inventory YAML of the OAuth replacement
+
+
+@dataclass(frozen=True, kw_only=True)
+class Item:
+    key: str
+    category: Category
+    provider: str  # provider name ("" for external sources)
+    kind: str  # source kind
+    name: str  # live name (token name, trigger description, API-token description, OAuth client)
+    token: str | None = None  # inventory token name, when managed
+    live_id: str | None = None
+    where: str = ""
+    owner: str | None = None
+    state: str = "active"  # active | expired | revoked | inactive | missing
+    expires_at: date | None = None
+    days_left: int | None = None
+    last_used_at: datetime | None = None
+    next_apply: str | None = None  # managed: what the next apply does about it, and why
+    rotates: bool | None = None  # managed: the next apply rotates it
+    api_token: ApiTokenRisk | None = None
+    at: str = ""  # inventory position
+
+    @property
+    def title(self) -> str:
+        noun = NOUNS.get(self.kind, self.kind)
+        ident = f" #{self.live_id}" if self.live_id else ""
+        head = f"`{self.token}`: " if self.token else ""
+        return f"{head}{noun} {self.name!r}{ident}"
+
+    def facts(self) -> str:
+        """One line of facts (never a value)."""
+        parts = [self.where] if self.where else []
+        if self.state != "active":
+            parts.append(self.state)
+        if self.expires_at is not None:
+            verb = "expired" if self.days_left is not None and self.days_left <= 0 else "expires"
+            parts.append(f"{verb} {self.expires_at} ({self.days_left} days left)" if verb == "expires"
+                         else f"{verb} {self.expires_at}")
+        elif self.state == "active":
+            parts.append("no expiry")
+        parts.append(f"last used {self.last_used_at.date()}" if self.last_used_at else "never used")
+        if self.api_token is not None:
+            risk = self.api_token
+            parts.append(f"stops working on {CUTOFF} ({risk.days_to_cutoff} days left)")
+            if risk.deactivates_in is not None:
+                parts.append(f"deactivated for inactivity in {max(risk.deactivates_in, 0)} days unless used"
+                             if risk.deactivates_in > 0 else
+                             f"unused for {risk.idle_days} days: Zendesk deactivates it now")
+        return "; ".join(parts)
+
+    def to_json(self) -> dict[str, Any]:
+        out = _plain(asdict(self))
+        out["title"] = self.title
+        return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class Report:
+    generated_at: datetime
+    within_days: int
+    items: tuple[Item, ...]
+    providers: dict[str, str] = field(default_factory=dict)  # name -> title
+    scan_errors: tuple[str, ...] = ()
+    checked: int = 0  # inventory tokens looked at
+    live_ids: dict[str, str | None] = field(default_factory=dict)  # inventory token -> current live id
+    managed_live: dict[str, str] = field(default_factory=dict)  # "provider:family:id" -> token name
+
+    @property
+    def needs_attention(self) -> bool:
+        return bool(self.items)
+
+    def counts(self) -> dict[str, int]:
+        return {c: sum(1 for i in self.items if i.category == c) for c in CATEGORY_ORDER}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "generated_at": _iso(self.generated_at),
+            "within_days": self.within_days,
+            "needs_attention": self.needs_attention,
+            "counts": self.counts(),
+            "checked_tokens": self.checked,
+            "items": [i.to_json() for i in self.items],
+            "scan_errors": list(self.scan_errors),
+        }
+
+
+# --- building the report ---------------------------------------------------------------------------
+
+
+def build_report(inventory: Inventory, observed: Observed, plan: Plan, scan: ScopeScan | None, now: datetime,
+                 within: timedelta) -> Report:
+    """The report: pure, from what observe, plan and the scope scan saw."""
+    now = now.astimezone(UTC) if now.tzinfo else now.replace(tzinfo=UTC)
+    plans = {t.name: t for t in plan.tokens}
+    items: list[Item] = []
+    live_ids: dict[str, str | None] = {}
+    for name in sorted(inventory.tokens):
+        token = inventory.tokens[name]
+        sobs = observed.sources.get(name)
+        live = sobs.current if sobs else None
+        live_ids[name] = live.id if live else None
+        tplan = plans.get(name)
+        if token.state == "absent" or tplan is None or (sobs is not None and sobs.error):
+            continue
+        item = _managed_item(token, live, tplan, now, within)
+        if item is not None:
+            items.append(item)
+
+    managed = managed_keys(observed, inventory)
+    seen: set[tuple[str, str, str]] = set()
+    if scan is not None:
+        for st in scan.tokens:
+            if st.family_key in managed or st.family_key in seen:
+                continue
+            seen.add(st.family_key)
+            if scan.credential_ids.get(st.provider) == st.live.id and ID_FAMILY[st.kind] in ("gitlab_token", "oauth_token"):
+                item = _credential_item(st.provider, st.kind, st.live, now, within)
+            elif st.live.usable and not _expired(st.live, now):
+                item = _unmanaged_item(st.provider, st.kind, st.live, now, owner=_owner_of(st.kind, st.scope))
+            else:
+                item = None
+            if item is not None:
+                items.append(item)
+    # unmanaged tokens plan saw in the lists of inventory tokens, outside the discovery scopes
+    listed = {(i.provider, i.live_id, i.name) for i in items}
+    for live in observed.unmanaged:
+        provider = live.where.split(":", 1)[0]
+        if (provider, live.id, live.name) in listed or not live.usable or _expired(live, now):
+            continue
+        if scan is not None and scan.credential_ids.get(provider) == live.id:
+            continue
+        kind = _kind_from_where(live)
+        items.append(_unmanaged_item(provider, kind, live, now, owner=None))
+        listed.add((provider, live.id, live.name))
+
+    items.sort(key=lambda i: (CATEGORY_ORDER.index(i.category), i.provider, i.days_left if i.days_left is not None
+                              else 10**6, i.key))
+    return Report(
+        generated_at=now, within_days=within.days, items=tuple(items),
+        providers={n: p.display for n, p in inventory.providers.items()},
+        scan_errors=tuple(scan.errors if scan is not None else ()), checked=len(inventory.tokens),
+        live_ids=live_ids, managed_live={f"{p}:{f}:{i}": n for (p, f, i), n in managed.items()},
+    )
+
+
+def _expired(live: LiveToken, now: datetime) -> bool:
+    return live.expires_at is not None and (live.expires_at - now.date()).days <= 0
+
+
+def _days_left(expires: date | None, now: datetime) -> int | None:
+    return None if expires is None else (expires - now.date()).days
+
+
+def _managed_item(token: Token, live: LiveToken | None, tplan: TokenPlan, now: datetime,
+                  within: timedelta) -> Item | None:
+    src = token.source
+    provider = src.provider or ""
+    base: dict[str, Any] = {"key": f"token:{token.name}", "provider": provider, "kind": src.kind,
+                            "token": token.name, "owner": token.owner, "at": tplan.at}
+    name = str(getattr(src, "name", None) or getattr(src, "description", None) or getattr(src, "client", None)
+               or token.name)
+    if isinstance(src, ZendeskApiToken):
+        if live is None or not live.usable:
+            return Item(**base, category="expired", name=name, state="missing" if live is None else "inactive",
+                        live_id=live.id if live else None, next_apply=_next_apply(tplan, None, now, token),
+                        rotates=False)
+        return Item(**base, category="api_token", name=name, live_id=live.id, where=live.where,
+                    expires_at=live.expires_at, days_left=_days_left(live.expires_at, now),
+                    last_used_at=live.last_used_at, api_token=_api_risk(live, now, _replacement(tplan, token)),
+                    next_apply="cannot rotate it: Zendesk API tokens can no longer be created; replace it with "
+                               "an OAuth token (below)", rotates=False)
+    expires = live.expires_at if live is not None else getattr(src, "expires_at", None)
+    days = _days_left(expires, now)
+    state = ("missing" if live is None and src.kind != "external" else
+             "revoked" if live is not None and live.revoked else
+             "inactive" if live is not None and not live.active else
+             "expired" if days is not None and days <= 0 else "active")
+    if state != "active":
+        category: Category = "expired"
+    elif days is not None and days <= within.days:
+        category = "expiring"
+    else:
+        return None
+    return Item(**base, category=category, name=name, live_id=live.id if live else None,
+                where=live.where if live else ("" if src.kind == "external" else "not found"), state=state,
+                expires_at=expires, days_left=days, last_used_at=live.last_used_at if live else None,
+                next_apply=_next_apply(tplan, expires, now, token), rotates=_rotates(tplan))
+
+
+def _rotates(tplan: TokenPlan) -> bool:
+    return tplan.action in ("create", "rotate") and not tplan.blocked
+
+
+def _next_apply(tplan: TokenPlan, expires: date | None, now: datetime, token: Token) -> str:
+    """Whether the next apply renews the token, and why not."""
+    if tplan.blocked:
+        errors = "; ".join(f.message for f in tplan.findings if f.severity == "error")
+        return f"will NOT {tplan.action if tplan.action != 'none' else 'renew'} it: {errors}"
+    if tplan.action in ("create", "rotate"):
+        verb = "creates a new one" if tplan.action == "create" else "rotates it"
+        why = "; ".join(r.message for r in tplan.reasons)
+        if tplan.strategy == "external":
+            return f"{verb} only if a person supplies the new value at apply time ({why})"
+        return f"{verb} ({tplan.strategy}): {why}"
+    if tplan.strategy == "observe_only":
+        return "cannot renew it: the tool only observes this kind"
+    rotate_before = token.rotation.rotate_before
+    if expires is not None and rotate_before is not None:
+        on = expires - rotate_before
+        return (f"not yet: rotate_before is {rotate_before.days}d, so the first apply on or after {on} rotates it"
+                if on > now.date() else "does not rotate it")
+    return "does not rotate it: no rotation.rotate_before is set for it"
+
+
+def _api_risk(live: LiveToken, now: datetime, replacement: str) -> ApiTokenRisk:
+    idle = (now - live.last_used_at).days if live.last_used_at else None
+    return ApiTokenRisk(days_to_cutoff=(CUTOFF - now.date()).days, idle_days=idle,
+                        deactivates_in=None if idle is None else INACTIVITY_DAYS - idle, replacement=replacement)
+
+
+def _replacement(tplan: TokenPlan, token: Token) -> str:
+    """The planner's OAuth proposal for this API token (its consumers carried over)."""
+    for f in tplan.findings:
+        if f.code == "api_token_sunset" and f.detail:
+            return f.detail
+    return _unmanaged_replacement(str(token.source.provider), getattr(token.source, "description", token.name))
+
+
+def _unmanaged_replacement(provider: str, description: str) -> str:
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", description.lower()).strip("-") or "api-token"
+    entry = {"tokens": {f"{slug}-oauth": {
+        "description": f"Replaces the Zendesk API token {description!r} (API tokens stop working on {CUTOFF})",
+        "source": {"kind": "zendesk_oauth_token", "provider": provider, "client": "CLIENT-IDENTIFIER",
+                   "scopes": ["read", "write"]},
+        "consumers": [],
+    }}}
+    return (yaml.safe_dump(entry, sort_keys=False, default_flow_style=False)
+            + "# CLIENT-IDENTIFIER: an OAuth client of this instance (Admin Center > Apps and integrations > APIs)\n"
+            + "# consumers: where the API token is used; `reconcile discover` finds the readable places\n")
+
+
+def _unmanaged_item(provider: str, kind: str, live: LiveToken, now: datetime, owner: str | None) -> Item:
+    key = f"live:{provider}:{ID_FAMILY.get(kind, kind)}:{live.id}"
+    base: dict[str, Any] = {"key": key, "provider": provider, "kind": kind, "name": live.name, "live_id": live.id,
+                            "where": live.where, "owner": owner, "expires_at": live.expires_at,
+                            "days_left": _days_left(live.expires_at, now), "last_used_at": live.last_used_at}
+    if kind == "zendesk_api_token":
+        return Item(**base, category="api_token", api_token=_api_risk(live, now, _unmanaged_replacement(provider, live.name)),
+                    next_apply="not in the inventory: replace it with an OAuth token (below), or revoke it")
+    return Item(**base, category="unmanaged",
+                next_apply="not in the inventory: declare it (`reconcile discover` writes it) or revoke it")
+
+
+def _credential_item(provider: str, kind: str, live: LiveToken, now: datetime, within: timedelta) -> Item | None:
+    days = _days_left(live.expires_at, now)
+    if days is None or days > within.days:
+        return None
+    return Item(key=f"credential:{provider}", category="credential", provider=provider, kind=kind, name=live.name,
+                live_id=live.id, where=live.where, expires_at=live.expires_at, days_left=days,
+                state="expired" if days <= 0 else "active", last_used_at=live.last_used_at,
+                next_apply="reconcile's own credential for this provider: renew it and update its CI/CD variable")
+
+
+def _owner_of(kind: str, scope: str) -> str | None:
+    return f"@{scope}" if kind == "gitlab_personal_access_token" and scope and not scope.startswith("#") else None
+
+
+def _kind_from_where(live: LiveToken) -> str:
+    where = live.where.split(":", 1)[-1].strip()
+    if where.startswith("user"):
+        return "gitlab_personal_access_token"
+    if where.startswith("project"):
+        return "gitlab_pipeline_trigger" if live.owned is not None else "gitlab_project_access_token"
+    if where.startswith("group"):
+        return "gitlab_group_access_token"
+    if "API tokens" in where:
+        return "zendesk_api_token"
+    return "zendesk_oauth_token"
+
+
+# --- rendering -------------------------------------------------------------------------------------
+
+
+def summary_line(report: Report) -> str:
+    c = report.counts()
+    parts = [f"{c[k]} {CATEGORY_TITLES[k].split(' (')[0]}" for k in CATEGORY_ORDER if c[k]]
+    if not report.needs_attention:
+        return f"Nothing needs attention ({report.checked} inventory tokens checked, window {report.within_days} days)."
+    return f"Needs attention: {', '.join(parts)} (window {report.within_days} days)."
+
+
+def _by_provider(report: Report) -> list[tuple[str, list[Item]]]:
+    names = sorted({i.provider for i in report.items})
+    return [(n, [i for i in report.items if i.provider == n]) for n in names]
+
+
+def _provider_title(report: Report, name: str) -> str:
+    if not name:
+        return "External credentials"
+    title = report.providers.get(name, name)
+    return f"{title} ({name})" if title != name else name
+
+
+def render_text(report: Report) -> str:
+    lines = [f"Token check of {report.generated_at.date()} (window: {report.within_days} days)", ""]
+    for provider, items in _by_provider(report):
+        lines.append(_provider_title(report, provider))
+        for category in CATEGORY_ORDER:
+            group = [i for i in items if i.category == category]
+            if not group:
+                continue
+            lines.append(f"  {CATEGORY_TITLES[category]}:")
+            for item in group:
+                owner = f"  (owner {item.owner})" if item.owner else ""
+                lines.append(f"    ! {item.title}{owner}")
+                lines.append(f"        {item.facts()}")
+                if item.next_apply:
+                    lines.append(f"        next apply: {item.next_apply}")
+                if item.api_token is not None:
+                    lines.append("        replacement:")
+                    lines += [f"          {line}" for line in item.api_token.replacement.rstrip().splitlines()]
+                if item.at:
+                    lines.append(f"        at {item.at}")
+        lines.append("")
+    for error in report.scan_errors:
+        lines.append(f"warning: could not scan {error}")
+    if report.scan_errors:
+        lines.append("")
+    lines.append(summary_line(report))
+    return "\n".join(lines) + "\n"
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def item_markdown(item: Item) -> str:
+    """One line of markdown for an item (the issue's checklist text and the markdown report)."""
+    owner = f" · owner {item.owner}" if item.owner else ""
+    nxt = f" · next apply: {item.next_apply}" if item.next_apply else ""
+    return f"**{_verb(item)}** {item.title} — {_md(item.facts())}{nxt}{owner}"
+
+
+def _verb(item: Item) -> str:
+    return {"api_token": "Replace", "credential": "Renew"}.get(item.category, "Rotate or revoke")
+
+
+def render_markdown(report: Report) -> str:
+    lines = [f"### Token check of {report.generated_at.date()}", "", summary_line(report), ""]
+    for provider, items in _by_provider(report):
+        lines += [f"#### {_provider_title(report, provider)}", ""]
+        for category in CATEGORY_ORDER:
+            group = [i for i in items if i.category == category]
+            if not group:
+                continue
+            lines += [f"**{CATEGORY_TITLES[category]}**", ""]
+            lines += [f"- {item_markdown(i)}" for i in group]
+            lines.append("")
+            lines += _replacements_md(group)
+    if report.scan_errors:
+        lines += ["**could not scan**", ""] + [f"- {_md(e)}" for e in report.scan_errors] + [""]
+    return "\n".join(lines) + "\n"
+
+
+def _replacements_md(items: Iterable[Item]) -> list[str]:
+    out: list[str] = []
+    for item in items:
+        if item.api_token is not None:
+            out += [f"<details><summary>OAuth replacement for {_md(item.title)}</summary>", "", "```yaml",
+                    *item.api_token.replacement.rstrip().splitlines(), "```", "", "</details>", ""]
+    return out
+
+
+def render_json(report: Report) -> str:
+    return json.dumps(report.to_json(), indent=2) + "\n"
+
+
+def render(report: Report, fmt: str, stream: TextIO | None = None) -> str:
+    text = {"text": render_text, "markdown": render_markdown, "json": render_json}[fmt](report)
+    if stream is not None:
+        stream.write(text)
+    return text
+
+
+# --- the GitLab issue ------------------------------------------------------------------------------
+
+ISSUE_MARKER = "<!-- reconcile:check -->"
+_ITEM = re.compile(r"^- \[(?P<box>[ xX])\] (?P<text>.*?) <!-- reconcile:item:(?P<key>\S+)(?P<attrs>(?: \S+)*) -->\s*$")
+_RESOLVED_NOTE = re.compile(r" — \*resolved: [^*]*\*$")
+
+
+@dataclass(frozen=True)
+class IssueItem:
+    key: str
+    checked: bool
+    text: str
+    live_id: str | None = None
+    resolved: bool = False
+
+    def line(self) -> str:
+        attrs = (f" live:{self.live_id}" if self.live_id else "") + (" resolved" if self.resolved else "")
+        return f"- [{'x' if self.checked else ' '}] {self.text} <!-- reconcile:item:{quote(self.key, safe=':/@._-')}{attrs} -->"
+
+
+def parse_items(description: str) -> dict[str, IssueItem]:
+    """The checklist items of an issue body written by `sync_issue`, by key."""
+    from urllib.parse import unquote
+
+    found: dict[str, IssueItem] = {}
+    for line in (description or "").splitlines():
+        m = _ITEM.match(line)
+        if not m:
+            continue
+        attrs = m.group("attrs").split()
+        live = next((a.split(":", 1)[1] for a in attrs if a.startswith("live:")), None)
+        key = unquote(m.group("key"))
+        found[key] = IssueItem(key=key, checked=m.group("box") != " ", text=m.group("text"), live_id=live,
+                               resolved="resolved" in attrs)
+    return found
+
+
+def _resolution(old: IssueItem, report: Report) -> str:
+    """Why an item of the previous run is gone."""
+    day = report.generated_at.date()
+    if old.key.startswith("token:"):
+        name = old.key.split(":", 1)[1]
+        if name not in report.live_ids:
+            return f"no longer in the inventory on {day}"
+        now_id = report.live_ids[name]
+        if old.live_id and now_id and now_id != old.live_id:
+            return f"rotated on or before {day} (now #{now_id})"
+        return f"no longer needs attention on {day}"
+    if old.key.startswith("live:"):
+        managed_by = report.managed_live.get(old.key.split(":", 1)[1])
+        if managed_by:
+            return f"now managed in the inventory as `{managed_by}` on {day}"
+        return f"revoked, expired or gone on {day}"
+    return f"resolved on {day}"
+
+
+def issue_body(report: Report, previous: str | None, config: CheckConfig) -> tuple[str, int, int]:
+    """(description, open items, items resolved by this run) from the report and the previous body."""
+    old = parse_items(previous or "")
+    current: list[IssueItem] = []
+    for item in report.items:
+        before = old.get(item.key)
+        keep_tick = before is not None and before.checked and not before.resolved
+        current.append(IssueItem(key=item.key, checked=keep_tick, text=item_markdown(item), live_id=item.live_id))
+    keys = {i.key for i in current}
+    resolved: list[IssueItem] = []
+    newly = 0
+    for key, before in old.items():
+        if key in keys:
+            continue
+        if before.resolved:
+            resolved.append(before)
+            continue
+        text = _RESOLVED_NOTE.sub("", before.text)
+        resolved.append(IssueItem(key=key, checked=True, text=f"{text} — *resolved: {_resolution(before, report)}*",
+                                  live_id=before.live_id, resolved=True))
+        newly += 1
+    lines = [ISSUE_MARKER,
+             f"Written by `reconcile check` (tokens expiring within {report.within_days} days, unmanaged tokens, "
+             "Zendesk API tokens). Tick an item when you have handled it: the next run keeps your ticks, ticks "
+             "what it finds resolved, adds what is new, and closes this issue when nothing is left.", "",
+             f"Last run: {report.generated_at.date()}. {summary_line(report)}", ""]
+    if current:
+        lines += ["## Needs attention", ""] + [i.line() for i in current] + [""]
+        lines += _replacements_md(report.items)
+    if resolved:
+        lines += ["## Resolved", ""] + [i.line() for i in resolved] + [""]
+    if report.scan_errors:
+        lines += ["## Could not scan", ""] + [f"- {_md(e)}" for e in report.scan_errors] + [""]
+    return "\n".join(lines), len(current), newly
+
+
+@dataclass(frozen=True)
+class IssueOutcome:
+    action: Literal["created", "updated", "unchanged", "closed", "none"]
+    iid: int | None = None
+    web_url: str | None = None
+    open_items: int = 0
+    resolved_items: int = 0
+    duplicates: tuple[int, ...] = ()
+
+    def describe(self) -> str:
+        if self.action == "none":
+            return "nothing needs attention and no issue is open: none created"
+        where = f"#{self.iid}" + (f" ({self.web_url})" if self.web_url else "")
+        extra = f"; {self.open_items} open, {self.resolved_items} newly resolved"
+        dup = (f"; other open issues with the same title and label: {', '.join('#' + str(d) for d in self.duplicates)}"
+               if self.duplicates else "")
+        return f"issue {where} {self.action}{extra}{dup}"
+
+
+def find_issue(project: Any, config: CheckConfig) -> tuple[Any | None, tuple[int, ...]]:
+    """The open issue of the previous run (label + exact title; the oldest if several) and the iids
+    of any others."""
+    found = [i for i in project.issues.list(state="opened", labels=[config.issue_label], search=config.issue_title,
+                                            get_all=True, per_page=100)
+             if i.title == config.issue_title]
+    found.sort(key=lambda i: i.iid)
+    if not found:
+        return None, ()
+    return found[0], tuple(i.iid for i in found[1:])
+
+
+def sync_issue(gl: Any, project_path: str, report: Report, config: CheckConfig) -> IssueOutcome:
+    """Create, update or close the one open Token Checker issue in `project_path` (python-gitlab)."""
+    project = gl.projects.get(project_path, lazy=True)
+    issue, duplicates = find_issue(project, config)
+    if issue is None:
+        if not report.needs_attention:
+            return IssueOutcome("none")
+        body, open_items, _ = issue_body(report, None, config)
+        created = project.issues.create({"title": config.issue_title, "description": body,
+                                         "labels": config.issue_label})
+        return IssueOutcome("created", created.iid, getattr(created, "web_url", None), open_items)
+    body, open_items, newly = issue_body(report, issue.description, config)
+    if open_items == 0:
+        issue.description = body
+        issue.state_event = "close"
+        issue.save()
+        return IssueOutcome("closed", issue.iid, getattr(issue, "web_url", None), 0, newly, duplicates)
+    if body == (issue.description or ""):
+        return IssueOutcome("unchanged", issue.iid, getattr(issue, "web_url", None), open_items, 0, duplicates)
+    issue.description = body
+    issue.save()
+    return IssueOutcome("updated", issue.iid, getattr(issue, "web_url", None), open_items, newly, duplicates)
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+
+def _iso(value: datetime | date) -> str:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return value.isoformat()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, datetime | date):
+        return _iso(value)
+    return value
+
+
+# --- the command's work ----------------------------------------------------------------------------
+
+
+class CheckError(Exception):
+    """A problem the user fixes (one line, exit 1)."""
+
+
+def run_check(session: Any, within: timedelta, *, sandbox: bool = False) -> Report:
+    """Observe, plan and scan the discovery scopes of `session` (reconciler.engine), read-only."""
+    from reconciler.observe import observe
+    from reconciler.plan import plan
+    from reconciler.scopes import provider_apis, scan_scopes, scope_providers, session_endpoints
+
+    inventory = session.inventory
+    observed = observe(inventory, session.clients, session.ledger, session.now)
+    result = plan(inventory, observed, session.ledger, session.now, escrow_available=session.escrow_available)
+    scan = None
+    if scope_providers(inventory):
+        apis = provider_apis(inventory, session.clients.apis, session.env, session_endpoints(session, sandbox),
+                             scope_providers(inventory))
+        scan = scan_scopes(inventory, apis)
+    return build_report(inventory, observed, result, scan, session.now, within)
+
+
+def issue_target(inventory: Inventory, spec: str) -> tuple[str, str]:
+    """`--issue [PROVIDER:]PROJECT` -> (GitLab provider name, project path)."""
+    from reconciler.inventory.model import GitLabProvider
+
+    gitlabs = sorted(n for n, p in inventory.providers.items() if isinstance(p, GitLabProvider))
+    name, sep, project = spec.partition(":")
+    if sep and name in inventory.providers:
+        if name not in gitlabs:
+            raise CheckError(f"--issue {spec}: provider {name} is not a GitLab provider")
+        return name, project
+    if len(gitlabs) == 1:
+        return gitlabs[0], spec
+    state = inventory.state
+    if state.backend == "gitlab" and state.provider in gitlabs:
+        return str(state.provider), spec
+    if not gitlabs:
+        raise CheckError("--issue: the inventory declares no GitLab provider to open the issue with")
+    raise CheckError(f"--issue {spec}: several GitLab providers ({', '.join(gitlabs)}); write PROVIDER:PROJECT")
+
+
+def publish_issue(session: Any, spec: str, report: Report, *, sandbox: bool = False) -> IssueOutcome:
+    """Sync the report to the issue in `spec`, with that GitLab provider's credential."""
+    from gitlab import exceptions as gl_errors
+
+    from reconciler.scopes import provider_apis, session_endpoints
+
+    provider, project = issue_target(session.inventory, spec)
+    api = provider_apis(session.inventory, session.clients.apis, session.env, session_endpoints(session, sandbox),
+                        [provider])[provider]
+    try:
+        with api.throttle:
+            return sync_issue(api.gl, project, report, session.inventory.check)  # type: ignore[union-attr]
+    except gl_errors.GitlabError as err:
+        code = getattr(err, "response_code", None) or ""
+        raise CheckError(f"--issue {spec}: GitLab ({provider}) answered {code} {getattr(err, 'error_message', '')}"
+                         .rstrip()) from None

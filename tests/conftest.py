@@ -6,8 +6,8 @@ The leak guard (DESIGN.md invariant 1): after every test, every credential value
 this process seeded or minted (`reconciler.sandbox.core.known_secrets()`) is searched for in what
 the test produced: its captured stdout and stderr (including subprocesses), its log records, and
 the files under its `tmp_path`. A hit fails the test, naming where, never the value. Sandbox state
-files (`*.sandbox.json`, or under a `sandbox/` directory) are the fake servers' own databases and
-hold values by design; they are not scanned.
+files (`*.sandbox.json`) are the fake servers' own databases and hold values by design; they are
+not scanned. Everything else is, ledgers and escrows beside them included.
 """
 
 from __future__ import annotations
@@ -34,17 +34,12 @@ def oracles() -> Path:
     return ORACLES
 
 
-def _is_sandbox_state(path: Path, base: Path) -> bool:
-    rel = path.relative_to(base)
-    return path.name.endswith(".sandbox.json") or "sandbox" in rel.parts[:-1]
-
-
 def _produced_files(tmp_path: Path | None) -> list[tuple[str, bytes]]:
     if tmp_path is None or not tmp_path.is_dir():
         return []
     files = []
     for path in sorted(tmp_path.rglob("*")):
-        if path.is_file() and not _is_sandbox_state(path, tmp_path) and path.stat().st_size <= MAX_SCANNED_FILE:
+        if path.is_file() and not path.name.endswith(".sandbox.json") and path.stat().st_size <= MAX_SCANNED_FILE:
             files.append((f"file {path.relative_to(tmp_path)}", path.read_bytes()))
     return files
 

@@ -9,7 +9,7 @@ same placeholder is the same value everywhere). The escrow key variable of the i
 fresh key.
 
 Persistence: with a `state_dir` (the CLI uses `.reconcile/sandbox/`), the world is loaded from
-`gitlab.json`, `zendesk.json` and `world.json` there when they exist (so plan, apply, plan
+`gitlab.sandbox.json`, `zendesk.sandbox.json` and `world.sandbox.json` there when they exist (so plan, apply, plan
 converges) and saved back by `save()`; `reset=True` seeds it afresh.
 """
 
@@ -93,9 +93,9 @@ class World:
         if self.state_dir is None:
             return
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        self.gitlab.service.save(self.state_dir / "gitlab.json")
-        self.zendesk.service.save(self.state_dir / "zendesk.json")
-        (self.state_dir / "world.json").write_text(json.dumps(
+        self.gitlab.service.save(self.state_dir / "gitlab.sandbox.json")
+        self.zendesk.service.save(self.state_dir / "zendesk.sandbox.json")
+        (self.state_dir / "world.sandbox.json").write_text(json.dumps(
             {"seed": self.seed, "credentials": self.credentials}, indent=1, sort_keys=True))
 
     def stop(self) -> None:
@@ -129,14 +129,14 @@ def start_world(
     clock = Clock(now)
     seed_path = Path(seed) if seed is not None else DEFAULT_SEED
     state = Path(state_dir) if state_dir is not None else None
-    saved = state is not None and (state / "world.json").is_file() and not reset
+    saved = state is not None and (state / "world.sandbox.json").is_file() and not reset
     gitlab_service, zendesk_service = GitLabService(clock), ZendeskService(clock)
     if saved:
         assert state is not None
         try:
-            meta = json.loads((state / "world.json").read_text())
-            gitlab_service.load(state / "gitlab.json")
-            zendesk_service.load(state / "zendesk.json")
+            meta = json.loads((state / "world.sandbox.json").read_text())
+            gitlab_service.load(state / "gitlab.sandbox.json")
+            zendesk_service.load(state / "zendesk.sandbox.json")
         except (OSError, ValueError, KeyError) as exc:
             raise WorldError(f"{state}: the saved sandbox world is unreadable ({exc}); run with --reset") from None
         credentials = dict(meta["credentials"])

@@ -86,8 +86,8 @@ def test_plan_sandbox_from_a_fresh_clone_shows_reasons_for_every_change(workdir,
     blocks = [b for b in out.split("\n\n") if b.startswith(("~ token", "+ token", "- token"))]
     assert blocks and all("because" in b for b in blocks)
     # the world was saved for the next command, and the plan persisted nothing else
-    assert sorted(p.name for p in (workdir / ".reconcile" / "sandbox").iterdir()) == ["gitlab.json", "world.json",
-                                                                                     "zendesk.json"]
+    assert sorted(p.name for p in (workdir / ".reconcile" / "sandbox").iterdir()) == ["gitlab.sandbox.json", "world.sandbox.json",
+                                                                                     "zendesk.sandbox.json"]
     code2, out2, _ = run(capsys, "plan", "--sandbox", "--now", NOW)
     assert code2 == 0 and out2 == out  # loaded from .reconcile/sandbox: same world, same plan
 

@@ -406,7 +406,10 @@ def item_markdown(item: Item) -> str:
     """One line of markdown for an item (the issue's checklist text and the markdown report)."""
     owner = f" · owner {item.owner}" if item.owner else ""
     nxt = f" · next apply: {item.next_apply}" if item.next_apply else ""
-    return f"**{_verb(item)}** {item.title} — {_md(item.facts())}{nxt}{owner}"
+    facts = item.facts()
+    if item.where:  # in code, so "user @self" mentions nobody
+        facts = facts.replace(item.where, f"`{item.where}`", 1)
+    return f"**{_verb(item)}** {item.title} — {_md(facts)}{nxt}{owner}"
 
 
 def _verb(item: Item) -> str:

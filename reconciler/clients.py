@@ -8,8 +8,10 @@ bounded concurrency. Nothing else in the tool opens a connection to GitLab or Ze
   Retry-After. Endpoints zenpy does not cover (OAuth, API tokens, app installations) use that
   client's authenticated session through `ZendeskApi.get/get_all/put/post/delete`, which wait out
   429 the same way and follow cursor pages.
-- Every request of a provider passes its `Throttle`: at most `concurrency` at once, and a pause
-  until the reset time when `RateLimit-Remaining` / `X-Rate-Limit-Remaining` runs low.
+- Every HTTP request of a provider passes its `Throttle` (mounted as the sessions' adapter): at
+  most `concurrency` fetches at once, at most a configured `Rate`, never more than the server's
+  `RateLimit-Remaining` / `X-Rate-Limit-Remaining` allows, and a pause for a 429's `Retry-After`
+  that holds every request of that provider.
 - In sandbox mode (`Endpoints`), GitLab URLs point at the sandbox, zenpy is pointed at it with
   `ZENPY_FORCE_SCHEME`/`ZENPY_FORCE_NETLOC`, and each Zendesk session carries
   `Host: {subdomain}.zendesk.com` (how the sandbox tells instances apart).
@@ -23,13 +25,16 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import gitlab
 import requests
 from gitlab import exceptions as gl_errors
+from requests.adapters import HTTPAdapter
 
 from reconciler.inventory.model import GitLabProvider, Inventory, Provider, ZendeskProvider
 from reconciler.kinds import FetchError, Identity
@@ -37,8 +42,8 @@ from reconciler.secret import Secret
 
 DEFAULT_TIMEOUT = 15.0
 DEFAULT_CONCURRENCY = 4
-LOW_WATER = 2  # remaining requests at which a provider pauses until its window resets
-MAX_PAUSE = 60.0
+MAX_PAUSE = 60.0  # longest single wait for budget (a longer Retry-After is waited in steps)
+PROBE_POLL = 0.05  # budget exhausted, reset unknown: how often waiting requests look again
 MAX_429_RETRIES = 5
 MAX_GITLAB_RETRIES = 4  # 429 and transient errors (reads); backoff 0.1 s doubling, or Retry-After
 
@@ -63,23 +68,56 @@ class Endpoints:
     zendesk_scheme: str = "http"
 
 
-class Throttle:
-    """Bounded concurrency and rate-limit pauses for one provider; counts requests."""
+@dataclass(frozen=True)
+class Rate:
+    """A configured ceiling: at most `requests` per `per` seconds for one provider."""
 
-    def __init__(self, concurrency: int = DEFAULT_CONCURRENCY) -> None:
-        self.slots = threading.BoundedSemaphore(max(1, concurrency))
+    requests: int
+    per: float = 1.0
+
+    def throttle_args(self) -> dict[str, Any]:
+        return {"max_requests": self.requests, "per": self.per}
+
+
+class Throttle:
+    """One provider's request budget; counts requests.
+
+    - at most `concurrency` fetches at once (`with throttle:`, re-entrant per thread, so a fetch
+      holding a slot may follow its pages);
+    - at most `max_requests` requests sent in any `per` seconds, when configured (a sliding window
+      of send times: the rate never exceeds it, whatever the server says);
+    - the server's budget: `RateLimit-Remaining` (GitLab, with `RateLimit-Reset`) or
+      `X-Rate-Limit-Remaining` (Zendesk, no reset time), counted down locally for each request sent
+      so that requests in flight cannot overdraw it; at zero, wait for the reset (GitLab) or let
+      one probe through at a time (Zendesk) until the window has rolled;
+    - a 429's `Retry-After` pauses every request of the provider, not only the one refused.
+
+    `gate()` runs before each HTTP request and `done()` after it (`ThrottledAdapter`).
+    """
+
+    def __init__(self, concurrency: int = DEFAULT_CONCURRENCY, *, max_requests: int | None = None,
+                 per: float = 1.0) -> None:
+        self.concurrency = max(1, concurrency)
+        self.slots = threading.BoundedSemaphore(self.concurrency)
         self.lock = threading.Lock()
-        self.local = threading.local()  # re-entrant per thread: a fetch holding a slot may page
-        self.remaining: int | None = None
-        self.reset_at: float | None = None
+        self.local = threading.local()
+        self.max_requests = max_requests
+        self.per = per
+        self.sent: deque[float] = deque()  # monotonic send times within the last `per` seconds
+        self.remaining: int | None = None  # the server's budget left, minus requests sent since
+        self.reset_at: float | None = None  # epoch seconds (RateLimit-Reset)
+        self.cooldown_until = 0.0  # epoch seconds: a 429's Retry-After
+        self.probe_until = 0.0  # a probe is in flight (budget exhausted, reset unknown) until then
+        self.inflight = 0
         self.requests = 0
+        self.throttled = 0  # 429 answers seen
+        self.waited = 0.0  # seconds spent waiting for budget
 
     def __enter__(self) -> Throttle:
         depth = getattr(self.local, "depth", 0)
         if depth == 0:
             self.slots.acquire()
         self.local.depth = depth + 1
-        self.pause()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -87,41 +125,120 @@ class Throttle:
         if self.local.depth == 0:
             self.slots.release()
 
-    def pause(self) -> None:
-        with self.lock:
-            low = self.remaining is not None and self.remaining <= LOW_WATER and self.reset_at is not None
-            wait = min(MAX_PAUSE, self.reset_at - time.time()) if low else 0.0  # type: ignore[operator]
-        if wait > 0:
-            time.sleep(wait)
-            with self.lock:
-                self.remaining = None
+    def _wait(self, now: float, mono: float) -> float:
+        """Seconds to wait before the next request may go (0: go). Called under the lock."""
+        if self.cooldown_until > now:
+            return self.cooldown_until - now
+        if self.remaining is not None and self.remaining <= 0:
+            if self.reset_at is not None:
+                if self.reset_at > now:
+                    return self.reset_at - now
+                self.remaining, self.reset_at = None, None  # the window has rolled
+            elif self.probe_until > now:
+                return min(PROBE_POLL, self.probe_until - now)
+            else:
+                self.probe_until = now + DEFAULT_TIMEOUT
+                self.local.probing = True  # done() in this thread ends the probe
+        if self.max_requests is not None:
+            while self.sent and mono - self.sent[0] >= self.per:
+                self.sent.popleft()
+            if len(self.sent) >= self.max_requests:
+                return self.sent[0] + self.per - mono
+        return 0.0
 
-    def observe(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        """requests response hook: count, and remember the rate-limit budget."""
-        headers = response.headers
-        remaining = headers.get("RateLimit-Remaining") or headers.get("X-Rate-Limit-Remaining")
-        reset = headers.get("RateLimit-Reset")
+    def gate(self) -> None:
+        """Block until a request may be sent within every budget, and reserve it."""
+        while True:
+            with self.lock:
+                now, mono = time.time(), time.monotonic()
+                wait = self._wait(now, mono)
+                if wait <= 0:
+                    if self.max_requests is not None:
+                        self.sent.append(mono)
+                    if self.remaining is not None:
+                        self.remaining -= 1
+                    self.inflight += 1
+                    return
+                self.waited += min(wait, MAX_PAUSE)
+            time.sleep(min(wait, MAX_PAUSE))
+
+    def done(self, response: requests.Response | None) -> None:
+        """After a request: count it and learn the server's budget from its headers."""
         with self.lock:
+            self.inflight -= 1
+            probe = getattr(self.local, "probing", False)
+            if probe:
+                self.local.probing = False
+                self.probe_until = 0.0
+            if response is None:
+                return
             self.requests += 1
-            if remaining is not None and remaining.isdigit():
-                self.remaining = int(remaining)
-                self.reset_at = float(reset) if reset and reset.isdigit() else time.time() + 1.0
+            headers = response.headers
+            remaining = headers.get("RateLimit-Remaining") or headers.get("X-Rate-Limit-Remaining")
+            reset = headers.get("RateLimit-Reset")
+            if remaining is not None and remaining.strip().isdigit():
+                left = int(remaining) - self.inflight
+                if reset and reset.strip().isdigit():
+                    new_window = self.reset_at is None or float(reset) > self.reset_at
+                    self.reset_at = float(reset)
+                    self.remaining = left if new_window or self.remaining is None else min(self.remaining, left)
+                elif self.remaining is None or probe:
+                    self.remaining = left  # without a reset time, only a probe shows a new window
+                else:
+                    self.remaining = min(self.remaining, left)  # answers may arrive out of order
+            if response.status_code == 429:
+                self.throttled += 1
+                self.cooldown_until = max(self.cooldown_until, time.time() + retry_after(headers))
+
+
+def retry_after(headers: Mapping[str, str]) -> float:
+    """Seconds a 429 asks to wait: `Retry-After` in seconds or as an HTTP date; 1 when absent."""
+    value = (headers.get("Retry-After") or "").strip()
+    if value.isdigit():
+        return float(value)
+    if value:
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            pass
+    return 1.0
+
+
+class ThrottledAdapter(HTTPAdapter):
+    """Every request of a session passes its provider's Throttle (pages, retries and all)."""
+
+    def __init__(self, throttle: Throttle) -> None:
+        super().__init__(pool_maxsize=max(10, throttle.concurrency))
+        self.throttle = throttle
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+        self.throttle.gate()
+        try:
+            response = super().send(request, *args, **kwargs)
+        except BaseException:
+            self.throttle.done(None)
+            raise
+        self.throttle.done(response)
+        return response
 
 
 def _hook(session: requests.Session, throttle: Throttle) -> None:
-    session.hooks.setdefault("response", []).append(throttle.observe)
+    adapter = ThrottledAdapter(throttle)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
 
 
 class GitLabApi:
     """python-gitlab for one GitLab provider."""
 
     def __init__(self, provider: GitLabProvider, token: Secret, *, url: str | None = None,
-                 timeout: float = DEFAULT_TIMEOUT, concurrency: int = DEFAULT_CONCURRENCY) -> None:
+                 timeout: float = DEFAULT_TIMEOUT, concurrency: int = DEFAULT_CONCURRENCY,
+                 rate: Rate | None = None) -> None:
         self.provider = provider
         self.env = provider.token_env
         self.url = url or provider.url
         self.timeout = timeout
-        self.throttle = Throttle(concurrency)
+        self.throttle = Throttle(concurrency, **(rate.throttle_args() if rate else {}))
         self.gl = self._client(token, retry=True)
         self._users: dict[str | None, str] = {}
 
@@ -183,14 +300,14 @@ class ZendeskApi:
 
     def __init__(self, provider: ZendeskProvider, credential: Secret, *, email: str | None = None,
                  endpoints: Endpoints | None = None, timeout: float = DEFAULT_TIMEOUT,
-                 concurrency: int = DEFAULT_CONCURRENCY) -> None:
+                 concurrency: int = DEFAULT_CONCURRENCY, rate: Rate | None = None) -> None:
         from zenpy import Zenpy
 
         self.provider = provider
         self.oauth = provider.oauth_token_env is not None
         self.env = provider.oauth_token_env or provider.api_token_env or ""
         self.timeout = timeout
-        self.throttle = Throttle(concurrency)
+        self.throttle = Throttle(concurrency, **(rate.throttle_args() if rate else {}))
         self.host = f"{provider.subdomain}.{provider.domain}"
         self.endpoints = endpoints
         if endpoints and endpoints.zendesk_netloc:
@@ -375,8 +492,9 @@ def credentials(inventory: Inventory, env: Mapping[str, str], providers: Iterabl
 
 def connect(inventory: Inventory, *, env: Mapping[str, str] | None = None, endpoints: Endpoints | None = None,
             targets: Iterable[str] | None = None, timeout: float = DEFAULT_TIMEOUT,
-            concurrency: int = DEFAULT_CONCURRENCY) -> Clients:
-    """Clients for every provider the (targeted) inventory uses. Makes no request."""
+            concurrency: int = DEFAULT_CONCURRENCY, rate: Rate | None = None) -> Clients:
+    """Clients for every provider the (targeted) inventory uses. Makes no request. `concurrency`
+    and `rate` bound each provider separately."""
     env = os.environ if env is None else env
     names = used_providers(inventory, targets)
     creds = credentials(inventory, env, names)
@@ -389,8 +507,8 @@ def connect(inventory: Inventory, *, env: Mapping[str, str] | None = None, endpo
         provider = inventory.providers[name]
         if isinstance(provider, GitLabProvider):
             clients.apis[name] = GitLabApi(provider, creds[name], url=endpoints.gitlab_url if endpoints else None,
-                                           timeout=timeout, concurrency=concurrency)
+                                           timeout=timeout, concurrency=concurrency, rate=rate)
         else:
             clients.apis[name] = ZendeskApi(provider, creds[name], endpoints=endpoints, timeout=timeout,
-                                            concurrency=concurrency)
+                                            concurrency=concurrency, rate=rate)
     return clients

@@ -13,6 +13,7 @@ body, a header value or a query-string value, because those can carry secrets.
 from __future__ import annotations
 
 import json
+import math
 import random
 import re
 import socket
@@ -451,7 +452,7 @@ class RateLimiter:
             if allowed:
                 used += 1
             self.windows[who] = (start, used)
-            reset = int(time.time() + (start + self.window - now))
+            reset = math.ceil(time.time() + (start + self.window - now))  # never before the window ends
             return allowed, max(self.limit - used, 0), reset
 
 

@@ -194,6 +194,18 @@ def engine_errors(run):
         return EXIT_ERROR
 
 
+def record_option(command):
+    """`--record DIR` (reconciler/record.py): every HTTP request and answer, secrets scrubbed, saved
+    as a vcrpy cassette under DIR. The value reaches the command as `record_dir`."""
+    return click.option("--record", "record_dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+                        metavar="DIR", help="Record every HTTP request and answer, every secret scrubbed, as a "
+                                            "cassette in DIR (to attach to a bug report).")(command)
+
+
+def _recorded(recording) -> None:
+    click.echo(f"recorded {recording.requests} request(s), secrets scrubbed, to {recording.path}", err=True)
+
+
 @cli.command("plan")
 @inventory_option
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None,
@@ -203,19 +215,23 @@ def engine_errors(run):
 @click.option("--target", "targets", multiple=True, metavar="NAME", help="Only this token (repeatable).")
 @click.option("--now", "now", envvar="RECONCILE_NOW", default=None,
               help="The current time (ISO date or timestamp; env RECONCILE_NOW). Default: the clock, or the sandbox clock.")
+@record_option
 @sandbox_options
 def plan_command(inventory: Path, out: Path | None, fmt: str, detailed_exitcode: bool, targets: tuple[str, ...],
-                 now: str | None, sandbox: bool, sandbox_seed: Path | None, sandbox_reset: bool) -> int:
+                 now: str | None, record_dir: Path | None, sandbox: bool, sandbox_seed: Path | None,
+                 sandbox_reset: bool) -> int:
     """Show what must change: tokens to create, rotate or revoke, and the consumers each one reaches."""
 
     def run() -> int:
         from reconciler.engine import open_session
         from reconciler.observe import observe
         from reconciler.plan import plan
+        from reconciler.record import record_to
         from reconciler.render import render
 
-        with open_session(inventory, sandbox=sandbox, sandbox_seed=sandbox_seed, sandbox_reset=sandbox_reset,
-                          now=now, targets=targets) as session:
+        with record_to(record_dir, "plan", _recorded), open_session(
+                inventory, sandbox=sandbox, sandbox_seed=sandbox_seed, sandbox_reset=sandbox_reset, now=now,
+                targets=targets) as session:
             observed = observe(session.inventory, session.clients, session.ledger, session.now,
                                targets=session.targets)
             result = plan(session.inventory, observed, session.ledger, session.now, targets=session.targets,
@@ -316,6 +332,43 @@ def check_command(inventory: Path, within: str | None, fmt: str, issue: str | No
                 if session.world is not None:
                     session.world.save()  # --sandbox: the next run finds the issue again
         return EXIT_CHANGES if report.needs_attention else EXIT_OK
+
+    return engine_errors(run)
+
+
+@cli.command("discover")
+@inventory_option
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Write the inventory YAML to this new file (default: standard output).")
+@click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
+@sandbox_options
+def discover_command(inventory: Path, out: Path | None, force: bool, sandbox: bool, sandbox_seed: Path | None,
+                     sandbox_reset: bool) -> int:
+    """Find where live tokens are used (discovery scopes) and write them as inventory YAML. Never shows a value."""
+    if out is not None and out.exists() and not force:
+        click.echo(f"error: {out} exists; pass --force to overwrite it", err=True)
+        return EXIT_ERROR
+
+    def run() -> int:
+        from reconciler.discover import DiscoverError, render_yaml, run_discover
+        from reconciler.engine import SessionError, open_session
+
+        with open_session(inventory, sandbox=sandbox, sandbox_seed=sandbox_seed, sandbox_reset=sandbox_reset) as session:
+            try:
+                result = run_discover(session, sandbox=sandbox)
+            except DiscoverError as err:
+                raise SessionError(str(err)) from None
+            text = render_yaml(result, session.inventory, str(inventory), session.now)
+        if out is None:
+            click.echo(text, nl=False)
+        else:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(text)
+        click.echo(f"discover: {result.tried} candidate values tried, {result.identified} identified; "
+                   f"{len(result.tokens)} tokens with {result.consumers} consumers"
+                   f"{' written to ' + str(out) if out else ''}; {len(result.notes)} places not determined",
+                   err=True)
+        return EXIT_OK
 
     return engine_errors(run)
 

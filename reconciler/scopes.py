@@ -171,6 +171,11 @@ def scan_scopes(inventory: Inventory, apis: Mapping[str, Api], *, places: bool =
             if places:
                 second += [ListKey(p, "project_variables", project), ListKey(p, "project_hooks", project)]
     _fetch_all(second, apis, scan.lists)
+    if places:  # a hook's detail names its URL variables and custom headers (the list does not)
+        details = [ListKey(k.provider, k.resource[:-1], f"{k.scope}#{row['id']}")
+                   for k, rows in scan.lists.items() if k.resource in ("project_hooks", "group_hooks")
+                   and isinstance(rows, list) for row in rows]
+        _fetch_all(details, apis, scan.lists)
     _credential_ids(scan, apis)
 
     for key, data in sorted(scan.lists.items()):

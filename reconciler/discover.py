@@ -234,8 +234,10 @@ def identify(cand: Candidate, scan: ScopeScan, apis: Mapping[str, Api]) -> Scope
             if st.provider == name and st.kind == "zendesk_oauth_token" and st.live.id == ident.token_id:
                 return st
         return f"holds Zendesk OAuth token #{ident.token_id} of {name}"
-    return ("holds a hex value no Zendesk instance in scope accepts as an OAuth token (an API token or an OAuth "
-            "client secret cannot be identified without using it)")
+    # GET /oauth/tokens/current answers 403 to a token without the `read` scope, so such a token
+    # looks refused too; API tokens and client secrets cannot be tried without using them.
+    return ("holds a hex value no Zendesk instance in scope shows as an OAuth token (an OAuth token without "
+            "the read scope, an API token or an OAuth client secret cannot be identified without using it)")
 
 
 def source_yaml(st: ScopeToken, scan: ScopeScan) -> dict[str, Any]:

@@ -367,8 +367,9 @@ class Generator:
             providers[z] = {"kind": "zendesk", "subdomain": f"bench-{z}", "title": f"Zendesk {z}",
                             "auth": {"oauth_token_env": env_name(z)}}
         _dump(inv / "providers.yaml", {"providers": providers})
-        _dump(inv / "policy.yaml", {"defaults": {"rotation": {"rotate_before": "21d", "lifetime": "365d"}},
-                                    "state": {"backend": "local", "path": str(out / "state")}})
+        # the runner reads the ledger from OUT_DIR/state itself (a path here would make the files
+        # depend on where they were written)
+        _dump(inv / "policy.yaml", {"defaults": {"rotation": {"rotate_before": "21d", "lifetime": "365d"}}})
         names = list(self.inventory)
         for start in range(0, len(names), 100):
             chunk = {n: self.inventory[n] for n in names[start:start + 100]}

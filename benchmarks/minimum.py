@@ -60,8 +60,12 @@ class Minimum:
     baseline: int = 0
 
     @property
+    def pages(self) -> int:
+        return sum(self.lists.values())
+
+    @property
     def total(self) -> int:
-        return sum(self.lists.values()) + self.details + self.identifications
+        return self.pages + self.details + self.identifications
 
     def by_provider(self) -> dict[str, int]:
         out: dict[str, int] = defaultdict(int)
@@ -70,7 +74,7 @@ class Minimum:
         return dict(out)
 
     def summary(self) -> dict[str, Any]:
-        return {"minimum": self.total, "list_calls": len(self.lists), "pages": sum(self.lists.values()),
+        return {"minimum": self.total, "list_calls": len(self.lists), "pages": self.pages,
                 "hook_details": self.details, "identifications": self.identifications, "baseline": self.baseline}
 
 

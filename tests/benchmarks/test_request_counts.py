@@ -1,0 +1,119 @@
+"""Request counts of the plan on small generated worlds (benchmarks/generate.py), against the
+engine-independent minimum and the per-resource baseline (benchmarks/minimum.py). Counts only:
+they are deterministic; times and memory are for benchmarks/run.py, never assertions here."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks import generate, minimum  # noqa: E402
+from reconciler.clients import connect  # noqa: E402
+from reconciler.inventory import load_inventory  # noqa: E402
+from reconciler.observe import observe  # noqa: E402
+from reconciler.plan import plan  # noqa: E402
+from reconciler.sandbox.world import start_world  # noqa: E402
+from reconciler.state import LocalStore  # noqa: E402
+
+SMALL = generate.Params(tokens=40, consumers=300, projects=1, zendesk=2, seed=7)
+
+
+def plan_world(world_dir: Path, concurrency: int = 4):
+    """Plan the world in-process; (plan, server request log, client-side count)."""
+    world = start_world(world_dir / "world.yaml", now=generate.NOW)
+    try:
+        inventory = load_inventory(world_dir / "inventory")
+        ledger = LocalStore(world_dir / "state").load_ledger()
+        clients = connect(inventory, env=world.env({}), endpoints=world.endpoints, concurrency=concurrency)
+        observed = observe(inventory, clients, ledger, generate.NOW)
+        result = plan(inventory, observed, ledger, generate.NOW, escrow_available=True)
+        log = world.gitlab.log.snapshot() + world.zendesk.log.snapshot()
+        return result, log, clients.requests()
+    finally:
+        world.stop()
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    out = tmp_path_factory.mktemp("world")
+    manifest = generate.generate(out, SMALL)
+    return out, manifest
+
+
+def test_the_world_has_every_kind_and_its_inventory_is_valid(small):
+    out, manifest = small
+    assert set(manifest["sources"]) == set(generate.SOURCE_MIX)
+    assert set(manifest["consumers"]) == set(generate.CONSUMER_MIX)
+    assert sum(manifest["sources"].values()) == SMALL.tokens
+    assert sum(manifest["consumers"].values()) == SMALL.consumers
+    inventory = load_inventory(out / "inventory")  # raises on any error
+    assert len(inventory.tokens) == SMALL.tokens and len(inventory.consumers()) == SMALL.consumers
+    assert manifest["drift"]["stale"] > 0 and manifest["drift"]["expiring"] > 0
+
+
+def test_generation_is_deterministic(tmp_path):
+    generate.generate(tmp_path / "a", SMALL)
+    generate.generate(tmp_path / "b", SMALL)
+    generate.generate(tmp_path / "c", generate.Params(**{**SMALL.__dict__, "seed": 8}))
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
+    texts = {p: (tmp_path / "a" / p).read_bytes() for p in files if p.suffix != ".json" or p.name != "manifest.json"}
+    assert all((tmp_path / "b" / p).read_bytes() == t for p, t in texts.items())
+    assert (tmp_path / "c" / "world.yaml").read_bytes() != texts[Path("world.yaml")]
+
+
+def test_plan_requests_equal_the_minimum_and_beat_the_baseline(small):
+    out, _ = small
+    m = minimum.compute(out / "inventory", out / "world.yaml", out / "state")
+    result, log, client_count = plan_world(out)
+    assert not [e for e in log if e.mutating], "a plan changed something live"
+    assert client_count == len(log)  # the Throttle counts every request the sandboxes saw
+    assert m.pages > len(m.lists)  # the world has lists of several pages (one project, many variables)
+    assert m.identifications > 0 and m.details > 0
+    assert len(log) <= 1.1 * m.total
+    assert len(log) == m.total  # today the engine makes exactly the minimum
+    assert m.baseline >= 5 * len(log)
+    assert not result.errors
+
+
+def test_concurrency_does_not_change_the_requests(small):
+    out, _ = small
+    _, parallel, _ = plan_world(out, concurrency=4)
+    _, serial, _ = plan_world(out, concurrency=1)
+    key = lambda e: (e.service, e.host, e.method, e.path, e.query_keys, e.status)  # noqa: E731
+    assert sorted(map(key, parallel)) == sorted(map(key, serial))
+
+
+def test_minimum_does_not_use_the_engine():
+    tree = ast.parse((ROOT / "benchmarks" / "minimum.py").read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    engine = {"reconciler.observe", "reconciler.plan", "reconciler.clients", "reconciler.observed"}
+    assert not {m for m in imported if m in engine or m.startswith("reconciler.kinds")}
+
+
+def test_minimum_counts_pages_and_identifications_independently(tmp_path):
+    """A hand-checked world (seed 1): one PAT whose one consumer, a readable project variable,
+    holds its value without a ledger record (one identification), and 150 more variables in that
+    project (two pages)."""
+    p = generate.Params(tokens=1, consumers=1, projects=1, zendesk=1, seed=1, unrecorded=1.0, stale=0.0,
+                        missing_variables=0.0, attribute_drift=0.0, source_mix={"gitlab_personal_access_token": 1.0})
+    generate.generate(tmp_path, p)
+    world = tmp_path / "world.yaml"
+    extra = "".join(f"  - project: bench/g00/p0000\n    key: EXTRA_{i}\n    value: plain-value-{i}\n" for i in range(150))
+    world.write_text(world.read_text().replace("  variables:\n", "  variables:\n" + extra, 1))
+    consumer = next(iter(load_inventory(tmp_path / "inventory").tokens.values())).consumers[0]
+    assert (consumer.kind, consumer.project, consumer.hidden) == ("gitlab_ci_variable", "bench/g00/p0000", None)
+    m = minimum.compute(tmp_path / "inventory", world, tmp_path / "state")
+    assert m.lists == {("gitlab-bench", "user", ""): 1, ("gitlab-bench", "pats", generate.BOT): 1,
+                       ("gitlab-bench", "project_variables", "bench/g00/p0000"): 2}
+    assert (m.details, m.identifications, m.total, m.baseline) == (0, 1, 5, 2)
+    result, log, _ = plan_world(tmp_path)
+    assert len(log) == 5
+    assert [e.path for e in log].count("/api/v4/personal_access_tokens/self") == 1
+    assert result.tokens[0].consumers[0].state == "verified"  # identified as the current token

@@ -1,0 +1,339 @@
+"""`--record DIR`: capture every HTTP request the tool makes and every answer, with every secret
+scrubbed, as a cassette in vcrpy's layout (YAML, `interactions` of `request`/`response`) that a user
+can attach to a bug report, and that `vcr` can load.
+
+Capture is a hook on `requests.adapters.HTTPAdapter.send` (python-gitlab and zenpy both send
+through requests), thread-safe, so the concurrent observe is captured whole. Nothing reaches the
+disk until the block ends; then `Scrubber` scrubs the whole transcript in two passes:
+
+1. by position: credential headers (PRIVATE-TOKEN, JOB-TOKEN, Authorization, cookies), query and
+   form parameters named like a credential (token, private_token, client_secret...), JSON fields
+   named like one at any depth (token, secret, password, full_token...), the `value` of CI/CD
+   variables, URL variables and custom headers, every setting of a Zendesk app installation,
+   `authentication.data` of Zendesk webhooks (but its username), the query string of URLs
+   (webhook endpoints may carry `?token=`), and URL userinfo. Every value removed is *learned*.
+2. by value: every learned value (and every `known` value given by the caller), wherever it still
+   appears (a header, a URL path, a body of another interaction, percent-encoded or not), is
+   replaced.
+
+So a value minted in one answer and written to a consumer in a later request is gone from both.
+A request that got no answer (refused, reset, timed out) is kept with status 0 and the error's type.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import copy
+import json
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
+
+from reconciler.secret import REDACTED, Secret
+
+MIN_LEARNED = 8  # shorter strings are replaced by position only: by value they would match by chance
+
+SECRET_HEADERS = {"private-token", "job-token", "authorization", "proxy-authorization", "cookie", "set-cookie",
+                  "x-gitlab-token", "x-api-key"}
+# names of query parameters, form fields and JSON fields whose value is a credential
+SECRET_NAMES = {
+    "token", "private_token", "access_token", "refresh_token", "job_token", "full_token", "token_value",
+    "secret", "client_secret", "secret_token", "signing_secret", "password", "api_token", "apitoken",
+    "oauth_token", "bearer_token", "api_key",
+}
+# JSON objects whose `value` is a credential: CI/CD variables, hook URL variables and custom headers
+_VALUE_HOLDERS = {"key", "variable_type"}
+_SAFE_AUTH_DATA = {"username", "name", "header_name"}
+
+
+class Scrubber:
+    """Scrubs a vcrpy transcript (the dict `vcr.serialize` builds) in place. `learned` holds every
+    value removed, so it can be removed wherever else it appears."""
+
+    def __init__(self, known: Iterable[str | Secret] = ()) -> None:
+        self.learned: set[str] = set()
+        for value in known:
+            self.learn(value.reveal() if isinstance(value, Secret) else value)
+
+    def learn(self, value: Any) -> None:
+        # words with spaces are names and titles (app settings), not credentials: replacing them
+        # everywhere would blank half of a bug report; they are still removed where they stood
+        if isinstance(value, str) and len(value) >= MIN_LEARNED and not any(c.isspace() for c in value):
+            self.learned.add(value)
+
+    # -- pass 1: by position ---------------------------------------------------------------------
+
+    def header(self, name: str, value: str) -> str:
+        if name.lower() not in SECRET_HEADERS:
+            return value
+        scheme, _, credential = value.partition(" ")
+        if credential and scheme.lower() in ("bearer", "basic", "token"):
+            self.learn(credential)
+            if scheme.lower() == "basic":
+                self._learn_basic(credential)
+            return f"{scheme} {REDACTED}"
+        self.learn(value)
+        return REDACTED
+
+    def _learn_basic(self, encoded: str) -> None:
+        try:
+            user, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            return
+        self.learn(password)  # a password, or a Zendesk API token ("email/token:TOKEN")
+
+    def url(self, text: str, *, all_query: bool = False) -> str:
+        """A URL with credential-named query values (all of them with `all_query`) and any
+        userinfo password replaced."""
+        try:
+            parts = urlsplit(text)
+        except ValueError:
+            return text
+        netloc = parts.netloc
+        if "@" in netloc:
+            userinfo, _, host = netloc.rpartition("@")
+            user, _, password = userinfo.partition(":")
+            if password:
+                self.learn(password)
+                netloc = f"{user}:{REDACTED}@{host}"
+        query = parts.query
+        if query:
+            pairs = parse_qsl(query, keep_blank_values=True)
+            out = []
+            for key, value in pairs:
+                if value and (all_query or _secret_name(key.lower())):
+                    self.learn(value)
+                    value = REDACTED
+                out.append((key, value))
+            query = urlencode(out, safe="<>")
+        return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+    def json(self, value: Any, parent: str = "") -> Any:
+        if isinstance(value, dict):
+            holds_value = bool(_VALUE_HOLDERS & set(value))
+            out = {}
+            for key, item in value.items():
+                lowered = str(key).lower()
+                if _secret_name(lowered) and not isinstance(item, dict | list):
+                    out[key] = self._gone(item)
+                elif lowered == "value" and (holds_value or parent in ("url_variables", "custom_headers", "settings_objects", "data")):
+                    out[key] = self._gone(item)
+                elif lowered == "settings" and parent in ("installation", "installations", "") and isinstance(item, dict):
+                    out[key] = {k: self._gone(v) for k, v in item.items()}  # every app setting: may be secure
+                elif lowered == "data" and parent == "authentication" and isinstance(item, dict):
+                    out[key] = {k: (v if k in _SAFE_AUTH_DATA else self._gone(v)) for k, v in item.items()}
+                elif lowered in ("endpoint", "url") and isinstance(item, str):
+                    out[key] = self.url(item, all_query=lowered == "endpoint")
+                else:
+                    out[key] = self.json(item, lowered)
+            return out
+        if isinstance(value, list):
+            return [self.json(item, parent) for item in value]
+        return value
+
+    def _gone(self, value: Any) -> Any:
+        if value in (None, "", True, False) or isinstance(value, int | float):
+            return value  # not a credential: keep the shape readable
+        if isinstance(value, str):
+            self.learn(value)
+            return REDACTED
+        return REDACTED
+
+    def body(self, text: str | None, content_type: str) -> str | None:
+        if not text:
+            return text
+        stripped = text.lstrip()
+        if stripped[:1] in "{[":
+            try:
+                data = json.loads(text)
+            except ValueError:
+                return text
+            return json.dumps(self.json(data), sort_keys=True)
+        if "x-www-form-urlencoded" in content_type or (
+            "=" in text and " " not in text and "\n" not in text and not stripped.startswith("<")
+        ):
+            pairs = parse_qsl(text, keep_blank_values=True)
+            if pairs:
+                out = []
+                for key, value in pairs:
+                    if value and _secret_name(key.lower()):
+                        self.learn(value)
+                        value = REDACTED
+                    out.append((key, value))
+                return urlencode(out, safe="<>")
+        return text
+
+    def interaction(self, interaction: dict[str, Any]) -> None:
+        request, response = interaction["request"], interaction["response"]
+        request["headers"] = {k: [self.header(k, v) for v in _list(vs)] for k, vs in request["headers"].items()}
+        request["uri"] = self.url(request["uri"])
+        request["body"] = self.body(_text(request.get("body")), _content_type(request["headers"]))
+        response["headers"] = {k: [self.header(k, v) for v in _list(vs)] for k, vs in response["headers"].items()}
+        body = response.get("body") or {}
+        body["string"] = self.body(_text(body.get("string")), _content_type(response["headers"]))
+        response["body"] = body
+
+    # -- pass 2: by value ------------------------------------------------------------------------
+
+    def replace_known(self, value: Any) -> Any:
+        if isinstance(value, str):
+            for secret in sorted(self.learned, key=len, reverse=True):
+                for form in {secret, quote(secret, safe=""), quote_plus(secret), json.dumps(secret)[1:-1]}:
+                    if form in value:
+                        value = value.replace(form, REDACTED)
+            return value
+        if isinstance(value, dict):
+            return {k: self.replace_known(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.replace_known(v) for v in value]
+        return value
+
+    def transcript(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Scrub a whole transcript (`{"interactions": [...]}`): both passes."""
+        for interaction in data.get("interactions", []):
+            self.interaction(interaction)
+        return self.replace_known(data)
+
+
+def _secret_name(name: str) -> bool:
+    return name in SECRET_NAMES or name.endswith(("_token", "_secret", "password"))
+
+
+def _list(values: Any) -> list[str]:
+    return [str(v) for v in values] if isinstance(values, list | tuple) else [str(values)]
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return f"<{len(value)} bytes of binary>"  # cannot be scrubbed: never written
+    return value if isinstance(value, str) else str(value)
+
+
+def _content_type(headers: dict[str, list[str]]) -> str:
+    for key, values in headers.items():
+        if key.lower() == "content-type" and values:
+            return values[0].lower()
+    return ""
+
+
+def cassette_path(directory: str | Path, command: str, now: datetime | None = None) -> Path:
+    """DIR/reconcile-COMMAND-YYYYmmddTHHMMSSZ.yaml, numbered when that name is taken."""
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    directory = Path(directory)
+    path = directory / f"reconcile-{command}-{stamp}.yaml"
+    n = 1
+    while path.exists():
+        n += 1
+        path = directory / f"reconcile-{command}-{stamp}-{n}.yaml"
+    return path
+
+
+class Recording:
+    """What `recording()` yields: where the cassette goes and the interactions captured so far."""
+
+    def __init__(self, path: Path, known: Iterable[str | Secret] = ()) -> None:
+        self.path = path
+        self.known = tuple(known)
+        self.interactions: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    @property
+    def requests(self) -> int:
+        return len(self.interactions)
+
+    def add(self, request: Any, response: Any, error: BaseException | None) -> None:
+        """One exchange (a `requests.PreparedRequest` and its `Response`, or the error instead)."""
+        body = request.body
+        entry = {
+            "request": {"method": request.method, "uri": request.url,
+                        "body": body if isinstance(body, str | bytes | None) else "<streamed body>",
+                        "headers": {k: [v] for k, v in request.headers.items()}},
+            "response": _response(response, error),
+        }
+        with self._lock:
+            self.interactions.append(entry)
+
+    def transcript(self) -> dict[str, Any]:
+        """The scrubbed transcript in vcrpy's cassette layout (`version`, `interactions`)."""
+        with self._lock:
+            interactions = copy.deepcopy(self.interactions)
+        for entry in interactions:
+            entry["request"]["body"] = _text(entry["request"]["body"])
+            entry["response"]["body"]["string"] = _text(entry["response"]["body"]["string"])
+        return Scrubber(self.known).transcript({"version": 1, "interactions": interactions})
+
+    def save(self) -> Path:
+        from vcr.serializers import yamlserializer
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(yamlserializer.serialize(self.transcript()))
+        return self.path
+
+
+def _response(response: Any, error: BaseException | None) -> dict[str, Any]:
+    if response is None:
+        # no answer (refused, reset, timed out): vcrpy has no layout for it; status 0 says so
+        return {"status": {"code": 0, "message": type(error).__name__ if error else "no answer"},
+                "headers": {}, "body": {"string": None}}
+    try:
+        content = response.content
+    except Exception:  # a stream that broke while being read: the caller sees that error itself
+        content = b"<unreadable body>"
+    return {"status": {"code": response.status_code, "message": response.reason or ""},
+            "headers": {k: [v] for k, v in response.headers.items()}, "body": {"string": content}}
+
+
+@contextmanager
+def recording(path: str | Path, *, known: Iterable[str | Secret] = ()) -> Iterator[Recording]:
+    """Record every HTTP request made through `requests` inside the block (python-gitlab and zenpy
+    both use it), from every thread, and save the scrubbed cassette at `path` when the block ends.
+    `known`: values to scrub wherever they appear besides those found by position.
+
+    vcrpy's own capture is not used: it swaps its patches out while a request is sent
+    (`force_reset`), so requests sent meanwhile from other threads (observe is concurrent) went
+    unrecorded: 9 of 22 in a `plan --sandbox`. A hook on `HTTPAdapter.send` sees every one."""
+    from requests.adapters import HTTPAdapter
+
+    rec = Recording(Path(path), known)
+    original = HTTPAdapter.send
+
+    def send(adapter: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            response = original(adapter, request, *args, **kwargs)
+        except BaseException as exc:
+            rec.add(request, None, exc)
+            raise
+        rec.add(request, response, None)
+        return response
+
+    HTTPAdapter.send = send  # type: ignore[method-assign]
+    try:
+        yield rec
+    finally:
+        HTTPAdapter.send = original  # type: ignore[method-assign]
+        rec.save()
+
+
+@contextmanager
+def record_to(directory: str | Path | None, command: str, report: Any = None) -> Iterator[Recording | None]:
+    """`--record DIR` of a command: record into a fresh cassette under DIR, or do nothing when
+    DIR is None. `report(recording)` is called afterwards (the CLI says where the file went)."""
+    if directory is None:
+        yield None
+        return
+    with recording(cassette_path(directory, command)) as rec:
+        try:
+            yield rec
+        finally:
+            if report is not None:
+                report(rec)

@@ -6,8 +6,8 @@ The leak guard (DESIGN.md invariant 1): after every test, every credential value
 this process seeded or minted (`reconciler.sandbox.core.known_secrets()`) is searched for in what
 the test produced: its captured stdout and stderr (including subprocesses), its log records, and
 the files under its `tmp_path`. A hit fails the test, naming where, never the value. Sandbox state
-files (`*.sandbox.json`) are the fake servers' own databases and hold values by design; they are
-not scanned. Everything else is, ledgers and escrows beside them included.
+and seed files (`*.sandbox.json`, `*.sandbox.yaml`) are the fake servers' own databases and hold
+values by design; they are not scanned. Everything else is, ledgers and escrows beside them included.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ ORACLES = ROOT.parent / "shared" / "oracles"
 
 MIN_SECRET_LENGTH = 8  # shorter seeded strings are not credentials and would match by chance
 MAX_SCANNED_FILE = 5 * 1024 * 1024
+SANDBOX_FILES = (".sandbox.json", ".sandbox.yaml")
 
 
 @pytest.fixture
@@ -39,7 +40,7 @@ def _produced_files(tmp_path: Path | None) -> list[tuple[str, bytes]]:
         return []
     files = []
     for path in sorted(tmp_path.rglob("*")):
-        if path.is_file() and not path.name.endswith(".sandbox.json") and path.stat().st_size <= MAX_SCANNED_FILE:
+        if path.is_file() and not path.name.endswith(SANDBOX_FILES) and path.stat().st_size <= MAX_SCANNED_FILE:
             files.append((f"file {path.relative_to(tmp_path)}", path.read_bytes()))
     return files
 

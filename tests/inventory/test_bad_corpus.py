@@ -21,13 +21,14 @@ def expected(case: Path) -> list[str]:
 
 
 def printed_diagnostics(case: Path, stderr: str) -> list[str]:
-    """The diagnostic lines of stderr, with the case directory taken off the paths."""
+    """The diagnostic lines of stderr, with the case directory taken off every path in them
+    (a message may cite a second place: "also at DIR/a.yaml:2:3")."""
     out = []
     for line in stderr.splitlines():
         if line.startswith(f"{case}/"):
-            out.append(line[len(f"{case}/") :])
+            out.append(line.replace(f"{case}/", ""))
         elif line.startswith(f"{case}:"):
-            out.append("." + line[len(str(case)) :])
+            out.append("." + line[len(str(case)) :].replace(f"{case}/", ""))
     return out
 
 

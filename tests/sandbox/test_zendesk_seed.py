@@ -90,8 +90,7 @@ def test_bad_seeds_name_the_place(seed, message):
 
 
 def test_seed_from_a_yaml_file_and_save_load_round_trip(tmp_path):
-    path = tmp_path / "sandbox" / "seed.yaml"  # a sandbox's own input: the leak guard skips sandbox/
-    path.parent.mkdir()
+    path = tmp_path / "seed.sandbox.yaml"  # a sandbox's own input: the leak guard skips *.sandbox.*
     path.write_text(yaml.safe_dump({"instances": {"a": {"webhooks": [
         {"name": "w", "endpoint": "https://e.example", "authentication": {"type": "basic_auth", "data": {
             "username": "u", "password": "file-seeded-pw"}}}]}}}))

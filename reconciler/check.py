@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal, TextIO
@@ -643,8 +643,13 @@ def run_check(session: Any, within: timedelta, *, sandbox: bool = False) -> Repo
     return build_report(inventory, observed, result, scan, session.now, within)
 
 
-def issue_target(inventory: Inventory, spec: str) -> tuple[str, str]:
-    """`--issue [PROVIDER:]PROJECT` -> (GitLab provider name, project path)."""
+def issue_target(inventory: Inventory, spec: str, env: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """`--issue [PROVIDER:]PROJECT` -> (GitLab provider name, project path).
+
+    Without PROVIDER: the only GitLab provider; else the only one whose credential is set (in CI
+    the state's provider often has none: the ledger goes through CI_JOB_TOKEN, which cannot
+    create issues); else the state's provider.
+    """
     from reconciler.inventory.model import GitLabProvider
 
     gitlabs = sorted(n for n, p in inventory.providers.items() if isinstance(p, GitLabProvider))
@@ -655,6 +660,10 @@ def issue_target(inventory: Inventory, spec: str) -> tuple[str, str]:
         return name, project
     if len(gitlabs) == 1:
         return gitlabs[0], spec
+    if env is not None:
+        usable = [n for n in gitlabs if env.get(inventory.providers[n].token_env)]  # type: ignore[union-attr]
+        if len(usable) == 1:
+            return usable[0], spec
     state = inventory.state
     if state.backend == "gitlab" and state.provider in gitlabs:
         return str(state.provider), spec
@@ -669,7 +678,7 @@ def publish_issue(session: Any, spec: str, report: Report, *, sandbox: bool = Fa
 
     from reconciler.scopes import provider_apis, session_endpoints
 
-    provider, project = issue_target(session.inventory, spec)
+    provider, project = issue_target(session.inventory, spec, session.env)
     api = provider_apis(session.inventory, session.clients.apis, session.env, session_endpoints(session, sandbox),
                         [provider])[provider]
     try:

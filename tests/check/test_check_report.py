@@ -156,3 +156,22 @@ def test_bad_within_and_issue_target_are_errors(capsys, workdir, monkeypatch):
     assert code == 1 and "--within" in err and "not a duration" in err
     code, _, err, mutations = _report(capsys, workdir, monkeypatch, "--issue", "zd:acme/x")
     assert code == 1 and "zd is not a GitLab provider" in err and mutations == 0
+
+
+def test_issue_goes_with_the_one_gitlab_provider_whose_credential_is_set():
+    from reconciler.check import issue_target
+    from reconciler.inventory.model import GitLabProvider, Inventory, StateConfig
+
+    inventory = Inventory(
+        providers={
+            "gitlab": GitLabProvider(name="gitlab", url="https://gitlab.example", token_env="GL_TOKEN"),
+            "ci-gitlab": GitLabProvider(name="ci-gitlab", url="https://gitlab.example", token_env="STATE_TOKEN"),
+        },
+        tokens={},
+        state=StateConfig(backend="gitlab", provider="ci-gitlab", project="ops/inventory"),
+    )
+    # In CI the state's provider has no variable (the ledger uses CI_JOB_TOKEN): the issue goes
+    # with the provider that can authenticate.
+    assert issue_target(inventory, "ops/inventory", {"GL_TOKEN": "x"}) == ("gitlab", "ops/inventory")
+    assert issue_target(inventory, "ops/inventory", {}) == ("ci-gitlab", "ops/inventory")
+    assert issue_target(inventory, "ci-gitlab:ops/other", {"GL_TOKEN": "x"}) == ("ci-gitlab", "ops/other")

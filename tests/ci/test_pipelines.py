@@ -333,13 +333,16 @@ def test_daily_apply_schedule_rotates_what_is_due_and_converges(world):
 @needs_check
 def test_weekly_check_schedule_creates_the_issue_then_updates_it(world):
     server, checkout = world
+    expiring = seed()
+    expiring["triggers"][0]["expires_at"] = "now+10d"  # within the 21-day window: needs attention
+    server.service.reset(expiring)
     env = variables(server, "schedule", CI_COMMIT_SHA=HEAD, CI_COMMIT_BRANCH="main", RECONCILE_SCHEDULE="weekly-check")
     allowed = [0, *load()["weekly-check"]["allow_failure"]["exit_codes"]]
     runs = []
     for _ in range(2):
         pipeline = run_pipeline(checkout, env, None)
         assert set(pipeline.results) == {"weekly-check"}
-        assert pipeline.code("weekly-check") in allowed, pipeline.results
+        assert pipeline.code("weekly-check") == 2 and 2 in allowed, pipeline.results  # attention, not failure
         pipeline.assert_no_secret()
         runs.append([(i.iid, i.updated_at) for i in project(server).issues.list(get_all=True, labels="token-checker")])
     assert len(runs[0]) == 1 and len(runs[1]) == 1  # created, then the same issue again

@@ -289,7 +289,7 @@ def inventory_files(root: Path) -> list[Path]:
         rel = path.relative_to(root)
         if any(part.startswith(".") for part in rel.parts[:-1]):
             continue
-        if path.is_file():
+        if path.is_file() or (path.is_symlink() and not path.exists()):  # a dangling link: say so, never skip it
             found.append(path)
     return sorted(found, key=lambda p: p.relative_to(root).as_posix())
 
@@ -330,7 +330,13 @@ def load_document(root: str | Path) -> Document:
         rel = path.name if root.is_file() else path.relative_to(root).as_posix()
         display = str(path)
         doc.files.append(display)
-        raw = path.read_bytes()
+        try:
+            raw = path.read_bytes()
+        except OSError as err:
+            doc.diagnostics.append(
+                Diagnostic(pos=Position(display, 1, 1), key=FILE_KEY, message=f"cannot read ({err.strerror or err})")
+            )
+            continue
         # Length-prefixed so that no two different inventories hash alike.
         digest.update(f"{len(rel)}:{rel}:{len(raw)}:".encode())
         digest.update(raw)

@@ -445,7 +445,7 @@ def ci_plan_note(inventory: Path, project: str | None, gitlab_url: str | None, t
         if plan_file.is_file():
             try:
                 plan = Plan.from_json(json.loads(plan_file.read_text()))
-            except (ValueError, KeyError, TypeError) as err:
+            except (ValueError, KeyError, TypeError, AttributeError) as err:  # AttributeError: JSON not an object
                 raise ci.CIError(f"{plan_file}: not a saved reconcile plan ({err})") from None
         if codequality is not None:
             ci.write_codequality(codequality, ci.codequality_from_plan(plan, inventory) if plan else [])

@@ -184,7 +184,7 @@ def test_real_writes_through_the_clients_are_recorded_without_any_minted_value(s
     minted = {s for s in known_secrets() if len(s) >= 8}
     assert {rotated["token"], trigger.token, oauth["token"], GL_ADMIN, ZD_ADMIN} <= minted
     text = path.read_text()
-    assert not [s for s in minted if s in text], "a sandbox value reached the recording"
+    assert not any(s in text for s in minted), "a sandbox value reached the recording"
     assert rec.requests == gl_server.log.count() + zd_server.log.count() > 10
     cassette = yaml.safe_load(text)
     methods = [i["request"]["method"] for i in cassette["interactions"]]
@@ -221,5 +221,5 @@ def test_plan_record_captures_every_request_the_sandboxes_saw(world, tmp_path, c
     assert len(cassette["interactions"]) == world.requests() > 15
     assert world.mutations() == 0
     text = path.read_text()
-    assert not [s for s in known_secrets() if len(s) >= 8 and s in text]
+    assert not any(len(s) >= 8 and s in text for s in known_secrets())
     assert "/api/v4/personal_access_tokens" in text and "/api/v2/webhooks" in text

@@ -391,11 +391,15 @@ class ZendeskApi:
                 return str(row["id"])
         raise ProviderError(f"Zendesk {self.provider.name}: no OAuth client {identifier!r}")
 
-    def identify_oauth_token(self, value: Secret) -> Identity:
-        """Which OAuth token `value` is: `GET /api/v2/oauth/tokens/current` authenticated with it."""
+    def identify_oauth_token(self, value: Secret) -> Identity | None:
+        """Which OAuth token `value` is: `GET /api/v2/oauth/tokens/current` authenticated with it.
+        401/404: not a live token. 403: a live token whose scopes (e.g. `tickets:read` only) do not
+        let it read itself, so which one it is cannot be told: None, never "invalid"."""
         with self.throttle:
             response = self._call("GET", "/api/v2/oauth/tokens/current.json", session=self._session(bearer=value))
-        if response.status_code in (401, 403, 404):
+        if response.status_code == 403:
+            return None
+        if response.status_code in (401, 404):
             return Identity(None, invalid=True)
         body = self._check(response)
         return Identity(str(body["token"]["id"]))

@@ -235,7 +235,7 @@ def plan_command(inventory: Path, out: Path | None, fmt: str, detailed_exitcode:
             observed = observe(session.inventory, session.clients, session.ledger, session.now,
                                targets=session.targets)
             result = plan(session.inventory, observed, session.ledger, session.now, targets=session.targets,
-                          escrow_available=session.escrow_available)
+                          escrow_available=session.escrow_available, escrowed=session.escrowed)
         render(result, fmt, sys.stdout)
         if out is not None:
             out.parent.mkdir(parents=True, exist_ok=True)
@@ -243,6 +243,73 @@ def plan_command(inventory: Path, out: Path | None, fmt: str, detailed_exitcode:
         if result.errors:
             return EXIT_ERROR
         return EXIT_CHANGES if detailed_exitcode and result.has_changes else EXIT_OK
+
+    return engine_errors(run)
+
+
+@cli.command("apply")
+@inventory_option
+@click.argument("planfile", required=False, type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation (required in CI, CI=true).")
+@click.option("--target", "targets", multiple=True, metavar="NAME", help="Only this token (repeatable).")
+@click.option("--lock-timeout", type=float, default=0.0, show_default=True, metavar="SECONDS",
+              help="Wait this long for another apply to release the state lock.")
+@click.option("--now", "now", envvar="RECONCILE_NOW", default=None,
+              help="The current time (ISO date or timestamp; env RECONCILE_NOW). Default: the clock, or the sandbox clock.")
+@sandbox_options
+def apply_command(inventory: Path, planfile: Path | None, auto_approve: bool, targets: tuple[str, ...],
+                  lock_timeout: float, now: str | None, sandbox: bool, sandbox_seed: Path | None,
+                  sandbox_reset: bool) -> int:
+    """Rotate what is due and deliver every value: the saved PLANFILE (refused when the inventory or
+    the live state changed since), or a fresh plan. Exit 1 on any failure."""
+    import json
+    import os
+
+    def run() -> int:
+        from reconciler.apply import ApplyRefused, apply_plan
+        from reconciler.engine import SessionError, open_session
+        from reconciler.plan import Plan
+        from reconciler.progress import reporter_for
+        from reconciler.render import render_text
+
+        in_ci = os.environ.get("CI", "").lower() == "true"
+        if in_ci and not auto_approve:
+            raise SessionError("in CI (CI=true) apply needs --auto-approve: nobody can confirm")
+        saved = None
+        if planfile is not None:
+            try:
+                saved = Plan.from_json(json.loads(planfile.read_text()))
+            except (OSError, ValueError, KeyError, TypeError) as err:
+                raise SessionError(f"{planfile}: not a saved reconcile plan ({err})") from None
+            if targets and tuple(sorted(targets)) != saved.targets:
+                raise SessionError(f"--target cannot change the targets of the saved plan {planfile}")
+        interactive = sys.stdin.isatty() and sys.stdout.isatty()
+        if not auto_approve and not interactive:
+            raise SessionError("apply asks for confirmation on a terminal: pass --auto-approve to apply without one")
+
+        def confirm(plan: Plan) -> bool:
+            render_text(plan, sys.stdout)
+            if auto_approve:
+                return True
+            return click.confirm("Apply these changes?", default=False)
+
+        with open_session(inventory, sandbox=sandbox, sandbox_seed=sandbox_seed, sandbox_reset=sandbox_reset,
+                          now=now, targets=saved.targets if saved else targets) as session:
+            try:
+                result = apply_plan(session, saved=saved, confirm=confirm, reporter=reporter_for(sys.stdout),
+                                    lock_timeout=lock_timeout)
+            except ApplyRefused as err:
+                raise SessionError(str(err)) from None
+            finally:
+                if session.world is not None:
+                    session.world.save()  # --sandbox: the next plan sees what apply did
+        if result.nothing_to_do:
+            click.echo("No changes. Nothing to apply.")
+            return EXIT_OK
+        click.echo(result.summary_line())
+        for failure in result.failed:
+            click.echo(f"error: {failure}", err=True)
+        return EXIT_OK if result.ok else EXIT_ERROR
 
     return engine_errors(run)
 

@@ -39,6 +39,7 @@ class Session:
     escrow_available: bool
     targets: tuple[str, ...]
     world: Any = None  # reconciler.sandbox.world.World in sandbox mode
+    escrowed: dict[str, str] | None = None  # token name -> live id whose value an interrupted apply escrowed
 
 
 def parse_now(text: str | None) -> datetime | None:
@@ -67,7 +68,7 @@ def open_session(
     env: Mapping[str, str] | None = None,
 ) -> Iterator[Session]:
     from reconciler.inventory import load_inventory
-    from reconciler.state import LocalStore, StateError, escrow_available, open_store
+    from reconciler.state import LocalStore, StateError, escrow_available, open_escrow, open_store
     from reconciler.state.ledger import Ledger
 
     env = dict(os.environ if env is None else env)
@@ -98,11 +99,13 @@ def open_session(
             store = LocalStore(STATE_DIR) if sandbox else open_store(inventory.state, inventory.providers, env)
             ledger = store.load_ledger()
             has_escrow = escrow_available(inventory.state, env)
+            escrowed = {p.token: p.token_id for p in open_escrow(store, inventory.state, env).pending()}
         except StateError as err:
             raise SessionError(str(err)) from None
         current = pinned or (world.clock.now() if world is not None else datetime.now(UTC))
         yield Session(inventory=inventory, clients=clients, store=store, ledger=ledger or Ledger(), env=env,
-                      now=current, escrow_available=has_escrow, targets=tuple(targets), world=world)
+                      now=current, escrow_available=has_escrow, targets=tuple(targets), world=world,
+                      escrowed=escrowed)
     finally:
         if world is not None:
             world.stop()

@@ -94,11 +94,21 @@ class Observed:
         }
 
     def digest(self) -> str:
-        """sha256 of the canonical JSON of what was seen (without the time it was seen at)."""
-        body = self.to_json()
+        """sha256 of the canonical JSON of what was seen, without the time it was seen at and
+        without `last_used_at` (every use moves it, observing included: identifying a value
+        authenticates with it), so a saved plan is stale only when something that matters moved."""
+        body = _without(self.to_json(), "last_used_at")
         body.pop("observed_at")
         text = json.dumps(body, sort_keys=True, separators=(",", ":"))
         return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def _without(value: Any, key: str) -> Any:
+    if isinstance(value, dict):
+        return {k: _without(v, key) for k, v in value.items() if k != key}
+    if isinstance(value, list):
+        return [_without(v, key) for v in value]
+    return value
 
 
 def _iso(value: datetime | date) -> str:

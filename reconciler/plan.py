@@ -17,7 +17,7 @@ inventory and observation digests so apply can refuse a stale plan, and never a 
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import MISSING, asdict, dataclass, fields
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
@@ -214,14 +214,18 @@ def plan(
     *,
     targets: Collection[str] | None = None,
     escrow_available: bool = False,
+    escrowed: Mapping[str, str] | None = None,
 ) -> Plan:
     """The plan for `inventory` against `observed`. `ledger`: anything with `.get(consumer_identity)
     -> LedgerRecord | None` (or None). `escrow_available`: an escrow key is set, so in-place
-    rotation is safe. `targets`: only these token names (all when empty)."""
+    rotation is safe. `escrowed`: token name -> live id whose value the escrow holds (an apply
+    was interrupted before every consumer had it): that value is delivered, not a new one minted.
+    `targets`: only these token names (all when empty)."""
     now = now.astimezone(UTC) if now.tzinfo else now.replace(tzinfo=UTC)
     chosen = sorted(n for n in inventory.tokens if not targets or n in targets)
     token_plans = tuple(
-        _plan_token(inventory.tokens[name], observed, ledger, now, escrow_available) for name in chosen
+        _plan_token(inventory.tokens[name], observed, ledger, now, escrow_available, (escrowed or {}).get(name))
+        for name in chosen
     )
     findings = [
         Finding(severity="warning", code="unmanaged",
@@ -386,7 +390,8 @@ def _record(ledger: Any, identity: str) -> Any:
     return ledger.get(identity)
 
 
-def _plan_token(token: Token, observed: Observed, ledger: Any, now: datetime, escrow_available: bool) -> TokenPlan:
+def _plan_token(token: Token, observed: Observed, ledger: Any, now: datetime, escrow_available: bool,
+                escrowed_id: str | None = None) -> TokenPlan:
     src = token.source
     kind = source_kind(src.kind)
     sobs = observed.sources.get(token.name) or SourceObservation(token=token.name, identity=src.identity,
@@ -436,7 +441,9 @@ def _plan_token(token: Token, observed: Observed, ledger: Any, now: datetime, es
 
     # the current value can be re-delivered without minting when it is readable somewhere
     recover_from = None
-    if live_ok and live.owned and live.fingerprint:  # type: ignore[union-attr]
+    if live_ok and escrowed_id is not None and escrowed_id == live.id:  # type: ignore[union-attr]
+        recover_from = "escrow"  # an interrupted apply escrowed it: finish delivering it
+    elif live_ok and live.owned and live.fingerprint:  # type: ignore[union-attr]
         recover_from = "source"
     else:
         for c, cobs, state, _ in states:
@@ -516,9 +523,11 @@ def _plan_token(token: Token, observed: Observed, ledger: Any, now: datetime, es
         elif readable:
             escrow = f"consumer:{readable[0].identity}"
         else:
-            finding("error", "no_escrow",
-                    f"in-place rotation of {token.name} refused: no escrow key (set the environment variable named by "
-                    "state.escrow_key_env, default RECONCILE_ESCROW_KEY) and no readable consumer to hold the new "
+            # A warning, not an error: merge-request pipelines plan without the protected key;
+            # apply refuses the rotation if the key is still absent then (apply.py).
+            finding("warning", "no_escrow",
+                    f"{token.name}: in-place rotation needs RECONCILE_ESCROW_KEY at apply time (or a readable "
+                    "consumer as escrow): the environment variable named by state.escrow_key_env holds the new "
                     "value until every consumer has it", at=_at(src))
 
     # consumer actions

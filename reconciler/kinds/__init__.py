@@ -34,6 +34,8 @@ Sources:
     revoke(api, source, live) -> None                   revoke/delete a live token
     recover(api, source, live) -> Secret | None         read the current value back if the API
         shows it (owned triggers); None otherwise
+    verify_value(api, source, live, value) -> bool | None  the value is that live token
+        (authenticate with it / compare); None when that cannot be told without a side effect
     identify(api, source, value, lists) -> Identity     which live token a value is
 
 Consumers:
@@ -42,6 +44,9 @@ Consumers:
         inventory does not manage as it is (PATCH, partial PUT)
     verify(api, consumer, value) -> bool | None         read back where readable: True/False;
         None when write-only (apply then records the write in the ledger as unverified)
+    read(api, consumer) -> Secret | None                the value held now, where readable (apply
+        re-delivers a current value found in a readable consumer)
+    write_attributes(api, consumer, observed) -> bool   change managed attributes only
 
 Implementations the sandbox tests of issue 5 do not exercise raise `NotImplementedError` with the
 API call to make in their docstring; issue 6 completes them.
@@ -145,6 +150,11 @@ class SourceKind:
     def recover(self, api: Any, source: Source, live: LiveToken) -> Secret | None:
         return None
 
+    def verify_value(self, api: Any, source: Source, live: LiveToken, value: Secret) -> bool | None:
+        """Whether `value` is the live token `live` (authenticate with it, or compare with what
+        the API shows); None when the kind cannot tell without a side effect."""
+        return None
+
 
 class ConsumerKind:
     kind: ClassVar[str]
@@ -172,6 +182,15 @@ class ConsumerKind:
 
     def verify(self, api: Any, consumer: Consumer, value: Secret) -> bool | None:
         raise NotImplementedError(f"{self.kind}: verify is not available")
+
+    def read(self, api: Any, consumer: Consumer) -> Secret | None:
+        """The value the consumer holds now (as held, after the template), when readable."""
+        return None
+
+    def write_attributes(self, api: Any, consumer: Consumer, observed: ConsumerObservation) -> bool:
+        """Update only the managed attributes, leaving the value as it is. False when the kind
+        cannot do that without writing the value."""
+        return False
 
 
 def extract(template: str, held: Secret | None) -> Secret | None:

@@ -90,3 +90,10 @@ def live_zendesk_token(row: dict[str, Any], name: str, where: str) -> LiveToken:
         scopes=tuple(sorted(row.get("scopes") or ())),
         user_id=None if row.get("user_id") is None else str(row["user_id"]),
     )
+
+
+def patch(api: Any, path: str, body: Any) -> Any:
+    """`PATCH` through the instance's authenticated session (ZendeskApi has get/put/post/delete;
+    webhooks are the one resource written partially)."""
+    with api.throttle:
+        return api._check(api._call("PATCH", path, json=body))

@@ -99,6 +99,11 @@ class ResourceAccessTokenKind(SourceKind):
     def revoke(self, api: Any, source: Source, live: LiveToken) -> None:
         self._manager(api, source).delete(int(live.id))
 
+    def verify_value(self, api: Any, source: Source, live: LiveToken, value: Secret) -> bool | None:
+        """Authenticate with the value (`GET /personal_access_tokens/self`): it must be `live`."""
+        found = api.identify_token(value)
+        return None if found is None else found.token_id == live.id
+
 
 PROJECT_KIND = ResourceAccessTokenKind("gitlab_project_access_token", "project", GitLabProjectAccessToken)
 GROUP_KIND = ResourceAccessTokenKind("gitlab_group_access_token", "group", GitLabGroupAccessToken)

@@ -114,13 +114,34 @@ class CiVariableKind(ConsumerKind):
             manager.create(data)
 
     def verify(self, api: Any, consumer: Consumer, value: Secret) -> bool | None:
+        held = self._get(api, consumer).get("value")
+        if held is None:
+            return None  # hidden: write-only
+        return Secret(held) == value
+
+    def read(self, api: Any, consumer: Consumer) -> Secret | None:
+        held = self._get(api, consumer).get("value")
+        return Secret(held) if isinstance(held, str) and held else None
+
+    def _get(self, api: Any, consumer: Consumer) -> dict[str, Any]:
         c = consumer
         assert isinstance(c, GitLabCiVariable)
         filt = {} if c.instance else {"filter": {"environment_scope": c.environment_scope}}
-        row = self._manager(api, c).get(c.key, **filt).asdict()
-        if row.get("value") is None:
-            return None
-        return Secret(row["value"]) == value
+        return dict(self._manager(api, c).get(c.key, **filt).asdict())
+
+    def write_attributes(self, api: Any, consumer: Consumer, observed: ConsumerObservation) -> bool:
+        """PUT without `value`: GitLab keeps every omitted field, the value included."""
+        c = consumer
+        assert isinstance(c, GitLabCiVariable)
+        if not observed.exists:
+            return False
+        attrs = {k: v for k, v in self.desired_attributes(c).items() if k != "hidden"}
+        if observed.attributes.get("hidden"):
+            attrs.pop("masked", None)
+        if attrs:
+            filt = {} if c.instance else {"filter": {"environment_scope": c.environment_scope}}
+            self._manager(api, c).update(c.key, attrs, **filt)
+        return True
 
 
 KIND = CiVariableKind()

@@ -100,5 +100,10 @@ class PersonalAccessTokenKind(SourceKind):
     def revoke(self, api: Any, source: Source, live: LiveToken) -> None:
         api.gl.http_delete(f"/personal_access_tokens/{live.id}")
 
+    def verify_value(self, api: Any, source: Source, live: LiveToken, value: Secret) -> bool | None:
+        """Authenticate with the value (`GET /personal_access_tokens/self`): it must be `live`."""
+        found = api.identify_token(value)
+        return None if found is None else found.token_id == live.id
+
 
 KIND = PersonalAccessTokenKind()

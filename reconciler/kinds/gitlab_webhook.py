@@ -13,6 +13,7 @@ field, delete, create with the declared values re-supplied.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from reconciler.inventory.model import Consumer, GitLabWebhook, Token
@@ -79,7 +80,7 @@ class WebhookKind(ConsumerKind):
             details["custom_header_keys"] = _keys(detail.get("custom_headers"))  # type: ignore[union-attr]
         return Reading(ConsumerObservation(**base, state="unverifiable", live_id=str(hook["id"]), details=details))
 
-    def findings(self, consumer: Consumer, observation: ConsumerObservation, writing: bool) -> list[tuple[str, str, str]]:
+    def _findings(self, consumer: Consumer, observation: ConsumerObservation, writing: bool) -> list[tuple[str, str, str]]:
         c = consumer
         assert isinstance(c, GitLabWebhook)
         if c.mode != "recreate" or not writing or not observation.exists:
@@ -102,15 +103,110 @@ class WebhookKind(ConsumerKind):
                  f"{c.label}: mode recreate would lose {', '.join(lost)}: GitLab never returns these values; "
                  "declare them under url_variables/custom_headers, or use mode: update")]
 
+    def findings(self, consumer: Consumer, observation: ConsumerObservation, writing: bool) -> list[tuple[str, str, str]]:
+        return self._findings(consumer, observation, writing) + self._id_findings(consumer, writing)
+
+    def _id_findings(self, consumer: Consumer, writing: bool) -> list[tuple[str, str, str]]:
+        c = consumer
+        assert isinstance(c, GitLabWebhook)
+        if c.mode == "recreate" and writing and c.hook.isdigit():
+            return [("error", "recreate_by_id",
+                     f"{c.label}: mode recreate gives the hook a new id, so a hook named by its id would not be "
+                     "found again: name it by its URL or name")]
+        return []
+
     # apply (issue 6) ----------------------------------------------------------------------
 
-    def write(self, api: Any, consumer: Consumer, value: Secret, observed: ConsumerObservation) -> None:
-        """mode update: PUT hook {token, url} or PUT .../url_variables|custom_headers/:key.
-        mode recreate: GET hook, POST a copy with the declared values, DELETE the old one."""
-        raise NotImplementedError("gitlab_webhook.write: issue 6 (apply)")
+    def _manager(self, api: Any, c: GitLabWebhook) -> Any:
+        if c.project is not None:
+            return api.gl.projects.get(c.project, lazy=True).hooks
+        return api.gl.groups.get(str(c.group), lazy=True).hooks
+
+    def find(self, api: Any, consumer: Consumer) -> dict[str, Any] | None:
+        """The hook as the list shows it now (None: gone)."""
+        c = consumer
+        assert isinstance(c, GitLabWebhook)
+        return find_hook(c, [h.asdict() for h in self._manager(api, c).list(get_all=True, per_page=100)])
+
+    def write(self, api: Any, consumer: Consumer, value: Secret, observed: ConsumerObservation, *,
+              before_delete: Callable[[dict[str, Any]], None] | None = None) -> None:
+        """mode update: `PUT .../hooks/:id {token}` or `PUT .../hooks/:id/{url_variables,custom_headers}/:key`.
+        mode recreate: `GET .../hooks/:id` (every readable field), refuse if a value would be lost,
+        `DELETE` it, `POST` a copy with the declared values and the new one. Never python-gitlab's
+        `save()`: it resends URL variables without values, which GitLab refuses. `before_delete`
+        receives the readable copy first, so that apply can persist it: a crash between the delete
+        and the create must not lose the hook (`recreate_from`)."""
+        c = consumer
+        assert isinstance(c, GitLabWebhook)
+        hook_id = observed.live_id or observed.details.get("hook_id")
+        if hook_id is None:
+            raise ValueError(f"{c.label}: the hook does not exist")
+        manager = self._manager(api, c)
+        if c.mode == "update":
+            if c.target.field == "token":
+                manager.update(int(hook_id), {"token": value.reveal()})
+            else:
+                path = f"{manager.path}/{hook_id}/{c.target.field}s/{c.target.name}"
+                api.gl.http_put(path, post_data={"value": value.reveal()})
+            return
+        detail = manager.get(int(hook_id)).asdict()
+        copy = recreate_payload(c, detail, value)
+        if before_delete is not None:
+            before_delete(readable_copy(detail))
+        manager.delete(int(hook_id))
+        manager.create(copy)
+
+    def recreate_from(self, api: Any, consumer: Consumer, saved: dict[str, Any], value: Secret | None) -> str:
+        """Create the hook again from the readable fields an interrupted recreate saved (the
+        delete went through, the create did not). Returns the new hook id."""
+        c = consumer
+        assert isinstance(c, GitLabWebhook)
+        payload = recreate_payload(c, saved, value, check=False)
+        return str(self._manager(api, c).create(payload).get_id())
 
     def verify(self, api: Any, consumer: Consumer, value: Secret) -> bool | None:
         return None  # write-only: the ledger records what was written
+
+
+READ_ONLY = {"id", "created_at", "alert_status", "disabled_until", "token_present", "signing_token_present",
+             "project_id", "group_id", "url_variables", "custom_headers", "repository_update_events"}
+
+
+def readable_copy(detail: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a hook detail a create accepts back (no secret is ever among them)."""
+    return {k: v for k, v in detail.items() if k not in READ_ONLY and v is not None}
+
+
+def recreate_payload(c: GitLabWebhook, detail: dict[str, Any], value: Secret | None, *,
+                     check: bool = True) -> dict[str, Any]:
+    """A create body copying every readable field of `detail`, the declared URL variables and
+    custom headers, and `value` in the target field. Refuses (ValueError) when the live hook holds
+    a write-only value the inventory does not declare (DESIGN invariant 4)."""
+    if check:
+        lost = [f"URL variable {k!r}" for k in _keys(detail.get("url_variables"))
+                if k not in c.url_variables and not (c.target.field == "url_variable" and c.target.name == k)]
+        lost += [f"custom header {k!r}" for k in _keys(detail.get("custom_headers"))
+                 if k not in c.custom_headers and not (c.target.field == "custom_header" and c.target.name == k)]
+        if c.target.field != "token" and detail.get("token_present"):
+            lost.append("the secret token")
+        if lost:
+            raise ValueError(f"{c.label}: recreate refused: it would lose {', '.join(lost)} (GitLab never returns "
+                             "these values); declare them, or use mode: update")
+    payload = readable_copy(detail)
+    variables = dict(c.url_variables)
+    headers = dict(c.custom_headers)
+    if value is not None:
+        if c.target.field == "token":
+            payload["token"] = value.reveal()
+        elif c.target.field == "url_variable":
+            variables[str(c.target.name)] = value.reveal()
+        else:
+            headers[str(c.target.name)] = value.reveal()
+    if variables:
+        payload["url_variables"] = [{"key": k, "value": v} for k, v in variables.items()]
+    if headers:
+        payload["custom_headers"] = [{"key": k, "value": v} for k, v in headers.items()]
+    return payload
 
 
 KIND = WebhookKind()

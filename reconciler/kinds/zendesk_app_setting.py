@@ -15,6 +15,7 @@ from typing import Any
 from reconciler.inventory.model import Consumer, Token, ZendeskAppSetting
 from reconciler.kinds import ConsumerKind, ListKey, Lists, Reading, extract
 from reconciler.kinds._gitlab import rows
+from reconciler.kinds._zendesk import fetch_installations
 from reconciler.observed import ConsumerObservation
 from reconciler.secret import Secret
 
@@ -68,13 +69,47 @@ class AppSettingKind(ConsumerKind):
 
     # apply (issue 6) ----------------------------------------------------------------------
 
+    def _installation(self, api: Any, installation_id: str) -> dict[str, Any]:
+        body = api.get(f"/api/v2/apps/installations/{installation_id}.json")
+        return dict(body.get("installation") or body)  # Zendesk answers it unwrapped
+
     def write(self, api: Any, consumer: Consumer, value: Secret, observed: ConsumerObservation) -> None:
-        """`PUT /api/v2/apps/installations/:id {"settings": {SETTING: VALUE}}`."""
+        """`PUT /api/v2/apps/installations/:id {"settings": {SETTING: VALUE}}`, then read the
+        installation back: every other non-secure setting must be as it was (whether Zendesk merges
+        or replaces `settings` is undocumented). If one changed, put the old values back and fail."""
         assert isinstance(consumer, ZendeskAppSetting)
-        api.put(f"/api/v2/apps/installations/{observed.live_id}.json", {"settings": {consumer.setting: value.reveal()}})
+        path = f"/api/v2/apps/installations/{observed.live_id}.json"
+        before = _plain_settings(self._installation(api, str(observed.live_id)), consumer.setting)
+        api.put(path, {"settings": {consumer.setting: value.reveal()}})
+        after = _plain_settings(self._installation(api, str(observed.live_id)), consumer.setting)
+        changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+        if changed:
+            restore = {k: before[k] for k in changed if k in before}
+            if restore:
+                api.put(path, {"settings": restore})
+            raise ValueError(f"{consumer.label}: writing the setting changed other settings ({', '.join(changed)}); "
+                             "they were put back")
 
     def verify(self, api: Any, consumer: Consumer, value: Secret) -> bool | None:
-        raise NotImplementedError("zendesk_app_setting.verify: issue 6 (GET the installation, compare)")
+        """Read the installation back: a non-secure setting must hold the value; a secure one is
+        not returned (None: write-only)."""
+        held = self.read(api, consumer)
+        return None if held is None else held == value
+
+    def read(self, api: Any, consumer: Consumer) -> Secret | None:
+        assert isinstance(consumer, ZendeskAppSetting)
+        inst = find_installation(consumer, fetch_installations(api, ""))
+        if inst is None or any(p["name"] == consumer.setting and p["secure"] for p in inst["app"]["parameters"]):
+            return None
+        held = inst["settings"].get(consumer.setting)
+        return held if isinstance(held, Secret) else None
+
+
+def _plain_settings(installation: dict[str, Any], skip: str) -> dict[str, Any]:
+    """The settings an installation returns (secure ones are absent), without `skip`, as
+    fingerprints: compared, never shown."""
+    settings = installation.get("settings") or {}
+    return {k: (Secret(v).fingerprint() if isinstance(v, str) else v) for k, v in settings.items() if k != skip}
 
 
 KIND = AppSettingKind()

@@ -84,5 +84,9 @@ class OAuthTokenKind(SourceKind):
     def revoke(self, api: Any, source: Source, live: LiveToken) -> None:
         api.delete(f"/api/v2/oauth/tokens/{live.id}.json")
 
+    def verify_value(self, api: Any, source: Source, live: LiveToken, value: Secret) -> bool | None:
+        """`GET /api/v2/oauth/tokens/current` authenticated with the value: it must be `live`."""
+        found = api.identify_oauth_token(value)
+        return None if found is None else found.token_id == live.id
 
 KIND = OAuthTokenKind()

@@ -14,6 +14,7 @@ from typing import Any
 from reconciler.inventory.model import Consumer, Token, ZendeskWebhook
 from reconciler.kinds import ConsumerKind, ListKey, Lists, Reading, extract
 from reconciler.kinds._gitlab import rows
+from reconciler.kinds._zendesk import fetch_webhooks, patch
 from reconciler.observed import ConsumerObservation
 from reconciler.secret import Secret
 
@@ -77,12 +78,35 @@ class ZendeskWebhookKind(ConsumerKind):
     # apply (issue 6) ----------------------------------------------------------------------
 
     def write(self, api: Any, consumer: Consumer, value: Secret, observed: ConsumerObservation) -> None:
-        """zenpy `webhooks.patch` with only `endpoint`, or only `authentication`
-        ({type, data: {token} | {username, password} | {name, value}, add_position: header})."""
-        raise NotImplementedError("zendesk_webhook.write: issue 6 (apply)")
+        """`PATCH /api/v2/webhooks/:id` with only `endpoint`, or only `authentication`
+        ({type, data: {token} | {username, password} | {name, value}, add_position: header}).
+        Never PUT: it replaces the whole webhook and a PUT without `authentication` erases it."""
+        c = consumer
+        assert isinstance(c, ZendeskWebhook)
+        if c.endpoint is not None:
+            body: dict[str, Any] = {"endpoint": value.reveal()}
+        else:
+            auth = c.authentication
+            assert auth is not None
+            data = ({"token": value.reveal()} if auth.type == "bearer_token"
+                    else {"username": auth.username, "password": value.reveal()} if auth.type == "basic_auth"
+                    else {"name": auth.header, "value": value.reveal()})
+            body = {"authentication": {"type": auth.type, "data": data, "add_position": "header"}}
+        patch(api, f"/api/v2/webhooks/{observed.live_id}", {"webhook": body})
 
     def verify(self, api: Any, consumer: Consumer, value: Secret) -> bool | None:
-        raise NotImplementedError("zendesk_webhook.verify: issue 6 (endpoint: GET and compare; auth: None)")
+        """The endpoint is read back; a credential in `authentication` is write-only (None)."""
+        held = self.read(api, consumer)
+        return None if held is None else held == value
+
+    def read(self, api: Any, consumer: Consumer) -> Secret | None:
+        c = consumer
+        assert isinstance(c, ZendeskWebhook)
+        if c.endpoint is None:
+            return None
+        hook = find_webhook(c, fetch_webhooks(api, ""))
+        endpoint = None if hook is None else hook.get("endpoint")
+        return endpoint if isinstance(endpoint, Secret) else None
 
 
 KIND = ZendeskWebhookKind()

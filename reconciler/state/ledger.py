@@ -37,10 +37,18 @@ _RECORD_FIELDS = {f.name: (bool if f.name == "verified" else str) for f in field
 
 
 class Ledger:
-    """Mapping consumer identity -> LedgerRecord; JSON (de)serialisable."""
+    """Mapping consumer identity -> LedgerRecord; JSON (de)serialisable.
 
-    def __init__(self, records: list[LedgerRecord] | None = None) -> None:
+    Beside the records, `in_flight` holds what an apply has started and not finished, by token
+    name: plain ids and times only (an overlap's old and new live ids, a rotation under way, a
+    webhook being recreated), so the next apply after a crash knows what to finish. Saved as an
+    optional `in_flight` key; ledgers without one read as before.
+    """
+
+    def __init__(self, records: list[LedgerRecord] | None = None,
+                 in_flight: dict[str, dict[str, Any]] | None = None) -> None:
         self._records: dict[str, LedgerRecord] = {}
+        self.in_flight: dict[str, dict[str, Any]] = dict(in_flight or {})
         for rec in records or ():
             self.record(rec)
 
@@ -65,10 +73,13 @@ class Ledger:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Ledger):
             return NotImplemented
-        return self._records == other._records
+        return self._records == other._records and self.in_flight == other.in_flight
 
     def to_json(self) -> dict[str, Any]:
-        return {"version": LEDGER_VERSION, "records": [r.to_json() for r in self.records()]}
+        data: dict[str, Any] = {"version": LEDGER_VERSION, "records": [r.to_json() for r in self.records()]}
+        if self.in_flight:
+            data["in_flight"] = {k: dict(v) for k, v in sorted(self.in_flight.items())}
+        return data
 
     @classmethod
     def from_json(cls, data: Any, where: str = "ledger") -> Ledger:
@@ -97,4 +108,8 @@ class Ledger:
             if rec.consumer in ledger:
                 raise StateError(f"{where}: corrupt ledger: consumer {rec.consumer!r} recorded twice")
             ledger.record(rec)
+        in_flight = data.get("in_flight", {})
+        if not isinstance(in_flight, dict) or not all(isinstance(v, dict) for v in in_flight.values()):
+            raise StateError(f"{where}: corrupt ledger: 'in_flight' must map token names to objects")
+        ledger.in_flight = {str(k): dict(v) for k, v in in_flight.items()}
         return ledger

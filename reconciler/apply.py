@@ -1,0 +1,760 @@
+"""Apply: execute a plan. Rotate, escrow, deliver, verify, revoke, and never lose a value.
+
+`apply_plan(session, ...)` holds the state lock for the whole run, re-reads the ledger and the
+escrow under it, observes, plans (a saved plan is only accepted when the inventory and the live
+state it was computed from are unchanged), and then works token by token:
+
+1. Resume first. Tokens with work left by an interrupted apply go before the others: a value in
+   the escrow is delivered (the planner sees it as `recover_from: escrow`, so it is never minted
+   again), a webhook whose recreate stopped between delete and create is created again from the
+   copy saved before the delete, old and orphaned live tokens of an interrupted overlap are
+   revoked once every consumer is verified, and a rotation whose answer never arrived is
+   reported as such.
+2. The plan's action. Overlap: mint beside the old one -> escrow -> deliver to every consumer ->
+   verify -> revoke the old one. In place: rotate -> escrow -> deliver -> verify. Progress is
+   persisted between steps: an in-flight record in the ledger (`Ledger.in_flight`: ids and times,
+   never a value) before the mint/rotate call, the escrow entry right after it, a ledger record
+   after each consumer write.
+
+Rotate calls (GitLab reuse detection, DESIGN.md): never retried automatically. After an unclear
+outcome (timeout, 5xx, dropped connection) the token is looked up by name before anything else.
+If it was not rotated, the token fails and nothing else happens. If it was, its new value is lost
+(the answer never arrived, so it was never escrowed) and the consumers hold a revoked value. The
+only way forward is another rotate, of the NEW token, authenticated with the provider's own
+credential, which apply first proves is still valid (`GET /personal_access_tokens/self`): a
+request authenticated by a revoked token on a rotate path is what makes GitLab revoke the whole
+family, and the old token is never used for anything after it was revoked. That second rotate
+happens at most once per token and apply; another unclear outcome stops the token.
+
+Without an escrow key, in-place rotation is refused unless a readable consumer can hold the new
+value (it is then written first); overlap needs no escrow but uses it when a key is set, so a
+crash after minting never forces a second mint either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import requests
+from gitlab import exceptions as gl_errors
+
+from reconciler.inventory.model import Consumer, ExternalSource, GitLabWebhook, Token, ZendeskWebhook
+from reconciler.kinds import Minted, consumer_kind, extract, source_kind
+from reconciler.observed import LiveToken, Observed, SourceObservation
+from reconciler.plan import ConsumerPlan, Plan, TokenPlan, plan
+from reconciler.secret import REDACTED, Secret
+
+
+class ApplyRefused(Exception):
+    """Apply will not start (stale saved plan, lock held, ...): one line, exit 1, nothing changed."""
+
+
+class StepFailed(Exception):
+    """One token's work stopped; the message says why and what the next apply will do."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """One line of apply output. Never a value."""
+
+    token: str
+    message: str
+    ok: bool = True
+
+
+class Reporter(Protocol):
+    def start(self, total: int) -> None: ...
+    def step(self, step: Step) -> None: ...
+    def token_done(self, name: str, ok: bool) -> None: ...
+    def finish(self) -> None: ...
+
+
+class NullReporter:
+    def __init__(self) -> None:
+        self.steps: list[Step] = []
+
+    def start(self, total: int) -> None:
+        pass
+
+    def step(self, step: Step) -> None:
+        self.steps.append(step)
+
+    def token_done(self, name: str, ok: bool) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+
+@dataclass
+class ApplyResult:
+    plan: Plan | None = None
+    rotated: list[str] = field(default_factory=list)  # tokens renewed or minted anew
+    revoked: int = 0  # live tokens revoked (old ones, orphans, state: absent)
+    delivered: int = 0  # consumer writes
+    verified: int = 0  # consumers read back / authenticated
+    recorded: int = 0  # write-only consumers: recorded in the ledger, not verifiable
+    resumed: list[str] = field(default_factory=list)  # tokens whose interrupted work was finished
+    failed: list[str] = field(default_factory=list)  # one message per failure
+    nothing_to_do: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def summary_line(self) -> str:
+        counts = (f"{len(self.rotated)} rotated, {self.delivered} delivered, {self.verified} verified, "
+                  f"{self.recorded} recorded write-only, {self.revoked} revoked, {len(self.failed)} failed")
+        if self.resumed:
+            counts += f" ({len(self.resumed)} resumed: {', '.join(self.resumed)})"
+        return f"Apply complete: {counts}." if self.ok else f"Apply complete with failures: {counts}."
+
+
+# --- entry point ------------------------------------------------------------------------------
+
+
+def apply_plan(
+    session: Any,
+    *,
+    saved: Plan | None = None,
+    confirm: Callable[[Plan], bool] | None = None,
+    reporter: Reporter | None = None,
+    lock_timeout: float = 0.0,
+    owner: str | None = None,
+) -> ApplyResult:
+    """Execute the plan for `session` (reconciler.engine.Session) under the state lock.
+
+    `saved`: a plan from `reconcile plan --out`; refused (ApplyRefused) when the inventory or the
+    live state changed since. `confirm(plan) -> bool` is asked before any change (False: nothing
+    is done). Raises ApplyRefused when apply cannot start; failures of single tokens are in the
+    result."""
+    from reconciler.state import StateError
+
+    reporter = reporter or NullReporter()
+    try:
+        lock = session.store.acquire(owner, wait=lock_timeout)
+    except StateError as err:
+        raise ApplyRefused(str(err)) from None
+    with lock:
+        try:
+            run = _Run(session, reporter)
+            return run.execute(saved, confirm)
+        except StateError as err:
+            raise ApplyRefused(str(err)) from None
+
+
+# --- one apply --------------------------------------------------------------------------------
+
+
+def _iso(moment: datetime | None) -> str:
+    moment = moment or datetime.now(UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def rendered(consumer: Consumer, value: Secret) -> Secret:
+    """What the consumer receives: the value through its template (a Zendesk webhook endpoint is
+    its own template)."""
+    if isinstance(consumer, ZendeskWebhook) and consumer.endpoint is not None:
+        return value.render(consumer.endpoint)
+    return value.render(consumer.value)
+
+
+def unclear(exc: BaseException) -> bool:
+    """The request may have been applied: no answer, or a 5xx (a proxy's timeout after the
+    backend committed)."""
+    if isinstance(exc, requests.RequestException | gl_errors.GitlabConnectionError | TimeoutError | ConnectionError):
+        return True
+    code = getattr(exc, "response_code", None) or getattr(exc, "status", None)
+    return isinstance(code, int) and code >= 500
+
+
+def describe_error(exc: BaseException, values: Iterable[Secret | None] = ()) -> str:
+    """One line for an exception, with any value in play blanked (an API may echo input)."""
+    if isinstance(exc, gl_errors.GitlabError):
+        code = getattr(exc, "response_code", None)
+        text = f"GitLab answered {code}: {exc.error_message}" if code else f"{type(exc).__name__}: {exc.error_message}"
+    elif isinstance(exc, requests.RequestException):
+        text = f"no answer ({type(exc).__name__})"
+    elif hasattr(exc, "status") and hasattr(exc, "message"):
+        text = f"Zendesk answered {exc.status}: {exc.message}"  # type: ignore[attr-defined]
+    else:
+        text = str(exc) or type(exc).__name__
+    for value in values:
+        if value is not None and len(value) >= 4:
+            text = text.replace(value.reveal(), REDACTED)
+    return text.replace("\n", " ")[:300]
+
+
+class _Run:
+    def __init__(self, session: Any, reporter: Reporter) -> None:
+        from reconciler.state import open_escrow
+
+        self.session = session
+        self.inventory = session.inventory
+        self.clients = session.clients
+        self.store = session.store
+        self.reporter = reporter
+        self.now: datetime = session.now
+        self.ledger = self.store.load_ledger()  # under the lock: what the previous apply left
+        self.escrow = open_escrow(self.store, self.inventory.state, session.env)
+        self.result = ApplyResult()
+        self.values_in_play: list[Secret] = []
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def say(self, token: str, message: str, ok: bool = True) -> None:
+        self.reporter.step(Step(token, message, ok))
+
+    def fail(self, token: str, message: str) -> None:
+        self.result.failed.append(f"{token}: {message}")
+        self.say(token, message, ok=False)
+
+    def save_ledger(self) -> None:
+        self.store.save_ledger(self.ledger)
+
+    def targets(self) -> tuple[str, ...]:
+        """The session's targets, plus any token with unfinished work (resume comes first)."""
+        wanted = set(self.session.targets)
+        if not wanted:
+            return ()
+        pending = set(self.escrow.tokens()) | set(self.ledger.in_flight)
+        extra = sorted(t for t in pending - wanted if t in self.inventory.tokens)
+        for name in extra:
+            self.say(name, "has unfinished work from an interrupted apply: included although not targeted")
+        return tuple(sorted(wanted | set(extra)))
+
+    def observe(self, targets: tuple[str, ...]) -> Observed:
+        from reconciler.observe import observe
+
+        return observe(self.inventory, self.clients, self.ledger, self.now, targets=targets or None)
+
+    def observe_source(self, token: Token) -> SourceObservation:
+        """The token looked up by name now (one list call), consumers aside."""
+        from reconciler.observe import fetch_lists
+
+        bare = replace(token, consumers=())
+        lists = fetch_lists([bare], self.clients)
+        return source_kind(token.source.kind).observe(bare, lists)
+
+    def make_plan(self, observed: Observed, targets: tuple[str, ...]) -> Plan:
+        escrowed = {p.token: p.token_id for p in self.escrow.pending()}
+        return plan(self.inventory, observed, self.ledger, self.now, targets=targets or None,
+                    escrow_available=self.escrow.available, escrowed=escrowed)
+
+    # -- the run -------------------------------------------------------------------------------
+
+    def execute(self, saved: Plan | None, confirm: Callable[[Plan], bool] | None) -> ApplyResult:
+        targets = tuple(saved.targets) if saved is not None else self.targets()
+        observed = self.observe(targets)
+        if saved is not None:
+            self.check_saved(saved, observed)
+        for name in [n for n in self.pending_tokens() if n not in self.inventory.tokens]:
+            self.say(name, "the state holds unfinished work for a token no longer in the inventory: left as it is "
+                           "(`reconcile state show`)", ok=False)
+        if self.restore_recreates(observed):
+            observed = self.observe(targets)
+        self.drop_stale_escrow(observed)
+        current = self.make_plan(observed, targets)
+        self.result.plan = current
+        pending = set(self.pending_tokens())
+        work = [t for t in current.tokens if t.changes or t.name in pending]
+        if not work:
+            self.result.nothing_to_do = True
+            return self.result
+        if confirm is not None and not confirm(current):
+            raise ApplyRefused("apply cancelled: nothing was changed")
+        # resume first: tokens with escrowed values or interrupted work, then the rest
+        work.sort(key=lambda t: (t.name not in pending and t.recover_from != "escrow", t.name))
+        self.reporter.start(len(work))
+        try:
+            for tp in work:
+                ok = self.run_token(tp, observed, resumed=tp.name in pending)
+                self.reporter.token_done(tp.name, ok)
+        finally:
+            self.reporter.finish()
+        return self.result
+
+    def pending_tokens(self) -> list[str]:
+        return sorted(set(self.escrow.tokens()) | set(self.ledger.in_flight))
+
+    def check_saved(self, saved: Plan, observed: Observed) -> None:
+        if saved.inventory_digest != self.inventory.digest:
+            raise ApplyRefused("the saved plan is stale: the inventory changed since it was made; run "
+                               "`reconcile plan` again")
+        if saved.observed_digest != observed.digest():
+            raise ApplyRefused("the saved plan is stale: the live state changed since it was made (tokens, "
+                               "consumers or the ledger); run `reconcile plan` again")
+
+    def restore_recreates(self, observed: Observed) -> bool:
+        """A GitLab webhook recreate that stopped after the delete: create the hook again from the
+        copy saved before the delete (without the secret, unless the escrow holds it; the plan then
+        delivers the value as to any stale consumer)."""
+        restored = False
+        for name, flight in sorted(self.ledger.in_flight.items()):
+            token = self.inventory.tokens.get(name)
+            copies = dict(flight.get("recreating") or {})
+            if token is None or not copies:
+                continue
+            for identity, saved in sorted(copies.items()):
+                consumer = next((c for c in token.consumers if c.identity == identity), None)
+                cobs = observed.consumers.get(identity)
+                if consumer is None or cobs is None or cobs.error:
+                    continue
+                if not cobs.exists:
+                    api = self.clients[consumer.provider]
+                    try:
+                        hook_id = consumer_kind(consumer.kind).recreate_from(api, consumer, saved, None)  # type: ignore[attr-defined]
+                    except Exception as exc:  # noqa: BLE001 - reported; the next apply tries again
+                        self.fail(name, f"{consumer.label}: could not restore the webhook an interrupted recreate "
+                                        f"deleted: {describe_error(exc)}")
+                        continue
+                    self.say(name, f"{consumer.label}: restored the webhook an interrupted recreate deleted "
+                                   f"(now #{hook_id}); it receives the value below")
+                    restored = True
+                copies.pop(identity)
+                flight["recreating"] = copies
+                self.save_ledger()
+        return restored
+
+    def drop_stale_escrow(self, observed: Observed) -> None:
+        """An escrowed value whose token is no longer live can never be delivered usefully."""
+        for pending in self.escrow.pending():
+            sobs = observed.sources.get(pending.token)
+            if sobs is None or sobs.error:
+                continue
+            live_ids = {t.id for t in (sobs.current, *sobs.others) if t is not None and t.usable}
+            if pending.token_id not in live_ids:
+                self.escrow.drop(pending.token)
+                self.say(pending.token, f"dropped the escrowed value of #{pending.token_id}: that token is no longer "
+                                        "live")
+
+    # -- one token -----------------------------------------------------------------------------
+
+    def run_token(self, tp: TokenPlan, observed: Observed, *, resumed: bool) -> bool:
+        before = len(self.result.failed)
+        if tp.blocked:
+            for f in tp.findings:
+                if f.severity == "error":
+                    self.fail(tp.name, f"not applied: {f.message}")
+            return False
+        token = self.inventory.tokens[tp.name]
+        try:
+            TokenApply(self, token, tp, observed, resumed=resumed).run()
+        except StepFailed as err:
+            self.fail(tp.name, str(err))
+        except Exception as exc:  # noqa: BLE001 - one token's failure must not stop the others
+            self.fail(tp.name, describe_error(exc, self.values_in_play))
+        ok = len(self.result.failed) == before
+        if ok and resumed:
+            self.result.resumed.append(tp.name)
+        return ok
+
+
+class TokenApply:
+    """The work of one token: obtain the value, deliver, verify, revoke, clean up."""
+
+    def __init__(self, run: _Run, token: Token, tp: TokenPlan, observed: Observed, *, resumed: bool) -> None:
+        self.run_ = run
+        self.token = token
+        self.tp = tp
+        self.src = token.source
+        self.kind = source_kind(self.src.kind)
+        self.api = run.clients[self.src.provider] if self.src.provider else None
+        self.observed = observed
+        self.sobs = observed.sources.get(token.name) or SourceObservation(token=token.name, identity=self.src.identity)
+        self.live = self.sobs.current
+        self.resumed = resumed
+        self.renewed_once = False
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def say(self, message: str) -> None:
+        self.run_.say(self.token.name, message)
+
+    @property
+    def ledger(self) -> Any:
+        return self.run_.ledger
+
+    def flight(self) -> dict[str, Any]:
+        return self.ledger.in_flight.setdefault(self.token.name, {})
+
+    def save(self) -> None:
+        self.run_.save_ledger()
+
+    def expires_at(self) -> Any:
+        lifetime = self.token.rotation.lifetime
+        return (self.run_.now + lifetime).date() if lifetime else None
+
+    def _live_ids(self) -> set[str]:
+        return {t.id for t in (self.live, *self.sobs.others) if t is not None and t.usable}
+
+    # -- the steps -----------------------------------------------------------------------------
+
+    def run(self) -> None:
+        tp = self.tp
+        self.report_interrupted()
+        if tp.action == "revoke":
+            self.revoke([t for t in (self.live, *self.sobs.others) if t is not None and t.usable], keep=None)
+            self.finish()
+            return
+        value, value_live, old = self.obtain()
+        written = self.deliver(value, value_live)
+        self.verify(value, value_live, written)
+        old_ids = {str(i) for i in (self.ledger.in_flight.get(self.token.name) or {}).get("old_ids", ())}
+        to_revoke = [t for t in (*old, *self.sobs.others) if t is not None and t.usable]
+        to_revoke += [t for t in (self.live, *self.sobs.others) if t is not None and t.usable and t.id in old_ids]
+        if self.failed():
+            # the old value keeps working where the new one did not arrive; escrow and in-flight
+            # record stay, so the next apply finishes delivery before revoking
+            if to_revoke:
+                self.say("not revoking the old token: not every consumer has the new value; the next apply "
+                         "finishes delivery first")
+            return
+        self.revoke(to_revoke, keep=value_live.id if value_live else None)
+        self.finish()
+
+    def failed(self) -> bool:
+        return any(f.startswith(f"{self.token.name}: ") for f in self.run_.result.failed)
+
+    def report_interrupted(self) -> None:
+        flight = self.ledger.in_flight.get(self.token.name) or {}
+        if flight.get("op") == "rotate" and self.live is not None:
+            old_id = str(flight.get("old_id"))
+            escrowed = {p.token: p.token_id for p in self.run_.escrow.pending()}.get(self.token.name)
+            if self.live.id != old_id and escrowed != self.live.id and self.tp.recover_from is None:
+                self.say(f"a previous apply rotated #{old_id} (now #{self.live.id}) but the new value was lost before "
+                         "it could be escrowed or delivered: consumers hold a revoked value; rotating again")
+        elif (flight.get("op") == "overlap" and flight.get("new_id") and self.tp.recover_from is None
+              and self.tp.action in ("create", "rotate")):
+            self.say(f"a previous apply minted #{flight['new_id']} and stopped before delivering it everywhere; its "
+                     "value is not recoverable: minting anew and revoking the interrupted one")
+
+    def obtain(self) -> tuple[Secret | None, LiveToken | None, list[LiveToken]]:
+        """(value to deliver, the live token it is, old tokens to revoke after delivery)."""
+        tp = self.tp
+        if tp.action in ("create", "rotate"):
+            if tp.strategy == "external":
+                return self.external_value(), None, []
+            if tp.strategy == "overlap":
+                minted = self.mint()
+                old = [t for t in (self.live,) if t is not None and t.usable and t.id != minted.live.id]
+                return minted.value, minted.live, old
+            minted = self.rotate_in_place()
+            return minted.value, minted.live, []
+        needs_value = any(c.action != "none" and c.value is not None for c in tp.consumers)
+        if not needs_value:
+            return None, self.live, []
+        return self.recover(), self.live, []
+
+    def external_value(self) -> Secret:
+        src = self.src
+        assert isinstance(src, ExternalSource)
+        env = self.run_.session.env
+        if src.value_env:
+            text = env.get(src.value_env, "")
+            if not text:
+                raise StepFailed(f"${src.value_env} is not set: a person supplies the new value of this external "
+                                 "credential at apply time")
+        else:
+            try:
+                text = Path(str(src.value_file)).read_text().strip()
+            except OSError as err:
+                raise StepFailed(f"{src.value_file}: cannot read the new value ({err.strerror})") from None
+            if not text:
+                raise StepFailed(f"{src.value_file} is empty: a person supplies the new value at apply time")
+        value = Secret(text)
+        self.run_.values_in_play.append(value)
+        self.say("took the new value a person supplied")
+        return value
+
+    def escrow_put(self, minted: Minted) -> None:
+        escrow = self.run_.escrow
+        if not escrow.available:
+            return
+        try:
+            escrow.put(self.token.name, minted.live.id, minted.value, _iso(minted.live.created_at or self.run_.now))
+        except Exception as exc:  # noqa: BLE001 - the value is in memory: deliver it anyway
+            self.run_.fail(self.token.name, f"could not escrow the new value ({describe_error(exc)}); delivering it "
+                                            "anyway")
+            return
+        self.say(f"escrowed the value of #{minted.live.id} until every consumer has it")
+
+    def mint(self) -> Minted:
+        assert self.api is not None
+        flight = self.flight()
+        flight.update(op="overlap", old_ids=sorted(self._live_ids()), started_at=_iso(self.run_.now))
+        flight.pop("new_id", None)
+        self.save()
+        try:
+            minted = self.kind.mint(self.api, self.src, expires_at=self.expires_at())
+        except Exception as exc:
+            # whatever was created is found by name next time and revoked after delivery
+            raise StepFailed(f"creating the new {self.kind.noun} failed: {describe_error(exc)}; the next apply "
+                             "revokes anything it left") from None
+        self.run_.values_in_play.append(minted.value)
+        self.run_.result.rotated.append(self.token.name)
+        self.say(f"created {self.kind.noun} #{minted.live.id} beside the old one"
+                 + (f" (expires {minted.live.expires_at})" if minted.live.expires_at else ""))
+        self.escrow_put(minted)
+        flight["new_id"] = minted.live.id
+        self.save()
+        return minted
+
+    def escrow_consumer(self) -> str | None:
+        if self.run_.escrow.available:
+            return None
+        if self.tp.escrow and self.tp.escrow.startswith("consumer:"):
+            return self.tp.escrow.split(":", 1)[1]
+        raise StepFailed(f"in-place rotation refused: {self.run_.escrow.key_env} is not set and no readable consumer "
+                         "can hold the new value until every consumer has it (the old value dies at once); set it "
+                         "(`reconcile state keygen` makes one) and run apply again")
+
+    def rotate_in_place(self) -> Minted:
+        assert self.api is not None
+        live = self.live
+        if live is None:
+            raise StepFailed(f"no live {self.kind.noun} to rotate")
+        self.escrow_consumer()  # refuse before anything changes
+        self_id = self.credential_check()
+        flight = self.flight()
+        flight.update(op="rotate", old_id=live.id, started_at=_iso(self.run_.now))
+        flight.pop("new_id", None)
+        self.save()
+        minted = self.renew(live)
+        if self_id is not None and self_id == live.id:
+            # the provider's own credential was rotated: use the new one from here on
+            self.api.gl = self.api._client(minted.value, retry=True)
+            self.say("the provider's own credential was rotated: continuing with the new value")
+        self.run_.values_in_play.append(minted.value)
+        self.run_.result.rotated.append(self.token.name)
+        self.escrow_put(minted)
+        flight["new_id"] = minted.live.id
+        self.save()
+        return minted
+
+    def credential_check(self) -> str | None:
+        """GitLab: prove the provider credential is valid before a rotate (never a rotate
+        authenticated with a revoked token) and learn its id (self-rotation)."""
+        if self.kind.provider_kind != "gitlab":
+            return None
+        try:
+            row = self.api.gl.http_get("/personal_access_tokens/self")  # type: ignore[union-attr]
+        except gl_errors.GitlabAuthenticationError:
+            raise StepFailed(f"the credential in ${self.api.env} is refused (revoked or expired): no rotate is "  # type: ignore[union-attr]
+                             "sent with it; set a valid one and run apply again") from None
+        return str(row["id"]) if isinstance(row, dict) and "id" in row else None
+
+    def renew(self, live: LiveToken) -> Minted:
+        assert self.api is not None
+        try:
+            minted = self.kind.renew(self.api, self.src, live, expires_at=self.expires_at())
+        except Exception as exc:
+            if not unclear(exc):
+                raise StepFailed(f"rotating #{live.id} was refused: {describe_error(exc)}") from None
+            return self.after_unclear_rotate(live, exc)
+        self.say(f"rotated {self.kind.noun} #{live.id} in place: now #{minted.live.id}"
+                 + (f" (expires {minted.live.expires_at})" if minted.live.expires_at else "")
+                 + "; the old value is dead")
+        return minted
+
+    def after_unclear_rotate(self, live: LiveToken, exc: BaseException) -> Minted:
+        self.say(f"the rotate call for #{live.id} had an unclear outcome ({describe_error(exc)}): looking the "
+                 "token up by name before anything else")
+        try:
+            now = self.run_.observe_source(self.token)
+        except Exception as err:  # noqa: BLE001
+            raise StepFailed(f"cannot tell whether #{live.id} was rotated ({describe_error(err)}); nothing else was "
+                             "done; the next apply looks again before anything else") from None
+        current = now.current
+        if now.error or current is None:
+            raise StepFailed(f"cannot tell whether #{live.id} was rotated ({now.error or 'no live token'}); nothing "
+                             "else was done")
+        if current.id == live.id and current.usable and current.created_at == live.created_at:
+            raise StepFailed(f"#{live.id} was not rotated (the token is unchanged); nothing else was done; run apply "
+                             "again")
+        if not current.usable:
+            raise StepFailed(f"#{live.id} is no longer usable and no rotated successor is live; nothing else was done")
+        # (an OAuth client keeps its id: its secret's time moved instead)
+        self.say(f"#{live.id} WAS rotated (now #{current.id}), but its new value never arrived: it is lost, and every "
+                 "consumer still holds the revoked value")
+        if self.renewed_once:
+            raise StepFailed(f"the new value of #{current.id} was lost a second time; stopping (no further rotate in "
+                             "this apply); run apply again")
+        self.renewed_once = True
+        # The way forward: rotate the successor, authenticated with the provider credential
+        # (checked valid again), never with the revoked token.
+        self.credential_check()
+        flight = self.flight()
+        flight.update(old_id=current.id, lost_id=current.id)
+        self.save()
+        self.say(f"rotating #{current.id} once more with the provider credential (not the revoked token) to get a "
+                 "value that can be delivered")
+        return self.renew(current)
+
+    def recover(self) -> Secret:
+        """The current value, to deliver again without minting: from the escrow, the source API, or
+        a readable consumer that holds it."""
+        where = self.tp.recover_from
+        live = self.live
+        value: Secret | None = None
+        if where == "escrow":
+            entry = self.run_.escrow.get(self.token.name)
+            if entry is not None and live is not None and entry.token_id == live.id:
+                value = entry.value
+        elif where == "source" and live is not None and self.api is not None:
+            value = self.kind.recover(self.api, self.src, live)
+        elif where and where.startswith("consumer:"):
+            identity = where.split(":", 1)[1]
+            consumer = next(c for c in self.token.consumers if c.identity == identity)
+            held = consumer_kind(consumer.kind).read(self.run_.clients[consumer.provider], consumer)
+            template = consumer.endpoint if isinstance(consumer, ZendeskWebhook) and consumer.endpoint else consumer.value
+            value = extract(template, held) if "${token}" in template else held
+        if value is None:
+            raise StepFailed(f"the current value could not be read back from {where or 'anywhere'}; the next apply "
+                             "re-plans")
+        self.run_.values_in_play.append(value)
+        self.say(f"read the current value of #{live.id if live else '?'} from {where}")
+        return value
+
+    # -- consumers -----------------------------------------------------------------------------
+
+    def consumers(self) -> list[tuple[ConsumerPlan, Consumer]]:
+        by_id = {c.identity: c for c in self.token.consumers}
+        pairs = [(cp, by_id[cp.identity]) for cp in self.tp.consumers if cp.action != "none" and cp.identity in by_id]
+        first = self.tp.escrow.split(":", 1)[1] if self.tp.escrow and self.tp.escrow.startswith("consumer:") else None
+        if first and not self.run_.escrow.available:
+            pairs.sort(key=lambda p: p[1].identity != first)  # the readable consumer holds the value first
+        return pairs
+
+    def deliver(self, value: Secret | None, value_live: LiveToken | None) -> list[tuple[Consumer, Secret]]:
+        written: list[tuple[Consumer, Secret]] = []
+        escrow_first = None if self.run_.escrow.available else (
+            self.tp.escrow.split(":", 1)[1] if self.tp.escrow and self.tp.escrow.startswith("consumer:") else None)
+        for cp, consumer in self.consumers():
+            ckind = consumer_kind(consumer.kind)
+            capi = self.run_.clients[consumer.provider]
+            cobs = self.observed.consumers.get(consumer.identity)
+            if cobs is None:
+                self.run_.fail(self.token.name, f"{consumer.label}: not observed")
+                continue
+            if cp.value is None:
+                try:
+                    if ckind.write_attributes(capi, consumer, cobs):
+                        self.say(f"{consumer.label}: updated {', '.join(ch.attribute for ch in cp.changes)}")
+                        continue
+                except Exception as exc:  # noqa: BLE001
+                    self.run_.fail(self.token.name, f"{consumer.label}: {describe_error(exc, self.run_.values_in_play)}")
+                    continue
+                if value is None:
+                    self.run_.fail(self.token.name, f"{consumer.label}: its attributes change only with the value, "
+                                                    "which is not at hand")
+                    continue
+            assert value is not None
+            out = rendered(consumer, value)
+            try:
+                self.write(ckind, capi, consumer, out, cobs)
+            except Exception as exc:  # noqa: BLE001 - the others are still written; old is kept
+                self.run_.fail(self.token.name, f"{consumer.label}: write failed: "
+                                                f"{describe_error(exc, [*self.run_.values_in_play, out])}")
+                if consumer.identity == escrow_first:
+                    raise StepFailed("the consumer holding the new value as escrow could not be written: stopping "
+                                     "before any other consumer") from None
+                continue
+            self.record(consumer, out, value_live, verified=False)
+            self.run_.result.delivered += 1
+            self.say(f"{consumer.label}: {'created' if cp.action == 'create' else 'wrote'} the "
+                     f"{'new' if cp.value == 'new' else 'current'} value")
+            written.append((consumer, out))
+        return written
+
+    def write(self, ckind: Any, capi: Any, consumer: Consumer, out: Secret, cobs: Any) -> None:
+        if isinstance(consumer, GitLabWebhook) and consumer.mode == "recreate":
+            def keep_copy(copy: dict[str, Any]) -> None:
+                # persisted before the delete: a crash before the create must not lose the hook
+                flight = self.flight()
+                flight.setdefault("recreating", {})[consumer.identity] = copy
+                self.save()
+
+            ckind.write(capi, consumer, out, cobs, before_delete=keep_copy)
+            flight = self.ledger.in_flight.get(self.token.name) or {}
+            (flight.get("recreating") or {}).pop(consumer.identity, None)
+            return
+        ckind.write(capi, consumer, out, cobs)
+
+    def record(self, consumer: Consumer, out: Secret, value_live: LiveToken | None, *, verified: bool) -> None:
+        from reconciler.state import LedgerRecord
+
+        self.ledger.record(LedgerRecord(
+            consumer=consumer.identity,
+            token=self.token.name,
+            token_id=value_live.id if value_live is not None else "external",
+            token_created_at=_iso(value_live.created_at if value_live and value_live.created_at else self.run_.now),
+            fingerprint=out.fingerprint(),
+            delivered_at=_iso(self.run_.now),
+            verified=verified,
+        ))
+        self.save()
+
+    def verify(self, value: Secret | None, value_live: LiveToken | None, written: list[tuple[Consumer, Secret]]) -> None:
+        if value is not None and value_live is not None and self.api is not None and written:
+            try:
+                works = self.kind.verify_value(self.api, self.src, value_live, value)
+            except Exception as exc:  # noqa: BLE001
+                works = False
+                self.say(f"could not check the value: {describe_error(exc, self.run_.values_in_play)}")
+            if works is False:
+                raise StepFailed(f"the value delivered does not authenticate as #{value_live.id}: the old token is "
+                                 "kept")
+            if works:
+                self.say(f"the value authenticates as #{value_live.id}")
+        changed = False
+        for consumer, out in written:
+            ckind = consumer_kind(consumer.kind)
+            try:
+                result = ckind.verify(self.run_.clients[consumer.provider], consumer, out)
+            except Exception as exc:  # noqa: BLE001
+                self.run_.fail(self.token.name, f"{consumer.label}: verification failed: "
+                                                f"{describe_error(exc, [*self.run_.values_in_play, out])}")
+                continue
+            if result is False:
+                self.run_.fail(self.token.name, f"{consumer.label}: read back a different value after writing")
+            elif result is None:
+                self.run_.result.recorded += 1
+                self.say(f"{consumer.label}: write-only; recorded in the ledger")
+            else:
+                self.run_.result.verified += 1
+                record = self.ledger.get(consumer.identity)
+                if record is not None:
+                    self.ledger.record(replace(record, verified=True))
+                    changed = True
+                self.say(f"{consumer.label}: verified (read back)")
+        if changed:
+            self.save()
+
+    def revoke(self, tokens: list[LiveToken], keep: str | None) -> None:
+        seen: set[str] = set()
+        for t in tokens:
+            if t.id in seen or t.id == keep:
+                continue
+            seen.add(t.id)
+            try:
+                self.kind.revoke(self.api, self.src, t)
+            except Exception as exc:
+                if getattr(exc, "response_code", None) == 404 or getattr(exc, "status", None) == 404:
+                    continue  # already gone
+                raise StepFailed(f"revoking #{t.id} failed: {describe_error(exc)}; the next apply tries again") from None
+            self.run_.result.revoked += 1
+            self.say(f"revoked {self.kind.noun} #{t.id}")
+
+    def finish(self) -> None:
+        escrow = self.run_.escrow
+        if self.token.name in escrow.tokens():
+            escrow.drop(self.token.name)
+            self.say("every consumer has the value: dropped it from the escrow")
+        if self.ledger.in_flight.pop(self.token.name, None) is not None:
+            self.save()
+

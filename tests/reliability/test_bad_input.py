@@ -265,6 +265,10 @@ def test_bad_input_gets_a_clear_message_exit_1_and_no_mutation(case: Case, rig: 
     for part in case.expect:
         assert part in said, f"{part!r} not in: {said[-800:]}"
     assert rig.mutations() == [], "a mutating request reached a sandbox"
+    # a bad credential or key given in the environment is named, never shown
+    shown = [name for name, value in case.env.items()
+             if name in (R.GL_ENV, R.ZD_ENV, R.ESCROW_ENV) and value and len(value) >= 8 and value in said]
+    assert shown == [], f"the value of {shown} appeared in the output"
 
 
 def test_the_table_has_at_least_sixty_cases():

@@ -242,7 +242,7 @@ def _params():
         yield pytest.param(case, id=case.id, marks=marks)
 
 
-@pytest.mark.parametrize("case", _params())
+@pytest.mark.parametrize("case", list(_params()))
 def test_bad_input_gets_a_clear_message_exit_1_and_no_mutation(case: Case, rig: R.Rig, capsys, monkeypatch):
     tokens = case.tokens(R.TOKENS) if case.tokens else R.TOKENS
     providers = case.providers(R.PROVIDERS) if case.providers else R.PROVIDERS

@@ -144,7 +144,10 @@ class WebhookKind(ConsumerKind):
         manager = self._manager(api, c)
         if c.mode == "update":
             if c.target.field == "token":
-                manager.update(int(hook_id), {"token": value.reveal()})
+                # with the unchanged url (older GitLab versions require it; the same url never
+                # resets the token or the URL variables)
+                url = manager.get(int(hook_id)).asdict()["url"]
+                api.gl.http_put(f"{manager.path}/{hook_id}", post_data={"url": url, "token": value.reveal()})
             else:
                 path = f"{manager.path}/{hook_id}/{c.target.field}s/{c.target.name}"
                 api.gl.http_put(path, post_data={"value": value.reveal()})

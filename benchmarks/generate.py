@@ -78,6 +78,7 @@ class Params:
     unrecorded: float = 0.03  # consumers the ledger has no record of (holding the current value)
     missing_variables: float = 0.02  # CI variables not there at all
     attribute_drift: float = 0.03  # CI variables whose `masked` differs from the inventory
+    not_before: str | None = None  # every token's rotation.not_before (the incident lever: rotate all)
     source_mix: dict[str, float] = field(default_factory=lambda: dict(SOURCE_MIX))
 
 
@@ -173,7 +174,7 @@ class Generator:
                 self.gitlab["triggers"].append({
                     "project": project, "id": live["id"], "owner": OTHER if self.chance(0.1) else BOT,
                     "description": src["description"], "created_at": self.when(-age),
-                    "value": self.placeholder(gl_prefix, live["value"])})
+                    "expires_at": self.when(expires), "value": self.placeholder(gl_prefix, live["value"])})
         elif kind.startswith("zendesk_"):
             z = self.rng.choice(self.zendesks)
             seed = self.zd[z]
@@ -339,6 +340,8 @@ class Generator:
             name = f"bench-{i:04d}"
             tokens[name] = {"description": f"Synthetic token {i} ({kind})", "owner": "@bench",
                             "source": self.source(i, kind)}
+            if p.not_before:
+                tokens[name]["rotation"] = {"not_before": p.not_before}
             self.inventory_consumers[name] = []
         # every token gets one consumer, the rest go to tokens at random (some get many)
         names = list(tokens)
@@ -354,12 +357,20 @@ class Generator:
         self.gitlab["users"] = [{"username": BOT, "admin": True, "tokens": self.bot_tokens},
                                 {"username": OTHER}]
         self.gitlab["projects"] = [{"path_with_namespace": path} for path in self.projects]
-        for z in self.zendesks:
-            self.zd[z]["oauth_clients"].insert(0, {"identifier": "reconcile_bench", "name": "Reconcile"})
-            self.zd[z]["oauth_tokens"].insert(0, {"client": "reconcile_bench", "scopes": ["read", "write"],
+        for k, z in enumerate(self.zendesks):
+            # explicit ids out of the generated range: the sandbox does not check given ids against
+            # the ones it picks itself, and a clash made a revoke delete the tool's own credential
+            self.zd[z]["oauth_clients"].insert(0, {"id": 900001 + 2 * k, "identifier": "reconcile_bench",
+                                                   "name": "Reconcile"})
+            self.zd[z]["oauth_tokens"].insert(0, {"id": 900002 + 2 * k, "client": "reconcile_bench",
+                                                  "scopes": ["read", "write"],
                                                   "value": self.placeholder("", f"{z}-credential")})
 
     def write(self, out: Path) -> dict[str, Any]:
+        import shutil
+
+        for stale in ("inventory", "state"):  # a world written over an older one keeps nothing of it
+            shutil.rmtree(out / stale, ignore_errors=True)
         inv = out / "inventory"
         (inv / "tokens").mkdir(parents=True, exist_ok=True)
         providers = {GITLAB: {"kind": "gitlab", "url": "https://gitlab.bench.example", "auth": {"token_env": GITLAB_ENV}}}

@@ -19,6 +19,14 @@ Minimum (what any correct plan must read):
 
 Baseline (a Terraform-style refresh): one GET per token that has a live source and one per
 consumer.
+
+Apply minimum (`apply_minimum`), for the tokens that are due (missing, or expiring within
+`rotate_before`, from the seed): the plan's minimum, plus per due token one mint or rotate (and one
+revoke of the old token when it is renewed by overlap), per consumer of a due token one write
+(two for a GitLab webhook in `mode: recreate`: delete and create, its detail being already read),
+and verification: one authentication per minted GitLab PAT or access token
+(`GET /personal_access_tokens/self`), and one read-back list per scope that holds written readable
+consumers (a list shows every variable, installation or webhook endpoint of the scope at once).
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from typing import Any
 
 from reconciler.inventory import load_inventory
 from reconciler.inventory.model import (
+    ExternalSource,
     GitLabCiVariable,
     GitLabGroupAccessToken,
     GitLabPersonalAccessToken,
@@ -45,6 +54,7 @@ from reconciler.inventory.model import (
     ZendeskOAuthToken,
     ZendeskWebhook,
 )
+from reconciler.sandbox.core import Clock, parse_when
 from reconciler.sandbox.world import load_world_seed
 from reconciler.state import LocalStore
 
@@ -232,3 +242,119 @@ def compute(inventory: str | Path | Inventory, world_seed: str | Path, state_dir
                 seen.add(value)
                 m.identifications += 1
     return m
+
+
+@dataclass
+class ApplyMinimum:
+    plan: int = 0
+    renewals: int = 0  # mint or rotate
+    revokes: int = 0
+    writes: int = 0
+    authentications: int = 0
+    readbacks: int = 0
+    due: list[str] = field(default_factory=list)
+    consumers: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.plan + self.renewals + self.revokes + self.writes + self.authentications + self.readbacks
+
+    def summary(self) -> dict[str, Any]:
+        return {"minimum": self.total, "plan": self.plan, "renewals": self.renewals, "revokes": self.revokes,
+                "writes": self.writes, "authentications": self.authentications, "readbacks": self.readbacks,
+                "due_tokens": len(self.due), "their_consumers": self.consumers}
+
+
+OVERLAP_ALWAYS = (GitLabPipelineTrigger, ZendeskOAuthToken)
+
+
+def apply_minimum(inventory: str | Path | Inventory, world_seed: str | Path, state_dir: str | Path | None,
+                  now: Any) -> ApplyMinimum:
+    """The fewest requests of an apply that rotates every due token (see the module docstring)."""
+    inv = inventory if isinstance(inventory, Inventory) else load_inventory(inventory)
+    seed = load_world_seed(world_seed)
+    clock = Clock(now)
+    plan_min = compute(inv, world_seed, state_dir)
+    out = ApplyMinimum(plan=plan_min.total)
+    expiry = _seed_expiry(seed, clock)
+    readback_scopes: set[tuple[str, str, str]] = set()
+    for name, tok in sorted(inv.tokens.items()):
+        s = tok.source
+        if isinstance(s, ExternalSource | ZendeskApiToken) or s.provider is None:
+            continue
+        missing = _source_key(s) not in expiry
+        expires, created = expiry.get(_source_key(s), (None, None))
+        window, not_before = tok.rotation.rotate_before, tok.rotation.not_before
+        expiring = expires is not None and window is not None and expires <= clock.now() + window
+        superseded = not_before is not None and created is not None and created.date() < not_before
+        if not (missing or expiring or superseded):
+            continue
+        out.due.append(name)
+        overlap = isinstance(s, OVERLAP_ALWAYS) or getattr(s, "strategy", "in_place") == "overlap"
+        out.renewals += 1
+        out.revokes += overlap and not missing
+        if isinstance(s, GitLabPersonalAccessToken | GitLabProjectAccessToken | GitLabGroupAccessToken):
+            out.authentications += 1
+        for c in tok.consumers:
+            out.consumers += 1
+            out.writes += 2 if isinstance(c, GitLabWebhook) and c.mode == "recreate" else 1
+            if isinstance(c, GitLabCiVariable) and not c.hidden:
+                where = "project" if c.project else "group" if c.group else "instance"
+                readback_scopes.add((c.provider, f"{where}_variables", c.project or c.group or ""))
+            elif isinstance(c, ZendeskAppSetting) and not _secure(seed, inv, c):
+                readback_scopes.add((c.provider, "installations", ""))
+            elif isinstance(c, ZendeskWebhook) and c.endpoint is not None:
+                readback_scopes.add((c.provider, "webhooks", ""))
+    out.readbacks = sum(plan_min.lists.get(key, 1) for key in readback_scopes)
+    return out
+
+
+def _source_key(s: Any) -> tuple[str, ...]:
+    if isinstance(s, GitLabPersonalAccessToken):
+        return ("pat", s.name)
+    if isinstance(s, GitLabProjectAccessToken):
+        return ("project", s.project, s.name)
+    if isinstance(s, GitLabGroupAccessToken):
+        return ("group", s.group, s.name)
+    if isinstance(s, GitLabPipelineTrigger):
+        return ("trigger", s.project, s.description)
+    if isinstance(s, ZendeskOAuthToken):
+        return ("oauth", s.client)
+    if isinstance(s, ZendeskOAuthClientSecret):
+        return ("client", s.client)
+    return ("other",)
+
+
+def _seed_expiry(seed: dict[str, Any], clock: Clock) -> dict[tuple[str, ...], tuple[Any, Any]]:
+    """Each seeded source's (expiry or None, creation) by the key `_source_key` gives its
+    inventory twin."""
+    gl = seed.get("gitlab") or {}
+
+    def when(value: Any) -> Any:
+        return None if value is None else parse_when(value, clock)
+
+    found: dict[tuple[str, ...], Any] = {}
+    for u in gl.get("users") or ():
+        for t in u.get("tokens") or ():
+            found[("pat", t["name"])] = when(t.get("expires_at")), when(t.get("created_at", "now"))
+    for t in gl.get("access_tokens") or ():
+        where = "project" if t.get("project") else "group"
+        found[(where, t[where], t["name"])] = when(t.get("expires_at")), when(t.get("created_at", "now"))
+    for t in gl.get("triggers") or ():
+        found[("trigger", t["project"], t.get("description", ""))] = (when(t.get("expires_at")),
+                                                                      when(t.get("created_at", "now")))
+    for inst in ((seed.get("zendesk") or {}).get("instances") or {}).values():
+        for t in inst.get("oauth_tokens") or ():
+            found[("oauth", str(t.get("client")))] = when(t.get("expires_at")), when(t.get("created_at", "now"))
+        for c in inst.get("oauth_clients") or ():
+            if c.get("secret"):
+                found[("client", str(c.get("identifier")))] = None, when(c.get("updated_at") or c.get("created_at", "now"))
+    return found
+
+
+def _secure(seed: dict[str, Any], inv: Inventory, c: ZendeskAppSetting) -> bool:
+    sub = getattr(inv.providers[c.provider], "subdomain", "")
+    zd = ((seed.get("zendesk") or {}).get("instances") or {}).get(sub) or {}
+    inst = next((i for i in zd.get("installations") or () if (i.get("settings") or {}).get("name") == c.app), None)
+    app = next((a for a in zd.get("apps") or () if inst and a.get("name") == inst.get("app")), None)
+    return any(p.get("name") == c.setting and p.get("secure") for p in (app or {}).get("parameters") or ())

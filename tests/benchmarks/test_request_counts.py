@@ -117,3 +117,22 @@ def test_minimum_counts_pages_and_identifications_independently(tmp_path):
     assert len(log) == 5
     assert [e.path for e in log].count("/api/v4/personal_access_tokens/self") == 1
     assert result.tokens[0].consumers[0].state == "verified"  # identified as the current token
+
+
+def test_apply_minimum_counts_one_renewal_per_due_token_and_one_write_per_consumer(tmp_path):
+    mix = {"gitlab_pipeline_trigger": 0.5, "gitlab_personal_access_token": 0.25, "zendesk_api_token": 0.25}
+    p = generate.Params(tokens=8, consumers=16, projects=2, zendesk=1, seed=5, expiring=0.0, missing_tokens=0.0,
+                        stale=0.0, unrecorded=0.0, missing_variables=0.0, attribute_drift=0.0,
+                        not_before=generate.NOW.date().isoformat(), source_mix=mix)
+    generate.generate(tmp_path, p)
+    inventory = load_inventory(tmp_path / "inventory")
+    m = minimum.apply_minimum(inventory, tmp_path / "world.yaml", tmp_path / "state", generate.NOW)
+    renewable = [n for n, t in inventory.tokens.items() if t.source.kind != "zendesk_api_token"]
+    assert sorted(m.due) == sorted(renewable) and m.renewals == len(renewable) == 6  # API tokens: observe only
+    assert m.revokes == 4  # triggers overlap: the old one is deleted; PATs rotate in place
+    assert m.authentications == 2  # each rotated PAT's new value proves itself once
+    consumers = [c for n in renewable for c in inventory.tokens[n].consumers]
+    recreate = sum(getattr(c, "mode", "") == "recreate" for c in consumers)
+    assert (m.consumers, m.writes) == (len(consumers), len(consumers) + recreate)
+    plan_min = minimum.compute(inventory, tmp_path / "world.yaml", tmp_path / "state")
+    assert m.plan == plan_min.total and m.total > m.plan

@@ -1,0 +1,42 @@
+"""The fault matrix (tests/reliability/fault_matrix.py) as tests: every apply scenario at least once
+with a fault kind turning with its index; `RECONCILE_FAULT_MATRIX=full` runs every scenario with
+every fault kind (the long parametrisations, skipped by default). The summary table is printed at
+the end of the session (tests/reliability/conftest.py)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from fault_matrix import KINDS, SCENARIOS, cases, run_case
+
+FULL = os.environ.get("RECONCILE_FAULT_MATRIX") == "full"
+OUTCOMES: list = []  # read by conftest.pytest_terminal_summary
+
+
+def _params():
+    quick = {(s.id, k) for s, k, _ in cases(full=False)}
+    out = []
+    for scenario, kind, seed in cases(full=True):
+        long = (scenario.id, kind) not in quick
+        marks = [pytest.mark.skipif(not FULL, reason="long parametrisation: RECONCILE_FAULT_MATRIX=full")] if long else []
+        out.append(pytest.param(scenario, kind, seed, id=f"{scenario.id}-{kind}", marks=marks))
+    return out
+
+
+@pytest.mark.parametrize(("scenario", "kind", "seed"), _params())
+def test_apply_under_faults_succeeds_or_stops_clearly_then_converges(scenario, kind, seed, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for name in ("ZENPY_FORCE_SCHEME", "ZENPY_FORCE_NETLOC", "RECONCILE_SANDBOX_GITLAB_URL",
+                 "RECONCILE_SANDBOX_ZENDESK_NETLOC", "CI", "RECONCILE_ESCROW_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    outcome = run_case(scenario, kind, seed, tmp_path)
+    OUTCOMES.append(outcome)
+    assert outcome.problems == []
+    assert outcome.converged and outcome.orphans == 0
+
+
+def test_the_default_run_covers_every_scenario_and_every_fault_kind():
+    quick = cases(full=False)
+    assert {s.id for s, _, _ in quick} == {s.id for s in SCENARIOS}
+    assert {k for _, k, _ in quick} == set(KINDS)

@@ -256,10 +256,11 @@ def plan_command(inventory: Path, out: Path | None, fmt: str, detailed_exitcode:
               help="Wait this long for another apply to release the state lock.")
 @click.option("--now", "now", envvar="RECONCILE_NOW", default=None,
               help="The current time (ISO date or timestamp; env RECONCILE_NOW). Default: the clock, or the sandbox clock.")
+@record_option
 @sandbox_options
 def apply_command(inventory: Path, planfile: Path | None, auto_approve: bool, targets: tuple[str, ...],
-                  lock_timeout: float, now: str | None, sandbox: bool, sandbox_seed: Path | None,
-                  sandbox_reset: bool) -> int:
+                  lock_timeout: float, now: str | None, record_dir: Path | None, sandbox: bool,
+                  sandbox_seed: Path | None, sandbox_reset: bool) -> int:
     """Rotate what is due and deliver every value: the saved PLANFILE (refused when the inventory or
     the live state changed since), or a fresh plan. Exit 1 on any failure."""
     import json
@@ -270,6 +271,7 @@ def apply_command(inventory: Path, planfile: Path | None, auto_approve: bool, ta
         from reconciler.engine import SessionError, open_session
         from reconciler.plan import Plan
         from reconciler.progress import reporter_for
+        from reconciler.record import record_to
         from reconciler.render import render_text
 
         in_ci = os.environ.get("CI", "").lower() == "true"
@@ -279,7 +281,7 @@ def apply_command(inventory: Path, planfile: Path | None, auto_approve: bool, ta
         if planfile is not None:
             try:
                 saved = Plan.from_json(json.loads(planfile.read_text()))
-            except (OSError, ValueError, KeyError, TypeError) as err:
+            except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:  # AttributeError: not an object
                 raise SessionError(f"{planfile}: not a saved reconcile plan ({err})") from None
             if targets and tuple(sorted(targets)) != saved.targets:
                 raise SessionError(f"--target cannot change the targets of the saved plan {planfile}")
@@ -293,8 +295,9 @@ def apply_command(inventory: Path, planfile: Path | None, auto_approve: bool, ta
                 return True
             return click.confirm("Apply these changes?", default=False)
 
-        with open_session(inventory, sandbox=sandbox, sandbox_seed=sandbox_seed, sandbox_reset=sandbox_reset,
-                          now=now, targets=saved.targets if saved else targets) as session:
+        with record_to(record_dir, "apply", _recorded), open_session(
+                inventory, sandbox=sandbox, sandbox_seed=sandbox_seed, sandbox_reset=sandbox_reset, now=now,
+                targets=saved.targets if saved else targets) as session:
             try:
                 result = apply_plan(session, saved=saved, confirm=confirm, reporter=reporter_for(sys.stdout),
                                     lock_timeout=lock_timeout)

@@ -33,12 +33,24 @@ class Case:
     providers: Callable[[str], str] | None = None
     files: dict[str, str | bytes | None] = field(default_factory=dict)  # path (cwd) -> content (None: mkdir)
     setup: Callable[[R.Rig], None] | None = None  # faults etc.
+    before: tuple[str, ...] = ()  # a command run first, with the same environment (its exit code ignored)
     xfail: str | None = None
 
 
 PLAN = ("plan", "--sandbox", "--now", R.NOW_TEXT)
 CHECK = ("check", "--sandbox", "--now", R.NOW_TEXT)
 STATE_SHOW = ("state", "show", "--state-dir", str(SANDBOX_DIR))
+APPLY = ("apply", "--sandbox", "--auto-approve", "--now", R.NOW_TEXT)
+APPLY_PLAN = (*APPLY, "saved-plan.json")
+EXTERNAL = """  ext:
+    description: pasted by a person
+    owner: "@support"
+    source: {kind: external, value_env: EXT_MISSING}
+    consumers:
+      - {kind: gitlab_ci_variable, provider: gl, project: support/sync, key: EXT}
+"""
+FOREIGN_PLAN = {"schema_version": 1, "generated_at": "2026-11-22T12:00:00Z", "inventory_digest": "sha256:" + "0" * 64,
+                "observed_digest": "sha256:" + "1" * 64, "targets": [], "tokens": [], "findings": []}
 PLAN_NOTE = ("ci", "plan-note", "--plan", "saved-plan.json", "--project", "support/sync", "--mr", "1",
              "--token-env", R.GL_ENV)
 
@@ -202,6 +214,40 @@ CASES = [
     Case("plan-file-terraform-plan", PLAN_NOTE, ("saved-plan.json", "not a saved reconcile plan"),
          files=saved_plan({"format_version": "1.2", "resource_changes": []})),
     Case("plan-note-outside-ci", ("ci", "plan-note", "--plan", "saved-plan.json"), ("CI_SERVER_URL",)),
+    # --- apply ------------------------------------------------------------------------------
+    Case("apply-plan-not-json", APPLY_PLAN, ("saved-plan.json", "not a saved reconcile plan"), files=saved_plan("{")),
+    Case("apply-plan-truncated", APPLY_PLAN, ("saved-plan.json", "not a saved reconcile plan"),
+         files=saved_plan(json.dumps(FOREIGN_PLAN)[:60])),
+    Case("apply-plan-a-list", APPLY_PLAN, ("saved-plan.json", "not a saved reconcile plan"), files=saved_plan([])),
+    Case("apply-plan-null", APPLY_PLAN, ("saved-plan.json", "not a saved reconcile plan"), files=saved_plan("null")),
+    Case("apply-plan-other-version", APPLY_PLAN, ("saved-plan.json", "schema version 2"),
+         files=saved_plan({**FOREIGN_PLAN, "schema_version": 2})),
+    Case("apply-plan-foreign-fields", APPLY_PLAN, ("saved-plan.json", "not a saved reconcile plan"),
+         files=saved_plan({**FOREIGN_PLAN, "tokens": [{"name": "x", "colour": "red"}]})),
+    Case("apply-plan-binary", APPLY_PLAN, ("saved-plan.json",), files=saved_plan(b"\xff\xd8\xff\xe0JFIF")),
+    Case("apply-plan-missing", (*APPLY, "no-such-plan.json"), ("no-such-plan.json",)),
+    Case("apply-plan-from-another-inventory", APPLY_PLAN, ("stale", "inventory changed"), files=saved_plan(FOREIGN_PLAN)),
+    Case("apply-plan-target-mismatch", (*APPLY_PLAN, "--target", "bot-pat"), ("--target", "saved plan"),
+         files=saved_plan(FOREIGN_PLAN)),
+    Case("apply-without-approval", ("apply", "--sandbox", "--now", R.NOW_TEXT), ("--auto-approve",)),
+    Case("apply-in-ci-without-approval", ("apply", "--sandbox", "--now", R.NOW_TEXT), ("CI=true", "--auto-approve"),
+         env={"CI": "true"}),
+    Case("apply-now-bad", (*APPLY[:3], "--now", "tomorrow"), ("--now", "'tomorrow'")),
+    Case("apply-target-unknown", (*APPLY, "--target", "nope"), ("--target", "nope")),
+    Case("apply-gitlab-credential-read-only", APPLY, ("403", "bot-pat", "sync-trigger"), env={R.GL_ENV: R.READER}),
+    Case("apply-gitlab-credential-missing", APPLY, (R.GL_ENV,), env={R.GL_ENV: None}),
+    Case("apply-gitlab-unreachable", APPLY, ("GitLab provider gl", "cannot be reached"),
+         env={"RECONCILE_SANDBOX_GITLAB_URL": "http://127.0.0.1:9"}),
+    Case("apply-external-value-missing", (*APPLY, "--target", "ext"), ("EXT_MISSING", "is not set"),
+         tokens=lambda text: text + EXTERNAL),
+    Case("apply-ledger-corrupt", APPLY, ("ledger.json",), files=ledger("{]")),
+    Case("apply-escrow-corrupt", APPLY, ("escrow.json",), files=escrow("[[")),
+    Case("apply-escrow-key-bad", APPLY, (R.ESCROW_ENV, "not a valid escrow key"), env={R.ESCROW_ENV: "x" * 20}),
+    Case("apply-lock-corrupt", APPLY, ("lock",), files={str(SANDBOX_DIR / "lock"): "{half"}),
+    Case("apply-target-after-a-failed-apply", (*APPLY, "--target", "ext"), ("EXT_MISSING",),
+         tokens=lambda text: text + EXTERNAL, before=APPLY, env={R.GL_ENV: R.READER},
+         xfail="apply adds tokens with unfinished work to --target, but the clients were built for the targets "
+               "only: KeyError 'zd' (reconciler/apply.py + engine.open_session, issue 6)"),
     # --- inventory files beyond the corpus -------------------------------------------------
     Case("inventory-not-utf8", PLAN, ("tokens.yaml",), tokens=lambda text: text + "# caf\udce9\n"),
     Case("inventory-tab-indent", PLAN, ("tokens.yaml",), tokens=replace("    description: The bot", "\tdescription: The bot")),
@@ -258,6 +304,8 @@ def test_bad_input_gets_a_clear_message_exit_1_and_no_mutation(case: Case, rig: 
     env = rig.env(**case.env)
     if case.args[:2] == ("ci", "plan-note") and "--project" in case.args:
         env["CI_SERVER_URL"] = rig.gitlab.url
+    if case.before:
+        R.run(capsys, monkeypatch, env, *case.before)
     code, out, err = R.run(capsys, monkeypatch, env, *case.args)
     said = out + err
     assert "Traceback" not in said

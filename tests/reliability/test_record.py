@@ -223,3 +223,35 @@ def test_plan_record_captures_every_request_the_sandboxes_saw(world, tmp_path, c
     text = path.read_text()
     assert not any(len(s) >= 8 and s in text for s in known_secrets())
     assert "/api/v4/personal_access_tokens" in text and "/api/v2/webhooks" in text
+
+
+def test_apply_record_scrubs_the_minted_value_from_every_request_and_answer(tmp_path, monkeypatch, capsys):
+    from apply_world import Scenario
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("ZENPY_FORCE_SCHEME", "ZENPY_FORCE_NETLOC", "CI", "RECONCILE_ESCROW_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    live = Scenario("pat", ("variable", "zd_webhook", "zd_endpoint", "hook")).start(tmp_path)
+    try:
+        for name, value in live.env.items():
+            monkeypatch.setenv(name, value)
+        code = cli.main(["apply", "--sandbox", "--auto-approve", "--now", "2026-11-22T12:00:00Z",
+                         "--inventory", str(live.inventory), "--record", "recordings"])
+        out, err = capsys.readouterr()
+        assert code == 0, err
+        new = live.held("variable")
+        assert new and new != live.old and live.works(new)
+        [path] = (tmp_path / "recordings").iterdir()
+        assert path.name.startswith("reconcile-apply-")
+        text = path.read_text()
+        assert new not in text and live.old not in text
+        assert not any(len(s) >= 8 and s in text for s in known_secrets())
+        cassette = yaml.safe_load(text)
+        writes = [i["request"] for i in cassette["interactions"] if i["request"]["method"] != "GET"]
+        assert [w["method"] for w in writes].count("PATCH") == 2 and len(writes) >= 5
+        rotate = next(i for i in cassette["interactions"] if i["request"]["uri"].endswith("/rotate"))
+        assert json.loads(rotate["response"]["body"]["string"])["token"] == REDACTED
+        assert "token=%3Credacted%3E" in text or "token=<redacted>" in text  # the endpoint's query
+        assert f"recorded {len(cassette['interactions'])} request(s)" in err
+    finally:
+        live.stop()

@@ -704,8 +704,9 @@ class TokenApply:
             try:
                 works = self.kind.verify_value(self.api, self.src, value_live, value)
             except Exception as exc:  # noqa: BLE001
-                works = False
-                self.say(f"could not check the value: {describe_error(exc, self.run_.values_in_play)}")
+                raise StepFailed(f"could not check that the value is #{value_live.id} "
+                                 f"({describe_error(exc, self.run_.values_in_play)}): the old token is kept; the "
+                                 "next apply finishes") from None
             if works is False:
                 raise StepFailed(f"the value delivered does not authenticate as #{value_live.id}: the old token is "
                                  "kept")

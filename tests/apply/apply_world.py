@@ -193,8 +193,13 @@ class Live:
     results: list[ApplyResult] = field(default_factory=list)
 
     def stop(self) -> None:
+        # both at once: each shutdown waits out its server's poll interval
+        import threading
+
+        stopper = threading.Thread(target=self.zendesk.stop)
+        stopper.start()
         self.gitlab.stop()
-        self.zendesk.stop()
+        stopper.join()
 
     # -- the engine ----------------------------------------------------------------------------
 

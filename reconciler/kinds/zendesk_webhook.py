@@ -28,6 +28,17 @@ def find_webhook(c: ZendeskWebhook, data: list[dict[str, Any]]) -> dict[str, Any
     return None
 
 
+def ambiguous(c: ZendeskWebhook, data: list[dict[str, Any]]) -> str | None:
+    """Why `c.webhook` names no single webhook (names are not unique in Zendesk), or None."""
+    if any(str(row.get("id")) == c.webhook for row in data):
+        return None
+    ids = [str(row.get("id")) for row in data if row.get("name") == c.webhook]
+    if len(ids) < 2:
+        return None
+    return (f"{len(ids)} webhooks are named {c.webhook!r} (ids {', '.join(ids)}): name the webhook by its id, "
+            "so that the value does not go to the wrong one")
+
+
 class ZendeskWebhookKind(ConsumerKind):
     kind = "zendesk_webhook"
     provider_kind = "zendesk"
@@ -43,6 +54,9 @@ class ZendeskWebhookKind(ConsumerKind):
         data, error = rows(lists, ListKey(c.provider, "webhooks"))
         if error or data is None:
             return Reading(ConsumerObservation(**base, state="error", error=error or "not fetched"))
+        several = ambiguous(c, data)  # type: ignore[arg-type]
+        if several:
+            return Reading(ConsumerObservation(**base, state="error", error=several))
         hook = find_webhook(c, data)  # type: ignore[arg-type]
         if hook is None:
             return Reading(ConsumerObservation(**base, state="missing", exists=False))

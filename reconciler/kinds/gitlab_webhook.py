@@ -42,6 +42,17 @@ def find_hook(c: GitLabWebhook, data: list[dict[str, Any]]) -> dict[str, Any] | 
     return None
 
 
+def ambiguous(c: GitLabWebhook, data: list[dict[str, Any]]) -> str | None:
+    """Why `c.hook` names no single hook (several share that URL or name), or None. An id is unique."""
+    if any(str(row.get("id")) == c.hook for row in data):
+        return None
+    ids = [str(row.get("id")) for row in data if row.get("url") == c.hook or row.get("name") == c.hook]
+    if len(ids) < 2:
+        return None
+    return (f"{len(ids)} hooks match {c.hook!r} (ids {', '.join(ids)}): name the hook by its id, so that "
+            "the value does not go to the wrong one")
+
+
 def _keys(items: Any) -> list[str]:
     return sorted(str(i.get("key")) for i in items or () if isinstance(i, dict))
 
@@ -67,6 +78,9 @@ class WebhookKind(ConsumerKind):
         data, error = rows(lists, _list_key(c))
         if error or data is None:
             return Reading(ConsumerObservation(**base, state="error", error=error or "not fetched"))
+        several = ambiguous(c, data)  # type: ignore[arg-type]
+        if several:
+            return Reading(ConsumerObservation(**base, state="error", error=several))
         hook = find_hook(c, data)  # type: ignore[arg-type]
         if hook is None:
             return Reading(ConsumerObservation(**base, state="missing", exists=False))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,7 @@ class Session:
     clients: Clients
     store: Any  # reconciler.state.StateStore
     ledger: Any  # reconciler.state.Ledger
-    env: Mapping[str, str]
+    env: Mapping[str, str] = field(repr=False)  # the whole environment: credentials never in a repr
     now: datetime
     escrow_available: bool
     targets: tuple[str, ...]

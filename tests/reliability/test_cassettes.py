@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
-from apply_world import CONSUMERS, SOURCES, Scenario
+from fault_matrix import CONSUMERS, SOURCES, Scenario  # fault_matrix puts tests/apply on the path
 from vcr.serializers import yamlserializer
 
 from reconciler.record import recording

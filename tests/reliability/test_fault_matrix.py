@@ -1,17 +1,32 @@
 """The fault matrix (tests/reliability/fault_matrix.py) as tests: every apply scenario at least once
 with a fault kind turning with its index; `RECONCILE_FAULT_MATRIX=full` runs every scenario with
-every fault kind (the long parametrisations, skipped by default). The summary table is printed at
-the end of the session (tests/reliability/conftest.py)."""
+every fault kind (the long parametrisations, skipped by default). The summary table is printed to
+the terminal when the module's tests are done.
+
+(No conftest.py here: tests/test_readme.py and the leak guard's test import `conftest` by name,
+and a second conftest module would shadow tests/conftest.py.)"""
 
 from __future__ import annotations
 
 import os
 
 import pytest
-from fault_matrix import KINDS, SCENARIOS, cases, run_case
+from fault_matrix import KINDS, SCENARIOS, cases, run_case, summary
 
 FULL = os.environ.get("RECONCILE_FAULT_MATRIX") == "full"
-OUTCOMES: list = []  # read by conftest.pytest_terminal_summary
+OUTCOMES: list = []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def summary_table(request):
+    yield
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if OUTCOMES and reporter is not None and capture is not None:
+        with capture.global_and_fixture_disabled():  # past the output capture, to the terminal
+            reporter.write_line("")
+            reporter.write_sep("-", "fault matrix")
+            reporter.write_line(summary(OUTCOMES))
 
 
 def _params():

@@ -226,7 +226,7 @@ def test_plan_record_captures_every_request_the_sandboxes_saw(world, tmp_path, c
 
 
 def test_apply_record_scrubs_the_minted_value_from_every_request_and_answer(tmp_path, monkeypatch, capsys):
-    from apply_world import Scenario
+    from fault_matrix import Scenario  # fault_matrix puts tests/apply on the path
 
     monkeypatch.chdir(tmp_path)
     for name in ("ZENPY_FORCE_SCHEME", "ZENPY_FORCE_NETLOC", "CI", "RECONCILE_ESCROW_KEY"):

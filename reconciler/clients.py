@@ -88,8 +88,9 @@ class Throttle:
       of send times: the rate never exceeds it, whatever the server says);
     - the server's budget: `RateLimit-Remaining` (GitLab, with `RateLimit-Reset`) or
       `X-Rate-Limit-Remaining` (Zendesk, no reset time), counted down locally for each request sent
-      so that requests in flight cannot overdraw it; at zero, wait for the reset (GitLab) or let
-      one probe through at a time (Zendesk) until the window has rolled;
+      so that requests in flight cannot overdraw it; at zero, wait for the reset (GitLab) or, once
+      no request is in flight, let one probe through at a time (Zendesk) until the window has
+      rolled;
     - a 429's `Retry-After` pauses every request of the provider, not only the one refused.
 
     `gate()` runs before each HTTP request and `done()` after it (`ThrottledAdapter`).
@@ -136,6 +137,8 @@ class Throttle:
                 self.remaining, self.reset_at = None, None  # the window has rolled
             elif self.probe_until > now:
                 return min(PROBE_POLL, self.probe_until - now)
+            elif self.inflight > 0:
+                return PROBE_POLL  # their answers may show budget left; probe only when none is out
             else:
                 self.probe_until = now + DEFAULT_TIMEOUT
                 self.local.probing = True  # done() in this thread ends the probe

@@ -19,6 +19,9 @@ import pytest
 import rig as R
 
 from reconciler.sandbox.core import FaultRule
+from reconciler.secret import Secret
+from reconciler.state import Escrow, LocalStore, generate_key
+from reconciler.state.escrow import parse_key
 
 SANDBOX_DIR = Path(".reconcile/sandbox")
 
@@ -49,6 +52,26 @@ EXTERNAL = """  ext:
     consumers:
       - {kind: gitlab_ci_variable, provider: gl, project: support/sync, key: EXT}
 """
+ESCROW_KEY_A = generate_key()  # the key an earlier apply escrowed with
+
+
+def escrowed(key: str, tamper: bool = False) -> Callable[[R.Rig], None]:
+    """An escrow entry for bot-pat's live token sealed with `key`, as an interrupted apply leaves it."""
+
+    def setup(rig: R.Rig) -> None:
+        store = LocalStore(rig.workdir / SANDBOX_DIR)
+        [live] = [t for t in rig.gitlab.service.tokens(name="Bot PAT") if t["active"]]
+        Escrow(store, parse_key(key, R.ESCROW_ENV), R.ESCROW_ENV).put(
+            "bot-pat", str(live["id"]), Secret(R.mint("glpat-")), "2026-11-22T11:00:00Z")
+        if tamper:
+            doc = json.loads(store.escrow_path.read_text())
+            entry = doc["entries"]["bot-pat"]
+            entry["ciphertext"] = ("A" if entry["ciphertext"][0] != "A" else "B") + entry["ciphertext"][1:]
+            store.escrow_path.write_text(json.dumps(doc))
+
+    return setup
+
+
 FOREIGN_PLAN = {"schema_version": 1, "generated_at": "2026-11-22T12:00:00Z", "inventory_digest": "sha256:" + "0" * 64,
                 "observed_digest": "sha256:" + "1" * 64, "targets": [], "tokens": [], "findings": []}
 PLAN_NOTE = ("ci", "plan-note", "--plan", "saved-plan.json", "--project", "support/sync", "--mr", "1",
@@ -244,6 +267,12 @@ CASES = [
     Case("apply-ledger-corrupt", APPLY, ("ledger.json",), files=ledger("{]")),
     Case("apply-escrow-corrupt", APPLY, ("escrow.json",), files=escrow("[[")),
     Case("apply-escrow-key-bad", APPLY, (R.ESCROW_ENV, "not a valid escrow key"), env={R.ESCROW_ENV: "x" * 20}),
+    Case("apply-escrow-wrong-key", (*APPLY, "--target", "bot-pat"),
+         (R.ESCROW_ENV, "is not the key these values were escrowed with"), setup=escrowed(ESCROW_KEY_A)),
+    Case("apply-escrow-tampered", (*APPLY, "--target", "bot-pat"), ("escrowed value of token bot-pat", "tampered"),
+         setup=escrowed(ESCROW_KEY_A, tamper=True), env={R.ESCROW_ENV: ESCROW_KEY_A}),
+    Case("apply-escrow-but-no-key", (*APPLY, "--target", "bot-pat"), ("no escrow key", R.ESCROW_ENV),
+         setup=escrowed(ESCROW_KEY_A), env={R.ESCROW_ENV: None}),
     Case("apply-lock-corrupt", APPLY, ("lock",), files={str(SANDBOX_DIR / "lock"): "{half"}),
     Case("apply-target-after-a-failed-apply", (*APPLY, "--target", "ext"), ("EXT_MISSING",),
          tokens=lambda text: text + EXTERNAL, before=APPLY, env={R.GL_ENV: R.READER},

@@ -375,6 +375,8 @@ def _consumer_state(
 def _attribute_changes(desired: dict[str, Any], live: dict[str, Any]) -> tuple[Change, ...]:
     """Attribute diff with deepdiff, over the attributes the inventory manages."""
     current = {k: live.get(k) for k in desired}
+    if all(_same_scalar(current[k], v) for k, v in desired.items()):
+        return ()  # the common case; DeepDiff costs ~0.25 ms a consumer (1.2 s on 5,000)
     diff = DeepDiff(current, desired, ignore_order=True, verbose_level=2)
     changes = []
     for group in ("values_changed", "type_changes"):
@@ -382,6 +384,11 @@ def _attribute_changes(desired: dict[str, Any], live: dict[str, Any]) -> tuple[C
             name = path.removeprefix("root['").split("']")[0]
             changes.append(Change(attribute=name, old=change.get("old_value"), new=change.get("new_value")))
     return tuple(sorted(changes, key=lambda ch: ch.attribute))
+
+
+def _same_scalar(a: Any, b: Any) -> bool:
+    """Equal plain scalars of the same type (True and 1 differ, as they do for DeepDiff)."""
+    return type(a) is type(b) and isinstance(a, str | bool | int | float | type(None)) and a == b
 
 
 def _record(ledger: Any, identity: str) -> Any:

@@ -24,9 +24,11 @@ Apply minimum (`apply_minimum`), for the tokens that are due (missing, or expiri
 `rotate_before`, from the seed): the plan's minimum, plus per due token one mint or rotate (and one
 revoke of the old token when it is renewed by overlap), per consumer of a due token one write
 (two for a GitLab webhook in `mode: recreate`: delete and create, its detail being already read),
-and verification: one authentication per minted GitLab PAT or access token
-(`GET /personal_access_tokens/self`), and one read-back list per scope that holds written readable
-consumers (a list shows every variable, installation or webhook endpoint of the scope at once).
+and verification, which DESIGN.md puts before the old token is revoked, so per token: one check
+of the new value (authenticate with it: GitLab PATs and access tokens, Zendesk OAuth tokens; read
+it back: owned triggers; an OAuth client secret cannot be checked), and one read per scope that
+holds the token's written readable consumers (one GET reads one variable, one list reads them
+all; consumers spread over projects make these about one per readable consumer).
 """
 
 from __future__ import annotations
@@ -250,7 +252,7 @@ class ApplyMinimum:
     renewals: int = 0  # mint or rotate
     revokes: int = 0
     writes: int = 0
-    authentications: int = 0
+    authentications: int = 0  # checks of the new value (authenticate with it, or read it back)
     readbacks: int = 0
     due: list[str] = field(default_factory=list)
     consumers: int = 0
@@ -277,7 +279,6 @@ def apply_minimum(inventory: str | Path | Inventory, world_seed: str | Path, sta
     plan_min = compute(inv, world_seed, state_dir)
     out = ApplyMinimum(plan=plan_min.total)
     expiry = _seed_expiry(seed, clock)
-    readback_scopes: set[tuple[str, str, str]] = set()
     for name, tok in sorted(inv.tokens.items()):
         s = tok.source
         if isinstance(s, ExternalSource | ZendeskApiToken) or s.provider is None:
@@ -293,8 +294,9 @@ def apply_minimum(inventory: str | Path | Inventory, world_seed: str | Path, sta
         overlap = isinstance(s, OVERLAP_ALWAYS) or getattr(s, "strategy", "in_place") == "overlap"
         out.renewals += 1
         out.revokes += overlap and not missing
-        if isinstance(s, GitLabPersonalAccessToken | GitLabProjectAccessToken | GitLabGroupAccessToken):
+        if isinstance(s, (*AUTHENTICATES, GitLabPipelineTrigger)):
             out.authentications += 1
+        readback_scopes: set[tuple[str, str, str]] = set()
         for c in tok.consumers:
             out.consumers += 1
             out.writes += 2 if isinstance(c, GitLabWebhook) and c.mode == "recreate" else 1
@@ -305,7 +307,7 @@ def apply_minimum(inventory: str | Path | Inventory, world_seed: str | Path, sta
                 readback_scopes.add((c.provider, "installations", ""))
             elif isinstance(c, ZendeskWebhook) and c.endpoint is not None:
                 readback_scopes.add((c.provider, "webhooks", ""))
-    out.readbacks = sum(plan_min.lists.get(key, 1) for key in readback_scopes)
+        out.readbacks += len(readback_scopes)
     return out
 
 

@@ -371,21 +371,24 @@ NOTES = """
   with concurrency.
 - **Memory**: `ru_maxrss` of the child that loads, observes, plans and renders (interpreter and
   libraries included, about 60 MB of it).
+- **Apply minimum**: verification comes before the old token is revoked (DESIGN.md), so it is
+  per token: one check of the new value and one read per scope holding the token's readable
+  consumers. A token's consumers are spread over projects, so that is about one read per readable
+  consumer; a single list per scope for the whole apply would need verification after every
+  token's delivery, giving up the order that keeps the old token until the new one is proven.
 - **Apply** (`reconciler/apply.py` as committed at this run; see its profile above): every mint,
   rotate, revoke and consumer write is made exactly once (mutating requests = renewals + revokes +
-  writes of the minimum). The extra requests are all reads, made per consumer where one per scope
-  would do: a CI variable is read back with one `GET .../variables/:key` each (about 250 reads
-  where about 25 lists read them all); an app setting write reads its installation before and after
-  the `PUT` (to prove the other settings survived: Zendesk does not document whether `settings`
-  merges) and its verification lists every installation of the instance again (about 225 reads for
-  75 settings); the Zendesk webhook list is fetched again for each verified endpoint (about 50);
-  a recreated GitLab webhook is read again although observe read it; a new trigger is read back
-  (`GET .../triggers/:id`) although the create answer holds its token; each Zendesk OAuth mint
-  lists the OAuth clients again to find the client id that observe already has. Batching
-  verification per token and scope, reusing the read after an installation `PUT`, and passing the
-  observed ids to the kinds would bring apply within 1.2 x. Apply also runs tokens one after
-  another, so its wall time is the sum of its requests' latencies (concurrency does not help it
-  yet). Not changed here: apply and the kinds were being edited by their owner during this run.
+  writes of the minimum; `tests/benchmarks` asserts it). The extra requests are reads: an app
+  setting write reads its installation before and after the `PUT` (to prove the other settings
+  survived: Zendesk does not document whether `settings` merges; about 150 reads), and its
+  verification lists every installation of the instance once per setting; the Zendesk webhook list
+  is fetched once per verified endpoint; a GitLab webhook is read again before it is updated or
+  recreated although observe listed it; each Zendesk OAuth mint lists the OAuth clients again for
+  the client id observe already has. Reusing the read after an installation `PUT` for its
+  verification, and passing the observed ids and hook rows to the kinds, would bring apply within
+  1.2 x. Apply also runs tokens one after another, so its wall time is the sum of its requests'
+  latencies (concurrency does not help it yet). Not changed here: apply and the kinds were being
+  edited by their owner during this run.
 - **Fixed along the way** (each its own commit): the sandbox server answered every request about
   40 ms late (Nagle's algorithm against the client's delayed ACK: headers and body went out in two
   writes); held values were identified one at a time after the lists (121 requests in series on

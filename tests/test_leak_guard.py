@@ -18,7 +18,9 @@ class Minting(Service):
 
 @pytest.mark.leaks_by_design  # the inner run's log records reach this test's log capture
 def test_guard_fails_a_test_that_prints_logs_or_writes_a_minted_value(pytester):
-    pytester.makeconftest((__import__("pathlib").Path(__file__).parent / "conftest.py").read_text())
+    here = __import__("pathlib").Path(__file__).parent
+    pytester.makepyfile(leakguard=(here / "leakguard.py").read_text())
+    pytester.makeconftest((here / "conftest.py").read_text())
     pytester.makepyfile(
         test_leaky='''
 import logging
@@ -59,7 +61,7 @@ def test_clean():
 
 
 def test_find_leaks_names_the_place_and_never_the_value():
-    from conftest import find_leaks
+    from leakguard import find_leaks
 
     places = [("stdout", b"held glpat-value-for-the-guard here"), ("stderr", b"short abc"), ("log", b"clean")]
     leaks = find_leaks(places, {"glpat-value-for-the-guard", "abc"})

@@ -225,6 +225,8 @@ class _Run:
         extra = sorted(t for t in pending - wanted if t in self.inventory.tokens)
         for name in extra:
             self.say(name, "has unfinished work from an interrupted apply: included although not targeted")
+        if extra:
+            self.session.connect_more(extra)
         return tuple(sorted(wanted | set(extra)))
 
     def observe(self, targets: tuple[str, ...]) -> Observed:

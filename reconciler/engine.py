@@ -40,6 +40,14 @@ class Session:
     targets: tuple[str, ...]
     world: Any = None  # reconciler.sandbox.world.World in sandbox mode
     escrowed: dict[str, str] | None = None  # token name -> live id whose value an interrupted apply escrowed
+    endpoints: Endpoints | None = None  # sandbox mode: where the providers are reached
+
+    def connect_more(self, tokens: Sequence[str]) -> None:
+        """Clients for the providers `tokens` use that are not connected yet (apply widens its
+        targets to tokens with unfinished work)."""
+        extra = connect(self.inventory, env=self.env, endpoints=self.endpoints, targets=tokens)
+        for name, api in extra.apis.items():
+            self.clients.apis.setdefault(name, api)
 
 
 def parse_now(text: str | None) -> datetime | None:
@@ -105,7 +113,7 @@ def open_session(
         current = pinned or (world.clock.now() if world is not None else datetime.now(UTC))
         yield Session(inventory=inventory, clients=clients, store=store, ledger=ledger or Ledger(), env=env,
                       now=current, escrow_available=has_escrow, targets=tuple(targets), world=world,
-                      escrowed=escrowed)
+                      escrowed=escrowed, endpoints=endpoints)
     finally:
         if world is not None:
             world.stop()

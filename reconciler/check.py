@@ -35,7 +35,7 @@ import yaml
 
 from reconciler.inventory.model import CheckConfig, Inventory, Token, ZendeskApiToken
 from reconciler.kinds.zendesk_api_token import CUTOFF, INACTIVITY_DAYS
-from reconciler.observed import LiveToken, Observed
+from reconciler.observed import LiveToken, Observed, plain, to_iso
 from reconciler.plan import Plan, TokenPlan
 from reconciler.scopes import ID_FAMILY, ScopeScan, managed_keys
 
@@ -117,7 +117,7 @@ class Item:
         return "; ".join(parts)
 
     def to_json(self) -> dict[str, Any]:
-        out = _plain(asdict(self))
+        out = plain(asdict(self))
         out["title"] = self.title
         return out
 
@@ -142,7 +142,7 @@ class Report:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "generated_at": _iso(self.generated_at),
+            "generated_at": to_iso(self.generated_at),
             "within_days": self.within_days,
             "needs_attention": self.needs_attention,
             "counts": self.counts(),
@@ -602,21 +602,6 @@ def sync_issue(gl: Any, project_path: str, report: Report, config: CheckConfig) 
 
 # --- helpers ---------------------------------------------------------------------------------------
 
-
-def _iso(value: datetime | date) -> str:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-    return value.isoformat()
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, datetime | date):
-        return _iso(value)
-    return value
 
 
 # --- the command's work ----------------------------------------------------------------------------

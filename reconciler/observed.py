@@ -87,10 +87,10 @@ class Observed:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "observed_at": _iso(self.observed_at),
-            "sources": {k: _plain(asdict(v)) for k, v in sorted(self.sources.items())},
-            "consumers": {k: _plain(asdict(v)) for k, v in sorted(self.consumers.items())},
-            "unmanaged": [_plain(asdict(t)) for t in sorted(self.unmanaged, key=lambda t: (t.where, t.name, t.id))],
+            "observed_at": to_iso(self.observed_at),
+            "sources": {k: plain(asdict(v)) for k, v in sorted(self.sources.items())},
+            "consumers": {k: plain(asdict(v)) for k, v in sorted(self.consumers.items())},
+            "unmanaged": [plain(asdict(t)) for t in sorted(self.unmanaged, key=lambda t: (t.where, t.name, t.id))],
         }
 
     def digest(self) -> str:
@@ -111,19 +111,21 @@ def _without(value: Any, key: str) -> Any:
     return value
 
 
-def _iso(value: datetime | date) -> str:
+def to_iso(value: datetime | date) -> str:
+    """A time as UTC ISO 8601 with `Z` (a date as YYYY-MM-DD): the form of every JSON we write."""
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
     return value.isoformat()
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
+    """`value` (dataclass dicts, tuples, times) as JSON-ready data: str keys, lists, ISO times."""
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     if isinstance(value, datetime | date):
-        return _iso(value)
+        return to_iso(value)
     return value
 
 

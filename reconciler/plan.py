@@ -40,7 +40,7 @@ from reconciler.inventory.model import (
 )
 from reconciler.kinds import consumer_kind, source_kind
 from reconciler.kinds.zendesk_api_token import CUTOFF, INACTIVITY_DAYS
-from reconciler.observed import ConsumerObservation, LiveToken, Observed, SourceObservation
+from reconciler.observed import ConsumerObservation, LiveToken, Observed, SourceObservation, plain, to_iso
 
 SCHEMA_VERSION = 1
 
@@ -159,14 +159,14 @@ class Plan:
     def to_json(self) -> dict[str, Any]:
         return {
             "schema_version": self.schema_version,
-            "generated_at": _iso(self.generated_at),
+            "generated_at": to_iso(self.generated_at),
             "inventory_digest": self.inventory_digest,
             "observed_digest": self.observed_digest,
             "targets": list(self.targets),
             "has_changes": self.has_changes,
             "summary": self.summary(),
-            "tokens": [_plain(asdict(t)) for t in self.tokens],
-            "findings": [_plain(asdict(f)) for f in self.findings],
+            "tokens": [plain(asdict(t)) for t in self.tokens],
+            "findings": [plain(asdict(f)) for f in self.findings],
         }
 
     def dumps(self) -> str:
@@ -263,13 +263,13 @@ def _live_words(t: LiveToken) -> str:
 def _live_summary(live: LiveToken, now: datetime) -> dict[str, Any]:
     out: dict[str, Any] = {"id": live.id, "active": live.usable}
     if live.created_at:
-        out["created_at"] = _iso(live.created_at)
+        out["created_at"] = to_iso(live.created_at)
         out["age_days"] = (now - live.created_at).days
     if live.expires_at:
         out["expires_at"] = live.expires_at.isoformat()
         out["days_left"] = _days_left(live.expires_at, now)
     if live.last_used_at:
-        out["last_used_at"] = _iso(live.last_used_at)
+        out["last_used_at"] = to_iso(live.last_used_at)
     if live.scopes:
         out["scopes"] = list(live.scopes)
     if live.access_level is not None:
@@ -649,18 +649,3 @@ def _consumer_yaml(c: Consumer) -> dict[str, Any]:
         out[f.name] = value
     return out
 
-
-def _iso(value: datetime | date) -> str:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-    return value.isoformat()
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, datetime | date):
-        return _iso(value)
-    return value

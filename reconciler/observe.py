@@ -28,9 +28,11 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from gitlab import exceptions as gl_errors
+
 from reconciler.clients import Clients, GitLabApi
 from reconciler.inventory.model import Inventory, Token
-from reconciler.kinds import Identity, ListKey, Reading, consumer_kind, source_kind
+from reconciler.kinds import FetchError, Identity, ListKey, Reading, consumer_kind, source_kind
 from reconciler.kinds._gitlab import FETCHERS as GITLAB_FETCHERS
 from reconciler.kinds._zendesk import FETCHERS as ZENDESK_FETCHERS
 from reconciler.observed import ConsumerObservation, LiveToken, Observed
@@ -50,18 +52,29 @@ def needed_keys(tokens: list[Token], lists: dict[ListKey, Any]) -> set[ListKey]:
     return keys
 
 
+def fetch_list(api: Any, key: ListKey) -> Any:
+    """One list call through the provider's fetcher, within its throttle. A failure comes back as
+    a scope-level FetchError, or raises ProviderError when the whole provider is unusable."""
+    fetcher = (GITLAB_FETCHERS if isinstance(api, GitLabApi) else ZENDESK_FETCHERS)[key.resource]
+    with api.throttle:
+        try:
+            return fetcher(api, key.scope)
+        except gl_errors.GitlabAuthenticationError as exc:
+            # GitLab answers 401, not 403, to a non-admin listing another user's PATs: that is
+            # about this list, not a refused credential.
+            if key.resource == "pats":
+                return FetchError(401, "only an administrator can list another user's tokens")
+            return api.classify(exc)
+        except Exception as exc:  # noqa: BLE001 - classified: scope-level error or ProviderError
+            return api.classify(exc)
+
+
 def fetch_lists(tokens: list[Token], clients: Clients, max_workers: int = MAX_WORKERS) -> dict[ListKey, Any]:
     """Every list call the tokens need, each once, concurrently within each provider's bounds."""
     lists: dict[ListKey, Any] = {}
 
     def fetch(key: ListKey) -> tuple[ListKey, Any]:
-        api = clients[key.provider]
-        fetcher = (GITLAB_FETCHERS if isinstance(api, GitLabApi) else ZENDESK_FETCHERS)[key.resource]
-        with api.throttle:
-            try:
-                return key, fetcher(api, key.scope)
-            except Exception as exc:  # noqa: BLE001 - classified: scope-level error or ProviderError
-                return key, api.classify(exc)
+        return key, fetch_list(clients[key.provider], key)
 
     with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="observe") as pool:
         for _ in range(MAX_ROUNDS):

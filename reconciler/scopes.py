@@ -21,16 +21,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from gitlab import exceptions as gl_errors
-
 from reconciler.clients import Api, Endpoints, GitLabApi, ProviderError, ZendeskApi, credentials
 from reconciler.inventory.model import GitLabProvider, Inventory
 from reconciler.kinds import FetchError, ListKey
-from reconciler.kinds._gitlab import FETCHERS as GITLAB_FETCHERS
 from reconciler.kinds._gitlab import live_token
-from reconciler.kinds._zendesk import FETCHERS as ZENDESK_FETCHERS
 from reconciler.kinds._zendesk import live_zendesk_token
 from reconciler.kinds.gitlab_pipeline_trigger import live_trigger
+from reconciler.observe import fetch_list
 from reconciler.observed import LiveToken, Observed
 
 MAX_WORKERS = 8
@@ -103,17 +100,7 @@ def provider_apis(inventory: Inventory, base: Mapping[str, Api], env: Mapping[st
 
 def _fetch_all(keys: list[ListKey], apis: Mapping[str, Api], lists: dict[ListKey, Any]) -> None:
     def fetch(key: ListKey) -> tuple[ListKey, Any]:
-        api = apis[key.provider]
-        fetcher = (GITLAB_FETCHERS if isinstance(api, GitLabApi) else ZENDESK_FETCHERS)[key.resource]
-        with api.throttle:
-            try:
-                return key, fetcher(api, key.scope)
-            except gl_errors.GitlabAuthenticationError:
-                if key.resource == "pats":  # GitLab answers 401 to a non-admin asking for another user's
-                    return key, FetchError(401, "only an administrator can list another user's tokens")
-                return key, api.classify(gl_errors.GitlabAuthenticationError())
-            except Exception as exc:  # noqa: BLE001 - classified: scope-level error or ProviderError
-                return key, api.classify(exc)
+        return key, fetch_list(apis[key.provider], key)
 
     todo = sorted(set(keys) - lists.keys())
     if not todo:

@@ -266,3 +266,33 @@ def test_sandbox_command_serves_and_prints_exports(workdir, capsys, monkeypatch)
     names = {line.split("=", 1)[0].removeprefix("export ") for line in lines}
     assert {"RECONCILE_GITLAB_TOKEN", "RECONCILE_ZENDESK_GLOBAL_TOKEN", "RECONCILE_ZENDESK_USGOV_TOKEN",
             "RECONCILE_ESCROW_KEY", SANDBOX_ENV_GITLAB, SANDBOX_ENV_ZENDESK} <= names
+
+
+def test_another_users_pat_without_admin_is_an_error_of_that_token_not_a_refused_credential(workdir, tmp_path):
+    """GitLab answers 401 when a non-admin lists another user's PATs. That concerns the one token
+    that names the user: the credential works, and the rest of the plan goes on."""
+    inv_dir = tmp_path / "other-user"
+    inv_dir.mkdir()
+    (inv_dir / "inv.yaml").write_text("""
+providers:
+  gl: {kind: gitlab, url: https://gitlab.example.com, auth: {token_env: GL_TOKEN}}
+tokens:
+  theirs:
+    source: {kind: gitlab_personal_access_token, provider: gl, user: someone, name: cli, scopes: [api]}
+  trig:
+    source: {kind: gitlab_pipeline_trigger, provider: gl, project: g/app, description: deploy}
+""")
+    seed = tmp_path / "seed.sandbox.json"
+    seed.write_text(json.dumps({"credentials": {"GL_TOKEN": "{{secret:glpat:mine}}"}, "gitlab": {
+        "users": [{"username": "me", "tokens": [{"name": "cred", "scopes": ["api"], "value": "{{secret:glpat:mine}}"}]},
+                  {"username": "someone", "tokens": [{"name": "cli", "scopes": ["api"]}]}],
+        "projects": [{"path_with_namespace": "g/app", "members": {"me": 40}}],
+        "triggers": [{"project": "g/app", "owner": "me", "description": "deploy"}],
+    }, "zendesk": {"instances": {}}}))
+    inventory = load_inventory(inv_dir)
+    with start_world(seed, now=PINNED) as w:
+        observed = observe(inventory, connect(inventory, env=w.env(), endpoints=w.endpoints), None, PINNED)
+    theirs = next(s for s in observed.sources.values() if s.token == "theirs")
+    trig = next(s for s in observed.sources.values() if s.token == "trig")
+    assert theirs.error and "administrator" in theirs.error
+    assert trig.error is None and trig.current is not None

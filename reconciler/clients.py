@@ -497,12 +497,42 @@ def credentials(inventory: Inventory, env: Mapping[str, str], providers: Iterabl
     return found
 
 
+CONCURRENCY_ENV = "RECONCILE_CONCURRENCY"  # requests at once per provider (default 4)
+RATE_ENV = "RECONCILE_MAX_RATE"  # at most N requests per S seconds per provider: "N/S" or "N" (per second)
+
+
+def limits_from_env(env: Mapping[str, str]) -> tuple[int, Rate | None]:
+    """(concurrency, rate) from RECONCILE_CONCURRENCY and RECONCILE_MAX_RATE; a bad value is a
+    one-line ProviderError naming the variable."""
+    concurrency, rate = DEFAULT_CONCURRENCY, None
+    text = (env.get(CONCURRENCY_ENV) or "").strip()
+    if text:
+        if not text.isdigit() or int(text) < 1:
+            raise ProviderError(f"${CONCURRENCY_ENV}: {text!r} is not a whole number of at least 1")
+        concurrency = int(text)
+    text = (env.get(RATE_ENV) or "").strip()
+    if text:
+        count, _, per = text.partition("/")
+        try:
+            rate = Rate(int(count), float(per) if per else 1.0)
+        except ValueError:
+            rate = None
+        if rate is None or rate.requests < 1 or rate.per <= 0:
+            raise ProviderError(f"${RATE_ENV}: {text!r} is not REQUESTS/SECONDS (e.g. 600/60) or REQUESTS per second")
+    return concurrency, rate
+
+
 def connect(inventory: Inventory, *, env: Mapping[str, str] | None = None, endpoints: Endpoints | None = None,
             targets: Iterable[str] | None = None, timeout: float = DEFAULT_TIMEOUT,
-            concurrency: int = DEFAULT_CONCURRENCY, rate: Rate | None = None) -> Clients:
+            concurrency: int | None = None, rate: Rate | None = None) -> Clients:
     """Clients for every provider the (targeted) inventory uses. Makes no request. `concurrency`
-    and `rate` bound each provider separately."""
+    and `rate` bound each provider separately; when not given, they come from
+    RECONCILE_CONCURRENCY and RECONCILE_MAX_RATE in `env` (default: 4 at once, no ceiling of our
+    own beyond the servers' budgets)."""
     env = os.environ if env is None else env
+    env_concurrency, env_rate = limits_from_env(env)
+    concurrency = env_concurrency if concurrency is None else concurrency
+    rate = env_rate if rate is None else rate
     names = used_providers(inventory, targets)
     creds = credentials(inventory, env, names)
     if endpoints and endpoints.zendesk_netloc:

@@ -13,8 +13,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from reconciler.clients import Endpoints, GitLabApi, Rate, ZendeskApi
-from reconciler.inventory.model import GitLabProvider, ZendeskProvider
+from reconciler.clients import Endpoints, GitLabApi, ProviderError, Rate, ZendeskApi, connect, limits_from_env
+from reconciler.inventory.model import (
+    ExternalSource,
+    GitLabCiVariable,
+    GitLabProvider,
+    Inventory,
+    Token,
+    ZendeskProvider,
+)
 from reconciler.kinds._gitlab import fetch_project_variables
 from reconciler.sandbox.core import FaultRule, RateLimiter
 from reconciler.sandbox.gitlab import serve_gitlab
@@ -130,3 +137,30 @@ def test_zendesk_budget_without_reset_time_is_probed_and_429s_are_waited_out():
     assert len(refused) <= 1 and api.throttle.throttled == len(refused)
     answered = sorted(t for t, _ in seen)
     assert most_in_any_window(answered, 1.0 - TOLERANCE) <= 4
+
+
+def test_limits_come_from_the_environment_and_bad_values_name_the_variable():
+    assert limits_from_env({}) == (4, None)
+    assert limits_from_env({"RECONCILE_CONCURRENCY": "2", "RECONCILE_MAX_RATE": "600/60"}) == (2, Rate(600, 60.0))
+    assert limits_from_env({"RECONCILE_MAX_RATE": "5"}) == (4, Rate(5, 1.0))
+    for env, name in (({"RECONCILE_CONCURRENCY": "0"}, "RECONCILE_CONCURRENCY"),
+                      ({"RECONCILE_MAX_RATE": "fast"}, "RECONCILE_MAX_RATE"),
+                      ({"RECONCILE_MAX_RATE": "10/0"}, "RECONCILE_MAX_RATE")):
+        with pytest.raises(ProviderError, match=name):
+            limits_from_env(env)
+
+
+def test_connect_applies_the_configured_rate_to_every_provider(gitlab_world):
+    seed, token = gitlab_world
+    provider = GitLabProvider(name="gl", url="https://gitlab.example", token_env="GL_TOKEN")
+    tok = Token(name="t", source=ExternalSource(provider=None, value_env="X"),
+                consumers=(GitLabCiVariable(provider="gl", project="g/p", key="K0"),))
+    inventory = Inventory(providers={"gl": provider}, tokens={"t": tok})
+    with serve_gitlab(seed) as server:
+        clients = connect(inventory, env={"GL_TOKEN": token.reveal(), "RECONCILE_MAX_RATE": "2/0.2",
+                                          "RECONCILE_CONCURRENCY": "3"}, endpoints=Endpoints(gitlab_url=server.url))
+        api = clients["gl"]
+        assert (api.throttle.concurrency, api.throttle.max_requests, api.throttle.per) == (3, 2, 0.2)
+        seen = arrivals(server)
+        list_many(api, 6, lambda: fetch_project_variables(api, "g/p"))
+    assert len(seen) == 6 and most_in_any_window([t for t, _ in seen], 0.2 - TOLERANCE) <= 2

@@ -321,7 +321,12 @@ def recording(path: str | Path, *, known: Iterable[str | Secret] = ()) -> Iterat
         yield rec
     finally:
         HTTPAdapter.send = original  # type: ignore[method-assign]
-        rec.save()
+        try:
+            rec.save()  # also after a failure: that is when a transcript is wanted
+        except OSError as err:
+            from reconciler.engine import SessionError
+
+            raise SessionError(f"--record: cannot write {rec.path} ({err.strerror or err})") from None
 
 
 @contextmanager

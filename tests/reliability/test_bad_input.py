@@ -146,6 +146,8 @@ CASES = [
     Case("sandbox-seed-unknown-key", ("plan", "--sandbox", "--sandbox-seed", "seed.yaml"), ("seed.yaml", "jira"),
          env={"RECONCILE_SANDBOX_GITLAB_URL": None, "RECONCILE_SANDBOX_ZENDESK_NETLOC": None},
          files={"seed.yaml": "jira: {}\n"}),
+    Case("record-dir-under-a-file", (*PLAN, "--record", "notes.txt/recordings"), ("--record", "notes.txt/recordings"),
+         files={"notes.txt": "not a directory"}),
     # --- environment -----------------------------------------------------------------------
     Case("gitlab-credential-missing", PLAN, ("missing credential", R.GL_ENV, "provider gl"), env={R.GL_ENV: None}),
     Case("zendesk-credential-missing", PLAN, ("missing credential", R.ZD_ENV, "provider zd"), env={R.ZD_ENV: None}),

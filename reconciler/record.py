@@ -10,8 +10,8 @@ disk until the block ends; then `Scrubber` scrubs the whole transcript in two pa
    form parameters named like a credential (token, private_token, client_secret...), JSON fields
    named like one at any depth (token, secret, password, full_token...), the `value` of CI/CD
    variables, URL variables and custom headers, every setting of a Zendesk app installation,
-   `authentication.data` of Zendesk webhooks (but its username), the query string of URLs
-   (webhook endpoints may carry `?token=`), and URL userinfo. Every value removed is *learned*.
+   `authentication.data` of Zendesk webhooks (but its username), every query value of a webhook
+   `endpoint` (it may carry `?token=`), and URL passwords. Every value removed is *learned*.
 2. by value: every learned value (and every `known` value given by the caller), wherever it still
    appears (a header, a URL path, a body of another interaction, percent-encoded or not), is
    replaced.
@@ -52,8 +52,8 @@ _SAFE_AUTH_DATA = {"username", "name", "header_name"}
 
 
 class Scrubber:
-    """Scrubs a vcrpy transcript (the dict `vcr.serialize` builds) in place. `learned` holds every
-    value removed, so it can be removed wherever else it appears."""
+    """Scrubs a transcript in vcrpy's layout (`{"interactions": [{"request", "response"}]}`).
+    `learned` holds every value removed by position, so it can be removed wherever else it appears."""
 
     def __init__(self, known: Iterable[str | Secret] = ()) -> None:
         self.learned: set[str] = set()

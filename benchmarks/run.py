@@ -389,9 +389,10 @@ NOTES = """
   (102: the installations are listed again for each app setting, although the read after its
   `PUT` already shows it, and the Zendesk webhook list for each endpoint), a GitLab webhook is read
   again before it is updated or recreated although observe listed it (48), and each Zendesk OAuth
-  mint lists the OAuth clients again for the client id observe already has (15). Apply also runs tokens one after another, so its wall time is
-  the sum of its requests' latencies (concurrency does not help it yet). Not changed here: apply
-  and the kinds were being edited by their owner during this run.
+  mint lists the OAuth clients again for the client id observe already has (15). Apply also runs
+  tokens one after another, so its wall time is the sum of its requests' latencies (concurrency
+  does not help it yet). Not changed here: apply and the kinds were being edited by their owner
+  during this run.
 - **Fixed along the way** (each its own commit): the sandbox server answered every request about
   40 ms late (Nagle's algorithm against the client's delayed ACK: headers and body went out in two
   writes); held values were identified one at a time after the lists (121 requests in series on

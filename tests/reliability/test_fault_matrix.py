@@ -55,3 +55,15 @@ def test_the_default_run_covers_every_scenario_and_every_fault_kind():
     quick = cases(full=False)
     assert {s.id for s, _, _ in quick} == {s.id for s in SCENARIOS}
     assert {k for _, k, _ in quick} == set(KINDS)
+
+
+def test_the_matrix_would_catch_an_apply_that_leaves_the_old_credential(tmp_path, monkeypatch):
+    from fault_matrix import Scenario
+
+    from reconciler.kinds import source_kind
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RECONCILE_ESCROW_KEY", raising=False)
+    monkeypatch.setattr(type(source_kind("gitlab_pipeline_trigger")), "revoke", lambda *a, **k: None)
+    outcome = run_case(Scenario("trigger", ("variable",)), "429", 1, tmp_path)
+    assert any("orphaned" in p for p in outcome.problems) and outcome.orphans == 1

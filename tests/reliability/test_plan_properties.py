@@ -320,3 +320,16 @@ def test_planning_is_deterministic_whatever_the_order_of_its_input(case: tuple[I
     reordered = plan(shuffled_inventory, shuffled_observed, ledger, NOW.astimezone(), escrow_available=True).dumps()
     assert once == again == reordered
     assert Plan.from_json(__import__("json").loads(once)).dumps() == once
+
+
+@SETTINGS
+@given(worlds())
+def test_a_targeted_plan_is_the_full_plan_cut_down_to_its_target(case: tuple[Inventory, World]):
+    inventory, world = case
+    ledger = world.ledger_object()
+    observed = observe(inventory, world, ledger)
+    full = {t.name: t for t in plan(inventory, observed, ledger, NOW, escrow_available=True).tokens}
+    for name in inventory.tokens:
+        targeted = plan(inventory, observed, ledger, NOW, targets={name}, escrow_available=True)
+        assert targeted.tokens == (full[name],)
+        assert targeted.targets == (name,) and not targeted.findings  # unmanaged tokens: only in full plans

@@ -65,6 +65,14 @@ class SeedError(ValueError):
     """A seed that cannot be loaded; the message names the instance, list and item."""
 
 
+# Seeding order: what later records refer to comes first.
+SEED_ORDER = ("users", "oauth_clients", "oauth_tokens", "api_tokens", "apps", "installations", "webhooks")
+
+
+class DuplicateId(SeedError):
+    """A seeded id another record of the instance already has (the seed loop names the item)."""
+
+
 class Instance:
     """One Zendesk account: `{subdomain}.zendesk.com`."""
 
@@ -72,6 +80,7 @@ class Instance:
         self.subdomain = subdomain
         self.clock = clock
         self.next_id = 1000  # numeric ids: deterministic, shared by every record kind
+        self.taken_ids: set[int] = set()
         self.ulid_ms = 0
         self.ulid_random = 0
         self.rng = random.Random(subdomain)  # ULID randomness: deterministic per instance
@@ -89,10 +98,16 @@ class Instance:
 
     def new_id(self) -> int:
         self.next_id += 1
+        self.taken_ids.add(self.next_id)
         return self.next_id
 
     def claim_id(self, given: Any) -> int:
+        """A seeded id. Zendesk never gives two records one id: a seed that does would make
+        the sandbox answer for the wrong record (a revoke deleting another token), so refuse it."""
         value = int(given)
+        if value in self.taken_ids:
+            raise DuplicateId(f"id {value} is already taken by another record of this instance")
+        self.taken_ids.add(value)
         self.next_id = max(self.next_id, value)
         return value
 
@@ -180,17 +195,19 @@ class Instance:
         where = f"instances.{self.subdomain}"
         if not isinstance(data, dict):
             raise SeedError(f"{where}: must be a mapping")
-        known = {"users", "oauth_clients", "oauth_tokens", "api_tokens", "apps", "installations", "webhooks"}
-        unknown = sorted(set(data) - known)
+        unknown = sorted(set(data) - set(SEED_ORDER))
         if unknown:
             raise SeedError(f"{where}: unknown key(s) {', '.join(unknown)}")
-        for index, item in enumerate(data.get("users") or [{"name": "Sandbox Admin", "role": "admin"}]):
-            self.seed_user(item, f"{where}.users[{index}]")
-        for key in ("oauth_clients", "oauth_tokens", "api_tokens", "apps", "installations", "webhooks"):
-            for index, item in enumerate(data.get(key) or []):
+        for key in SEED_ORDER:
+            items = data.get(key) or ([{"name": "Sandbox Admin", "role": "admin"}] if key == "users" else [])
+            for index, item in enumerate(items):
+                item_where = f"{where}.{key}[{index}]"
                 if not isinstance(item, dict):
-                    raise SeedError(f"{where}.{key}[{index}]: must be a mapping")
-                getattr(self, "seed_" + key[:-1])(item, f"{where}.{key}[{index}]")
+                    raise SeedError(f"{item_where}: must be a mapping")
+                try:
+                    getattr(self, "seed_" + key[:-1])(item, item_where)
+                except DuplicateId as err:
+                    raise SeedError(f"{item_where}.id: {err}") from None
 
     def _id(self, item: dict[str, Any]) -> int:
         return self.claim_id(item["id"]) if item.get("id") is not None else self.new_id()
@@ -388,6 +405,8 @@ class Instance:
         for key in cls.KINDS:
             setattr(inst, key, copy.deepcopy(state.get(key, [])))
         inst.next_id = state.get("next_id", 1000)
+        inst.taken_ids = {int(r["id"]) for k in cls.KINDS if k not in ("webhooks", "deliveries")
+                          for r in getattr(inst, k) if isinstance(r.get("id"), int)}
         inst.ulid_ms = state.get("ulid_ms", 0)
         inst.ulid_random = state.get("ulid_random", 0)
         inst.secrets = set(state.get("secrets", []))

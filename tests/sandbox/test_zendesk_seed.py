@@ -110,3 +110,14 @@ def test_an_instance_defined_twice_is_an_error():
     service = ZendeskService(Clock(NOW), {"instances": {"a": {}}})
     with pytest.raises(SeedError, match="defined twice"):
         service.seed({"instances": {"a": {}}})
+
+
+def test_a_seeded_id_used_twice_is_an_error_naming_the_item():
+    """Zendesk never gives two records one id. A seed that did made the sandbox answer for the
+    wrong record (a revoke of one token deleted the tool's own credential)."""
+    seed = {"instances": {"a": {
+        "oauth_clients": [{"id": 7, "identifier": "c", "name": "C"}],
+        "oauth_tokens": [{"id": 7, "client": "c", "scopes": ["read"]}],
+    }}}
+    with pytest.raises(SeedError, match=r"instances\.a\.oauth_tokens\[0\]\.id: id 7 is already taken"):
+        ZendeskService(Clock(NOW), seed)

@@ -171,7 +171,9 @@ class WebhookKind(ConsumerKind):
         if before_delete is not None:
             before_delete(readable_copy(detail))
         manager.delete(int(hook_id))
-        manager.create(copy)
+        # never retried: a create whose answer was lost (timeout) has happened, and GitLab allows
+        # two hooks with one URL, so a retry would leave a duplicate holding the value
+        manager.create(copy, retry_transient_errors=False)
 
     def recreate_from(self, api: Any, consumer: Consumer, saved: dict[str, Any], value: Secret | None) -> str:
         """Create the hook again from the readable fields an interrupted recreate saved (the
@@ -179,7 +181,7 @@ class WebhookKind(ConsumerKind):
         c = consumer
         assert isinstance(c, GitLabWebhook)
         payload = recreate_payload(c, saved, value, check=False)
-        return str(self._manager(api, c).create(payload).get_id())
+        return str(self._manager(api, c).create(payload, retry_transient_errors=False).get_id())
 
     def verify(self, api: Any, consumer: Consumer, value: Secret) -> bool | None:
         return None  # write-only: the ledger records what was written

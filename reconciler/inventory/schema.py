@@ -216,8 +216,68 @@ def _errors(data: dict[str, Any]) -> Iterator[tuple[PathKey, Any]]:
                     yield path, error
 
 
+@lru_cache(maxsize=1)
+def _fast_validators() -> tuple[Any, dict[str, Any]] | None:
+    """Compiled validators (fastjsonschema generates Python code from the schema): the document
+    without the kind chains, and one per source/consumer kind. They only answer "valid or not",
+    ten times faster than jsonschema (0.16 s instead of 1.7 s on 1,000 tokens); None when they
+    cannot be built, and then jsonschema does all the work.
+
+    Sound as a fast path because on this schema they are never more lenient than jsonschema: the
+    keywords used are draft-07 ones both implement alike; bool is not an integer in either, and
+    the one boolean `const` compares `1 != True` in both (tests/benchmarks/test_fast_schema.py
+    checks agreement on the bad-inventory corpus)."""
+    try:
+        import fastjsonschema
+    except ImportError:  # pragma: no cover - an install without the dependency
+        return None
+    schema = load_schema()
+    defs = dict(schema["$defs"])
+    for union in ("source", "consumer"):
+        defs[union] = {k: v for k, v in defs[union].items() if k != "allOf"}
+    top = {k: v for k, v in schema.items() if k != "$schema"}  # 2020-12 URI: fastjsonschema knows up to 07
+    try:
+        document = fastjsonschema.compile({**top, "$defs": defs})
+        kinds = {
+            f"{union}_{kind}": fastjsonschema.compile({"$ref": f"#/$defs/{union}_{kind}", "$defs": schema["$defs"]})
+            for union in ("source", "consumer")
+            for kind in schema["$defs"][union]["properties"]["kind"]["enum"]
+        }
+    except Exception:  # pragma: no cover - a schema construct the compiler does not support
+        return None
+    return document, kinds
+
+
+def is_valid_fast(data: dict[str, Any]) -> bool | None:
+    """True when the compiled validators accept the whole document (then jsonschema would find
+    nothing either); False when they reject it; None when they are unavailable."""
+    fast = _fast_validators()
+    if fast is None:
+        return None
+    import fastjsonschema
+
+    document, kinds = fast
+    try:
+        document(data)
+        tokens = data.get("tokens")
+        for token in tokens.values() if isinstance(tokens, dict) else ():
+            if not isinstance(token, dict):
+                continue
+            source = token.get("source")
+            if isinstance(source, dict) and f"source_{source.get('kind')}" in kinds:
+                kinds[f"source_{source['kind']}"](source)
+            for consumer in token.get("consumers") or ():
+                if isinstance(consumer, dict) and f"consumer_{consumer.get('kind')}" in kinds:
+                    kinds[f"consumer_{consumer['kind']}"](consumer)
+    except fastjsonschema.JsonSchemaException:
+        return False
+    return True
+
+
 def validate_document(doc: Document) -> list[Diagnostic]:
     """Every schema violation in the document, each at its key; none when it is valid."""
+    if is_valid_fast(doc.data):
+        return []  # the common case; jsonschema below only when there is something to explain
     found: list[Diagnostic] = []
     for prefix, error in _errors(doc.data):
         if doc.is_poisoned(prefix + tuple(error.absolute_path)):

@@ -33,6 +33,7 @@ PathKey = tuple[str | int, ...]
 _YAML = "tag:yaml.org,2002:"
 _PLAIN_TAGS = {_YAML + t for t in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp")}
 _MERGE_TAG = _YAML + "merge"
+_STR, _TIMESTAMP = _YAML + "str", _YAML + "timestamp"
 
 FILE_KEY = "<file>"  # diagnostics about a whole file (empty, unreadable)
 SYNTAX_KEY = "<yaml>"  # YAML syntax errors
@@ -123,8 +124,10 @@ class _FileBuilder:
                 self.active.discard(id(node))
         if node.tag not in _PLAIN_TAGS:
             return self._reject_tag(node, path)
-        if node.tag == _YAML + "timestamp":
-            return node.value  # an ISO date stays text; the schema and builder check it
+        if node.tag == _STR or node.tag == _TIMESTAMP:
+            # text is the node's own value (what SafeConstructor returns, without its dispatch:
+            # most of an inventory is text); an ISO date stays text, the schema and builder check it
+            return node.value
         try:
             return self.loader.construct_object(node, deep=True)
         except yaml.constructor.ConstructorError as err:

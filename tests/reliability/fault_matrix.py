@@ -114,16 +114,18 @@ def _clear(message: str, values: set[str]) -> str | None:
     return None
 
 
-def run_case(scenario: Scenario, kind: str, seed: int, directory: Path) -> Outcome:
+def run_case(scenario: Scenario, kind: str, seed: int, directory: Path,
+             custom: list[FaultRule] | None = None) -> Outcome:
     """One faulty apply and one clean apply of `scenario` in `directory` (the working directory
-    must be `directory`: the sandbox state lives under .reconcile/sandbox there)."""
+    must be `directory`: the sandbox state lives under .reconcile/sandbox there). `custom`: these
+    fault rules instead of `kind`'s."""
     started = time.monotonic()
     live = scenario.start(directory)
     problems: list[str] = []
     messages: list[str] = []
     try:
         for server in (live.gitlab, live.zendesk):
-            server.faults.configure(rules=rules(kind), seed=seed)
+            server.faults.configure(rules=custom if custom is not None else rules(kind), seed=seed)
             server.faults.timeout_seconds = HOLD
         with short_client_timeouts():
             try:

@@ -67,3 +67,35 @@ def test_the_matrix_would_catch_an_apply_that_leaves_the_old_credential(tmp_path
     monkeypatch.setattr(type(source_kind("gitlab_pipeline_trigger")), "revoke", lambda *a, **k: None)
     outcome = run_case(Scenario("trigger", ("variable",)), "429", 1, tmp_path)
     assert any("orphaned" in p for p in outcome.problems) and outcome.orphans == 1
+
+
+# the first write of each kind that creates or replaces something, its answer lost after GitLab or
+# Zendesk applied it: the unclear outcome that must never turn into a duplicate or a lost value
+LOST_ANSWERS = [
+    ("hook recreate: create", ("external", ("hook_recreate",)), "POST", r"/hooks$"),
+    ("hook recreate: delete", ("pat", ("hook_recreate",)), "DELETE", r"/hooks/\d+$"),
+    ("variable update", ("trigger", ("variable",)), "PUT", r"/variables/"),
+    ("trigger create", ("trigger", ("variable",)), "POST", r"/triggers$"),
+    ("PAT rotate", ("pat", ("variable", "zd_webhook")), "POST", r"/rotate$"),
+    ("project token rotate", ("project_token", ("hook",)), "POST", r"/rotate$"),
+    ("group token create", ("group_token", ("variable",)), "POST", r"/access_tokens$"),
+    ("OAuth token create", ("oauth_token", ("variable",)), "POST", r"/oauth/tokens"),
+    ("client secret", ("client_secret", ("variable",)), "PUT", r"/generate_secret"),
+    ("app setting", ("pat", ("app_setting",)), "PUT", r"/apps/installations/"),
+    ("webhook credential", ("pat", ("zd_webhook",)), "PATCH", r"/webhooks/"),
+]
+
+
+@pytest.mark.parametrize(("what", "setup", "method", "path"), LOST_ANSWERS, ids=[w for w, *_ in LOST_ANSWERS])
+def test_a_lost_answer_on_each_risky_write_still_converges(what, setup, method, path, tmp_path, monkeypatch):
+    from fault_matrix import Scenario
+
+    from reconciler.sandbox.core import FaultRule
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RECONCILE_ESCROW_KEY", raising=False)
+    rule = FaultRule(kind="timeout", nth=(1,), method=method, path=path, after=True)
+    outcome = run_case(Scenario(*setup), "timeout", 1, tmp_path, custom=[rule])
+    OUTCOMES.append(outcome)
+    assert outcome.injected == 1, f"the rule never matched a {method} {path}"
+    assert outcome.problems == []

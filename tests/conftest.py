@@ -4,8 +4,8 @@ Tests never reach the internet: only the sandboxes on loopback.
 
 The leak guard (DESIGN.md invariant 1): after every test, every credential value any sandbox of
 this process seeded or minted (`reconciler.sandbox.core.known_secrets()`) is searched for in what
-the test produced: its captured stdout and stderr (including subprocesses), its log records, and
-the files under its `tmp_path`. A hit fails the test, naming where, never the value. Sandbox state
+the test produced: its captured stdout and stderr (including subprocesses, and what the test read
+itself through `capsys`/`capfd.readouterr()`), its log records, and the files under its `tmp_path`. A hit fails the test, naming where, never the value. Sandbox state
 and seed files (`*.sandbox.json`, `*.sandbox.yaml`) are the fake servers' own databases and hold
 values by design; they are not scanned. Everything else is, ledgers and escrows beside them included.
 """
@@ -21,6 +21,22 @@ from reconciler.sandbox.core import known_secrets
 
 ROOT = Path(__file__).resolve().parent.parent
 ORACLES = ROOT.parent / "shared" / "oracles"
+READ_OUTPUT = pytest.StashKey[list]()
+
+
+_readouterr = pytest.CaptureFixture.readouterr
+
+
+def _readouterr_seen_by_the_guard(self: pytest.CaptureFixture, *args, **kwargs):
+    """What a test reads with readouterr() leaves pytest's capture; keep it for the guard."""
+    result = _readouterr(self, *args, **kwargs)
+    seen = self.request.node.stash.setdefault(READ_OUTPUT, [])
+    for name, text in (("stdout read by the test", result.out), ("stderr read by the test", result.err)):
+        seen.append((name, text.encode() if isinstance(text, str) else text))
+    return result
+
+
+pytest.CaptureFixture.readouterr = _readouterr_seen_by_the_guard  # type: ignore[method-assign]
 
 
 @pytest.fixture
@@ -41,6 +57,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if not secrets:
         return
     places = [(name, text.encode()) for name, text in report.sections if report.when in name]
+    places += item.stash.get(READ_OUTPUT, [])
+    item.stash[READ_OUTPUT] = []  # scanned once
     if report.when == "call":
         places += produced_files(getattr(item, "funcargs", {}).get("tmp_path"))
     leaks = find_leaks(places, secrets)

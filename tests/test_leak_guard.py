@@ -48,13 +48,17 @@ def test_a_ledger_beside_sandbox_state_is_scanned(tmp_path):
     (tmp_path / "sandbox").mkdir()
     (tmp_path / "sandbox" / "ledger.json").write_text('{"v": "glpat-value-for-the-guard"}')
 
+def test_reads_its_output(capsys):
+    print("token is glpat-value-for-the-guard")
+    assert "glpat" in capsys.readouterr().out
+
 def test_clean():
     print("nothing to see")
 '''
     )
     result = pytester.runpytest("-p", "no:xdist", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=2, failed=4)
-    result.stdout.fnmatch_lines(["*secret leak guard*Captured stdout call*", "*file plan.json*", "*file sandbox/ledger.json*"])
+    result.assert_outcomes(passed=2, failed=5)
+    result.stdout.fnmatch_lines(["*secret leak guard*Captured stdout call*", "*file plan.json*", "*file sandbox/ledger.json*", "*stdout read by the test*"])
     assert "glpat-value-for-the-guard" not in "\n".join(
         line for line in result.outlines if "secret leak guard" in line
     )

@@ -160,7 +160,7 @@ class HookRoutes:
             if name in params:
                 hook[name] = _pairs(params[name])
                 for value in hook[name].values():
-                    self.store.remember(value)
+                    self.store.remember_if_credential(value)
         url_changed = hook["url"] != old_url
         if "token" in params:
             hook["token"] = params["token"] or None
@@ -193,7 +193,7 @@ class HookRoutes:
             if not rule.match(key) or not value:
                 raise HTTPError(422, {"error": "Illegal key or value"})
             hook.setdefault(name, {})[key] = str(value)
-            self.store.remember(str(value))
+            self.store.remember_if_credential(str(value))
             return Response(204)
 
         return handler

@@ -247,7 +247,7 @@ def apply_seed(store: GitLabStore, seed: dict[str, Any]) -> None:
             raise SeedError(f"{where}: a hook belongs to a `project` or a `group`")
         if "url" not in entry:
             raise SeedError(f"{where}: `url` is required")
-        new_hook(store, kind, scope_id, entry, created_at=_when(store, entry.get("created_at"), f"{where}.created_at"),
+        new_hook(store, kind, scope_id, entry, seeded=True, created_at=_when(store, entry.get("created_at"), f"{where}.created_at"),
                  hook_id=entry.get("id"))
 
     for i, entry in enumerate(seed.get("issues") or []):
@@ -315,7 +315,7 @@ def _seed_token(store: GitLabStore, tok: dict[str, Any], where: str, *, kind: st
 
 
 def new_hook(store: GitLabStore, kind: str, scope_id: int, params: dict[str, Any], *,
-             created_at: str | None = None, hook_id: int | None = None) -> dict[str, Any]:
+             created_at: str | None = None, hook_id: int | None = None, seeded: bool = False) -> dict[str, Any]:
     """A webhook record from create parameters (shared by the seed and POST .../hooks)."""
     events = HOOK_EVENTS + (GROUP_HOOK_EVENTS if kind == "group" else ())
     record: dict[str, Any] = {
@@ -332,8 +332,9 @@ def new_hook(store: GitLabStore, kind: str, scope_id: int, params: dict[str, Any
     }
     for event in events:
         record[event] = _bool(params.get(event, event == "push_events"))
-    for value in (record["token"], *record["url_variables"].values(), *record["custom_headers"].values()):
-        store.remember(value)
+    store.remember(record["token"])
+    for value in (*record["url_variables"].values(), *record["custom_headers"].values()):
+        store.remember_if_credential(value, secret=seeded)
     return store.insert("hooks", record, hook_id)
 
 

@@ -96,8 +96,11 @@ class GitLabStore:
             self.minted.add(value)
 
     def remember_if_credential(self, value: str | None, *, secret: bool = False) -> None:
-        """Remember a stored value when it is declared secret (masked, hidden) or looks like a
-        GitLab credential, so the leak guard also looks for credentials held in plain variables."""
+        """Remember a stored value when it is declared secret (masked, hidden, seeded into a
+        write-only place) or looks like a GitLab credential, so the leak guard also looks for
+        credentials held in plain variables. A value the tool writes through the API that is
+        neither came from the inventory in plain (a declared webhook header): any credential it
+        writes was minted or seeded by a sandbox, so the guard knows it already."""
         if value and (secret or value.startswith(tuple(set(PREFIXES.values()) | {"gldt-", "glrt-"}))):
             self.minted.add(value)
 

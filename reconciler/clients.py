@@ -318,6 +318,7 @@ class ZendeskApi:
         else:
             self.base_url = f"https://{self.host}"
         self.session = self._session()
+        self.oauth_client_ids: dict[str, str] = {}  # OAuth client identifier -> id, as listed this run
         creds: dict[str, Any] = ({"oauth_token": credential.reveal()} if self.oauth
                                  else {"email": email or provider.email, "token": credential.reveal()})
         self.zenpy = Zenpy(subdomain=provider.subdomain, domain=provider.domain, session=self.session,
@@ -389,10 +390,22 @@ class ZendeskApi:
             self._check(self._call("DELETE", path))
 
     def oauth_client_id(self, identifier: str) -> str:
-        for row in self.get_all("/api/v2/oauth/clients.json", "clients"):
-            if row.get("identifier") == identifier:
-                return str(row["id"])
+        """The numeric id of the OAuth client `identifier`: from the clients list observe already
+        fetched (an id never changes; a client deleted since makes the mint fail, nothing else),
+        else listed now."""
+        known = self.oauth_client_ids.get(identifier)
+        if known is not None:
+            return known
+        self.remember_oauth_clients(self.get_all("/api/v2/oauth/clients.json", "clients"))
+        if identifier in self.oauth_client_ids:
+            return self.oauth_client_ids[identifier]
         raise ProviderError(f"Zendesk {self.provider.name}: no OAuth client {identifier!r}")
+
+    def remember_oauth_clients(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Keep identifier -> id of listed OAuth clients for this run (one list per instance
+        instead of one per mint)."""
+        self.oauth_client_ids.update({str(r["identifier"]): str(r["id"]) for r in rows
+                                      if r.get("identifier") is not None and r.get("id") is not None})
 
     def identify_oauth_token(self, value: Secret) -> Identity | None:
         """Which OAuth token `value` is: `GET /api/v2/oauth/tokens/current` authenticated with it.

@@ -50,6 +50,9 @@ def fetch_oauth_clients(api: Any, scope: str) -> list[dict[str, Any]]:
     rows = api.get_all("/api/v2/oauth/clients.json", "clients", {"page[size]": PAGE_SIZE})
     for row in rows:
         row.pop("secret", None)  # only ever complete at creation; never kept
+    remember = getattr(api, "remember_oauth_clients", None)
+    if remember is not None:  # an OAuth token's mint needs its client's id: no second list
+        remember(rows)
     return rows
 
 

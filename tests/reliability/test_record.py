@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import secrets
 from datetime import UTC, datetime
+from urllib.parse import quote, quote_plus
 
 import gitlab
 import pytest
@@ -255,3 +256,17 @@ def test_apply_record_scrubs_the_minted_value_from_every_request_and_answer(tmp_
         assert f"recorded {len(cassette['interactions'])} request(s)" in err
     finally:
         live.stop()
+
+
+def test_a_learned_value_is_removed_in_its_encoded_forms_too():
+    value = "s3cr3t/with+odd=chars&more"
+    transcript = {"version": 1, "interactions": [
+        exchange("POST", "https://acme.zendesk.com/oauth/tokens", body=json.dumps({"client_secret": value})),
+        exchange("GET", "https://gitlab.example/api/v4/echo/" + quote(value, safe="") + "?q=" + quote_plus(value)),
+        exchange("GET", "https://gitlab.example/api/v4/version",
+                 answer=json.dumps({"note": json.dumps({"nested": value})})),  # JSON inside JSON: escaped quotes
+    ]}
+    text = yamlserializer.serialize(Scrubber().transcript(transcript))
+    for form in (value, quote(value, safe=""), quote_plus(value)):
+        assert form not in text
+    assert "/api/v4/echo/" in text

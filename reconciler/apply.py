@@ -43,7 +43,7 @@ import requests
 from gitlab import exceptions as gl_errors
 
 from reconciler.inventory.model import Consumer, ExternalSource, GitLabWebhook, Token, ZendeskWebhook
-from reconciler.kinds import Minted, consumer_kind, extract, source_kind
+from reconciler.kinds import FetchError, ListKey, Minted, consumer_kind, extract, source_kind
 from reconciler.observed import LiveToken, Observed, SourceObservation
 from reconciler.plan import ConsumerPlan, Plan, TokenPlan, plan
 from reconciler.secret import REDACTED, Secret
@@ -715,10 +715,16 @@ class TokenApply:
             if works:
                 self.say(f"the value authenticates as #{value_live.id}")
         changed = False
+        lists = self.read_back(written)
         for consumer, out in written:
             ckind = consumer_kind(consumer.kind)
             try:
-                result = ckind.verify(self.run_.clients[consumer.provider], consumer, out)
+                if self.write_only(consumer):
+                    result = None
+                elif ckind.verify_keys(consumer):
+                    result = ckind.verify_listed(consumer, out, lists)
+                else:
+                    result = ckind.verify(self.run_.clients[consumer.provider], consumer, out)
             except Exception as exc:  # noqa: BLE001
                 self.run_.fail(self.token.name, f"{consumer.label}: verification failed: "
                                                 f"{describe_error(exc, [*self.run_.values_in_play, out])}")
@@ -737,6 +743,28 @@ class TokenApply:
                 self.say(f"{consumer.label}: verified (read back)")
         if changed:
             self.save()
+
+    def write_only(self, consumer: Consumer) -> bool:
+        """Observe found the place and it does not return its value (a hidden CI/CD variable, a
+        secure app setting): a read-back would show nothing, so none is made. Neither can become
+        readable (GitLab sets `hidden` only at creation; `secure` is the app's definition)."""
+        cobs = self.observed.consumers.get(consumer.identity)
+        return cobs is not None and cobs.exists and not cobs.readable and not cobs.error
+
+    def read_back(self, written: list[tuple[Consumer, Secret]]) -> dict[ListKey, Any]:
+        """Each list verification reads, fetched once after the last write of this token: one per
+        (provider, resource, scope) however many of its consumers live there (a GET per consumer
+        was most of apply's reads). Still before the old token is revoked."""
+        from reconciler.observe import fetch_list
+
+        keys = sorted({k for c, _ in written if not self.write_only(c) for k in consumer_kind(c.kind).verify_keys(c)})
+        lists: dict[ListKey, Any] = {}
+        for key in keys:
+            try:
+                lists[key] = fetch_list(self.run_.clients[key.provider], key)
+            except Exception as exc:  # noqa: BLE001 - each consumer there reports it as not verified
+                lists[key] = FetchError(0, describe_error(exc, self.run_.values_in_play))
+        return lists
 
     def revoke(self, tokens: list[LiveToken], keep: str | None) -> None:
         seen: set[str] = set()

@@ -44,6 +44,10 @@ Consumers:
         inventory does not manage as it is (PATCH, partial PUT)
     verify(api, consumer, value) -> bool | None         read back where readable: True/False;
         None when write-only (apply then records the write in the ledger as unverified)
+    verify_keys(consumer) -> list[ListKey]              the lists `verify_listed` reads; apply
+        fetches each once after all of a token's writes, for all its consumers there ([]: the
+        kind verifies one consumer at a time with `verify`)
+    verify_listed(consumer, value, lists) -> bool | None  `verify` from those lists
     read(api, consumer) -> Secret | None                the value held now, where readable (apply
         re-delivers a current value found in a readable consumer)
     write_attributes(api, consumer, observed) -> bool   change managed attributes only
@@ -187,10 +191,30 @@ class ConsumerKind:
         """The value the consumer holds now (as held, after the template), when readable."""
         return None
 
+    def verify_keys(self, consumer: Consumer) -> list[ListKey]:
+        """The list calls `verify_listed` reads back from; [] when `verify` reads per consumer
+        (or needs no read: write-only kinds)."""
+        return []
+
+    def verify_listed(self, consumer: Consumer, value: Secret, lists: Lists) -> bool | None:
+        """`verify` from lists fetched after the writes (one list per scope serves every consumer
+        of the token there, instead of one GET each). Raises when the list could not be read."""
+        raise NotImplementedError(f"{self.kind}: verify_listed is not available")
+
     def write_attributes(self, api: Any, consumer: Consumer, observed: ConsumerObservation) -> bool:
         """Update only the managed attributes, leaving the value as it is. False when the kind
         cannot do that without writing the value."""
         return False
+
+
+def read_back(lists: Lists, key: ListKey) -> Any:
+    """The data of a list fetched for verification; raises (LookupError) when it failed."""
+    data = lists.get(key)
+    if isinstance(data, FetchError):
+        raise LookupError(f"reading back failed: {data.message}")
+    if data is None:
+        raise LookupError("not read back")
+    return data
 
 
 def extract(template: str, held: Secret | None) -> Secret | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from reconciler.inventory.model import Consumer, GitLabCiVariable, Token
-from reconciler.kinds import ConsumerKind, ListKey, Lists, Reading, extract
+from reconciler.kinds import ConsumerKind, ListKey, Lists, Reading, extract, read_back
 from reconciler.kinds._gitlab import rows
 from reconciler.observed import ConsumerObservation
 from reconciler.secret import Secret
@@ -118,6 +118,23 @@ class CiVariableKind(ConsumerKind):
         if held is None:
             return None  # hidden: write-only
         return Secret(held) == value
+
+    def verify_keys(self, consumer: Consumer) -> list[ListKey]:
+        assert isinstance(consumer, GitLabCiVariable)
+        return [_key(consumer)]
+
+    def verify_listed(self, consumer: Consumer, value: Secret, lists: Lists) -> bool | None:
+        """The variable in its scope's list (fetched after the writes; values are complete in
+        lists): None when hidden (GitLab returns `value: null`), else whether it is `value`."""
+        c = consumer
+        assert isinstance(c, GitLabCiVariable)
+        for row in read_back(lists, _key(c)):
+            if row.get("key") == c.key and (c.instance or row.get("environment_scope", "*") == c.environment_scope):
+                held = row.get("value")  # a Secret, or None for null and "" (see _gitlab._secret_field)
+                if held is None:
+                    return None if row.get("hidden", True) else False
+                return held == value
+        raise LookupError(f"{c.label}: not in the list read back after writing")
 
     def read(self, api: Any, consumer: Consumer) -> Secret | None:
         held = self._get(api, consumer).get("value")

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from reconciler.inventory.model import Consumer, Token, ZendeskAppSetting
-from reconciler.kinds import ConsumerKind, ListKey, Lists, Reading, extract
+from reconciler.kinds import ConsumerKind, ListKey, Lists, Reading, extract, read_back
 from reconciler.kinds._gitlab import rows
 from reconciler.kinds._zendesk import fetch_installations
 from reconciler.observed import ConsumerObservation
@@ -96,13 +96,25 @@ class AppSettingKind(ConsumerKind):
         held = self.read(api, consumer)
         return None if held is None else held == value
 
+    def verify_keys(self, consumer: Consumer) -> list[ListKey]:
+        return [ListKey(consumer.provider, "installations")]
+
+    def verify_listed(self, consumer: Consumer, value: Secret, lists: Lists) -> bool | None:
+        held = _held(consumer, read_back(lists, ListKey(consumer.provider, "installations")))
+        return None if held is None else held == value
+
     def read(self, api: Any, consumer: Consumer) -> Secret | None:
-        assert isinstance(consumer, ZendeskAppSetting)
-        inst = find_installation(consumer, fetch_installations(api, ""))
-        if inst is None or any(p["name"] == consumer.setting and p["secure"] for p in inst["app"]["parameters"]):
-            return None
-        held = inst["settings"].get(consumer.setting)
-        return held if isinstance(held, Secret) else None
+        return _held(consumer, fetch_installations(api, ""))
+
+
+def _held(consumer: Consumer, installations: list[dict[str, Any]]) -> Secret | None:
+    """The setting's value in the installations list; None when secure (write-only) or absent."""
+    assert isinstance(consumer, ZendeskAppSetting)
+    inst = find_installation(consumer, installations)
+    if inst is None or any(p["name"] == consumer.setting and p["secure"] for p in inst["app"]["parameters"]):
+        return None
+    held = inst["settings"].get(consumer.setting)
+    return held if isinstance(held, Secret) else None
 
 
 def _plain_settings(installation: dict[str, Any], skip: str) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from reconciler.inventory.model import Consumer, Token, ZendeskWebhook
-from reconciler.kinds import ConsumerKind, ListKey, Lists, Reading, extract
+from reconciler.kinds import ConsumerKind, ListKey, Lists, Reading, extract, read_back
 from reconciler.kinds._gitlab import rows
 from reconciler.kinds._zendesk import fetch_webhooks, patch
 from reconciler.observed import ConsumerObservation
@@ -118,9 +118,23 @@ class ZendeskWebhookKind(ConsumerKind):
         assert isinstance(c, ZendeskWebhook)
         if c.endpoint is None:
             return None
-        hook = find_webhook(c, fetch_webhooks(api, ""))
-        endpoint = None if hook is None else hook.get("endpoint")
-        return endpoint if isinstance(endpoint, Secret) else None
+        return _endpoint(c, fetch_webhooks(api, ""))
+
+    def verify_keys(self, consumer: Consumer) -> list[ListKey]:
+        assert isinstance(consumer, ZendeskWebhook)
+        return [ListKey(consumer.provider, "webhooks")] if consumer.endpoint is not None else []
+
+    def verify_listed(self, consumer: Consumer, value: Secret, lists: Lists) -> bool | None:
+        c = consumer
+        assert isinstance(c, ZendeskWebhook)
+        held = _endpoint(c, read_back(lists, ListKey(c.provider, "webhooks")))
+        return None if held is None else held == value
+
+
+def _endpoint(c: ZendeskWebhook, webhooks: list[dict[str, Any]]) -> Secret | None:
+    hook = find_webhook(c, webhooks)
+    endpoint = None if hook is None else hook.get("endpoint")
+    return endpoint if isinstance(endpoint, Secret) else None
 
 
 KIND = ZendeskWebhookKind()

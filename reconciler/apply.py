@@ -203,6 +203,7 @@ class _Run:
         self.escrow = open_escrow(self.store, self.inventory.state, session.env)
         self.result = ApplyResult()
         self.values_in_play: list[Secret] = []
+        self.lists: dict[ListKey, Any] = {}  # what the last observe fetched
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -232,7 +233,8 @@ class _Run:
     def observe(self, targets: tuple[str, ...]) -> Observed:
         from reconciler.observe import observe
 
-        return observe(self.inventory, self.clients, self.ledger, self.now, targets=targets or None)
+        return observe(self.inventory, self.clients, self.ledger, self.now, targets=targets or None,
+                       lists_out=self.lists)
 
     def observe_source(self, token: Token) -> SourceObservation:
         """The token looked up by name now (one list call), consumers aside."""
@@ -674,6 +676,8 @@ class TokenApply:
         return written
 
     def write(self, ckind: Any, capi: Any, consumer: Consumer, out: Secret, cobs: Any) -> None:
+        # a GitLab hook as observe read it (its url, or a recreate's detail): not read again
+        listed = ckind.listed(consumer, cobs, self.run_.lists) if isinstance(consumer, GitLabWebhook) else None
         if isinstance(consumer, GitLabWebhook) and consumer.mode == "recreate":
             def keep_copy(copy: dict[str, Any]) -> None:
                 # persisted before the delete: a crash before the create must not lose the hook
@@ -681,9 +685,12 @@ class TokenApply:
                 flight.setdefault("recreating", {})[consumer.identity] = copy
                 self.save()
 
-            ckind.write(capi, consumer, out, cobs, before_delete=keep_copy)
+            ckind.write(capi, consumer, out, cobs, before_delete=keep_copy, listed=listed)
             flight = self.ledger.in_flight.get(self.token.name) or {}
             (flight.get("recreating") or {}).pop(consumer.identity, None)
+            return
+        if listed is not None:
+            ckind.write(capi, consumer, out, cobs, listed=listed)
             return
         ckind.write(capi, consumer, out, cobs)
 

@@ -93,10 +93,15 @@ def observe(
     now: datetime | None = None,
     *,
     targets: Collection[str] | None = None,
+    lists_out: dict[ListKey, Any] | None = None,
 ) -> Observed:
-    """The live state of every (targeted) token and consumer of `inventory`."""
+    """The live state of every (targeted) token and consumer of `inventory`. `lists_out`, when
+    given, receives the fetched lists (apply reuses what observe read instead of reading again)."""
     tokens = [t for name, t in sorted(inventory.tokens.items()) if not targets or name in targets]
     lists = fetch_lists(tokens, clients)
+    if lists_out is not None:
+        lists_out.clear()
+        lists_out.update(lists)
 
     sources = {t.name: source_kind(t.source.kind).observe(t, lists) for t in tokens}
     readings: list[tuple[Token, Reading]] = []

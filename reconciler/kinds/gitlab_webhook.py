@@ -142,14 +142,32 @@ class WebhookKind(ConsumerKind):
         assert isinstance(c, GitLabWebhook)
         return find_hook(c, [h.asdict() for h in self._manager(api, c).list(get_all=True, per_page=100)])
 
+    def listed(self, consumer: Consumer, observed: ConsumerObservation, lists: Lists) -> dict[str, Any] | None:
+        """The hook as observe read it: its row in the list (mode update: the url to send back)
+        or, in mode recreate, its detail (the readable fields and the URL-variable and header
+        keys). None when observe has not got it; `write` then reads it."""
+        c = consumer
+        assert isinstance(c, GitLabWebhook)
+        hook_id = observed.live_id
+        if hook_id is None:
+            return None
+        data, error = rows(lists, _detail_key(c, hook_id) if c.mode == "recreate" else _list_key(c))
+        if error or data is None:
+            return None
+        found = [data] if isinstance(data, dict) else data
+        return next((row for row in found if str(row.get("id")) == str(hook_id)), None)
+
     def write(self, api: Any, consumer: Consumer, value: Secret, observed: ConsumerObservation, *,
-              before_delete: Callable[[dict[str, Any]], None] | None = None) -> None:
+              before_delete: Callable[[dict[str, Any]], None] | None = None,
+              listed: dict[str, Any] | None = None) -> None:
         """mode update: `PUT .../hooks/:id {token}` or `PUT .../hooks/:id/{url_variables,custom_headers}/:key`.
         mode recreate: `GET .../hooks/:id` (every readable field), refuse if a value would be lost,
         `DELETE` it, `POST` a copy with the declared values and the new one. Never python-gitlab's
         `save()`: it resends URL variables without values, which GitLab refuses. `before_delete`
         receives the readable copy first, so that apply can persist it: a crash between the delete
-        and the create must not lose the hook (`recreate_from`)."""
+        and the create must not lose the hook (`recreate_from`). `listed`: the hook as observe
+        read it this run (`listed()`), used instead of reading it again; the plan that decided
+        this write was made from the same data."""
         c = consumer
         assert isinstance(c, GitLabWebhook)
         hook_id = observed.live_id or observed.details.get("hook_id")
@@ -160,13 +178,13 @@ class WebhookKind(ConsumerKind):
             if c.target.field == "token":
                 # with the unchanged url (older GitLab versions require it; the same url never
                 # resets the token or the URL variables)
-                url = manager.get(int(hook_id)).asdict()["url"]
+                url = (listed or {}).get("url") or manager.get(int(hook_id)).asdict()["url"]
                 api.gl.http_put(f"{manager.path}/{hook_id}", post_data={"url": url, "token": value.reveal()})
             else:
                 path = f"{manager.path}/{hook_id}/{c.target.field}s/{c.target.name}"
                 api.gl.http_put(path, post_data={"value": value.reveal()})
             return
-        detail = manager.get(int(hook_id)).asdict()
+        detail = listed if listed is not None else manager.get(int(hook_id)).asdict()
         copy = recreate_payload(c, detail, value)
         if before_delete is not None:
             before_delete(readable_copy(detail))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 from reconciler.inventory.durations import format_duration
 from reconciler.inventory.model import (
@@ -20,6 +21,7 @@ from reconciler.inventory.model import (
     GitLabGroupAccessToken,
     GitLabPersonalAccessToken,
     GitLabProjectAccessToken,
+    GitLabProvider,
     GitLabWebhook,
     Inventory,
     Located,
@@ -32,6 +34,7 @@ from reconciler.inventory.model import (
 from reconciler.inventory.schema import suggestion
 
 TOKEN_PLACEHOLDER = "${token}"
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 _PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
 
 # GitLab's masking rules (Ci::Maskable::REGEX and MASK_AND_RAW_REGEX, see
@@ -255,6 +258,20 @@ class _Checker:
                 if policy.max_access_level is not None and src.access_level > policy.max_access_level:
                     self.report(src, "access_level", path, f"access_level {src.access_level} exceeds policy.max_access_level {policy.max_access_level}")
 
+    # --- transport ---------------------------------------------------------------------------
+
+    def transport(self) -> None:
+        """Every request carries the provider credential: never over plain HTTP off this machine
+        (an inventory change must not be able to send it across the network in clear)."""
+        for name, provider in self.inv.providers.items():
+            if not isinstance(provider, GitLabProvider):
+                continue  # Zendesk is reached by subdomain, always over https
+            url = urlsplit(provider.url)
+            if url.scheme == "http" and (url.hostname or "") not in LOOPBACK_HOSTS:
+                self.report(provider, "url", f"providers.{name}",
+                            "http:// would send the credential in clear: use https:// "
+                            "(plain http is allowed for loopback hosts only, e.g. a local sandbox)")
+
     # --- warnings ----------------------------------------------------------------------------
 
     def warnings(self) -> None:
@@ -277,7 +294,8 @@ class _Checker:
                 self.report(token, "", f"tokens.{name}", "no consumers: nothing receives the new value when it rotates", warning=True)
 
     def run(self) -> list[Diagnostic]:
-        for step in (self.references, self.templates, self.bindings, self.ci_variables, self.rotations, self.policy, self.warnings):
+        for step in (self.references, self.transport, self.templates, self.bindings, self.ci_variables, self.rotations,
+                     self.policy, self.warnings):
             step()
         return self.found
 

@@ -584,8 +584,10 @@ def sync_issue(gl: Any, project_path: str, report: Report, config: CheckConfig) 
         if not report.needs_attention:
             return IssueOutcome("none")
         body, open_items, _ = issue_body(report, None, config)
+        # Sent once: a retry after a lost answer would open a second issue. After an unclear
+        # outcome the command fails, and the next run finds the issue by label and title.
         created = project.issues.create({"title": config.issue_title, "description": body,
-                                         "labels": config.issue_label})
+                                         "labels": config.issue_label}, retry_transient_errors=False)
         return IssueOutcome("created", created.iid, getattr(created, "web_url", None), open_items)
     body, open_items, newly = issue_body(report, issue.description, config)
     if open_items == 0:

@@ -180,7 +180,9 @@ def upsert_note(mr: Any, body: str, marker: str, user_id: int) -> NoteOutcome:
     body = fit_note(body if marker in body else f"{marker}\n{body}")
     note = find_own_note(mr, marker, user_id)
     if note is None:
-        created = mr.notes.create({"body": body})
+        # Sent once: a retry after a lost answer would post a second note; the next run finds
+        # this one by its marker and updates it.
+        created = mr.notes.create({"body": body}, retry_transient_errors=False)
         return NoteOutcome("created", created.id, mr.iid)
     if note.body == body:
         return NoteOutcome("unchanged", note.id, mr.iid)

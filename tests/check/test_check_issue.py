@@ -118,3 +118,20 @@ def test_issue_created_updated_and_closed_across_runs(capsys, workdir, monkeypat
         # run 4: nothing to report and no open issue: none created
         code, _, err, writes = _check(capsys, world)
         assert code == 0 and writes == 0 and "none created" in err and len(_issues(world)) == 1
+
+
+def test_a_lost_answer_to_the_issue_create_never_leads_to_a_second_issue(capsys, workdir, monkeypatch):
+    """GitLab creates the issue but the answer is lost (a 502 from a proxy): the create is not
+    retried, the run fails clearly, and the next run finds that issue and updates it."""
+    from reconciler.sandbox.core import FaultRule
+
+    write_inventory(workdir / "inventory", TOKENS, check=CHECK)
+    with served(SEED, monkeypatch, workdir) as world:
+        world.gitlab.faults.configure(rules=[FaultRule("502", nth=(1,), method="POST", path=r"/issues$", after=True)])
+        code, _, err = run(capsys, "check", "--sandbox", "--now", NOW, "--issue", PROJECT)
+        assert code == 1 and "502" in err
+        assert len(_issues(world)) == 1  # created once, not retried
+        world.gitlab.faults.configure(rules=[])
+        code, _, err = run(capsys, "check", "--sandbox", "--now", NOW, "--issue", PROJECT)
+        assert code == 2 and ("unchanged" in err or "updated" in err)
+        assert len(_issues(world)) == 1

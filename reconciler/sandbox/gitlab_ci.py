@@ -171,16 +171,7 @@ class CIRoutes:
     def variable_value(self, scope_kind: str, scope: int | str | None, key: str,
                        environment_scope: str = "*") -> str | None:
         """Test hook: a variable's value, hidden ones included; None when there is no such variable."""
-        with self.lock:
-            scope_id = None
-            if scope_kind == "project":
-                scope_id = (self._project_record(str(scope)) or {}).get("id")
-            elif scope_kind == "group":
-                scope_id = (self._group_record(str(scope)) or {}).get("id")
-            for var in self._vars_in(scope_kind, scope_id):
-                if var["key"] == key and (scope_kind == "instance" or var["environment_scope"] == environment_scope):
-                    return var["value"]
-            return None
+        return (self.variable(scope_kind, scope, key, environment_scope) or {}).get("value")
 
     def variable(self, scope_kind: str, scope: int | str | None, key: str,
                  environment_scope: str = "*") -> dict[str, Any] | None:

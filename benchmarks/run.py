@@ -359,15 +359,22 @@ NOTES = """
   The ratio is about 6 because the world has 25 consumers per project; it grows with density.
 - **Critical-path bound**: each provider's requests over its own concurrency (the throttle is per
   provider), times the injected latency; GitLab dominates. It counts no CPU.
-- **Wall time**: the network phase (observe) is within 1.5 x the bound. The gap to the bound is
-  client CPU under the GIL (about 5 ms per request in requests/urllib3/python-gitlab, serialised
-  across the 4 threads, on 2 cores shared with other work: `observe_cpu_s` in results.json) and
-  the tail of each dependency round (lists, then webhook details and PAT lists, then
-  identifications). End to end the plan also spends CPU the bound does not count, and that is
-  why the end-to-end figure misses 1.5 x: loading the inventory (YAML with positions, about 1 s,
-  and JSON Schema over 6,000 objects, about 1.3 s; both already one pass) and planning (under 1 s
-  since the DeepDiff fast path). Making those faster means a faster YAML/schema stack, not fewer
-  requests; with 50 ms of latency the network part is where concurrency pays.
+- **Wall time**: end to end within 1.5 x the bound since this round of work (was 1.69 x). Loading
+  the inventory went from about 3 s to 1.5 s: the schema check is a compiled yes/no validator
+  (fastjsonschema, about 0.25 s with compiling it) and jsonschema runs only to explain an invalid
+  inventory (same diagnostics: `tests/benchmarks/test_fast_schema.py` checks both agree on all
+  70 bad-inventory cases); YAML uses libyaml's parser and takes text scalars as they are (about
+  0.6 s, mostly parsing and recording 80,000 positions). Observe's client CPU went from 5.0 s to
+  2.6 s (`observe_cpu_s`): requests re-read the proxy environment on every request (now once
+  per host), python-gitlab built an object per listed row and a lazy project object with its
+  sub-managers per scope (lists now come as plain dicts through `Gitlab.http_list`), and Zendesk
+  webhooks were found by a scan per consumer (now an index). What is left: observe is 1.2 x the
+  bound because each request takes about 55 ms, not 50 (server and client work on 2 shared
+  cores), and identification waits for all lists (121 requests after the rounds of lists);
+  plan + render is about 1 s, half of it `Observed.digest()` (dataclasses.asdict over 6,000
+  observations, in `reconciler/observed.py`, not changed here) and OAuth proposals rendered as
+  YAML. Overlapping loading with the network was not done: observation needs the whole
+  inventory to deduplicate its lists.
 - **Speedup** at concurrency 4 over 1 is below 4 for the same reasons: the CPU phases do not shrink
   with concurrency.
 - **Memory**: `ru_maxrss` of the child that loads, observes, plans and renders (interpreter and
@@ -379,20 +386,20 @@ NOTES = """
   token's delivery, giving up the order that keeps the old token until the new one is proven.
 - **Apply** (`reconciler/apply.py` as committed at this run; see its profile above): every mint,
   rotate, revoke and consumer write is made exactly once (mutating requests = renewals + revokes +
-  writes of the minimum; `tests/benchmarks` asserts it). The 341 extra requests of the full run are
-  reads. Two kinds are deliberate safety reads the strict minimum leaves out: a check that the
-  provider credential is valid before every GitLab rotate (26, `GET /personal_access_tokens/self`:
-  a rotate must never go out with a revoked token), and an app setting write reading its
-  installation before and after the `PUT` to prove the other settings survived (150: Zendesk does
-  not document whether `settings` merges). Counted as necessary, apply is at 1.13 x. The other
-  165 are avoidable: verification reads once per consumer where once per token and scope would do
-  (102: the installations are listed again for each app setting, although the read after its
-  `PUT` already shows it, and the Zendesk webhook list for each endpoint), a GitLab webhook is read
-  again before it is updated or recreated although observe listed it (48), and each Zendesk OAuth
-  mint lists the OAuth clients again for the client id observe already has (15). Apply also runs
-  tokens one after another, so its wall time is the sum of its requests' latencies (concurrency
-  does not help it yet). Not changed here: apply and the kinds were being edited by their owner
-  during this run.
+  writes of the minimum; `tests/benchmarks` asserts it). The 176 requests above the minimum are
+  exactly its two deliberate safety reads: a check that the provider credential is valid before
+  every GitLab rotate (26, `GET /personal_access_tokens/self`: a rotate must never go out with a
+  revoked token), and an app setting write reading its installation before and after the `PUT` to
+  prove the other settings survived (150: Zendesk does not document whether `settings` merges).
+  The "before" read stays a fresh GET: taken from observation, a setting someone else changed
+  since would look changed by our `PUT`, and putting it "back" would undo their change; read just
+  before the `PUT`, that window is one request. Removed in this round (was 1477, 1.30 x):
+  verification reads one list per (provider, resource, scope) after all of a token's writes
+  instead of a GET per consumer, and none where observe found the place write-only (hidden
+  variable, secure setting) (-102); a GitLab hook is written from the row or detail observe read
+  instead of being read again (-48); a Zendesk OAuth mint takes the client's id from the clients
+  list observe fetched (-15). Apply still runs tokens one after another, so its wall time is about
+  the sum of its requests' latencies (concurrency does not help it yet).
 - **Fixed along the way** (each its own commit): the sandbox server answered every request about
   40 ms late (Nagle's algorithm against the client's delayed ACK: headers and body went out in two
   writes); held values were identified one at a time after the lists (121 requests in series on
@@ -400,7 +407,10 @@ NOTES = """
   on 1,000 tokens); the planner ran DeepDiff on every consumer's attributes even when equal (1.2 s
   of 2.1 s); a 403 from Zendesk `GET /oauth/tokens/current` (a live token whose scopes do not let
   it read itself) was taken for a dead token; with the budget spent and no reset time (Zendesk),
-  the throttle now probes only when nothing is in flight.
+  the throttle now probes only when nothing is in flight. Then, for the two missed targets:
+  jsonschema over 6,000 objects (1.7 s; now a compiled check), requests' per-request proxy
+  lookups (a quarter of observe's client CPU), a python-gitlab object per listed row, a quadratic
+  webhook lookup, and the avoidable apply reads above.
 """
 
 

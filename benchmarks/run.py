@@ -366,7 +366,7 @@ NOTES = """
 - **Critical-path bound**: each provider's requests over its own concurrency (the throttle is per
   provider), times the injected latency; GitLab dominates. It counts no CPU.
 - **Wall time**: end to end within 1.5 x the bound since this round of work (was 1.69 x). Loading
-  the inventory went from about 3 s to 1.5 s: the schema check is a compiled yes/no validator
+  the inventory went from about 3 s to 1.0-1.5 s: the schema check is a compiled yes/no validator
   (fastjsonschema, about 0.25 s with compiling it) and jsonschema runs only to explain an invalid
   inventory (same diagnostics: `tests/benchmarks/test_fast_schema.py` checks both agree on all
   70 bad-inventory cases); YAML uses libyaml's parser and takes text scalars as they are (about
@@ -374,7 +374,8 @@ NOTES = """
   2.6 s (`observe_cpu_s`): requests re-read the proxy environment on every request (now once
   per host), python-gitlab built an object per listed row and a lazy project object with its
   sub-managers per scope (lists now come as plain dicts through `Gitlab.http_list`), and Zendesk
-  webhooks were found by a scan per consumer (now an index). What is left: observe is 1.2 x the
+  webhooks were found by a scan per consumer (now an index). Two full runs after these changes:
+  1.43 x and 1.35 x (this one). What is left: observe is 1.2 x the
   bound because each request takes about 55 ms, not 50 (server and client work on 2 shared
   cores), and identification waits for all lists (121 requests after the rounds of lists);
   plan + render is about 1 s, half of it `Observed.digest()` (dataclasses.asdict over 6,000
@@ -383,6 +384,9 @@ NOTES = """
   inventory to deduplicate its lists.
 - **Speedup** at concurrency 4 over 1 is below 4 for the same reasons: the CPU phases do not shrink
   with concurrency.
+- **Validate** is timed through the `reconcile` entry point in a fresh process (interpreter
+  start included). Earlier runs reported 0.06-0.08 s because they ran `python -m reconciler.cli`,
+  which has no `__main__` and validated nothing.
 - **Memory**: `ru_maxrss` of the child that loads, observes, plans and renders (interpreter and
   libraries included, about 60 MB of it).
 - **Apply minimum**: verification comes before the old token is revoked (DESIGN.md), so it is

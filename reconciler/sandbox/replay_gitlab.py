@@ -240,7 +240,7 @@ class CassetteReplay:
                 return self.revoked_value
             if "expired" in text:
                 return self.expired_value
-            return "glpat-replay-unknown-credential"
+            return "glpat-unknown-to-replay"  # no token has it: the sandbox answers 401
         if path.endswith("/personal_access_tokens/self") and method == "GET" and isinstance(recorded, dict):
             ours = self.ids["tokens"].get(recorded.get("id"), recorded.get("id"))
             if ours in self.values:

@@ -70,8 +70,13 @@ def test_absolute_inventory_paths_are_made_relative_to_the_checkout(tmp_path, mo
     assert paths == {"inventory/a.yaml"}
 
 
+# Credential-shaped strings built at run time, so the source holds no credential literal.
+FAKE_PAT = "glpat-" + "abcdefghij" + "0123456789"
+FAKE_TRIGGER = "glptt-" + "ZYXWVUTSRQ_-987654"
+
+
 def test_redact_removes_credential_shapes_and_keeps_the_rest():
-    text = "token glpat-abcdefghij0123456789 and glptt-ZYXWVUTSRQ_-987654 header Bearer abcdefghijklmnopqrstuv ok"
+    text = f"token {FAKE_PAT} and {FAKE_TRIGGER} header Bearer abcdefghijklmnopqrstuv ok"
     clean = ci.redact(text)
     assert "glpat-" not in clean and "glptt-" not in clean and "abcdefghijklmnopqrstuv" not in clean
     assert clean.count("<redacted>") == 3 and clean.endswith(" ok")
@@ -86,7 +91,7 @@ def test_plan_note_carries_the_marker_summary_first_and_where_it_came_from():
 
 
 def test_apply_note_shows_the_outcome_and_redacts_the_output():
-    body = ci.apply_note_body("rotated\nleaked glpat-abcdefghij0123456789\nApply complete: 1 rotated.\n", 1, CTX)
+    body = ci.apply_note_body(f"rotated\nleaked {FAKE_PAT}\nApply complete: 1 rotated.\n", 1, CTX)
     assert body.startswith(ci.APPLY_MARKER + "\n### reconcile apply failed (exit 1)")
     assert "Apply complete: 1 rotated." in body.split("<details>")[0]
     assert "glpat-abcdefghij" not in body

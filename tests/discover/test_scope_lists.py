@@ -4,6 +4,8 @@ subgroups (`GET /groups/:id/descendant_groups`), visibility respected."""
 
 from __future__ import annotations
 
+import secrets
+
 from reconciler.clients import GitLabApi
 from reconciler.inventory.model import GitLabProvider
 from reconciler.kinds._gitlab import FETCHERS
@@ -11,9 +13,11 @@ from reconciler.sandbox.core import Clock
 from reconciler.sandbox.gitlab import serve_gitlab
 from reconciler.secret import Secret
 
+SCANNER = "glpat-" + secrets.token_urlsafe(15)[:20]  # minted per run, never a literal
+
 SEED = {
     "users": [
-        {"username": "scanner", "tokens": [{"name": "scan", "scopes": ["read_api"], "value": "glpat-scanSCANscanSCAN0000001"}]},
+        {"username": "scanner", "tokens": [{"name": "scan", "scopes": ["read_api"], "value": SCANNER}]},
         {"username": "other"},
     ],
     "groups": [
@@ -31,7 +35,7 @@ SEED = {
 
 def _api(server) -> GitLabApi:
     provider = GitLabProvider(name="gl", url="https://gitlab.example", token_env="GL")
-    return GitLabApi(provider, Secret("glpat-scanSCANscanSCAN0000001"), url=server.url, timeout=5)
+    return GitLabApi(provider, Secret(SCANNER), url=server.url, timeout=5)
 
 
 def test_group_projects_include_subgroups_and_descendants():

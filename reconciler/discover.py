@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import yaml
 
@@ -197,6 +198,33 @@ def candidates(places: list[Place], trigger_fingerprints: set[str]) -> dict[str,
     return found
 
 
+_PREFIXED = re.compile(r"[A-Za-z]{1,20} \$\{token\}")  # Bearer ${token}, token ${token}
+_PLAIN_PARAM = re.compile(r"[A-Za-z0-9_.-]{0,32}")
+_SECRET_WORDS = ("auth", "key", "pass", "secret", "sig", "token")
+
+
+def safe_template(template: str) -> bool:
+    """Whether a template derived from a held value can be written to the inventory.
+
+    The rest of the value (what is not the token) is written as it is, so it must not hold other
+    secrets: only the bare token, `WORD ${token}`, or a URL without user info whose other query
+    parameters are short plain values with names that are not credential names.
+    """
+    if template == "${token}" or _PREFIXED.fullmatch(template):
+        return True
+    if any(c.isspace() for c in template):
+        return False
+    url = urlsplit(template)
+    if url.scheme not in ("http", "https") or url.username or url.password or url.fragment:
+        return False
+    for name, value in parse_qsl(url.query, keep_blank_values=True):
+        if value == "${token}":
+            continue
+        if any(word in name.lower() for word in _SECRET_WORDS) or not _PLAIN_PARAM.fullmatch(value):
+            return False
+    return "${token}" in template
+
+
 # --- 3. identification ---------------------------------------------------------------------------
 
 
@@ -282,6 +310,11 @@ def discover(inventory: Inventory, scan: ScopeScan, apis: Mapping[str, Api],
                                                        source=source_yaml(result, scan),
                                                        managed_as=managed.get(result.family_key))
         for place, template in cand.places:
+            if not safe_template(template):
+                notes.append(f"{place.provider}: {place.label} holds {NOUNS.get(result.kind, result.kind)} "
+                             f"{result.live.name!r} #{result.live.id} among other content; not written, because the "
+                             "rest may hold other secrets: declare this consumer with its template by hand")
+                continue
             consumer = dict(place.consumer)
             if template != "${token}":
                 consumer[place.template_key] = template

@@ -157,3 +157,18 @@ def test_discover_without_scopes_is_an_error(capsys, workdir, monkeypatch):
         code, _, err = run(capsys, "discover", "--sandbox")
         assert code == 1 and "discovery: declares no scope" in err
         assert world.requests() == 0
+
+
+def test_a_template_is_written_only_when_the_rest_of_the_value_holds_no_other_secret():
+    from reconciler.discover import safe_template
+
+    for safe in ("${token}", "Bearer ${token}",
+                 "https://gitlab.com/api/v4/projects/4711/ref/main/trigger/pipeline?token=${token}",
+                 "https://hooks.example.com/run?ref=main&token=${token}"):
+        assert safe_template(safe), safe
+    for unsafe in ("url=https://x.example/?k=${token}\nzendesk_password=hunter2-very-secret\n",
+                   "https://x.example/run?token=${token}&api_key=abcdef",
+                   "https://user:pw@x.example/run?token=${token}",
+                   "https://x.example/run?token=${token}&sig=" + "a" * 40,
+                   "${token}:other-secret-part"):
+        assert not safe_template(unsafe), unsafe

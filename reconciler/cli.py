@@ -49,7 +49,11 @@ def validate(inventory: Path, strict: bool, codequality: Path | None) -> int:
     if codequality is not None:
         from reconciler.gitlab_ci import codequality_from_diagnostics, write_codequality
 
-        write_codequality(codequality, codequality_from_diagnostics(found))
+        try:
+            write_codequality(codequality, codequality_from_diagnostics(found))
+        except OSError as err:
+            click.echo(f"error: {codequality}: {err.strerror or err}", err=True)
+            return EXIT_ERROR
     for diagnostic in found:
         click.echo(str(diagnostic), err=True)
     failing = [d for d in found if d.severity == "error" or strict]
@@ -183,14 +187,18 @@ def engine_errors(run):
     from reconciler.clients import ProviderError
     from reconciler.engine import SessionError
     from reconciler.inventory import InventoryError
+    from reconciler.state import StateError
 
     try:
         return run()
-    except (ProviderError, SessionError) as err:
+    except (ProviderError, SessionError, StateError) as err:
         click.echo(f"error: {err}", err=True)
         return EXIT_ERROR
     except InventoryError as err:
         click.echo(str(err), err=True)
+        return EXIT_ERROR
+    except OSError as err:  # an output file that cannot be written (--out, --codequality)
+        click.echo(f"error: {err.filename or ''}: {err.strerror or err}", err=True)
         return EXIT_ERROR
 
 
@@ -323,7 +331,8 @@ SANDBOX_STOP = None  # a threading.Event tests set to end `reconcile sandbox`
 @cli.command("sandbox")
 @inventory_option
 @click.option("--reset", is_flag=True, help="Seed the world afresh instead of loading .reconcile/sandbox/.")
-@click.option("--port", type=int, default=0, help="GitLab on PORT and Zendesk on PORT+1 (default: free ports).")
+@click.option("--port", type=click.IntRange(0, 65534), default=0,
+              help="GitLab on PORT and Zendesk on PORT+1 (default: free ports).")
 @click.option("--sandbox-seed", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="The world seed (default: the demo world matching inventory/).")
 def sandbox_command(inventory: Path, reset: bool, port: int, sandbox_seed: Path | None) -> int:

@@ -141,6 +141,10 @@ def start_world(
             raise WorldError(f"{state}: the saved sandbox world is unreadable ({exc}); run with --reset") from None
         credentials = dict(meta["credentials"])
         seed_name = str(meta.get("seed", ""))
+        if seed is not None and Path(seed_name).resolve() != seed_path.resolve():
+            # Planning the saved world while the user names another seed would test the wrong world.
+            raise WorldError(f"{state} holds the world seeded from {seed_name}, not {seed_path}; "
+                             "add --sandbox-reset to seed it afresh")
     else:
         data = load_world_seed(seed_path)
         try:

@@ -296,3 +296,26 @@ tokens:
     trig = next(s for s in observed.sources.values() if s.token == "trig")
     assert theirs.error and "administrator" in theirs.error
     assert trig.error is None and trig.current is not None
+
+
+def test_an_output_file_that_cannot_be_written_is_one_line_and_exit_1(world, workdir, capsys):
+    blocked = workdir / "a-file"  # a path under a regular file cannot be created
+    blocked.write_text("")
+    code, _, err = run(capsys, "plan", "--sandbox", "--out", str(blocked / "plan.json"))
+    assert code == 1 and err.startswith("error: ") and "a-file" in err and "Traceback" not in err
+    code, _, err = run(capsys, "validate", "--codequality", str(blocked / "report.json"))
+    assert code == 1 and "a-file/report.json" in err and "Traceback" not in err
+
+
+def test_sandbox_port_out_of_range_is_a_usage_error(capsys):
+    assert cli.main(["sandbox", "--port", "65535"]) == 1
+    assert "65535" in capsys.readouterr().err
+
+
+def test_a_seed_other_than_the_saved_worlds_is_refused_not_ignored(workdir, capsys, tmp_path):
+    code, _, _ = run(capsys, "plan", "--sandbox", "--now", "2026-11-22T12:00:00Z")  # saves the demo world
+    assert code == 0
+    other = tmp_path / "other.sandbox.yaml"
+    other.write_text("gitlab: {}\nzendesk: {instances: {}}\n")
+    code, _, err = run(capsys, "plan", "--sandbox", "--sandbox-seed", str(other))
+    assert code == 1 and "--sandbox-reset" in err and "other.sandbox.yaml" in err

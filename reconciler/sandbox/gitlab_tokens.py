@@ -275,7 +275,14 @@ class TokenRoutes:
 
     def _rat_rotate(self, request: Request, caller: Caller) -> Response:
         kind, resource = self._rat_guard(request, caller)
-        token = self._rat(request, caller, kind, resource)
+        try:
+            token = self._rat(request, caller, kind, resource)
+        except HTTPError:
+            # GL resource_access_tokens.rotate: a missing token is 404 for an admin, 401 for others
+            # (../shared/reference/gitlab-api.md section 2).
+            if caller.admin:
+                raise
+            raise HTTPError(401, {"message": "401 Unauthorized"}) from None
         new = self.rotate_token(token, request.merged_params().get("expires_at"))
         return Response(200, entities.token_entity(self.store, new, with_token=True, resource=True))
 

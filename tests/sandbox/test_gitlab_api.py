@@ -233,6 +233,15 @@ def test_project_access_token_lifecycle_creates_a_bot(server):
     assert err.value.error_message == "404 project Access Token Not Found"
 
 
+def test_rotating_a_missing_project_token_is_401_for_a_maintainer_and_404_for_an_admin(server):
+    # GL resource_access_tokens.rotate (reference section 2): non-admins cannot tell a missing token.
+    with pytest.raises(gitlab.GitlabAuthenticationError):
+        gl(server).projects.get("support/sync", lazy=True).access_tokens.rotate(9999)
+    with pytest.raises(gitlab.GitlabRotateError) as err:
+        gl(server, ADMIN).projects.get("support/sync", lazy=True).access_tokens.rotate(9999)
+    assert err.value.response_code == 404
+
+
 def test_group_access_token_and_bot_self_rotate(server):
     group = gl(server).groups.get("support", lazy=True)
     token = group.access_tokens.create({"name": "g", "scopes": ["api", "self_rotate"], "expires_at": "2026-12-01"})

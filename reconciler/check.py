@@ -672,6 +672,6 @@ def publish_issue(session: Any, spec: str, report: Report, *, sandbox: bool = Fa
         with api.throttle:
             return sync_issue(api.gl, project, report, session.inventory.check)  # type: ignore[union-attr]
     except gl_errors.GitlabError as err:
-        code = getattr(err, "response_code", None) or ""
-        raise CheckError(f"--issue {spec}: GitLab ({provider}) answered {code} {getattr(err, 'error_message', '')}"
-                         .rstrip()) from None
+        from reconciler.gitlab_ci import describe_gitlab_error
+
+        raise CheckError(f"--issue {spec}: GitLab ({provider}) answered {describe_gitlab_error(err)}") from None

@@ -469,7 +469,7 @@ def _ci_errors(run):
     """Run a ci command; a fixable problem is one clear line and exit 1."""
     import gitlab.exceptions
 
-    from reconciler.gitlab_ci import CIError
+    from reconciler.gitlab_ci import CIError, describe_gitlab_error
     from reconciler.inventory import InventoryError
 
     try:
@@ -481,8 +481,7 @@ def _ci_errors(run):
         click.echo(str(err), err=True)
         return EXIT_ERROR
     except gitlab.exceptions.GitlabError as err:
-        code = getattr(err, "response_code", None)
-        click.echo(f"error: GitLab answered {code or ''} {getattr(err, 'error_message', '')}".rstrip(), err=True)
+        click.echo(f"error: GitLab answered {describe_gitlab_error(err)}", err=True)
         return EXIT_ERROR
     except OSError as err:
         click.echo(f"error: {getattr(err, 'filename', '') or ''}: {err.strerror or err}", err=True)

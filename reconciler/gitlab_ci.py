@@ -146,10 +146,12 @@ def connect_gitlab(server_url: str, token_env: str, env: Mapping[str, str] | Non
                          keep_base_url=True)
 
 
-def _gitlab_errors():
-    import gitlab.exceptions
-
-    return gitlab.exceptions.GitlabError
+def describe_gitlab_error(err: Exception) -> str:
+    """A python-gitlab error as one line: the status once (GitLab's own message often starts with
+    it, e.g. "404 Project Not Found"), then the message."""
+    code = str(getattr(err, "response_code", None) or "")
+    message = str(getattr(err, "error_message", None) or err)
+    return message if not code or message.startswith(code) else f"{code} {message}"
 
 
 # --- notes ---------------------------------------------------------------------------------------
@@ -204,12 +206,13 @@ def redact(text: str) -> str:
 
 
 def merge_request(gl: Any, ctx: CIContext) -> Any:
+    import gitlab.exceptions  # lazy: validate --codequality imports this module
+
     ctx.need("project", "mr_iid")
     try:
         return gl.projects.get(ctx.project, lazy=True).mergerequests.get(ctx.mr_iid)
-    except _gitlab_errors() as err:
-        raise CIError(f"merge request !{ctx.mr_iid} of project {ctx.project}: "
-                      f"{getattr(err, 'response_code', '')} {getattr(err, 'error_message', err)}".strip()) from None
+    except gitlab.exceptions.GitlabError as err:
+        raise CIError(f"merge request !{ctx.mr_iid} of project {ctx.project}: {describe_gitlab_error(err)}") from None
 
 
 def find_merged_merge_request(gl: Any, project: str, sha: str) -> Any | None:
@@ -217,13 +220,15 @@ def find_merged_merge_request(gl: Any, project: str, sha: str) -> Any | None:
     i.e. GitLab's by_related_commit_sha): the merged one whose merge, squash or head commit is
     `sha`, else any merged one containing it. None when the commit came from no merge request
     (a direct push; GitLab answers [] or, for an unknown commit, 404)."""
+    import gitlab.exceptions
+
     proj = gl.projects.get(project, lazy=True)
     try:
         found = proj.commits.get(sha, lazy=True).merge_requests(get_all=True)
-    except _gitlab_errors() as err:
+    except gitlab.exceptions.GitlabError as err:
         if getattr(err, "response_code", None) == 404:
             return None
-        raise CIError(f"merge requests of commit {sha[:8]} in project {project}: {err}") from None
+        raise CIError(f"merge requests of commit {sha[:8]} in project {project}: {describe_gitlab_error(err)}") from None
     merged = [m for m in found if m.get("state") == "merged"]
     exact = [m for m in merged if sha in (m.get("merge_commit_sha"), m.get("squash_commit_sha"), m.get("sha"))]
     chosen = (exact or merged or [None])[0]

@@ -143,3 +143,12 @@ def test_ci_commands_are_documented_in_the_readme():
                    "RECONCILE_SCHEDULE=weekly-check", "0 14 * * 1", "RECONCILE_SCHEDULE=daily-apply",
                    "resource_group", "CI_JOB_TOKEN", "Protected"):
         assert needle in section, needle
+
+
+def test_gitlab_errors_read_with_the_status_once():
+    import gitlab.exceptions
+
+    assert ci.describe_gitlab_error(gitlab.exceptions.GitlabGetError("404 Project Not Found", 404)) == \
+        "404 Project Not Found"
+    assert ci.describe_gitlab_error(gitlab.exceptions.GitlabGetError("insufficient_scope", 403)) == \
+        "403 insufficient_scope"

@@ -34,6 +34,7 @@ from urllib.parse import quote
 import yaml
 
 from reconciler.inventory.model import CheckConfig, Inventory, Token, ZendeskApiToken
+from reconciler.kinds import noun
 from reconciler.kinds.zendesk_api_token import CUTOFF, INACTIVITY_DAYS
 from reconciler.observed import LiveToken, Observed, plain, to_iso
 from reconciler.plan import Plan, TokenPlan
@@ -48,18 +49,6 @@ CATEGORY_TITLES: dict[str, str] = {
     "credential": "reconcile's own credentials",
 }
 CATEGORY_ORDER = list(CATEGORY_TITLES)
-NOUNS = {
-    "gitlab_personal_access_token": "personal access token",
-    "gitlab_project_access_token": "project access token",
-    "gitlab_group_access_token": "group access token",
-    "gitlab_pipeline_trigger": "pipeline trigger",
-    "zendesk_oauth_token": "OAuth token",
-    "zendesk_oauth_client_secret": "OAuth client secret",
-    "zendesk_api_token": "API token",
-    "external": "external credential",
-}
-
-
 @dataclass(frozen=True, kw_only=True)
 class ApiTokenRisk:
     days_to_cutoff: int
@@ -90,10 +79,9 @@ class Item:
 
     @property
     def title(self) -> str:
-        noun = NOUNS.get(self.kind, self.kind)
         ident = f" #{self.live_id}" if self.live_id else ""
         head = f"`{self.token}`: " if self.token else ""
-        return f"{head}{noun} {self.name!r}{ident}"
+        return f"{head}{noun(self.kind)} {self.name!r}{ident}"
 
     def facts(self) -> str:
         """One line of facts (never a value)."""
@@ -600,10 +588,6 @@ def sync_issue(gl: Any, project_path: str, report: Report, config: CheckConfig) 
     issue.description = body
     issue.save()
     return IssueOutcome("updated", issue.iid, getattr(issue, "web_url", None), open_items, newly, duplicates)
-
-
-# --- helpers ---------------------------------------------------------------------------------------
-
 
 
 # --- the command's work ----------------------------------------------------------------------------

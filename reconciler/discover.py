@@ -29,7 +29,7 @@ import yaml
 
 from reconciler.clients import Api, GitLabApi, ZendeskApi
 from reconciler.inventory.model import Inventory
-from reconciler.kinds import ListKey
+from reconciler.kinds import ListKey, noun
 from reconciler.observed import LiveToken
 from reconciler.scopes import ID_FAMILY, ScopeScan, ScopeToken
 from reconciler.secret import Secret
@@ -37,13 +37,6 @@ from reconciler.secret import Secret
 GITLAB_TOKEN = re.compile(r"(?:glpat|glptt|gldt|glrt|glcbt|glimt|glsoat|gloas|glft|glagent|glffct)-[A-Za-z0-9_-]{20,}")
 ZENDESK_OAUTH = re.compile(r"[0-9a-fA-F]{32,64}")  # Zendesk OAuth access tokens are 64 hex characters
 NAME_OK = re.compile(r"[^A-Za-z0-9_.-]+")
-NOUNS = {
-    "gitlab_personal_access_token": "personal access token", "gitlab_project_access_token": "project access token",
-    "gitlab_group_access_token": "group access token", "gitlab_pipeline_trigger": "pipeline trigger",
-    "zendesk_oauth_token": "OAuth token", "zendesk_api_token": "API token",
-}
-
-
 class DiscoverError(Exception):
     """A problem the user fixes (one line, exit 1)."""
 
@@ -311,7 +304,7 @@ def discover(inventory: Inventory, scan: ScopeScan, apis: Mapping[str, Api],
                                                        managed_as=managed.get(result.family_key))
         for place, template in cand.places:
             if not safe_template(template):
-                notes.append(f"{place.provider}: {place.label} holds {NOUNS.get(result.kind, result.kind)} "
+                notes.append(f"{place.provider}: {place.label} holds {noun(result.kind)} "
                              f"{result.live.name!r} #{result.live.id} among other content; not written, because the "
                              "rest may hold other secrets: declare this consumer with its template by hand")
                 continue
@@ -322,7 +315,7 @@ def discover(inventory: Inventory, scan: ScopeScan, apis: Mapping[str, Api],
                 consumer["endpoint"] = template
             ft.consumers.append(consumer)
             ft.labels.append(place.label)
-    unused = [f"{NOUNS.get(st.kind, st.kind)} {st.live.name!r} #{st.live.id} ({st.live.where})"
+    unused = [f"{noun(st.kind)} {st.live.name!r} #{st.live.id} ({st.live.where})"
               for st in scan.tokens
               if st.family_key not in found and st.live.usable and scan.credential_ids.get(st.provider) != st.live.id]
     tokens = sorted(found.values(), key=lambda t: (t.provider, t.kind, t.live.name, t.live.id))
@@ -367,7 +360,7 @@ def render_yaml(result: DiscoverResult, inventory: Inventory, source: str, now: 
             lines.append(f"  # already in the inventory as {ft.managed_as} ({token.pos.file}:{token.pos.line}); "
                          "the places below are where it was found")
         entry: dict[str, Any] = {
-            "description": f"Found by reconcile discover: {NOUNS.get(ft.kind, ft.kind)} {ft.live.name!r} "
+            "description": f"Found by reconcile discover: {noun(ft.kind)} {ft.live.name!r} "
                            f"#{ft.live.id} ({ft.live.where})",
             "source": ft.source,
             "consumers": ft.consumers,

@@ -243,6 +243,13 @@ def consumer_kind(name: str) -> ConsumerKind:
     return _CONSUMERS[name]
 
 
+def noun(kind: str) -> str:
+    """What people call a source kind's credential ("pipeline trigger"); the kind name if unknown."""
+    _load()
+    found = _SOURCES.get(kind)
+    return found.noun if found is not None else kind
+
+
 def _load() -> None:
     if _SOURCES:
         return

@@ -79,16 +79,18 @@ class AppSettingKind(ConsumerKind):
         or replaces `settings` is undocumented). If one changed, put the old values back and fail."""
         assert isinstance(consumer, ZendeskAppSetting)
         path = f"/api/v2/apps/installations/{observed.live_id}.json"
-        before = _plain_settings(self._installation(api, str(observed.live_id)), consumer.setting)
+        before = _other_settings(self._installation(api, str(observed.live_id)), consumer.setting)
         api.put(path, {"settings": {consumer.setting: value.reveal()}})
-        after = _plain_settings(self._installation(api, str(observed.live_id)), consumer.setting)
+        after = _other_settings(self._installation(api, str(observed.live_id)), consumer.setting)
         changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
         if changed:
-            restore = {k: before[k] for k in changed if k in before}
-            if restore:
-                api.put(path, {"settings": restore})
+            # The whole set with the new value: if PUT replaces `settings`, a partial put-back
+            # would drop the value just written. Secure settings are never returned, so they
+            # cannot be put back: say so.
+            api.put(path, {"settings": {**{k: _reveal(v) for k, v in before.items()}, consumer.setting: value.reveal()}})
             raise ValueError(f"{consumer.label}: writing the setting changed other settings ({', '.join(changed)}); "
-                             "they were put back")
+                             "they were put back, but secure settings, which Zendesk never returns, may be lost: "
+                             "check the installation")
 
     def verify(self, api: Any, consumer: Consumer, value: Secret) -> bool | None:
         """Read the installation back: a non-secure setting must hold the value; a secure one is
@@ -117,11 +119,15 @@ def _held(consumer: Consumer, installations: list[dict[str, Any]]) -> Secret | N
     return held if isinstance(held, Secret) else None
 
 
-def _plain_settings(installation: dict[str, Any], skip: str) -> dict[str, Any]:
-    """The settings an installation returns (secure ones are absent), without `skip`, as
-    fingerprints: compared, never shown."""
+def _other_settings(installation: dict[str, Any], skip: str) -> dict[str, Any]:
+    """The settings an installation returns (secure ones are absent), without `skip`; text values
+    held as Secret: compared and put back, never shown."""
     settings = installation.get("settings") or {}
-    return {k: (Secret(v).fingerprint() if isinstance(v, str) else v) for k, v in settings.items() if k != skip}
+    return {k: (Secret(v) if isinstance(v, str) else v) for k, v in settings.items() if k != skip}
+
+
+def _reveal(value: Any) -> Any:
+    return value.reveal() if isinstance(value, Secret) else value
 
 
 KIND = AppSettingKind()

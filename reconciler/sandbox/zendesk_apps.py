@@ -96,7 +96,10 @@ def update_installation(caller: Caller, request: Request) -> Response:
         raise invalid_field("settings", "You must specify at least one installation setting value in settings")
     if "name" in given and not str(given["name"] or "").strip():
         raise invalid_field("settings.name", "Name: cannot be blank")
-    record["settings"].update(given)
+    if inst.settings_put == "replace":
+        record["settings"] = dict(given)  # see Instance.settings_put
+    else:
+        record["settings"].update(given)
     if "enabled" in body:
         record["enabled"] = bool(body["enabled"])
     record["updated_at"] = inst.now()

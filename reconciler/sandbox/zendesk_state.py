@@ -14,7 +14,7 @@ import random
 import secrets as _secrets
 import string
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from reconciler.sandbox.core import Clock, parse_when
 
@@ -81,6 +81,10 @@ class Instance:
         self.clock = clock
         self.next_id = 1000  # numeric ids: deterministic, shared by every record kind
         self.taken_ids: set[int] = set()
+        # Whether PUT /apps/installations/:id merges the given settings into the others or replaces
+        # them is undocumented (reference section 3). "merge" is the default; tests set "replace"
+        # to prove the client notices and puts the other settings back.
+        self.settings_put: Literal["merge", "replace"] = "merge"
         self.ulid_ms = 0
         self.ulid_random = 0
         self.rng = random.Random(subdomain)  # ULID randomness: deterministic per instance

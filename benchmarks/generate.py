@@ -25,7 +25,7 @@ import random
 import sys
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -146,7 +146,9 @@ class Generator:
         can_be_missing = kind in ("gitlab_pipeline_trigger", "gitlab_project_access_token", "zendesk_oauth_token")
         missing = can_be_missing and self.chance(p.missing_tokens)
         self.stats["missing_tokens"] += missing
-        live: dict[str, Any] = {"value": f"{name}-v1", "missing": missing}
+        # the ledger names an instance by its id and its creation time (`now-{age}d` on the pinned clock)
+        created = (NOW - timedelta(days=age)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        live: dict[str, Any] = {"value": f"{name}-v1", "missing": missing, "created_at": created}
         gl_prefix = "glptt" if kind == "gitlab_pipeline_trigger" else "glpat"
         common = {"created_at": self.when(-age), "expires_at": self.when(expires)}
         if kind == "gitlab_personal_access_token":
@@ -320,7 +322,7 @@ class Generator:
             records.append(LedgerRecord(
                 consumer=inv.tokens[token].consumers[index].identity, token=token,
                 token_id=str(live["id"]) if live["id"] is not None else "external",
-                token_created_at="2026-06-01T00:00:00Z", fingerprint=Secret(value).fingerprint(),
+                token_created_at=live.get("created_at", "2026-06-01T00:00:00Z"), fingerprint=Secret(value).fingerprint(),
                 delivered_at="2026-06-01T00:00:00Z", verified=True))
         return Ledger(records)
 

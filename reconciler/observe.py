@@ -35,7 +35,7 @@ from reconciler.inventory.model import Inventory, Token
 from reconciler.kinds import FetchError, Identity, ListKey, Reading, consumer_kind, source_kind
 from reconciler.kinds._gitlab import FETCHERS as GITLAB_FETCHERS
 from reconciler.kinds._zendesk import FETCHERS as ZENDESK_FETCHERS
-from reconciler.observed import ConsumerObservation, LiveToken, Observed
+from reconciler.observed import ConsumerObservation, LiveToken, Observed, record_is_of
 from reconciler.secret import Secret
 
 MAX_ROUNDS = 4
@@ -132,8 +132,7 @@ def observe(
 def _proven(obs: ConsumerObservation, current: LiveToken | None, ledger: Any) -> bool:
     """The ledger's record shows `obs` holds the current live token: no request needed."""
     record = ledger.get(obs.identity) if ledger is not None else None
-    return (record is not None and current is not None and record.fingerprint == obs.fingerprint
-            and str(record.token_id) == current.id)
+    return record is not None and record.fingerprint == obs.fingerprint and record_is_of(record, current)
 
 
 def identify_values(readings: list[tuple[Token, Reading]], sources: dict[str, Any], ledger: Any, clients: Clients,

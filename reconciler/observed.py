@@ -111,6 +111,21 @@ def _without(value: Any, key: str) -> Any:
     return value
 
 
+def record_is_of(record: Any, live: LiveToken | None) -> bool:
+    """A ledger record names the live instance `live`: the same id and, where `live` has a
+    creation time, the same one (to the second, as apply records it). An OAuth client keeps its
+    id when its secret is regenerated; only the time tells the new secret from the old."""
+    if record is None or live is None or str(record.token_id) != live.id:
+        return False
+    if live.created_at is None:
+        return True
+    try:
+        recorded = parse_time(record.token_created_at)
+    except ValueError:
+        return False
+    return recorded is not None and recorded.replace(microsecond=0) == live.created_at.replace(microsecond=0)
+
+
 def to_iso(value: datetime | date) -> str:
     """A time as UTC ISO 8601 with `Z` (a date as YYYY-MM-DD): the form of every JSON we write."""
     if isinstance(value, datetime):

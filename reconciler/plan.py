@@ -40,7 +40,15 @@ from reconciler.inventory.model import (
 )
 from reconciler.kinds import consumer_kind, source_kind
 from reconciler.kinds.zendesk_api_token import CUTOFF, INACTIVITY_DAYS
-from reconciler.observed import ConsumerObservation, LiveToken, Observed, SourceObservation, plain, to_iso
+from reconciler.observed import (
+    ConsumerObservation,
+    LiveToken,
+    Observed,
+    SourceObservation,
+    plain,
+    record_is_of,
+    to_iso,
+)
 
 SCHEMA_VERSION = 1
 
@@ -351,7 +359,7 @@ def _consumer_state(
     if obs.readable and obs.fingerprint is not None:
         if live_ok and obs.holds_token_id == live.id:  # type: ignore[union-attr]
             return "verified", f"holds the current token #{live.id} (read back)", False  # type: ignore[union-attr]
-        if live_ok and record is not None and record.fingerprint == obs.fingerprint and rec_id == live.id:  # type: ignore[union-attr]
+        if live_ok and record is not None and record.fingerprint == obs.fingerprint and record_is_of(record, live):
             return "verified", f"holds the current token #{rec_id} (read back, matches the ledger)", True
         if obs.holds_token_id is not None:
             return "stale", f"holds token #{obs.holds_token_id}, not the current one", False
@@ -367,7 +375,7 @@ def _consumer_state(
     # write-only: only the ledger knows
     if record is None:
         return "unverifiable", "write-only and the ledger has no record of a delivery", False
-    if live_ok and rec_id == live.id:  # type: ignore[union-attr]
+    if live_ok and record_is_of(record, live):
         return "verified", f"the ledger records delivery of the current token #{rec_id}", True
     return "stale", f"the ledger records delivery of token #{rec_id}, not the current one", True
 

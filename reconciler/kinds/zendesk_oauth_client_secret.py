@@ -2,7 +2,9 @@
 `PUT /api/v2/oauth/clients/:id/generate_secret` (the old secret dies at once).
 
 Observe: `GET /api/v2/oauth/clients`, one per instance; the live "token" is the client itself
-(its `updated_at` stands in for the secret's age: Zendesk records no separate time). A secret
+(its `updated_at` stands in for the secret's age: Zendesk records no separate time, and
+generate_secret moves it). The client's id survives a regeneration, so the ledger names a secret
+by id AND that time (`observed.record_is_of`): a regenerated secret is a new instance. A secret
 cannot be identified by an API call, so readable consumers are checked against the ledger only.
 """
 

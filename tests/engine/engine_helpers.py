@@ -68,8 +68,11 @@ def observed(tokens: list[tuple[Token, LiveToken | None]], consumers: list[Consu
     )
 
 
-def ledger(*records: tuple[Any, Token, str, str]) -> Ledger:
-    return Ledger([LedgerRecord(consumer=c.identity, token=t.name, token_id=tid, token_created_at="2026-01-01T00:00:00Z",
+def ledger(*records: tuple[Any, Token, str, str], age: int = 10) -> Ledger:
+    """Records of deliveries of instances created `age` days ago (as `live()` makes them): the
+    ledger names an instance by its id and its creation time."""
+    created = (NOW - timedelta(days=age)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return Ledger([LedgerRecord(consumer=c.identity, token=t.name, token_id=tid, token_created_at=created,
                                 fingerprint=fp, delivered_at="2026-01-02T00:00:00Z", verified=True)
                    for c, t, tid, fp in records])
 

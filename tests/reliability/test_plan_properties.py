@@ -44,7 +44,7 @@ from reconciler.inventory.model import (
     ZendeskWebhookAuth,
 )
 from reconciler.kinds import consumer_kind, source_kind
-from reconciler.observed import ConsumerObservation, LiveToken, Observed, SourceObservation
+from reconciler.observed import ConsumerObservation, LiveToken, Observed, SourceObservation, record_is_of
 from reconciler.plan import Plan, plan
 from reconciler.state import Ledger, LedgerRecord
 
@@ -99,8 +99,13 @@ class World:
     def find(self, name: str, instance: int) -> Instance | None:
         return next((i for i in self.instances.get(name, []) if i.id == instance), None)
 
+    def created(self, instance: int) -> str:
+        """The recorded creation time of an instance (the ledger names an instance by id and time)."""
+        found = next((i for items in self.instances.values() for i in items if i.id == instance), None)
+        return "2026-01-01T00:00:00Z" if found is None else found.created_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+
     def ledger_object(self) -> Ledger:
-        return Ledger([LedgerRecord(consumer=k, token=k, token_id=str(v[0]), token_created_at="2026-01-01T00:00:00Z",
+        return Ledger([LedgerRecord(consumer=k, token=k, token_id=str(v[0]), token_created_at=self.created(v[0]),
                                     fingerprint=v[1], delivered_at="2026-11-22T12:00:00Z", verified=True)
                        for k, v in sorted(self.ledger.items())])
 
@@ -141,8 +146,7 @@ def observe(inventory: Inventory, world: World, ledger: Ledger) -> Observed:
             fp = fingerprint(held)
             obs = ConsumerObservation(**base, state="unverifiable", live_id="1", fingerprint=fp)
             record = ledger.get(c.identity)
-            if (record is not None and cur_live is not None and record.fingerprint == fp
-                    and record.token_id == cur_live.id):
+            if record is not None and record.fingerprint == fp and record_is_of(record, cur_live):
                 obs = replace(obs, holds_token_id=cur_live.id, by_ledger=True)
             elif identifies:
                 inst = world.find(name, held)

@@ -9,7 +9,7 @@ disk until the block ends; then `Scrubber` scrubs the whole transcript in two pa
 1. by position: credential headers (PRIVATE-TOKEN, JOB-TOKEN, Authorization, cookies), query and
    form parameters named like a credential (token, private_token, client_secret...), JSON fields
    named like one at any depth (token, secret, password, full_token...), the `value` of CI/CD
-   variables, URL variables and custom headers, every setting of a Zendesk app installation,
+   variables, URL variables and custom headers (and any top-level `value` of a request body), every setting of a Zendesk app installation,
    `authentication.data` of Zendesk webhooks (but its username), every query value of a webhook
    `endpoint` (it may carry `?token=`), and URL passwords. Every value removed is *learned*.
 2. by value: every learned value (and every `known` value given by the caller), wherever it still
@@ -144,7 +144,10 @@ class Scrubber:
             return REDACTED
         return REDACTED
 
-    def body(self, text: str | None, content_type: str) -> str | None:
+    def body(self, text: str | None, content_type: str, *, request: bool = False) -> str | None:
+        """A body with its secrets replaced. In a `request` body a top-level `value` is one too:
+        it is what a write delivers (`{"value": X, "masked": ...}` to a CI variable, `{"value": X}`
+        to a hook's URL variable or custom header) and no answer may ever have shown X."""
         if not text:
             return text
         stripped = text.lstrip()
@@ -153,6 +156,9 @@ class Scrubber:
                 data = json.loads(text)
             except ValueError:
                 return text
+            if request and isinstance(data, dict):
+                data = {k: (self._gone(v) if str(k).lower() == "value" and not isinstance(v, dict | list) else v)
+                        for k, v in data.items()}
             return json.dumps(self.json(data), sort_keys=True)
         if "x-www-form-urlencoded" in content_type or (
             "=" in text and " " not in text and "\n" not in text and not stripped.startswith("<")
@@ -161,7 +167,7 @@ class Scrubber:
             if pairs:
                 out = []
                 for key, value in pairs:
-                    if value and _secret_name(key.lower()):
+                    if value and (_secret_name(key.lower()) or (request and key.lower() == "value")):
                         self.learn(value)
                         value = REDACTED
                     out.append((key, value))
@@ -172,7 +178,7 @@ class Scrubber:
         request, response = interaction["request"], interaction["response"]
         request["headers"] = {k: [self.header(k, v) for v in _list(vs)] for k, vs in request["headers"].items()}
         request["uri"] = self.url(request["uri"])
-        request["body"] = self.body(_text(request.get("body")), _content_type(request["headers"]))
+        request["body"] = self.body(_text(request.get("body")), _content_type(request["headers"]), request=True)
         response["headers"] = {k: [self.header(k, v) for v in _list(vs)] for k, vs in response["headers"].items()}
         body = response.get("body") or {}
         body["string"] = self.body(_text(body.get("string")), _content_type(response["headers"]))

@@ -270,3 +270,29 @@ def test_a_learned_value_is_removed_in_its_encoded_forms_too():
     for form in (value, quote(value, safe=""), quote_plus(value)):
         assert form not in text
     assert "/api/v4/echo/" in text
+
+
+def test_a_value_written_to_a_hidden_variable_or_a_hook_url_variable_is_scrubbed(servers, tmp_path):
+    """The values written here never appear in an answer (a hidden variable reads back null; a URL
+    variable's PUT answers nothing about it), so only the request body's position can remove them:
+    `{"value": X, ...}` at the top of a request body, JSON or form-encoded."""
+    gl_server, _ = servers
+    hidden, urlvar, form = mint("hid-"), mint("url-"), mint("frm-")
+    path = tmp_path / "hidden.yaml"
+    with recording(path):
+        gl = gitlab.Gitlab(gl_server.url, private_token=GL_ADMIN, timeout=5)
+        project = gl.projects.get("support/sync")
+        project.variables.create({"key": "HIDDEN", "value": mint("first-"), "masked_and_hidden": True, "masked": True})
+        # as kinds/gitlab_ci_variable.py writes a hidden variable in place
+        project.variables.update("HIDDEN", {"value": hidden}, filter={"environment_scope": "*"})
+        hook = project.hooks.create({"url": "https://hooks.example/{p}", "url_variables": [{"key": "p", "value": mint()}]})
+        # as kinds/gitlab_webhook.py writes a URL variable
+        gl.http_put(f"/projects/4711/hooks/{hook.id}/url_variables/p", post_data={"value": urlvar})
+        gl.session.put(f"{gl_server.url}/api/v4/projects/4711/hooks/{hook.id}/url_variables/p",
+                       data={"value": form}, headers={"PRIVATE-TOKEN": GL_ADMIN}, timeout=5)
+    assert gl_server.service.variable_value("project", "support/sync", "HIDDEN") == hidden
+    text = path.read_text()
+    for value in (hidden, urlvar, form):
+        assert value not in text, "a written value reached the recording"
+    bodies = [i["request"]["body"] for i in yaml.safe_load(text)["interactions"] if i["request"]["method"] == "PUT"]
+    assert len(bodies) == 3 and all(REDACTED in b for b in bodies), bodies

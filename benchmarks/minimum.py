@@ -9,6 +9,8 @@ Minimum (what any correct plan must read):
     unpaginated), for the resource types the inventory's sources and consumers live in;
   - `GET /user` when a personal access token belongs to the credential's own user, and
     `GET /users?username=` per other named user (their ids key the PAT lists);
+  - per Zendesk instance with an OAuth token source, the credential's user once (`GET
+    /api/v2/oauth/tokens/current`): the list holds every user's tokens, only its own are the source's;
   - one `GET .../hooks/:id` per GitLab webhook in `mode: recreate` (the list omits the keys of
     URL variables and custom headers, which a recreate must not lose);
   - one identification per distinct value held by a readable consumer that the ledger does not
@@ -184,6 +186,7 @@ def compute(inventory: str | Path | Inventory, world_seed: str | Path, state_dir
         elif isinstance(s, ZendeskOAuthToken):
             need(s.provider, "oauth_clients", "", zcount(s.provider, "oauth_clients"))  # type: ignore[arg-type]
             need(s.provider, "oauth_tokens", "", zcount(s.provider, "oauth_tokens"))  # type: ignore[arg-type]
+            need(s.provider, "user", "", 1)  # type: ignore[arg-type]  # whose tokens are ours
             zd = live.zendesk.get(subdomain[str(s.provider)]) or {}
             rows = [t for t in zd.get("oauth_tokens") or () if t.get("client") == s.client
                     and sorted(t.get("scopes") or ()) == sorted(s.scopes)]

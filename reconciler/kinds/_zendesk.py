@@ -64,6 +64,15 @@ def fetch_oauth_tokens(api: Any, scope: str) -> list[dict[str, Any]]:
     return rows
 
 
+def fetch_user(api: Any, scope: str) -> dict[str, Any]:
+    """`{"id": ...}` of the provider credential's user: the user `POST /api/v2/oauth/tokens` mints
+    for, whose tokens an OAuth token source is. With an OAuth credential `GET
+    /api/v2/oauth/tokens/current` (its `user_id`), else `GET /api/v2/users/me`."""
+    if getattr(api, "oauth", True):
+        return {"id": api.get("/api/v2/oauth/tokens/current.json")["token"]["user_id"]}
+    return {"id": api.get("/api/v2/users/me.json")["user"]["id"]}
+
+
 def fetch_api_tokens(api: Any, scope: str) -> list[dict[str, Any]]:
     rows = api.get_all("/api/v2/api_tokens.json", "api_tokens", {})
     for row in rows:
@@ -77,6 +86,7 @@ FETCHERS: dict[str, Callable[[Any, str], Any]] = {
     "installations": fetch_installations,
     "oauth_clients": fetch_oauth_clients,
     "oauth_tokens": fetch_oauth_tokens,
+    "user": fetch_user,
     "api_tokens": fetch_api_tokens,
 }
 

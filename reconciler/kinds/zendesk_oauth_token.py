@@ -3,8 +3,10 @@
 `DELETE /api/v2/oauth/tokens/:id`).
 
 Observe: `GET /api/v2/oauth/clients` (to map the client identifier to its id) and
-`GET /api/v2/oauth/tokens?all=true`, one each per instance; the token is the newest with that
-client and exactly those scopes. Identify a held value: `GET /api/v2/oauth/tokens/current` with it.
+`GET /api/v2/oauth/tokens?all=true`, one each per instance, and the credential's user (`GET
+/api/v2/oauth/tokens/current`, once per instance: `_zendesk.fetch_user`); the token is the newest
+of THAT user's tokens with that client and exactly those scopes. Tokens of other users (the list
+has them all) are neither current nor orphans: apply must never revoke them. Identify a held value: `GET /api/v2/oauth/tokens/current` with it.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ class OAuthTokenKind(SourceKind):
 
     def needs(self, token: Token, lists: Lists) -> list[ListKey]:
         p = str(token.source.provider)
-        return [ListKey(p, "oauth_clients"), ListKey(p, "oauth_tokens")]
+        return [ListKey(p, "oauth_clients"), ListKey(p, "oauth_tokens"), ListKey(p, "user")]
 
     def observe(self, token: Token, lists: Lists) -> SourceObservation:
         source = token.source
@@ -55,11 +57,16 @@ class OAuthTokenKind(SourceKind):
         data, error = rows(lists, ListKey(p, "oauth_tokens"))
         if error:
             return SourceObservation(token=token.name, identity=source.identity, error=error)
-        wanted = tuple(sorted(source.scopes))
+        user, error = rows(lists, ListKey(p, "user"))
+        if error or user is None:
+            return SourceObservation(token=token.name, identity=source.identity,
+                                     error=error or "the credential's user is not known")
+        wanted, own = tuple(sorted(source.scopes)), str(user["id"])  # type: ignore[call-overload]
         matches = [
             live_zendesk_token(r, source.client, f"{p}: OAuth client {source.client}")
             for r in data or ()
             if str(r.get("client_id")) == str(client["id"]) and tuple(sorted(r.get("scopes") or ())) == wanted
+            and str(r.get("user_id")) == own
         ]
         current, others = pick(matches)
         return SourceObservation(token=token.name, identity=source.identity, current=current, others=others,

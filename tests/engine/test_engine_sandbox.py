@@ -99,12 +99,13 @@ def test_plan_makes_no_mutating_request_and_meets_the_batch_bound(world, workdir
     assert entries and not world.gitlab.log.mutations() and not world.zendesk.log.mutations()
     assert all(e.method == "GET" for e in entries)
     # the minimum: one list per project/group and resource type (no page exceeds 100 here), the
-    # current user once (for its PATs), one hook detail (mode recreate), and one identification of
-    # a value the ledger does not know (the group bot token in SUPPORT_OPS_BOT_TOKEN)
+    # current user once (for its PATs), the Zendesk credential's user once (whose OAuth tokens are
+    # ours), one hook detail (mode recreate), and one identification of a value the ledger does
+    # not know (the group bot token in SUPPORT_OPS_BOT_TOKEN)
     inventory = load_inventory("inventory")
     clients = connect(inventory, env=world.env(), endpoints=world.endpoints)
     keys = fetch_lists(list(inventory.tokens.values()), clients)
-    assert len(entries) == len(keys) + 1 == 22
+    assert len(entries) == len(keys) + 1 == 23
     paths = [e.path for e in entries]
     assert len(paths) == len({(e.host, e.path, e.query_keys) for e in entries})  # nothing fetched twice
     assert paths.count("/api/v4/personal_access_tokens/self") == 1

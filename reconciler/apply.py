@@ -530,8 +530,13 @@ class TokenApply:
         self.save()
         minted = self.renew(live)
         if self_id is not None and self_id == live.id:
-            # the provider's own credential was rotated: use the new one from here on
+            # the provider's own credential was rotated: use the new one from here on, in the
+            # state store too when it keeps the state with that credential (escrow and saves follow)
+            revoked = self.api.gl.private_token
             self.api.gl = self.api._client(minted.value, retry=True)
+            continue_with = getattr(self.run_.store, "continue_with", None)
+            if continue_with is not None:
+                continue_with(revoked, minted.value)
             self.say("the provider's own credential was rotated: continuing with the new value")
         self.run_.values_in_play.append(minted.value)
         self.run_.result.rotated.append(self.token.name)

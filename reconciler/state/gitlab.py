@@ -72,6 +72,18 @@ class GitLabStore(StateStore):
         self._held: str | None = None  # id of the lock this process holds, sent with updates
         self._cached: dict[str, Any] | None = None  # the document as last read/written under our lock
 
+    def continue_with(self, old: str | None, new: Any) -> bool:
+        """After apply rotated a GitLab credential in place: when this store authenticates with
+        that very credential (`old`, now revoked), send everything from here on with `new` (a
+        Secret), the lock held included (its id, not the token, names it). False: not ours."""
+        if not old or self.gl.private_token != old:
+            return False
+        gl = self.gl
+        self.gl = gitlab.Gitlab(gl.url, private_token=new.reveal(), timeout=gl.timeout, ssl_verify=gl.ssl_verify,
+                                api_version=gl.api_version, retry_transient_errors=gl.retry_transient_errors,
+                                user_agent=gl.headers.get("User-Agent", gitlab.const.USER_AGENT))
+        return True
+
     # --- HTTP ----------------------------------------------------------------------------------
 
     def _request(self, verb: str, path: str, **kwargs: Any):

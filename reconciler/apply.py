@@ -129,9 +129,12 @@ def apply_plan(
     """Execute the plan for `session` (reconciler.engine.Session) under the state lock.
 
     `saved`: a plan from `reconcile plan --out`; refused (ApplyRefused) when the inventory or the
-    live state changed since. `confirm(plan) -> bool` is asked before any change (False: nothing
-    is done). Raises ApplyRefused when apply cannot start; failures of single tokens are in the
-    result."""
+    live state changed since. `confirm(plan) -> bool` is asked before any token or consumer is
+    changed (False: none is). Two repairs of an interrupted apply run before it, because the
+    plan to confirm depends on them: a GitLab webhook an interrupted recreate deleted is created
+    again (without its secret, `_Run.restore_recreates`), and escrowed values of tokens no longer
+    live are dropped from the state (`_Run.drop_stale_escrow`). Raises ApplyRefused when apply
+    cannot start; failures of single tokens are in the result."""
     from reconciler.state import StateError
 
     reporter = reporter or NullReporter()
@@ -295,8 +298,9 @@ class _Run:
 
     def restore_recreates(self, observed: Observed) -> bool:
         """A GitLab webhook recreate that stopped after the delete: create the hook again from the
-        copy saved before the delete (without the secret, unless the escrow holds it; the plan then
-        delivers the value as to any stale consumer)."""
+        copy saved before the delete, always without the secret (`recreate_from(..., None)`: the
+        escrow is not read here); the plan made after it then delivers the value to the hook as to
+        any stale consumer. Runs before the confirmation (see `apply_plan`)."""
         restored = False
         for name, flight in sorted(self.ledger.in_flight.items()):
             token = self.inventory.tokens.get(name)
@@ -325,7 +329,8 @@ class _Run:
         return restored
 
     def drop_stale_escrow(self, observed: Observed) -> None:
-        """An escrowed value whose token is no longer live can never be delivered usefully."""
+        """An escrowed value whose token is no longer live can never be delivered usefully: dropped
+        from the state. Runs before the confirmation (see `apply_plan`)."""
         for pending in self.escrow.pending():
             sobs = observed.sources.get(pending.token)
             if sobs is None or sobs.error:

@@ -513,11 +513,17 @@ class TokenApply:
         self.save()
         return minted
 
+    def escrow_consumer_identity(self) -> str | None:
+        """The readable consumer the plan names to hold the new value (`escrow: consumer:<id>`)."""
+        escrow = self.tp.escrow
+        return escrow.split(":", 1)[1] if escrow and escrow.startswith("consumer:") else None
+
     def escrow_consumer(self) -> str | None:
         if self.run_.escrow.available:
             return None
-        if self.tp.escrow and self.tp.escrow.startswith("consumer:"):
-            return self.tp.escrow.split(":", 1)[1]
+        identity = self.escrow_consumer_identity()
+        if identity is not None:
+            return identity
         raise StepFailed(f"in-place rotation refused: {self.run_.escrow.key_env} is not set and no readable consumer "
                          "can hold the new value until every consumer has it (the old value dies at once); set it "
                          "(`reconcile state keygen` makes one) and run apply again")
@@ -603,7 +609,7 @@ class TokenApply:
         # (checked valid again), never with the revoked token.
         self.credential_check()
         flight = self.flight()
-        flight.update(old_id=current.id, lost_id=current.id)
+        flight.update(old_id=current.id)
         self.save()
         self.say(f"rotating #{current.id} once more with the provider credential (not the revoked token) to get a "
                  "value that can be delivered")
@@ -639,15 +645,14 @@ class TokenApply:
     def consumers(self) -> list[tuple[ConsumerPlan, Consumer]]:
         by_id = {c.identity: c for c in self.token.consumers}
         pairs = [(cp, by_id[cp.identity]) for cp in self.tp.consumers if cp.action != "none" and cp.identity in by_id]
-        first = self.tp.escrow.split(":", 1)[1] if self.tp.escrow and self.tp.escrow.startswith("consumer:") else None
+        first = self.escrow_consumer_identity()
         if first and not self.run_.escrow.available:
             pairs.sort(key=lambda p: p[1].identity != first)  # the readable consumer holds the value first
         return pairs
 
     def deliver(self, value: Secret | None, value_live: LiveToken | None) -> list[tuple[Consumer, Secret]]:
         written: list[tuple[Consumer, Secret]] = []
-        escrow_first = None if self.run_.escrow.available else (
-            self.tp.escrow.split(":", 1)[1] if self.tp.escrow and self.tp.escrow.startswith("consumer:") else None)
+        escrow_first = None if self.run_.escrow.available else self.escrow_consumer_identity()
         for cp, consumer in self.consumers():
             ckind = consumer_kind(consumer.kind)
             capi = self.run_.clients[consumer.provider]

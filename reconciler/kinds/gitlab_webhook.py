@@ -136,12 +136,6 @@ class WebhookKind(ConsumerKind):
             return api.gl.projects.get(c.project, lazy=True).hooks
         return api.gl.groups.get(str(c.group), lazy=True).hooks
 
-    def find(self, api: Any, consumer: Consumer) -> dict[str, Any] | None:
-        """The hook as the list shows it now (None: gone)."""
-        c = consumer
-        assert isinstance(c, GitLabWebhook)
-        return find_hook(c, [h.asdict() for h in self._manager(api, c).list(get_all=True, per_page=100)])
-
     def listed(self, consumer: Consumer, observed: ConsumerObservation, lists: Lists) -> dict[str, Any] | None:
         """The hook as observe read it: its row in the list (mode update: the url to send back)
         or, in mode recreate, its detail (the readable fields and the URL-variable and header

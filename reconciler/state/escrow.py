@@ -214,10 +214,6 @@ class Escrow:
             for t, e in sorted(self._entries().items())
         ]
 
-    def reload(self) -> None:
-        """Forget the cached document (after another process may have changed it)."""
-        self._doc = None
-
 
 def open_escrow(store: StateStore, config: StateConfig, env: Mapping[str, str] | None = None) -> Escrow:
     """The escrow of `store` with the configured key (unavailable, not an error, without one)."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from hypothesis import HealthCheck, assume, given, settings
@@ -30,7 +30,6 @@ from reconciler.inventory.model import (
     GitLabPersonalAccessToken,
     GitLabPipelineTrigger,
     GitLabProjectAccessToken,
-    GitLabProvider,
     GitLabWebhook,
     Inventory,
     Position,
@@ -39,7 +38,6 @@ from reconciler.inventory.model import (
     WebhookSecretField,
     ZendeskAppSetting,
     ZendeskOAuthToken,
-    ZendeskProvider,
     ZendeskWebhook,
     ZendeskWebhookAuth,
 )
@@ -47,12 +45,8 @@ from reconciler.kinds import consumer_kind, source_kind
 from reconciler.observed import ConsumerObservation, LiveToken, Observed, SourceObservation, record_is_of
 from reconciler.plan import Plan, plan
 from reconciler.state import Ledger, LedgerRecord
+from tests.engine.engine_helpers import NOW, PROVIDERS  # the planner tests' clock and providers
 
-NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
-PROVIDERS = {
-    "gl": GitLabProvider(name="gl", url="https://gitlab.example", token_env="GL_TOKEN"),
-    "zd": ZendeskProvider(name="zd", subdomain="acme", oauth_token_env="ZD_TOKEN"),
-}
 SETTINGS = settings(max_examples=60, derandomize=True, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 FOREIGN = -1  # a consumer holding a value that is no token instance (pasted by hand, long revoked)

@@ -6,7 +6,7 @@ the ledger a previous apply would have left, all deterministic from a seed numbe
 writes
 
     OUT_DIR/inventory/{providers,policy}.yaml, OUT_DIR/inventory/tokens/*.yaml
-    OUT_DIR/world.yaml      a world seed for `reconciler.sandbox.world.start_world` (values are
+    OUT_DIR/world.yaml      a world seed for `reconciler_sandbox.world.start_world` (values are
                             `{{secret:PREFIX:NAME}}` placeholders: the files hold no credential)
     OUT_DIR/state/ledger.json   what reconcile delivered before (fingerprints only)
     OUT_DIR/manifest.json   the parameters and what was generated (counts per kind, drift)
@@ -35,10 +35,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from reconciler.sandbox.world import derive  # noqa: E402
 from reconciler.secret import Secret  # noqa: E402
 from reconciler.state import LocalStore  # noqa: E402
 from reconciler.state.ledger import Ledger, LedgerRecord  # noqa: E402
+from reconciler_sandbox.world import derive  # noqa: E402
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)  # the pinned sandbox clock of every benchmark
 GITLAB = "gitlab-bench"

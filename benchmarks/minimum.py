@@ -58,9 +58,9 @@ from reconciler.inventory.model import (
     ZendeskOAuthToken,
     ZendeskWebhook,
 )
-from reconciler.sandbox.core import Clock, parse_when
-from reconciler.sandbox.world import load_world_seed
 from reconciler.state import LocalStore
+from reconciler_sandbox.core import Clock, parse_when
+from reconciler_sandbox.world import load_world_seed
 
 PAGE = 100
 AUTHENTICATES = (GitLabPersonalAccessToken, GitLabProjectAccessToken, GitLabGroupAccessToken, ZendeskOAuthToken)

@@ -142,7 +142,7 @@ def resource_of(entry: Any) -> str:
 
 
 def measure_plan(world_dir: Path, *, latency: float, concurrency: int, apply: bool = False) -> dict[str, Any]:
-    from reconciler.sandbox.world import start_world
+    from reconciler_sandbox.world import start_world
 
     world = start_world(world_dir / "world.yaml", now=generate.NOW)
     try:

@@ -340,7 +340,7 @@ def sandbox_command(inventory: Path, reset: bool, port: int, sandbox_seed: Path 
     import threading
 
     from reconciler.engine import SANDBOX_ENV_GITLAB, SANDBOX_ENV_ZENDESK, SessionError
-    from reconciler.sandbox.world import STATE_DIR, WorldError, start_world
+    from reconciler_sandbox.world import STATE_DIR, WorldError, start_world
 
     def run() -> int:
         global SANDBOX_STOP

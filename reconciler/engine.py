@@ -38,7 +38,7 @@ class Session:
     now: datetime
     escrow_available: bool
     targets: tuple[str, ...]
-    world: Any = None  # reconciler.sandbox.world.World in sandbox mode
+    world: Any = None  # reconciler_sandbox.world.World in sandbox mode
     escrowed: dict[str, str] | None = None  # token name -> live id whose value an interrupted apply escrowed
     endpoints: Endpoints | None = None  # sandbox mode: where the providers are reached
 
@@ -89,7 +89,7 @@ def open_session(
     endpoints: Endpoints | None = None
     try:
         if sandbox:
-            from reconciler.sandbox.world import STATE_DIR, WorldError, start_world
+            from reconciler_sandbox.world import STATE_DIR, WorldError, start_world
 
             if env.get(SANDBOX_ENV_GITLAB) and env.get(SANDBOX_ENV_ZENDESK):
                 # a `reconcile sandbox` is serving: use it, with the credentials it printed

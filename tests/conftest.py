@@ -3,7 +3,7 @@
 Tests never reach the internet: only the sandboxes on loopback.
 
 The leak guard (DESIGN.md invariant 1): after every test, every credential value any sandbox of
-this process seeded or minted (`reconciler.sandbox.core.known_secrets()`) is searched for in what
+this process seeded or minted (`reconciler_sandbox.core.known_secrets()`) is searched for in what
 the test produced: its captured stdout and stderr (including subprocesses, and what the test read
 itself through `capsys`/`capfd.readouterr()`), its log records, and the files under its `tmp_path`. A hit fails the test, naming where, never the value. Sandbox state
 and seed files (`*.sandbox.json`, `*.sandbox.yaml`) are the fake servers' own databases and hold
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from leakguard import find_leaks, produced_files
 
-from reconciler.sandbox.core import known_secrets
+from reconciler_sandbox.core import known_secrets
 
 ROOT = Path(__file__).resolve().parent.parent
 ORACLES = ROOT.parent / "shared" / "oracles"

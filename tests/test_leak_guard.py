@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler.sandbox.core import Clock, Service
+from reconciler_sandbox.core import Clock, Service
 
 pytest_plugins = ["pytester"]
 
@@ -24,7 +24,7 @@ def test_guard_fails_a_test_that_prints_logs_or_writes_a_minted_value(pytester):
     pytester.makepyfile(
         test_leaky='''
 import logging
-from reconciler.sandbox.core import Clock, Service
+from reconciler_sandbox.core import Clock, Service
 
 class Minting(Service):
     def secrets(self):
@@ -74,7 +74,7 @@ def test_find_leaks_names_the_place_and_never_the_value():
 
 
 def test_known_secrets_come_from_every_live_service():
-    from reconciler.sandbox.core import known_secrets
+    from reconciler_sandbox.core import known_secrets
 
     keep = Minting(Clock())
     assert "glpat-value-for-the-guard" in known_secrets()

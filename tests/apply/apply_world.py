@@ -23,10 +23,10 @@ from reconciler.engine import SANDBOX_ENV_GITLAB, SANDBOX_ENV_ZENDESK, open_sess
 from reconciler.observe import observe
 from reconciler.plan import Plan
 from reconciler.plan import plan as make_plan
-from reconciler.sandbox.core import Clock, SandboxServer
-from reconciler.sandbox.gitlab import GitLabService
-from reconciler.sandbox.zendesk import ZendeskService
 from reconciler.state import generate_key
+from reconciler_sandbox.core import Clock, SandboxServer
+from reconciler_sandbox.gitlab import GitLabService
+from reconciler_sandbox.zendesk import ZendeskService
 
 NOW = datetime(2026, 11, 22, 12, tzinfo=UTC)
 NOW_TEXT = "2026-11-22T12:00:00Z"

@@ -13,8 +13,8 @@ from reconciler.clients import Endpoints, ZendeskApi
 from reconciler.inventory.model import ZendeskAppSetting, ZendeskProvider
 from reconciler.kinds import consumer_kind
 from reconciler.observed import ConsumerObservation
-from reconciler.sandbox.zendesk import serve_zendesk
 from reconciler.secret import Secret
+from reconciler_sandbox.zendesk import serve_zendesk
 
 
 @pytest.mark.parametrize("put", ["merge", "replace"])

@@ -18,7 +18,7 @@ import pytest
 
 from reconciler import cli
 from reconciler.engine import SANDBOX_ENV_GITLAB, SANDBOX_ENV_ZENDESK
-from reconciler.sandbox.world import DEFAULT_SEED, STATE_DIR, start_world
+from reconciler_sandbox.world import DEFAULT_SEED, STATE_DIR, start_world
 from tests.apply.apply_world import stop_soon
 from tests.apply.test_apply_crash import crash_at, recover
 

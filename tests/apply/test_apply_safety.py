@@ -18,7 +18,7 @@ from apply_world import Scenario
 
 from reconciler.apply import ApplyRefused
 from reconciler.progress import LineReporter
-from reconciler.sandbox.core import FaultRule, known_secrets
+from reconciler_sandbox.core import FaultRule, known_secrets
 
 ROTATE = r"/personal_access_tokens/\d+/rotate$"
 

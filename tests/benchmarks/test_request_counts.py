@@ -18,8 +18,8 @@ from reconciler.clients import connect  # noqa: E402
 from reconciler.inventory import load_inventory  # noqa: E402
 from reconciler.observe import observe  # noqa: E402
 from reconciler.plan import plan  # noqa: E402
-from reconciler.sandbox.world import start_world  # noqa: E402
 from reconciler.state import LocalStore  # noqa: E402
+from reconciler_sandbox.world import start_world  # noqa: E402
 
 SMALL = generate.Params(tokens=40, consumers=300, projects=1, zendesk=2, seed=7)
 

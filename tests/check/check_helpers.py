@@ -14,7 +14,7 @@ import yaml
 
 from reconciler import cli
 from reconciler.engine import SANDBOX_ENV_GITLAB, SANDBOX_ENV_ZENDESK
-from reconciler.sandbox.world import World, derive, start_world
+from reconciler_sandbox.world import World, derive, start_world
 
 PINNED = datetime(2026, 11, 22, 12, tzinfo=UTC)
 NOW = "2026-11-22T12:00:00Z"

@@ -123,7 +123,7 @@ def test_issue_created_updated_and_closed_across_runs(capsys, workdir, monkeypat
 def test_a_lost_answer_to_the_issue_create_never_leads_to_a_second_issue(capsys, workdir, monkeypatch):
     """GitLab creates the issue but the answer is lost (a 502 from a proxy): the create is not
     retried, the run fails clearly, and the next run finds that issue and updates it."""
-    from reconciler.sandbox.core import FaultRule
+    from reconciler_sandbox.core import FaultRule
 
     write_inventory(workdir / "inventory", TOKENS, check=CHECK)
     with served(SEED, monkeypatch, workdir) as world:

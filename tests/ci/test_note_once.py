@@ -9,8 +9,8 @@ import gitlab
 import pytest
 
 from reconciler.gitlab_ci import PLAN_MARKER, upsert_note
-from reconciler.sandbox.core import FaultRule
-from reconciler.sandbox.gitlab import serve_gitlab
+from reconciler_sandbox.core import FaultRule
+from reconciler_sandbox.gitlab import serve_gitlab
 
 BOT = "glpat-" + secrets.token_urlsafe(15)[:20]
 

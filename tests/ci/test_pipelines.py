@@ -24,9 +24,9 @@ from ci_pipeline import load, run_job, select
 
 from reconciler.cli import cli
 from reconciler.gitlab_ci import APPLY_MARKER, PLAN_MARKER
-from reconciler.sandbox.core import known_secrets
-from reconciler.sandbox.gitlab import serve_gitlab
 from reconciler.state import generate_key
+from reconciler_sandbox.core import known_secrets
+from reconciler_sandbox.gitlab import serve_gitlab
 
 HAS_APPLY = "apply" in cli.commands
 HAS_CHECK = "check" in cli.commands

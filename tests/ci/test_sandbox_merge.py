@@ -7,7 +7,7 @@ import secrets
 import gitlab
 import pytest
 
-from reconciler.sandbox.gitlab import serve_gitlab
+from reconciler_sandbox.gitlab import serve_gitlab
 
 
 def mint(prefix: str = "glpat-") -> str:

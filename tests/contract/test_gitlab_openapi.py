@@ -16,7 +16,7 @@ import pytest
 import requests
 import yaml
 
-from reconciler.sandbox.gitlab import serve_gitlab
+from reconciler_sandbox.gitlab import serve_gitlab
 
 ADMIN = "glpat-" + secrets.token_urlsafe(15)[:20]
 PATHS = (

@@ -6,9 +6,9 @@ import subprocess
 import sys
 from collections import Counter
 
-from reconciler.sandbox.gitlab import serve_gitlab
-from reconciler.sandbox.replay import cassettes, main
-from reconciler.sandbox.replay_gitlab import replay_cassette
+from reconciler_sandbox.gitlab import serve_gitlab
+from reconciler_sandbox.replay import cassettes, main
+from reconciler_sandbox.replay_gitlab import replay_cassette
 
 
 def test_every_shared_gitlab_recording_replays_without_mismatch(oracles):
@@ -38,7 +38,7 @@ def test_a_tampered_cassette_is_reported_and_exits_1(oracles, tmp_path):
     source = oracles / "recordings" / "gitlab" / "paths" / "18.11.5" / "TestGitlabClient_RevokeToken_NotFound.yaml"
     text = source.read_text().replace("code: 404", "code: 418", 1)
     (tmp_path / "tampered.yaml").write_text(text)
-    result = subprocess.run([sys.executable, "-m", "reconciler.sandbox.replay", str(tmp_path)],
+    result = subprocess.run([sys.executable, "-m", "reconciler_sandbox.replay", str(tmp_path)],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert "mismatched: status 404, recorded 418" in result.stdout

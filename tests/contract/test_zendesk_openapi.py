@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 import yaml
 
-from reconciler.sandbox.core import Clock
-from reconciler.sandbox.zendesk import serve_zendesk, session_for
+from reconciler_sandbox.core import Clock
+from reconciler_sandbox.zendesk import serve_zendesk, session_for
 
 TOKEN = "ab" * 32
 SUB = "gitlab"

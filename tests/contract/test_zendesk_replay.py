@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from reconciler.sandbox.replay_common import summary
-from reconciler.sandbox.replay_zendesk import replay_cassette
+from reconciler_sandbox.replay_common import summary
+from reconciler_sandbox.replay_zendesk import replay_cassette
 
 
 def test_every_recorded_webhook_interaction_matches(oracles):

@@ -9,9 +9,9 @@ import secrets
 from reconciler.clients import GitLabApi
 from reconciler.inventory.model import GitLabProvider
 from reconciler.kinds._gitlab import FETCHERS
-from reconciler.sandbox.core import Clock
-from reconciler.sandbox.gitlab import serve_gitlab
 from reconciler.secret import Secret
+from reconciler_sandbox.core import Clock
+from reconciler_sandbox.gitlab import serve_gitlab
 
 SCANNER = "glpat-" + secrets.token_urlsafe(15)[:20]  # minted per run, never a literal
 

@@ -23,10 +23,10 @@ from reconciler.inventory.model import (
     ZendeskProvider,
 )
 from reconciler.kinds._gitlab import fetch_project_variables
-from reconciler.sandbox.core import FaultRule, RateLimiter
-from reconciler.sandbox.gitlab import serve_gitlab
-from reconciler.sandbox.zendesk import serve_zendesk
 from reconciler.secret import Secret
+from reconciler_sandbox.core import FaultRule, RateLimiter
+from reconciler_sandbox.gitlab import serve_gitlab
+from reconciler_sandbox.zendesk import serve_zendesk
 
 TOLERANCE = 0.05  # seconds: thread wake-up and loopback jitter
 

@@ -20,8 +20,8 @@ from reconciler.inventory import load_inventory
 from reconciler.observe import fetch_lists, observe
 from reconciler.plan import plan
 from reconciler.render import render_json, render_markdown, render_text
-from reconciler.sandbox.core import known_secrets
-from reconciler.sandbox.world import DEFAULT_SEED, start_world
+from reconciler_sandbox.core import known_secrets
+from reconciler_sandbox.world import DEFAULT_SEED, start_world
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).parent / "golden"

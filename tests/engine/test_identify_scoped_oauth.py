@@ -8,8 +8,8 @@ import secrets
 
 from reconciler.clients import Endpoints, ZendeskApi
 from reconciler.inventory.model import ZendeskProvider
-from reconciler.sandbox.zendesk import serve_zendesk
 from reconciler.secret import Secret
+from reconciler_sandbox.zendesk import serve_zendesk
 
 
 def test_403_is_unknown_and_401_is_invalid():

@@ -39,7 +39,7 @@ from reconciler import engine  # noqa: E402
 from reconciler.apply import ApplyRefused  # noqa: E402
 from reconciler.clients import ProviderError, connect  # noqa: E402
 from reconciler.engine import SessionError  # noqa: E402
-from reconciler.sandbox.core import FaultRule, known_secrets  # noqa: E402
+from reconciler_sandbox.core import FaultRule, known_secrets  # noqa: E402
 
 KINDS = ("429", "5xx", "drop", "timeout")
 RATE = 0.10

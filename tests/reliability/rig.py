@@ -17,9 +17,9 @@ from typing import Any
 
 from reconciler import cli
 from reconciler.engine import SANDBOX_ENV_GITLAB, SANDBOX_ENV_ZENDESK
-from reconciler.sandbox.core import Clock, SandboxServer
-from reconciler.sandbox.gitlab import serve_gitlab
-from reconciler.sandbox.zendesk import serve_zendesk
+from reconciler_sandbox.core import Clock, SandboxServer
+from reconciler_sandbox.gitlab import serve_gitlab
+from reconciler_sandbox.zendesk import serve_zendesk
 
 NOW = datetime(2026, 11, 22, 12, tzinfo=UTC)
 NOW_TEXT = "2026-11-22T12:00:00Z"

@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 import rig as R
 
-from reconciler.sandbox.core import FaultRule
 from reconciler.secret import Secret
 from reconciler.state import Escrow, LocalStore, generate_key
 from reconciler.state.escrow import parse_key
+from reconciler_sandbox.core import FaultRule
 
 SANDBOX_DIR = Path(".reconcile/sandbox")
 

@@ -28,7 +28,7 @@ from fault_matrix import CONSUMERS, SOURCES, Scenario  # fault_matrix puts tests
 from vcr.serializers import yamlserializer
 
 from reconciler.record import recording
-from reconciler.sandbox.core import known_secrets
+from reconciler_sandbox.core import known_secrets
 
 CASSETTES = Path(__file__).resolve().parents[1] / "cassettes"
 RECORD = os.environ.get("RECONCILE_RECORD_CASSETTES") == "1"

@@ -90,7 +90,7 @@ LOST_ANSWERS = [
 def test_a_lost_answer_on_each_risky_write_still_converges(what, setup, method, path, tmp_path, monkeypatch):
     from fault_matrix import Scenario
 
-    from reconciler.sandbox.core import FaultRule
+    from reconciler_sandbox.core import FaultRule
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("RECONCILE_ESCROW_KEY", raising=False)

@@ -24,11 +24,11 @@ from vcr.serializers import yamlserializer
 from reconciler import cli
 from reconciler.engine import SANDBOX_ENV_GITLAB, SANDBOX_ENV_ZENDESK
 from reconciler.record import Scrubber, cassette_path, recording
-from reconciler.sandbox.core import Clock, known_secrets
-from reconciler.sandbox.gitlab import serve_gitlab
-from reconciler.sandbox.world import DEFAULT_SEED, start_world
-from reconciler.sandbox.zendesk import serve_zendesk, session_for
 from reconciler.secret import REDACTED
+from reconciler_sandbox.core import Clock, known_secrets
+from reconciler_sandbox.gitlab import serve_gitlab
+from reconciler_sandbox.world import DEFAULT_SEED, start_world
+from reconciler_sandbox.zendesk import serve_zendesk, session_for
 
 NOW = datetime(2026, 11, 22, 12, tzinfo=UTC)
 

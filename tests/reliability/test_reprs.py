@@ -20,10 +20,10 @@ from reconciler.engine import SANDBOX_ENV_GITLAB, SANDBOX_ENV_ZENDESK, open_sess
 from reconciler.kinds import consumer_kind
 from reconciler.observe import fetch_lists, observe
 from reconciler.plan import Plan, plan
-from reconciler.sandbox.core import known_secrets
-from reconciler.sandbox.world import DEFAULT_SEED, start_world
 from reconciler.secret import Secret
 from reconciler.state import Ledger, LedgerRecord
+from reconciler_sandbox.core import known_secrets
+from reconciler_sandbox.world import DEFAULT_SEED, start_world
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 11, 22, 12, tzinfo=UTC)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from reconciler.sandbox.core import Clock, FaultRule, Response, SandboxServer, Service
+from reconciler_sandbox.core import Clock, FaultRule, Response, SandboxServer, Service
 
 
 class Counter(Service):

@@ -9,8 +9,8 @@ import gitlab
 import pytest
 import requests
 
-from reconciler.sandbox.core import Clock, FaultRule
-from reconciler.sandbox.gitlab import serve_gitlab
+from reconciler_sandbox.core import Clock, FaultRule
+from reconciler_sandbox.gitlab import serve_gitlab
 
 
 def mint(prefix: str = "glpat-") -> str:

@@ -11,9 +11,9 @@ import jsonschema
 import pytest
 import yaml
 
-from reconciler.sandbox.core import Clock
-from reconciler.sandbox.gitlab import GitLabService
-from reconciler.sandbox.gitlab_seed import SeedError
+from reconciler_sandbox.core import Clock
+from reconciler_sandbox.gitlab import GitLabService
+from reconciler_sandbox.gitlab_seed import SeedError
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((ROOT / "docs" / "sandbox-gitlab-seed.schema.json").read_text())
@@ -41,7 +41,7 @@ def test_the_documented_example_validates_and_seeds():
 
 
 def test_the_demo_world_seed_validates():
-    world = yaml.safe_load((ROOT / "reconciler" / "sandbox" / "seeds" / "example.yaml").read_text())
+    world = yaml.safe_load((ROOT / "reconciler_sandbox" / "seeds" / "example.yaml").read_text())
     assert list(validator().iter_errors(world["gitlab"])) == []
 
 

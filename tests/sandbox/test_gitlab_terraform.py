@@ -8,7 +8,7 @@ import secrets
 import pytest
 import requests
 
-from reconciler.sandbox.gitlab import serve_gitlab
+from reconciler_sandbox.gitlab import serve_gitlab
 
 MAINTAINER_PAT = "glpat-" + secrets.token_urlsafe(15)[:20]
 DEVELOPER_PAT = "glpat-" + secrets.token_urlsafe(15)[:20]

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from reconciler.sandbox.core import Clock
-from reconciler.sandbox.zendesk import serve_zendesk, session_for, zenpy_client
+from reconciler_sandbox.core import Clock
+from reconciler_sandbox.zendesk import serve_zendesk, session_for, zenpy_client
 
 GLOBAL, FEDERAL = "gitlab", "gitlab-federal-support"
 ADMIN_TOKEN = "8b" * 32

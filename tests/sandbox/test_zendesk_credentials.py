@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 
-from reconciler.sandbox.core import Clock
-from reconciler.sandbox.zendesk import serve_zendesk, session_for, zenpy_client
+from reconciler_sandbox.core import Clock
+from reconciler_sandbox.zendesk import serve_zendesk, session_for, zenpy_client
 
 GLOBAL, FEDERAL = "gitlab", "gitlab-federal-support"
 ADMIN_TOKEN = "5e" * 32

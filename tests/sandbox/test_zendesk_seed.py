@@ -11,8 +11,8 @@ import jsonschema
 import pytest
 import yaml
 
-from reconciler.sandbox.core import Clock, parse_when
-from reconciler.sandbox.zendesk import SeedError, ZendeskService
+from reconciler_sandbox.core import Clock, parse_when
+from reconciler_sandbox.zendesk import SeedError, ZendeskService
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 NOW = datetime(2026, 9, 1, 12, 0, tzinfo=UTC)

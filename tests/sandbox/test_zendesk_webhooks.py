@@ -10,8 +10,8 @@ import requests
 from zenpy.lib.api_objects import Webhook
 from zenpy.lib.exception import APIException
 
-from reconciler.sandbox.core import Clock, RateLimiter, Request, Response, SandboxServer, Service
-from reconciler.sandbox.zendesk import serve_zendesk, session_for, zenpy_client
+from reconciler_sandbox.core import Clock, RateLimiter, Request, Response, SandboxServer, Service
+from reconciler_sandbox.zendesk import serve_zendesk, session_for, zenpy_client
 
 GLOBAL, FEDERAL = "gitlab", "gitlab-federal-support"
 GLOBAL_TOKEN = "1a" * 32

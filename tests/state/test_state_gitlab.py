@@ -11,10 +11,10 @@ import gitlab
 import pytest
 
 from reconciler.inventory.model import GitLabProvider, StateConfig
-from reconciler.sandbox.gitlab import serve_gitlab
 from reconciler.secret import Secret
 from reconciler.state import Escrow, Ledger, LedgerRecord, StateError, generate_key, open_store, parse_key
 from reconciler.state.gitlab import GitLabStore
+from reconciler_sandbox.gitlab import serve_gitlab
 
 PROJECT = "ops/reconcile-state"
 
@@ -150,7 +150,7 @@ def test_job_token_is_sent_as_basic_auth(world, name):
 
 
 def test_lost_lock_answer_is_recognised_as_our_lock(world, name):
-    from reconciler.sandbox.core import FaultRule
+    from reconciler_sandbox.core import FaultRule
 
     server, creds = world
     server.faults.configure(rules=[FaultRule("502", nth=(1,), method="POST", path=r"/lock$", after=True)])

@@ -23,7 +23,7 @@ from typing import Any
 import requests
 import yaml
 
-from reconciler.sandbox.core import (
+from reconciler_sandbox.core import (
     Clock,
     HTTPError,
     RateLimiter,
@@ -32,7 +32,7 @@ from reconciler.sandbox.core import (
     SandboxServer,
     Service,
 )
-from reconciler.sandbox.zendesk_http import (
+from reconciler_sandbox.zendesk_http import (
     INVALID_TOKEN_TEXT,
     RATE_LIMITED_TEXT,
     Caller,
@@ -40,7 +40,7 @@ from reconciler.sandbox.zendesk_http import (
     scope_allows,
     support_error,
 )
-from reconciler.sandbox.zendesk_state import Instance, SeedError, from_iso
+from reconciler_sandbox.zendesk_state import Instance, SeedError, from_iso
 
 ZendeskHandler = Callable[[Caller, Request], Response]
 DEFAULT_RATE_LIMIT = 700  # requests per minute: Zendesk Enterprise (reference section 5)
@@ -56,7 +56,7 @@ class ZendeskService(Service):
     def __init__(self, clock: Clock, seed: dict[str, Any] | str | Path | None = None) -> None:
         super().__init__(clock)
         self.instances: dict[str, Instance] = {}
-        from reconciler.sandbox import zendesk_apps, zendesk_credentials, zendesk_webhooks
+        from reconciler_sandbox import zendesk_apps, zendesk_credentials, zendesk_webhooks
 
         for module in (zendesk_credentials, zendesk_apps, zendesk_webhooks):
             module.register(self)
@@ -203,7 +203,7 @@ class ZendeskService(Service):
     def webhook_credential(self, subdomain: str, webhook_id: str) -> dict[str, Any]:
         """What the webhook would send: endpoint, method, authentication (with its secret), and
         the resulting headers. For a test to show a delivered value really arrived."""
-        from reconciler.sandbox.zendesk_webhooks import outgoing_headers
+        from reconciler_sandbox.zendesk_webhooks import outgoing_headers
 
         with self.lock:
             hook = self.instances[subdomain].find(self.instances[subdomain].webhooks, webhook_id)

@@ -10,8 +10,8 @@ import base64
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from reconciler.sandbox.core import HTTPError, Request, Response
-from reconciler.sandbox.zendesk_http import (
+from reconciler_sandbox.core import HTTPError, Request, Response
+from reconciler_sandbox.zendesk_http import (
     Caller,
     forbidden,
     invalid_field,
@@ -19,7 +19,7 @@ from reconciler.sandbox.zendesk_http import (
     not_found,
     record_invalid,
 )
-from reconciler.sandbox.zendesk_state import (
+from reconciler_sandbox.zendesk_state import (
     NO_CREATION_FROM,
     Instance,
     iso,
@@ -28,7 +28,7 @@ from reconciler.sandbox.zendesk_state import (
 )
 
 if TYPE_CHECKING:
-    from reconciler.sandbox.zendesk import ZendeskService
+    from reconciler_sandbox.zendesk import ZendeskService
 
 VISIBLE_TOKEN_CHARS = 10  # "only the first 10 characters of each access token are included"
 # Clients created from this date get expiring access tokens by default (the OAS's

@@ -20,10 +20,10 @@ from urllib.parse import urlsplit
 
 import requests
 
-from reconciler.sandbox.core import Clock, RateLimiter, SandboxServer
-from reconciler.sandbox.replay_common import ReplayOutcome, compare_shapes
-from reconciler.sandbox.zendesk import serve_zendesk
-from reconciler.sandbox.zendesk_state import new_oauth_token
+from reconciler_sandbox.core import Clock, RateLimiter, SandboxServer
+from reconciler_sandbox.replay_common import ReplayOutcome, compare_shapes
+from reconciler_sandbox.zendesk import serve_zendesk
+from reconciler_sandbox.zendesk_state import new_oauth_token
 
 WEBHOOK_FIELDS = ("id", "name", "description", "status", "subscriptions", "created_at", "created_by", "updated_at",
                   "updated_by", "endpoint", "http_method", "request_format", "custom_headers")

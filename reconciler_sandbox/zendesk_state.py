@@ -16,7 +16,7 @@ import string
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from reconciler.sandbox.core import Clock, parse_when
+from reconciler_sandbox.core import Clock, parse_when
 
 # Zendesk's API-token retirement (reference/zendesk-api.md section 0, from Zendesk's
 # "Migrating from API tokens to OAuth access tokens" page).

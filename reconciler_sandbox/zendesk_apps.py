@@ -13,12 +13,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from reconciler.sandbox.core import Request, Response
-from reconciler.sandbox.zendesk_http import Caller, invalid_field, not_found
-from reconciler.sandbox.zendesk_state import Instance
+from reconciler_sandbox.core import Request, Response
+from reconciler_sandbox.zendesk_http import Caller, invalid_field, not_found
+from reconciler_sandbox.zendesk_state import Instance
 
 if TYPE_CHECKING:
-    from reconciler.sandbox.zendesk import ZendeskService
+    from reconciler_sandbox.zendesk import ZendeskService
 
 
 def app_json(app: dict[str, Any]) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from typing import Any
 import yaml
 
 from reconciler.clients import Endpoints
-from reconciler.sandbox.core import Clock, SandboxServer
+from reconciler_sandbox.core import Clock, SandboxServer
 
 SEEDS_DIR = Path(__file__).parent / "seeds"
 DEFAULT_SEED = SEEDS_DIR / "example.yaml"
@@ -122,9 +122,9 @@ def start_world(
     escrow_env: str = ESCROW_ENV,
 ) -> World:
     """Start both sandboxes on loopback. `now` pins the shared clock (else it follows real time)."""
-    from reconciler.sandbox.gitlab import GitLabService
-    from reconciler.sandbox.zendesk import DEFAULT_RATE_LIMIT, ZendeskService
     from reconciler.state import generate_key
+    from reconciler_sandbox.gitlab import GitLabService
+    from reconciler_sandbox.zendesk import DEFAULT_RATE_LIMIT, ZendeskService
 
     clock = Clock(now)
     seed_path = Path(seed) if seed is not None else DEFAULT_SEED
@@ -155,7 +155,7 @@ def start_world(
         credentials = {str(k): str(v) for k, v in (data.get("credentials") or {}).items()}
         credentials.setdefault(escrow_env, generate_key())
         seed_name = str(seed_path)
-    from reconciler.sandbox.core import RateLimiter
+    from reconciler_sandbox.core import RateLimiter
 
     gitlab = SandboxServer(gitlab_service, port=gitlab_port).start()
     zendesk = SandboxServer(zendesk_service, port=zendesk_port,

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from reconciler.sandbox.core import HTTPError, Request
-from reconciler.sandbox.zendesk_state import Instance
+from reconciler_sandbox.core import HTTPError, Request
+from reconciler_sandbox.zendesk_state import Instance
 
 FORBIDDEN_TEXT = ("You do not have access to this page. Please contact the account owner of this help desk "
                   "for further help.")

@@ -20,12 +20,12 @@ from urllib.parse import urlsplit
 
 import requests
 
-from reconciler.sandbox.core import Request, Response
-from reconciler.sandbox.zendesk_http import Caller, cursor_page, webhook_error
-from reconciler.sandbox.zendesk_state import Instance, new_signing_secret
+from reconciler_sandbox.core import Request, Response
+from reconciler_sandbox.zendesk_http import Caller, cursor_page, webhook_error
+from reconciler_sandbox.zendesk_state import Instance, new_signing_secret
 
 if TYPE_CHECKING:
-    from reconciler.sandbox.zendesk import ZendeskService
+    from reconciler_sandbox.zendesk import ZendeskService
 
 REQUIRED = ("name", "endpoint", "http_method", "request_format", "status", "subscriptions")
 CHOICES = {

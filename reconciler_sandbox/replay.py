@@ -1,4 +1,4 @@
-"""`python -m reconciler.sandbox.replay DIR [DIR...]`: replay recorded API traffic against the sandboxes.
+"""`python -m reconciler_sandbox.replay DIR [DIR...]`: replay recorded API traffic against the sandboxes.
 
 Walks each directory recursively: go-vcr YAML cassettes (GitLab) go to `replay_gitlab`, betamax
 JSON cassettes (top-level `http_interactions`, Zendesk) to `replay_zendesk`. Prints one line per
@@ -75,7 +75,7 @@ def _replay_zendesk(path: Path) -> list[ReplayOutcome]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m reconciler.sandbox.replay", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m reconciler_sandbox.replay", description=__doc__.splitlines()[0])
     parser.add_argument("dirs", nargs="+", help="directories (searched recursively) or cassette files")
     parser.add_argument("--verbose", "-v", action="store_true", help="also print skipped interactions")
     args = parser.parse_args(argv)

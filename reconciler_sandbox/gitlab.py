@@ -4,7 +4,7 @@
 holds the service core (authentication, scopes, access levels, pagination, rate-limit headers,
 users/projects/groups lookups, test hooks); each family of endpoints lives in its own module and
 is mixed in: `gitlab_tokens`, `gitlab_ci` (variables, triggers), `gitlab_hooks`, `gitlab_work`
-(issues, merge requests, notes), `gitlab_terraform`. Behaviour follows
+(issues, merge requests, notes), `gitlab_terraform`, `gitlab_schedules` (pipeline schedules). Behaviour follows
 `../shared/reference/gitlab-api.md`; shapes follow the recordings (see `gitlab_entities`).
 """
 
@@ -26,6 +26,7 @@ from .core import Clock, HTTPError, Request, Response, SandboxServer, Service
 from .gitlab_ci import CIRoutes
 from .gitlab_ci_endpoints import MergeRequestCIRoutes
 from .gitlab_hooks import HookRoutes
+from .gitlab_schedules import ScheduleRoutes
 from .gitlab_seed import apply_seed, load_seed
 from .gitlab_store import GitLabStore, iso
 from .gitlab_terraform import TerraformRoutes
@@ -81,7 +82,8 @@ class Caller:
 Routed = Callable[[Request, Caller], Response]
 
 
-class GitLabService(MergeRequestCIRoutes, TokenRoutes, CIRoutes, HookRoutes, WorkRoutes, TerraformRoutes, Service):
+class GitLabService(MergeRequestCIRoutes, TokenRoutes, CIRoutes, HookRoutes, WorkRoutes, TerraformRoutes, ScheduleRoutes,
+                    Service):
     name = "gitlab"
 
     def __init__(self, clock: Clock, seed: dict | None = None) -> None:
@@ -94,6 +96,7 @@ class GitLabService(MergeRequestCIRoutes, TokenRoutes, CIRoutes, HookRoutes, Wor
         self._register_work()
         self._register_terraform()
         self._register_ci_endpoints()
+        self._register_schedules()
         if seed is not None:
             self.seed(seed)
 

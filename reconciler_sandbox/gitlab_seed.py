@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from .core import parse_when
+from .gitlab_schedules import expand_ref, schedule_errors
 from .gitlab_store import GitLabStore, iso
 
 HOOK_EVENTS = (
@@ -194,6 +195,7 @@ def apply_seed(store: GitLabStore, seed: dict[str, Any]) -> None:
             "visibility": entry.get("visibility", "private"),
             "created_at": _when(store, entry.get("created_at"), f"{where}.created_at") or iso(store.now()),
             "members": {}, "restricted": entry.get("members") is not None,
+            "ci_pipeline_variables_minimum_override_role": entry.get("ci_pipeline_variables_minimum_override_role"),
         }, entry.get("id"))
         for username, level in (entry.get("members") or {}).items():
             project["members"][str(_user_ref(store, username, f"{where}.members")["id"])] = int(level)
@@ -285,6 +287,34 @@ def apply_seed(store: GitLabStore, seed: dict[str, Any]) -> None:
         store.remember(value)
         store.insert("job_tokens", {"project_id": project["id"], "user_id": user["id"], "value": value,
                                     "active": bool(entry.get("active", True))}, entry.get("id"))
+
+    _seed_schedules(store, seed.get("pipeline_schedules") or [])
+
+
+def _seed_schedules(store: GitLabStore, entries: list[dict[str, Any]]) -> None:
+    """Pipeline schedules with their variables (values in plain, as GitLab stores them)."""
+    for i, entry in enumerate(entries):
+        where = f"pipeline_schedules[{i}]"
+        project = _project_ref(store, entry.get("project"), where)
+        owner = _user_ref(store, entry.get("owner", _first_human(store)), f"{where}.owner")
+        created = _when(store, entry.get("created_at"), f"{where}.created_at") or iso(store.now())
+        schedule = {
+            "project_id": project["id"], "owner_id": owner["id"], "description": entry.get("description", ""),
+            "ref": expand_ref(project, entry.get("ref") or project.get("default_branch") or "main"),
+            "cron": entry.get("cron", "0 1 * * *"), "cron_timezone": entry.get("cron_timezone", "UTC"),
+            "active": bool(entry.get("active", True)), "created_at": created, "updated_at": created, "variables": [],
+        }
+        errors = schedule_errors(schedule)
+        if errors:
+            raise SeedError(f"{where}: {', '.join(f'{key}{text[0]}' for key, text in errors.items())}")
+        for j, var in enumerate(entry.get("variables") or []):
+            if "key" not in var or any(v["key"] == var["key"] for v in schedule["variables"]):
+                raise SeedError(f"{where}.variables[{j}]: `key` is required and unique in its schedule")
+            value = "" if var.get("value") is None else str(var["value"])
+            store.remember_if_credential(value, secret=True)
+            schedule["variables"].append({"key": var["key"], "value": value, "raw": bool(var.get("raw", False)),
+                                          "variable_type": var.get("variable_type", "env_var")})
+        store.insert("pipeline_schedules", schedule, entry.get("id"))
 
 
 def _first_human(store: GitLabStore) -> int:

@@ -15,7 +15,7 @@ from .core import Clock, HTTPError
 
 TABLES = (
     "users", "groups", "projects", "tokens", "triggers", "variables", "hooks", "issues",
-    "merge_requests", "notes", "job_tokens", "terraform_states", "pipelines",
+    "merge_requests", "notes", "job_tokens", "terraform_states", "pipelines", "pipeline_schedules",
 )
 
 # GitLab's own token prefixes (doc: token_overview.md): personal/project/group access tokens and

@@ -147,3 +147,49 @@ def test_pair_endpoints_take_a_value(spec, server):
                               headers={"PRIVATE-TOKEN": ADMIN}, timeout=5)
         assert answer.status_code == 204
     assert server.service.hook_secrets(1)["url_variables"] == {"K1": "pair-value-1"}
+
+
+# --- pipeline schedules ---------------------------------------------------------------------------
+
+SCHEDULES = "/api/v4/projects/{id}/pipeline_schedules"
+# Not modelled: the tool never runs a schedule or lists its pipelines.
+SCHEDULE_PATHS_NOT_SERVED = (SCHEDULES + "/{pipeline_schedule_id}/pipelines", SCHEDULES + "/{pipeline_schedule_id}/play")
+SCHEDULE_SAMPLES = {"description": "from the spec", "ref": "develop", "cron": "0 1 * * *", "cron_timezone": "Asia/Tokyo",
+                    "active": False, "key": "SPEC_KEY", "value": "spec-value-123", "variable_type": "file"}
+
+
+def schedule_operations(spec):
+    for path in sorted(p for p in spec["paths"] if p.startswith(SCHEDULES) and p not in SCHEDULE_PATHS_NOT_SERVED):
+        for method, op in spec["paths"][path].items():
+            body = next((spec["definitions"][p["schema"]["$ref"].rsplit("/", 1)[-1]]["properties"]
+                         for p in op.get("parameters", []) if p["in"] == "body"), {})
+            yield path, method.upper(), op, body
+
+
+def test_every_schedule_operation_answers_its_documented_success_with_every_body_parameter(spec, server):
+    seen = set()
+    for path, method, op, body in schedule_operations(spec):
+        server.service.reset({
+            "users": [{"username": "root", "admin": True,
+                       "tokens": [{"name": "t", "scopes": ["api"], "value": ADMIN, "expires_at": "now+10d"}]},
+                      {"username": "alice"}],
+            "projects": [{"path_with_namespace": "grp/proj", "id": 10}],
+            # Owned by someone else, so that taking ownership changes it (201; 200 when already owned).
+            "pipeline_schedules": [{"project": 10, "id": 13, "description": "old", "owner": "alice",
+                                    "variables": [{"key": "SPEC_KEY", "value": "old-value-123"}]}],
+        })
+        payload = {name: SCHEDULE_SAMPLES[name] for name in body}
+        if method == "POST" and "key" in payload:
+            payload["key"] = "NEW_KEY"
+        url = server.url + path.replace("{id}", "10").replace("{pipeline_schedule_id}", "13").replace("{key}", "SPEC_KEY")
+        answer = requests.request(method, url, json=payload or None, headers={"PRIVATE-TOKEN": ADMIN}, timeout=5)
+        success = [int(code) for code in op["responses"] if code.startswith("2")]
+        assert answer.status_code in success, f"{method} {path}: {answer.status_code} {answer.text}"
+        if answer.status_code != 204:
+            entity = answer.json()
+            for name, value in payload.items():
+                assert entity[name] == value, f"{method} {path}: {name} reads back {entity[name]!r}"
+            if "pipeline_schedule_id" in path and "variables" not in path:
+                assert set(spec["definitions"]["API_Entities_Ci_PipelineScheduleDetails"]["properties"]) <= set(entity)
+        seen.add((method, path))
+    assert len(seen) == 9  # list, create, get, update, delete, take ownership; create, update, delete a variable

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import json
+import re
 import secrets
 from datetime import UTC, datetime
+from pathlib import Path
 
 import gitlab
+import jsonschema
 import pytest
 import requests
+import yaml
 
 from reconciler_sandbox.core import Clock
 from reconciler_sandbox.gitlab import serve_gitlab
 from reconciler_sandbox.gitlab_schedules import next_run
 from reconciler_sandbox.gitlab_seed import SeedError
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
 def mint(prefix: str = "glpat-") -> str:
@@ -257,3 +264,18 @@ def test_next_run_follows_cron_days_and_zones():
     assert next_run("0 12 13 * fri", "UTC", NOW) == datetime(2026, 6, 5, 12, 0, tzinfo=UTC)  # either day field
     assert next_run("@yearly", "UTC", NOW) == datetime(2027, 1, 1, tzinfo=UTC)
     assert next_run("0 1 * *", "UTC", NOW) is None
+
+
+def test_the_documented_schedule_seed_validates_and_seeds():
+    example = yaml.safe_load(re.search(r"## Seed format.*?```yaml\n(.*?)```", (DOCS / "sandbox-gitlab.md").read_text(),
+                                       re.S).group(1))
+    schema = json.loads((DOCS / "sandbox-gitlab-seed.schema.json").read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    assert list(validator.iter_errors(example)) == []
+    bad = {"pipeline_schedules": [{"project": 1, "description": "d", "variables": [{"key": "K", "masked": True}]}]}
+    assert [e.validator for e in validator.iter_errors(bad)] == ["additionalProperties"]
+    with serve_gitlab(example, clock=Clock(NOW)) as server:
+        schedule = server.service.table("pipeline_schedules")[0]
+        assert (schedule["description"], schedule["ref"]) == ("Nightly ticket export", "refs/heads/main")
+        assert server.service.schedule_variable(31, "ZENDESK_API_TOKEN")["value"] == "zd-1234567890"
+        assert server.service.project(4711)["ci_pipeline_variables_minimum_override_role"] == "developer"

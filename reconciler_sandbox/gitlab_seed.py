@@ -288,12 +288,12 @@ def apply_seed(store: GitLabStore, seed: dict[str, Any]) -> None:
         store.insert("job_tokens", {"project_id": project["id"], "user_id": user["id"], "value": value,
                                     "active": bool(entry.get("active", True))}, entry.get("id"))
 
-    _seed_schedules(store, seed.get("pipeline_schedules") or [])
+    _seed_schedules(store, seed)
 
 
-def _seed_schedules(store: GitLabStore, entries: list[dict[str, Any]]) -> None:
+def _seed_schedules(store: GitLabStore, seed: dict[str, Any]) -> None:
     """Pipeline schedules with their variables (values in plain, as GitLab stores them)."""
-    for i, entry in enumerate(entries):
+    for i, entry in enumerate(seed.get("pipeline_schedules") or []):
         where = f"pipeline_schedules[{i}]"
         project = _project_ref(store, entry.get("project"), where)
         owner = _user_ref(store, entry.get("owner", _first_human(store)), f"{where}.owner")
@@ -307,14 +307,20 @@ def _seed_schedules(store: GitLabStore, entries: list[dict[str, Any]]) -> None:
         errors = schedule_errors(schedule)
         if errors:
             raise SeedError(f"{where}: {', '.join(f'{key}{text[0]}' for key, text in errors.items())}")
-        for j, var in enumerate(entry.get("variables") or []):
-            if "key" not in var or any(v["key"] == var["key"] for v in schedule["variables"]):
-                raise SeedError(f"{where}.variables[{j}]: `key` is required and unique in its schedule")
-            value = "" if var.get("value") is None else str(var["value"])
-            store.remember_if_credential(value, secret=True)
-            schedule["variables"].append({"key": var["key"], "value": value, "raw": bool(var.get("raw", False)),
-                                          "variable_type": var.get("variable_type", "env_var")})
+        schedule["variables"] = _schedule_variables(store, entry.get("variables") or [], where)
         store.insert("pipeline_schedules", schedule, entry.get("id"))
+
+
+def _schedule_variables(store: GitLabStore, entries: list[dict[str, Any]], where: str) -> list[dict[str, Any]]:
+    variables: list[dict[str, Any]] = []
+    for j, var in enumerate(entries):
+        if "key" not in var or any(v["key"] == var["key"] for v in variables):
+            raise SeedError(f"{where}.variables[{j}]: `key` is required and unique in its schedule")
+        value = "" if var.get("value") is None else str(var["value"])
+        store.remember_if_credential(value, secret=True)  # the values are the credentials kept there
+        variables.append({"key": var["key"], "value": value, "raw": bool(var.get("raw", False)),
+                          "variable_type": var.get("variable_type", "env_var")})
+    return variables
 
 
 def _first_human(store: GitLabStore) -> int:

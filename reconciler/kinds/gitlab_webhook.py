@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from reconciler.inventory.model import Consumer, GitLabWebhook, Token
-from reconciler.kinds import ConsumerKind, ListKey, Lists, Reading
+from reconciler.kinds import ConsumerKind, ListKey, Lists, Reading, Recreatable
 from reconciler.kinds._gitlab import rows
 from reconciler.observed import ConsumerObservation
 from reconciler.secret import Secret
@@ -57,9 +57,13 @@ def _keys(items: Any) -> list[str]:
     return sorted(str(i.get("key")) for i in items or () if isinstance(i, dict))
 
 
-class WebhookKind(ConsumerKind):
+class WebhookKind(ConsumerKind, Recreatable):
     kind = "gitlab_webhook"
     provider_kind = "gitlab"
+
+    def recreates(self, consumer: Consumer) -> bool:
+        assert isinstance(consumer, GitLabWebhook)
+        return consumer.mode == "recreate"
 
     def needs(self, consumer: Consumer, lists: Lists) -> list[ListKey]:
         assert isinstance(consumer, GitLabWebhook)

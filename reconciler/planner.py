@@ -29,6 +29,7 @@ from deepdiff import DeepDiff
 from reconciler.inventory.model import Consumer, Inventory, Rotation, Source, Token
 from reconciler.kinds import (
     Creatable,
+    Identifying,
     Mintable,
     Recoverable,
     Renewable,
@@ -247,7 +248,7 @@ def consumer_states(token: Token, kind: SourceKind, observed: Observed, ledger: 
     for c in sorted(token.consumers, key=lambda c: c.identity):
         cobs = observed.consumers.get(c.identity)
         record = None if ledger is None else ledger.get(c.identity)
-        state, why = held_state(cobs, live, record, kind.identifies_values, ledger_only=isinstance(kind, Supplied))
+        state, why = held_state(cobs, live, record, isinstance(kind, Identifying), ledger_only=isinstance(kind, Supplied))
         states.append(ConsumerState(c, cobs, state, why))
         if state == "error":
             notes.add("error", "consumer_observe_failed", f"{c.label}: could not be observed: {why}", c.identity,
@@ -333,8 +334,7 @@ def delivery_reasons(token: Token, kind: SourceKind, live: LiveToken | None, sta
                      notes: Notes) -> list[Reason]:
     """A `consumers` reason when some consumer needs the value and the current one cannot be read
     again (so every consumer gets a fresh one); a warning for each unverifiable consumer."""
-    needing = [s for s in states if s.state in ("stale", "unverifiable")
-               or (s.state == "missing" and s.observation is not None and _creatable(s.consumer, s.observation))]
+    needing = [s for s in states if _needs_value(s)]
     can_deliver = (live is not None and live.usable) or isinstance(kind, Supplied)
     added = []
     if needing and not reasons and can_deliver and recover_from is None and strategy != "observe_only":
@@ -342,15 +342,24 @@ def delivery_reasons(token: Token, kind: SourceKind, live: LiveToken | None, sta
         added.append(Reason(code="consumers", at=declared_at(needing[0].consumer),
                             message=f"{names}: not shown to hold the current value, and the current value is "
                                     "not recoverable, so every consumer gets a fresh one"))
-    due = bool(reasons or added)
+    if strategy == "observe_only":
+        then = "nothing to do: the token is observed only"
+    elif recover_from and not (reasons or added):
+        then = "apply delivers the current value again"
+    else:
+        then = "it receives the new value"
     for s in needing:
         if s.state == "unverifiable":
-            then = ("nothing to do: the token is observed only" if strategy == "observe_only"
-                    else "apply delivers the current value again" if recover_from and not due
-                    else "it receives the new value")
             notes.add("warning", "unverifiable", f"{s.consumer.label} cannot be verified (no ledger record): {then}",
                       s.consumer.identity, declared_at(s.consumer))
     return added
+
+
+def _needs_value(s: ConsumerState) -> bool:
+    """The consumer is not shown to hold the current value, and a write can change that."""
+    if s.state in ("stale", "unverifiable"):
+        return True
+    return s.state == "missing" and s.observation is not None and _creatable(s.consumer, s.observation)
 
 
 def _creatable(c: Consumer, cobs: ConsumerObservation) -> bool:

@@ -92,7 +92,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, ClassVar, Literal, NamedTuple, TypeVar
+from typing import Any, ClassVar, Literal, NamedTuple, TypeVar, cast
 
 from reconciler.inventory.model import Consumer, Source, Token
 from reconciler.observed import ConsumerObservation, LiveToken, SourceObservation
@@ -332,12 +332,14 @@ class Recreatable(ABC):
 C = TypeVar("C")
 
 
-def capable(kind: object, capability: type[C]) -> C:
-    """`kind` as having `capability`, which the plan already guarantees; NotImplementedError when
-    it does not (a plan made for another inventory)."""
-    if isinstance(kind, capability):
-        return kind
-    raise NotImplementedError(f"{type(kind).__name__} is not {capability.__name__}")
+def capable(kind: object, capability: Callable[..., C]) -> C:
+    """`kind` as having `capability` (one of the capability classes above), which the plan
+    already guarantees; NotImplementedError when it does not (a plan made for another inventory).
+    Typed as a callable because mypy refuses an abstract class where a `type[C]` is expected."""
+    if isinstance(kind, capability):  # type: ignore[arg-type]
+        return cast(C, kind)
+    name = capability.__name__ if isinstance(capability, type) else str(capability)
+    raise NotImplementedError(f"{type(kind).__name__} is not {name}")
 
 
 def read_back(lists: Lists, key: ListKey) -> Any:

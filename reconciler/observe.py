@@ -151,9 +151,9 @@ def identify_values(readings: list[tuple[Token, Reading]], sources: dict[str, An
     def one(item: tuple[tuple[str, str], tuple[Token, Secret]]) -> tuple[tuple[str, str], Identity | None]:
         key, (token, value) = item
         api = clients[str(token.source.provider)]
+        kind = source_kind(token.source.kind)
+        assert isinstance(kind, Identifying)  # only identifying kinds' values are wanted
         try:
-            kind = source_kind(token.source.kind)
-            assert isinstance(kind, Identifying)  # only identifying kinds' values are wanted
             return key, kind.identify(api, token.source, value, lists)
         except Exception as exc:  # noqa: BLE001 - a provider-level failure raises ProviderError
             api.classify(exc)

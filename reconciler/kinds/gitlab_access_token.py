@@ -70,8 +70,8 @@ class ResourceAccessTokenKind(SourceKind, Mintable, Renewable, Revocable, Identi
 
     def due_reasons(self, token: Token, live: LiveToken | None, now: datetime) -> list[Reason]:
         src = token.source
-        assert isinstance(src, self.model) and live is not None
-        return drift_reasons(src, live, src.scopes, src.access_level)  # type: ignore[attr-defined]
+        assert isinstance(src, GitLabProjectAccessToken | GitLabGroupAccessToken) and live is not None
+        return drift_reasons(src, live, src.scopes, src.access_level)
 
     def findings(self, token: Token, live: LiveToken | None, now: datetime, *, action: TokenAction,
                  strategy: Strategy, reasons: tuple[Reason, ...]) -> list[Finding]:

@@ -92,7 +92,7 @@ class ResourceAccessTokenKind(SourceKind, Mintable, Renewable, Revocable, Identi
                         found.append(live)
         return found
 
-    # apply (issue 6) ----------------------------------------------------------------------
+    # apply ------------------------------------------------------------------------------------
 
     def _manager(self, api: Any, source: Source) -> Any:
         parent = api.gl.projects if self.resource == "project" else api.gl.groups

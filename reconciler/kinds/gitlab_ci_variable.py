@@ -93,7 +93,7 @@ class CiVariableKind(ConsumerKind, Creatable, Readable, ListVerifiable, Attribut
                         f"{consumer.label}: GitLab refuses to change `masked` on a hidden variable"))
         return out
 
-    # apply (issue 6) ----------------------------------------------------------------------
+    # apply ------------------------------------------------------------------------------------
 
     def _manager(self, api: Any, c: GitLabCiVariable) -> Any:
         if c.project is not None:

@@ -95,7 +95,7 @@ class PersonalAccessTokenKind(SourceKind, Mintable, Renewable, Revocable, Identi
                         found.append(live)
         return found
 
-    # apply (issue 6) ----------------------------------------------------------------------
+    # apply ------------------------------------------------------------------------------------
 
     def renew(self, api: Any, source: Source, live: LiveToken, *, expires_at: date | None) -> Minted:
         """`POST /personal_access_tokens/:id/rotate` with retries off (reuse detection)."""

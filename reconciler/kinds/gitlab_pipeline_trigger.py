@@ -99,7 +99,7 @@ class PipelineTriggerKind(SourceKind, Mintable, Revocable, Recoverable, Identify
                         found.append(live)
         return found
 
-    # apply (issue 6) ----------------------------------------------------------------------
+    # apply ------------------------------------------------------------------------------------
 
     def _manager(self, api: Any, source: Source) -> Any:
         assert isinstance(source, GitLabPipelineTrigger)

@@ -79,7 +79,7 @@ class AppSettingKind(ConsumerKind, Creatable, Readable, ListVerifiable):
                                           fingerprint=held.fingerprint(), details=details)
         return Reading(observation, held, extract(c.value, held))
 
-    # apply (issue 6) ----------------------------------------------------------------------
+    # apply ------------------------------------------------------------------------------------
 
     def _installation(self, api: Any, installation_id: str) -> dict[str, Any]:
         body = api.get(f"/api/v2/apps/installations/{installation_id}.json")

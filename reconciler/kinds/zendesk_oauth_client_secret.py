@@ -51,7 +51,7 @@ class OAuthClientSecretKind(SourceKind, Renewable):
         return SourceObservation(token=token.name, identity=source.identity,
                                  current=live_client(client, f"{source.provider}: OAuth client"))
 
-    # apply (issue 6) ----------------------------------------------------------------------
+    # apply ------------------------------------------------------------------------------------
 
     def renew(self, api: Any, source: Source, live: LiveToken, *, expires_at: date | None) -> Minted:
         """`PUT /api/v2/oauth/clients/:id/generate_secret` → `{"client": {..., "secret": NEW}}`."""

@@ -84,7 +84,7 @@ class OAuthTokenKind(SourceKind, Mintable, Revocable, Identifying):
     def identify(self, api: Any, source: Source, value: Secret, lists: Lists) -> Identity | None:
         return api.identify_oauth_token(value)
 
-    # apply (issue 6) ----------------------------------------------------------------------
+    # apply ------------------------------------------------------------------------------------
 
     def mint(self, api: Any, source: Source, *, expires_at: date | None) -> Minted:
         """`POST /api/v2/oauth/tokens {"token": {"client_id": <id>, "scopes": [...]}}` (201)."""

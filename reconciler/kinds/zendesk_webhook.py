@@ -133,7 +133,7 @@ class ZendeskWebhookKind(ConsumerKind, Readable, ListVerifiable):
                 desired["authentication.username"] = consumer.authentication.username
         return desired
 
-    # apply (issue 6) ----------------------------------------------------------------------
+    # apply ------------------------------------------------------------------------------------
 
     def write(self, api: Any, consumer: Consumer, value: Secret, observed: ConsumerObservation) -> None:
         """`PATCH /api/v2/webhooks/:id` with only `endpoint`, or only `authentication`

@@ -36,14 +36,31 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Protocol
 
 import requests
 from gitlab import exceptions as gl_errors
 
-from reconciler.inventory.model import Consumer, ExternalSource, GitLabWebhook, Token, ZendeskWebhook
-from reconciler.kinds import FetchError, ListKey, Minted, consumer_kind, extract, source_kind
+from reconciler.inventory.model import Consumer, Token
+from reconciler.kinds import (
+    AttributeWritable,
+    FetchError,
+    Identifying,
+    ListKey,
+    ListVerifiable,
+    Mintable,
+    Minted,
+    Readable,
+    Recoverable,
+    Recreatable,
+    Renewable,
+    Revocable,
+    Supplied,
+    capable,
+    consumer_kind,
+    extract,
+    source_kind,
+)
 from reconciler.observed import LiveToken, Observed, SourceObservation
 from reconciler.plan import ConsumerPlan, Plan, TokenPlan, plan
 from reconciler.secret import REDACTED, Secret
@@ -159,11 +176,13 @@ def _iso(moment: datetime | None) -> str:
 
 
 def rendered(consumer: Consumer, value: Secret) -> Secret:
-    """What the consumer receives: the value through its template (a Zendesk webhook endpoint is
-    its own template)."""
-    if isinstance(consumer, ZendeskWebhook) and consumer.endpoint is not None:
-        return value.render(consumer.endpoint)
-    return value.render(consumer.value)
+    """What the consumer receives: the value through its kind's template of it."""
+    return value.render(consumer_kind(consumer.kind).template(consumer))
+
+
+def _verify_keys(consumer: Consumer) -> list[ListKey]:
+    ckind = consumer_kind(consumer.kind)
+    return ckind.verify_keys(consumer) if isinstance(ckind, ListVerifiable) else []
 
 
 def unclear(exc: BaseException) -> bool:
@@ -315,7 +334,8 @@ class _Run:
                 if not cobs.exists:
                     api = self.clients[consumer.provider]
                     try:
-                        hook_id = consumer_kind(consumer.kind).recreate_from(api, consumer, saved, None)  # type: ignore[attr-defined]
+                        hook_id = capable(consumer_kind(consumer.kind), Recreatable).recreate_from(api, consumer, saved,
+                                                                                                   None)
                     except Exception as exc:  # noqa: BLE001 - reported; the next apply tries again
                         self.fail(name, f"{consumer.label}: could not restore the webhook an interrupted recreate "
                                         f"deleted: {describe_error(exc)}")
@@ -460,22 +480,10 @@ class TokenApply:
         return self.recover(), self.live, []
 
     def external_value(self) -> Secret:
-        src = self.src
-        assert isinstance(src, ExternalSource)
-        env = self.run_.session.env
-        if src.value_env:
-            text = env.get(src.value_env, "")
-            if not text:
-                raise StepFailed(f"${src.value_env} is not set: a person supplies the new value of this external "
-                                 "credential at apply time")
-        else:
-            try:
-                text = Path(str(src.value_file)).read_text().strip()
-            except OSError as err:
-                raise StepFailed(f"{src.value_file}: cannot read the new value ({err.strerror})") from None
-            if not text:
-                raise StepFailed(f"{src.value_file} is empty: a person supplies the new value at apply time")
-        value = Secret(text)
+        try:
+            value = capable(self.kind, Supplied).supplied_value(self.src, self.run_.session.env)
+        except ValueError as err:
+            raise StepFailed(str(err)) from None
         self.run_.values_in_play.append(value)
         self.say("took the new value a person supplied")
         return value
@@ -499,7 +507,7 @@ class TokenApply:
         flight.pop("new_id", None)
         self.save()
         try:
-            minted = self.kind.mint(self.api, self.src, expires_at=self.expires_at())
+            minted = capable(self.kind, Mintable).mint(self.api, self.src, expires_at=self.expires_at())
         except Exception as exc:
             # whatever was created is found by name next time and revoked after delivery
             raise StepFailed(f"creating the new {self.kind.noun} failed: {describe_error(exc)}; the next apply "
@@ -571,7 +579,7 @@ class TokenApply:
     def renew(self, live: LiveToken) -> Minted:
         assert self.api is not None
         try:
-            minted = self.kind.renew(self.api, self.src, live, expires_at=self.expires_at())
+            minted = capable(self.kind, Renewable).renew(self.api, self.src, live, expires_at=self.expires_at())
         except Exception as exc:
             if not unclear(exc):
                 raise StepFailed(f"rotating #{live.id} was refused: {describe_error(exc)}") from None
@@ -625,13 +633,14 @@ class TokenApply:
             entry = self.run_.escrow.get(self.token.name)
             if entry is not None and live is not None and entry.token_id == live.id:
                 value = entry.value
-        elif where == "source" and live is not None and self.api is not None:
+        elif where == "source" and live is not None and self.api is not None and isinstance(self.kind, Recoverable):
             value = self.kind.recover(self.api, self.src, live)
         elif where and where.startswith("consumer:"):
             identity = where.split(":", 1)[1]
             consumer = next(c for c in self.token.consumers if c.identity == identity)
-            held = consumer_kind(consumer.kind).read(self.run_.clients[consumer.provider], consumer)
-            template = consumer.endpoint if isinstance(consumer, ZendeskWebhook) and consumer.endpoint else consumer.value
+            ckind = consumer_kind(consumer.kind)
+            held = ckind.read(self.run_.clients[consumer.provider], consumer) if isinstance(ckind, Readable) else None
+            template = ckind.template(consumer)
             value = extract(template, held) if "${token}" in template else held
         if value is None:
             raise StepFailed(f"the current value could not be read back from {where or 'anywhere'}; the next apply "
@@ -662,7 +671,7 @@ class TokenApply:
                 continue
             if cp.value is None:
                 try:
-                    if ckind.write_attributes(capi, consumer, cobs):
+                    if isinstance(ckind, AttributeWritable) and ckind.write_attributes(capi, consumer, cobs):
                         self.say(f"{consumer.label}: updated {', '.join(ch.attribute for ch in cp.changes)}")
                         continue
                 except Exception as exc:  # noqa: BLE001
@@ -691,9 +700,12 @@ class TokenApply:
         return written
 
     def write(self, ckind: Any, capi: Any, consumer: Consumer, out: Secret, cobs: Any) -> None:
-        # a GitLab hook as observe read it (its url, or a recreate's detail): not read again
-        listed = ckind.listed(consumer, cobs, self.run_.lists) if isinstance(consumer, GitLabWebhook) else None
-        if isinstance(consumer, GitLabWebhook) and consumer.mode == "recreate":
+        if not isinstance(ckind, Recreatable):
+            ckind.write(capi, consumer, out, cobs)
+            return
+        # the place as observe read it (a hook's url, or a recreate's detail): not read again
+        listed = ckind.listed(consumer, cobs, self.run_.lists)
+        if ckind.recreates(consumer):
             def keep_copy(copy: dict[str, Any]) -> None:
                 # persisted before the delete: a crash before the create must not lose the hook
                 flight = self.flight()
@@ -704,10 +716,7 @@ class TokenApply:
             flight = self.ledger.in_flight.get(self.token.name) or {}
             (flight.get("recreating") or {}).pop(consumer.identity, None)
             return
-        if listed is not None:
-            ckind.write(capi, consumer, out, cobs, listed=listed)
-            return
-        ckind.write(capi, consumer, out, cobs)
+        ckind.write(capi, consumer, out, cobs, listed=listed)
 
     def record(self, consumer: Consumer, out: Secret, value_live: LiveToken | None, *, verified: bool) -> None:
         from reconciler.state import LedgerRecord
@@ -726,7 +735,8 @@ class TokenApply:
     def verify(self, value: Secret | None, value_live: LiveToken | None, written: list[tuple[Consumer, Secret]]) -> None:
         if value is not None and value_live is not None and self.api is not None and written:
             try:
-                works = self.kind.verify_value(self.api, self.src, value_live, value)
+                works = (self.kind.verify_value(self.api, self.src, value_live, value)
+                         if isinstance(self.kind, Identifying) else None)
             except Exception as exc:  # noqa: BLE001
                 raise StepFailed(f"could not check that the value is #{value_live.id} "
                                  f"({describe_error(exc, self.run_.values_in_play)}): the old token is kept; the "
@@ -743,7 +753,7 @@ class TokenApply:
             try:
                 if self.write_only(consumer):
                     result = None
-                elif ckind.verify_keys(consumer):
+                elif isinstance(ckind, ListVerifiable) and ckind.verify_keys(consumer):
                     result = ckind.verify_listed(consumer, out, lists)
                 else:
                     result = ckind.verify(self.run_.clients[consumer.provider], consumer, out)
@@ -779,7 +789,7 @@ class TokenApply:
         was most of apply's reads). Still before the old token is revoked."""
         from reconciler.observe import fetch_list
 
-        keys = sorted({k for c, _ in written if not self.write_only(c) for k in consumer_kind(c.kind).verify_keys(c)})
+        keys = sorted({k for c, _ in written if not self.write_only(c) for k in _verify_keys(c)})
         lists: dict[ListKey, Any] = {}
         for key in keys:
             try:
@@ -795,7 +805,7 @@ class TokenApply:
                 continue
             seen.add(t.id)
             try:
-                self.kind.revoke(self.api, self.src, t)
+                capable(self.kind, Revocable).revoke(self.api, self.src, t)
             except Exception as exc:
                 if getattr(exc, "response_code", None) == 404 or getattr(exc, "status", None) == 404:
                     continue  # already gone

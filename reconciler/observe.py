@@ -32,7 +32,7 @@ from gitlab import exceptions as gl_errors
 
 from reconciler.clients import Clients, GitLabApi
 from reconciler.inventory.model import Inventory, Token
-from reconciler.kinds import FetchError, Identity, ListKey, Reading, consumer_kind, source_kind
+from reconciler.kinds import FetchError, Identifying, Identity, ListKey, Reading, consumer_kind, source_kind
 from reconciler.kinds._gitlab import FETCHERS as GITLAB_FETCHERS
 from reconciler.kinds._zendesk import FETCHERS as ZENDESK_FETCHERS
 from reconciler.observed import ConsumerObservation, LiveToken, Observed, record_is_of
@@ -144,15 +144,17 @@ def identify_values(readings: list[tuple[Token, Reading]], sources: dict[str, An
         obs, value = reading.observation, reading.token_value
         if obs.fingerprint is None or obs.error or value is None:
             continue
-        if not source_kind(token.source.kind).identifies_values or _proven(obs, sources[token.name].current, ledger):
+        if not isinstance(source_kind(token.source.kind), Identifying) or _proven(obs, sources[token.name].current, ledger):
             continue
         wanted.setdefault((token.name, value.fingerprint()), (token, value))
 
     def one(item: tuple[tuple[str, str], tuple[Token, Secret]]) -> tuple[tuple[str, str], Identity | None]:
         key, (token, value) = item
         api = clients[str(token.source.provider)]
+        kind = source_kind(token.source.kind)
+        assert isinstance(kind, Identifying)  # only identifying kinds' values are wanted
         try:
-            return key, source_kind(token.source.kind).identify(api, token.source, value, lists)
+            return key, kind.identify(api, token.source, value, lists)
         except Exception as exc:  # noqa: BLE001 - a provider-level failure raises ProviderError
             api.classify(exc)
             return key, None

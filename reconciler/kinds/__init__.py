@@ -1,9 +1,11 @@
 """Kinds: one module per source kind and per consumer kind; the only code that knows an API.
 
 The registry maps an inventory `kind:` to its implementation: `source_kind(name)` and
-`consumer_kind(name)`. Adding a kind is one module, one schema entry and one line here.
+`consumer_kind(name)`. A kind is a `SourceKind` or a `ConsumerKind` plus the capabilities it has
+(below); callers ask for a capability with `isinstance(kind, Capability)` (or `capable()` where
+the plan already guarantees it) and never test a kind by its name.
 
-## Observation (issue 5): batched, in rounds
+## Observation: batched, in rounds
 
 Observation never issues a GET per resource where a list has the data. A kind says which list
 calls it needs as `ListKey`s (provider, resource, scope), e.g. `("gitlab-com", "project_triggers",
@@ -21,50 +23,80 @@ value it holds (`Secret`), so that `observe.py` can identify it through the sour
 `identify()` (authenticate with it, compare with a list) when the ledger does not already prove
 it. The value is dropped after that; observations hold fingerprints only.
 
-## Apply (issue 6): the methods apply calls
+## Every source kind (`SourceKind`)
 
-Every method takes the provider API handle from `reconciler.clients` (`GitLabApi`/`ZendeskApi`)
-and model objects; values travel as `Secret`, revealed only inside the method at the write.
+    strategy(source) -> Strategy            overlap | in_place | external | observe_only
+    needs(token, lists) / observe(token, lists) / unmanaged(tokens, lists)   observation
+    due_reasons(token, live, now) -> [Reason]   planning: reasons of this kind why the token is
+        due. For a `Supplied` kind (no live token) they are all its reasons; for the others the
+        planner calls it only for a live token that is not revoked, active and unexpired, and
+        puts its reasons after the generic ones (expiring, max_age, not_before).
+    findings(token, live, now, *, action, strategy, reasons) -> [Finding]   planning: this
+        kind's warnings and errors once the token's action and strategy are decided (called for
+        every token that is neither absent nor unobservable); the planner fills in `token` and an
+        empty `at`.
+    manual_create(source) -> str            planning: the error text when the plan needs a new
+        token that the kind cannot mint for this source
 
-Sources:
-    mint(api, source, *, expires_at) -> Minted          create a new token beside the old one
-    renew(api, source, live, *, expires_at) -> Minted   rotate in place (old one dies at once).
-        Never retried blindly: call with retries off and, after an unclear outcome, `observe`
-        again (look the token up by name) before doing anything else (GitLab reuse detection).
-    revoke(api, source, live) -> None                   revoke/delete a live token
-    recover(api, source, live) -> Secret | None         read the current value back if the API
-        shows it (owned triggers); None otherwise
-    verify_value(api, source, live, value) -> bool | None  the value is that live token
-        (authenticate with it / compare); None when that cannot be told without a side effect
-    identify(api, source, value, lists) -> Identity     which live token a value is
+Source capabilities (values travel as `Secret`; `api` is the provider handle from
+`reconciler.clients`):
 
-Consumers:
-    write(api, consumer, value, observed) -> None       deliver `value` (already rendered through
-        the consumer's template), creating the place when `can_create`; leave every field the
-        inventory does not manage as it is (PATCH, partial PUT)
-    verify(api, consumer, value) -> bool | None         read back where readable: True/False;
-        None when write-only (apply then records the write in the ledger as unverified)
-    verify_keys(consumer) -> list[ListKey]              the lists `verify_listed` reads; apply
-        fetches each once after all of a token's writes, for all its consumers there ([]: the
-        kind verifies one consumer at a time with `verify`)
-    verify_listed(consumer, value, lists) -> bool | None  `verify` from those lists
-    read(api, consumer) -> Secret | None                the value held now, where readable (apply
-        re-delivers a current value found in a readable consumer)
-    write_attributes(api, consumer, observed) -> bool   change managed attributes only
+    Mintable      mint(api, source, *, expires_at) -> Minted: a new token beside the old one;
+                  mintable_for(source) -> bool: whether it can for this source (default True)
+    Renewable     renew(api, source, live, *, expires_at) -> Minted: rotate in place (the old
+                  value dies at once). Never retried blindly: call with retries off and, after
+                  an unclear outcome, `observe` again (by name) first (GitLab reuse detection).
+    Revocable     revoke(api, source, live) -> None
+    Recoverable   recover(api, source, live) -> Secret | None: the current value read back from
+                  the API (owned triggers); the planner offers it when the live token is `owned`
+    Identifying   identify(api, source, value, lists) -> Identity | None: which live token a
+                  held value is; verify_value(api, source, live, value) -> bool | None: the
+                  value is `live` (None: cannot tell without a side effect)
+    Supplied      supplied_value(source, env) -> Secret: a person supplies each new value at
+                  apply time (ValueError with the message when it is not there); nothing is
+                  observed live, so consumers are judged by the ledger alone
 
-Implementations the sandbox tests of issue 5 do not exercise raise `NotImplementedError` with the
-API call to make in their docstring; issue 6 completes them.
+## Every consumer kind (`ConsumerKind`)
+
+    needs(consumer, lists) / observe(token, consumer, lists) -> Reading
+    write(api, consumer, value, observed)   deliver `value` (already rendered through
+        `template`), leaving every field the inventory does not manage as it is
+    verify(api, consumer, value) -> bool | None   read back: True/False; None when write-only
+        (apply then records the write in the ledger as unverified)
+    template(consumer) -> str               what the value is rendered through (`${token}`)
+    desired_attributes(consumer) -> dict    planning: the non-secret attributes it manages
+    findings(consumer, observation, writing) -> [(severity, code, message)]   planning
+
+Consumer capabilities:
+
+    Creatable          creatable(consumer, observation) -> bool: `write` creates the missing
+                       place (default: unless observe marked it `details["creatable"] = False`)
+    Readable           read(api, consumer) -> Secret | None: the value held now, as held (apply
+                       re-delivers a current value read from a readable consumer)
+    ListVerifiable     verify_keys(consumer) -> [ListKey]: the lists `verify_listed(consumer,
+                       value, lists)` reads back; apply fetches each once after all of a token's
+                       writes ([]: this consumer is verified with `verify`)
+    AttributeWritable  write_attributes(api, consumer, observed) -> bool: change the managed
+                       attributes only (False: not without writing the value)
+    Recreatable        recreates(consumer) -> bool: the write deletes the place and creates it
+                       again; listed(consumer, observed, lists): the place as observe read it,
+                       passed to `write(..., listed=, before_delete=)`, whose `before_delete`
+                       receives the readable copy to persist before the delete;
+                       recreate_from(api, consumer, saved, value) -> new id: finish a recreate
+                       that stopped between the delete and the create
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date
-from typing import Any, ClassVar, Literal, NamedTuple
+from datetime import date, datetime
+from typing import Any, ClassVar, Literal, NamedTuple, TypeVar, cast
 
 from reconciler.inventory.model import Consumer, Source, Token
 from reconciler.observed import ConsumerObservation, LiveToken, SourceObservation
+from reconciler.plan_model import Finding, Reason, TokenAction
 from reconciler.secret import Secret
 
 Strategy = Literal["overlap", "in_place", "external", "observe_only"]
@@ -113,63 +145,123 @@ class Minted:
     value: Secret
 
 
-class SourceKind:
+# --- source kinds ------------------------------------------------------------------------------
+
+
+class SourceKind(ABC):
     kind: ClassVar[str]
     provider_kind: ClassVar[str | None]
-    can_mint: ClassVar[bool] = False  # a new token can be created beside the old one
-    can_renew: ClassVar[bool] = False  # rotate in place
-    has_scopes: ClassVar[bool] = False
-    has_access_level: ClassVar[bool] = False
-    identifies_values: ClassVar[bool] = False  # identify() can tell which token a value is
     noun: ClassVar[str] = "token"
 
-    def strategy(self, source: Source) -> Strategy:
-        raise NotImplementedError
+    @abstractmethod
+    def strategy(self, source: Source) -> Strategy: ...
 
     def needs(self, token: Token, lists: Lists) -> list[ListKey]:
         return []
 
-    def observe(self, token: Token, lists: Lists) -> SourceObservation:
-        raise NotImplementedError
-
-    def identify(self, api: Any, source: Source, value: Secret, lists: Lists) -> Identity | None:
-        """Which live token `value` is, or None when it cannot be told."""
-        return None
+    @abstractmethod
+    def observe(self, token: Token, lists: Lists) -> SourceObservation: ...
 
     def unmanaged(self, tokens: list[Token], lists: Lists) -> list[LiveToken]:
         """Live tokens in the lists this kind fetched that no inventory token names."""
         return []
 
-    # apply (issue 6) ----------------------------------------------------------------------
+    # planning hooks (pure) -------------------------------------------------------------------
 
-    def mint(self, api: Any, source: Source, *, expires_at: date | None) -> Minted:
-        raise NotImplementedError(f"{self.kind}: mint is not available")
+    def due_reasons(self, token: Token, live: LiveToken | None, now: datetime) -> list[Reason]:
+        """This kind's reasons why `token` is due (see the module docstring for when)."""
+        return []
 
-    def renew(self, api: Any, source: Source, live: LiveToken, *, expires_at: date | None) -> Minted:
-        raise NotImplementedError(f"{self.kind}: renew is not available")
+    def findings(self, token: Token, live: LiveToken | None, now: datetime, *, action: TokenAction,
+                 strategy: Strategy, reasons: tuple[Reason, ...]) -> list[Finding]:
+        """This kind's warnings and errors once the action is decided."""
+        return []
 
-    def revoke(self, api: Any, source: Source, live: LiveToken) -> None:
-        raise NotImplementedError(f"{self.kind}: revoke is not available")
+    def manual_create(self, source: Source) -> str:
+        """What a person must do when the plan needs a token this kind cannot mint."""
+        return f"the {self.noun} cannot be created through the API: create it by hand"
 
-    def recover(self, api: Any, source: Source, live: LiveToken) -> Secret | None:
-        return None
+    @property
+    def identifies_values(self) -> bool:
+        """`identify()` can tell which live token a held value is."""
+        return isinstance(self, Identifying)
 
+
+class Mintable(ABC):
+    """A new token can be created beside the old one."""
+
+    @abstractmethod
+    def mint(self, api: Any, source: Source, *, expires_at: date | None) -> Minted: ...
+
+    def mintable_for(self, source: Source) -> bool:
+        """Whether this source's token can be minted (e.g. only by an admin: `strategy: overlap`)."""
+        return True
+
+
+class Renewable(ABC):
+    """Rotated in place: the old value dies at once."""
+
+    @abstractmethod
+    def renew(self, api: Any, source: Source, live: LiveToken, *, expires_at: date | None) -> Minted: ...
+
+
+class Revocable(ABC):
+    @abstractmethod
+    def revoke(self, api: Any, source: Source, live: LiveToken) -> None: ...
+
+
+class Recoverable(ABC):
+    """The API shows the current value of an `owned` live token again."""
+
+    @abstractmethod
+    def recover(self, api: Any, source: Source, live: LiveToken) -> Secret | None: ...
+
+
+class Identifying(ABC):
+    """A value can be matched to a live token (authenticate with it, or compare with a list)."""
+
+    @abstractmethod
+    def identify(self, api: Any, source: Source, value: Secret, lists: Lists) -> Identity | None:
+        """Which live token `value` is, or None when it cannot be told."""
+
+    @abstractmethod
     def verify_value(self, api: Any, source: Source, live: LiveToken, value: Secret) -> bool | None:
-        """Whether `value` is the live token `live` (authenticate with it, or compare with what
-        the API shows); None when the kind cannot tell without a side effect."""
-        return None
+        """Whether `value` is the live token `live`; None when the kind cannot tell without a
+        side effect."""
 
 
-class ConsumerKind:
+class Supplied(ABC):
+    """A person supplies each new value at apply time; there is no live token to observe."""
+
+    @abstractmethod
+    def supplied_value(self, source: Source, env: Mapping[str, str]) -> Secret:
+        """The value supplied now; ValueError (its message for people) when it is not there."""
+
+
+# --- consumer kinds ----------------------------------------------------------------------------
+
+
+class ConsumerKind(ABC):
     kind: ClassVar[str]
     provider_kind: ClassVar[str]
-    can_create: ClassVar[bool] = False  # apply can create the place when it is missing
 
-    def needs(self, consumer: Consumer, lists: Lists) -> list[ListKey]:
-        raise NotImplementedError
+    @abstractmethod
+    def needs(self, consumer: Consumer, lists: Lists) -> list[ListKey]: ...
 
-    def observe(self, token: Token, consumer: Consumer, lists: Lists) -> Reading:
-        raise NotImplementedError
+    @abstractmethod
+    def observe(self, token: Token, consumer: Consumer, lists: Lists) -> Reading: ...
+
+    @abstractmethod
+    def write(self, api: Any, consumer: Consumer, value: Secret, observed: ConsumerObservation) -> None: ...
+
+    @abstractmethod
+    def verify(self, api: Any, consumer: Consumer, value: Secret) -> bool | None: ...
+
+    def template(self, consumer: Consumer) -> str:
+        """What the value is rendered through before it is written (`Bearer ${token}`, a URL)."""
+        return consumer.value
+
+    # planning hooks (pure) -------------------------------------------------------------------
 
     def desired_attributes(self, consumer: Consumer) -> dict[str, Any]:
         """The non-secret attributes the inventory manages, compared with the observation's."""
@@ -179,32 +271,75 @@ class ConsumerKind:
         """Kind-specific problems as (severity, code, message); `writing`: a write is planned."""
         return []
 
-    # apply (issue 6) ----------------------------------------------------------------------
 
-    def write(self, api: Any, consumer: Consumer, value: Secret, observed: ConsumerObservation) -> None:
-        raise NotImplementedError(f"{self.kind}: write is not available")
+class Creatable:
+    """`write` creates the place when it is missing."""
 
-    def verify(self, api: Any, consumer: Consumer, value: Secret) -> bool | None:
-        raise NotImplementedError(f"{self.kind}: verify is not available")
+    def creatable(self, consumer: Consumer, observation: ConsumerObservation) -> bool:
+        """Whether this missing place can be created: not when observe marked it
+        `details["creatable"] = False` (its parent, e.g. an app installation, is missing too)."""
+        return bool(observation.details.get("creatable", True))
 
+
+class Readable(ABC):
+    @abstractmethod
     def read(self, api: Any, consumer: Consumer) -> Secret | None:
         """The value the consumer holds now (as held, after the template), when readable."""
-        return None
 
+
+class ListVerifiable(ABC):
+    """Read back from lists fetched after the writes: one list per scope serves every consumer of
+    the token there, instead of one GET each."""
+
+    @abstractmethod
     def verify_keys(self, consumer: Consumer) -> list[ListKey]:
-        """The list calls `verify_listed` reads back from; [] when `verify` reads per consumer
-        (or needs no read: write-only kinds)."""
-        return []
+        """The list calls `verify_listed` reads; [] when this consumer is verified with `verify`
+        (or needs no read: write-only)."""
 
+    @abstractmethod
     def verify_listed(self, consumer: Consumer, value: Secret, lists: Lists) -> bool | None:
-        """`verify` from lists fetched after the writes (one list per scope serves every consumer
-        of the token there, instead of one GET each). Raises when the list could not be read."""
-        raise NotImplementedError(f"{self.kind}: verify_listed is not available")
+        """`verify` from those lists. Raises when the list could not be read."""
 
+
+class AttributeWritable(ABC):
+    @abstractmethod
     def write_attributes(self, api: Any, consumer: Consumer, observed: ConsumerObservation) -> bool:
-        """Update only the managed attributes, leaving the value as it is. False when the kind
-        cannot do that without writing the value."""
-        return False
+        """Update only the managed attributes, leaving the value as it is. False when that cannot
+        be done without writing the value."""
+
+
+class Recreatable(ABC):
+    """A write that may delete the place and create it again (the value cannot be set in place)."""
+
+    @abstractmethod
+    def recreates(self, consumer: Consumer) -> bool:
+        """This consumer's write deletes and creates the place."""
+
+    @abstractmethod
+    def listed(self, consumer: Consumer, observed: ConsumerObservation, lists: Lists) -> dict[str, Any] | None:
+        """The place as observe read it this run (None: `write` reads it itself)."""
+
+    @abstractmethod
+    def write(self, api: Any, consumer: Consumer, value: Secret, observed: ConsumerObservation, *,
+              before_delete: Callable[[dict[str, Any]], None] | None = None,
+              listed: dict[str, Any] | None = None) -> None: ...
+
+    @abstractmethod
+    def recreate_from(self, api: Any, consumer: Consumer, saved: dict[str, Any], value: Secret | None) -> str:
+        """Create the place again from the copy `before_delete` received; the new id."""
+
+
+C = TypeVar("C")
+
+
+def capable(kind: object, capability: Callable[..., C]) -> C:
+    """`kind` as having `capability` (one of the capability classes above), which the plan
+    already guarantees; NotImplementedError when it does not (a plan made for another inventory).
+    Typed as a callable because mypy refuses an abstract class where a `type[C]` is expected."""
+    if isinstance(kind, capability):  # type: ignore[arg-type]
+        return cast(C, kind)
+    name = capability.__name__ if isinstance(capability, type) else str(capability)
+    raise NotImplementedError(f"{type(kind).__name__} is not {name}")
 
 
 def read_back(lists: Lists, key: ListKey) -> Any:

@@ -12,8 +12,10 @@ from typing import Any
 
 from gitlab.utils import EncodedId
 
+from reconciler.inventory.model import Source
 from reconciler.kinds import FetchError, ListKey, Lists
 from reconciler.observed import LiveToken, parse_date, parse_time
+from reconciler.plan_model import Reason, declared_at
 from reconciler.secret import Secret
 
 PER_PAGE = 100
@@ -146,6 +148,22 @@ def live_token(row: dict[str, Any], where: str) -> LiveToken:
         access_level=row.get("access_level"),
         user_id=None if row.get("user_id") is None else str(row["user_id"]),
     )
+
+
+def drift_reasons(source: Source, live: LiveToken, scopes: tuple[str, ...],
+                  access_level: int | None = None) -> list[Reason]:
+    """The declared `scopes` and `access_level` (None: the kind has none) the live token differs
+    from. Rotation copies both, so only a new token can change them."""
+    reasons = []
+    declared, actual = sorted(set(scopes)), sorted(set(live.scopes))
+    if declared != actual:
+        reasons.append(Reason(code="scopes", at=declared_at(source, "scopes"),
+                              message=f"scopes differ: live {', '.join(actual) or '-'}, "
+                                      f"declared {', '.join(declared)}"))
+    if access_level is not None and live.access_level is not None and access_level != live.access_level:
+        reasons.append(Reason(code="access_level", at=declared_at(source, "access_level"),
+                              message=f"access level differs: live {live.access_level}, declared {access_level}"))
+    return reasons
 
 
 def pick(matches: list[LiveToken]) -> tuple[LiveToken | None, tuple[LiveToken, ...]]:

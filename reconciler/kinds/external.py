@@ -5,12 +5,18 @@ ledger; `expires_at`, when declared, drives the expiry reason.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+
 from reconciler.inventory.model import ExternalSource, Source, Token
-from reconciler.kinds import Lists, SourceKind, Strategy
-from reconciler.observed import SourceObservation
+from reconciler.kinds import Lists, SourceKind, Strategy, Supplied, TokenAction
+from reconciler.observed import LiveToken, SourceObservation
+from reconciler.plan_model import Finding, Reason, days_left, days_text, declared_at
+from reconciler.secret import Secret
 
 
-class ExternalKind(SourceKind):
+class ExternalKind(SourceKind, Supplied):
     kind = "external"
     provider_kind = None
     noun = "external credential"
@@ -22,6 +28,53 @@ class ExternalKind(SourceKind):
         source = token.source
         assert isinstance(source, ExternalSource)
         return SourceObservation(token=token.name, identity=source.identity)
+
+    # planning ---------------------------------------------------------------------------------
+
+    def due_reasons(self, token: Token, live: LiveToken | None, now: datetime) -> list[Reason]:
+        """Only the declared expiry: there is no live token to look at."""
+        src, rot = token.source, token.rotation
+        assert isinstance(src, ExternalSource)
+        if src.expires_at is None or rot.rotate_before is None:
+            return []
+        left = days_left(src.expires_at, now)
+        if left > rot.rotate_before.days:
+            return []
+        return [Reason(code="expiring", at=declared_at(src, "expires_at"),
+                       message=f"expires {src.expires_at} ({left} days left, rotate_before "
+                               f"{days_text(rot.rotate_before)})")]
+
+    def findings(self, token: Token, live: LiveToken | None, now: datetime, *, action: TokenAction,
+                 strategy: Strategy, reasons: tuple[Reason, ...]) -> list[Finding]:
+        src = token.source
+        assert isinstance(src, ExternalSource)
+        if action == "none":
+            return []
+        return [Finding(severity="warning", code="external_value", at=declared_at(src),
+                        message=f"{token.name}: a person supplies the new value at apply time "
+                                f"({self._where(src)})")]
+
+    # apply ------------------------------------------------------------------------------------
+
+    def supplied_value(self, source: Source, env: Mapping[str, str]) -> Secret:
+        assert isinstance(source, ExternalSource)
+        if source.value_env:
+            text = env.get(source.value_env, "")
+            if not text:
+                raise ValueError(f"${source.value_env} is not set: a person supplies the new value of this external "
+                                 "credential at apply time")
+            return Secret(text)
+        try:
+            text = Path(str(source.value_file)).read_text().strip()
+        except OSError as err:
+            raise ValueError(f"{source.value_file}: cannot read the new value ({err.strerror})") from None
+        if not text:
+            raise ValueError(f"{source.value_file} is empty: a person supplies the new value at apply time")
+        return Secret(text)
+
+    @staticmethod
+    def _where(src: ExternalSource) -> str:
+        return f"${src.value_env}" if src.value_env else str(src.value_file)
 
 
 KIND = ExternalKind()

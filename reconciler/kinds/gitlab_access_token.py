@@ -10,23 +10,30 @@ copies both). Identify a held value: authenticate with it (`GET /personal_access
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from reconciler.inventory.model import GitLabGroupAccessToken, GitLabProjectAccessToken, Source, Token
-from reconciler.kinds import Identity, ListKey, Lists, Minted, SourceKind, Strategy
-from reconciler.kinds._gitlab import live_token, pick, rows
+from reconciler.kinds import (
+    Identifying,
+    Identity,
+    ListKey,
+    Lists,
+    Mintable,
+    Minted,
+    Renewable,
+    Revocable,
+    SourceKind,
+    Strategy,
+    TokenAction,
+)
+from reconciler.kinds._gitlab import drift_reasons, live_token, pick, rows
 from reconciler.observed import LiveToken, SourceObservation
+from reconciler.plan_model import Finding, Reason, declared_at
 from reconciler.secret import Secret
 
 
-class ResourceAccessTokenKind(SourceKind):
-    can_mint = True
-    can_renew = True
-    has_scopes = True
-    has_access_level = True
-    identifies_values = True
-
+class ResourceAccessTokenKind(SourceKind, Mintable, Renewable, Revocable, Identifying):
     def __init__(self, kind: str, resource: str, model: type) -> None:
         self.kind = kind  # type: ignore[misc]
         self.resource = resource  # "project" | "group"
@@ -59,6 +66,21 @@ class ResourceAccessTokenKind(SourceKind):
     def identify(self, api: Any, source: Source, value: Secret, lists: Lists) -> Identity | None:
         return api.identify_token(value)
 
+    # planning ---------------------------------------------------------------------------------
+
+    def due_reasons(self, token: Token, live: LiveToken | None, now: datetime) -> list[Reason]:
+        src = token.source
+        assert isinstance(src, GitLabProjectAccessToken | GitLabGroupAccessToken) and live is not None
+        return drift_reasons(src, live, src.scopes, src.access_level)
+
+    def findings(self, token: Token, live: LiveToken | None, now: datetime, *, action: TokenAction,
+                 strategy: Strategy, reasons: tuple[Reason, ...]) -> list[Finding]:
+        if action == "none" or strategy != "overlap":
+            return []
+        return [Finding(severity="warning", code="new_bot_user", at=declared_at(token.source),
+                        message=f"{token.name}: creating a new {self.noun} creates a new bot user on GitLab (a "
+                                f"member of the {self.resource}); the old one goes when the old token is revoked")]
+
     def unmanaged(self, tokens: list[Token], lists: Lists) -> list[LiveToken]:
         named = {(self._key(t.source), t.source.name) for t in tokens if isinstance(t.source, self.model)}  # type: ignore[attr-defined]
         found = []
@@ -70,7 +92,7 @@ class ResourceAccessTokenKind(SourceKind):
                         found.append(live)
         return found
 
-    # apply (issue 6) ----------------------------------------------------------------------
+    # apply ------------------------------------------------------------------------------------
 
     def _manager(self, api: Any, source: Source) -> Any:
         parent = api.gl.projects if self.resource == "project" else api.gl.groups

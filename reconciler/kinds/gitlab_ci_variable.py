@@ -12,7 +12,18 @@ from __future__ import annotations
 from typing import Any
 
 from reconciler.inventory.model import Consumer, GitLabCiVariable, Token
-from reconciler.kinds import ConsumerKind, ListKey, Lists, Reading, extract, read_back
+from reconciler.kinds import (
+    AttributeWritable,
+    ConsumerKind,
+    Creatable,
+    ListKey,
+    Lists,
+    ListVerifiable,
+    Readable,
+    Reading,
+    extract,
+    read_back,
+)
 from reconciler.kinds._gitlab import rows
 from reconciler.observed import ConsumerObservation
 from reconciler.secret import Secret
@@ -28,10 +39,9 @@ def _key(c: GitLabCiVariable) -> ListKey:
     return ListKey(c.provider, "instance_variables", "")
 
 
-class CiVariableKind(ConsumerKind):
+class CiVariableKind(ConsumerKind, Creatable, Readable, ListVerifiable, AttributeWritable):
     kind = "gitlab_ci_variable"
     provider_kind = "gitlab"
-    can_create = True
 
     def needs(self, consumer: Consumer, lists: Lists) -> list[ListKey]:
         assert isinstance(consumer, GitLabCiVariable)
@@ -83,7 +93,7 @@ class CiVariableKind(ConsumerKind):
                         f"{consumer.label}: GitLab refuses to change `masked` on a hidden variable"))
         return out
 
-    # apply (issue 6) ----------------------------------------------------------------------
+    # apply ------------------------------------------------------------------------------------
 
     def _manager(self, api: Any, c: GitLabCiVariable) -> Any:
         if c.project is not None:

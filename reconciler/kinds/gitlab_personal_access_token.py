@@ -9,31 +9,50 @@ Identify a held value: authenticate with it (`GET /personal_access_tokens/self`)
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from reconciler.inventory.model import GitLabPersonalAccessToken, Source, Token
-from reconciler.kinds import Identity, ListKey, Lists, Minted, SourceKind, Strategy
-from reconciler.kinds._gitlab import live_token, pick, rows, self_user_id, user_keys
+from reconciler.kinds import (
+    Identifying,
+    Identity,
+    ListKey,
+    Lists,
+    Mintable,
+    Minted,
+    Renewable,
+    Revocable,
+    SourceKind,
+    Strategy,
+)
+from reconciler.kinds._gitlab import drift_reasons, live_token, pick, rows, self_user_id, user_keys
 from reconciler.observed import LiveToken, SourceObservation
+from reconciler.plan_model import Reason
 from reconciler.secret import Secret
 
 
-class PersonalAccessTokenKind(SourceKind):
+class PersonalAccessTokenKind(SourceKind, Mintable, Renewable, Revocable, Identifying):
     kind = "gitlab_personal_access_token"
     provider_kind = "gitlab"
-    can_renew = True
-    has_scopes = True
-    identifies_values = True
     noun = "personal access token"
 
     def strategy(self, source: Source) -> Strategy:
         assert isinstance(source, GitLabPersonalAccessToken)
         return source.strategy
 
-    def can_mint_for(self, source: Source) -> bool:
+    def mintable_for(self, source: Source) -> bool:
         """Only an admin on self-managed can create a PAT for a user; that is `strategy: overlap`."""
         return isinstance(source, GitLabPersonalAccessToken) and source.strategy == "overlap"
+
+    def due_reasons(self, token: Token, live: LiveToken | None, now: datetime) -> list[Reason]:
+        src = token.source
+        assert isinstance(src, GitLabPersonalAccessToken) and live is not None
+        return drift_reasons(src, live, src.scopes)
+
+    def manual_create(self, source: Source) -> str:
+        assert isinstance(source, GitLabPersonalAccessToken)
+        return (f"GitLab offers no API to create this {self.noun} (a non-admin's PAT): create {source.name!r} by "
+                "hand, then run again")
 
     def _uid(self, source: GitLabPersonalAccessToken, lists: Lists) -> tuple[str | None, str | None]:
         return self_user_id(str(source.provider), source.user, lists)
@@ -76,7 +95,7 @@ class PersonalAccessTokenKind(SourceKind):
                         found.append(live)
         return found
 
-    # apply (issue 6) ----------------------------------------------------------------------
+    # apply ------------------------------------------------------------------------------------
 
     def renew(self, api: Any, source: Source, live: LiveToken, *, expires_at: date | None) -> Minted:
         """`POST /personal_access_tokens/:id/rotate` with retries off (reuse detection)."""

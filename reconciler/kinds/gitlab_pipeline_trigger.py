@@ -13,7 +13,18 @@ from datetime import date
 from typing import Any
 
 from reconciler.inventory.model import GitLabPipelineTrigger, Source, Token
-from reconciler.kinds import Identity, ListKey, Lists, Minted, SourceKind, Strategy
+from reconciler.kinds import (
+    Identifying,
+    Identity,
+    ListKey,
+    Lists,
+    Mintable,
+    Minted,
+    Recoverable,
+    Revocable,
+    SourceKind,
+    Strategy,
+)
 from reconciler.kinds._gitlab import pick, rows
 from reconciler.observed import LiveToken, SourceObservation, parse_date, parse_time
 from reconciler.secret import Secret
@@ -38,11 +49,9 @@ def live_trigger(row: dict[str, Any], where: str) -> LiveToken:
     )
 
 
-class PipelineTriggerKind(SourceKind):
+class PipelineTriggerKind(SourceKind, Mintable, Revocable, Recoverable, Identifying):
     kind = "gitlab_pipeline_trigger"
     provider_kind = "gitlab"
-    can_mint = True
-    identifies_values = True
     noun = "pipeline trigger"
 
     def _key(self, source: Source) -> ListKey:
@@ -90,7 +99,7 @@ class PipelineTriggerKind(SourceKind):
                         found.append(live)
         return found
 
-    # apply (issue 6) ----------------------------------------------------------------------
+    # apply ------------------------------------------------------------------------------------
 
     def _manager(self, api: Any, source: Source) -> Any:
         assert isinstance(source, GitLabPipelineTrigger)

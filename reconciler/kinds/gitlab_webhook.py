@@ -5,7 +5,7 @@ state comes from the ledger.
 Observe: one `GET /{projects,groups}/:id/hooks` per project/group; the hook is matched by id, URL
 or name. In `mode: recreate` also one `GET .../hooks/:id` for that hook, because the list omits the
 URL-variable and custom-header keys, and a recreate that would drop values the inventory does not
-declare is refused (DESIGN invariant 4). Write (`mode: update`): `PUT .../hooks/:id` with `token`
+declare is refused. Write (`mode: update`): `PUT .../hooks/:id` with `token`
 (and the unchanged `url`: a URL change without `token` clears it), or
 `PUT .../hooks/:id/{url_variables,custom_headers}/:key`. `mode: recreate`: copy every readable
 field, delete, create with the declared values re-supplied.
@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from reconciler.inventory.model import Consumer, GitLabWebhook, Token
-from reconciler.kinds import ConsumerKind, ListKey, Lists, Reading
+from reconciler.kinds import ConsumerKind, ListKey, Lists, Reading, Recreatable
 from reconciler.kinds._gitlab import rows
 from reconciler.observed import ConsumerObservation
 from reconciler.secret import Secret
@@ -57,9 +57,13 @@ def _keys(items: Any) -> list[str]:
     return sorted(str(i.get("key")) for i in items or () if isinstance(i, dict))
 
 
-class WebhookKind(ConsumerKind):
+class WebhookKind(ConsumerKind, Recreatable):
     kind = "gitlab_webhook"
     provider_kind = "gitlab"
+
+    def recreates(self, consumer: Consumer) -> bool:
+        assert isinstance(consumer, GitLabWebhook)
+        return consumer.mode == "recreate"
 
     def needs(self, consumer: Consumer, lists: Lists) -> list[ListKey]:
         assert isinstance(consumer, GitLabWebhook)
@@ -129,7 +133,7 @@ class WebhookKind(ConsumerKind):
                      "found again: name it by its URL or name")]
         return []
 
-    # apply (issue 6) ----------------------------------------------------------------------
+    # apply ------------------------------------------------------------------------------------
 
     def _manager(self, api: Any, c: GitLabWebhook) -> Any:
         if c.project is not None:
@@ -212,7 +216,7 @@ def recreate_payload(c: GitLabWebhook, detail: dict[str, Any], value: Secret | N
                      check: bool = True) -> dict[str, Any]:
     """A create body copying every readable field of `detail`, the declared URL variables and
     custom headers, and `value` in the target field. Refuses (ValueError) when the live hook holds
-    a write-only value the inventory does not declare (DESIGN invariant 4)."""
+    a write-only value the inventory does not declare."""
     if check:
         lost = [f"URL variable {k!r}" for k in _keys(detail.get("url_variables"))
                 if k not in c.url_variables and not (c.target.field == "url_variable" and c.target.name == k)]

@@ -8,13 +8,18 @@ description matches.
 
 from __future__ import annotations
 
-from datetime import date
+from dataclasses import MISSING, asdict, fields, is_dataclass
+from datetime import date, datetime
+from typing import Any
 
-from reconciler.inventory.model import Source, Token, ZendeskApiToken
-from reconciler.kinds import ListKey, Lists, SourceKind, Strategy
+import yaml
+
+from reconciler.inventory.model import Consumer, Source, Token, ZendeskApiToken
+from reconciler.kinds import ListKey, Lists, SourceKind, Strategy, TokenAction
 from reconciler.kinds._gitlab import pick, rows
 from reconciler.kinds._zendesk import live_zendesk_token
 from reconciler.observed import LiveToken, SourceObservation
+from reconciler.plan_model import Finding, Reason, declared_at
 
 CUTOFF = date(2027, 4, 30)  # every remaining API token stops working
 INACTIVITY_DAYS = 30  # unused this long: deactivated
@@ -53,6 +58,73 @@ class ApiTokenKind(SourceKind):
                     if live.usable and (key.provider, live.name) not in named:
                         found.append(live)
         return found
+
+    # planning ---------------------------------------------------------------------------------
+
+    def findings(self, token: Token, live: LiveToken | None, now: datetime, *, action: TokenAction,
+                 strategy: Strategy, reasons: tuple[Reason, ...]) -> list[Finding]:
+        """The cutoff and inactivity warnings, with an OAuth replacement to paste; an error when
+        the token is gone (it cannot be created again)."""
+        src = token.source
+        assert isinstance(src, ZendeskApiToken)
+        at = declared_at(src)
+        state = "in use" if live is not None and live.usable else "not active"
+        out = [Finding(severity="warning", code="api_token_sunset", at=at, detail=_oauth_proposal(token),
+                       message=f"Zendesk API token {src.description!r} ({state}) stops working on {CUTOFF} "
+                               f"({(CUTOFF - now.date()).days} days left); API tokens can no longer be created: "
+                               "replace it with an OAuth token")]
+        if live is not None and live.usable and live.last_used_at is not None:
+            out += _inactivity(src, (now - live.last_used_at).days)
+        if any(r.code in ("missing", "revoked", "inactive") for r in reasons):
+            out.append(Finding(severity="error", code="api_token_gone", at=at,
+                               message=f"Zendesk API token {src.description!r} is {reasons[0].code}: API tokens can "
+                                       "no longer be created; replace it with an OAuth token (see the proposal)"))
+        return out
+
+
+def _inactivity(src: ZendeskApiToken, idle: int) -> list[Finding]:
+    if idle >= INACTIVITY_DAYS:
+        message = (f"Zendesk API token {src.description!r} last used {idle} days ago: Zendesk deactivates tokens "
+                   f"unused for {INACTIVITY_DAYS} days")
+    elif idle >= INACTIVITY_DAYS - 7:
+        message = (f"Zendesk API token {src.description!r} unused for {idle} days: deactivated in "
+                   f"{INACTIVITY_DAYS - idle} days unless used")
+    else:
+        return []
+    return [Finding(severity="warning", code="api_token_inactive", at=declared_at(src), message=message)]
+
+
+def _oauth_proposal(token: Token) -> str:
+    """The inventory YAML of an OAuth replacement for an API token, consumers carried over."""
+    src = token.source
+    assert isinstance(src, ZendeskApiToken)
+    entry: dict[str, Any] = {
+        "description": f"Replaces the Zendesk API token {src.description!r} (API tokens stop working on {CUTOFF})",
+    }
+    if token.owner:
+        entry["owner"] = token.owner
+    entry["source"] = {"kind": "zendesk_oauth_token", "provider": src.provider,
+                       "client": "CLIENT-IDENTIFIER", "scopes": ["read", "write"]}
+    entry["consumers"] = [_consumer_yaml(c) for c in token.consumers]
+    text = yaml.safe_dump({"tokens": {f"{token.name}-oauth": entry}}, sort_keys=False, default_flow_style=False)
+    return text + "# CLIENT-IDENTIFIER: an OAuth client of this instance (Admin Center > Apps and integrations > APIs)\n"
+
+
+def _consumer_yaml(c: Consumer) -> dict[str, Any]:
+    """A consumer as inventory YAML: its kind and every field that differs from its default."""
+    out: dict[str, Any] = {"kind": c.kind}
+    for f in fields(c):
+        if f.name in ("pos", "key_pos"):
+            continue
+        value = getattr(c, f.name)
+        default = f.default if f.default is not MISSING else (
+            f.default_factory() if f.default_factory is not MISSING else None)
+        if value == default or value in (None, {}, ()):
+            continue
+        if is_dataclass(value) and not isinstance(value, type):
+            value = {k: v for k, v in asdict(value).items() if v is not None}
+        out[f.name] = value
+    return out
 
 
 KIND = ApiTokenKind()

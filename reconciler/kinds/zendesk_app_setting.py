@@ -13,7 +13,17 @@ from __future__ import annotations
 from typing import Any
 
 from reconciler.inventory.model import Consumer, Token, ZendeskAppSetting
-from reconciler.kinds import ConsumerKind, ListKey, Lists, Reading, extract, read_back
+from reconciler.kinds import (
+    ConsumerKind,
+    Creatable,
+    ListKey,
+    Lists,
+    ListVerifiable,
+    Readable,
+    Reading,
+    extract,
+    read_back,
+)
 from reconciler.kinds._gitlab import rows
 from reconciler.kinds._zendesk import fetch_installations
 from reconciler.observed import ConsumerObservation
@@ -34,10 +44,12 @@ def find_installation(c: ZendeskAppSetting, data: list[dict[str, Any]]) -> dict[
     return by_app
 
 
-class AppSettingKind(ConsumerKind):
+class AppSettingKind(ConsumerKind, Creatable, Readable, ListVerifiable):
+    """A missing setting of an existing installation is written like any other; a missing
+    installation cannot be created (observe marks it `creatable: False`)."""
+
     kind = "zendesk_app_setting"
     provider_kind = "zendesk"
-    can_create = True  # a missing setting of an existing installation is written like any other
 
     def needs(self, consumer: Consumer, lists: Lists) -> list[ListKey]:
         return [ListKey(consumer.provider, "installations")]
@@ -67,7 +79,7 @@ class AppSettingKind(ConsumerKind):
                                           fingerprint=held.fingerprint(), details=details)
         return Reading(observation, held, extract(c.value, held))
 
-    # apply (issue 6) ----------------------------------------------------------------------
+    # apply ------------------------------------------------------------------------------------
 
     def _installation(self, api: Any, installation_id: str) -> dict[str, Any]:
         body = api.get(f"/api/v2/apps/installations/{installation_id}.json")

@@ -14,7 +14,7 @@ from datetime import date
 from typing import Any
 
 from reconciler.inventory.model import Source, Token, ZendeskOAuthClientSecret
-from reconciler.kinds import ListKey, Lists, Minted, SourceKind, Strategy
+from reconciler.kinds import ListKey, Lists, Minted, Renewable, SourceKind, Strategy
 from reconciler.kinds.zendesk_oauth_token import client_row
 from reconciler.observed import LiveToken, SourceObservation, parse_time
 from reconciler.secret import Secret
@@ -29,10 +29,11 @@ def live_client(row: dict[str, Any], where: str) -> LiveToken:
     )
 
 
-class OAuthClientSecretKind(SourceKind):
+class OAuthClientSecretKind(SourceKind, Renewable):
+    """Not revocable: a secret goes only with its client, which the tool never deletes."""
+
     kind = "zendesk_oauth_client_secret"
     provider_kind = "zendesk"
-    can_renew = True
     noun = "OAuth client secret"
 
     def strategy(self, source: Source) -> Strategy:
@@ -50,7 +51,7 @@ class OAuthClientSecretKind(SourceKind):
         return SourceObservation(token=token.name, identity=source.identity,
                                  current=live_client(client, f"{source.provider}: OAuth client"))
 
-    # apply (issue 6) ----------------------------------------------------------------------
+    # apply ------------------------------------------------------------------------------------
 
     def renew(self, api: Any, source: Source, live: LiveToken, *, expires_at: date | None) -> Minted:
         """`PUT /api/v2/oauth/clients/:id/generate_secret` → `{"client": {..., "secret": NEW}}`."""

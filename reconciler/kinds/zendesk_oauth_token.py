@@ -15,7 +15,17 @@ from datetime import date
 from typing import Any
 
 from reconciler.inventory.model import Source, Token, ZendeskOAuthToken
-from reconciler.kinds import Identity, ListKey, Lists, Minted, SourceKind, Strategy
+from reconciler.kinds import (
+    Identifying,
+    Identity,
+    ListKey,
+    Lists,
+    Mintable,
+    Minted,
+    Revocable,
+    SourceKind,
+    Strategy,
+)
 from reconciler.kinds._gitlab import pick, rows
 from reconciler.kinds._zendesk import live_zendesk_token
 from reconciler.observed import LiveToken, SourceObservation
@@ -32,12 +42,11 @@ def client_row(provider: str, identifier: str, lists: Lists) -> tuple[dict[str, 
     return None, f"no OAuth client with identifier {identifier!r}"
 
 
-class OAuthTokenKind(SourceKind):
+class OAuthTokenKind(SourceKind, Mintable, Revocable, Identifying):
+    """Scopes never drift: the token is matched by its scopes, so other scopes are another token."""
+
     kind = "zendesk_oauth_token"
     provider_kind = "zendesk"
-    can_mint = True
-    has_scopes = True
-    identifies_values = True
     noun = "OAuth token"
 
     def strategy(self, source: Source) -> Strategy:
@@ -75,7 +84,7 @@ class OAuthTokenKind(SourceKind):
     def identify(self, api: Any, source: Source, value: Secret, lists: Lists) -> Identity | None:
         return api.identify_oauth_token(value)
 
-    # apply (issue 6) ----------------------------------------------------------------------
+    # apply ------------------------------------------------------------------------------------
 
     def mint(self, api: Any, source: Source, *, expires_at: date | None) -> Minted:
         """`POST /api/v2/oauth/tokens {"token": {"client_id": <id>, "scopes": [...]}}` (201)."""

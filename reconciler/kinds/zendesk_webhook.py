@@ -12,7 +12,16 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from reconciler.inventory.model import Consumer, Token, ZendeskWebhook
-from reconciler.kinds import ConsumerKind, ListKey, Lists, Reading, extract, read_back
+from reconciler.kinds import (
+    ConsumerKind,
+    ListKey,
+    Lists,
+    ListVerifiable,
+    Readable,
+    Reading,
+    extract,
+    read_back,
+)
 from reconciler.kinds._gitlab import rows
 from reconciler.kinds._zendesk import fetch_webhooks, patch
 from reconciler.observed import ConsumerObservation
@@ -69,9 +78,14 @@ def ambiguous(c: ZendeskWebhook, data: list[dict[str, Any]]) -> str | None:
             "so that the value does not go to the wrong one")
 
 
-class ZendeskWebhookKind(ConsumerKind):
+class ZendeskWebhookKind(ConsumerKind, Readable, ListVerifiable):
     kind = "zendesk_webhook"
     provider_kind = "zendesk"
+
+    def template(self, consumer: Consumer) -> str:
+        """An endpoint is its own template (the value goes into the URL)."""
+        assert isinstance(consumer, ZendeskWebhook)
+        return consumer.endpoint if consumer.endpoint is not None else consumer.value
 
     def needs(self, consumer: Consumer, lists: Lists) -> list[ListKey]:
         return [ListKey(consumer.provider, "webhooks")]
@@ -119,7 +133,7 @@ class ZendeskWebhookKind(ConsumerKind):
                 desired["authentication.username"] = consumer.authentication.username
         return desired
 
-    # apply (issue 6) ----------------------------------------------------------------------
+    # apply ------------------------------------------------------------------------------------
 
     def write(self, api: Any, consumer: Consumer, value: Secret, observed: ConsumerObservation) -> None:
         """`PATCH /api/v2/webhooks/:id` with only `endpoint`, or only `authentication`

@@ -19,3 +19,12 @@ class ReconcileError(Exception):
     def user_message(self) -> str:
         """What the command line prints on stderr."""
         return f"error: {self}"
+
+
+class DiagnosticsError(ReconcileError):
+    """An error whose message is its own report (one diagnostic per line, each naming file, line
+    and key): printed as it is, without the `error:` prefix."""
+
+    @property
+    def user_message(self) -> str:
+        return str(self)

@@ -12,11 +12,11 @@ state it was computed from are unchanged), and then works token by token:
    reported as such.
 2. The plan's action. Overlap: mint beside the old one -> escrow -> deliver to every consumer ->
    verify -> revoke the old one. In place: rotate -> escrow -> deliver -> verify. Progress is
-   persisted between steps: an in-flight record in the ledger (`Ledger.in_flight`: ids and times,
-   never a value) before the mint/rotate call, the escrow entry right after it, a ledger record
-   after each consumer write.
+   persisted between steps: the token's in-flight record in the ledger (`InFlight`: ids and
+   times, never a value) before the mint/rotate call, the escrow entry right after it, a ledger
+   record after each consumer write.
 
-Rotate calls (GitLab reuse detection, DESIGN.md): never retried automatically. After an unclear
+Rotate calls (GitLab's token reuse detection): never retried automatically. After an unclear
 outcome (timeout, 5xx, dropped connection) the token is looked up by name before anything else.
 If it was not rotated, the token fails and nothing else happens. If it was, its new value is lost
 (the answer never arrived, so it was never escrowed) and the consumers hold a revoked value. The
@@ -48,6 +48,7 @@ from reconciler.kinds import FetchError, ListKey, Minted, consumer_kind, extract
 from reconciler.observed import LiveToken, Observed, SourceObservation
 from reconciler.plan import ConsumerPlan, Plan, TokenPlan, plan
 from reconciler.secret import REDACTED, Secret
+from reconciler.state import StateError, StateStore, open_escrow
 from reconciler.state.ledger import InFlight, Ledger, LedgerRecord
 
 
@@ -169,8 +170,6 @@ def apply_plan(
     again (without its secret, `_Run.restore_recreates`), and escrowed values of tokens no longer
     live are dropped from the state (`_Run.drop_stale_escrow`). Raises ApplyRefused when apply
     cannot start; failures of single tokens are in the result."""
-    from reconciler.state import StateError
-
     reporter = reporter or NullReporter()
     try:
         lock = session.store.acquire(owner, wait=lock_timeout)
@@ -228,15 +227,13 @@ def describe_error(exc: BaseException, values: Iterable[Secret | None] = ()) -> 
 
 class _Run:
     def __init__(self, session: Any, reporter: Reporter) -> None:
-        from reconciler.state import open_escrow
-
         self.session = session
         self.inventory = session.inventory
         self.clients = session.clients
-        self.store = session.store
+        self.store: StateStore = session.store
         self.reporter = reporter
         self.now: datetime = session.now
-        self.ledger = self.store.load_ledger()  # under the lock: what the previous apply left
+        self.ledger: Ledger = self.store.load_ledger()  # under the lock: what the previous apply left
         self.escrow = open_escrow(self.store, self.inventory.state, session.env)
         self.result = ApplyResult()
         self.values_in_play: list[Secret] = []

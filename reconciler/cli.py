@@ -7,7 +7,9 @@ Exit codes: 0 success / nothing to do, 1 error, 2 changes pending or attention n
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -15,6 +17,9 @@ from reconciler import __version__
 from reconciler.errors import EXIT_ERROR
 
 EXIT_OK, EXIT_CHANGES = 0, 2
+
+if TYPE_CHECKING:
+    from reconciler.state import Escrow, StateStore
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -74,13 +79,14 @@ def validate(inventory: Path, strict: bool, codequality: Path | None) -> int:
 # --- reconcile state: inspect and repair the ledger, escrow and lock (reconciler/state/) ------
 
 
-def _open_state(inventory: Path, state_dir: str | None):
+def _open_state(inventory: Path, state_dir: str | None) -> tuple[StateStore, Escrow]:
     """The store and escrow the inventory configures, or a local store at --state-dir."""
     import os
 
     from reconciler.inventory.model import StateConfig
     from reconciler.state import LocalStore, open_escrow, open_store
 
+    store: StateStore
     if state_dir:
         store, config = LocalStore(state_dir), StateConfig()
     else:
@@ -168,7 +174,7 @@ def sandbox_options(command):
                         help="Run against embedded GitLab and Zendesk sandboxes seeded with a demo world.")(command)
 
 
-def user_errors(run):
+def user_errors(run: Callable[[], int]) -> int:
     """Run a command; a problem the user fixes (any ReconcileError) is its message on stderr and
     its exit code, a file that cannot be read or written one line and exit 1; never a traceback."""
     from reconciler.errors import ReconcileError
@@ -438,7 +444,7 @@ def _ci_options(command):
     return inventory_option(command)
 
 
-def _ci_errors(run):
+def _ci_errors(run: Callable[[], int]) -> int:
     """Run a ci command as `user_errors` does; GitLab's own refusals (the note API) are one line
     and exit 1 too."""
     import gitlab.exceptions

@@ -61,7 +61,7 @@ class StepFailed(ReconcileError):
     apply will do about it, or what to do before it."""
 
     def __init__(self, message: str, *, next_apply: str | None = None) -> None:
-        super().__init__(message)
+        super().__init__(message + (f"; {next_apply}" if next_apply else ""))
         self.message = message
         self.next_apply = next_apply
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler.apply import ApplyRefused, StepFailed
+from reconciler.apply import ApplyFailure, ApplyRefused, StepFailed
 from reconciler.check import CheckError
 from reconciler.clients import CredentialsMissing, ProviderError
 from reconciler.discover import DiscoverError
@@ -39,3 +39,17 @@ def test_the_inventory_error_prints_its_diagnostics_as_they_are():
     assert isinstance(err, ReconcileError) and err.exit_code == 1
     assert err.user_message == ("inventory/a.yaml:3:5: tokens.x.source: unknown kind\n"
                                 "inventory/a.yaml:9:1: tokens.y: warning: no consumer")
+
+
+def test_a_step_failure_says_what_the_next_apply_does():
+    err = StepFailed("revoking #12 failed: GitLab answered 500", next_apply="the next apply tries again")
+    assert (err.message, err.next_apply) == ("revoking #12 failed: GitLab answered 500", "the next apply tries again")
+    assert str(err) == "revoking #12 failed: GitLab answered 500; the next apply tries again"
+
+
+def test_an_apply_failure_is_a_record_printed_as_one_line():
+    failure = ApplyFailure("deploy", "revoking #12 failed: GitLab answered 500", "the next apply tries again")
+    assert failure.line == str(failure) == "deploy: revoking #12 failed: GitLab answered 500; the next apply tries again"
+    assert failure.text == "revoking #12 failed: GitLab answered 500; the next apply tries again"
+    assert "answered 500" in failure and "answered 404" not in failure
+    assert str(ApplyFailure("deploy", "not observed")) == "deploy: not observed"

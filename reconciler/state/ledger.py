@@ -118,14 +118,14 @@ class InFlight:
         if op not in (None, "overlap", "rotate"):
             raise StateError(f"{where}: corrupt: 'op' must be \"overlap\" or \"rotate\", got {op!r}")
         old_ids = data.get("old_ids", [])
-        if not isinstance(old_ids, list):
-            raise StateError(f"{where}: corrupt: 'old_ids' must be a list of ids")
+        if not isinstance(old_ids, list) or not all(_is_id(i) for i in old_ids):
+            raise StateError(f"{where}: corrupt: 'old_ids' must be a list of ids (text or numbers)")
         return cls(
             op=op,
-            old_ids=tuple(_id(i, f"{where}: old_ids") for i in old_ids),
-            old_id=_optional_id(data.get("old_id"), f"{where}: old_id"),
-            new_id=_optional_id(data.get("new_id"), f"{where}: new_id"),
-            started_at=_optional_text(data.get("started_at"), f"{where}: started_at"),
+            old_ids=tuple(str(i) for i in old_ids),
+            old_id=_optional_id(data, "old_id", where),
+            new_id=_optional_id(data, "new_id", where),
+            started_at=_optional_text(data, "started_at", where),
             recreating=_hook_copies(data.get("recreating", {}), where),
         )
 
@@ -141,21 +141,23 @@ def _check_version(version: Any, current: int, where: str) -> None:
                          f"release reads up to {current}): upgrade reconcile to finish the interrupted apply")
 
 
-def _id(value: Any, where: str) -> str:
+def _is_id(value: Any) -> bool:
     # live ids are written as text; a number is the same id
-    if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
-        return str(value)
-    raise StateError(f"{where}: corrupt: an id must be text or a number, got {type(value).__name__}")
+    return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
 
 
-def _optional_id(value: Any, where: str) -> str | None:
-    return None if value is None else _id(value, where)
+def _optional_id(data: dict[str, Any], name: str, where: str) -> str | None:
+    value = data.get(name)
+    if value is None or _is_id(value):
+        return None if value is None else str(value)
+    raise StateError(f"{where}: corrupt: {name!r} must be an id (text or a number), got {type(value).__name__}")
 
 
-def _optional_text(value: Any, where: str) -> str | None:
+def _optional_text(data: dict[str, Any], name: str, where: str) -> str | None:
+    value = data.get(name)
     if value is None or isinstance(value, str):
         return value
-    raise StateError(f"{where}: corrupt: must be text, got {type(value).__name__}")
+    raise StateError(f"{where}: corrupt: {name!r} must be text, got {type(value).__name__}")
 
 
 def _hook_copies(value: Any, where: str) -> dict[str, HookCopy]:

@@ -12,11 +12,11 @@ state it was computed from are unchanged), and then works token by token:
    reported as such.
 2. The plan's action. Overlap: mint beside the old one -> escrow -> deliver to every consumer ->
    verify -> revoke the old one. In place: rotate -> escrow -> deliver -> verify. Progress is
-   persisted between steps: an in-flight record in the ledger (`Ledger.in_flight`: ids and times,
-   never a value) before the mint/rotate call, the escrow entry right after it, a ledger record
-   after each consumer write.
+   persisted between steps: the token's in-flight record in the ledger (`InFlight`: ids and
+   times, never a value) before the mint/rotate call, the escrow entry right after it, a ledger
+   record after each consumer write.
 
-Rotate calls (GitLab reuse detection, DESIGN.md): never retried automatically. After an unclear
+Rotate calls (GitLab's token reuse detection): never retried automatically. After an unclear
 outcome (timeout, 5xx, dropped connection) the token is looked up by name before anything else.
 If it was not rotated, the token fails and nothing else happens. If it was, its new value is lost
 (the answer never arrived, so it was never escrowed) and the consumers hold a revoked value. The
@@ -41,6 +41,7 @@ from typing import Any, Protocol
 import requests
 from gitlab import exceptions as gl_errors
 
+from reconciler.errors import ReconcileError
 from reconciler.inventory.model import Consumer, Token
 from reconciler.kinds import (
     AttributeWritable,
@@ -64,14 +65,48 @@ from reconciler.kinds import (
 from reconciler.observed import LiveToken, Observed, SourceObservation
 from reconciler.plan import ConsumerPlan, Plan, TokenPlan, plan
 from reconciler.secret import REDACTED, Secret
+from reconciler.state import StateError, StateStore, open_escrow
+from reconciler.state.ledger import InFlight, Ledger, LedgerRecord
 
 
-class ApplyRefused(Exception):
+class ApplyRefused(ReconcileError):
     """Apply will not start (stale saved plan, lock held, ...): one line, exit 1, nothing changed."""
 
 
-class StepFailed(Exception):
-    """One token's work stopped; the message says why and what the next apply will do."""
+class StepFailed(ReconcileError):
+    """One token's work stopped: `message` says why, `next_apply` (when known) what the next
+    apply will do about it, or what to do before it."""
+
+    def __init__(self, message: str, *, next_apply: str | None = None) -> None:
+        super().__init__(message + (f"; {next_apply}" if next_apply else ""))
+        self.message = message
+        self.next_apply = next_apply
+
+
+@dataclass(frozen=True)
+class ApplyFailure:
+    """One failure of an apply, of one token. Printed as `line` (its `str()`), e.g.
+    "deploy-token: revoking #12 failed: GitLab answered 500: ...; the next apply tries again"."""
+
+    token: str
+    message: str
+    next_apply: str | None = None  # what the next apply will do about it, when known
+
+    @property
+    def text(self) -> str:
+        """The failure without its token, as the progress output shows it under the token."""
+        return self.message + (f"; {self.next_apply}" if self.next_apply else "")
+
+    @property
+    def line(self) -> str:
+        return f"{self.token}: {self.text}"
+
+    def __str__(self) -> str:
+        return self.line
+
+    def __contains__(self, text: str) -> bool:
+        """`"was not rotated" in failure`: the printed line contains the text."""
+        return text in self.line
 
 
 @dataclass(frozen=True)
@@ -116,7 +151,7 @@ class ApplyResult:
     verified: int = 0  # consumers read back / authenticated
     recorded: int = 0  # write-only consumers: recorded in the ledger, not verifiable
     resumed: list[str] = field(default_factory=list)  # tokens whose interrupted work was finished
-    failed: list[str] = field(default_factory=list)  # one message per failure
+    failed: list[ApplyFailure] = field(default_factory=list)
     nothing_to_do: bool = False
 
     @property
@@ -152,8 +187,6 @@ def apply_plan(
     again (without its secret, `_Run.restore_recreates`), and escrowed values of tokens no longer
     live are dropped from the state (`_Run.drop_stale_escrow`). Raises ApplyRefused when apply
     cannot start; failures of single tokens are in the result."""
-    from reconciler.state import StateError
-
     reporter = reporter or NullReporter()
     try:
         lock = session.store.acquire(owner, wait=lock_timeout)
@@ -213,15 +246,13 @@ def describe_error(exc: BaseException, values: Iterable[Secret | None] = ()) -> 
 
 class _Run:
     def __init__(self, session: Any, reporter: Reporter) -> None:
-        from reconciler.state import open_escrow
-
         self.session = session
         self.inventory = session.inventory
         self.clients = session.clients
-        self.store = session.store
+        self.store: StateStore = session.store
         self.reporter = reporter
         self.now: datetime = session.now
-        self.ledger = self.store.load_ledger()  # under the lock: what the previous apply left
+        self.ledger: Ledger = self.store.load_ledger()  # under the lock: what the previous apply left
         self.escrow = open_escrow(self.store, self.inventory.state, session.env)
         self.result = ApplyResult()
         self.values_in_play: list[Secret] = []
@@ -232,9 +263,10 @@ class _Run:
     def say(self, token: str, message: str, ok: bool = True) -> None:
         self.reporter.step(Step(token, message, ok))
 
-    def fail(self, token: str, message: str) -> None:
-        self.result.failed.append(f"{token}: {message}")
-        self.say(token, message, ok=False)
+    def fail(self, token: str, message: str, next_apply: str | None = None) -> None:
+        failure = ApplyFailure(token, message, next_apply)
+        self.result.failed.append(failure)
+        self.say(token, failure.text, ok=False)
 
     def save_ledger(self) -> None:
         self.store.save_ledger(self.ledger)
@@ -323,10 +355,9 @@ class _Run:
         restored = False
         for name, flight in sorted(self.ledger.in_flight.items()):
             token = self.inventory.tokens.get(name)
-            copies = dict(flight.get("recreating") or {})
-            if token is None or not copies:
+            if token is None or not flight.recreating:
                 continue
-            for identity, saved in sorted(copies.items()):
+            for identity, saved in sorted(flight.recreating.items()):
                 consumer = next((c for c in token.consumers if c.identity == identity), None)
                 cobs = observed.consumers.get(identity)
                 if consumer is None or cobs is None or cobs.error:
@@ -343,8 +374,7 @@ class _Run:
                     self.say(name, f"{consumer.label}: restored the webhook an interrupted recreate deleted "
                                    f"(now #{hook_id}); it receives the value below")
                     restored = True
-                copies.pop(identity)
-                flight["recreating"] = copies
+                self.ledger.in_flight[name] = self.ledger.in_flight[name].recreated(identity)
                 self.save_ledger()
         return restored
 
@@ -374,7 +404,7 @@ class _Run:
         try:
             TokenApply(self, token, tp, observed, resumed=resumed).run()
         except StepFailed as err:
-            self.fail(tp.name, str(err))
+            self.fail(tp.name, err.message, err.next_apply)
         except Exception as exc:  # noqa: BLE001 - one token's failure must not stop the others
             self.fail(tp.name, describe_error(exc, self.values_in_play))
         ok = len(self.result.failed) == before
@@ -405,11 +435,17 @@ class TokenApply:
         self.run_.say(self.token.name, message)
 
     @property
-    def ledger(self) -> Any:
+    def ledger(self) -> Ledger:
         return self.run_.ledger
 
-    def flight(self) -> dict[str, Any]:
-        return self.ledger.in_flight.setdefault(self.token.name, {})
+    def flight(self) -> InFlight:
+        """The token's in-flight record (an empty one when none is kept)."""
+        return self.ledger.in_flight.get(self.token.name) or InFlight()
+
+    def persist(self, flight: InFlight) -> None:
+        """Keep `flight` as the token's in-flight record, saved before the next step."""
+        self.ledger.in_flight[self.token.name] = flight
+        self.save()
 
     def save(self) -> None:
         self.run_.save_ledger()
@@ -433,7 +469,7 @@ class TokenApply:
         value, value_live, old = self.obtain()
         written = self.deliver(value, value_live)
         self.verify(value, value_live, written)
-        old_ids = {str(i) for i in (self.ledger.in_flight.get(self.token.name) or {}).get("old_ids", ())}
+        old_ids = set(self.flight().old_ids)
         to_revoke = [t for t in (*old, *self.sobs.others) if t is not None and t.usable]
         to_revoke += [t for t in (self.live, *self.sobs.others) if t is not None and t.usable and t.id in old_ids]
         if self.failed():
@@ -447,19 +483,19 @@ class TokenApply:
         self.finish()
 
     def failed(self) -> bool:
-        return any(f.startswith(f"{self.token.name}: ") for f in self.run_.result.failed)
+        return any(f.token == self.token.name for f in self.run_.result.failed)
 
     def report_interrupted(self) -> None:
-        flight = self.ledger.in_flight.get(self.token.name) or {}
-        if flight.get("op") == "rotate" and self.live is not None:
-            old_id = str(flight.get("old_id"))
+        flight = self.flight()
+        if flight.op == "rotate" and self.live is not None:
+            old_id = str(flight.old_id)
             escrowed = {p.token: p.token_id for p in self.run_.escrow.pending()}.get(self.token.name)
             if self.live.id != old_id and escrowed != self.live.id and self.tp.recover_from is None:
                 self.say(f"a previous apply rotated #{old_id} (now #{self.live.id}) but the new value was lost before "
                          "it could be escrowed or delivered: consumers hold a revoked value; rotating again")
-        elif (flight.get("op") == "overlap" and flight.get("new_id") and self.tp.recover_from is None
+        elif (flight.op == "overlap" and flight.new_id and self.tp.recover_from is None
               and self.tp.action in ("create", "rotate")):
-            self.say(f"a previous apply minted #{flight['new_id']} and stopped before delivering it everywhere; its "
+            self.say(f"a previous apply minted #{flight.new_id} and stopped before delivering it everywhere; its "
                      "value is not recoverable: minting anew and revoking the interrupted one")
 
     def obtain(self) -> tuple[Secret | None, LiveToken | None, list[LiveToken]]:
@@ -502,23 +538,19 @@ class TokenApply:
 
     def mint(self) -> Minted:
         assert self.api is not None
-        flight = self.flight()
-        flight.update(op="overlap", old_ids=sorted(self._live_ids()), started_at=_iso(self.run_.now))
-        flight.pop("new_id", None)
-        self.save()
+        self.persist(self.flight().overlapping(self._live_ids(), started_at=_iso(self.run_.now)))
         try:
             minted = capable(self.kind, Mintable).mint(self.api, self.src, expires_at=self.expires_at())
         except Exception as exc:
             # whatever was created is found by name next time and revoked after delivery
-            raise StepFailed(f"creating the new {self.kind.noun} failed: {describe_error(exc)}; the next apply "
-                             "revokes anything it left") from None
+            raise StepFailed(f"creating the new {self.kind.noun} failed: {describe_error(exc)}",
+                             next_apply="the next apply revokes anything it left") from None
         self.run_.values_in_play.append(minted.value)
         self.run_.result.rotated.append(self.token.name)
         self.say(f"created {self.kind.noun} #{minted.live.id} beside the old one"
                  + (f" (expires {minted.live.expires_at})" if minted.live.expires_at else ""))
         self.escrow_put(minted)
-        flight["new_id"] = minted.live.id
-        self.save()
+        self.persist(self.flight().minted(minted.live.id))
         return minted
 
     def escrow_consumer_identity(self) -> str | None:
@@ -533,8 +565,8 @@ class TokenApply:
         if identity is not None:
             return identity
         raise StepFailed(f"in-place rotation refused: {self.run_.escrow.key_env} is not set and no readable consumer "
-                         "can hold the new value until every consumer has it (the old value dies at once); set it "
-                         "(`reconcile state keygen` makes one) and run apply again")
+                         "can hold the new value until every consumer has it (the old value dies at once)",
+                         next_apply="set it (`reconcile state keygen` makes one) and run apply again")
 
     def rotate_in_place(self) -> Minted:
         assert self.api is not None
@@ -543,10 +575,7 @@ class TokenApply:
             raise StepFailed(f"no live {self.kind.noun} to rotate")
         self.escrow_consumer()  # refuse before anything changes
         self_id = self.credential_check()
-        flight = self.flight()
-        flight.update(op="rotate", old_id=live.id, started_at=_iso(self.run_.now))
-        flight.pop("new_id", None)
-        self.save()
+        self.persist(self.flight().rotating(live.id, started_at=_iso(self.run_.now)))
         minted = self.renew(live)
         if self_id is not None and self_id == live.id:
             # the provider's own credential was rotated: use the new one from here on, in the
@@ -560,8 +589,7 @@ class TokenApply:
         self.run_.values_in_play.append(minted.value)
         self.run_.result.rotated.append(self.token.name)
         self.escrow_put(minted)
-        flight["new_id"] = minted.live.id
-        self.save()
+        self.persist(self.flight().minted(minted.live.id))
         return minted
 
     def credential_check(self) -> str | None:
@@ -596,14 +624,14 @@ class TokenApply:
             now = self.run_.observe_source(self.token)
         except Exception as err:  # noqa: BLE001
             raise StepFailed(f"cannot tell whether #{live.id} was rotated ({describe_error(err)}); nothing else was "
-                             "done; the next apply looks again before anything else") from None
+                             "done", next_apply="the next apply looks again before anything else") from None
         current = now.current
         if now.error or current is None:
             raise StepFailed(f"cannot tell whether #{live.id} was rotated ({now.error or 'no live token'}); nothing "
                              "else was done")
         if current.id == live.id and current.usable and current.created_at == live.created_at:
-            raise StepFailed(f"#{live.id} was not rotated (the token is unchanged); nothing else was done; run apply "
-                             "again")
+            raise StepFailed(f"#{live.id} was not rotated (the token is unchanged); nothing else was done",
+                             next_apply="run apply again")
         if not current.usable:
             raise StepFailed(f"#{live.id} is no longer usable and no rotated successor is live; nothing else was done")
         # (an OAuth client keeps its id: its secret's time moved instead)
@@ -611,14 +639,12 @@ class TokenApply:
                  "consumer still holds the revoked value")
         if self.renewed_once:
             raise StepFailed(f"the new value of #{current.id} was lost a second time; stopping (no further rotate in "
-                             "this apply); run apply again")
+                             "this apply)", next_apply="run apply again")
         self.renewed_once = True
         # The way forward: rotate the successor, authenticated with the provider credential
         # (checked valid again), never with the revoked token.
         self.credential_check()
-        flight = self.flight()
-        flight.update(old_id=current.id)
-        self.save()
+        self.persist(self.flight().rotating_again(current.id))
         self.say(f"rotating #{current.id} once more with the provider credential (not the revoked token) to get a "
                  "value that can be delivered")
         return self.renew(current)
@@ -643,8 +669,8 @@ class TokenApply:
             template = ckind.template(consumer)
             value = extract(template, held) if "${token}" in template else held
         if value is None:
-            raise StepFailed(f"the current value could not be read back from {where or 'anywhere'}; the next apply "
-                             "re-plans")
+            raise StepFailed(f"the current value could not be read back from {where or 'anywhere'}",
+                             next_apply="the next apply re-plans")
         self.run_.values_in_play.append(value)
         self.say(f"read the current value of #{live.id if live else '?'} from {where}")
         return value
@@ -708,19 +734,15 @@ class TokenApply:
         if ckind.recreates(consumer):
             def keep_copy(copy: dict[str, Any]) -> None:
                 # persisted before the delete: a crash before the create must not lose the hook
-                flight = self.flight()
-                flight.setdefault("recreating", {})[consumer.identity] = copy
-                self.save()
+                self.persist(self.flight().keeping(consumer.identity, copy))
 
             ckind.write(capi, consumer, out, cobs, before_delete=keep_copy, listed=listed)
-            flight = self.ledger.in_flight.get(self.token.name) or {}
-            (flight.get("recreating") or {}).pop(consumer.identity, None)
+            if self.token.name in self.ledger.in_flight:  # saved with the ledger record that follows
+                self.ledger.in_flight[self.token.name] = self.flight().recreated(consumer.identity)
             return
         ckind.write(capi, consumer, out, cobs, listed=listed)
 
     def record(self, consumer: Consumer, out: Secret, value_live: LiveToken | None, *, verified: bool) -> None:
-        from reconciler.state import LedgerRecord
-
         self.ledger.record(LedgerRecord(
             consumer=consumer.identity,
             token=self.token.name,
@@ -739,8 +761,8 @@ class TokenApply:
                          if isinstance(self.kind, Identifying) else None)
             except Exception as exc:  # noqa: BLE001
                 raise StepFailed(f"could not check that the value is #{value_live.id} "
-                                 f"({describe_error(exc, self.run_.values_in_play)}): the old token is kept; the "
-                                 "next apply finishes") from None
+                                 f"({describe_error(exc, self.run_.values_in_play)}): the old token is kept",
+                                 next_apply="the next apply finishes") from None
             if works is False:
                 raise StepFailed(f"the value delivered does not authenticate as #{value_live.id}: the old token is "
                                  "kept")
@@ -809,7 +831,8 @@ class TokenApply:
             except Exception as exc:
                 if getattr(exc, "response_code", None) == 404 or getattr(exc, "status", None) == 404:
                     continue  # already gone
-                raise StepFailed(f"revoking #{t.id} failed: {describe_error(exc)}; the next apply tries again") from None
+                raise StepFailed(f"revoking #{t.id} failed: {describe_error(exc)}",
+                                 next_apply="the next apply tries again") from None
             self.run_.result.revoked += 1
             self.say(f"revoked {self.kind.noun} #{t.id}")
 

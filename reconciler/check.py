@@ -33,6 +33,7 @@ from urllib.parse import quote
 
 import yaml
 
+from reconciler.errors import ReconcileError
 from reconciler.inventory.model import CheckConfig, Inventory, Token, ZendeskApiToken
 from reconciler.kinds import noun
 from reconciler.kinds.zendesk_api_token import CUTOFF, INACTIVITY_DAYS
@@ -593,7 +594,7 @@ def sync_issue(gl: Any, project_path: str, report: Report, config: CheckConfig) 
 # --- the command's work ----------------------------------------------------------------------------
 
 
-class CheckError(Exception):
+class CheckError(ReconcileError):
     """A problem the user fixes (one line, exit 1)."""
 
 

@@ -7,13 +7,19 @@ Exit codes: 0 success / nothing to do, 1 error, 2 changes pending or attention n
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from reconciler import __version__
+from reconciler.errors import EXIT_ERROR
 
-EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+EXIT_OK, EXIT_CHANGES = 0, 2
+
+if TYPE_CHECKING:
+    from reconciler.state import Escrow, StateStore
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -73,13 +79,14 @@ def validate(inventory: Path, strict: bool, codequality: Path | None) -> int:
 # --- reconcile state: inspect and repair the ledger, escrow and lock (reconciler/state/) ------
 
 
-def _open_state(inventory: Path, state_dir: str | None):
+def _open_state(inventory: Path, state_dir: str | None) -> tuple[StateStore, Escrow]:
     """The store and escrow the inventory configures, or a local store at --state-dir."""
     import os
 
     from reconciler.inventory.model import StateConfig
     from reconciler.state import LocalStore, open_escrow, open_store
 
+    store: StateStore
     if state_dir:
         store, config = LocalStore(state_dir), StateConfig()
     else:
@@ -88,21 +95,6 @@ def _open_state(inventory: Path, state_dir: str | None):
         inv = load_inventory(inventory)
         store, config = open_store(inv.state, inv.providers, os.environ), inv.state
     return store, open_escrow(store, config, os.environ)
-
-
-def _state_errors(run):
-    """Run a state command; a StateError or inventory error is one clear line and exit 1."""
-    from reconciler.inventory import InventoryError
-    from reconciler.state import StateError
-
-    try:
-        return run()
-    except StateError as err:
-        click.echo(f"error: {err}", err=True)
-        return EXIT_ERROR
-    except InventoryError as err:
-        click.echo(str(err), err=True)
-        return EXIT_ERROR
 
 
 def _with_state_options(f):
@@ -132,7 +124,7 @@ def state_show(inventory: Path, state_dir: str | None, fmt: str) -> int:
         click.echo(json.dumps(summary, indent=2) if fmt == "json" else render_summary(summary))
         return EXIT_OK
 
-    return _state_errors(run)
+    return user_errors(run)
 
 
 @state.command("unlock")
@@ -154,7 +146,7 @@ def state_unlock(inventory: Path, state_dir: str | None, force: bool) -> int:
         click.echo(f"the state is locked: {holder.describe()}; if no apply is running, pass --force", err=True)
         return EXIT_ERROR
 
-    return _state_errors(run)
+    return user_errors(run)
 
 
 @state.command("keygen")
@@ -182,22 +174,17 @@ def sandbox_options(command):
                         help="Run against embedded GitLab and Zendesk sandboxes seeded with a demo world.")(command)
 
 
-def engine_errors(run):
-    """Run an engine command; a fixable problem is one clear line on stderr and exit 1."""
-    from reconciler.clients import ProviderError
-    from reconciler.engine import SessionError
-    from reconciler.inventory import InventoryError
-    from reconciler.state import StateError
+def user_errors(run: Callable[[], int]) -> int:
+    """Run a command; a problem the user fixes (any ReconcileError) is its message on stderr and
+    its exit code, a file that cannot be read or written one line and exit 1; never a traceback."""
+    from reconciler.errors import ReconcileError
 
     try:
         return run()
-    except (ProviderError, SessionError, StateError) as err:
-        click.echo(f"error: {err}", err=True)
-        return EXIT_ERROR
-    except InventoryError as err:
-        click.echo(str(err), err=True)
-        return EXIT_ERROR
-    except OSError as err:  # an output file that cannot be written (--out, --codequality)
+    except ReconcileError as err:
+        click.echo(err.user_message, err=True)
+        return err.exit_code
+    except OSError as err:  # an output file that cannot be written (--out, --codequality, --log)
         click.echo(f"error: {err.filename or ''}: {err.strerror or err}", err=True)
         return EXIT_ERROR
 
@@ -252,7 +239,7 @@ def plan_command(inventory: Path, out: Path | None, fmt: str, detailed_exitcode:
             return EXIT_ERROR
         return EXIT_CHANGES if detailed_exitcode and result.has_changes else EXIT_OK
 
-    return engine_errors(run)
+    return user_errors(run)
 
 
 @cli.command("apply")
@@ -275,7 +262,7 @@ def apply_command(inventory: Path, planfile: Path | None, auto_approve: bool, ta
     import os
 
     def run() -> int:
-        from reconciler.apply import ApplyRefused, apply_plan
+        from reconciler.apply import apply_plan
         from reconciler.engine import SessionError, open_session
         from reconciler.plan import Plan
         from reconciler.progress import reporter_for
@@ -309,8 +296,6 @@ def apply_command(inventory: Path, planfile: Path | None, auto_approve: bool, ta
             try:
                 result = apply_plan(session, saved=saved, confirm=confirm, reporter=reporter_for(sys.stdout),
                                     lock_timeout=lock_timeout)
-            except ApplyRefused as err:
-                raise SessionError(str(err)) from None
             finally:
                 if session.world is not None:
                     session.world.save()  # --sandbox: the next plan sees what apply did
@@ -322,7 +307,7 @@ def apply_command(inventory: Path, planfile: Path | None, auto_approve: bool, ta
             click.echo(f"error: {failure}", err=True)
         return EXIT_OK if result.ok else EXIT_ERROR
 
-    return engine_errors(run)
+    return user_errors(run)
 
 
 SANDBOX_STOP = None  # a threading.Event tests set to end `reconcile sandbox`
@@ -369,7 +354,7 @@ def sandbox_command(inventory: Path, reset: bool, port: int, sandbox_seed: Path 
             world.stop()
         return EXIT_OK
 
-    return engine_errors(run)
+    return user_errors(run)
 
 
 # --- reconcile check / discover: the Token Checker and where tokens are used (check.py, discover.py) ---
@@ -390,7 +375,7 @@ def check_command(inventory: Path, within: str | None, fmt: str, issue: str | No
     """Report expiring, expired, unmanaged and Zendesk API tokens. Exit 2 when something needs attention."""
 
     def run() -> int:
-        from reconciler.check import CheckError, publish_issue, render, run_check
+        from reconciler.check import publish_issue, render, run_check
         from reconciler.engine import SessionError, open_session
         from reconciler.inventory.durations import parse_duration
 
@@ -403,16 +388,13 @@ def check_command(inventory: Path, within: str | None, fmt: str, issue: str | No
             report = run_check(session, window, sandbox=sandbox)
             render(report, fmt, sys.stdout)
             if issue:
-                try:
-                    outcome = publish_issue(session, issue, report, sandbox=sandbox)
-                except CheckError as err:
-                    raise SessionError(str(err)) from None
+                outcome = publish_issue(session, issue, report, sandbox=sandbox)
                 click.echo(outcome.describe(), err=True)
                 if session.world is not None:
                     session.world.save()  # --sandbox: the next run finds the issue again
         return EXIT_CHANGES if report.needs_attention else EXIT_OK
 
-    return engine_errors(run)
+    return user_errors(run)
 
 
 @cli.command("discover")
@@ -429,14 +411,11 @@ def discover_command(inventory: Path, out: Path | None, force: bool, sandbox: bo
         return EXIT_ERROR
 
     def run() -> int:
-        from reconciler.discover import DiscoverError, render_yaml, run_discover
-        from reconciler.engine import SessionError, open_session
+        from reconciler.discover import render_yaml, run_discover
+        from reconciler.engine import open_session
 
         with open_session(inventory, sandbox=sandbox, sandbox_seed=sandbox_seed, sandbox_reset=sandbox_reset) as session:
-            try:
-                result = run_discover(session, sandbox=sandbox)
-            except DiscoverError as err:
-                raise SessionError(str(err)) from None
+            result = run_discover(session, sandbox=sandbox)
             text = render_yaml(result, session.inventory, str(inventory), session.now)
         if out is None:
             click.echo(text, nl=False)
@@ -449,7 +428,7 @@ def discover_command(inventory: Path, out: Path | None, force: bool, sandbox: bo
                    err=True)
         return EXIT_OK
 
-    return engine_errors(run)
+    return user_errors(run)
 
 
 # --- reconcile ci: what .gitlab-ci.yml runs besides plan/apply/check (reconciler/gitlab_ci.py) ---
@@ -465,27 +444,21 @@ def _ci_options(command):
     return inventory_option(command)
 
 
-def _ci_errors(run):
-    """Run a ci command; a fixable problem is one clear line and exit 1."""
+def _ci_errors(run: Callable[[], int]) -> int:
+    """Run a ci command as `user_errors` does; GitLab's own refusals (the note API) are one line
+    and exit 1 too."""
     import gitlab.exceptions
 
-    from reconciler.gitlab_ci import CIError, describe_gitlab_error
-    from reconciler.inventory import InventoryError
+    from reconciler.gitlab_ci import describe_gitlab_error
 
-    try:
-        return run()
-    except CIError as err:
-        click.echo(f"error: {err}", err=True)
-        return EXIT_ERROR
-    except InventoryError as err:
-        click.echo(str(err), err=True)
-        return EXIT_ERROR
-    except gitlab.exceptions.GitlabError as err:
-        click.echo(f"error: GitLab answered {describe_gitlab_error(err)}", err=True)
-        return EXIT_ERROR
-    except OSError as err:
-        click.echo(f"error: {getattr(err, 'filename', '') or ''}: {err.strerror or err}", err=True)
-        return EXIT_ERROR
+    def guarded() -> int:
+        try:
+            return run()
+        except gitlab.exceptions.GitlabError as err:
+            click.echo(f"error: GitLab answered {describe_gitlab_error(err)}", err=True)
+            return EXIT_ERROR
+
+    return user_errors(guarded)
 
 
 def _ci_gitlab(ctx, inventory: Path, token_env: str | None):

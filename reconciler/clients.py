@@ -37,6 +37,7 @@ import requests
 from gitlab import exceptions as gl_errors
 from requests.adapters import HTTPAdapter
 
+from reconciler.errors import ReconcileError
 from reconciler.inventory.model import GitLabProvider, Inventory, Provider, ZendeskProvider
 from reconciler.kinds import FetchError, Identity
 from reconciler.secret import Secret
@@ -49,7 +50,7 @@ MAX_429_RETRIES = 5
 MAX_GITLAB_RETRIES = 4  # 429 and transient errors (reads); backoff 0.1 s doubling, or Retry-After
 
 
-class ProviderError(Exception):
+class ProviderError(ReconcileError):
     """A provider cannot be used: one line naming it and its environment variable."""
 
 

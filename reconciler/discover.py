@@ -28,6 +28,7 @@ from urllib.parse import parse_qsl, urlsplit
 import yaml
 
 from reconciler.clients import Api, GitLabApi, ZendeskApi
+from reconciler.errors import ReconcileError
 from reconciler.inventory.model import Inventory
 from reconciler.kinds import ListKey, noun
 from reconciler.observed import LiveToken
@@ -37,7 +38,7 @@ from reconciler.secret import Secret
 GITLAB_TOKEN = re.compile(r"(?:glpat|glptt|gldt|glrt|glcbt|glimt|glsoat|gloas|glft|glagent|glffct)-[A-Za-z0-9_-]{20,}")
 ZENDESK_OAUTH = re.compile(r"[0-9a-fA-F]{32,64}")  # Zendesk OAuth access tokens are 64 hex characters
 NAME_OK = re.compile(r"[^A-Za-z0-9_.-]+")
-class DiscoverError(Exception):
+class DiscoverError(ReconcileError):
     """A problem the user fixes (one line, exit 1)."""
 
 

@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.clients import Clients, Endpoints, connect
+from reconciler.errors import ReconcileError
 from reconciler.inventory.model import Inventory
 
 SANDBOX_ENV_GITLAB = "RECONCILE_SANDBOX_GITLAB_URL"  # set by `reconcile sandbox`: use that server
 SANDBOX_ENV_ZENDESK = "RECONCILE_SANDBOX_ZENDESK_NETLOC"
 
 
-class SessionError(Exception):
+class SessionError(ReconcileError):
     """A problem the user fixes (one line, exit 1)."""
 
 

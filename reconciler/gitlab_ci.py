@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reconciler.errors import ReconcileError
+
 PLAN_MARKER = "<!-- reconcile:plan -->"
 APPLY_MARKER = "<!-- reconcile:apply -->"
 NOTE_LIMIT = 1_000_000  # GitLab's maximum note length (Note::MAX_NOTE_LENGTH)
@@ -36,7 +38,7 @@ CREDENTIAL = re.compile(
 )
 
 
-class CIError(Exception):
+class CIError(ReconcileError):
     """A problem the user fixes (one line, exit 1)."""
 
 

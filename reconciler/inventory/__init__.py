@@ -13,10 +13,11 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from reconciler.errors import DiagnosticsError
 from reconciler.inventory.model import Diagnostic, Inventory
 
 
-class InventoryError(Exception):
+class InventoryError(DiagnosticsError):
     """The inventory has errors. `str()` is one diagnostic per line, sorted by position."""
 
     def __init__(self, diagnostics: list[Diagnostic]) -> None:

@@ -1,6 +1,6 @@
 """State: the ledger (which value each consumer last received), the escrow (values minted but not
 yet delivered everywhere, encrypted) and the lock (one apply at a time), behind one store
-interface with a local and a GitLab backend. See DESIGN.md "Ledger and escrow".
+interface with a local and a GitLab backend.
 
     store = open_store(inventory.state, inventory.providers, os.environ)
     with store.acquire(owner, wait=60):
@@ -24,7 +24,7 @@ from reconciler.state.escrow import (
     parse_key,
 )
 from reconciler.state.factory import open_store
-from reconciler.state.ledger import Ledger, LedgerRecord
+from reconciler.state.ledger import InFlight, Ledger, LedgerRecord
 from reconciler.state.local import LocalStore
 from reconciler.state.store import LockHandle, LockInfo, StateStore
 
@@ -32,6 +32,7 @@ __all__ = [
     "Escrow",
     "EscrowEntry",
     "EscrowPending",
+    "InFlight",
     "Ledger",
     "LedgerRecord",
     "LocalStore",

@@ -1,12 +1,13 @@
 """The escrow: values minted but not yet delivered to every consumer, encrypted at rest.
 
 An in-place rotation revokes the old value at once; until every consumer has the new one, the
-escrow holds its only durable copy, so a crash never forces a second rotation (DESIGN.md
-invariant 3). Values are sealed with AES-256-GCM under a key from the environment
-(`StateConfig.escrow_key_env`, default RECONCILE_ESCROW_KEY: urlsafe base64 of 32 random bytes,
-as `reconcile state keygen` prints). The associated data binds each ciphertext to its token name,
-live id and mint time, so blobs cannot be swapped between tokens or relabelled. The document also
-records a key id (a one-way hash of the key) so a wrong key is told apart from tampering.
+escrow holds its only durable copy, so a crash never forces a second rotation. Values are sealed
+with AES-256-GCM under a key from the environment (`StateConfig.escrow_key_env`, default
+RECONCILE_ESCROW_KEY: urlsafe base64 of 32 random bytes, as `reconcile state keygen` prints).
+The associated data binds each ciphertext to its token name, live id and mint time, so blobs
+cannot be swapped between tokens or relabelled. The document also records a key id (a one-way
+hash of the key) so a wrong key is told apart from tampering. It is typed at the store boundary
+(`EscrowDocument`, `SealedValue`) and carries a version.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import hashlib
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
@@ -100,6 +101,65 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
+@dataclass(frozen=True)
+class SealedValue:
+    """One escrow entry as stored: the value sealed, with the metadata its seal is bound to."""
+
+    token_id: str
+    minted_at: str
+    nonce: str  # base64
+    ciphertext: str  # base64, AES-256-GCM with the tag
+
+    def for_storage(self) -> dict[str, str]:
+        return {"token_id": self.token_id, "minted_at": self.minted_at, "nonce": self.nonce,
+                "ciphertext": self.ciphertext}
+
+    @classmethod
+    def from_storage(cls, data: Any, where: str) -> SealedValue:
+        """`where` names the escrow and the entry in the StateError for a corrupt entry."""
+        fields_ok = isinstance(data, dict) and set(data) == _SEALED_KEYS and all(
+            isinstance(data[k], str) for k in _SEALED_KEYS
+        )
+        if not fields_ok:
+            raise StateError(f"{where} lacks a field or has a wrong type or an unknown field")
+        return cls(token_id=data["token_id"], minted_at=data["minted_at"], nonce=data["nonce"],
+                   ciphertext=data["ciphertext"])
+
+
+_SEALED_KEYS = {"token_id", "minted_at", "nonce", "ciphertext"}
+
+
+@dataclass
+class EscrowDocument:
+    """The escrow as stored: its version, the id of the key its values are sealed with (None
+    while it is empty) and the sealed values by token name."""
+
+    key_id: str | None = None
+    entries: dict[str, SealedValue] = field(default_factory=dict)
+
+    def for_storage(self) -> dict[str, Any]:
+        return {"version": ESCROW_VERSION, "key_id": self.key_id,
+                "entries": {t: e.for_storage() for t, e in sorted(self.entries.items())}}
+
+    @classmethod
+    def from_storage(cls, doc: Any, where: str) -> EscrowDocument:
+        """The document from the store (None: no escrow saved yet); StateError naming `where`
+        when it is corrupt or written by a release with another escrow version."""
+        if doc is None:
+            return cls()
+        if not isinstance(doc, dict):
+            raise StateError(f"{where}: corrupt escrow: expected an object")
+        if doc.get("version") != ESCROW_VERSION:
+            raise StateError(f"{where}: unsupported escrow version {doc.get('version')!r} (expected {ESCROW_VERSION})")
+        entries = doc.get("entries")
+        if not isinstance(entries, dict) or not isinstance(doc.get("key_id"), str | None):
+            raise StateError(f"{where}: corrupt escrow: 'entries' must be an object")
+        return cls(key_id=doc.get("key_id"), entries={
+            str(token): SealedValue.from_storage(entry, f"{where}: corrupt escrow: entry {token!r}")
+            for token, entry in entries.items()
+        })
+
+
 class Escrow:
     """Escrowed values of one store. Every change is written through to the store at once."""
 
@@ -109,7 +169,7 @@ class Escrow:
         self.store = store
         self.key_env = key_env
         self._key = key
-        self._doc: dict[str, Any] | None = None
+        self._doc: EscrowDocument | None = None
 
     @property
     def available(self) -> bool:
@@ -121,34 +181,16 @@ class Escrow:
 
     # --- document ------------------------------------------------------------------------------
 
-    def _entries(self) -> dict[str, dict[str, str]]:
+    def _document(self) -> EscrowDocument:
         if self._doc is None:
-            self._doc = self._validated(self.store.load_escrow_doc())
-        return self._doc["entries"]
-
-    def _validated(self, doc: Any) -> dict[str, Any]:
-        if doc is None:
-            return {"version": ESCROW_VERSION, "key_id": None, "entries": {}}
-        if not isinstance(doc, dict):
-            raise StateError(f"{self.where}: corrupt escrow: expected an object")
-        if doc.get("version") != ESCROW_VERSION:
-            raise StateError(f"{self.where}: unsupported escrow version {doc.get('version')!r}")
-        entries = doc.get("entries")
-        if not isinstance(entries, dict) or not isinstance(doc.get("key_id"), str | None):
-            raise StateError(f"{self.where}: corrupt escrow: 'entries' must be an object")
-        for token, entry in entries.items():
-            fields_ok = isinstance(entry, dict) and all(
-                isinstance(entry.get(k), str) for k in ("token_id", "minted_at", "nonce", "ciphertext")
-            )
-            if not fields_ok:
-                raise StateError(f"{self.where}: corrupt escrow: entry {token!r} lacks a field or has a wrong type")
-        return {"version": ESCROW_VERSION, "key_id": doc.get("key_id"), "entries": dict(entries)}
+            self._doc = EscrowDocument.from_storage(self.store.load_escrow_doc(), self.where)
+        return self._doc
 
     def _save(self) -> None:
-        assert self._doc is not None
-        if not self._doc["entries"]:
-            self._doc["key_id"] = None  # an empty escrow may be re-keyed freely
-        self.store.save_escrow_doc(self._doc)
+        doc = self._document()
+        if not doc.entries:
+            doc.key_id = None  # an empty escrow may be re-keyed freely
+        self.store.save_escrow_doc(doc.for_storage())
 
     def _require_key(self, doing: str) -> bytes:
         if self._key is None:
@@ -156,7 +198,7 @@ class Escrow:
                 f"{self.where}: cannot {doing}: no escrow key (set {self.key_env}; "
                 "`reconcile state keygen` makes one)"
             )
-        stored = self._doc["key_id"] if self._doc else None
+        stored = self._doc.key_id if self._doc else None
         if stored is not None and stored != key_id(self._key):
             raise StateError(
                 f"{self.where}: {self.key_env} is not the key these values were escrowed with "
@@ -170,48 +212,44 @@ class Escrow:
         """Seal `value` and persist it before any consumer is written."""
         if not isinstance(value, Secret):
             raise TypeError("the escrow takes a Secret")
-        entries = self._entries()
+        doc = self._document()
         key = self._require_key(f"escrow the new value of token {token}")
         nonce = os.urandom(NONCE_BYTES)
         sealed = AESGCM(key).encrypt(nonce, value.reveal().encode(), _aad(token, token_id, minted_at))
-        entries[token] = {
-            "token_id": token_id,
-            "minted_at": minted_at,
-            "nonce": _b64(nonce),
-            "ciphertext": _b64(sealed),
-        }
-        self._doc["key_id"] = key_id(key)
+        doc.entries[token] = SealedValue(token_id=token_id, minted_at=minted_at, nonce=_b64(nonce),
+                                         ciphertext=_b64(sealed))
+        doc.key_id = key_id(key)
         self._save()
 
     def get(self, token: str) -> EscrowEntry | None:
-        entry = self._entries().get(token)
+        entry = self._document().entries.get(token)
         if entry is None:
             return None
         key = self._require_key(f"read the escrowed value of token {token}")
         try:
-            nonce = base64.b64decode(entry["nonce"], validate=True)
-            sealed = base64.b64decode(entry["ciphertext"], validate=True)
-            plain = AESGCM(key).decrypt(nonce, sealed, _aad(token, entry["token_id"], entry["minted_at"]))
+            nonce = base64.b64decode(entry.nonce, validate=True)
+            sealed = base64.b64decode(entry.ciphertext, validate=True)
+            plain = AESGCM(key).decrypt(nonce, sealed, _aad(token, entry.token_id, entry.minted_at))
             value = plain.decode()
         except (binascii.Error, ValueError, InvalidTag, UnicodeDecodeError):
             raise StateError(
                 f"{self.where}: the escrowed value of token {token} does not decrypt: the entry was "
                 "tampered with, moved from another token, or written with another key"
             ) from None
-        return EscrowEntry(token=token, token_id=entry["token_id"], minted_at=entry["minted_at"], value=Secret(value))
+        return EscrowEntry(token=token, token_id=entry.token_id, minted_at=entry.minted_at, value=Secret(value))
 
     def drop(self, token: str) -> None:
         """Forget a value once every consumer has it."""
-        if self._entries().pop(token, None) is not None:
+        if self._document().entries.pop(token, None) is not None:
             self._save()
 
     def tokens(self) -> list[str]:
-        return sorted(self._entries())
+        return sorted(self._document().entries)
 
     def pending(self) -> list[EscrowPending]:
         return [
-            EscrowPending(token=t, token_id=e["token_id"], minted_at=e["minted_at"])
-            for t, e in sorted(self._entries().items())
+            EscrowPending(token=t, token_id=e.token_id, minted_at=e.minted_at)
+            for t, e in sorted(self._document().entries.items())
         ]
 
 

@@ -2,13 +2,15 @@
 
 Only the live id and creation time of the token instance a consumer received and a SHA-256
 fingerprint of what was written. It lets the planner know the state of write-only consumers
-("unverifiable" is a state, not a guess). See DESIGN.md "Ledger and escrow".
+("unverifiable" is a state, not a guess). Beside the records it keeps the in-flight records:
+what an apply started and has not finished, so the next apply after a crash finishes it.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, ClassVar, Literal
 
 from reconciler.state.errors import StateError
 
@@ -35,20 +37,149 @@ class LedgerRecord:
 
 _RECORD_FIELDS = {f.name: (bool if f.name == "verified" else str) for f in fields(LedgerRecord)}
 
+# --- in-flight records -------------------------------------------------------------------------
+
+Operation = Literal["overlap", "rotate"]
+HookCopy = Mapping[str, Any]  # a webhook as its API listed it, saved before a recreate deletes it
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """What an apply started for one token and has not finished: ids and times, never a value.
+
+    `op` "overlap": a new token is minted beside the live ones, `old_ids`, which are revoked once
+    every consumer has the new one. `op` "rotate": `old_id` is rotated in place (a rotation whose
+    answer is lost leaves the consumers with a revoked value). `new_id`: the instance minted or
+    rotated to, once its answer arrived. `recreating`: per consumer identity, the copy of a
+    webhook saved before a recreate deleted it, until it is created again. Records written before
+    the version field existed have the shape of version 1 and read as such.
+    """
+
+    VERSION: ClassVar[int] = 1
+
+    op: Operation | None = None
+    old_ids: tuple[str, ...] = ()
+    old_id: str | None = None
+    new_id: str | None = None
+    started_at: str | None = None
+    recreating: Mapping[str, HookCopy] = field(default_factory=dict)
+
+    # -- the steps of an apply, each a new record ----------------------------------------------
+
+    def overlapping(self, old_ids: Iterable[str], started_at: str) -> InFlight:
+        """A mint beside `old_ids` is about to be sent."""
+        return replace(self, op="overlap", old_ids=tuple(sorted(old_ids)), started_at=started_at, new_id=None)
+
+    def rotating(self, old_id: str, started_at: str) -> InFlight:
+        """A rotation of `old_id` in place is about to be sent."""
+        return replace(self, op="rotate", old_id=old_id, started_at=started_at, new_id=None)
+
+    def rotating_again(self, old_id: str) -> InFlight:
+        """The successor `old_id` of a rotation whose answer was lost is rotated once more."""
+        return replace(self, old_id=old_id)
+
+    def minted(self, new_id: str) -> InFlight:
+        return replace(self, new_id=new_id)
+
+    def keeping(self, identity: str, copy: HookCopy) -> InFlight:
+        """A webhook is about to be deleted for a recreate: its copy, until it is created again."""
+        return replace(self, recreating={**self.recreating, identity: dict(copy)})
+
+    def recreated(self, identity: str) -> InFlight:
+        return replace(self, recreating={k: v for k, v in self.recreating.items() if k != identity})
+
+    # -- storage ------------------------------------------------------------------------------
+
+    def for_storage(self) -> dict[str, Any]:
+        """The JSON object kept in the ledger: only the fields that are set, and the version."""
+        data: dict[str, Any] = {"version": self.VERSION}
+        if self.op is not None:
+            data["op"] = self.op
+        if self.old_ids:
+            data["old_ids"] = list(self.old_ids)
+        for name in ("old_id", "new_id", "started_at"):
+            if getattr(self, name) is not None:
+                data[name] = getattr(self, name)
+        if self.recreating:
+            data["recreating"] = {k: dict(v) for k, v in sorted(self.recreating.items())}
+        return data
+
+    @classmethod
+    def from_storage(cls, data: Any, where: str) -> InFlight:
+        """The record from its JSON object. `where` names the ledger and the token in the
+        StateError raised for a corrupt record or one written by a newer release."""
+        if not isinstance(data, dict):
+            raise StateError(f"{where}: corrupt: expected an object, got {type(data).__name__}")
+        _check_version(data.get("version", 1), cls.VERSION, where)
+        unknown = sorted(set(data) - _IN_FLIGHT_KEYS)
+        if unknown:
+            raise StateError(f"{where}: corrupt: unknown field(s) {', '.join(map(repr, unknown))}")
+        op = data.get("op")
+        if op not in (None, "overlap", "rotate"):
+            raise StateError(f"{where}: corrupt: 'op' must be \"overlap\" or \"rotate\", got {op!r}")
+        old_ids = data.get("old_ids", [])
+        if not isinstance(old_ids, list) or not all(_is_id(i) for i in old_ids):
+            raise StateError(f"{where}: corrupt: 'old_ids' must be a list of ids (text or numbers)")
+        return cls(
+            op=op,
+            old_ids=tuple(str(i) for i in old_ids),
+            old_id=_optional_id(data, "old_id", where),
+            new_id=_optional_id(data, "new_id", where),
+            started_at=_optional_text(data, "started_at", where),
+            recreating=_hook_copies(data.get("recreating", {}), where),
+        )
+
+
+_IN_FLIGHT_KEYS = {"version", "op", "old_ids", "old_id", "new_id", "started_at", "recreating"}
+
+
+def _check_version(version: Any, current: int, where: str) -> None:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise StateError(f"{where}: corrupt: 'version' must be a positive integer, got {version!r}")
+    if version > current:
+        raise StateError(f"{where}: written by a newer release of reconcile (record version {version}, this "
+                         f"release reads up to {current}): upgrade reconcile to finish the interrupted apply")
+
+
+def _is_id(value: Any) -> bool:
+    # live ids are written as text; a number is the same id
+    return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
+
+
+def _optional_id(data: dict[str, Any], name: str, where: str) -> str | None:
+    value = data.get(name)
+    if value is None or _is_id(value):
+        return None if value is None else str(value)
+    raise StateError(f"{where}: corrupt: {name!r} must be an id (text or a number), got {type(value).__name__}")
+
+
+def _optional_text(data: dict[str, Any], name: str, where: str) -> str | None:
+    value = data.get(name)
+    if value is None or isinstance(value, str):
+        return value
+    raise StateError(f"{where}: corrupt: {name!r} must be text, got {type(value).__name__}")
+
+
+def _hook_copies(value: Any, where: str) -> dict[str, HookCopy]:
+    if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+        raise StateError(f"{where}: corrupt: 'recreating' must map consumer identities to objects")
+    return {str(k): dict(v) for k, v in value.items()}
+
+
+# --- the ledger ----------------------------------------------------------------------------------
+
 
 class Ledger:
     """Mapping consumer identity -> LedgerRecord; JSON (de)serialisable.
 
-    Beside the records, `in_flight` holds what an apply has started and not finished, by token
-    name: plain ids and times only (an overlap's old and new live ids, a rotation under way, a
-    webhook being recreated), so the next apply after a crash knows what to finish. Saved as an
-    optional `in_flight` key; ledgers without one read as before.
+    `in_flight` maps a token name to its InFlight record while an apply's work on it is
+    unfinished. Saved as an optional `in_flight` key; ledgers without one read as before.
     """
 
     def __init__(self, records: list[LedgerRecord] | None = None,
-                 in_flight: dict[str, dict[str, Any]] | None = None) -> None:
+                 in_flight: Mapping[str, InFlight] | None = None) -> None:
         self._records: dict[str, LedgerRecord] = {}
-        self.in_flight: dict[str, dict[str, Any]] = dict(in_flight or {})
+        self.in_flight: dict[str, InFlight] = dict(in_flight or {})
         for rec in records or ():
             self.record(rec)
 
@@ -78,7 +209,7 @@ class Ledger:
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"version": LEDGER_VERSION, "records": [r.to_json() for r in self.records()]}
         if self.in_flight:
-            data["in_flight"] = {k: dict(v) for k, v in sorted(self.in_flight.items())}
+            data["in_flight"] = {k: v.for_storage() for k, v in sorted(self.in_flight.items())}
         return data
 
     @classmethod
@@ -92,24 +223,29 @@ class Ledger:
         raw = data.get("records")
         if not isinstance(raw, list):
             raise StateError(f"{where}: corrupt ledger: 'records' must be a list")
-        ledger = cls()
+        ledger = cls(in_flight=_in_flight(data.get("in_flight", {}), where))
         for i, item in enumerate(raw):
-            if not isinstance(item, dict):
-                raise StateError(f"{where}: corrupt ledger: records[{i}] is not an object")
-            missing = sorted(set(_RECORD_FIELDS) - set(item))
-            if missing:
-                raise StateError(f"{where}: corrupt ledger: records[{i}] lacks {', '.join(missing)}")
-            for name, typ in _RECORD_FIELDS.items():
-                if not isinstance(item[name], typ):
-                    raise StateError(
-                        f"{where}: corrupt ledger: records[{i}].{name} must be {typ.__name__}"
-                    )
-            rec = LedgerRecord(**{name: item[name] for name in _RECORD_FIELDS})
+            rec = _record(item, f"{where}: corrupt ledger: records[{i}]")
             if rec.consumer in ledger:
                 raise StateError(f"{where}: corrupt ledger: consumer {rec.consumer!r} recorded twice")
             ledger.record(rec)
-        in_flight = data.get("in_flight", {})
-        if not isinstance(in_flight, dict) or not all(isinstance(v, dict) for v in in_flight.values()):
-            raise StateError(f"{where}: corrupt ledger: 'in_flight' must map token names to objects")
-        ledger.in_flight = {str(k): dict(v) for k, v in in_flight.items()}
         return ledger
+
+
+def _record(item: Any, where: str) -> LedgerRecord:
+    if not isinstance(item, dict):
+        raise StateError(f"{where} is not an object")
+    missing = sorted(set(_RECORD_FIELDS) - set(item))
+    if missing:
+        raise StateError(f"{where} lacks {', '.join(missing)}")
+    for name, typ in _RECORD_FIELDS.items():
+        if not isinstance(item[name], typ):
+            raise StateError(f"{where}.{name} must be {typ.__name__}")
+    return LedgerRecord(**{name: item[name] for name in _RECORD_FIELDS})
+
+
+def _in_flight(raw: Any, where: str) -> dict[str, InFlight]:
+    if not isinstance(raw, dict):
+        raise StateError(f"{where}: corrupt ledger: 'in_flight' must map token names to objects")
+    return {str(token): InFlight.from_storage(data, f"{where}: in-flight record of token {token!r}")
+            for token, data in raw.items()}

@@ -130,7 +130,7 @@ def run_case(scenario: Scenario, kind: str, seed: int, directory: Path,
         with short_client_timeouts():
             try:
                 first = live.apply()
-                messages = list(first.failed)
+                messages = [f.line for f in first.failed]
                 outcome = "ok" if first.ok else "stopped"
             except (ApplyRefused, ProviderError, SessionError) as err:
                 messages, outcome = [str(err)], "stopped"
@@ -144,7 +144,7 @@ def run_case(scenario: Scenario, kind: str, seed: int, directory: Path,
                      for m in messages if (why := _clear(m, values))]
         second = live.apply()
         if not second.ok:
-            problems.append("the clean apply failed: " + "; ".join(second.failed))
+            problems.append("the clean apply failed: " + "; ".join(f.line for f in second.failed))
         after = live.plan()
         converged = second.ok and not after.has_changes and not after.errors
         if not converged:

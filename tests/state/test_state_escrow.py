@@ -22,6 +22,7 @@ from reconciler.state import (
     open_escrow,
     parse_key,
 )
+from reconciler.state.escrow import EscrowDocument
 
 MINTED = "2026-06-01T10:00:00Z"
 
@@ -209,3 +210,15 @@ def test_open_escrow_uses_the_configured_variable(store):
     value = fresh_value()
     open_escrow(store, config, {"MY_KEY": generate_key()}).put("t", "1", Secret(value), MINTED)
     assert not open_escrow(store, config, {}).available
+
+
+def test_the_stored_document_is_typed_and_round_trips(store, key):
+    Escrow(store, key).put("t", "1", Secret(fresh_value()), MINTED)
+    stored = json.loads(store.escrow_path.read_text())
+    doc = EscrowDocument.from_storage(stored, "here")
+    assert doc.key_id == stored["key_id"] and set(doc.entries) == {"t"}
+    assert doc.entries["t"].token_id == "1" and doc.entries["t"].minted_at == MINTED
+    assert doc.for_storage() == stored
+    stored["entries"]["t"]["unknown"] = "x"
+    with pytest.raises(StateError, match="here: corrupt escrow: entry 't' lacks a field or has a wrong type or an unknown"):
+        EscrowDocument.from_storage(stored, "here")

@@ -43,21 +43,18 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.inventory import load_inventory
-from reconciler.inventory.model import (
-    ExternalSource,
-    GitLabCiVariable,
-    GitLabGroupAccessToken,
-    GitLabPersonalAccessToken,
-    GitLabPipelineTrigger,
-    GitLabProjectAccessToken,
-    GitLabWebhook,
-    Inventory,
-    ZendeskApiToken,
-    ZendeskAppSetting,
-    ZendeskOAuthClientSecret,
-    ZendeskOAuthToken,
-    ZendeskWebhook,
-)
+from reconciler.inventory.model import Inventory
+from reconciler.kinds.external import ExternalSource
+from reconciler.kinds.gitlab_access_token import GitLabGroupAccessToken, GitLabProjectAccessToken
+from reconciler.kinds.gitlab_ci_variable import GitLabCiVariable
+from reconciler.kinds.gitlab_personal_access_token import GitLabPersonalAccessToken
+from reconciler.kinds.gitlab_pipeline_trigger import GitLabPipelineTrigger
+from reconciler.kinds.gitlab_webhook import GitLabWebhook
+from reconciler.kinds.zendesk_api_token import ZendeskApiToken
+from reconciler.kinds.zendesk_app_setting import ZendeskAppSetting
+from reconciler.kinds.zendesk_oauth_client_secret import ZendeskOAuthClientSecret
+from reconciler.kinds.zendesk_oauth_token import ZendeskOAuthToken
+from reconciler.kinds.zendesk_webhook import ZendeskWebhook
 from reconciler.state import LocalStore
 from reconciler_sandbox.core import Clock, parse_when
 from reconciler_sandbox.world import load_world_seed

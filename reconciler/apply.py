@@ -42,8 +42,11 @@ from typing import Any, Protocol
 import requests
 from gitlab import exceptions as gl_errors
 
-from reconciler.inventory.model import Consumer, ExternalSource, GitLabWebhook, Token, ZendeskWebhook
+from reconciler.inventory.model import Consumer, Token
 from reconciler.kinds import FetchError, ListKey, Minted, consumer_kind, extract, source_kind
+from reconciler.kinds.external import ExternalSource
+from reconciler.kinds.gitlab_webhook import GitLabWebhook
+from reconciler.kinds.zendesk_webhook import ZendeskWebhook
 from reconciler.observed import LiveToken, Observed, SourceObservation
 from reconciler.plan import ConsumerPlan, Plan, TokenPlan, plan
 from reconciler.secret import REDACTED, Secret

@@ -25,21 +25,14 @@ from typing import Any, Literal
 import yaml
 from deepdiff import DeepDiff
 
-from reconciler.inventory.model import (
-    Consumer,
-    ExternalSource,
-    GitLabCiVariable,
-    GitLabPersonalAccessToken,
-    Inventory,
-    Located,
-    Position,
-    Token,
-    WebhookSecretField,
-    ZendeskApiToken,
-    ZendeskWebhookAuth,
-)
+from reconciler.inventory.model import Consumer, Inventory, Located, Position, Token
 from reconciler.kinds import consumer_kind, source_kind
-from reconciler.kinds.zendesk_api_token import CUTOFF, INACTIVITY_DAYS
+from reconciler.kinds.external import ExternalSource
+from reconciler.kinds.gitlab_ci_variable import GitLabCiVariable
+from reconciler.kinds.gitlab_personal_access_token import GitLabPersonalAccessToken
+from reconciler.kinds.gitlab_webhook import WebhookSecretField
+from reconciler.kinds.zendesk_api_token import CUTOFF, INACTIVITY_DAYS, ZendeskApiToken
+from reconciler.kinds.zendesk_webhook import ZendeskWebhookAuth
 from reconciler.observed import (
     ConsumerObservation,
     LiveToken,

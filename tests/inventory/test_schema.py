@@ -8,6 +8,7 @@ from typing import Any
 import jsonschema
 import pytest
 
+from reconciler import kinds
 from reconciler.inventory import model
 from reconciler.inventory.schema import load_schema, schema_properties
 
@@ -41,26 +42,26 @@ def _fields(cls: type) -> set[str]:
 _RENAMED = {"target": "secret"}
 
 
-@pytest.mark.parametrize("kind", sorted(model.SOURCE_KINDS))
+@pytest.mark.parametrize("kind", sorted(k.kind for k in kinds.source_kinds()))
 def test_every_source_kind_has_its_fields_in_the_schema(kind: str) -> None:
     props = set(load_schema()["$defs"][f"source_{kind}"]["properties"])
-    want = _fields(model.SOURCE_KINDS[kind]) | {"kind"}
-    if model.SOURCE_PROVIDER_KIND[kind] is None:
+    want = _fields(kinds.source_kind(kind).model) | {"kind"}
+    if kinds.source_kind(kind).provider_kind is None:
         want.discard("provider")  # `external` has no provider
     assert props == want
 
 
-@pytest.mark.parametrize("kind", sorted(model.CONSUMER_KINDS))
+@pytest.mark.parametrize("kind", sorted(k.kind for k in kinds.consumer_kinds()))
 def test_every_consumer_kind_has_its_fields_in_the_schema(kind: str) -> None:
     props = set(load_schema()["$defs"][f"consumer_{kind}"]["properties"])
-    want = {_RENAMED.get(f, f) for f in _fields(model.CONSUMER_KINDS[kind])} | {"kind"}
+    want = {_RENAMED.get(f, f) for f in _fields(kinds.consumer_kind(kind).model)} | {"kind"}
     assert props == want
 
 
 def test_kind_enums_list_every_model_kind() -> None:
     defs = load_schema()["$defs"]
-    assert defs["source"]["properties"]["kind"]["enum"] == list(model.SOURCE_KINDS)
-    assert defs["consumer"]["properties"]["kind"]["enum"] == list(model.CONSUMER_KINDS)
+    assert defs["source"]["properties"]["kind"]["enum"] == [k.kind for k in kinds.source_kinds()]
+    assert defs["consumer"]["properties"]["kind"]["enum"] == [k.kind for k in kinds.consumer_kinds()]
 
 
 def test_section_fields_match_the_model() -> None:

@@ -100,3 +100,52 @@ def _dates_as_text(value: Any) -> Any:
     if isinstance(value, datetime.date):
         return value.isoformat()
     return value
+
+
+def test_schema_file_equals_the_schema_generated_from_the_kinds() -> None:
+    from reconciler.inventory.schema import SCHEMA_PATH
+    from reconciler.inventory.schema_file import render
+
+    assert SCHEMA_PATH.read_text(encoding="utf-8") == render(), "run: python -m reconciler.inventory.schema_file --write"
+
+
+def test_write_replaces_a_stale_schema_file(tmp_path) -> None:
+    from reconciler.inventory.schema_file import render, write
+
+    path = tmp_path / "inventory.schema.json"
+    path.write_text("{}\n", encoding="utf-8")
+    assert write(path) is True
+    assert path.read_text(encoding="utf-8") == render()
+    assert write(path) is False
+
+
+def test_a_new_consumer_kind_needs_no_edit_outside_its_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The schema takes a kind's fragment from the registry: its definition, its place in the
+    `kind` enum and its if/then branch appear with nothing else edited."""
+    from reconciler.inventory import schema_file
+    from reconciler.kinds import ConsumerKind
+
+    class ScheduleVariableKind(ConsumerKind):
+        kind = "gitlab_pipeline_schedule_variable"
+        provider_kind = "gitlab"
+        schema = {"type": "object", "description": "A pipeline schedule variable.",
+                  "properties": {"kind": {"const": "gitlab_pipeline_schedule_variable", "description": "kind"}}}
+
+    new = ScheduleVariableKind()
+    monkeypatch.setattr(schema_file, "consumer_kinds", lambda: [*kinds.consumer_kinds(), new])
+    defs = schema_file.generate()["$defs"]
+    assert defs["consumer_gitlab_pipeline_schedule_variable"] == new.schema
+    assert defs["consumer"]["properties"]["kind"]["enum"][-1] == new.kind
+    assert defs["consumer"]["allOf"][-1]["then"] == {"$ref": "#/$defs/consumer_gitlab_pipeline_schedule_variable"}
+    assert list(defs).index("consumer_gitlab_pipeline_schedule_variable") < list(defs).index("consumer")
+    jsonschema.Draft202012Validator.check_schema(schema_file.generate())
+
+
+def test_the_registry_finds_a_kind_in_every_public_kind_module() -> None:
+    import pkgutil
+
+    found = {type(k).__module__ for k in [*kinds.source_kinds(), *kinds.consumer_kinds()]}
+    modules = {f"reconciler.kinds.{m.name}" for m in pkgutil.iter_modules(kinds.__path__) if not m.name.startswith("_")}
+    assert found == modules
+    with pytest.raises(KeyError):
+        kinds.consumer_kind("gitlab_variable")

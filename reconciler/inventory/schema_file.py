@@ -4,6 +4,7 @@ defined in its module under reconciler/kinds/).
 
     python -m reconciler.inventory.schema_file            # print the schema
     python -m reconciler.inventory.schema_file --write    # rewrite reconciler/schemas/inventory.schema.json
+                                                          # and the kind lists of reconciler/plan.schema.json
 
 The file is checked in: validation loads it, and editors read it through the link
 schemas/inventory.schema.json. A test checks that it equals `render()`, so the schema cannot
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -69,6 +71,29 @@ def write(path: Path = SCHEMA_PATH) -> bool:
         return False
     path.write_text(text, encoding="utf-8")
     return True
+
+
+PLAN_SCHEMA_PATH = SCHEMA_PATH.parents[1] / "plan.schema.json"
+
+
+def plan_schema_text(text: str) -> str:
+    """The plan schema's text (formatted by hand, so edited in place) with its two kind lists,
+    a consumer's `kind` and a token's `source_kind`, set to the registered kinds."""
+    for key, kinds in (("kind", consumer_kinds()), ("source_kind", source_kinds())):
+        listed = json.dumps([k.kind for k in kinds])
+        text, found = re.subn(rf'("{key}": {{"enum": )\[[^\]]*\]', lambda m, listed=listed: m.group(1) + listed, text)
+        if found != 1:
+            raise SystemExit(f"{PLAN_SCHEMA_PATH}: expected the {key} enum once, found it {found} times")
+    return text
+
+
+def write_plan_schema(path: Path = PLAN_SCHEMA_PATH) -> bool:
+    """Set the plan schema's kind lists to the registered kinds; True when the file changed."""
+    text = path.read_text(encoding="utf-8")
+    new = plan_schema_text(text)
+    if new != text:
+        path.write_text(new, encoding="utf-8")
+    return new != text
 
 
 # Everything in the schema but the source and consumer kinds; the empty lists are filled by
@@ -440,7 +465,7 @@ BASE: dict[str, Any] = {
 
 if __name__ == "__main__":
     if "--write" in sys.argv[1:]:
-        changed = write()
-        print(f"{SCHEMA_PATH}: {'updated' if changed else 'already up to date'}")
+        for path, changed in ((SCHEMA_PATH, write()), (PLAN_SCHEMA_PATH, write_plan_schema())):
+            print(f"{path}: {'updated' if changed else 'already up to date'}")
     else:
         sys.stdout.write(render())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 import jsonschema
@@ -107,6 +108,27 @@ def test_schema_file_equals_the_schema_generated_from_the_kinds() -> None:
     from reconciler.inventory.schema_file import render
 
     assert SCHEMA_PATH.read_text(encoding="utf-8") == render(), "run: python -m reconciler.inventory.schema_file --write"
+
+
+def test_plan_schema_lists_every_kind() -> None:
+    from reconciler.inventory.schema_file import PLAN_SCHEMA_PATH, plan_schema_text
+
+    text = PLAN_SCHEMA_PATH.read_text(encoding="utf-8")
+    assert plan_schema_text(text) == text, "run: python -m reconciler.inventory.schema_file --write"
+    defs = json.loads(text)["$defs"]
+    assert defs["consumer"]["properties"]["kind"]["enum"] == [k.kind for k in kinds.consumer_kinds()]
+    assert defs["token"]["properties"]["source_kind"]["enum"] == [k.kind for k in kinds.source_kinds()]
+
+
+def test_plan_schema_kind_lists_are_rewritten(tmp_path) -> None:
+    from reconciler.inventory.schema_file import PLAN_SCHEMA_PATH, write_plan_schema
+
+    path = tmp_path / "plan.schema.json"
+    stale = PLAN_SCHEMA_PATH.read_text(encoding="utf-8").replace('"zendesk_webhook"]', '"zendesk_webhook", "gone"]')
+    path.write_text(stale, encoding="utf-8")
+    assert write_plan_schema(path) is True
+    assert path.read_text(encoding="utf-8") == PLAN_SCHEMA_PATH.read_text(encoding="utf-8")
+    assert write_plan_schema(path) is False
 
 
 def test_write_replaces_a_stale_schema_file(tmp_path) -> None:

@@ -31,7 +31,7 @@ class ExternalSource(Source):
         return f"{self.kind}:{self.value_env or self.value_file}"
 
 
-# The JSON Schema of an `external` source (in the inventory schema as $defs/source_external).
+# Its definition in the inventory schema: $defs/source_external.
 SCHEMA: dict[str, Any] = {
     "type": "object",
     "description": "A credential no API can mint: a person supplies the new value at apply time.",

@@ -49,7 +49,7 @@ class GitLabGroupAccessToken(Source):
         return f"{self.kind}:{self.provider}:{self.group}:{self.name}"
 
 
-# The JSON Schema of a `gitlab_project_access_token` source (in the inventory schema as $defs/source_gitlab_project_access_token).
+# Its definition in the inventory schema: $defs/source_gitlab_project_access_token.
 PROJECT_SCHEMA: dict[str, Any] = {
     "type": "object",
     "description": "A GitLab project access token.",
@@ -81,7 +81,7 @@ PROJECT_SCHEMA: dict[str, Any] = {
 }
 
 
-# The JSON Schema of a `gitlab_group_access_token` source (in the inventory schema as $defs/source_gitlab_group_access_token).
+# Its definition in the inventory schema: $defs/source_gitlab_group_access_token.
 GROUP_SCHEMA: dict[str, Any] = {
     "type": "object",
     "description": "A GitLab group access token.",
@@ -121,6 +121,15 @@ class ResourceAccessTokenKind(SourceKind):
     has_access_level = True
     identifies_values = True
 
+    def __init__(self, kind: str, resource: str, model: type[Source], schema: dict[str, Any], schema_order: int) -> None:
+        self.kind = kind  # type: ignore[misc]
+        self.resource = resource  # "project" | "group"
+        self.model = model
+        self.schema = schema
+        self.schema_order = schema_order
+        self.provider_kind = "gitlab"  # type: ignore[misc]
+        self.noun = f"{resource} access token"  # type: ignore[misc]
+
     def check(self, token: Token, inv: Inventory, path: str) -> list[Diagnostic]:
         source = token.source
         assert isinstance(source, GitLabProjectAccessToken | GitLabGroupAccessToken)
@@ -130,15 +139,6 @@ class ResourceAccessTokenKind(SourceKind):
             found.append(finding(source, "access_level", path,
                                  f"access_level {source.access_level} exceeds policy.max_access_level {limit}"))
         return found
-
-    def __init__(self, kind: str, resource: str, model: type[Source], schema: dict[str, Any], schema_order: int) -> None:
-        self.kind = kind  # type: ignore[misc]
-        self.resource = resource  # "project" | "group"
-        self.model = model
-        self.schema = schema
-        self.schema_order = schema_order
-        self.provider_kind = "gitlab"  # type: ignore[misc]
-        self.noun = f"{resource} access token"  # type: ignore[misc]
 
     def _scope(self, source: Source) -> str:
         return getattr(source, self.resource)

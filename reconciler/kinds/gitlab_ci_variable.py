@@ -51,6 +51,7 @@ class GitLabCiVariable(Consumer):
     def label(self) -> str:
         return f"CI variable {self.key} ({self.scope}, scope {self.environment_scope})"
 
+
 MANAGED = ("masked", "protected", "hidden", "raw", "variable_type", "description")
 
 # GitLab's masking rules (Ci::Maskable::REGEX and MASK_AND_RAW_REGEX, see
@@ -77,7 +78,7 @@ def _masking_findings(token: Token, var: GitLabCiVariable, path: str) -> list[Di
     return []
 
 
-# The JSON Schema of a `gitlab_ci_variable` consumer (in the inventory schema as $defs/consumer_gitlab_ci_variable).
+# Its definition in the inventory schema: $defs/consumer_gitlab_ci_variable.
 SCHEMA: dict[str, Any] = {
     "type": "object",
     "description": "A GitLab CI/CD variable of a project, a group or the instance; updated in place.",

@@ -41,7 +41,7 @@ class GitLabPersonalAccessToken(Source):
         return f"{self.kind}:{self.provider}:{self.user or '@self'}:{self.name}"
 
 
-# The JSON Schema of a `gitlab_personal_access_token` source (in the inventory schema as $defs/source_gitlab_personal_access_token).
+# Its definition in the inventory schema: $defs/source_gitlab_personal_access_token.
 SCHEMA: dict[str, Any] = {
     "type": "object",
     "description": "A GitLab personal access token, renewed with the rotate API (in place).",

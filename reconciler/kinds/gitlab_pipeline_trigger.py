@@ -30,10 +30,11 @@ class GitLabPipelineTrigger(Source):
     def identity(self) -> str:
         return f"{self.kind}:{self.provider}:{self.project}:{self.description}"
 
+
 SHORT_TOKEN = 4  # what non-owners see
 
 
-# The JSON Schema of a `gitlab_pipeline_trigger` source (in the inventory schema as $defs/source_gitlab_pipeline_trigger).
+# Its definition in the inventory schema: $defs/source_gitlab_pipeline_trigger.
 SCHEMA: dict[str, Any] = {
     "type": "object",
     "description": "A GitLab pipeline trigger token, renewed by creating a new trigger and deleting the old.",

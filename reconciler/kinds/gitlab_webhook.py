@@ -62,7 +62,7 @@ class GitLabWebhook(Consumer):
         return f"webhook {self.hook!r} ({self.scope}, {self.target.field}{'' if self.target.name is None else ' ' + self.target.name})"
 
 
-# The JSON Schema of a `gitlab_webhook` consumer (in the inventory schema as $defs/consumer_gitlab_webhook).
+# Its definition in the inventory schema: $defs/consumer_gitlab_webhook.
 SCHEMA: dict[str, Any] = {
     "type": "object",
     "description": "A GitLab project or group webhook. Its secrets are unreadable, so reconcile records what it wrote.",

@@ -28,11 +28,12 @@ class ZendeskApiToken(Source):
     def identity(self) -> str:
         return f"{self.kind}:{self.provider}:{self.description}"
 
+
 CUTOFF = date(2027, 4, 30)  # every remaining API token stops working
 INACTIVITY_DAYS = 30  # unused this long: deactivated
 
 
-# The JSON Schema of a `zendesk_api_token` source (in the inventory schema as $defs/source_zendesk_api_token).
+# Its definition in the inventory schema: $defs/source_zendesk_api_token.
 SCHEMA: dict[str, Any] = {
     "type": "object",
     "description": "A Zendesk API token: observed only. Zendesk disabled creating them on 2026-10-27 and cuts every one off on 2027-04-30; migrate to `zendesk_oauth_token`.",

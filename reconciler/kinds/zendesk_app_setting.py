@@ -36,7 +36,7 @@ class ZendeskAppSetting(Consumer):
         return f"app {self.app!r} setting {self.setting}"
 
 
-# The JSON Schema of a `zendesk_app_setting` consumer (in the inventory schema as $defs/consumer_zendesk_app_setting).
+# Its definition in the inventory schema: $defs/consumer_zendesk_app_setting.
 SCHEMA: dict[str, Any] = {
     "type": "object",
     "description": "One setting of an installed Zendesk app; nothing else of the installation changes.",

@@ -32,7 +32,7 @@ class ZendeskOAuthClientSecret(Source):
         return f"{self.kind}:{self.provider}:{self.client}"
 
 
-# The JSON Schema of a `zendesk_oauth_client_secret` source (in the inventory schema as $defs/source_zendesk_oauth_client_secret).
+# Its definition in the inventory schema: $defs/source_zendesk_oauth_client_secret.
 SCHEMA: dict[str, Any] = {
     "type": "object",
     "description": "The secret of a Zendesk OAuth client, renewed in place with generate_secret.",

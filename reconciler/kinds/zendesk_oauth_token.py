@@ -35,7 +35,7 @@ class ZendeskOAuthToken(Source):
         return f"{self.kind}:{self.provider}:{self.client}:{' '.join(sorted(self.scopes))}"
 
 
-# The JSON Schema of a `zendesk_oauth_token` source (in the inventory schema as $defs/source_zendesk_oauth_token).
+# Its definition in the inventory schema: $defs/source_zendesk_oauth_token.
 SCHEMA: dict[str, Any] = {
     "type": "object",
     "description": "A Zendesk OAuth access token, renewed by creating a new token and revoking the old.",

@@ -47,10 +47,11 @@ class ZendeskWebhook(Consumer):
     def label(self) -> str:
         return f"Zendesk webhook {self.webhook!r} ({'endpoint' if self.endpoint is not None else 'authentication'})"
 
+
 UNRECOGNISED = "(live endpoint does not have the template's shape; not shown)"
 
 
-# The JSON Schema of a `zendesk_webhook` consumer (in the inventory schema as $defs/consumer_zendesk_webhook).
+# Its definition in the inventory schema: $defs/consumer_zendesk_webhook.
 SCHEMA: dict[str, Any] = {
     "type": "object",
     "description": "A Zendesk webhook: the value goes into its endpoint URL or its authentication (patched, never replaced).",

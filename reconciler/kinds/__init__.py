@@ -117,10 +117,11 @@ class Minted:
 
 
 class SourceKind:
-    # The inventory side: the dataclass a `source:` of this kind builds, and the JSON-Schema
-    # fragment that validates it (`python -m reconciler.inventory.schemagen --write` puts it in
-    # the schema file). `schema_order` places the kind in the schema's kind list (and so in the
-    # messages and the README); equal orders go by kind name.
+    # The inventory side: the dataclass a `source:` of this kind builds (`from_document`), the
+    # JSON-Schema fragment that validates it (`python -m reconciler.inventory.schema_file --write`
+    # puts it in the schema file) and the checks the schema cannot express (`check`, run by
+    # `reconcile validate`). `schema_order` places the kind in the schema's kind list (and so in
+    # the messages and the README); equal orders go by kind name.
     model: type[Source]
     schema: dict[str, Any]
     schema_order: int = 100

@@ -43,27 +43,14 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.inventory import load_inventory
-from reconciler.inventory.model import (
-    ExternalSource,
-    GitLabCiVariable,
-    GitLabGroupAccessToken,
-    GitLabPersonalAccessToken,
-    GitLabPipelineTrigger,
-    GitLabProjectAccessToken,
-    GitLabWebhook,
-    Inventory,
-    ZendeskApiToken,
-    ZendeskAppSetting,
-    ZendeskOAuthClientSecret,
-    ZendeskOAuthToken,
-    ZendeskWebhook,
-)
+from reconciler.inventory.model import Inventory
 from reconciler.state import LocalStore
 from reconciler_sandbox.core import Clock, parse_when
 from reconciler_sandbox.world import load_world_seed
 
 PAGE = 100
-AUTHENTICATES = (GitLabPersonalAccessToken, GitLabProjectAccessToken, GitLabGroupAccessToken, ZendeskOAuthToken)
+AUTHENTICATES = ("gitlab_personal_access_token", "gitlab_project_access_token", "gitlab_group_access_token",
+                 "zendesk_oauth_token")
 
 
 @dataclass
@@ -164,10 +151,10 @@ def compute(inventory: str | Path | Inventory, world_seed: str | Path, state_dir
     # current live token of each source, for the ledger check: (id, value)
     current: dict[str, tuple[str, str] | None] = {}
     for name, tok in inv.tokens.items():
-        s = tok.source
+        s: Any = tok.source  # by kind name: this module stays clear of reconciler.kinds
         m.baseline += s.provider is not None
         row: dict[str, Any] | None = None
-        if isinstance(s, GitLabPersonalAccessToken):
+        if s.kind == "gitlab_personal_access_token":
             user = s.user or live.bot or ""
             if s.user is None:
                 need(s.provider, "user", "", 1)  # type: ignore[arg-type]
@@ -175,15 +162,15 @@ def compute(inventory: str | Path | Inventory, world_seed: str | Path, state_dir
                 need(s.provider, "user_by_name", s.user, 1)  # type: ignore[arg-type]
             need(s.provider, "pats", user, live.count[("pats", user)])  # type: ignore[arg-type]
             row = _newest(live.tokens[("user", user, s.name)])
-        elif isinstance(s, GitLabProjectAccessToken | GitLabGroupAccessToken):
-            where = "project" if isinstance(s, GitLabProjectAccessToken) else "group"
-            scope = s.project if isinstance(s, GitLabProjectAccessToken) else s.group
+        elif s.kind in ("gitlab_project_access_token", "gitlab_group_access_token"):
+            where = "project" if s.kind == "gitlab_project_access_token" else "group"
+            scope = s.project if s.kind == "gitlab_project_access_token" else s.group
             need(s.provider, f"{where}_access_tokens", scope, live.count[(f"{where}_access_tokens", scope)])  # type: ignore[arg-type]
             row = _newest(live.tokens[(where, scope, s.name)])
-        elif isinstance(s, GitLabPipelineTrigger):
+        elif s.kind == "gitlab_pipeline_trigger":
             need(s.provider, "project_triggers", s.project, live.count[("project_triggers", s.project)])  # type: ignore[arg-type]
             row = _newest(live.triggers[(s.project, s.description)])
-        elif isinstance(s, ZendeskOAuthToken):
+        elif s.kind == "zendesk_oauth_token":
             need(s.provider, "oauth_clients", "", zcount(s.provider, "oauth_clients"))  # type: ignore[arg-type]
             need(s.provider, "oauth_tokens", "", zcount(s.provider, "oauth_tokens"))  # type: ignore[arg-type]
             need(s.provider, "user", "", 1)  # type: ignore[arg-type]  # whose tokens are ours
@@ -191,33 +178,34 @@ def compute(inventory: str | Path | Inventory, world_seed: str | Path, state_dir
             rows = [t for t in zd.get("oauth_tokens") or () if t.get("client") == s.client
                     and sorted(t.get("scopes") or ()) == sorted(s.scopes)]
             row = _newest(rows)
-        elif isinstance(s, ZendeskOAuthClientSecret):
+        elif s.kind == "zendesk_oauth_client_secret":
             need(s.provider, "oauth_clients", "", zcount(s.provider, "oauth_clients"))  # type: ignore[arg-type]
-        elif isinstance(s, ZendeskApiToken):
+        elif s.kind == "zendesk_api_token":
             need(s.provider, "api_tokens", "", 1)  # type: ignore[arg-type]
         current[name] = (str(row.get("id")), str(row.get("value"))) if row else None
 
     for name, tok in inv.tokens.items():
         s = tok.source
-        identifies = isinstance(s, AUTHENTICATES)
+        identifies = s.kind in AUTHENTICATES
         seen: set[str] = set()
+        c: Any
         for c in tok.consumers:
             m.baseline += 1
             held: str | None = None  # a readable consumer's value
-            if isinstance(c, GitLabCiVariable):
+            if c.kind == "gitlab_ci_variable":
                 where = "project" if c.project else "group" if c.group else "instance"
                 scope = c.project or c.group or ""
                 need(c.provider, f"{where}_variables", scope, live.count[(f"{where}_variables", scope)])
                 v = live.variables.get((where, scope, c.key, c.environment_scope if where != "instance" else "*"))
                 if v is not None and not v.get("hidden"):
                     held = str(v.get("value") or "")
-            elif isinstance(c, GitLabWebhook):
+            elif c.kind == "gitlab_webhook":
                 where = "project" if c.project else "group"
                 scope = str(c.project or c.group)
                 need(c.provider, f"{where}_hooks", scope, live.count[(f"{where}_hooks", scope)])
                 exists = any(c.hook in (str(h.get("id")), h.get("url"), h.get("name")) for h in live.hooks[(where, scope)])
                 m.details += c.mode == "recreate" and exists
-            elif isinstance(c, ZendeskAppSetting):
+            elif c.kind == "zendesk_app_setting":
                 need(c.provider, "installations", "", 1)
                 zd = live.zendesk.get(subdomain[c.provider]) or {}
                 inst = next((i for i in zd.get("installations") or () if (i.get("settings") or {}).get("name") == c.app), None)
@@ -225,7 +213,7 @@ def compute(inventory: str | Path | Inventory, world_seed: str | Path, state_dir
                 secure = any(p.get("name") == c.setting and p.get("secure") for p in (app or {}).get("parameters") or ())
                 if inst is not None and not secure and isinstance((inst.get("settings") or {}).get(c.setting), str):
                     held = inst["settings"][c.setting]
-            elif isinstance(c, ZendeskWebhook):
+            elif c.kind == "zendesk_webhook":
                 need(c.provider, "webhooks", "", zcount(c.provider, "webhooks"))
                 if c.endpoint is not None:
                     zd = live.zendesk.get(subdomain[c.provider]) or {}
@@ -238,7 +226,7 @@ def compute(inventory: str | Path | Inventory, world_seed: str | Path, state_dir
             if record is not None and cur is not None and record.fingerprint == _fp(held) and record.token_id == cur[0]:
                 continue  # the ledger proves it
             prefix, _, suffix = c.value.partition("${token}")
-            if isinstance(c, ZendeskWebhook) and c.endpoint is not None:
+            if c.kind == "zendesk_webhook" and c.endpoint is not None:
                 prefix, _, suffix = c.endpoint.partition("${token}")
             if not (held.startswith(prefix) and held.endswith(suffix)) or len(held) <= len(prefix) + len(suffix):
                 continue  # not the template's shape: nothing to identify
@@ -270,7 +258,7 @@ class ApplyMinimum:
                 "due_tokens": len(self.due), "their_consumers": self.consumers}
 
 
-OVERLAP_ALWAYS = (GitLabPipelineTrigger, ZendeskOAuthToken)
+OVERLAP_ALWAYS = ("gitlab_pipeline_trigger", "zendesk_oauth_token")
 
 
 def apply_minimum(inventory: str | Path | Inventory, world_seed: str | Path, state_dir: str | Path | None,
@@ -283,8 +271,8 @@ def apply_minimum(inventory: str | Path | Inventory, world_seed: str | Path, sta
     out = ApplyMinimum(plan=plan_min.total)
     expiry = _seed_expiry(seed, clock)
     for name, tok in sorted(inv.tokens.items()):
-        s = tok.source
-        if isinstance(s, ExternalSource | ZendeskApiToken) or s.provider is None:
+        s: Any = tok.source
+        if s.kind in ("external", "zendesk_api_token") or s.provider is None:
             continue
         missing = _source_key(s) not in expiry
         expires, created = expiry.get(_source_key(s), (None, None))
@@ -294,38 +282,39 @@ def apply_minimum(inventory: str | Path | Inventory, world_seed: str | Path, sta
         if not (missing or expiring or superseded):
             continue
         out.due.append(name)
-        overlap = isinstance(s, OVERLAP_ALWAYS) or getattr(s, "strategy", "in_place") == "overlap"
+        overlap = s.kind in OVERLAP_ALWAYS or getattr(s, "strategy", "in_place") == "overlap"
         out.renewals += 1
         out.revokes += overlap and not missing
-        if isinstance(s, (*AUTHENTICATES, GitLabPipelineTrigger)):
+        if s.kind in (*AUTHENTICATES, "gitlab_pipeline_trigger"):
             out.authentications += 1
         readback_scopes: set[tuple[str, str, str]] = set()
+        c: Any
         for c in tok.consumers:
             out.consumers += 1
-            out.writes += 2 if isinstance(c, GitLabWebhook) and c.mode == "recreate" else 1
-            if isinstance(c, GitLabCiVariable) and not c.hidden:
+            out.writes += 2 if c.kind == "gitlab_webhook" and c.mode == "recreate" else 1
+            if c.kind == "gitlab_ci_variable" and not c.hidden:
                 where = "project" if c.project else "group" if c.group else "instance"
                 readback_scopes.add((c.provider, f"{where}_variables", c.project or c.group or ""))
-            elif isinstance(c, ZendeskAppSetting) and not _secure(seed, inv, c):
+            elif c.kind == "zendesk_app_setting" and not _secure(seed, inv, c):
                 readback_scopes.add((c.provider, "installations", ""))
-            elif isinstance(c, ZendeskWebhook) and c.endpoint is not None:
+            elif c.kind == "zendesk_webhook" and c.endpoint is not None:
                 readback_scopes.add((c.provider, "webhooks", ""))
         out.readbacks += len(readback_scopes)
     return out
 
 
 def _source_key(s: Any) -> tuple[str, ...]:
-    if isinstance(s, GitLabPersonalAccessToken):
+    if s.kind == "gitlab_personal_access_token":
         return ("pat", s.name)
-    if isinstance(s, GitLabProjectAccessToken):
+    if s.kind == "gitlab_project_access_token":
         return ("project", s.project, s.name)
-    if isinstance(s, GitLabGroupAccessToken):
+    if s.kind == "gitlab_group_access_token":
         return ("group", s.group, s.name)
-    if isinstance(s, GitLabPipelineTrigger):
+    if s.kind == "gitlab_pipeline_trigger":
         return ("trigger", s.project, s.description)
-    if isinstance(s, ZendeskOAuthToken):
+    if s.kind == "zendesk_oauth_token":
         return ("oauth", s.client)
-    if isinstance(s, ZendeskOAuthClientSecret):
+    if s.kind == "zendesk_oauth_client_secret":
         return ("client", s.client)
     return ("other",)
 
@@ -357,7 +346,7 @@ def _seed_expiry(seed: dict[str, Any], clock: Clock) -> dict[tuple[str, ...], tu
     return found
 
 
-def _secure(seed: dict[str, Any], inv: Inventory, c: ZendeskAppSetting) -> bool:
+def _secure(seed: dict[str, Any], inv: Inventory, c: Any) -> bool:
     sub = getattr(inv.providers[c.provider], "subdomain", "")
     zd = ((seed.get("zendesk") or {}).get("instances") or {}).get(sub) or {}
     inst = next((i for i in zd.get("installations") or () if (i.get("settings") or {}).get("name") == c.app), None)

@@ -34,9 +34,9 @@ from urllib.parse import quote
 import yaml
 
 from reconciler.errors import ReconcileError
-from reconciler.inventory.model import CheckConfig, Inventory, Token, ZendeskApiToken
+from reconciler.inventory.model import CheckConfig, Inventory, Token
 from reconciler.kinds import noun
-from reconciler.kinds.zendesk_api_token import CUTOFF, INACTIVITY_DAYS
+from reconciler.kinds.zendesk_api_token import CUTOFF, INACTIVITY_DAYS, ZendeskApiToken
 from reconciler.observed import LiveToken, Observed, plain, to_iso
 from reconciler.plan import Plan, TokenPlan
 from reconciler.scopes import ID_FAMILY, ScopeScan, managed_keys

@@ -12,8 +12,6 @@ from typing import Any
 
 from reconciler.inventory.durations import parse_date, parse_duration
 from reconciler.inventory.model import (
-    CONSUMER_KINDS,
-    SOURCE_KINDS,
     CheckConfig,
     Consumer,
     Diagnostic,
@@ -28,12 +26,32 @@ from reconciler.inventory.model import (
     Source,
     StateConfig,
     Token,
-    WebhookSecretField,
     ZendeskDiscoveryScope,
     ZendeskProvider,
-    ZendeskWebhookAuth,
 )
 from reconciler.inventory.yamlload import Document, PathKey, dotted
+from reconciler.kinds import consumer_kind, source_kind
+
+
+def _fields(raw: dict[str, Any]) -> dict[str, Any]:
+    """A source's or consumer's keys but `kind`, lists as tuples (the model is frozen)."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k != "kind"}
+
+
+class Place:
+    """Where a source or consumer sits in the document: what its kind's `from_document` needs to
+    attach positions, and to report a value the schema cannot judge."""
+
+    def __init__(self, builder: _Builder, path: PathKey, raw: dict[str, Any]) -> None:
+        self.builder, self.path, self.raw = builder, path, raw
+
+    def where(self, nested: tuple[str, ...] = ()) -> dict[str, Any]:
+        """`pos` and `key_pos` (keys of the mappings named in `nested` flattened in)."""
+        return self.builder.where(self.path, self.raw, nested)
+
+    def date(self, key: str, value: Any) -> date | None:
+        """The date at `key`; None, and a diagnostic, when it is no date."""
+        return self.builder.date(self.path + (key,), value)
 
 
 class _Builder:
@@ -104,32 +122,10 @@ class _Builder:
         )
 
     def source(self, path: PathKey, raw: dict[str, Any]) -> Source:
-        kind = raw["kind"]
-        fields = {k: v for k, v in raw.items() if k != "kind"}
-        for key in ("scopes",):
-            if key in fields:
-                fields[key] = tuple(fields[key])
-        if kind == "external":
-            fields["provider"] = None
-            if "expires_at" in fields:
-                fields["expires_at"] = self.date(path + ("expires_at",), fields["expires_at"])
-        return SOURCE_KINDS[kind](**fields, **self.where(path, raw))
+        return source_kind(raw["kind"]).from_document(_fields(raw), Place(self, path, raw))
 
     def consumer(self, path: PathKey, raw: dict[str, Any]) -> Consumer:
-        kind = raw["kind"]
-        fields = {k: v for k, v in raw.items() if k != "kind"}
-        if kind == "gitlab_webhook":
-            secret = fields.pop("secret", "token")
-            if isinstance(secret, dict) and "url_variable" in secret:
-                fields["target"] = WebhookSecretField(field="url_variable", name=secret["url_variable"])
-            elif isinstance(secret, dict):
-                fields["target"] = WebhookSecretField(field="custom_header", name=secret["custom_header"])
-            else:
-                fields["target"] = WebhookSecretField(field="token")
-        if kind == "zendesk_webhook" and "authentication" in fields:
-            fields["authentication"] = ZendeskWebhookAuth(**fields["authentication"])
-        nested = ("authentication",) if kind == "zendesk_webhook" else ()
-        return CONSUMER_KINDS[kind](**fields, **self.where(path, raw, nested=nested))
+        return consumer_kind(raw["kind"]).from_document(_fields(raw), Place(self, path, raw))
 
     def token(self, name: str, raw: dict[str, Any], defaults: Rotation) -> Token:
         path = ("tokens", name)

@@ -2,9 +2,10 @@
 
 Every object keeps the `Position` it was declared at, and `key_pos` maps each of its YAML keys
 to the position of that key, so that validation, plan and apply can all cite
-`inventory/tokens.yaml:12:5`. Nothing here knows an API; the kinds under `reconciler/kinds/`
-do. Sources and consumers are one dataclass per kind, so a kind's fields are checked by the type
-checker and read by name.
+`inventory/tokens.yaml:12:5`. Nothing here knows an API or a kind: sources and consumers are
+one dataclass per kind, subclasses of `Source` and `Consumer` defined in their kind's module under
+`reconciler/kinds/`, so a kind's fields are checked by the type checker and read by name. (This
+module must not import the kinds: they import it.)
 """
 
 from __future__ import annotations
@@ -169,130 +170,6 @@ class Source(Located):
         raise NotImplementedError
 
 
-@dataclass(frozen=True, kw_only=True)
-class GitLabPersonalAccessToken(Source):
-    name: str  # the token's name on GitLab
-    scopes: tuple[str, ...]
-    user: str | None = None  # username; None means the user of the provider credential
-    strategy: Literal["in_place", "overlap"] = "in_place"  # overlap: admins on self-managed only
-    kind: ClassVar[str] = "gitlab_personal_access_token"
-
-    @property
-    def identity(self) -> str:
-        return f"{self.kind}:{self.provider}:{self.user or '@self'}:{self.name}"
-
-
-@dataclass(frozen=True, kw_only=True)
-class GitLabProjectAccessToken(Source):
-    project: str  # full path, e.g. gitlab-com/support/sync, or numeric id as a string
-    name: str
-    scopes: tuple[str, ...]
-    access_level: int = 40
-    strategy: Literal["in_place", "overlap"] = "in_place"
-    kind: ClassVar[str] = "gitlab_project_access_token"
-
-    @property
-    def identity(self) -> str:
-        return f"{self.kind}:{self.provider}:{self.project}:{self.name}"
-
-
-@dataclass(frozen=True, kw_only=True)
-class GitLabGroupAccessToken(Source):
-    group: str
-    name: str
-    scopes: tuple[str, ...]
-    access_level: int = 40
-    strategy: Literal["in_place", "overlap"] = "in_place"
-    kind: ClassVar[str] = "gitlab_group_access_token"
-
-    @property
-    def identity(self) -> str:
-        return f"{self.kind}:{self.provider}:{self.group}:{self.name}"
-
-
-@dataclass(frozen=True, kw_only=True)
-class GitLabPipelineTrigger(Source):
-    project: str
-    description: str  # identifies the trigger: "Zendesk Global - GitLab Ticket Sync"
-    kind: ClassVar[str] = "gitlab_pipeline_trigger"
-
-    @property
-    def identity(self) -> str:
-        return f"{self.kind}:{self.provider}:{self.project}:{self.description}"
-
-
-@dataclass(frozen=True, kw_only=True)
-class ZendeskOAuthToken(Source):
-    client: str  # the OAuth client's identifier (unique per account)
-    scopes: tuple[str, ...]
-    kind: ClassVar[str] = "zendesk_oauth_token"
-
-    @property
-    def identity(self) -> str:
-        return f"{self.kind}:{self.provider}:{self.client}:{' '.join(sorted(self.scopes))}"
-
-
-@dataclass(frozen=True, kw_only=True)
-class ZendeskOAuthClientSecret(Source):
-    client: str  # identifier
-    kind: ClassVar[str] = "zendesk_oauth_client_secret"
-
-    @property
-    def identity(self) -> str:
-        return f"{self.kind}:{self.provider}:{self.client}"
-
-
-@dataclass(frozen=True, kw_only=True)
-class ZendeskApiToken(Source):
-    description: str  # identifies the token in GET /api/v2/api_tokens
-    kind: ClassVar[str] = "zendesk_api_token"
-
-    @property
-    def identity(self) -> str:
-        return f"{self.kind}:{self.provider}:{self.description}"
-
-
-@dataclass(frozen=True, kw_only=True)
-class ExternalSource(Source):
-    """A credential no API can mint: a person supplies the new value at apply time."""
-
-    value_env: str | None = None  # read the new value from this environment variable
-    value_file: str | None = None  # or from this file
-    expires_at: date | None = None  # when known, so check can warn
-    kind: ClassVar[str] = "external"
-
-    @property
-    def identity(self) -> str:
-        return f"{self.kind}:{self.value_env or self.value_file}"
-
-
-SOURCE_KINDS: dict[str, type[Source]] = {
-    cls.kind: cls
-    for cls in (
-        GitLabPersonalAccessToken,
-        GitLabProjectAccessToken,
-        GitLabGroupAccessToken,
-        GitLabPipelineTrigger,
-        ZendeskOAuthToken,
-        ZendeskOAuthClientSecret,
-        ZendeskApiToken,
-        ExternalSource,
-    )
-}
-
-# Which provider kind each source kind needs (None: no provider).
-SOURCE_PROVIDER_KIND: dict[str, str | None] = {
-    "gitlab_personal_access_token": "gitlab",
-    "gitlab_project_access_token": "gitlab",
-    "gitlab_group_access_token": "gitlab",
-    "gitlab_pipeline_trigger": "gitlab",
-    "zendesk_oauth_token": "zendesk",
-    "zendesk_oauth_client_secret": "zendesk",
-    "zendesk_api_token": "zendesk",
-    "external": None,
-}
-
-
 # --- consumers -------------------------------------------------------------------------------
 
 
@@ -312,125 +189,6 @@ class Consumer(Located):
     def label(self) -> str:
         """Short human name for plans and messages."""
         return self.identity
-
-
-@dataclass(frozen=True, kw_only=True)
-class GitLabCiVariable(Consumer):
-    key: str
-    project: str | None = None  # exactly one of project, group, instance
-    group: str | None = None
-    instance: bool = False
-    environment_scope: str = "*"
-    # Attributes the inventory manages when set; None means "leave as it is".
-    masked: bool | None = None
-    protected: bool | None = None
-    hidden: bool | None = None  # only settable at creation (GitLab: masked_and_hidden)
-    raw: bool | None = None
-    variable_type: Literal["env_var", "file"] | None = None
-    description: str | None = None
-    kind: ClassVar[str] = "gitlab_ci_variable"
-
-    @property
-    def scope(self) -> str:
-        if self.project is not None:
-            return f"project:{self.project}"
-        if self.group is not None:
-            return f"group:{self.group}"
-        return "instance"
-
-    @property
-    def identity(self) -> str:
-        return f"{self.kind}:{self.provider}:{self.scope}:{self.key}:{self.environment_scope}"
-
-    @property
-    def label(self) -> str:
-        return f"CI variable {self.key} ({self.scope}, scope {self.environment_scope})"
-
-
-@dataclass(frozen=True, kw_only=True)
-class WebhookSecretField:
-    """Where in a GitLab webhook the value goes."""
-
-    field: Literal["token", "url_variable", "custom_header"] = "token"
-    name: str | None = None  # key of the URL variable or custom header
-
-
-@dataclass(frozen=True, kw_only=True)
-class GitLabWebhook(Consumer):
-    hook: str  # name of the hook, its URL, or its numeric id as a string
-    project: str | None = None  # exactly one of project, group
-    group: str | None = None
-    target: WebhookSecretField = field(default_factory=WebhookSecretField)
-    mode: Literal["recreate", "update"] = "update"
-    # Values of the other URL variables / custom headers, which a recreate must re-supply
-    # because GitLab never returns them. Plain, non-secret values only.
-    url_variables: dict[str, str] = field(default_factory=dict)
-    custom_headers: dict[str, str] = field(default_factory=dict)
-    kind: ClassVar[str] = "gitlab_webhook"
-
-    @property
-    def scope(self) -> str:
-        return f"project:{self.project}" if self.project is not None else f"group:{self.group}"
-
-    @property
-    def identity(self) -> str:
-        where = self.target.field if self.target.field == "token" else f"{self.target.field}:{self.target.name}"
-        return f"{self.kind}:{self.provider}:{self.scope}:{self.hook}:{where}"
-
-    @property
-    def label(self) -> str:
-        return f"webhook {self.hook!r} ({self.scope}, {self.target.field}{'' if self.target.name is None else ' ' + self.target.name})"
-
-
-@dataclass(frozen=True, kw_only=True)
-class ZendeskAppSetting(Consumer):
-    app: str  # the installation's name (settings.name)
-    setting: str
-    kind: ClassVar[str] = "zendesk_app_setting"
-
-    @property
-    def identity(self) -> str:
-        return f"{self.kind}:{self.provider}:{self.app}:{self.setting}"
-
-    @property
-    def label(self) -> str:
-        return f"app {self.app!r} setting {self.setting}"
-
-
-@dataclass(frozen=True, kw_only=True)
-class ZendeskWebhookAuth:
-    type: Literal["bearer_token", "basic_auth", "api_key"]
-    username: str | None = None  # basic_auth: the value is the password
-    header: str | None = None  # api_key: header name; the value is the key
-
-
-@dataclass(frozen=True, kw_only=True)
-class ZendeskWebhook(Consumer):
-    webhook: str  # name, or the 26-character id
-    endpoint: str | None = None  # URL template with ${token} when the value goes in the URL
-    authentication: ZendeskWebhookAuth | None = None  # when the value is the credential
-    kind: ClassVar[str] = "zendesk_webhook"
-
-    @property
-    def identity(self) -> str:
-        where = "endpoint" if self.endpoint is not None else "authentication"
-        return f"{self.kind}:{self.provider}:{self.webhook}:{where}"
-
-    @property
-    def label(self) -> str:
-        return f"Zendesk webhook {self.webhook!r} ({'endpoint' if self.endpoint is not None else 'authentication'})"
-
-
-CONSUMER_KINDS: dict[str, type[Consumer]] = {
-    cls.kind: cls for cls in (GitLabCiVariable, GitLabWebhook, ZendeskAppSetting, ZendeskWebhook)
-}
-
-CONSUMER_PROVIDER_KIND: dict[str, str] = {
-    "gitlab_ci_variable": "gitlab",
-    "gitlab_webhook": "gitlab",
-    "zendesk_app_setting": "zendesk",
-    "zendesk_webhook": "zendesk",
-}
 
 
 # --- tokens and the whole inventory ----------------------------------------------------------
@@ -459,6 +217,17 @@ class Diagnostic:
     def __str__(self) -> str:
         prefix = "" if self.severity == "error" else "warning: "
         return f"{self.pos}: {self.key}: {prefix}{self.message}"
+
+
+def finding(obj: Located, key: str, path: str, message: str, *, warning: bool = False) -> Diagnostic:
+    """A diagnostic about `key` of `obj`, which sits at dotted `path` in the document; key "" is
+    the object itself."""
+    return Diagnostic(
+        pos=obj.at(key),
+        key=f"{path}.{key}" if key else path,
+        message=message,
+        severity="warning" if warning else "error",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -19,7 +19,8 @@ from reconciler.inventory.model import Diagnostic
 from reconciler.inventory.yamlload import Document, PathKey, dotted
 
 # The file ships inside the package; schemas/inventory.schema.json at the top is a link to it
-# for editors (the yaml-language-server modeline) and readers.
+# for editors (the yaml-language-server modeline) and readers. It is generated from the kinds:
+# `python -m reconciler.inventory.schema_file --write`.
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "inventory.schema.json"
 
 _TYPE_WORDS = {
@@ -32,7 +33,8 @@ _TYPE_WORDS = {
     "null": "nothing",
 }
 
-# Messages for the schema's patterns (the patterns themselves live in the schema file).
+# Messages for the schema's patterns (the patterns themselves live in the schema: its base in
+# schema_file.py and the kinds' fragments).
 _PATTERN_MESSAGES = {
     r"^[1-9][0-9]*[hdw]$": "{value!r} is not a duration like 12h, 21d or 2w",
     r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$": "{value!r} is not an ISO date like 2026-11-22",

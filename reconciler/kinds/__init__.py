@@ -3,7 +3,8 @@
 The registry maps an inventory `kind:` to its implementation: `source_kind(name)` and
 `consumer_kind(name)`. A kind is a `SourceKind` or a `ConsumerKind` plus the capabilities it has
 (below); callers ask for a capability with `isinstance(kind, Capability)` (or `capable()` where
-the plan already guarantees it) and never test a kind by its name.
+the plan already guarantees it) and never test a kind by its name. Adding a kind is adding its
+module (see the registry at the bottom).
 
 ## Observation: batched, in rounds
 
@@ -92,12 +93,15 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, ClassVar, Literal, NamedTuple, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple, TypeVar, cast
 
-from reconciler.inventory.model import Consumer, Source, Token
+from reconciler.inventory.model import Consumer, Diagnostic, Inventory, Source, Token
 from reconciler.observed import ConsumerObservation, LiveToken, SourceObservation
 from reconciler.plan_model import Finding, Reason, TokenAction
 from reconciler.secret import Secret
+
+if TYPE_CHECKING:
+    from reconciler.inventory.build import Place
 
 Strategy = Literal["overlap", "in_place", "external", "observe_only"]
 
@@ -149,6 +153,24 @@ class Minted:
 
 
 class SourceKind(ABC):
+    # The inventory side: the dataclass a `source:` of this kind builds (`from_document`), the
+    # JSON-Schema fragment that validates it (`python -m reconciler.inventory.schema_file --write`
+    # puts it in the schema file) and the checks the schema cannot express (`check`, run by
+    # `reconcile validate`). `schema_order` places the kind in the schema's kind list (and so in
+    # the messages and the README); equal orders go by kind name.
+    model: type[Source]
+    schema: dict[str, Any]
+    schema_order: int = 100
+    value_alphabet: ClassVar[frozenset[str] | None] = None  # the characters its values are made of
+
+    def from_document(self, fields: dict[str, Any], at: Place) -> Source:
+        """The model of a schema-valid `source:` mapping (`fields`: its keys but `kind`, lists as tuples)."""
+        return self.model(**fields, **at.where())
+
+    def check(self, token: Token, inv: Inventory, path: str) -> list[Diagnostic]:
+        """What the schema cannot say about this kind's source of `token` (at dotted `path`)."""
+        return []
+
     kind: ClassVar[str]
     provider_kind: ClassVar[str | None]
     noun: ClassVar[str] = "token"
@@ -242,6 +264,19 @@ class Supplied(ABC):
 
 
 class ConsumerKind(ABC):
+    # The inventory side, as for SourceKind.
+    model: type[Consumer]
+    schema: dict[str, Any]
+    schema_order: int = 100
+
+    def from_document(self, fields: dict[str, Any], at: Place) -> Consumer:
+        """The model of a schema-valid consumer mapping (`fields`: its keys but `kind`, lists as tuples)."""
+        return self.model(**fields, **at.where())
+
+    def check(self, token: Token, consumer: Consumer, inv: Inventory, path: str) -> list[Diagnostic]:
+        """What the schema cannot say about `consumer` (at dotted `path`), beyond its template."""
+        return []
+
     kind: ClassVar[str]
     provider_kind: ClassVar[str]
 
@@ -364,54 +399,70 @@ def extract(template: str, held: Secret | None) -> Secret | None:
     return Secret(text[len(prefix) : len(text) - len(suffix)])
 
 
+# --- the registry: every public module of this package is a kind module, and every SourceKind or
+# ConsumerKind instance at its top level is registered under its `kind`. Adding a kind is adding
+# its module.
+
 _SOURCES: dict[str, SourceKind] = {}
 _CONSUMERS: dict[str, ConsumerKind] = {}
 
 
 def source_kind(name: str) -> SourceKind:
-    _load()
-    return _SOURCES[name]
+    """The source kind called `name`; KeyError when there is none."""
+    return _registry()[0][name]
 
 
 def consumer_kind(name: str) -> ConsumerKind:
-    _load()
-    return _CONSUMERS[name]
+    """The consumer kind called `name`; KeyError when there is none."""
+    return _registry()[1][name]
+
+
+def source_kinds() -> list[SourceKind]:
+    """Every source kind, in schema order."""
+    return list(_registry()[0].values())
+
+
+def consumer_kinds() -> list[ConsumerKind]:
+    """Every consumer kind, in schema order."""
+    return list(_registry()[1].values())
 
 
 def noun(kind: str) -> str:
     """What people call a source kind's credential ("pipeline trigger"); the kind name if unknown."""
-    _load()
-    found = _SOURCES.get(kind)
+    found = _registry()[0].get(kind)
     return found.noun if found is not None else kind
 
 
-def _load() -> None:
-    if _SOURCES:
-        return
-    from reconciler.kinds import (
-        external,
-        gitlab_access_token,
-        gitlab_ci_variable,
-        gitlab_personal_access_token,
-        gitlab_pipeline_trigger,
-        gitlab_webhook,
-        zendesk_api_token,
-        zendesk_app_setting,
-        zendesk_oauth_client_secret,
-        zendesk_oauth_token,
-        zendesk_webhook,
-    )
+def _registry() -> tuple[dict[str, SourceKind], dict[str, ConsumerKind]]:
+    if not _SOURCES:
+        _load()
+    return _SOURCES, _CONSUMERS
 
-    for impl in (
-        gitlab_personal_access_token.KIND,
-        gitlab_access_token.PROJECT_KIND,
-        gitlab_access_token.GROUP_KIND,
-        gitlab_pipeline_trigger.KIND,
-        zendesk_oauth_token.KIND,
-        zendesk_oauth_client_secret.KIND,
-        zendesk_api_token.KIND,
-        external.KIND,
-    ):
-        _SOURCES[impl.kind] = impl
-    for cimpl in (gitlab_ci_variable.KIND, gitlab_webhook.KIND, zendesk_app_setting.KIND, zendesk_webhook.KIND):
-        _CONSUMERS[cimpl.kind] = cimpl
+
+def _load() -> None:
+    """Import every public module of the package and register the kinds found at its top level."""
+    import importlib
+    import pkgutil
+
+    sources: list[SourceKind] = []
+    consumers: list[ConsumerKind] = []
+    for module in pkgutil.iter_modules(__path__):
+        if module.name.startswith("_"):
+            continue  # provider helpers, not kinds
+        found = vars(importlib.import_module(f"{__name__}.{module.name}")).values()
+        sources += [k for k in found if isinstance(k, SourceKind)]
+        consumers += [k for k in found if isinstance(k, ConsumerKind)]
+    _CONSUMERS.update(_by_kind(consumers))
+    _SOURCES.update(_by_kind(sources))  # last: a filled _SOURCES means the registry is loaded
+
+
+def _by_kind(kinds: list[Any]) -> dict[str, Any]:
+    """`kind` -> instance, in schema order. An instance imported into another module is found
+    there too: the same one; two instances with one name are a mistake."""
+    unique = list({id(k): k for k in kinds}.values())
+    ordered = sorted(unique, key=lambda k: (k.schema_order, k.kind))
+    names = [k.kind for k in ordered]
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+        raise RuntimeError(f"kind defined twice: {', '.join(duplicated)}")
+    return {k.kind: k for k in ordered}

@@ -12,13 +12,26 @@ from typing import Any
 
 from gitlab.utils import EncodedId
 
-from reconciler.inventory.model import Source
+from reconciler.inventory.checks import allowed_scope_findings
+from reconciler.inventory.model import Diagnostic, Inventory, Source, finding
+from reconciler.inventory.schema import suggestion
 from reconciler.kinds import FetchError, ListKey, Lists
 from reconciler.observed import LiveToken, parse_date, parse_time
 from reconciler.plan_model import Reason, declared_at
 from reconciler.secret import Secret
 
 PER_PAGE = 100
+
+# GitLab tokens are `glpat-`/`glptt-` prefixed URL-safe strings (routable tokens add `.`).
+TOKEN_ALPHABET = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
+
+# Scopes GitLab documents for personal, project and group access tokens (doc/user/profile/
+# personal_access_tokens.md, 17.x-19.x). An unknown one is a warning: GitLab adds scopes.
+GITLAB_SCOPES = frozenset(
+    "api read_api read_user create_runner manage_runner k8s_proxy read_repository write_repository "
+    "read_registry write_registry read_virtual_registry write_virtual_registry sudo admin_mode "
+    "read_service_ping ai_features self_rotate read_observability write_observability".split()
+)
 
 
 def _list(api: Any, path: str, **query: Any) -> list[dict[str, Any]]:
@@ -31,6 +44,7 @@ def _list(api: Any, path: str, **query: Any) -> list[dict[str, Any]]:
 
 def _in(kind: str, scope: str, resource: str) -> str:
     """`/projects/acme%2Fapp/variables`: a project or group path (or id) as python-gitlab encodes it."""
+
     return f"/{kind}/{EncodedId(scope)}/{resource}"
 
 
@@ -207,3 +221,15 @@ def user_keys(provider: str, user: str | None) -> list[ListKey]:
     if user is not None:
         keys.append(ListKey(provider, "user_by_name", user))
     return keys
+
+
+def token_scope_findings(source: Source, scopes: tuple[str, ...], path: str, inv: Inventory) -> list[Diagnostic]:
+    """The scopes of a GitLab token against `policy.allowed_scopes`, then a warning for each one
+    GitLab does not document."""
+    found = allowed_scope_findings(source, scopes, path, inv.policy)
+    return found + [
+        finding(source, "scopes", path, f"{scope!r} is not a GitLab token scope{suggestion(scope, GITLAB_SCOPES)}",
+                warning=True)
+        for scope in scopes
+        if scope not in GITLAB_SCOPES
+    ]

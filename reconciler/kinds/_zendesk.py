@@ -17,6 +17,14 @@ from reconciler.secret import Secret
 
 PAGE_SIZE = 100
 
+ZENDESK_API_TOKEN_SUNSET = (
+    "Zendesk disabled creating API tokens on 2026-10-27 and cuts every API token off on 2027-04-30 "
+    "(and deactivates one unused for 30 days)"
+)
+
+# Zendesk OAuth tokens are hex; API tokens and client secrets alphanumeric.
+TOKEN_ALPHABET = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+
 
 def fetch_webhooks(api: Any, scope: str) -> list[dict[str, Any]]:
     found = []

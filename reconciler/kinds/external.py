@@ -6,20 +6,72 @@ ledger; `expires_at`, when declared, drives the expiry reason.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from reconciler.inventory.model import ExternalSource, Source, Token
+from reconciler.inventory.model import Source, Token
 from reconciler.kinds import Lists, SourceKind, Strategy, Supplied, TokenAction
 from reconciler.observed import LiveToken, SourceObservation
 from reconciler.plan_model import Finding, Reason, days_left, days_text, declared_at
 from reconciler.secret import Secret
 
+if TYPE_CHECKING:
+    from reconciler.inventory.build import Place
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExternalSource(Source):
+    """A credential no API can mint: a person supplies the new value at apply time."""
+
+    value_env: str | None = None  # read the new value from this environment variable
+    value_file: str | None = None  # or from this file
+    expires_at: date | None = None  # when known, so check can warn
+    kind: ClassVar[str] = "external"
+
+    @property
+    def identity(self) -> str:
+        return f"{self.kind}:{self.value_env or self.value_file}"
+
+
+# Its definition in the inventory schema: $defs/source_external.
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "A credential no API can mint: a person supplies the new value at apply time.",
+    "properties": {
+        "kind": {"const": "external", "description": "`external`."},
+        "value_env": {
+            "$ref": "#/$defs/env_name",
+            "description": "Environment variable that holds the new value at apply time.",
+        },
+        "value_file": {"type": "string", "description": "File that holds the new value at apply time.", "minLength": 1},
+        "expires_at": {
+            "$ref": "#/$defs/date",
+            "description": "When the current value expires, if known, so `check` can warn.",
+        },
+    },
+    "additionalProperties": False,
+    "required": ["kind"],
+    "oneOf": [
+        {"title": "value_env", "required": ["value_env"]},
+        {"title": "value_file", "required": ["value_file"]},
+    ],
+}
+
 
 class ExternalKind(SourceKind, Supplied):
+    model = ExternalSource
+    schema = SCHEMA
+    schema_order = 80
     kind = "external"
     provider_kind = None
     noun = "external credential"
+
+    def from_document(self, fields: dict[str, Any], at: Place) -> Source:
+        if "expires_at" in fields:
+            fields["expires_at"] = at.date("expires_at", fields["expires_at"])
+        return ExternalSource(**fields, provider=None, **at.where())
 
     def strategy(self, source: Source) -> Strategy:
         return "external"

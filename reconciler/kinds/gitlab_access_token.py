@@ -10,10 +10,11 @@ copies both). Identify a held value: authenticate with it (`GET /personal_access
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, ClassVar, Literal
 
-from reconciler.inventory.model import GitLabGroupAccessToken, GitLabProjectAccessToken, Source, Token
+from reconciler.inventory.model import Diagnostic, Inventory, Source, Token, finding
 from reconciler.kinds import (
     Identifying,
     Identity,
@@ -27,19 +28,132 @@ from reconciler.kinds import (
     Strategy,
     TokenAction,
 )
-from reconciler.kinds._gitlab import drift_reasons, live_token, pick, rows
+from reconciler.kinds._gitlab import (
+    TOKEN_ALPHABET,
+    drift_reasons,
+    live_token,
+    pick,
+    rows,
+    token_scope_findings,
+)
 from reconciler.observed import LiveToken, SourceObservation
 from reconciler.plan_model import Finding, Reason, declared_at
 from reconciler.secret import Secret
 
 
+@dataclass(frozen=True, kw_only=True)
+class GitLabProjectAccessToken(Source):
+    project: str  # full path, e.g. gitlab-com/support/sync, or numeric id as a string
+    name: str
+    scopes: tuple[str, ...]
+    access_level: int = 40
+    strategy: Literal["in_place", "overlap"] = "in_place"
+    kind: ClassVar[str] = "gitlab_project_access_token"
+
+    @property
+    def identity(self) -> str:
+        return f"{self.kind}:{self.provider}:{self.project}:{self.name}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class GitLabGroupAccessToken(Source):
+    group: str
+    name: str
+    scopes: tuple[str, ...]
+    access_level: int = 40
+    strategy: Literal["in_place", "overlap"] = "in_place"
+    kind: ClassVar[str] = "gitlab_group_access_token"
+
+    @property
+    def identity(self) -> str:
+        return f"{self.kind}:{self.provider}:{self.group}:{self.name}"
+
+
+# Its definition in the inventory schema: $defs/source_gitlab_project_access_token.
+PROJECT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "A GitLab project access token.",
+    "properties": {
+        "kind": {"const": "gitlab_project_access_token", "description": "`gitlab_project_access_token`."},
+        "provider": {
+            "type": "string",
+            "description": "Name of the GitLab provider (a key under `providers`).",
+            "minLength": 1,
+        },
+        "project": {
+            "type": "string",
+            "description": "Full path of the project, e.g. `gitlab-com/support/sync`, or its numeric id.",
+            "minLength": 1,
+        },
+        "name": {"type": "string", "description": "The token's name on GitLab.", "minLength": 1},
+        "scopes": {"$ref": "#/$defs/gitlab_scopes", "description": "Scopes of the token, e.g. `[api]`."},
+        "access_level": {
+            "$ref": "#/$defs/access_level",
+            "description": "Role of the token's bot user; default 40 (maintainer).",
+        },
+        "strategy": {
+            "enum": ["in_place", "overlap"],
+            "description": "`in_place` (default: rotate) or `overlap` (create a new token beside the old, deliver, then revoke: a new bot user each time).",
+        },
+    },
+    "additionalProperties": False,
+    "required": ["kind", "provider", "project", "name", "scopes"],
+}
+
+
+# Its definition in the inventory schema: $defs/source_gitlab_group_access_token.
+GROUP_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "A GitLab group access token.",
+    "properties": {
+        "kind": {"const": "gitlab_group_access_token", "description": "`gitlab_group_access_token`."},
+        "provider": {
+            "type": "string",
+            "description": "Name of the GitLab provider (a key under `providers`).",
+            "minLength": 1,
+        },
+        "group": {
+            "type": "string",
+            "description": "Full path of the group, e.g. `gitlab-com/support`, or its numeric id.",
+            "minLength": 1,
+        },
+        "name": {"type": "string", "description": "The token's name on GitLab.", "minLength": 1},
+        "scopes": {"$ref": "#/$defs/gitlab_scopes", "description": "Scopes of the token, e.g. `[read_api]`."},
+        "access_level": {
+            "$ref": "#/$defs/access_level",
+            "description": "Role of the token's bot user; default 40 (maintainer).",
+        },
+        "strategy": {
+            "enum": ["in_place", "overlap"],
+            "description": "`in_place` (default: rotate) or `overlap` (create a new token beside the old, deliver, then revoke: a new bot user each time).",
+        },
+    },
+    "additionalProperties": False,
+    "required": ["kind", "provider", "group", "name", "scopes"],
+}
+
+
 class ResourceAccessTokenKind(SourceKind, Mintable, Renewable, Revocable, Identifying):
-    def __init__(self, kind: str, resource: str, model: type) -> None:
+    value_alphabet = TOKEN_ALPHABET
+
+    def __init__(self, kind: str, resource: str, model: type[Source], schema: dict[str, Any], schema_order: int) -> None:
         self.kind = kind  # type: ignore[misc]
         self.resource = resource  # "project" | "group"
         self.model = model
+        self.schema = schema
+        self.schema_order = schema_order
         self.provider_kind = "gitlab"  # type: ignore[misc]
         self.noun = f"{resource} access token"  # type: ignore[misc]
+
+    def check(self, token: Token, inv: Inventory, path: str) -> list[Diagnostic]:
+        source = token.source
+        assert isinstance(source, GitLabProjectAccessToken | GitLabGroupAccessToken)
+        found = token_scope_findings(source, source.scopes, path, inv)
+        limit = inv.policy.max_access_level
+        if limit is not None and source.access_level > limit:
+            found.append(finding(source, "access_level", path,
+                                 f"access_level {source.access_level} exceeds policy.max_access_level {limit}"))
+        return found
 
     def _scope(self, source: Source) -> str:
         return getattr(source, self.resource)
@@ -127,5 +241,5 @@ class ResourceAccessTokenKind(SourceKind, Mintable, Renewable, Revocable, Identi
         return None if found is None else found.token_id == live.id
 
 
-PROJECT_KIND = ResourceAccessTokenKind("gitlab_project_access_token", "project", GitLabProjectAccessToken)
-GROUP_KIND = ResourceAccessTokenKind("gitlab_group_access_token", "group", GitLabGroupAccessToken)
+PROJECT_KIND = ResourceAccessTokenKind("gitlab_project_access_token", "project", GitLabProjectAccessToken, PROJECT_SCHEMA, 20)
+GROUP_KIND = ResourceAccessTokenKind("gitlab_group_access_token", "group", GitLabGroupAccessToken, GROUP_SCHEMA, 30)

@@ -9,9 +9,10 @@ creation, and `masked` cannot change on a hidden variable (GitLab refuses both o
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
 
-from reconciler.inventory.model import Consumer, GitLabCiVariable, Token
+from reconciler.inventory.model import Consumer, Diagnostic, Inventory, Token, finding
 from reconciler.kinds import (
     AttributeWritable,
     ConsumerKind,
@@ -23,12 +24,131 @@ from reconciler.kinds import (
     Reading,
     extract,
     read_back,
+    source_kind,
 )
 from reconciler.kinds._gitlab import rows
 from reconciler.observed import ConsumerObservation
 from reconciler.secret import Secret
 
+
+@dataclass(frozen=True, kw_only=True)
+class GitLabCiVariable(Consumer):
+    key: str
+    project: str | None = None  # exactly one of project, group, instance
+    group: str | None = None
+    instance: bool = False
+    environment_scope: str = "*"
+    # Attributes the inventory manages when set; None means "leave as it is".
+    masked: bool | None = None
+    protected: bool | None = None
+    hidden: bool | None = None  # only settable at creation (GitLab: masked_and_hidden)
+    raw: bool | None = None
+    variable_type: Literal["env_var", "file"] | None = None
+    description: str | None = None
+    kind: ClassVar[str] = "gitlab_ci_variable"
+
+    @property
+    def scope(self) -> str:
+        if self.project is not None:
+            return f"project:{self.project}"
+        if self.group is not None:
+            return f"group:{self.group}"
+        return "instance"
+
+    @property
+    def identity(self) -> str:
+        return f"{self.kind}:{self.provider}:{self.scope}:{self.key}:{self.environment_scope}"
+
+    @property
+    def label(self) -> str:
+        return f"CI variable {self.key} ({self.scope}, scope {self.environment_scope})"
+
+
 MANAGED = ("masked", "protected", "hidden", "raw", "variable_type", "description")
+
+# GitLab's masking rules (Ci::Maskable::REGEX and MASK_AND_RAW_REGEX, see
+# ../shared/reference/gitlab-api.md section 4): masked values are >= 8 characters of this
+# alphabet; masked raw values are >= 8 characters of anything but whitespace.
+MASKABLE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+=/@:.~-")
+
+
+def _masking_findings(token: Token, var: GitLabCiVariable, path: str) -> list[Diagnostic]:
+    """A masked variable's template must leave only maskable characters around ${token}, and the
+    source's values must be maskable too."""
+    allowed_desc = "any non-whitespace character" if var.raw else "letters, digits and _+=/@:.~-"
+    literal = "".join(var.value.split("${token}"))
+    bad = sorted({c for c in literal if (c.isspace() if var.raw else c not in MASKABLE_CHARS)})
+    if bad:
+        shown = ", ".join(repr(c) for c in bad)
+        return [finding(var, "value", path,
+                        f"a masked variable cannot hold {var.value!r}: {shown} not allowed (GitLab masks only values of {allowed_desc}, 8 or more)")]
+    alphabet = source_kind(token.source.kind).value_alphabet
+    # An external value is typed in by a person at apply time; a value GitLab refuses to
+    # mask fails that write before anything was revoked, so it is not worth a warning here.
+    if alphabet is not None and not var.raw and not alphabet <= MASKABLE_CHARS:
+        return [finding(var, "masked", path, f"{token.source.kind} values can contain characters GitLab cannot mask")]
+    return []
+
+
+# Its definition in the inventory schema: $defs/consumer_gitlab_ci_variable.
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "A GitLab CI/CD variable of a project, a group or the instance; updated in place.",
+    "properties": {
+        "kind": {"const": "gitlab_ci_variable", "description": "`gitlab_ci_variable`."},
+        "provider": {
+            "type": "string",
+            "description": "Name of the GitLab provider (a key under `providers`).",
+            "minLength": 1,
+        },
+        "value": {
+            "$ref": "#/$defs/template",
+            "description": "What the consumer receives: a template in which `${token}` stands for the token value, e.g. `Bearer ${token}`. Default `${token}`.",
+        },
+        "project": {
+            "type": "string",
+            "description": "Full path (or id) of the project owning the variable.",
+            "minLength": 1,
+        },
+        "group": {
+            "type": "string",
+            "description": "Full path (or id) of the group owning the variable.",
+            "minLength": 1,
+        },
+        "instance": {"const": True, "description": "`true` for an instance-level variable (needs an administrator)."},
+        "key": {"type": "string", "description": "The variable's key.", "pattern": "^[A-Za-z0-9_]+$"},
+        "environment_scope": {
+            "type": "string",
+            "description": "Environment scope (projects and groups); default `*`.",
+            "minLength": 1,
+        },
+        "masked": {
+            "type": "boolean",
+            "description": "Mask the value in job logs (GitLab's masking rules then apply to the value). Unset: leave as it is.",
+        },
+        "protected": {
+            "type": "boolean",
+            "description": "Expose only to protected branches and tags. Unset: leave as it is.",
+        },
+        "hidden": {
+            "type": "boolean",
+            "description": "Masked and hidden: never shown again, even in the UI. Only settable when the variable is created; needs `masked: true`.",
+        },
+        "raw": {
+            "type": "boolean",
+            "description": "Do not expand `$` references in the value. Unset: leave as it is.",
+        },
+        "variable_type": {"enum": ["env_var", "file"], "description": "`env_var` or `file`. Unset: leave as it is."},
+        "description": {"type": "string", "description": "The variable's description in GitLab. Unset: leave as it is."},
+    },
+    "additionalProperties": False,
+    "required": ["kind", "provider", "key"],
+    "oneOf": [
+        {"title": "project", "required": ["project"]},
+        {"title": "group", "required": ["group"]},
+        {"title": "instance", "required": ["instance"]},
+    ],
+}
 
 
 def _key(c: GitLabCiVariable) -> ListKey:
@@ -40,8 +160,26 @@ def _key(c: GitLabCiVariable) -> ListKey:
 
 
 class CiVariableKind(ConsumerKind, Creatable, Readable, ListVerifiable, AttributeWritable):
+    model = GitLabCiVariable
+    schema = SCHEMA
     kind = "gitlab_ci_variable"
     provider_kind = "gitlab"
+
+    def check(self, token: Token, consumer: Consumer, inv: Inventory, path: str) -> list[Diagnostic]:
+        """GitLab's rules for hidden, instance and masked variables."""
+        var = consumer
+        assert isinstance(var, GitLabCiVariable)
+        found = []
+        if var.hidden and not var.masked:
+            found.append(finding(var, "hidden", path, "hidden: true needs masked: true (GitLab: masked should be true when variable is hidden)"))
+        if var.instance:
+            if var.hidden is not None:
+                found.append(finding(var, "hidden", path, "instance variables cannot be hidden"))
+            if "environment_scope" in var.key_pos:
+                found.append(finding(var, "environment_scope", path, "instance variables have no environment scope"))
+        if var.masked or var.hidden:
+            found += _masking_findings(token, var, path)
+        return found
 
     def needs(self, consumer: Consumer, lists: Lists) -> list[ListKey]:
         assert isinstance(consumer, GitLabCiVariable)

@@ -9,10 +9,11 @@ Identify a held value: authenticate with it (`GET /personal_access_tokens/self`)
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, ClassVar, Literal
 
-from reconciler.inventory.model import GitLabPersonalAccessToken, Source, Token
+from reconciler.inventory.model import Diagnostic, Inventory, Source, Token, finding
 from reconciler.kinds import (
     Identifying,
     Identity,
@@ -25,16 +26,81 @@ from reconciler.kinds import (
     SourceKind,
     Strategy,
 )
-from reconciler.kinds._gitlab import drift_reasons, live_token, pick, rows, self_user_id, user_keys
+from reconciler.kinds._gitlab import (
+    TOKEN_ALPHABET,
+    drift_reasons,
+    live_token,
+    pick,
+    rows,
+    self_user_id,
+    token_scope_findings,
+    user_keys,
+)
 from reconciler.observed import LiveToken, SourceObservation
 from reconciler.plan_model import Reason
 from reconciler.secret import Secret
 
 
+@dataclass(frozen=True, kw_only=True)
+class GitLabPersonalAccessToken(Source):
+    name: str  # the token's name on GitLab
+    scopes: tuple[str, ...]
+    user: str | None = None  # username; None means the user of the provider credential
+    strategy: Literal["in_place", "overlap"] = "in_place"  # overlap: admins on self-managed only
+    kind: ClassVar[str] = "gitlab_personal_access_token"
+
+    @property
+    def identity(self) -> str:
+        return f"{self.kind}:{self.provider}:{self.user or '@self'}:{self.name}"
+
+
+# Its definition in the inventory schema: $defs/source_gitlab_personal_access_token.
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "A GitLab personal access token, renewed with the rotate API (in place).",
+    "properties": {
+        "kind": {"const": "gitlab_personal_access_token", "description": "`gitlab_personal_access_token`."},
+        "provider": {
+            "type": "string",
+            "description": "Name of the GitLab provider (a key under `providers`).",
+            "minLength": 1,
+        },
+        "name": {"type": "string", "description": "The token's name on GitLab.", "minLength": 1},
+        "scopes": {"$ref": "#/$defs/gitlab_scopes", "description": "Scopes of the token, e.g. `[api]`."},
+        "user": {
+            "type": "string",
+            "description": "Username owning the token; default: the user of the provider's credential.",
+            "minLength": 1,
+        },
+        "strategy": {
+            "enum": ["in_place", "overlap"],
+            "description": "`in_place` (default: rotate, the old value dies at once) or `overlap` (create + revoke: needs an administrator on a self-managed instance).",
+        },
+    },
+    "additionalProperties": False,
+    "required": ["kind", "provider", "name", "scopes"],
+}
+
+
 class PersonalAccessTokenKind(SourceKind, Mintable, Renewable, Revocable, Identifying):
+    model = GitLabPersonalAccessToken
+    schema = SCHEMA
+    schema_order = 10
+    value_alphabet = TOKEN_ALPHABET
     kind = "gitlab_personal_access_token"
     provider_kind = "gitlab"
     noun = "personal access token"
+
+    def check(self, token: Token, inv: Inventory, path: str) -> list[Diagnostic]:
+        source = token.source
+        assert isinstance(source, GitLabPersonalAccessToken)
+        found = token_scope_findings(source, source.scopes, path, inv)
+        if source.strategy == "overlap":
+            found.append(finding(
+                source, "strategy", path,
+                "overlap creates a new personal access token for the user: only an administrator on a self-managed or Dedicated instance can (not on gitlab.com)",
+                warning=True))
+        return found
 
     def strategy(self, source: Source) -> Strategy:
         assert isinstance(source, GitLabPersonalAccessToken)

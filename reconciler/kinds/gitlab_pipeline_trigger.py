@@ -9,10 +9,11 @@ identifies held values without a request and makes the current value recoverable
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, ClassVar
 
-from reconciler.inventory.model import GitLabPipelineTrigger, Source, Token
+from reconciler.inventory.model import Source, Token
 from reconciler.kinds import (
     Identifying,
     Identity,
@@ -25,11 +26,50 @@ from reconciler.kinds import (
     SourceKind,
     Strategy,
 )
-from reconciler.kinds._gitlab import pick, rows
+from reconciler.kinds._gitlab import TOKEN_ALPHABET, pick, rows
 from reconciler.observed import LiveToken, SourceObservation, parse_date, parse_time
 from reconciler.secret import Secret
 
+
+@dataclass(frozen=True, kw_only=True)
+class GitLabPipelineTrigger(Source):
+    project: str
+    description: str  # identifies the trigger: "Zendesk Global - GitLab Ticket Sync"
+    kind: ClassVar[str] = "gitlab_pipeline_trigger"
+
+    @property
+    def identity(self) -> str:
+        return f"{self.kind}:{self.provider}:{self.project}:{self.description}"
+
+
 SHORT_TOKEN = 4  # what non-owners see
+
+
+# Its definition in the inventory schema: $defs/source_gitlab_pipeline_trigger.
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "A GitLab pipeline trigger token, renewed by creating a new trigger and deleting the old.",
+    "properties": {
+        "kind": {"const": "gitlab_pipeline_trigger", "description": "`gitlab_pipeline_trigger`."},
+        "provider": {
+            "type": "string",
+            "description": "Name of the GitLab provider (a key under `providers`).",
+            "minLength": 1,
+        },
+        "project": {
+            "type": "string",
+            "description": "Full path of the project the trigger runs pipelines in, or its numeric id.",
+            "minLength": 1,
+        },
+        "description": {
+            "type": "string",
+            "description": "The trigger's description, which identifies it: `INSTANCE - NAME_OF_APP` when a Zendesk app uses it, e.g. `Zendesk Global - GitLab Ticket Sync`; the webhook's link when a Zendesk webhook does.",
+            "minLength": 1,
+        },
+    },
+    "additionalProperties": False,
+    "required": ["kind", "provider", "project", "description"],
+}
 
 
 def live_trigger(row: dict[str, Any], where: str) -> LiveToken:
@@ -50,6 +90,10 @@ def live_trigger(row: dict[str, Any], where: str) -> LiveToken:
 
 
 class PipelineTriggerKind(SourceKind, Mintable, Revocable, Recoverable, Identifying):
+    model = GitLabPipelineTrigger
+    schema = SCHEMA
+    schema_order = 40
+    value_alphabet = TOKEN_ALPHABET
     kind = "gitlab_pipeline_trigger"
     provider_kind = "gitlab"
     noun = "pipeline trigger"

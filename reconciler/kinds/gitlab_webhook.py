@@ -14,13 +14,135 @@ field, delete, create with the declared values re-supplied.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from reconciler.inventory.model import Consumer, GitLabWebhook, Token
+from reconciler.inventory.model import Consumer, Diagnostic, Inventory, Token, finding
 from reconciler.kinds import ConsumerKind, ListKey, Lists, Reading, Recreatable
 from reconciler.kinds._gitlab import rows
 from reconciler.observed import ConsumerObservation
 from reconciler.secret import Secret
+
+if TYPE_CHECKING:
+    from reconciler.inventory.build import Place
+
+
+@dataclass(frozen=True, kw_only=True)
+class WebhookSecretField:
+    """Where in a GitLab webhook the value goes."""
+
+    field: Literal["token", "url_variable", "custom_header"] = "token"
+    name: str | None = None  # key of the URL variable or custom header
+
+
+@dataclass(frozen=True, kw_only=True)
+class GitLabWebhook(Consumer):
+    hook: str  # name of the hook, its URL, or its numeric id as a string
+    project: str | None = None  # exactly one of project, group
+    group: str | None = None
+    target: WebhookSecretField = field(default_factory=WebhookSecretField)
+    mode: Literal["recreate", "update"] = "update"
+    # Values of the other URL variables / custom headers, which a recreate must re-supply
+    # because GitLab never returns them. Plain, non-secret values only.
+    url_variables: dict[str, str] = field(default_factory=dict)
+    custom_headers: dict[str, str] = field(default_factory=dict)
+    kind: ClassVar[str] = "gitlab_webhook"
+
+    @property
+    def scope(self) -> str:
+        return f"project:{self.project}" if self.project is not None else f"group:{self.group}"
+
+    @property
+    def identity(self) -> str:
+        where = self.target.field if self.target.field == "token" else f"{self.target.field}:{self.target.name}"
+        return f"{self.kind}:{self.provider}:{self.scope}:{self.hook}:{where}"
+
+    @property
+    def label(self) -> str:
+        return f"webhook {self.hook!r} ({self.scope}, {self.target.field}{'' if self.target.name is None else ' ' + self.target.name})"
+
+
+# Its definition in the inventory schema: $defs/consumer_gitlab_webhook.
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "A GitLab project or group webhook. Its secrets are unreadable, so reconcile records what it wrote.",
+    "properties": {
+        "kind": {"const": "gitlab_webhook", "description": "`gitlab_webhook`."},
+        "provider": {
+            "type": "string",
+            "description": "Name of the GitLab provider (a key under `providers`).",
+            "minLength": 1,
+        },
+        "value": {
+            "$ref": "#/$defs/template",
+            "description": "What the consumer receives: a template in which `${token}` stands for the token value, e.g. `Bearer ${token}`. Default `${token}`.",
+        },
+        "project": {
+            "type": "string",
+            "description": "Full path (or id) of the project owning the hook.",
+            "minLength": 1,
+        },
+        "group": {
+            "type": "string",
+            "description": "Full path (or id) of the group owning the hook.",
+            "minLength": 1,
+        },
+        "hook": {
+            "type": "string",
+            "description": "The hook: its name, its URL, or its numeric id.",
+            "minLength": 1,
+        },
+        "mode": {
+            "enum": ["recreate", "update"],
+            "description": "`update` (default: change the secret in place) or `recreate` (copy every readable field, delete, create: the runbook's way).",
+        },
+        "secret": {
+            "description": "Where the value goes: `token` (the secret token, default), `{url_variable: NAME}` or `{custom_header: NAME}`.",
+            "oneOf": [
+                {"title": "token", "const": "token"},
+                {
+                    "title": "{url_variable: NAME}",
+                    "type": "object",
+                    "properties": {
+                        "url_variable": {
+                            "type": "string",
+                            "description": "Key of the URL variable that receives the value.",
+                            "minLength": 1,
+                        },
+                    },
+                    "required": ["url_variable"],
+                    "additionalProperties": False,
+                },
+                {
+                    "title": "{custom_header: NAME}",
+                    "type": "object",
+                    "properties": {
+                        "custom_header": {
+                            "type": "string",
+                            "description": "Name of the custom header that receives the value.",
+                            "minLength": 1,
+                        },
+                    },
+                    "required": ["custom_header"],
+                    "additionalProperties": False,
+                },
+            ],
+        },
+        "url_variables": {
+            "type": "object",
+            "description": "Plain (non-secret) values of the hook's other URL variables, re-supplied on recreate because GitLab never returns them.",
+            "additionalProperties": {"type": "string"},
+        },
+        "custom_headers": {
+            "type": "object",
+            "description": "Plain (non-secret) values of the hook's other custom headers, re-supplied on recreate because GitLab never returns them.",
+            "additionalProperties": {"type": "string"},
+        },
+    },
+    "additionalProperties": False,
+    "required": ["kind", "provider", "hook"],
+    "oneOf": [{"title": "project", "required": ["project"]}, {"title": "group", "required": ["group"]}],
+}
 
 
 def _list_key(c: GitLabWebhook) -> ListKey:
@@ -58,9 +180,38 @@ def _keys(items: Any) -> list[str]:
 
 
 class WebhookKind(ConsumerKind, Recreatable):
+    model = GitLabWebhook
+    schema = SCHEMA
     kind = "gitlab_webhook"
     provider_kind = "gitlab"
 
+    def check(self, token: Token, consumer: Consumer, inv: Inventory, path: str) -> list[Diagnostic]:
+        """Plain values only beside the secret, and the secret's key not also given a plain value."""
+        hook = consumer
+        assert isinstance(hook, GitLabWebhook)
+        found = [
+            finding(hook, key, path, f"{name}: plain values only here; the token goes where `secret:` says")
+            for key, values in (("url_variables", hook.url_variables), ("custom_headers", hook.custom_headers))
+            for name, value in values.items()
+            if "${" in value
+        ]
+        target = hook.target
+        if target.field == "url_variable" and target.name in hook.url_variables:
+            found.append(finding(hook, "url_variables", path, f"{target.name} receives the token (secret.url_variable); do not also give it a plain value"))
+        if target.field == "custom_header" and target.name in hook.custom_headers:
+            found.append(finding(hook, "custom_headers", path, f"{target.name} receives the token (secret.custom_header); do not also give it a plain value"))
+        return found
+
+    def from_document(self, fields: dict[str, Any], at: Place) -> Consumer:
+        """`secret:` (`token`, `{url_variable: K}` or `{custom_header: K}`) becomes `target`."""
+        secret = fields.pop("secret", "token")
+        if isinstance(secret, dict) and "url_variable" in secret:
+            target = WebhookSecretField(field="url_variable", name=secret["url_variable"])
+        elif isinstance(secret, dict):
+            target = WebhookSecretField(field="custom_header", name=secret["custom_header"])
+        else:
+            target = WebhookSecretField(field="token")
+        return GitLabWebhook(**fields, target=target, **at.where())
     def recreates(self, consumer: Consumer) -> bool:
         assert isinstance(consumer, GitLabWebhook)
         return consumer.mode == "recreate"

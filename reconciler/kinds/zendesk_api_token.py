@@ -8,27 +8,69 @@ description matches.
 
 from __future__ import annotations
 
-from dataclasses import MISSING, asdict, fields, is_dataclass
+from dataclasses import MISSING, asdict, dataclass, fields, is_dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
-from reconciler.inventory.model import Consumer, Source, Token, ZendeskApiToken
+from reconciler.inventory.model import Consumer, Diagnostic, Inventory, Source, Token, finding
 from reconciler.kinds import ListKey, Lists, SourceKind, Strategy, TokenAction
 from reconciler.kinds._gitlab import pick, rows
-from reconciler.kinds._zendesk import live_zendesk_token
+from reconciler.kinds._zendesk import TOKEN_ALPHABET, ZENDESK_API_TOKEN_SUNSET, live_zendesk_token
 from reconciler.observed import LiveToken, SourceObservation
 from reconciler.plan_model import Finding, Reason, declared_at
+
+
+@dataclass(frozen=True, kw_only=True)
+class ZendeskApiToken(Source):
+    description: str  # identifies the token in GET /api/v2/api_tokens
+    kind: ClassVar[str] = "zendesk_api_token"
+
+    @property
+    def identity(self) -> str:
+        return f"{self.kind}:{self.provider}:{self.description}"
+
 
 CUTOFF = date(2027, 4, 30)  # every remaining API token stops working
 INACTIVITY_DAYS = 30  # unused this long: deactivated
 
 
+# Its definition in the inventory schema: $defs/source_zendesk_api_token.
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "A Zendesk API token: observed only. Zendesk disabled creating them on 2026-10-27 and cuts every one off on 2027-04-30; migrate to `zendesk_oauth_token`.",
+    "properties": {
+        "kind": {"const": "zendesk_api_token", "description": "`zendesk_api_token`."},
+        "provider": {
+            "type": "string",
+            "description": "Name of the Zendesk provider (a key under `providers`).",
+            "minLength": 1,
+        },
+        "description": {
+            "type": "string",
+            "description": "The token's description in Admin Center, which identifies it.",
+            "minLength": 1,
+        },
+    },
+    "additionalProperties": False,
+    "required": ["kind", "provider", "description"],
+}
+
+
 class ApiTokenKind(SourceKind):
+    model = ZendeskApiToken
+    schema = SCHEMA
+    schema_order = 70
+    value_alphabet = TOKEN_ALPHABET
     kind = "zendesk_api_token"
     provider_kind = "zendesk"
     noun = "API token"
+
+    def check(self, token: Token, inv: Inventory, path: str) -> list[Diagnostic]:
+        return [finding(token.source, "kind", path,
+                        f"{ZENDESK_API_TOKEN_SUNSET}: reconcile can only observe it; replace it with a zendesk_oauth_token",
+                        warning=True)]
 
     def strategy(self, source: Source) -> Strategy:
         return "observe_only"

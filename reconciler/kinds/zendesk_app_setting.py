@@ -10,9 +10,10 @@ is undocumented: apply re-reads the other settings afterwards).
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
-from reconciler.inventory.model import Consumer, Token, ZendeskAppSetting
+from reconciler.inventory.model import Consumer, Token
 from reconciler.kinds import (
     ConsumerKind,
     Creatable,
@@ -28,6 +29,52 @@ from reconciler.kinds._gitlab import rows
 from reconciler.kinds._zendesk import fetch_installations
 from reconciler.observed import ConsumerObservation
 from reconciler.secret import Secret
+
+
+@dataclass(frozen=True, kw_only=True)
+class ZendeskAppSetting(Consumer):
+    app: str  # the installation's name (settings.name)
+    setting: str
+    kind: ClassVar[str] = "zendesk_app_setting"
+
+    @property
+    def identity(self) -> str:
+        return f"{self.kind}:{self.provider}:{self.app}:{self.setting}"
+
+    @property
+    def label(self) -> str:
+        return f"app {self.app!r} setting {self.setting}"
+
+
+# Its definition in the inventory schema: $defs/consumer_zendesk_app_setting.
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "One setting of an installed Zendesk app; nothing else of the installation changes.",
+    "properties": {
+        "kind": {"const": "zendesk_app_setting", "description": "`zendesk_app_setting`."},
+        "provider": {
+            "type": "string",
+            "description": "Name of the Zendesk provider (a key under `providers`).",
+            "minLength": 1,
+        },
+        "value": {
+            "$ref": "#/$defs/template",
+            "description": "What the consumer receives: a template in which `${token}` stands for the token value, e.g. `Bearer ${token}`. Default `${token}`.",
+        },
+        "app": {
+            "type": "string",
+            "description": "The installation's name (its `settings.name`), e.g. `GitLab Ticket Sync`.",
+            "minLength": 1,
+        },
+        "setting": {
+            "type": "string",
+            "description": "The setting's key, e.g. `pipeline_trigger_token`.",
+            "minLength": 1,
+        },
+    },
+    "additionalProperties": False,
+    "required": ["kind", "provider", "app", "setting"],
+}
 
 
 def _plain(value: Any) -> Any:
@@ -47,7 +94,8 @@ def find_installation(c: ZendeskAppSetting, data: list[dict[str, Any]]) -> dict[
 class AppSettingKind(ConsumerKind, Creatable, Readable, ListVerifiable):
     """A missing setting of an existing installation is written like any other; a missing
     installation cannot be created (observe marks it `creatable: False`)."""
-
+    model = ZendeskAppSetting
+    schema = SCHEMA
     kind = "zendesk_app_setting"
     provider_kind = "zendesk"
 

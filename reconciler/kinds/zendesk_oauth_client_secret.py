@@ -10,14 +10,44 @@ cannot be identified by an API call, so readable consumers are checked against t
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, ClassVar
 
-from reconciler.inventory.model import Source, Token, ZendeskOAuthClientSecret
+from reconciler.inventory.model import Source, Token
 from reconciler.kinds import ListKey, Lists, Minted, Renewable, SourceKind, Strategy
+from reconciler.kinds._zendesk import TOKEN_ALPHABET
 from reconciler.kinds.zendesk_oauth_token import client_row
 from reconciler.observed import LiveToken, SourceObservation, parse_time
 from reconciler.secret import Secret
+
+
+@dataclass(frozen=True, kw_only=True)
+class ZendeskOAuthClientSecret(Source):
+    client: str  # identifier
+    kind: ClassVar[str] = "zendesk_oauth_client_secret"
+
+    @property
+    def identity(self) -> str:
+        return f"{self.kind}:{self.provider}:{self.client}"
+
+
+# Its definition in the inventory schema: $defs/source_zendesk_oauth_client_secret.
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "The secret of a Zendesk OAuth client, renewed in place with generate_secret.",
+    "properties": {
+        "kind": {"const": "zendesk_oauth_client_secret", "description": "`zendesk_oauth_client_secret`."},
+        "provider": {
+            "type": "string",
+            "description": "Name of the Zendesk provider (a key under `providers`).",
+            "minLength": 1,
+        },
+        "client": {"type": "string", "description": "Identifier of the OAuth client.", "minLength": 1},
+    },
+    "additionalProperties": False,
+    "required": ["kind", "provider", "client"],
+}
 
 
 def live_client(row: dict[str, Any], where: str) -> LiveToken:
@@ -31,7 +61,10 @@ def live_client(row: dict[str, Any], where: str) -> LiveToken:
 
 class OAuthClientSecretKind(SourceKind, Renewable):
     """Not revocable: a secret goes only with its client, which the tool never deletes."""
-
+    model = ZendeskOAuthClientSecret
+    schema = SCHEMA
+    schema_order = 60
+    value_alphabet = TOKEN_ALPHABET
     kind = "zendesk_oauth_client_secret"
     provider_kind = "zendesk"
     noun = "OAuth client secret"

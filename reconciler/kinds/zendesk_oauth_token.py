@@ -11,10 +11,12 @@ has them all) are neither current nor orphans: apply must never revoke them. Ide
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, ClassVar
 
-from reconciler.inventory.model import Source, Token, ZendeskOAuthToken
+from reconciler.inventory.checks import allowed_scope_findings
+from reconciler.inventory.model import Diagnostic, Inventory, Source, Token
 from reconciler.kinds import (
     Identifying,
     Identity,
@@ -27,9 +29,49 @@ from reconciler.kinds import (
     Strategy,
 )
 from reconciler.kinds._gitlab import pick, rows
-from reconciler.kinds._zendesk import live_zendesk_token
+from reconciler.kinds._zendesk import TOKEN_ALPHABET, live_zendesk_token
 from reconciler.observed import LiveToken, SourceObservation
 from reconciler.secret import Secret
+
+
+@dataclass(frozen=True, kw_only=True)
+class ZendeskOAuthToken(Source):
+    client: str  # the OAuth client's identifier (unique per account)
+    scopes: tuple[str, ...]
+    kind: ClassVar[str] = "zendesk_oauth_token"
+
+    @property
+    def identity(self) -> str:
+        return f"{self.kind}:{self.provider}:{self.client}:{' '.join(sorted(self.scopes))}"
+
+
+# Its definition in the inventory schema: $defs/source_zendesk_oauth_token.
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "A Zendesk OAuth access token, renewed by creating a new token and revoking the old.",
+    "properties": {
+        "kind": {"const": "zendesk_oauth_token", "description": "`zendesk_oauth_token`."},
+        "provider": {
+            "type": "string",
+            "description": "Name of the Zendesk provider (a key under `providers`).",
+            "minLength": 1,
+        },
+        "client": {
+            "type": "string",
+            "description": "Identifier of the OAuth client the token belongs to (unique per account).",
+            "minLength": 1,
+        },
+        "scopes": {
+            "type": "array",
+            "minItems": 1,
+            "uniqueItems": True,
+            "description": "Scopes: `read`, `write`, `impersonate`, or `RESOURCE:read|write` (e.g. `tickets:read`).",
+            "items": {"type": "string", "pattern": "^(([a-z_]+:)?(read|write)|impersonate)$"},
+        },
+    },
+    "additionalProperties": False,
+    "required": ["kind", "provider", "client", "scopes"],
+}
 
 
 def client_row(provider: str, identifier: str, lists: Lists) -> tuple[dict[str, Any] | None, str | None]:
@@ -44,10 +86,18 @@ def client_row(provider: str, identifier: str, lists: Lists) -> tuple[dict[str, 
 
 class OAuthTokenKind(SourceKind, Mintable, Revocable, Identifying):
     """Scopes never drift: the token is matched by its scopes, so other scopes are another token."""
-
+    model = ZendeskOAuthToken
+    schema = SCHEMA
+    schema_order = 50
+    value_alphabet = TOKEN_ALPHABET
     kind = "zendesk_oauth_token"
     provider_kind = "zendesk"
     noun = "OAuth token"
+
+    def check(self, token: Token, inv: Inventory, path: str) -> list[Diagnostic]:
+        source = token.source
+        assert isinstance(source, ZendeskOAuthToken)
+        return allowed_scope_findings(source, source.scopes, path, inv.policy)
 
     def strategy(self, source: Source) -> Strategy:
         return "overlap"

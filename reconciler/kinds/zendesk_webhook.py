@@ -9,9 +9,11 @@ the authentication) with the endpoint or the authentication only.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple
 
-from reconciler.inventory.model import Consumer, Token, ZendeskWebhook
+from reconciler.inventory.checks import template_findings
+from reconciler.inventory.model import Consumer, Diagnostic, Inventory, Token
 from reconciler.kinds import (
     ConsumerKind,
     ListKey,
@@ -27,7 +29,89 @@ from reconciler.kinds._zendesk import fetch_webhooks, patch
 from reconciler.observed import ConsumerObservation
 from reconciler.secret import Secret
 
+if TYPE_CHECKING:
+    from reconciler.inventory.build import Place
+
+
+@dataclass(frozen=True, kw_only=True)
+class ZendeskWebhookAuth:
+    type: Literal["bearer_token", "basic_auth", "api_key"]
+    username: str | None = None  # basic_auth: the value is the password
+    header: str | None = None  # api_key: header name; the value is the key
+
+
+@dataclass(frozen=True, kw_only=True)
+class ZendeskWebhook(Consumer):
+    webhook: str  # name, or the 26-character id
+    endpoint: str | None = None  # URL template with ${token} when the value goes in the URL
+    authentication: ZendeskWebhookAuth | None = None  # when the value is the credential
+    kind: ClassVar[str] = "zendesk_webhook"
+
+    @property
+    def identity(self) -> str:
+        where = "endpoint" if self.endpoint is not None else "authentication"
+        return f"{self.kind}:{self.provider}:{self.webhook}:{where}"
+
+    @property
+    def label(self) -> str:
+        return f"Zendesk webhook {self.webhook!r} ({'endpoint' if self.endpoint is not None else 'authentication'})"
+
+
 UNRECOGNISED = "(live endpoint does not have the template's shape; not shown)"
+
+
+# Its definition in the inventory schema: $defs/consumer_zendesk_webhook.
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "A Zendesk webhook: the value goes into its endpoint URL or its authentication (patched, never replaced).",
+    "properties": {
+        "kind": {"const": "zendesk_webhook", "description": "`zendesk_webhook`."},
+        "provider": {
+            "type": "string",
+            "description": "Name of the Zendesk provider (a key under `providers`).",
+            "minLength": 1,
+        },
+        "value": {
+            "$ref": "#/$defs/template",
+            "description": "What the consumer receives: a template in which `${token}` stands for the token value, e.g. `Bearer ${token}`. Default `${token}`.",
+        },
+        "webhook": {"type": "string", "description": "The webhook's name, or its 26-character id.", "minLength": 1},
+        "endpoint": {
+            "$ref": "#/$defs/template",
+            "description": "Endpoint URL template with `${token}`, when the value travels in the URL (e.g. a pipeline trigger URL).",
+        },
+        "authentication": {
+            "type": "object",
+            "description": "The webhook's credential, when the value is the credential.",
+            "properties": {
+                "type": {
+                    "enum": ["bearer_token", "basic_auth", "api_key"],
+                    "description": "`bearer_token`, `basic_auth` (the value is the password) or `api_key` (the value goes in a header).",
+                },
+                "username": {"type": "string", "description": "`basic_auth`: the user name.", "minLength": 1},
+                "header": {"type": "string", "description": "`api_key`: the header name.", "minLength": 1},
+            },
+            "additionalProperties": False,
+            "required": ["type"],
+            "allOf": [
+                {
+                    "if": {"properties": {"type": {"const": "basic_auth"}}, "required": ["type"]},
+                    "then": {"required": ["username"]},
+                },
+                {
+                    "if": {"properties": {"type": {"const": "api_key"}}, "required": ["type"]},
+                    "then": {"required": ["header"]},
+                },
+            ],
+        },
+    },
+    "additionalProperties": False,
+    "required": ["kind", "provider", "webhook"],
+    "oneOf": [
+        {"title": "endpoint", "required": ["endpoint"]},
+        {"title": "authentication", "required": ["authentication"]},
+    ],
+}
 
 
 class _Index(NamedTuple):
@@ -79,12 +163,22 @@ def ambiguous(c: ZendeskWebhook, data: list[dict[str, Any]]) -> str | None:
 
 
 class ZendeskWebhookKind(ConsumerKind, Readable, ListVerifiable):
+    model = ZendeskWebhook
+    schema = SCHEMA
     kind = "zendesk_webhook"
     provider_kind = "zendesk"
 
+    def check(self, token: Token, consumer: Consumer, inv: Inventory, path: str) -> list[Diagnostic]:
+        assert isinstance(consumer, ZendeskWebhook)
+        return [] if consumer.endpoint is None else template_findings(consumer, "endpoint", path, consumer.endpoint)
+
+    def from_document(self, fields: dict[str, Any], at: Place) -> Consumer:
+        """`authentication:` becomes a ZendeskWebhookAuth; its keys keep their own positions."""
+        if "authentication" in fields:
+            fields["authentication"] = ZendeskWebhookAuth(**fields["authentication"])
+        return ZendeskWebhook(**fields, **at.where(nested=("authentication",)))
     def template(self, consumer: Consumer) -> str:
         """An endpoint is its own template (the value goes into the URL)."""
-        assert isinstance(consumer, ZendeskWebhook)
         return consumer.endpoint if consumer.endpoint is not None else consumer.value
 
     def needs(self, consumer: Consumer, lists: Lists) -> list[ListKey]:

@@ -10,8 +10,9 @@ import secrets
 import pytest
 
 from reconciler.clients import Endpoints, ZendeskApi
-from reconciler.inventory.model import ZendeskAppSetting, ZendeskProvider
+from reconciler.inventory.model import ZendeskProvider
 from reconciler.kinds import consumer_kind
+from reconciler.kinds.zendesk_app_setting import ZendeskAppSetting
 from reconciler.observed import ConsumerObservation
 from reconciler.secret import Secret
 from reconciler_sandbox.zendesk import serve_zendesk

@@ -6,8 +6,7 @@ import pytest
 import requests
 
 from reconciler.clients import _environment_once_per_host
-from reconciler.inventory.model import ZendeskWebhook
-from reconciler.kinds.zendesk_webhook import ambiguous, find_webhook
+from reconciler.kinds.zendesk_webhook import ZendeskWebhook, ambiguous, find_webhook
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:8080/api/v4/user", "https://gitlab.example.com/api/v4/user",

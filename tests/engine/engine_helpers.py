@@ -5,15 +5,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from reconciler.inventory.model import (
-    GitLabCiVariable,
-    GitLabProvider,
-    Inventory,
-    Position,
-    Rotation,
-    Token,
-    ZendeskProvider,
-)
+from reconciler.inventory.model import GitLabProvider, Inventory, Position, Rotation, Token, ZendeskProvider
+from reconciler.kinds.gitlab_ci_variable import GitLabCiVariable
 from reconciler.observed import ConsumerObservation, LiveToken, Observed, SourceObservation
 from reconciler.state import Ledger, LedgerRecord
 

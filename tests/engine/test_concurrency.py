@@ -14,15 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from reconciler.clients import Endpoints, GitLabApi, ProviderError, Rate, ZendeskApi, connect, limits_from_env
-from reconciler.inventory.model import (
-    ExternalSource,
-    GitLabCiVariable,
-    GitLabProvider,
-    Inventory,
-    Token,
-    ZendeskProvider,
-)
+from reconciler.inventory.model import GitLabProvider, Inventory, Token, ZendeskProvider
 from reconciler.kinds._gitlab import fetch_project_variables
+from reconciler.kinds.external import ExternalSource
+from reconciler.kinds.gitlab_ci_variable import GitLabCiVariable
 from reconciler.secret import Secret
 from reconciler_sandbox.core import FaultRule, RateLimiter
 from reconciler_sandbox.gitlab import serve_gitlab

@@ -8,18 +8,14 @@ from datetime import UTC, date, datetime, timedelta, timezone
 import pytest
 from engine_helpers import NOW, held, inventory, ledger, live, observed, pos, rotation, token, variable
 
-from reconciler.inventory.model import (
-    ExternalSource,
-    GitLabPersonalAccessToken,
-    GitLabPipelineTrigger,
-    GitLabProjectAccessToken,
-    GitLabWebhook,
-    WebhookSecretField,
-    ZendeskApiToken,
-    ZendeskAppSetting,
-    ZendeskWebhook,
-    ZendeskWebhookAuth,
-)
+from reconciler.kinds.external import ExternalSource
+from reconciler.kinds.gitlab_access_token import GitLabProjectAccessToken
+from reconciler.kinds.gitlab_personal_access_token import GitLabPersonalAccessToken
+from reconciler.kinds.gitlab_pipeline_trigger import GitLabPipelineTrigger
+from reconciler.kinds.gitlab_webhook import GitLabWebhook, WebhookSecretField
+from reconciler.kinds.zendesk_api_token import ZendeskApiToken
+from reconciler.kinds.zendesk_app_setting import ZendeskAppSetting
+from reconciler.kinds.zendesk_webhook import ZendeskWebhook, ZendeskWebhookAuth
 from reconciler.observed import ConsumerObservation, LiveToken, Observed, SourceObservation
 from reconciler.plan import Plan, plan
 

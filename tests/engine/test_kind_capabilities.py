@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from engine_helpers import NOW, inventory, live, observed, pos, token
 
-from reconciler.inventory.model import GitLabPersonalAccessToken, ZendeskOAuthClientSecret
 from reconciler.kinds import (
     Creatable,
     Identifying,
@@ -23,6 +22,8 @@ from reconciler.kinds import (
     consumer_kind,
     source_kind,
 )
+from reconciler.kinds.gitlab_personal_access_token import GitLabPersonalAccessToken
+from reconciler.kinds.zendesk_oauth_client_secret import ZendeskOAuthClientSecret
 from reconciler.plan import plan
 
 PLANNER = [Path("reconciler/plan.py"), Path("reconciler/plan_model.py"), Path("reconciler/planner.py")]

@@ -9,6 +9,12 @@ import pytest
 
 from reconciler.inventory import InventoryError, diagnose, load_inventory
 from reconciler.inventory import model as m
+from reconciler.kinds import consumer_kinds, source_kinds
+from reconciler.kinds.gitlab_personal_access_token import GitLabPersonalAccessToken
+from reconciler.kinds.gitlab_pipeline_trigger import GitLabPipelineTrigger
+from reconciler.kinds.gitlab_webhook import GitLabWebhook, WebhookSecretField
+from reconciler.kinds.zendesk_app_setting import ZendeskAppSetting
+from reconciler.kinds.zendesk_webhook import ZendeskWebhook, ZendeskWebhookAuth
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "inventory"
@@ -29,8 +35,8 @@ def write(root: Path, files: dict[str, str]) -> Path:
 
 def test_example_inventory_has_every_source_and_consumer_kind() -> None:
     inv = load_inventory(EXAMPLE)
-    assert {t.source.kind for t in inv.tokens.values()} == set(m.SOURCE_KINDS)
-    assert {c.kind for _, c in inv.consumers()} == set(m.CONSUMER_KINDS)
+    assert {t.source.kind for t in inv.tokens.values()} == {k.kind for k in source_kinds()}
+    assert {c.kind for _, c in inv.consumers()} == {k.kind for k in consumer_kinds()}
     zendesk = sorted(p.display for p in inv.providers.values() if p.kind == "zendesk")
     assert zendesk == ["Zendesk Global", "Zendesk US Government"]
     # The only warning is the API-token sunset of the one zendesk_api_token (kept on purpose).
@@ -41,11 +47,11 @@ def test_example_inventory_has_every_source_and_consumer_kind() -> None:
 def test_example_follows_the_runbook_trigger_naming() -> None:
     inv = load_inventory(EXAMPLE)
     for token in inv.tokens.values():
-        if isinstance(token.source, m.GitLabPipelineTrigger):
+        if isinstance(token.source, GitLabPipelineTrigger):
             kinds = {c.kind for c in token.consumers}
             if "zendesk_app_setting" in kinds:
                 instance = inv.providers[token.consumers[0].provider].display
-                app = next(c.app for c in token.consumers if isinstance(c, m.ZendeskAppSetting))
+                app = next(c.app for c in token.consumers if isinstance(c, ZendeskAppSetting))
                 assert token.source.description == f"{instance} - {app}"
             else:
                 assert token.source.description.startswith("https://") and "/webhooks/" in token.source.description
@@ -93,7 +99,7 @@ def test_model_values_and_positions(tmp_path: Path) -> None:
     assert gitlab.at("token_env") == m.Position(str(root / "providers.yaml"), 2, 63)
     token = inv.tokens["pat"]
     assert token.owner == "@ops" and token.state == "present"
-    assert token.source == m.GitLabPersonalAccessToken(provider="gitlab-com", name="bot", scopes=("api",))
+    assert token.source == GitLabPersonalAccessToken(provider="gitlab-com", name="bot", scopes=("api",))
     assert token.rotation == m.Rotation(
         rotate_before=timedelta(weeks=2), lifetime=timedelta(days=90), max_age=timedelta(hours=36), not_before=date(2026, 11, 22)
     )
@@ -102,12 +108,12 @@ def test_model_values_and_positions(tmp_path: Path) -> None:
     assert token.rotation.at("max_age") == m.Position(f, 6, 7)
     assert token.rotation.at("lifetime").file.endswith("providers.yaml")  # taken from defaults
     hook, zd = token.consumers
-    assert isinstance(hook, m.GitLabWebhook)
-    assert hook.target == m.WebhookSecretField(field="custom_header", name="X-Token")
+    assert isinstance(hook, GitLabWebhook)
+    assert hook.target == WebhookSecretField(field="custom_header", name="X-Token")
     assert hook.custom_headers == {"X-Other": "plain"} and hook.mode == "update" and hook.scope == "group:ops"
     assert hook.pos == m.Position(f, 9, 9) and hook.at("secret") == m.Position(f, 13, 9)
-    assert isinstance(zd, m.ZendeskWebhook)
-    assert zd.authentication == m.ZendeskWebhookAuth(type="api_key", header="X-Key")
+    assert isinstance(zd, ZendeskWebhook)
+    assert zd.authentication == ZendeskWebhookAuth(type="api_key", header="X-Key")
     assert zd.value == "Bearer ${token}" and zd.endpoint is None
     assert zd.at("header") == m.Position(f, 19, 41)  # a nested key is flattened with its own place
 

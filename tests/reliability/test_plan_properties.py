@@ -25,23 +25,16 @@ from typing import Any
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from reconciler.inventory.model import (
-    GitLabCiVariable,
-    GitLabPersonalAccessToken,
-    GitLabPipelineTrigger,
-    GitLabProjectAccessToken,
-    GitLabWebhook,
-    Inventory,
-    Position,
-    Rotation,
-    Token,
-    WebhookSecretField,
-    ZendeskAppSetting,
-    ZendeskOAuthToken,
-    ZendeskWebhook,
-    ZendeskWebhookAuth,
-)
+from reconciler.inventory.model import Inventory, Position, Rotation, Token
 from reconciler.kinds import consumer_kind, source_kind
+from reconciler.kinds.gitlab_access_token import GitLabProjectAccessToken
+from reconciler.kinds.gitlab_ci_variable import GitLabCiVariable
+from reconciler.kinds.gitlab_personal_access_token import GitLabPersonalAccessToken
+from reconciler.kinds.gitlab_pipeline_trigger import GitLabPipelineTrigger
+from reconciler.kinds.gitlab_webhook import GitLabWebhook, WebhookSecretField
+from reconciler.kinds.zendesk_app_setting import ZendeskAppSetting
+from reconciler.kinds.zendesk_oauth_token import ZendeskOAuthToken
+from reconciler.kinds.zendesk_webhook import ZendeskWebhook, ZendeskWebhookAuth
 from reconciler.observed import ConsumerObservation, LiveToken, Observed, SourceObservation, record_is_of
 from reconciler.plan import Plan, plan
 from reconciler.state import Ledger, LedgerRecord

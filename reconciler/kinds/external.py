@@ -5,6 +5,8 @@ ledger; `expires_at`, when declared, drives the expiry reason.
 
 from __future__ import annotations
 
+from datetime import date
+
 from reconciler.inventory.model import ExternalSource, Source, Token
 from reconciler.kinds import Lists, SourceKind, Strategy
 from reconciler.observed import SourceObservation
@@ -22,6 +24,18 @@ class ExternalKind(SourceKind):
         source = token.source
         assert isinstance(source, ExternalSource)
         return SourceObservation(token=token.name, identity=source.identity)
+
+    # scope scans and discovery -------------------------------------------------------------
+
+    def id_family(self) -> str | None:
+        return None  # nothing live
+
+    def display_name(self, source: Source) -> str | None:
+        return None  # a report names it by its inventory name
+
+    def declared_expiry(self, source: Source) -> date | None:
+        assert isinstance(source, ExternalSource)
+        return source.expires_at
 
 
 KIND = ExternalKind()

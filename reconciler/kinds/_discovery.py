@@ -27,7 +27,7 @@ from datetime import date
 from typing import Any, Protocol, runtime_checkable
 
 from reconciler.inventory.model import Source
-from reconciler.kinds import FetchError, ListKey, Lists
+from reconciler.kinds import FetchError, ListKey, Lists, all_kinds, source_kind
 from reconciler.observed import LiveToken
 from reconciler.secret import Secret
 
@@ -93,6 +93,8 @@ class ValueFormat(Protocol):
 
 @runtime_checkable
 class ScannedSource(Protocol):
+    """A source kind whose live tokens a scope scan lists."""
+
     provider_kind: str | None
     value_format: ValueFormat | None
 
@@ -104,6 +106,8 @@ class ScannedSource(Protocol):
 
 @runtime_checkable
 class ScannedConsumer(Protocol):
+    """A consumer kind whose places discover reads."""
+
     provider_kind: str
 
     def scan_keys(self, scope: ScanScope, lists: Lists) -> list[ListKey]: ...
@@ -113,6 +117,8 @@ class ScannedConsumer(Protocol):
 
 @runtime_checkable
 class ReportedSource(Protocol):
+    """Every source kind: its id space and how a report names a source."""
+
     def id_family(self) -> str | None: ...
 
     def display_name(self, source: Source) -> str | None: ...
@@ -120,6 +126,8 @@ class ReportedSource(Protocol):
 
 @runtime_checkable
 class ExpiringSource(Protocol):
+    """A source that declares its expiry (nothing live to read it from)."""
+
     def declared_expiry(self, source: Source) -> date | None: ...
 
 
@@ -136,6 +144,8 @@ class Sunset:
 
 @runtime_checkable
 class SunsetSource(Protocol):
+    """A kind its provider is retiring."""
+
     sunset: Sunset
 
 
@@ -154,14 +164,10 @@ def shown(tokens: Sequence[ScopeToken], fingerprint: str) -> ScopeToken | None:
 
 
 def scanned_sources() -> list[ScannedSource]:
-    from reconciler.kinds import all_kinds
-
     return [k for k in all_kinds()[0] if isinstance(k, ScannedSource)]
 
 
 def scanned_consumers() -> list[ScannedConsumer]:
-    from reconciler.kinds import all_kinds
-
     return [k for k in all_kinds()[1] if isinstance(k, ScannedConsumer)]
 
 
@@ -175,36 +181,26 @@ def value_formats() -> list[ValueFormat]:
 
 
 def id_family(kind: str) -> str | None:
-    """The id space a source kind's live ids belong to; None for a kind no scan lists."""
-    from reconciler.kinds import source_kind
-
+    """The id space a source kind's live ids belong to; None for a kind with no live tokens."""
     impl = source_kind(kind)
     return impl.id_family() if isinstance(impl, ReportedSource) else None
 
 
 def display_name(source: Source) -> str | None:
-    from reconciler.kinds import source_kind
-
     impl = source_kind(source.kind)
     return impl.display_name(source) if isinstance(impl, ReportedSource) else None
 
 
 def declared_expiry(source: Source) -> date | None:
-    from reconciler.kinds import source_kind
-
     impl = source_kind(source.kind)
     return impl.declared_expiry(source) if isinstance(impl, ExpiringSource) else None
 
 
 def sunset(kind: str) -> Sunset | None:
-    from reconciler.kinds import source_kind
-
     impl = source_kind(kind)
     return impl.sunset if isinstance(impl, SunsetSource) else None
 
 
 def observed_live(kind: str) -> bool:
     """Whether a live token is looked for (a kind without a provider has none)."""
-    from reconciler.kinds import source_kind
-
     return source_kind(kind).provider_kind is not None

@@ -31,15 +31,20 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal, TextIO
 from urllib.parse import quote
 
-import yaml
-
 from reconciler.errors import ReconcileError
 from reconciler.inventory.model import CheckConfig, Inventory, Token
 from reconciler.kinds import noun
-from reconciler.kinds.zendesk_api_token import CUTOFF, INACTIVITY_DAYS, ZendeskApiToken
+from reconciler.kinds._discovery import (
+    Sunset,
+    declared_expiry,
+    display_name,
+    id_family,
+    observed_live,
+    sunset,
+)
 from reconciler.observed import LiveToken, Observed, plain, to_iso
 from reconciler.plan import Plan, TokenPlan
-from reconciler.scopes import ID_FAMILY, ScopeScan, managed_keys
+from reconciler.scopes import ScopeScan, managed_keys
 
 Category = Literal["expired", "expiring", "api_token", "unmanaged", "credential"]
 CATEGORY_TITLES: dict[str, str] = {
@@ -55,7 +60,8 @@ class ApiTokenRisk:
     days_to_cutoff: int
     idle_days: int | None  # days since last use
     deactivates_in: int | None  # days until the 30-day inactivity deactivation (<= 0: due now)
-    replacement: str  # inventory YAML of the OAuth replacement
+    replacement: str  # inventory YAML of the replacement
+    cutoff: date  # when it stops working (said in the facts; the JSON has days_to_cutoff)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -98,7 +104,7 @@ class Item:
         parts.append(f"last used {self.last_used_at.date()}" if self.last_used_at else "never used")
         if self.api_token is not None:
             risk = self.api_token
-            parts.append(f"stops working on {CUTOFF} ({risk.days_to_cutoff} days left)")
+            parts.append(f"stops working on {risk.cutoff} ({risk.days_to_cutoff} days left)")
             if risk.deactivates_in is not None:
                 parts.append(f"deactivated for inactivity in {max(risk.deactivates_in, 0)} days unless used"
                              if risk.deactivates_in > 0 else
@@ -107,6 +113,8 @@ class Item:
 
     def to_json(self) -> dict[str, Any]:
         out = plain(asdict(self))
+        if out["api_token"] is not None:
+            del out["api_token"]["cutoff"]
         out["title"] = self.title
         return out
 
@@ -148,6 +156,24 @@ def build_report(inventory: Inventory, observed: Observed, plan: Plan, scan: Sco
                  within: timedelta) -> Report:
     """The report: pure, from what observe, plan and the scope scan saw."""
     now = now.astimezone(UTC) if now.tzinfo else now.replace(tzinfo=UTC)
+    items, live_ids = _managed_items(inventory, observed, plan, now, within)
+    managed = managed_keys(observed, inventory)
+    if scan is not None:
+        items += _scanned_items(scan, managed, now, within)
+    items += _outside_scopes(observed, scan, {(i.provider, i.live_id, i.name) for i in items}, now)
+    items.sort(key=lambda i: (CATEGORY_ORDER.index(i.category), i.provider, i.days_left if i.days_left is not None
+                              else 10**6, i.key))
+    return Report(
+        generated_at=now, within_days=within.days, items=tuple(items),
+        providers={n: p.display for n, p in inventory.providers.items()},
+        scan_errors=tuple(scan.errors if scan is not None else ()), checked=len(inventory.tokens),
+        live_ids=live_ids, managed_live={f"{p}:{f}:{i}": n for (p, f, i), n in managed.items()},
+    )
+
+
+def _managed_items(inventory: Inventory, observed: Observed, plan: Plan, now: datetime,
+                   within: timedelta) -> tuple[list[Item], dict[str, str | None]]:
+    """The inventory tokens that need attention, and the live id of each inventory token."""
     plans = {t.name: t for t in plan.tokens}
     items: list[Item] = []
     live_ids: dict[str, str | None] = {}
@@ -162,42 +188,43 @@ def build_report(inventory: Inventory, observed: Observed, plan: Plan, scan: Sco
         item = _managed_item(token, live, tplan, now, within)
         if item is not None:
             items.append(item)
+    return items, live_ids
 
-    managed = managed_keys(observed, inventory)
+
+def _scanned_items(scan: ScopeScan, managed: Mapping[tuple[str, str, str], str], now: datetime,
+                   within: timedelta) -> list[Item]:
+    """The live tokens of the discovery scopes no inventory token names, and the providers'
+    own credentials when they expire soon."""
+    items: list[Item] = []
     seen: set[tuple[str, str, str]] = set()
-    if scan is not None:
-        for st in scan.tokens:
-            if st.family_key in managed or st.family_key in seen:
-                continue
-            seen.add(st.family_key)
-            if scan.credential_ids.get(st.provider) == st.live.id and ID_FAMILY[st.kind] in ("gitlab_token", "oauth_token"):
-                item = _credential_item(st.provider, st.kind, st.live, now, within)
-            elif st.live.usable and not _expired(st.live, now):
-                item = _unmanaged_item(st.provider, st.kind, st.live, now, owner=_owner_of(st.kind, st.scope))
-            else:
-                item = None
-            if item is not None:
-                items.append(item)
-    # unmanaged tokens plan saw in the lists of inventory tokens, outside the discovery scopes
-    listed = {(i.provider, i.live_id, i.name) for i in items}
+    for st in scan.tokens:
+        if st.family_key in managed or st.family_key in seen:
+            continue
+        seen.add(st.family_key)
+        item: Item | None = None
+        if scan.credential_ids.get(st.provider) == st.live.id and st.can_be_credential:
+            item = _credential_item(st.provider, st.kind, st.live, now, within)
+        elif st.live.usable and not _expired(st.live, now):
+            item = _unmanaged_item(st.provider, st.kind, st.live, now, owner=st.owner)
+        if item is not None:
+            items.append(item)
+    return items
+
+
+def _outside_scopes(observed: Observed, scan: ScopeScan | None, listed: set[tuple[str, str | None, str]],
+                    now: datetime) -> list[Item]:
+    """Unmanaged tokens plan saw in the lists of inventory tokens, outside the discovery scopes."""
+    items: list[Item] = []
     for live in observed.unmanaged:
         provider = live.where.split(":", 1)[0]
-        if (provider, live.id, live.name) in listed or not live.usable or _expired(live, now):
+        kind = observed.unmanaged_kinds.get(live)
+        if kind is None or (provider, live.id, live.name) in listed or not live.usable or _expired(live, now):
             continue
         if scan is not None and scan.credential_ids.get(provider) == live.id:
             continue
-        kind = _kind_from_where(live)
         items.append(_unmanaged_item(provider, kind, live, now, owner=None))
         listed.add((provider, live.id, live.name))
-
-    items.sort(key=lambda i: (CATEGORY_ORDER.index(i.category), i.provider, i.days_left if i.days_left is not None
-                              else 10**6, i.key))
-    return Report(
-        generated_at=now, within_days=within.days, items=tuple(items),
-        providers={n: p.display for n, p in inventory.providers.items()},
-        scan_errors=tuple(scan.errors if scan is not None else ()), checked=len(inventory.tokens),
-        live_ids=live_ids, managed_live={f"{p}:{f}:{i}": n for (p, f, i), n in managed.items()},
-    )
+    return items
 
 
 def _expired(live: LiveToken, now: datetime) -> bool:
@@ -211,37 +238,47 @@ def _days_left(expires: date | None, now: datetime) -> int | None:
 def _managed_item(token: Token, live: LiveToken | None, tplan: TokenPlan, now: datetime,
                   within: timedelta) -> Item | None:
     src = token.source
-    provider = src.provider or ""
-    base: dict[str, Any] = {"key": f"token:{token.name}", "provider": provider, "kind": src.kind,
-                            "token": token.name, "owner": token.owner, "at": tplan.at}
-    name = str(getattr(src, "name", None) or getattr(src, "description", None) or getattr(src, "client", None)
-               or token.name)
-    if isinstance(src, ZendeskApiToken):
-        if live is None or not live.usable:
-            return Item(**base, category="expired", name=name, state="missing" if live is None else "inactive",
-                        live_id=live.id if live else None, next_apply=_next_apply(tplan, None, now, token),
-                        rotates=False)
-        return Item(**base, category="api_token", name=name, live_id=live.id, where=live.where,
-                    expires_at=live.expires_at, days_left=_days_left(live.expires_at, now),
-                    last_used_at=live.last_used_at, api_token=_api_risk(live, now, _replacement(tplan, token)),
-                    next_apply="cannot rotate it: Zendesk API tokens can no longer be created; replace it with "
-                               "an OAuth token (below)", rotates=False)
-    expires = live.expires_at if live is not None else getattr(src, "expires_at", None)
+    base: dict[str, Any] = {"key": f"token:{token.name}", "provider": src.provider or "", "kind": src.kind,
+                            "token": token.name, "owner": token.owner, "at": tplan.at,
+                            "name": str(display_name(src) or token.name)}
+    retiring = sunset(src.kind)
+    if retiring is not None:
+        return _sunset_item(base, token, live, tplan, now, retiring)
+    expires = live.expires_at if live is not None else declared_expiry(src)
     days = _days_left(expires, now)
-    state = ("missing" if live is None and src.kind != "external" else
-             "revoked" if live is not None and live.revoked else
-             "inactive" if live is not None and not live.active else
-             "expired" if days is not None and days <= 0 else "active")
+    state = _state(live, days, observed_live(src.kind))
     if state != "active":
         category: Category = "expired"
     elif days is not None and days <= within.days:
         category = "expiring"
     else:
         return None
-    return Item(**base, category=category, name=name, live_id=live.id if live else None,
-                where=live.where if live else ("" if src.kind == "external" else "not found"), state=state,
+    return Item(**base, category=category, live_id=live.id if live else None,
+                where=live.where if live else ("not found" if observed_live(src.kind) else ""), state=state,
                 expires_at=expires, days_left=days, last_used_at=live.last_used_at if live else None,
                 next_apply=_next_apply(tplan, expires, now, token), rotates=_rotates(tplan))
+
+
+def _state(live: LiveToken | None, days: int | None, observed: bool) -> str:
+    if live is None:
+        return "missing" if observed else ("expired" if days is not None and days <= 0 else "active")
+    return ("revoked" if live.revoked else "inactive" if not live.active else
+            "expired" if days is not None and days <= 0 else "active")
+
+
+def _sunset_item(base: dict[str, Any], token: Token, live: LiveToken | None, tplan: TokenPlan, now: datetime,
+                 retiring: Sunset) -> Item:
+    """A token of a kind its provider is retiring: every one needs replacing, whatever its expiry."""
+    if live is None or not live.usable:
+        return Item(**base, category="expired", state="missing" if live is None else "inactive",
+                    live_id=live.id if live else None, next_apply=_next_apply(tplan, None, now, token),
+                    rotates=False)
+    return Item(**base, category="api_token", live_id=live.id, where=live.where,
+                expires_at=live.expires_at, days_left=_days_left(live.expires_at, now),
+                last_used_at=live.last_used_at, api_token=_api_risk(live, now, _replacement(tplan, token, retiring),
+                                                                     retiring),
+                next_apply=f"cannot rotate it: {retiring.why_kept}; replace it with {retiring.replaced_by} (below)",
+                rotates=False)
 
 
 def _rotates(tplan: TokenPlan) -> bool:
@@ -269,41 +306,32 @@ def _next_apply(tplan: TokenPlan, expires: date | None, now: datetime, token: To
     return "does not rotate it: no rotation.rotate_before is set for it"
 
 
-def _api_risk(live: LiveToken, now: datetime, replacement: str) -> ApiTokenRisk:
+def _api_risk(live: LiveToken, now: datetime, replacement: str, retiring: Sunset) -> ApiTokenRisk:
     idle = (now - live.last_used_at).days if live.last_used_at else None
-    return ApiTokenRisk(days_to_cutoff=(CUTOFF - now.date()).days, idle_days=idle,
-                        deactivates_in=None if idle is None else INACTIVITY_DAYS - idle, replacement=replacement)
+    deactivates = None if idle is None or retiring.inactivity_days is None else retiring.inactivity_days - idle
+    return ApiTokenRisk(days_to_cutoff=(retiring.cutoff - now.date()).days, idle_days=idle,
+                        deactivates_in=deactivates, replacement=replacement, cutoff=retiring.cutoff)
 
 
-def _replacement(tplan: TokenPlan, token: Token) -> str:
-    """The planner's OAuth proposal for this API token (its consumers carried over)."""
+def _replacement(tplan: TokenPlan, token: Token, retiring: Sunset) -> str:
+    """The planner's proposal for this token (its consumers carried over)."""
     for f in tplan.findings:
         if f.code == "api_token_sunset" and f.detail:
             return f.detail
-    return _unmanaged_replacement(str(token.source.provider), getattr(token.source, "description", token.name))
-
-
-def _unmanaged_replacement(provider: str, description: str) -> str:
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", description.lower()).strip("-") or "api-token"
-    entry = {"tokens": {f"{slug}-oauth": {
-        "description": f"Replaces the Zendesk API token {description!r} (API tokens stop working on {CUTOFF})",
-        "source": {"kind": "zendesk_oauth_token", "provider": provider, "client": "CLIENT-IDENTIFIER",
-                   "scopes": ["read", "write"]},
-        "consumers": [],
-    }}}
-    return (yaml.safe_dump(entry, sort_keys=False, default_flow_style=False)
-            + "# CLIENT-IDENTIFIER: an OAuth client of this instance (Admin Center > Apps and integrations > APIs)\n"
-            + "# consumers: where the API token is used; `reconcile discover` finds the readable places\n")
+    name = display_name(token.source)
+    return retiring.replacement(str(token.source.provider), name if name is not None else token.name)
 
 
 def _unmanaged_item(provider: str, kind: str, live: LiveToken, now: datetime, owner: str | None) -> Item:
-    key = f"live:{provider}:{ID_FAMILY.get(kind, kind)}:{live.id}"
+    key = f"live:{provider}:{id_family(kind) or kind}:{live.id}"
     base: dict[str, Any] = {"key": key, "provider": provider, "kind": kind, "name": live.name, "live_id": live.id,
                             "where": live.where, "owner": owner, "expires_at": live.expires_at,
                             "days_left": _days_left(live.expires_at, now), "last_used_at": live.last_used_at}
-    if kind == "zendesk_api_token":
-        return Item(**base, category="api_token", api_token=_api_risk(live, now, _unmanaged_replacement(provider, live.name)),
-                    next_apply="not in the inventory: replace it with an OAuth token (below), or revoke it")
+    retiring = sunset(kind)
+    if retiring is not None:
+        return Item(**base, category="api_token",
+                    api_token=_api_risk(live, now, retiring.replacement(provider, live.name), retiring),
+                    next_apply=f"not in the inventory: replace it with {retiring.replaced_by} (below), or revoke it")
     return Item(**base, category="unmanaged",
                 next_apply="not in the inventory: declare it (`reconcile discover` writes it) or revoke it")
 
@@ -316,23 +344,6 @@ def _credential_item(provider: str, kind: str, live: LiveToken, now: datetime, w
                 live_id=live.id, where=live.where, expires_at=live.expires_at, days_left=days,
                 state="expired" if days <= 0 else "active", last_used_at=live.last_used_at,
                 next_apply="reconcile's own credential for this provider: renew it and update its CI/CD variable")
-
-
-def _owner_of(kind: str, scope: str) -> str | None:
-    return f"@{scope}" if kind == "gitlab_personal_access_token" and scope and not scope.startswith("#") else None
-
-
-def _kind_from_where(live: LiveToken) -> str:
-    where = live.where.split(":", 1)[-1].strip()
-    if where.startswith("user"):
-        return "gitlab_personal_access_token"
-    if where.startswith("project"):
-        return "gitlab_pipeline_trigger" if live.owned is not None else "gitlab_project_access_token"
-    if where.startswith("group"):
-        return "gitlab_group_access_token"
-    if "API tokens" in where:
-        return "zendesk_api_token"
-    return "zendesk_oauth_token"
 
 
 # --- rendering -------------------------------------------------------------------------------------

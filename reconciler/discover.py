@@ -27,36 +27,33 @@ from urllib.parse import parse_qsl, urlsplit
 
 import yaml
 
-from reconciler.clients import Api, GitLabApi, ZendeskApi
+from reconciler.clients import Api
 from reconciler.errors import ReconcileError
 from reconciler.inventory.model import Inventory
-from reconciler.kinds import ListKey, noun
+from reconciler.kinds import noun
+from reconciler.kinds._discovery import (
+    Place,
+    ScopeToken,
+    ValueFormat,
+    scanned_consumers,
+    shown,
+    value_formats,
+)
 from reconciler.observed import LiveToken
-from reconciler.scopes import ID_FAMILY, ScopeScan, ScopeToken
+from reconciler.scopes import ScopeScan
 from reconciler.secret import Secret
 
-GITLAB_TOKEN = re.compile(r"(?:glpat|glptt|gldt|glrt|glcbt|glimt|glsoat|gloas|glft|glagent|glffct)-[A-Za-z0-9_-]{20,}")
-ZENDESK_OAUTH = re.compile(r"[0-9a-fA-F]{32,64}")  # Zendesk OAuth access tokens are 64 hex characters
 NAME_OK = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
 class DiscoverError(ReconcileError):
     """A problem the user fixes (one line, exit 1)."""
-
-
-@dataclass(frozen=True)
-class Place:
-    """A readable place and the value it holds."""
-
-    provider: str
-    label: str  # human: "CI variable KEY (project a/b)"
-    consumer: dict[str, Any]  # inventory YAML of the consumer, without its template
-    template_key: str  # "value" or "endpoint"
-    held: Secret
 
 
 @dataclass
 class Candidate:
     token: Secret  # the credential inside the held value
-    shape: str  # gitlab_prefix | trigger_value | zendesk_oauth
+    shape: ValueFormat | None  # None: a value the scan's lists show in full (an owned trigger's)
     places: list[tuple[Place, str]] = field(default_factory=list)  # (place, template)
 
 
@@ -89,106 +86,43 @@ class DiscoverResult:
 
 
 def places_and_notes(scan: ScopeScan) -> tuple[list[Place], list[str]]:
+    """The readable places of the scan's lists and notes on the write-only ones, as the consumer
+    kinds that read those lists see them."""
     places: list[Place] = []
     notes: list[str] = []
+    kinds = scanned_consumers()
     for key, data in sorted(scan.lists.items()):
-        if not isinstance(data, list):
-            continue
-        if key.resource in ("project_variables", "group_variables"):
-            scope_kind = key.resource.split("_")[0]
-            for row in data:
-                label = f"CI variable {row.get('key')} ({scope_kind} {key.scope}, scope {row.get('environment_scope', '*')})"
-                if row.get("value") is None:
-                    if row.get("hidden"):
-                        notes.append(f"{key.provider}: {label} is hidden: write-only, its token cannot be told")
-                    continue
-                places.append(Place(key.provider, label, _variable_yaml(key, scope_kind, row), "value", row["value"]))
-        elif key.resource in ("project_hooks", "group_hooks"):
-            for row in data:
-                detail = scan.data(ListKey(key.provider, key.resource[:-1], f"{key.scope}#{row['id']}")) or row
-                secret_parts = [w for w, present in (
-                    ("a secret token", row.get("token_present")),
-                    ("URL variables " + ", ".join(_keys(detail.get("url_variables"))), _keys(detail.get("url_variables"))),
-                    ("custom headers " + ", ".join(_keys(detail.get("custom_headers"))), _keys(detail.get("custom_headers"))),
-                ) if present]
-                if secret_parts:
-                    notes.append(f"{key.provider}: webhook {row.get('url')} ({key.resource.split('_')[0]} {key.scope}) "
-                                 f"has {' and '.join(secret_parts)}: write-only, cannot tell which token")
-        elif key.resource == "webhooks":
-            for row in data:
-                name = str(row.get("name") or row.get("id"))
-                auth = row.get("authentication") or {}
-                if auth.get("type"):
-                    notes.append(f"{key.provider}: Zendesk webhook {name!r} authenticates with {auth['type']}: "
-                                 "the credential is write-only, cannot tell which token")
-                if row.get("endpoint") is not None:
-                    places.append(Place(key.provider, f"Zendesk webhook {name!r} (endpoint)",
-                                        {"kind": "zendesk_webhook", "provider": key.provider, "webhook": name},
-                                        "endpoint", row["endpoint"]))
-        elif key.resource == "installations":
-            for row in data:
-                settings = row.get("settings") or {}
-                name = settings.get("name")  # the installation's name: not a credential
-                app_name = str((name.reveal() if isinstance(name, Secret) else name)
-                               or (row.get("app") or {}).get("name") or row.get("id"))
-                secure = {p["name"] for p in (row.get("app") or {}).get("parameters") or () if p.get("secure")}
-                for setting in sorted(secure):
-                    notes.append(f"{key.provider}: app {app_name!r} secure setting {setting}: write-only, cannot tell "
-                                 "which token")
-                for setting, value in sorted(settings.items()):
-                    if setting == "name" or setting in secure or not isinstance(value, Secret):
-                        continue
-                    places.append(Place(key.provider, f"app {app_name!r} setting {setting}",
-                                        {"kind": "zendesk_app_setting", "provider": key.provider, "app": app_name,
-                                         "setting": setting}, "value", value))
+        if isinstance(data, list):
+            for kind in kinds:
+                found, said = kind.places(key, data, scan.lists)
+                places += found
+                notes += said
     return places, notes
-
-
-def _keys(items: Any) -> list[str]:
-    """Keys of a hook's URL variables / custom headers (a list of {key} or a mapping)."""
-    if isinstance(items, dict):
-        return sorted(str(k) for k in items)
-    return sorted(str(i.get("key")) for i in items or () if isinstance(i, dict))
-
-
-def _variable_yaml(key: ListKey, scope_kind: str, row: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {"kind": "gitlab_ci_variable", "provider": key.provider, scope_kind: key.scope,
-                           "key": row.get("key")}
-    if row.get("environment_scope", "*") != "*":
-        out["environment_scope"] = row["environment_scope"]
-    out["masked"] = bool(row.get("masked"))
-    out["protected"] = bool(row.get("protected"))
-    if row.get("raw"):
-        out["raw"] = True
-    if row.get("variable_type") == "file":
-        out["variable_type"] = "file"
-    return out
 
 
 # --- 2. candidates ---------------------------------------------------------------------------------
 
 
-def candidates(places: list[Place], trigger_fingerprints: set[str]) -> dict[str, Candidate]:
+def candidates(places: list[Place], shown_fingerprints: set[str]) -> dict[str, Candidate]:
     """Credential-shaped values in the places, by fingerprint of the token (each tried once)."""
     found: dict[str, Candidate] = {}
+    formats = value_formats()
 
-    def add(token: str, shape: str, place: Place, template: str) -> None:
+    def add(token: str, shape: ValueFormat | None, place: Place, template: str) -> None:
         value = Secret(token)
         cand = found.setdefault(value.fingerprint(), Candidate(token=value, shape=shape))
         cand.places.append((place, template))
 
     for place in places:
         text = place.held.reveal()  # held only in this function's locals; never printed
-        if place.held.fingerprint() in trigger_fingerprints:
-            add(text, "trigger_value", place, "${token}")
+        if place.held.fingerprint() in shown_fingerprints:
+            add(text, None, place, "${token}")
             continue
-        matches = list(dict.fromkeys(GITLAB_TOKEN.findall(text)))
-        if len(matches) == 1:
-            add(matches[0], "gitlab_prefix", place, text.replace(matches[0], "${token}"))
-            continue
-        bare = text.removeprefix("Bearer ").strip()
-        if ZENDESK_OAUTH.fullmatch(bare):
-            add(bare, "zendesk_oauth", place, text.replace(bare, "${token}"))
+        for shape in formats:
+            token = shape.token_in(text)
+            if token is not None:
+                add(token, shape, place, text.replace(token, "${token}"))
+                break
     return found
 
 
@@ -224,62 +158,10 @@ def safe_template(template: str) -> bool:
 
 def identify(cand: Candidate, scan: ScopeScan, apis: Mapping[str, Api]) -> ScopeToken | str:
     """The live token a candidate is, or a note why it cannot be told."""
-    value = cand.token
-    if cand.shape == "trigger_value" or value.reveal().startswith("glptt-"):
-        fingerprint = value.fingerprint()
-        for st in scan.tokens:
-            if st.kind == "gitlab_pipeline_trigger" and st.live.fingerprint == fingerprint:
-                return st
-        return ("holds a pipeline trigger token that no trigger of the scopes' projects shows in full "
-                "(deleted, or owned by another user)")
-    if value.reveal().startswith("glpat-"):
-        for name, api in sorted(apis.items()):
-            if not isinstance(api, GitLabApi):
-                continue
-            ident = api.identify_token(value)
-            if ident.token_id is None:
-                continue
-            for st in scan.tokens:
-                if st.provider == name and ID_FAMILY[st.kind] == "gitlab_token" and st.live.id == ident.token_id:
-                    return st
-            return f"holds live GitLab token #{ident.token_id} of {name}, outside the discovery scopes"
-        return "holds a GitLab token that GitLab refuses (revoked, expired or unknown)"
-    if cand.shape == "gitlab_prefix":
-        return f"holds a GitLab {value.reveal().split('-', 1)[0]}- token, a kind reconcile does not manage"
-    for name, api in sorted(apis.items()):
-        if not isinstance(api, ZendeskApi):
-            continue
-        ident = api.identify_oauth_token(value)
-        if ident.token_id is None:
-            continue
-        for st in scan.tokens:
-            if st.provider == name and st.kind == "zendesk_oauth_token" and st.live.id == ident.token_id:
-                return st
-        return f"holds Zendesk OAuth token #{ident.token_id} of {name}"
-    # GET /oauth/tokens/current answers 403 to a token without the `read` scope, so such a token
-    # looks refused too; API tokens and client secrets cannot be tried without using them.
-    return ("holds a hex value no Zendesk instance in scope shows as an OAuth token (an OAuth token without "
-            "the read scope, an API token or an OAuth client secret cannot be identified without using it)")
-
-
-def source_yaml(st: ScopeToken, scan: ScopeScan) -> dict[str, Any]:
-    out: dict[str, Any] = {"kind": st.kind, "provider": st.provider}
-    row = st.row
-    if st.kind == "gitlab_personal_access_token":
-        out.update(name=st.live.name, scopes=list(st.live.scopes) or ["api"])
-        username = scan.users.get(st.provider, {}).get(str(row.get("user_id")), st.scope)
-        if username and not username.startswith("#"):
-            out["user"] = username
-    elif st.kind in ("gitlab_project_access_token", "gitlab_group_access_token"):
-        resource = st.kind.split("_")[1]
-        out.update({resource: st.scope, "name": st.live.name, "scopes": list(st.live.scopes) or ["api"]})
-        if st.live.access_level is not None:
-            out["access_level"] = st.live.access_level
-    elif st.kind == "gitlab_pipeline_trigger":
-        out.update(project=st.scope, description=st.live.name)
-    elif st.kind == "zendesk_oauth_token":
-        out.update(client=row.get("client"), scopes=sorted(row.get("scopes") or ()))
-    return out
+    if cand.shape is None:
+        found = shown(scan.tokens, cand.token.fingerprint())  # found: the shapeless are values the scan showed
+        return found if found is not None else "holds a value a list showed, no longer listed"
+    return cand.shape.identify(cand.token, scan.tokens, apis)
 
 
 # --- 4. the whole run -------------------------------------------------------------------------------
@@ -288,8 +170,7 @@ def source_yaml(st: ScopeToken, scan: ScopeScan) -> dict[str, Any]:
 def discover(inventory: Inventory, scan: ScopeScan, apis: Mapping[str, Api],
              managed: Mapping[tuple[str, str, str], str]) -> DiscoverResult:
     places, notes = places_and_notes(scan)
-    triggers = {st.live.fingerprint for st in scan.tokens if st.kind == "gitlab_pipeline_trigger" and st.live.fingerprint}
-    cands = candidates(places, triggers)
+    cands = candidates(places, {st.live.fingerprint for st in scan.tokens if st.live.fingerprint})
     found: dict[tuple[str, str, str], FoundToken] = {}
     identified = 0
     for _, cand in sorted(cands.items()):
@@ -301,7 +182,7 @@ def discover(inventory: Inventory, scan: ScopeScan, apis: Mapping[str, Api],
         ft = found.get(result.family_key)
         if ft is None:
             ft = found[result.family_key] = FoundToken(provider=result.provider, kind=result.kind, live=result.live,
-                                                       source=source_yaml(result, scan),
+                                                       source=result.declaration,
                                                        managed_as=managed.get(result.family_key))
         for place, template in cand.places:
             if not safe_template(template):
@@ -309,12 +190,7 @@ def discover(inventory: Inventory, scan: ScopeScan, apis: Mapping[str, Api],
                              f"{result.live.name!r} #{result.live.id} among other content; not written, because the "
                              "rest may hold other secrets: declare this consumer with its template by hand")
                 continue
-            consumer = dict(place.consumer)
-            if template != "${token}":
-                consumer[place.template_key] = template
-            elif place.template_key == "endpoint":
-                consumer["endpoint"] = template
-            ft.consumers.append(consumer)
+            ft.consumers.append(place.declaration(template))
             ft.labels.append(place.label)
     unused = [f"{noun(st.kind)} {st.live.name!r} #{st.live.id} ({st.live.where})"
               for st in scan.tokens

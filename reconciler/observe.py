@@ -117,14 +117,18 @@ def observe(
         consumers[obs.identity] = obs
 
     unmanaged: list[LiveToken] = []
+    unmanaged_kinds: dict[LiveToken, str] = {}
     for kind_name in sorted({t.source.kind for t in inventory.tokens.values()}):
         same_kind = [t for t in inventory.tokens.values() if t.source.kind == kind_name]
-        unmanaged.extend(source_kind(kind_name).unmanaged(same_kind, lists))
+        found = source_kind(kind_name).unmanaged(same_kind, lists)
+        unmanaged.extend(found)
+        unmanaged_kinds.update(dict.fromkeys(found, kind_name))
     return Observed(
         observed_at=now or datetime.now(UTC),
         sources=sources,
         consumers=consumers,
         unmanaged=tuple(unmanaged),
+        unmanaged_kinds=unmanaged_kinds,
         requests=clients.requests(),
     )
 

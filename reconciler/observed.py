@@ -83,6 +83,7 @@ class Observed:
     sources: dict[str, SourceObservation]  # by token name
     consumers: dict[str, ConsumerObservation]  # by consumer identity
     unmanaged: tuple[LiveToken, ...] = ()  # live tokens seen in the lists and not in the inventory
+    unmanaged_kinds: dict[LiveToken, str] = field(default_factory=dict)  # the source kind that saw each one
     requests: int = 0  # HTTP requests made (not part of the digest)
 
     def to_json(self) -> dict[str, Any]:

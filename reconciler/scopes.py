@@ -24,55 +24,33 @@ from typing import Any
 from reconciler.clients import Api, Endpoints, GitLabApi, ProviderError, ZendeskApi, credentials
 from reconciler.inventory.model import GitLabProvider, Inventory
 from reconciler.kinds import FetchError, ListKey
-from reconciler.kinds._gitlab import live_token
-from reconciler.kinds._zendesk import live_zendesk_token
-from reconciler.kinds.gitlab_pipeline_trigger import live_trigger
+from reconciler.kinds._discovery import (
+    ScannedConsumer,
+    ScannedSource,
+    ScanScope,
+    ScopeToken,
+    id_family,
+    listed,
+    scanned_consumers,
+    scanned_sources,
+)
 from reconciler.observe import fetch_list
-from reconciler.observed import LiveToken, Observed
+from reconciler.observed import Observed
 
 MAX_WORKERS = 8
-
-# Source kinds whose live ids share one id space at a provider (GitLab PATs and resource access
-# tokens are all rows of personal_access_tokens).
-ID_FAMILY = {
-    "gitlab_personal_access_token": "gitlab_token",
-    "gitlab_project_access_token": "gitlab_token",
-    "gitlab_group_access_token": "gitlab_token",
-    "gitlab_pipeline_trigger": "trigger",
-    "zendesk_oauth_token": "oauth_token",
-    "zendesk_api_token": "api_token",
-    "zendesk_oauth_client_secret": "oauth_client",
-}
-
-
-@dataclass(frozen=True, kw_only=True)
-class ScopeToken:
-    """A live token seen in a discovery scope."""
-
-    provider: str
-    kind: str  # the source kind it would be declared as
-    scope: str  # username, project path, group path, or "" (Zendesk instance)
-    live: LiveToken
-    row: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)  # the list row (no value)
-
-    @property
-    def family_key(self) -> tuple[str, str, str]:
-        return (self.provider, ID_FAMILY[self.kind], self.live.id)
+MAX_ROUNDS = 4  # scope lists; the kinds' lists; details that depend on them (a hook's); nothing new
 
 
 @dataclass
 class ScopeScan:
     lists: dict[ListKey, Any] = field(default_factory=dict)
-    projects: dict[str, list[str]] = field(default_factory=dict)  # provider -> project paths
-    groups: dict[str, list[str]] = field(default_factory=dict)  # provider -> group paths (with subgroups)
-    users: dict[str, dict[str, str]] = field(default_factory=dict)  # provider -> user id -> username
+    scopes: dict[str, ScanScope] = field(default_factory=dict)  # provider -> its resolved scopes
     tokens: list[ScopeToken] = field(default_factory=list)
     credential_ids: dict[str, str] = field(default_factory=dict)  # provider -> live id of its own credential
     errors: list[str] = field(default_factory=list)
 
     def data(self, key: ListKey) -> Any:
-        value = self.lists.get(key)
-        return None if isinstance(value, FetchError) else value
+        return listed(self.lists, key)
 
 
 def scope_providers(inventory: Inventory) -> list[str]:
@@ -111,66 +89,77 @@ def _fetch_all(keys: list[ListKey], apis: Mapping[str, Api], lists: dict[ListKey
 
 
 def scan_scopes(inventory: Inventory, apis: Mapping[str, Api], *, places: bool = False) -> ScopeScan:
-    """Every live token (and, with `places`, every variable, hook, webhook and installation) in
-    the discovery scopes. Read-only."""
+    """Every live token (and, with `places`, every place a consumer kind reads: variables, hooks,
+    webhooks, installations) in the discovery scopes. Read-only.
+
+    In rounds: the scope lists (users, subgroups, projects of groups), then the lists the kinds
+    name for what those resolved to, then lists that depend on those, until nothing is new."""
     scan = ScopeScan()
-    first: list[ListKey] = []
-    for gscope in inventory.discovery.gitlab:
-        p = gscope.provider
-        first.append(ListKey(p, "user"))
-        first += [ListKey(p, "user_by_name", u) for u in gscope.users]
-        for group in gscope.groups:
-            first += [ListKey(p, "group_projects", group), ListKey(p, "descendant_groups", group)]
-    for zscope in inventory.discovery.zendesk:
-        z = zscope.provider
-        first += [ListKey(z, "oauth_clients"), ListKey(z, "oauth_tokens"), ListKey(z, "api_tokens")]
-        if places:
-            first += [ListKey(z, "webhooks"), ListKey(z, "installations")]
-    _fetch_all(first, apis, scan.lists)
-
-    second: list[ListKey] = []
-    for gscope in inventory.discovery.gitlab:
-        p = gscope.provider
-        users = scan.users.setdefault(p, {})
-        me = scan.data(ListKey(p, "user"))
-        if me:
-            users[str(me["id"])] = str(me.get("username"))
-        for username in gscope.users:
-            row = scan.data(ListKey(p, "user_by_name", username))
-            if row:
-                users[str(row["id"])] = username
-                second.append(ListKey(p, "pats", str(row["id"])))
-        groups, projects = scan.groups.setdefault(p, []), scan.projects.setdefault(p, [])
-        for group in gscope.groups:
-            _add(groups, group)
-            for sub in scan.data(ListKey(p, "descendant_groups", group)) or ():
-                _add(groups, str(sub["full_path"]))
-            for proj in scan.data(ListKey(p, "group_projects", group)) or ():
-                _add(projects, str(proj["path_with_namespace"]))
-        for project in gscope.projects:
-            _add(projects, project)
-        for group in groups:
-            second.append(ListKey(p, "group_access_tokens", group))
-            if places:
-                second += [ListKey(p, "group_variables", group), ListKey(p, "group_hooks", group)]
-        for project in projects:
-            second += [ListKey(p, "project_access_tokens", project), ListKey(p, "project_triggers", project)]
-            if places:
-                second += [ListKey(p, "project_variables", project), ListKey(p, "project_hooks", project)]
-    _fetch_all(second, apis, scan.lists)
-    if places:  # a hook's detail names its URL variables and custom headers (the list does not)
-        details = [ListKey(k.provider, k.resource[:-1], f"{k.scope}#{row['id']}")
-                   for k, rows in scan.lists.items() if k.resource in ("project_hooks", "group_hooks")
-                   and isinstance(rows, list) for row in rows]
-        _fetch_all(details, apis, scan.lists)
+    kinds: list[ScannedSource | ScannedConsumer] = [*scanned_sources(), *(scanned_consumers() if places else ())]
+    for _ in range(MAX_ROUNDS):
+        views = _views(inventory, scan)
+        keys = _scope_keys(inventory) + [key for view in views for kind in kinds
+                                         if kind.provider_kind == view.provider_kind
+                                         for key in kind.scan_keys(view, scan.lists)]
+        if set(keys) <= scan.lists.keys():
+            break
+        _fetch_all(keys, apis, scan.lists)
+    scan.scopes = {view.provider: view for view in _views(inventory, scan)}
     _credential_ids(scan, apis)
-
+    sources = scanned_sources()
     for key, data in sorted(scan.lists.items()):
         if isinstance(data, FetchError):
             scan.errors.append(f"{key.provider}: {_describe_key(key)}: {data.message}")
-            continue
-        scan.tokens.extend(_tokens_of(key, data, scan))
+        elif isinstance(data, list):
+            scope = scan.scopes[key.provider]
+            scan.tokens += [t for kind in sources for t in kind.scan_tokens(key, data, scope, scan.lists)]
     return scan
+
+
+def _scope_keys(inventory: Inventory) -> list[ListKey]:
+    """The lists that resolve the GitLab scopes: the credential's user, the listed users, the
+    projects and subgroups of the listed groups."""
+    keys: list[ListKey] = []
+    for gscope in inventory.discovery.gitlab:
+        p = gscope.provider
+        keys.append(ListKey(p, "user"))
+        keys += [ListKey(p, "user_by_name", u) for u in gscope.users]
+        for group in gscope.groups:
+            keys += [ListKey(p, "group_projects", group), ListKey(p, "descendant_groups", group)]
+    return keys
+
+
+def _views(inventory: Inventory, scan: ScopeScan) -> list[ScanScope]:
+    """Each scanned provider's scopes, as far as the lists fetched so far resolve them."""
+    views = [_gitlab_view(inventory, provider, scan)
+             for provider in dict.fromkeys(s.provider for s in inventory.discovery.gitlab)]
+    views += [ScanScope(provider, "zendesk") for provider in dict.fromkeys(s.provider for s in inventory.discovery.zendesk)]
+    return views
+
+
+def _gitlab_view(inventory: Inventory, provider: str, scan: ScopeScan) -> ScanScope:
+    users: dict[str, str] = {}
+    listed_users: list[str] = []
+    groups: list[str] = []
+    projects: list[str] = []
+    me = scan.data(ListKey(provider, "user"))
+    if me:
+        users[str(me["id"])] = str(me.get("username"))
+    for gscope in (s for s in inventory.discovery.gitlab if s.provider == provider):
+        for username in gscope.users:
+            row = scan.data(ListKey(provider, "user_by_name", username))
+            if row:
+                users[str(row["id"])] = username
+                _add(listed_users, str(row["id"]))
+        for group in gscope.groups:
+            _add(groups, group)
+            for sub in scan.data(ListKey(provider, "descendant_groups", group)) or ():
+                _add(groups, str(sub["full_path"]))
+            for proj in scan.data(ListKey(provider, "group_projects", group)) or ():
+                _add(projects, str(proj["path_with_namespace"]))
+        for project in gscope.projects:
+            _add(projects, project)
+    return ScanScope(provider, "gitlab", users, tuple(listed_users), tuple(groups), tuple(projects))
 
 
 def _add(items: list[str], item: str) -> None:
@@ -184,34 +173,6 @@ def _describe_key(key: ListKey) -> str:
         "group_projects": f"projects of group {key.scope}", "descendant_groups": f"subgroups of group {key.scope}",
     }
     return what.get(key.resource, f"{key.resource.replace('_', ' ')} {key.scope}".strip())
-
-
-def _tokens_of(key: ListKey, data: Any, scan: ScopeScan) -> list[ScopeToken]:
-    p = key.provider
-    if key.resource == "pats":
-        username = scan.users.get(p, {}).get(key.scope, f"#{key.scope}")
-        return [ScopeToken(provider=p, kind="gitlab_personal_access_token", scope=username, row=r,
-                           live=live_token(r, f"{p}: user {username}")) for r in data]
-    if key.resource in ("project_access_tokens", "group_access_tokens"):
-        resource = key.resource.split("_")[0]
-        return [ScopeToken(provider=p, kind=f"gitlab_{resource}_access_token", scope=key.scope, row=r,
-                           live=live_token(r, f"{p}: {resource} {key.scope}")) for r in data]
-    if key.resource == "project_triggers":
-        return [ScopeToken(provider=p, kind="gitlab_pipeline_trigger", scope=key.scope, row=r,
-                           live=live_trigger(r, f"{p}: project {key.scope}")) for r in data]
-    if key.resource == "oauth_tokens":
-        clients = {str(c.get("id")): str(c.get("identifier")) for c in scan.data(ListKey(p, "oauth_clients")) or ()}
-        found = []
-        for r in data:
-            client = clients.get(str(r.get("client_id")), f"client #{r.get('client_id')}")
-            found.append(ScopeToken(provider=p, kind="zendesk_oauth_token", scope="", row={**r, "client": client},
-                                    live=live_zendesk_token(r, client, f"{p}: OAuth client {client}")))
-        return found
-    if key.resource == "api_tokens":
-        return [ScopeToken(provider=p, kind="zendesk_api_token", scope="", row=r,
-                           live=live_zendesk_token(r, str(r.get("description") or ""), f"{p}: API tokens"))
-                for r in data]
-    return []
 
 
 def _credential_ids(scan: ScopeScan, apis: Mapping[str, Api]) -> None:
@@ -237,10 +198,11 @@ def managed_keys(observed: Observed, inventory: Inventory) -> dict[tuple[str, st
     found: dict[tuple[str, str, str], str] = {}
     for name, sobs in observed.sources.items():
         token = inventory.tokens.get(name)
-        if token is None or token.source.provider is None or token.source.kind not in ID_FAMILY:
+        family = id_family(token.source.kind) if token is not None else None
+        if token is None or token.source.provider is None or family is None:
             continue
         for live in ([sobs.current] if sobs.current else []) + list(sobs.others):
-            found[(token.source.provider, ID_FAMILY[token.source.kind], live.id)] = name
+            found[(token.source.provider, family, live.id)] = name
     return found
 
 

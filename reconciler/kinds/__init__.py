@@ -427,6 +427,12 @@ def consumer_kinds() -> list[ConsumerKind]:
     return list(_registry()[1].values())
 
 
+def all_kinds() -> tuple[list[SourceKind], list[ConsumerKind]]:
+    """Every registered source kind and consumer kind, in registration order."""
+    _load()
+    return list(_SOURCES.values()), list(_CONSUMERS.values())
+
+
 def noun(kind: str) -> str:
     """What people call a source kind's credential ("pipeline trigger"); the kind name if unknown."""
     found = _registry()[0].get(kind)

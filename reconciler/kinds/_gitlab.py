@@ -7,7 +7,8 @@ Lists are fetched with `get_all=True` (offset pagination, `per_page=100`) so pag
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from gitlab.utils import EncodedId
@@ -16,6 +17,7 @@ from reconciler.inventory.checks import allowed_scope_findings
 from reconciler.inventory.model import Diagnostic, Inventory, Source, finding
 from reconciler.inventory.schema import suggestion
 from reconciler.kinds import FetchError, ListKey, Lists
+from reconciler.kinds._discovery import ScopeToken, shown
 from reconciler.observed import LiveToken, parse_date, parse_time
 from reconciler.plan_model import Reason, declared_at
 from reconciler.secret import Secret
@@ -233,3 +235,45 @@ def token_scope_findings(source: Source, scopes: tuple[str, ...], path: str, inv
         for scope in scopes
         if scope not in GITLAB_SCOPES
     ]
+
+# --- scope scans and discovery: GitLab tokens in held values ---------------------------------
+
+GITLAB_TOKEN_FAMILY = "gitlab_token"  # PATs and project/group access tokens: rows of one table
+TRIGGER_FAMILY = "trigger"
+_PREFIXED = re.compile(r"(?:glpat|glptt|gldt|glrt|glcbt|glimt|glsoat|gloas|glft|glagent|glffct)-[A-Za-z0-9_-]{20,}")
+
+
+class GitLabTokenFormat:
+    """GitLab tokens carry their type as a prefix (`glpat-`, `glptt-`, ...), so one can be found
+    anywhere in a value (a URL, `Bearer ...`); a value with two different ones is not a candidate."""
+
+    def token_in(self, text: str) -> str | None:
+        matches = list(dict.fromkeys(_PREFIXED.findall(text)))
+        return matches[0] if len(matches) == 1 else None
+
+    def identify(self, value: Secret, tokens: Sequence[ScopeToken], apis: Mapping[str, Any]) -> ScopeToken | str:
+        """A trigger token by comparison with the triggers the lists showed in full; a PAT or
+        access token by authenticating with it (`GET /personal_access_tokens/self`)."""
+        prefix = value.reveal().split("-", 1)[0]
+        if prefix == "glptt":
+            found = shown([t for t in tokens if t.family == TRIGGER_FAMILY], value.fingerprint())
+            return found or ("holds a pipeline trigger token that no trigger of the scopes' projects shows in full "
+                             "(deleted, or owned by another user)")
+        if prefix != "glpat":
+            return f"holds a GitLab {prefix}- token, a kind reconcile does not manage"
+        from reconciler.clients import GitLabApi
+
+        for name, api in sorted(apis.items()):
+            if not isinstance(api, GitLabApi):
+                continue
+            ident = api.identify_token(value)
+            if ident.token_id is None:
+                continue
+            for token in tokens:
+                if token.provider == name and token.family == GITLAB_TOKEN_FAMILY and token.live.id == ident.token_id:
+                    return token
+            return f"holds live GitLab token #{ident.token_id} of {name}, outside the discovery scopes"
+        return "holds a GitLab token that GitLab refuses (revoked, expired or unknown)"
+
+
+GITLAB_TOKENS = GitLabTokenFormat()

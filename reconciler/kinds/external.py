@@ -128,5 +128,17 @@ class ExternalKind(SourceKind, Supplied):
     def _where(src: ExternalSource) -> str:
         return f"${src.value_env}" if src.value_env else str(src.value_file)
 
+    # scope scans and discovery -------------------------------------------------------------
+
+    def id_family(self) -> str | None:
+        return None  # nothing live
+
+    def display_name(self, source: Source) -> str | None:
+        return None  # a report names it by its inventory name
+
+    def declared_expiry(self, source: Source) -> date | None:
+        assert isinstance(source, ExternalSource)
+        return source.expires_at
+
 
 KIND = ExternalKind()

@@ -28,7 +28,10 @@ from reconciler.kinds import (
     Strategy,
     TokenAction,
 )
+from reconciler.kinds._discovery import ScanScope, ScopeToken
 from reconciler.kinds._gitlab import (
+    GITLAB_TOKEN_FAMILY,
+    GITLAB_TOKENS,
     TOKEN_ALPHABET,
     drift_reasons,
     live_token,
@@ -239,6 +242,36 @@ class ResourceAccessTokenKind(SourceKind, Mintable, Renewable, Revocable, Identi
         """Authenticate with the value (`GET /personal_access_tokens/self`): it must be `live`."""
         found = api.identify_token(value)
         return None if found is None else found.token_id == live.id
+
+    # scope scans and discovery -------------------------------------------------------------
+
+    value_format = GITLAB_TOKENS
+
+    def id_family(self) -> str:
+        return GITLAB_TOKEN_FAMILY
+
+    def display_name(self, source: Source) -> str | None:
+        return source.name  # type: ignore[attr-defined,no-any-return]
+
+    def scan_keys(self, scope: ScanScope, lists: Lists) -> list[ListKey]:
+        """The access tokens of each project (or group) of the scope."""
+        paths = scope.projects if self.resource == "project" else scope.groups
+        return [ListKey(scope.provider, f"{self.resource}_access_tokens", path) for path in paths]
+
+    def scan_tokens(self, key: ListKey, rows: list[dict[str, Any]], scope: ScanScope,
+                    lists: Lists) -> list[ScopeToken]:
+        if key.resource != f"{self.resource}_access_tokens":
+            return []
+        found = []
+        for row in rows:
+            live = live_token(row, f"{key.provider}: {self.resource} {key.scope}")
+            declaration: dict[str, Any] = {"kind": self.kind, "provider": key.provider, self.resource: key.scope,
+                                           "name": live.name, "scopes": list(live.scopes) or ["api"]}
+            if live.access_level is not None:
+                declaration["access_level"] = live.access_level
+            found.append(ScopeToken(provider=key.provider, kind=self.kind, scope=key.scope, live=live,
+                                    family=GITLAB_TOKEN_FAMILY, can_be_credential=True, declaration=declaration))
+        return found
 
 
 PROJECT_KIND = ResourceAccessTokenKind("gitlab_project_access_token", "project", GitLabProjectAccessToken, PROJECT_SCHEMA, 20)

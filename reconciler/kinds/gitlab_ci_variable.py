@@ -26,6 +26,7 @@ from reconciler.kinds import (
     read_back,
     source_kind,
 )
+from reconciler.kinds._discovery import Place, ScanScope
 from reconciler.kinds._gitlab import rows
 from reconciler.observed import ConsumerObservation
 from reconciler.secret import Secret
@@ -307,6 +308,40 @@ class CiVariableKind(ConsumerKind, Creatable, Readable, ListVerifiable, Attribut
             filt = {} if c.instance else {"filter": {"environment_scope": c.environment_scope}}
             self._manager(api, c).update(c.key, attrs, **filt)
         return True
+
+    # scope scans and discovery -------------------------------------------------------------
+
+    def scan_keys(self, scope: ScanScope, lists: Lists) -> list[ListKey]:
+        """The variables of each project and group of the scope."""
+        return ([ListKey(scope.provider, "project_variables", path) for path in scope.projects]
+                + [ListKey(scope.provider, "group_variables", path) for path in scope.groups])
+
+    def places(self, key: ListKey, rows: list[dict[str, Any]], lists: Lists) -> tuple[list[Place], list[str]]:
+        """Every variable whose value GitLab returns; a note for each hidden one (write-only)."""
+        if key.resource not in ("project_variables", "group_variables"):
+            return [], []
+        scope_kind = key.resource.split("_")[0]
+        places: list[Place] = []
+        notes: list[str] = []
+        for row in rows:
+            label = f"CI variable {row.get('key')} ({scope_kind} {key.scope}, scope {row.get('environment_scope', '*')})"
+            if row.get("value") is not None:
+                places.append(Place(key.provider, label, self._declaration(key, scope_kind, row), "value", row["value"]))
+            elif row.get("hidden"):
+                notes.append(f"{key.provider}: {label} is hidden: write-only, its token cannot be told")
+        return places, notes
+
+    def _declaration(self, key: ListKey, scope_kind: str, row: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind, "provider": key.provider, scope_kind: key.scope, "key": row.get("key")}
+        if row.get("environment_scope", "*") != "*":
+            out["environment_scope"] = row["environment_scope"]
+        out["masked"] = bool(row.get("masked"))
+        out["protected"] = bool(row.get("protected"))
+        if row.get("raw"):
+            out["raw"] = True
+        if row.get("variable_type") == "file":
+            out["variable_type"] = "file"
+        return out
 
 
 KIND = CiVariableKind()

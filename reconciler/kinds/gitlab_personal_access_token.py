@@ -26,7 +26,10 @@ from reconciler.kinds import (
     SourceKind,
     Strategy,
 )
+from reconciler.kinds._discovery import ScanScope, ScopeToken
 from reconciler.kinds._gitlab import (
+    GITLAB_TOKEN_FAMILY,
+    GITLAB_TOKENS,
     TOKEN_ALPHABET,
     drift_reasons,
     live_token,
@@ -189,6 +192,40 @@ class PersonalAccessTokenKind(SourceKind, Mintable, Renewable, Revocable, Identi
         """Authenticate with the value (`GET /personal_access_tokens/self`): it must be `live`."""
         found = api.identify_token(value)
         return None if found is None else found.token_id == live.id
+
+    # scope scans and discovery -------------------------------------------------------------
+
+    value_format = GITLAB_TOKENS
+
+    def id_family(self) -> str:
+        return GITLAB_TOKEN_FAMILY
+
+    def display_name(self, source: Source) -> str | None:
+        assert isinstance(source, GitLabPersonalAccessToken)
+        return source.name
+
+    def scan_keys(self, scope: ScanScope, lists: Lists) -> list[ListKey]:
+        """The PATs of each user the scope lists."""
+        return [ListKey(scope.provider, "pats", uid) for uid in scope.listed_users]
+
+    def scan_tokens(self, key: ListKey, rows: list[dict[str, Any]], scope: ScanScope,
+                    lists: Lists) -> list[ScopeToken]:
+        if key.resource != "pats":
+            return []
+        username = scope.users.get(key.scope, f"#{key.scope}")
+        known = not username.startswith("#")
+        found = []
+        for row in rows:
+            live = live_token(row, f"{key.provider}: user {username}")
+            declaration: dict[str, Any] = {"kind": self.kind, "provider": key.provider, "name": live.name,
+                                           "scopes": list(live.scopes) or ["api"]}
+            user = scope.users.get(str(row.get("user_id")), username)
+            if user and not user.startswith("#"):
+                declaration["user"] = user
+            found.append(ScopeToken(provider=key.provider, kind=self.kind, scope=username, live=live,
+                                    family=GITLAB_TOKEN_FAMILY, owner=f"@{username}" if known and username else None,
+                                    can_be_credential=True, declaration=declaration))
+        return found
 
 
 KIND = PersonalAccessTokenKind()

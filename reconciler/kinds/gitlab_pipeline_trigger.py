@@ -26,7 +26,8 @@ from reconciler.kinds import (
     SourceKind,
     Strategy,
 )
-from reconciler.kinds._gitlab import TOKEN_ALPHABET, pick, rows
+from reconciler.kinds._discovery import ScanScope, ScopeToken
+from reconciler.kinds._gitlab import GITLAB_TOKENS, TOKEN_ALPHABET, TRIGGER_FAMILY, pick, rows
 from reconciler.observed import LiveToken, SourceObservation, parse_date, parse_time
 from reconciler.secret import Secret
 
@@ -173,5 +174,33 @@ class PipelineTriggerKind(SourceKind, Mintable, Revocable, Recoverable, Identify
         None when the trigger's token is not visible to us."""
         held = self.recover(api, source, live)
         return None if held is None else held == value
+
+    # scope scans and discovery -------------------------------------------------------------
+
+    value_format = GITLAB_TOKENS
+
+    def id_family(self) -> str:
+        return TRIGGER_FAMILY
+
+    def display_name(self, source: Source) -> str | None:
+        assert isinstance(source, GitLabPipelineTrigger)
+        return source.description
+
+    def scan_keys(self, scope: ScanScope, lists: Lists) -> list[ListKey]:
+        """The triggers of each project of the scope."""
+        return [ListKey(scope.provider, "project_triggers", path) for path in scope.projects]
+
+    def scan_tokens(self, key: ListKey, rows: list[dict[str, Any]], scope: ScanScope,
+                    lists: Lists) -> list[ScopeToken]:
+        if key.resource != "project_triggers":
+            return []
+        found = []
+        for row in rows:
+            live = live_trigger(row, f"{key.provider}: project {key.scope}")
+            found.append(ScopeToken(provider=key.provider, kind=self.kind, scope=key.scope, live=live,
+                                    family=TRIGGER_FAMILY, declaration={
+                                        "kind": self.kind, "provider": key.provider, "project": key.scope,
+                                        "description": live.name}))
+        return found
 
 KIND = PipelineTriggerKind()

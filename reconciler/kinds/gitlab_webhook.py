@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from reconciler.inventory.model import Consumer, Diagnostic, Inventory, Token, finding
 from reconciler.kinds import ConsumerKind, ListKey, Lists, Reading, Recreatable
+from reconciler.kinds._discovery import Place, ScanScope, listed
 from reconciler.kinds._gitlab import rows
 from reconciler.observed import ConsumerObservation
 from reconciler.secret import Secret
@@ -352,6 +353,43 @@ class WebhookKind(ConsumerKind, Recreatable):
 
     def verify(self, api: Any, consumer: Consumer, value: Secret) -> bool | None:
         return None  # write-only: the ledger records what was written
+
+    # scope scans and discovery -------------------------------------------------------------
+
+    def scan_keys(self, scope: ScanScope, lists: Lists) -> list[ListKey]:
+        """The hooks of each project and group of the scope, then each hook's detail: the list
+        omits the keys of its URL variables and custom headers."""
+        keys = ([ListKey(scope.provider, "project_hooks", path) for path in scope.projects]
+                + [ListKey(scope.provider, "group_hooks", path) for path in scope.groups])
+        for key in list(keys):
+            keys += [ListKey(key.provider, key.resource[:-1], f"{key.scope}#{row['id']}")
+                     for row in listed(lists, key) or ()]
+        return keys
+
+    def places(self, key: ListKey, rows: list[dict[str, Any]], lists: Lists) -> tuple[list[Place], list[str]]:
+        """No readable place (a hook's secrets are write-only): a note for each hook that has one."""
+        if key.resource not in ("project_hooks", "group_hooks"):
+            return [], []
+        notes = []
+        for row in rows:
+            detail = listed(lists, ListKey(key.provider, key.resource[:-1], f"{key.scope}#{row['id']}")) or row
+            variables, headers = _named(detail.get("url_variables")), _named(detail.get("custom_headers"))
+            secrets = [what for what, present in (
+                ("a secret token", row.get("token_present")),
+                ("URL variables " + ", ".join(variables), variables),
+                ("custom headers " + ", ".join(headers), headers),
+            ) if present]
+            if secrets:
+                notes.append(f"{key.provider}: webhook {row.get('url')} ({key.resource.split('_')[0]} {key.scope}) "
+                             f"has {' and '.join(secrets)}: write-only, cannot tell which token")
+        return [], notes
+
+
+def _named(items: Any) -> list[str]:
+    """Keys of a hook's URL variables / custom headers (a list of {key} or a mapping)."""
+    if isinstance(items, dict):
+        return sorted(str(k) for k in items)
+    return _keys(items)
 
 
 READ_ONLY = {"id", "created_at", "alert_status", "disabled_until", "token_present", "signing_token_present",

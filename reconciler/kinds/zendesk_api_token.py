@@ -8,6 +8,7 @@ description matches.
 
 from __future__ import annotations
 
+import re
 from dataclasses import MISSING, asdict, dataclass, fields, is_dataclass
 from datetime import date, datetime
 from typing import Any, ClassVar
@@ -16,6 +17,7 @@ import yaml
 
 from reconciler.inventory.model import Consumer, Diagnostic, Inventory, Source, Token, finding
 from reconciler.kinds import ListKey, Lists, SourceKind, Strategy, TokenAction
+from reconciler.kinds._discovery import ScanScope, ScopeToken, Sunset
 from reconciler.kinds._gitlab import pick, rows
 from reconciler.kinds._zendesk import TOKEN_ALPHABET, ZENDESK_API_TOKEN_SUNSET, live_zendesk_token
 from reconciler.observed import LiveToken, SourceObservation
@@ -123,6 +125,32 @@ class ApiTokenKind(SourceKind):
                                        "no longer be created; replace it with an OAuth token (see the proposal)"))
         return out
 
+    # scope scans and discovery -------------------------------------------------------------
+
+    value_format = None  # an API token cannot be told without using it
+    sunset = Sunset(cutoff=CUTOFF, inactivity_days=INACTIVITY_DAYS,
+                    why_kept="Zendesk API tokens can no longer be created", replaced_by="an OAuth token",
+                    replacement=lambda provider, description: oauth_replacement(provider, description))  # defined below
+
+    def id_family(self) -> str:
+        return "api_token"
+
+    def display_name(self, source: Source) -> str | None:
+        assert isinstance(source, ZendeskApiToken)
+        return source.description
+
+    def scan_keys(self, scope: ScanScope, lists: Lists) -> list[ListKey]:
+        return [ListKey(scope.provider, "api_tokens")]
+
+    def scan_tokens(self, key: ListKey, rows: list[dict[str, Any]], scope: ScanScope,
+                    lists: Lists) -> list[ScopeToken]:
+        if key.resource != "api_tokens":
+            return []
+        return [ScopeToken(provider=key.provider, kind=self.kind, scope="", family="api_token",
+                           live=live_zendesk_token(row, str(row.get("description") or ""), f"{key.provider}: API tokens"),
+                           declaration={"kind": self.kind, "provider": key.provider})
+                for row in rows]
+
 
 def _inactivity(src: ZendeskApiToken, idle: int) -> list[Finding]:
     if idle >= INACTIVITY_DAYS:
@@ -167,6 +195,20 @@ def _consumer_yaml(c: Consumer) -> dict[str, Any]:
             value = {k: v for k, v in asdict(value).items() if v is not None}
         out[f.name] = value
     return out
+
+def oauth_replacement(provider: str, description: str) -> str:
+    """Inventory YAML of an OAuth token that replaces the API token `description` (its consumers
+    to be filled in: the plan's proposal carries over those of an inventory token)."""
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", description.lower()).strip("-") or "api-token"
+    entry = {"tokens": {f"{slug}-oauth": {
+        "description": f"Replaces the Zendesk API token {description!r} (API tokens stop working on {CUTOFF})",
+        "source": {"kind": "zendesk_oauth_token", "provider": provider, "client": "CLIENT-IDENTIFIER",
+                   "scopes": ["read", "write"]},
+        "consumers": [],
+    }}}
+    return (yaml.safe_dump(entry, sort_keys=False, default_flow_style=False)
+            + "# CLIENT-IDENTIFIER: an OAuth client of this instance (Admin Center > Apps and integrations > APIs)\n"
+            + "# consumers: where the API token is used; `reconcile discover` finds the readable places\n")
 
 
 KIND = ApiTokenKind()

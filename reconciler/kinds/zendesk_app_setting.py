@@ -25,6 +25,7 @@ from reconciler.kinds import (
     extract,
     read_back,
 )
+from reconciler.kinds._discovery import Place, ScanScope
 from reconciler.kinds._gitlab import rows
 from reconciler.kinds._zendesk import fetch_installations
 from reconciler.observed import ConsumerObservation
@@ -167,6 +168,33 @@ class AppSettingKind(ConsumerKind, Creatable, Readable, ListVerifiable):
 
     def read(self, api: Any, consumer: Consumer) -> Secret | None:
         return _held(consumer, fetch_installations(api, ""))
+
+    # scope scans and discovery -------------------------------------------------------------
+
+    def scan_keys(self, scope: ScanScope, lists: Lists) -> list[ListKey]:
+        return [ListKey(scope.provider, "installations")]
+
+    def places(self, key: ListKey, rows: list[dict[str, Any]], lists: Lists) -> tuple[list[Place], list[str]]:
+        """Each non-secure text setting of each installation; a note for each secure one
+        (write-only)."""
+        if key.resource != "installations":
+            return [], []
+        places: list[Place] = []
+        notes: list[str] = []
+        for row in rows:
+            settings = row.get("settings") or {}
+            app = row.get("app") or {}
+            # the installation's name (`settings.name`) is not a credential
+            app_name = str(_plain(settings.get("name")) or app.get("name") or row.get("id"))
+            secure = {p["name"] for p in app.get("parameters") or () if p.get("secure")}
+            notes += [f"{key.provider}: app {app_name!r} secure setting {setting}: write-only, cannot tell which token"
+                      for setting in sorted(secure)]
+            places += [Place(key.provider, f"app {app_name!r} setting {setting}",
+                             {"kind": self.kind, "provider": key.provider, "app": app_name, "setting": setting},
+                             "value", value)
+                       for setting, value in sorted(settings.items())
+                       if setting != "name" and setting not in secure and isinstance(value, Secret)]
+        return places, notes
 
 
 def _held(consumer: Consumer, installations: list[dict[str, Any]]) -> Secret | None:

@@ -93,5 +93,14 @@ class OAuthClientSecretKind(SourceKind, Renewable):
         value = Secret(row.pop("secret"))
         return Minted(live=live_client(row, live.where), value=value)
 
+    # scope scans and discovery -------------------------------------------------------------
+
+    def id_family(self) -> str:
+        return "oauth_client"
+
+    def display_name(self, source: Source) -> str | None:
+        assert isinstance(source, ZendeskOAuthClientSecret)
+        return source.client
+
 
 KIND = OAuthClientSecretKind()

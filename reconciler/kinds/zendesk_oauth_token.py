@@ -11,6 +11,8 @@ has them all) are neither current nor orphans: apply must never revoke them. Ide
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, ClassVar
@@ -28,6 +30,7 @@ from reconciler.kinds import (
     SourceKind,
     Strategy,
 )
+from reconciler.kinds._discovery import ScanScope, ScopeToken, listed
 from reconciler.kinds._gitlab import pick, rows
 from reconciler.kinds._zendesk import TOKEN_ALPHABET, live_zendesk_token
 from reconciler.observed import LiveToken, SourceObservation
@@ -82,6 +85,38 @@ def client_row(provider: str, identifier: str, lists: Lists) -> tuple[dict[str, 
         if row.get("identifier") == identifier:
             return row, None  # type: ignore[return-value]
     return None, f"no OAuth client with identifier {identifier!r}"
+
+
+class OAuthTokenFormat:
+    """A Zendesk OAuth access token is 64 hex characters: the whole value, or after `Bearer `."""
+
+    def token_in(self, text: str) -> str | None:
+        bare = text.removeprefix("Bearer ").strip()
+        return bare if _HEX.fullmatch(bare) else None
+
+    def identify(self, value: Secret, tokens: Sequence[ScopeToken], apis: Mapping[str, Any]) -> ScopeToken | str:
+        """`GET /api/v2/oauth/tokens/current` with the value, at each Zendesk instance."""
+        from reconciler.clients import ZendeskApi
+
+        for name, api in sorted(apis.items()):
+            if not isinstance(api, ZendeskApi):
+                continue
+            ident = api.identify_oauth_token(value)
+            if ident is None or ident.token_id is None:  # None: a live token without the read scope (403)
+                continue
+            for token in tokens:
+                if token.provider == name and token.family == OAUTH_TOKEN_FAMILY and token.live.id == ident.token_id:
+                    return token
+            return f"holds Zendesk OAuth token #{ident.token_id} of {name}"
+        # GET /oauth/tokens/current answers 403 to a token without the `read` scope, so such a token
+        # looks refused too; API tokens and client secrets cannot be tried without using them.
+        return ("holds a hex value no Zendesk instance in scope shows as an OAuth token (an OAuth token without "
+                "the read scope, an API token or an OAuth client secret cannot be identified without using it)")
+
+
+OAUTH_TOKEN_FAMILY = "oauth_token"
+_HEX = re.compile(r"[0-9a-fA-F]{32,64}")  # Zendesk OAuth access tokens are 64 hex characters
+ZENDESK_OAUTH = OAuthTokenFormat()
 
 
 class OAuthTokenKind(SourceKind, Mintable, Revocable, Identifying):
@@ -154,5 +189,36 @@ class OAuthTokenKind(SourceKind, Mintable, Revocable, Identifying):
         """`GET /api/v2/oauth/tokens/current` authenticated with the value: it must be `live`."""
         found = api.identify_oauth_token(value)
         return None if found is None else found.token_id == live.id
+
+    # scope scans and discovery -------------------------------------------------------------
+
+    value_format = ZENDESK_OAUTH
+
+    def id_family(self) -> str:
+        return OAUTH_TOKEN_FAMILY
+
+    def display_name(self, source: Source) -> str | None:
+        assert isinstance(source, ZendeskOAuthToken)
+        return source.client
+
+    def scan_keys(self, scope: ScanScope, lists: Lists) -> list[ListKey]:
+        """The instance's OAuth tokens, and its clients to name them by."""
+        return [ListKey(scope.provider, "oauth_clients"), ListKey(scope.provider, "oauth_tokens")]
+
+    def scan_tokens(self, key: ListKey, rows: list[dict[str, Any]], scope: ScanScope,
+                    lists: Lists) -> list[ScopeToken]:
+        if key.resource != "oauth_tokens":
+            return []
+        clients = {str(c.get("id")): str(c.get("identifier")) for c in listed(lists, ListKey(key.provider, "oauth_clients")) or ()}
+        found = []
+        for row in rows:
+            client = clients.get(str(row.get("client_id")), f"client #{row.get('client_id')}")
+            found.append(ScopeToken(
+                provider=key.provider, kind=self.kind, scope="", family=OAUTH_TOKEN_FAMILY, can_be_credential=True,
+                live=live_zendesk_token(row, client, f"{key.provider}: OAuth client {client}"),
+                declaration={"kind": self.kind, "provider": key.provider, "client": client,
+                             "scopes": sorted(row.get("scopes") or ())}))
+        return found
+
 
 KIND = OAuthTokenKind()

@@ -24,6 +24,7 @@ from reconciler.kinds import (
     extract,
     read_back,
 )
+from reconciler.kinds._discovery import Place, ScanScope
 from reconciler.kinds._gitlab import rows
 from reconciler.kinds._zendesk import fetch_webhooks, patch
 from reconciler.observed import ConsumerObservation
@@ -267,6 +268,31 @@ class ZendeskWebhookKind(ConsumerKind, Readable, ListVerifiable):
         assert isinstance(c, ZendeskWebhook)
         held = _endpoint(c, read_back(lists, ListKey(c.provider, "webhooks")))
         return None if held is None else held == value
+
+    # scope scans and discovery -------------------------------------------------------------
+
+    def scan_keys(self, scope: ScanScope, lists: Lists) -> list[ListKey]:
+        return [ListKey(scope.provider, "webhooks")]
+
+    def places(self, key: ListKey, rows: list[dict[str, Any]], lists: Lists) -> tuple[list[Place], list[str]]:
+        """Each webhook's endpoint (readable); a note for each credential in `authentication`
+        (write-only)."""
+        if key.resource != "webhooks":
+            return [], []
+        places: list[Place] = []
+        notes: list[str] = []
+        for row in rows:
+            name = str(row.get("name") or row.get("id"))
+            auth = row.get("authentication") or {}
+            if auth.get("type"):
+                notes.append(f"{key.provider}: Zendesk webhook {name!r} authenticates with {auth['type']}: "
+                             "the credential is write-only, cannot tell which token")
+            if row.get("endpoint") is not None:
+                # `endpoint:` is what makes the value go into the URL: written even as a bare ${token}
+                places.append(Place(key.provider, f"Zendesk webhook {name!r} (endpoint)",
+                                    {"kind": self.kind, "provider": key.provider, "webhook": name},
+                                    "endpoint", row["endpoint"], template_required=True))
+        return places, notes
 
 
 def _endpoint(c: ZendeskWebhook, webhooks: list[dict[str, Any]]) -> Secret | None:

@@ -45,7 +45,7 @@ from gitlab import exceptions as gl_errors
 from reconciler.inventory.model import Consumer, ExternalSource, GitLabWebhook, Token, ZendeskWebhook
 from reconciler.kinds import FetchError, ListKey, Minted, consumer_kind, extract, source_kind
 from reconciler.observed import LiveToken, Observed, SourceObservation
-from reconciler.plan import ConsumerPlan, Plan, TokenPlan, plan
+from reconciler.plan import ConsumerPlan, Plan, TokenPlan
 from reconciler.secret import REDACTED, Secret
 
 
@@ -234,10 +234,9 @@ class _Run:
         return tuple(sorted(wanted | set(extra)))
 
     def observe(self, targets: tuple[str, ...]) -> Observed:
-        from reconciler.observe import observe
+        from reconciler.pipeline import observe_session
 
-        return observe(self.inventory, self.clients, self.ledger, self.now, targets=targets or None,
-                       lists_out=self.lists)
+        return observe_session(self.session, targets=targets, ledger=self.ledger, lists_out=self.lists)
 
     def observe_source(self, token: Token) -> SourceObservation:
         """The token looked up by name now (one list call), consumers aside."""
@@ -248,9 +247,9 @@ class _Run:
         return source_kind(token.source.kind).observe(bare, lists)
 
     def make_plan(self, observed: Observed, targets: tuple[str, ...]) -> Plan:
-        escrowed = {p.token: p.token_id for p in self.escrow.pending()}
-        return plan(self.inventory, observed, self.ledger, self.now, targets=targets or None,
-                    escrow_available=self.escrow.available, escrowed=escrowed)
+        from reconciler.pipeline import plan_session
+
+        return plan_session(self.session, observed, targets=targets, ledger=self.ledger, escrow=self.escrow)
 
     # -- the run -------------------------------------------------------------------------------
 

@@ -599,13 +599,11 @@ class CheckError(Exception):
 
 def run_check(session: Any, within: timedelta, *, sandbox: bool = False) -> Report:
     """Observe, plan and scan the discovery scopes of `session` (reconciler.engine), read-only."""
-    from reconciler.observe import observe
-    from reconciler.plan import plan
+    from reconciler.pipeline import observe_and_plan
     from reconciler.scopes import provider_apis, scan_scopes, scope_providers, session_endpoints
 
     inventory = session.inventory
-    observed = observe(inventory, session.clients, session.ledger, session.now)
-    result = plan(inventory, observed, session.ledger, session.now, escrow_available=session.escrow_available)
+    observed, result = observe_and_plan(session)
     scan = None
     if scope_providers(inventory):
         apis = provider_apis(inventory, session.clients.apis, session.env, session_endpoints(session, sandbox),

@@ -380,7 +380,7 @@ def render_yaml(result: DiscoverResult, inventory: Inventory, source: str, now: 
 
 def run_discover(session: Any, *, sandbox: bool = False) -> DiscoverResult:
     """Scan, recognise and identify, for `session` (reconciler.engine). Read-only."""
-    from reconciler.observe import observe
+    from reconciler.pipeline import observe_session
     from reconciler.scopes import managed_keys, provider_apis, scan_scopes, scope_providers, session_endpoints
 
     inventory = session.inventory
@@ -388,7 +388,7 @@ def run_discover(session: Any, *, sandbox: bool = False) -> DiscoverResult:
     if not scoped:
         raise DiscoverError(f"{inventory_file(inventory)}: discovery: declares no scope; add discovery.gitlab "
                             "(provider, users, groups, projects) or discovery.zendesk (provider)")
-    observed = observe(inventory, session.clients, session.ledger, session.now)
+    observed = observe_session(session)
     apis = provider_apis(inventory, session.clients.apis, session.env, session_endpoints(session, sandbox), scoped)
     scan = scan_scopes(inventory, apis, places=True)
     result = discover(inventory, scan, apis, managed_keys(observed, inventory))

@@ -561,11 +561,12 @@ class TokenApply:
         if self.kind.provider_kind != "gitlab":
             return None
         try:
-            row = self.api.gl.http_get("/personal_access_tokens/self")  # type: ignore[union-attr]
+            return self.api.credential_id()  # type: ignore[union-attr]
         except gl_errors.GitlabAuthenticationError:
             raise StepFailed(f"the credential in ${self.api.env} is refused (revoked or expired): no rotate is "  # type: ignore[union-attr]
                              "sent with it; set a valid one and run apply again") from None
-        return str(row["id"]) if isinstance(row, dict) and "id" in row else None
+        except gl_errors.GitlabParsingError:
+            return None
 
     def renew(self, live: LiveToken) -> Minted:
         assert self.api is not None

@@ -608,14 +608,15 @@ class Clients:
         """python-gitlab for GitLab provider `provider`, authenticated with `auth` (not
         necessarily the provider's credential: the state backend may use a CI job token), through
         the provider's throttle."""
-        found = self.providers[provider]
-        assert isinstance(found, GitLabProvider), f"{provider} is not a GitLab provider"
+        found = self.providers.get(provider)
+        if not isinstance(found, GitLabProvider):
+            raise ProviderError(f"provider {provider} is not a GitLab provider")
         throttle = self.throttle(provider)
         return gitlab_client(self.gitlab_url(found), throttle, environment=self.environments[provider],
                              timeout=self.timeout if timeout is None else timeout, **auth)
 
     def requests(self) -> int:
-        """HTTP requests sent so far, every client of every provider."""
+        """HTTP requests sent so far, every client of every provider (the state backend's too)."""
         return sum(throttle.requests for throttle in self.throttles.values())
 
 

@@ -63,7 +63,7 @@ from reconciler.kinds import (
     source_kind,
 )
 from reconciler.observed import LiveToken, Observed, SourceObservation
-from reconciler.plan import ConsumerPlan, Plan, TokenPlan, plan
+from reconciler.plan import ConsumerPlan, Plan, TokenPlan
 from reconciler.secret import REDACTED, Secret
 from reconciler.state import StateError, StateStore, open_escrow
 from reconciler.state.ledger import InFlight, Ledger, LedgerRecord
@@ -285,10 +285,9 @@ class _Run:
         return tuple(sorted(wanted | set(extra)))
 
     def observe(self, targets: tuple[str, ...]) -> Observed:
-        from reconciler.observe import observe
+        from reconciler.pipeline import observe_session
 
-        return observe(self.inventory, self.clients, self.ledger, self.now, targets=targets or None,
-                       lists_out=self.lists)
+        return observe_session(self.session, targets=targets, ledger=self.ledger, lists_out=self.lists)
 
     def observe_source(self, token: Token) -> SourceObservation:
         """The token looked up by name now (one list call), consumers aside."""
@@ -299,9 +298,9 @@ class _Run:
         return source_kind(token.source.kind).observe(bare, lists)
 
     def make_plan(self, observed: Observed, targets: tuple[str, ...]) -> Plan:
-        escrowed = {p.token: p.token_id for p in self.escrow.pending()}
-        return plan(self.inventory, observed, self.ledger, self.now, targets=targets or None,
-                    escrow_available=self.escrow.available, escrowed=escrowed)
+        from reconciler.pipeline import plan_session
+
+        return plan_session(self.session, observed, targets=targets, ledger=self.ledger, escrow=self.escrow)
 
     # -- the run -------------------------------------------------------------------------------
 
@@ -598,11 +597,12 @@ class TokenApply:
         if self.kind.provider_kind != "gitlab":
             return None
         try:
-            row = self.api.gl.http_get("/personal_access_tokens/self")  # type: ignore[union-attr]
+            return self.api.credential_id()  # type: ignore[union-attr]
         except gl_errors.GitlabAuthenticationError:
             raise StepFailed(f"the credential in ${self.api.env} is refused (revoked or expired): no rotate is "  # type: ignore[union-attr]
                              "sent with it; set a valid one and run apply again") from None
-        return str(row["id"]) if isinstance(row, dict) and "id" in row else None
+        except gl_errors.GitlabParsingError:
+            return None
 
     def renew(self, live: LiveToken) -> Minted:
         assert self.api is not None

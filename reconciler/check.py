@@ -611,17 +611,14 @@ class CheckError(ReconcileError):
 
 def run_check(session: Any, within: timedelta, *, sandbox: bool = False) -> Report:
     """Observe, plan and scan the discovery scopes of `session` (reconciler.engine), read-only."""
-    from reconciler.observe import observe
-    from reconciler.plan import plan
-    from reconciler.scopes import provider_apis, scan_scopes, scope_providers, session_endpoints
+    from reconciler.pipeline import observe_and_plan
+    from reconciler.scopes import provider_apis, scan_scopes, scope_providers
 
     inventory = session.inventory
-    observed = observe(inventory, session.clients, session.ledger, session.now)
-    result = plan(inventory, observed, session.ledger, session.now, escrow_available=session.escrow_available)
+    observed, result = observe_and_plan(session)
     scan = None
     if scope_providers(inventory):
-        apis = provider_apis(inventory, session.clients.apis, session.env, session_endpoints(session, sandbox),
-                             scope_providers(inventory))
+        apis = provider_apis(session.clients, scope_providers(inventory))
         scan = scan_scopes(inventory, apis)
     return build_report(inventory, observed, result, scan, session.now, within)
 
@@ -659,11 +656,10 @@ def publish_issue(session: Any, spec: str, report: Report, *, sandbox: bool = Fa
     """Sync the report to the issue in `spec`, with that GitLab provider's credential."""
     from gitlab import exceptions as gl_errors
 
-    from reconciler.scopes import provider_apis, session_endpoints
+    from reconciler.scopes import provider_apis
 
     provider, project = issue_target(session.inventory, spec, session.env)
-    api = provider_apis(session.inventory, session.clients.apis, session.env, session_endpoints(session, sandbox),
-                        [provider])[provider]
+    api = provider_apis(session.clients, [provider])[provider]
     try:
         with api.throttle:
             return sync_issue(api.gl, project, report, session.inventory.check)  # type: ignore[union-attr]

@@ -219,18 +219,14 @@ def plan_command(inventory: Path, out: Path | None, fmt: str, detailed_exitcode:
 
     def run() -> int:
         from reconciler.engine import open_session
-        from reconciler.observe import observe
-        from reconciler.plan import plan
+        from reconciler.pipeline import observe_and_plan
         from reconciler.record import record_to
         from reconciler.render import render
 
         with record_to(record_dir, "plan", _recorded), open_session(
                 inventory, sandbox=sandbox, sandbox_seed=sandbox_seed, sandbox_reset=sandbox_reset, now=now,
                 targets=targets) as session:
-            observed = observe(session.inventory, session.clients, session.ledger, session.now,
-                               targets=session.targets)
-            result = plan(session.inventory, observed, session.ledger, session.now, targets=session.targets,
-                          escrow_available=session.escrow_available, escrowed=session.escrowed)
+            _, result = observe_and_plan(session)
         render(result, fmt, sys.stdout)
         if out is not None:
             out.parent.mkdir(parents=True, exist_ok=True)

@@ -12,9 +12,13 @@ bounded concurrency. Nothing else in the tool opens a connection to GitLab or Ze
   most `concurrency` fetches at once, at most a configured `Rate`, never more than the server's
   `RateLimit-Remaining` / `X-Rate-Limit-Remaining` allows, and a pause for a 429's `Retry-After`
   that holds every request of that provider.
-- In sandbox mode (`Endpoints`), GitLab URLs point at the sandbox, zenpy is pointed at it with
-  `ZENPY_FORCE_SCHEME`/`ZENPY_FORCE_NETLOC`, and each Zendesk session carries
-  `Host: {subdomain}.zendesk.com` (how the sandbox tells instances apart).
+- One `Throttle` per provider for the whole process: `Clients` builds it once and every client of
+  that provider passes it (observe, apply, discovery, the state backend; a client re-made with
+  another credential keeps it).
+- In sandbox mode (`Endpoints`), GitLab URLs point at the sandbox; each Zendesk session sends what
+  zenpy addresses to `https://{subdomain}.zendesk.com` to the sandbox instead, with
+  `Host: {subdomain}.zendesk.com` (how the sandbox tells instances apart). The process environment
+  is never changed.
 
 Errors that stop a plan (missing credential, unreachable provider, refused credential) are a
 `ProviderError` whose message is one line naming the provider and the environment variable.
@@ -210,13 +214,17 @@ def retry_after(headers: Mapping[str, str]) -> float:
 
 
 class ThrottledAdapter(HTTPAdapter):
-    """Every request of a session passes its provider's Throttle (pages, retries and all)."""
+    """Every request of a session passes its provider's Throttle (pages, retries and all).
+    `redirect` (sandbox mode): (prefix, replacement) of the URLs sent elsewhere."""
 
-    def __init__(self, throttle: Throttle) -> None:
+    def __init__(self, throttle: Throttle, redirect: tuple[str, str] | None = None) -> None:
         super().__init__(pool_maxsize=max(10, throttle.concurrency))
         self.throttle = throttle
+        self.redirect = redirect
 
     def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+        if self.redirect and request.url and request.url.startswith(self.redirect[0]):
+            request.url = self.redirect[1] + request.url[len(self.redirect[0]):]
         self.throttle.gate()
         try:
             response = super().send(request, *args, **kwargs)
@@ -227,8 +235,9 @@ class ThrottledAdapter(HTTPAdapter):
         return response
 
 
-def _hook(session: requests.Session, throttle: Throttle, known: dict[tuple[Any, ...], dict[str, Any]]) -> None:
-    adapter = ThrottledAdapter(throttle)
+def _hook(session: requests.Session, throttle: Throttle, known: dict[tuple[Any, ...], dict[str, Any]],
+          redirect: tuple[str, str] | None = None) -> None:
+    adapter = ThrottledAdapter(throttle, redirect)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     _environment_once_per_host(session, known)
@@ -255,48 +264,88 @@ def _environment_once_per_host(session: requests.Session, known: dict[tuple[Any,
     session.merge_environment_settings = merge_once  # type: ignore[method-assign]
 
 
+Environment = dict[tuple[Any, ...], dict[str, Any]]  # requests' settings per host (`_environment_once_per_host`)
+
+
+def gitlab_client(url: str, throttle: Throttle, *, environment: Environment | None = None,
+                  timeout: float = DEFAULT_TIMEOUT, retry: bool = True, max_retries: int | None = None,
+                  **auth: Any) -> gitlab.Gitlab:
+    """python-gitlab for `url` whose every request passes `throttle`. `auth`: python-gitlab's
+    private_token, job_token or http_username + http_password. `max_retries`: the retries of a
+    call that does not say (python-gitlab's own default is 10)."""
+    gl = gitlab.Gitlab(url, timeout=timeout, retry_transient_errors=retry, keep_base_url=True, **auth)
+    _hook(gl.session, throttle, {} if environment is None else environment)
+    if max_retries is not None:
+        request = gl.http_request
+
+        def http_request(*args: Any, **kwargs: Any) -> Any:
+            kwargs.setdefault("max_retries", max_retries)
+            return request(*args, **kwargs)
+
+        gl.http_request = http_request  # type: ignore[method-assign]
+    return gl
+
+
+def reauthenticated(gl: gitlab.Gitlab, **auth: Any) -> gitlab.Gitlab:
+    """A client like `gl` (URL, timeout, retries, and the throttle its requests pass) that
+    authenticates with `auth` instead."""
+    adapter = gl.session.get_adapter(gl.url)
+    if isinstance(adapter, ThrottledAdapter):
+        return gitlab_client(gl.url, adapter.throttle, timeout=gl.timeout or DEFAULT_TIMEOUT,
+                             retry=gl.retry_transient_errors, **auth)
+    return gitlab.Gitlab(gl.url, timeout=gl.timeout, ssl_verify=gl.ssl_verify, api_version=gl.api_version,
+                         retry_transient_errors=gl.retry_transient_errors,
+                         user_agent=gl.headers.get("User-Agent", gitlab.const.USER_AGENT), **auth)
+
+
+def token_self(gl: gitlab.Gitlab) -> dict[str, Any]:
+    """The live token `gl` authenticates with: `GET /personal_access_tokens/self` (python-gitlab's
+    errors as they come: a refused credential is a GitlabAuthenticationError)."""
+    row = gl.http_get("/personal_access_tokens/self")
+    if not isinstance(row, dict) or "id" not in row:
+        raise gl_errors.GitlabParsingError(error_message="/personal_access_tokens/self: no token id in the answer")
+    return row
+
+
 class GitLabApi:
     """python-gitlab for one GitLab provider."""
 
     def __init__(self, provider: GitLabProvider, token: Secret, *, url: str | None = None,
                  timeout: float = DEFAULT_TIMEOUT, concurrency: int = DEFAULT_CONCURRENCY,
-                 rate: Rate | None = None) -> None:
+                 rate: Rate | None = None, throttle: Throttle | None = None,
+                 environment: Environment | None = None) -> None:
         self.provider = provider
         self.env = provider.token_env
         self.url = url or provider.url
         self.timeout = timeout
-        self.throttle = Throttle(concurrency, **(rate.throttle_args() if rate else {}))
-        self.environment: dict[tuple[Any, ...], dict[str, Any]] = {}  # requests' settings per host
+        self.throttle = throttle or make_throttle(concurrency, rate)
+        self.environment: Environment = {} if environment is None else environment
         self.gl = self._client(token, retry=True)
         self._users: dict[str | None, str] = {}
 
     def _client(self, token: Secret, *, retry: bool) -> gitlab.Gitlab:
-        gl = gitlab.Gitlab(self.url, private_token=token.reveal(), timeout=self.timeout,
-                           retry_transient_errors=retry, keep_base_url=True)
-        _hook(gl.session, self.throttle, self.environment)
         # python-gitlab's default of 10 retries with doubling backoff makes an unreachable
         # provider take minutes to report; a per-call max_retries still wins
-        request = gl.http_request
+        return gitlab_client(self.url, self.throttle, environment=self.environment, timeout=self.timeout,
+                             retry=retry, max_retries=MAX_GITLAB_RETRIES, private_token=token.reveal())
 
-        def http_request(*args: Any, **kwargs: Any) -> Any:
-            kwargs.setdefault("max_retries", MAX_GITLAB_RETRIES)
-            return request(*args, **kwargs)
-
-        gl.http_request = http_request  # type: ignore[method-assign]
-        return gl
+    def credential_id(self) -> str:
+        """The live id of the provider's own credential (`GET /personal_access_tokens/self`)."""
+        with self.throttle:
+            return str(token_self(self.gl)["id"])
 
     def identify_token(self, value: Secret) -> Identity:
         """Which live token `value` is: `GET /personal_access_tokens/self` authenticated with it."""
         with self.throttle:
             try:
-                row = self._client(value, retry=True).http_get("/personal_access_tokens/self")
+                row = token_self(self._client(value, retry=True))
             except gl_errors.GitlabAuthenticationError:
                 return Identity(None, invalid=True)
             except gl_errors.GitlabHttpError as err:
                 if err.response_code in (400, 403, 404):
                     return Identity(None, invalid=True)
                 raise
-        return Identity(str(row["id"]))  # type: ignore[index]
+        return Identity(str(row["id"]))
 
     def user_id(self, username: str | None) -> str:
         if username not in self._users:
@@ -328,19 +377,22 @@ class ZendeskApi:
 
     def __init__(self, provider: ZendeskProvider, credential: Secret, *, email: str | None = None,
                  endpoints: Endpoints | None = None, timeout: float = DEFAULT_TIMEOUT,
-                 concurrency: int = DEFAULT_CONCURRENCY, rate: Rate | None = None) -> None:
+                 concurrency: int = DEFAULT_CONCURRENCY, rate: Rate | None = None,
+                 throttle: Throttle | None = None, environment: Environment | None = None) -> None:
         from zenpy import Zenpy
 
         self.provider = provider
         self.oauth = provider.oauth_token_env is not None
         self.env = provider.oauth_token_env or provider.api_token_env or ""
         self.timeout = timeout
-        self.throttle = Throttle(concurrency, **(rate.throttle_args() if rate else {}))
-        self.environment: dict[tuple[Any, ...], dict[str, Any]] = {}  # requests' settings per host
+        self.throttle = throttle or make_throttle(concurrency, rate)
+        self.environment: Environment = {} if environment is None else environment
         self.host = f"{provider.subdomain}.{provider.domain}"
         self.endpoints = endpoints
+        self.redirect: tuple[str, str] | None = None
         if endpoints and endpoints.zendesk_netloc:
             self.base_url = f"{endpoints.zendesk_scheme}://{endpoints.zendesk_netloc}"
+            self.redirect = (f"https://{self.host}/", self.base_url + "/")  # where zenpy addresses the instance
         else:
             self.base_url = f"https://{self.host}"
         self.session = self._session()
@@ -356,7 +408,7 @@ class ZendeskApi:
             session.headers["Host"] = self.host
         if bearer is not None:
             session.headers["Authorization"] = f"Bearer {bearer.reveal()}"
-        _hook(session, self.throttle, self.environment)
+        _hook(session, self.throttle, self.environment, self.redirect)
         return session
 
     def _call(self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None,
@@ -493,15 +545,80 @@ Api = GitLabApi | ZendeskApi
 
 @dataclass
 class Clients:
-    """The API handle of every provider the inventory uses, by provider name."""
+    """The handle of every provider, by name, for the whole process: built here from the
+    inventory's providers and the environment (`Clients.from_env`), one `Throttle` per provider
+    shared by every client of it (observe, apply, discovery, the state backend). Handles are
+    made on first use."""
 
+    providers: Mapping[str, Provider]
+    env: Mapping[str, str] = field(repr=False)  # credentials: never in a repr
+    endpoints: Endpoints | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    concurrency: int = DEFAULT_CONCURRENCY
+    rate: Rate | None = None
     apis: dict[str, Api] = field(default_factory=dict)
+    throttles: dict[str, Throttle] = field(default_factory=dict)
+    environments: dict[str, Environment] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_env(cls, providers: Mapping[str, Provider], env: Mapping[str, str] | None = None,
+                 endpoints: Endpoints | None = None, *, timeout: float = DEFAULT_TIMEOUT,
+                 concurrency: int | None = None, rate: Rate | None = None) -> Clients:
+        """`concurrency` and `rate`, when not given, from RECONCILE_CONCURRENCY and
+        RECONCILE_MAX_RATE in `env` (a bad value: ProviderError)."""
+        env = os.environ if env is None else env
+        env_concurrency, env_rate = limits_from_env(env)
+        return cls(providers, env, endpoints, timeout, env_concurrency if concurrency is None else concurrency,
+                   env_rate if rate is None else rate)
 
     def __getitem__(self, provider: str) -> Api:
         return self.apis[provider]
 
+    def throttle(self, provider: str) -> Throttle:
+        """The request budget of `provider` (RECONCILE_CONCURRENCY, RECONCILE_MAX_RATE)."""
+        if provider not in self.throttles:
+            self.throttles[provider] = make_throttle(self.concurrency, self.rate)
+            self.environments[provider] = {}
+        return self.throttles[provider]
+
+    def connect(self, names: Iterable[str]) -> None:
+        """Handles for `names` that have none yet, with their credentials (every missing one
+        reported at once). Makes no request."""
+        todo = sorted(set(names) - set(self.apis))
+        creds = credentials(self.providers, self.env, todo)
+        for name in todo:
+            provider, throttle = self.providers[name], self.throttle(name)
+            if isinstance(provider, GitLabProvider):
+                self.apis[name] = GitLabApi(provider, creds[name], url=self.gitlab_url(provider),
+                                            timeout=self.timeout, throttle=throttle,
+                                            environment=self.environments[name])
+            else:
+                self.apis[name] = ZendeskApi(provider, creds[name], endpoints=self.endpoints, timeout=self.timeout,
+                                             throttle=throttle, environment=self.environments[name])
+
+    def apis_of(self, names: Iterable[str]) -> dict[str, Api]:
+        """The handles of `names`, connected when not yet."""
+        wanted = sorted(set(names))
+        self.connect(wanted)
+        return {name: self.apis[name] for name in wanted}
+
+    def gitlab_url(self, provider: GitLabProvider) -> str:
+        return self.endpoints.gitlab_url if self.endpoints and self.endpoints.gitlab_url else provider.url
+
+    def gitlab(self, provider: str, *, timeout: float | None = None, **auth: Any) -> gitlab.Gitlab:
+        """python-gitlab for GitLab provider `provider`, authenticated with `auth` (not
+        necessarily the provider's credential: the state backend may use a CI job token), through
+        the provider's throttle."""
+        found = self.providers.get(provider)
+        if not isinstance(found, GitLabProvider):
+            raise ProviderError(f"provider {provider} is not a GitLab provider")
+        throttle = self.throttle(provider)
+        return gitlab_client(self.gitlab_url(found), throttle, environment=self.environments[provider],
+                             timeout=self.timeout if timeout is None else timeout, **auth)
+
     def requests(self) -> int:
-        return sum(api.throttle.requests for api in self.apis.values())
+        """HTTP requests sent so far, every client of every provider (the state backend's too)."""
+        return sum(throttle.requests for throttle in self.throttles.values())
 
 
 def used_providers(inventory: Inventory, targets: Iterable[str] | None = None) -> list[str]:
@@ -515,12 +632,12 @@ def used_providers(inventory: Inventory, targets: Iterable[str] | None = None) -
     return sorted(names)
 
 
-def credentials(inventory: Inventory, env: Mapping[str, str], providers: Iterable[str]) -> dict[str, Secret]:
+def credentials(providers: Mapping[str, Provider], env: Mapping[str, str], names: Iterable[str]) -> dict[str, Secret]:
     """The credential of each provider from the environment; every missing one at once."""
     found: dict[str, Secret] = {}
     missing: list[tuple[str, str]] = []
-    for name in providers:
-        provider: Provider = inventory.providers[name]
+    for name in names:
+        provider: Provider = providers[name]
         envs = provider.credential_envs
         if not envs:
             missing.append((name, "(no credential configured)"))
@@ -561,30 +678,24 @@ def limits_from_env(env: Mapping[str, str]) -> tuple[int, Rate | None]:
     return concurrency, rate
 
 
+def make_throttle(concurrency: int, rate: Rate | None) -> Throttle:
+    return Throttle(concurrency, **(rate.throttle_args() if rate else {}))
+
+
+def throttle_from_env(env: Mapping[str, str]) -> Throttle:
+    """A budget as RECONCILE_CONCURRENCY and RECONCILE_MAX_RATE set it, for a GitLab reached
+    outside an inventory's providers (the CI notes on the pipeline's own GitLab)."""
+    return make_throttle(*limits_from_env(env))
+
+
 def connect(inventory: Inventory, *, env: Mapping[str, str] | None = None, endpoints: Endpoints | None = None,
             targets: Iterable[str] | None = None, timeout: float = DEFAULT_TIMEOUT,
             concurrency: int | None = None, rate: Rate | None = None) -> Clients:
-    """Clients for every provider the (targeted) inventory uses. Makes no request. `concurrency`
-    and `rate` bound each provider separately; when not given, they come from
+    """Clients with a handle for every provider the (targeted) inventory uses. Makes no request.
+    `concurrency` and `rate` bound each provider separately; when not given, they come from
     RECONCILE_CONCURRENCY and RECONCILE_MAX_RATE in `env` (default: 4 at once, no ceiling of our
     own beyond the servers' budgets)."""
-    env = os.environ if env is None else env
-    env_concurrency, env_rate = limits_from_env(env)
-    concurrency = env_concurrency if concurrency is None else concurrency
-    rate = env_rate if rate is None else rate
-    names = used_providers(inventory, targets)
-    creds = credentials(inventory, env, names)
-    if endpoints and endpoints.zendesk_netloc:
-        # zenpy reads these on every request; only this process is affected
-        os.environ["ZENPY_FORCE_SCHEME"] = endpoints.zendesk_scheme
-        os.environ["ZENPY_FORCE_NETLOC"] = endpoints.zendesk_netloc
-    clients = Clients()
-    for name in names:
-        provider = inventory.providers[name]
-        if isinstance(provider, GitLabProvider):
-            clients.apis[name] = GitLabApi(provider, creds[name], url=endpoints.gitlab_url if endpoints else None,
-                                           timeout=timeout, concurrency=concurrency, rate=rate)
-        else:
-            clients.apis[name] = ZendeskApi(provider, creds[name], endpoints=endpoints, timeout=timeout,
-                                            concurrency=concurrency, rate=rate)
+    clients = Clients.from_env(inventory.providers, env, endpoints, timeout=timeout, concurrency=concurrency,
+                               rate=rate)
+    clients.connect(used_providers(inventory, targets))
     return clients

@@ -257,16 +257,16 @@ def render_yaml(result: DiscoverResult, inventory: Inventory, source: str, now: 
 
 def run_discover(session: Any, *, sandbox: bool = False) -> DiscoverResult:
     """Scan, recognise and identify, for `session` (reconciler.engine). Read-only."""
-    from reconciler.observe import observe
-    from reconciler.scopes import managed_keys, provider_apis, scan_scopes, scope_providers, session_endpoints
+    from reconciler.pipeline import observe_session
+    from reconciler.scopes import managed_keys, provider_apis, scan_scopes, scope_providers
 
     inventory = session.inventory
     scoped = scope_providers(inventory)
     if not scoped:
         raise DiscoverError(f"{inventory_file(inventory)}: discovery: declares no scope; add discovery.gitlab "
                             "(provider, users, groups, projects) or discovery.zendesk (provider)")
-    observed = observe(inventory, session.clients, session.ledger, session.now)
-    apis = provider_apis(inventory, session.clients.apis, session.env, session_endpoints(session, sandbox), scoped)
+    observed = observe_session(session)
+    apis = provider_apis(session.clients, scoped)
     scan = scan_scopes(inventory, apis, places=True)
     result = discover(inventory, scan, apis, managed_keys(observed, inventory))
     result.notes = [f"could not scan {e}" for e in scan.errors] + result.notes

@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from reconciler.clients import Clients, Endpoints, connect
+from reconciler.clients import Clients, Endpoints, connect, used_providers
 from reconciler.errors import ReconcileError
 from reconciler.inventory.model import Inventory
 
@@ -46,9 +46,7 @@ class Session:
     def connect_more(self, tokens: Sequence[str]) -> None:
         """Clients for the providers `tokens` use that are not connected yet (apply widens its
         targets to tokens with unfinished work)."""
-        extra = connect(self.inventory, env=self.env, endpoints=self.endpoints, targets=tokens)
-        for name, api in extra.apis.items():
-            self.clients.apis.setdefault(name, api)
+        self.clients.connect(used_providers(self.inventory, tokens))
 
 
 def parse_now(text: str | None) -> datetime | None:
@@ -105,7 +103,8 @@ def open_session(
                 env = world.env(env)
         clients = connect(inventory, env=env, endpoints=endpoints, targets=targets or None)
         try:
-            store = LocalStore(STATE_DIR) if sandbox else open_store(inventory.state, inventory.providers, env)
+            store = LocalStore(STATE_DIR) if sandbox else open_store(inventory.state, inventory.providers, env,
+                                                                     clients=clients)
             ledger = store.load_ledger()
             has_escrow = escrow_available(inventory.state, env)
             escrowed = {p.token: p.token_id for p in open_escrow(store, inventory.state, env).pending()}

@@ -136,16 +136,20 @@ def note_token_env(inventory_path: str | Path, server_url: str, token_env: str |
 
 def connect_gitlab(server_url: str, token_env: str, env: Mapping[str, str] | None = None, *,
                    timeout: float = 30.0):
-    """python-gitlab for `server_url` with the token in `token_env`."""
-    import gitlab
+    """python-gitlab for `server_url` with the token in `token_env`, its requests within
+    RECONCILE_CONCURRENCY and RECONCILE_MAX_RATE like every provider client's."""
+    from reconciler.clients import ProviderError, gitlab_client, throttle_from_env
 
     env = os.environ if env is None else env
     token = env.get(token_env, "")
     if not token:
         raise CIError(f"{token_env} is not set: it holds the GitLab token that writes merge request notes "
                       f"(a masked, protected CI/CD variable; CI_JOB_TOKEN cannot write notes)")
-    return gitlab.Gitlab(server_url, private_token=token, timeout=timeout, retry_transient_errors=True,
-                         keep_base_url=True)
+    try:
+        throttle = throttle_from_env(env)
+    except ProviderError as err:
+        raise CIError(str(err)) from None
+    return gitlab_client(server_url, throttle, timeout=timeout, private_token=token)
 
 
 def describe_gitlab_error(err: Exception) -> str:

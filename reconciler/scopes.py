@@ -15,14 +15,13 @@ provider that refuses its credential or cannot be reached raises `ProviderError`
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.clients import Api, Endpoints, GitLabApi, ProviderError, ZendeskApi, credentials
-from reconciler.inventory.model import GitLabProvider, Inventory
+from reconciler.clients import Api, Clients, GitLabApi, ProviderError
+from reconciler.inventory.model import Inventory
 from reconciler.kinds import FetchError, ListKey
 from reconciler.kinds._discovery import (
     ScannedConsumer,
@@ -57,23 +56,11 @@ def scope_providers(inventory: Inventory) -> list[str]:
     return sorted({s.provider for s in inventory.discovery.gitlab} | {s.provider for s in inventory.discovery.zendesk})
 
 
-def provider_apis(inventory: Inventory, base: Mapping[str, Api], env: Mapping[str, str],
-                  endpoints: Endpoints | None, names: Iterable[str]) -> dict[str, Api]:
-    """The API handles of `names`: the session's where it has one, else built here (a provider
-    only a discovery scope or the check issue uses)."""
-    apis = {n: base[n] for n in names if n in base}
-    missing = sorted(set(names) - set(apis))
-    creds = credentials(inventory, env, missing)
-    for name in missing:
-        provider = inventory.providers[name]
-        if isinstance(provider, GitLabProvider):
-            apis[name] = GitLabApi(provider, creds[name], url=endpoints.gitlab_url if endpoints else None)
-        else:
-            if endpoints and endpoints.zendesk_netloc:
-                os.environ["ZENPY_FORCE_SCHEME"] = endpoints.zendesk_scheme
-                os.environ["ZENPY_FORCE_NETLOC"] = endpoints.zendesk_netloc
-            apis[name] = ZendeskApi(provider, creds[name], endpoints=endpoints)
-    return apis
+def provider_apis(clients: Clients, names: Iterable[str]) -> dict[str, Api]:
+    """The API handles of `names` from the session's clients: the same handle, and so the same
+    throttle, as observe's; connected now for a provider only a discovery scope or the check
+    issue uses."""
+    return clients.apis_of(names)
 
 
 def _fetch_all(keys: list[ListKey], apis: Mapping[str, Api], lists: dict[ListKey, Any]) -> None:
@@ -183,7 +170,7 @@ def _credential_ids(scan: ScopeScan, apis: Mapping[str, Api]) -> None:
         try:
             with api.throttle:
                 if isinstance(api, GitLabApi):
-                    scan.credential_ids[name] = str(api.gl.http_get("/personal_access_tokens/self")["id"])  # type: ignore[index]
+                    scan.credential_ids[name] = api.credential_id()
                 elif api.oauth:
                     scan.credential_ids[name] = str(api.get("/api/v2/oauth/tokens/current.json")["token"]["id"])
         except ProviderError:
@@ -204,16 +191,3 @@ def managed_keys(observed: Observed, inventory: Inventory) -> dict[tuple[str, st
         for live in ([sobs.current] if sobs.current else []) + list(sobs.others):
             found[(token.source.provider, family, live.id)] = name
     return found
-
-
-def session_endpoints(session: Any, sandbox: bool) -> Endpoints | None:
-    """Where a session (reconciler.engine) reaches its providers: the embedded sandbox world, a
-    served sandbox (`reconcile sandbox` exports), or None (the inventory's URLs)."""
-    from reconciler.engine import SANDBOX_ENV_GITLAB, SANDBOX_ENV_ZENDESK
-
-    if not sandbox:
-        return None
-    if session.world is not None:
-        return session.world.endpoints  # type: ignore[no-any-return]
-    env = session.env
-    return Endpoints(gitlab_url=env.get(SANDBOX_ENV_GITLAB), zendesk_netloc=env.get(SANDBOX_ENV_ZENDESK))

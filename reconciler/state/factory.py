@@ -5,27 +5,36 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from reconciler.inventory.model import GitLabProvider, Provider, StateConfig
 from reconciler.state.errors import StateError
 from reconciler.state.local import LocalStore
 from reconciler.state.store import StateStore
 
-GitLabFactory = Callable[[GitLabProvider, Mapping[str, str]], object]
+if TYPE_CHECKING:
+    import gitlab
+
+    from reconciler.clients import Clients
+
+STATE_TIMEOUT = 30.0
+JOB_TOKEN_USER = "gitlab-ci-token"  # a CI job token as basic auth: user name
+
+GitLabFactory = Callable[[GitLabProvider, Mapping[str, str], "Clients"], "gitlab.Gitlab"]
 
 
-def gitlab_state_client(provider: GitLabProvider, env: Mapping[str, str]):
-    """A python-gitlab client for the state endpoint: the provider's token when set, else in CI
-    the job token (when the job runs on that same GitLab)."""
-    import gitlab  # lazily: commands that never touch GitLab start faster
-
+def gitlab_state_client(provider: GitLabProvider, env: Mapping[str, str], clients: Clients) -> gitlab.Gitlab:
+    """A python-gitlab client for the state endpoint, through the provider's throttle: the
+    provider's token when set, else in CI the job token (when the job runs on that same GitLab),
+    sent as basic auth, the only form GitLab takes on the Terraform-state routes."""
     token = env.get(provider.token_env, "")
     if token:
-        return gitlab.Gitlab(provider.url, private_token=token, timeout=30, retry_transient_errors=True)
+        return clients.gitlab(provider.name, timeout=STATE_TIMEOUT, private_token=token)
     job_token = env.get("CI_JOB_TOKEN", "")
     same_server = env.get("CI_SERVER_URL", "").rstrip("/") == provider.url.rstrip("/")
     if job_token and same_server:
-        return gitlab.Gitlab(provider.url, job_token=job_token, timeout=30, retry_transient_errors=True)
+        return clients.gitlab(provider.name, timeout=STATE_TIMEOUT, http_username=JOB_TOKEN_USER,
+                              http_password=job_token)
     raise StateError(
         f"state backend gitlab: provider {provider.name}: set {provider.token_env} "
         f"(or run in a CI job on {provider.url}, whose CI_JOB_TOKEN is used)"
@@ -38,10 +47,13 @@ def open_store(
     env: Mapping[str, str] | None = None,
     *,
     base_dir: str | os.PathLike[str] | None = None,
+    clients: Clients | None = None,
     make_gitlab: GitLabFactory = gitlab_state_client,
 ) -> StateStore:
     """The store `config` names. A relative local path is taken from `base_dir` (default: the
-    current directory). Configuration errors name the inventory position of the key."""
+    current directory). The gitlab backend reaches its provider through `clients` (the session's:
+    one throttle for the state and everything else; default: clients of `providers` and `env`).
+    Configuration errors name the inventory position of the key."""
     env = os.environ if env is None else env
     if config.backend == "local":
         path = Path(config.path)
@@ -59,5 +71,12 @@ def open_store(
             )
         if not config.project:
             raise StateError(f"{config.at('project')}: state.project: the gitlab backend needs a project")
-        return GitLabStore(make_gitlab(provider, env), config.project, config.name)
+        if clients is None:
+            from reconciler.clients import Clients, ProviderError
+
+            try:
+                clients = Clients.from_env(providers, env)
+            except ProviderError as err:  # a bad RECONCILE_MAX_RATE / RECONCILE_CONCURRENCY
+                raise StateError(str(err)) from None
+        return GitLabStore(make_gitlab(provider, env, clients), config.project, config.name)
     raise StateError(f"{config.at('backend')}: state.backend: unknown backend {config.backend!r}")

@@ -35,6 +35,7 @@ import gitlab
 import gitlab.exceptions
 
 from reconciler import __version__
+from reconciler.clients import reauthenticated
 from reconciler.state.errors import StateError
 from reconciler.state.ledger import Ledger
 from reconciler.state.store import LockInfo, StateStore
@@ -48,16 +49,7 @@ def _state_client(gl: gitlab.Gitlab) -> gitlab.Gitlab:
     (the only way GitLab takes a job token on the Terraform-state routes)."""
     if not gl.job_token:
         return gl
-    return gitlab.Gitlab(
-        gl.url,
-        http_username="gitlab-ci-token",
-        http_password=gl.job_token,
-        timeout=gl.timeout,
-        ssl_verify=gl.ssl_verify,
-        api_version=gl.api_version,
-        retry_transient_errors=gl.retry_transient_errors,
-        user_agent=gl.headers.get("User-Agent", gitlab.const.USER_AGENT),
-    )
+    return reauthenticated(gl, http_username="gitlab-ci-token", http_password=gl.job_token)
 
 
 class GitLabStore(StateStore):
@@ -78,10 +70,7 @@ class GitLabStore(StateStore):
         Secret), the lock held included (its id, not the token, names it). False: not ours."""
         if not old or self.gl.private_token != old:
             return False
-        gl = self.gl
-        self.gl = gitlab.Gitlab(gl.url, private_token=new.reveal(), timeout=gl.timeout, ssl_verify=gl.ssl_verify,
-                                api_version=gl.api_version, retry_transient_errors=gl.retry_transient_errors,
-                                user_agent=gl.headers.get("User-Agent", gitlab.const.USER_AGENT))
+        self.gl = reauthenticated(self.gl, private_token=new.reveal())
         return True
 
     # --- HTTP ----------------------------------------------------------------------------------

@@ -20,9 +20,8 @@ import requests
 
 from reconciler.apply import ApplyResult, apply_plan
 from reconciler.engine import SANDBOX_ENV_GITLAB, SANDBOX_ENV_ZENDESK, open_session
-from reconciler.observe import observe
+from reconciler.pipeline import observe_and_plan
 from reconciler.plan import Plan
-from reconciler.plan import plan as make_plan
 from reconciler.state import generate_key
 from reconciler_sandbox.core import Clock, SandboxServer
 from reconciler_sandbox.gitlab import GitLabService
@@ -207,9 +206,7 @@ class Live:
 
     def plan(self) -> Plan:
         with open_session(self.inventory, sandbox=True, now=NOW_TEXT, env=self.env) as session:
-            observed = observe(session.inventory, session.clients, session.ledger, session.now)
-            return make_plan(session.inventory, observed, session.ledger, session.now,
-                        escrow_available=session.escrow_available, escrowed=session.escrowed)
+            return observe_and_plan(session)[1]
 
     def mutations(self) -> list[Any]:
         return self.gitlab.log.mutations() + self.zendesk.log.mutations()

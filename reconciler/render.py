@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
-from typing import Any, TextIO
+from typing import TextIO
 
 from rich.console import Console
 from rich.text import Text
@@ -25,7 +25,7 @@ STYLE = {"+": "green", "~": "yellow", "-": "red", "!": "bold red", " ": "", "war
 StyledLine = tuple[str, str]
 
 
-def short_fingerprint(value: Any) -> Any:
+def short_fingerprint(value: object) -> object:
     if isinstance(value, str) and value.startswith("sha256:") and len(value) > 19:
         return value[:19] + "…"
     return value

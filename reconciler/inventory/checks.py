@@ -108,8 +108,8 @@ class _Checker:
             for i, consumer in enumerate(token.consumers):
                 path = f"tokens.{name}.consumers[{i}]"
                 self.provider_ref(consumer, path, consumer.provider, CONSUMER_PROVIDER_KIND[consumer.kind], consumer.kind)
-        for i, gitlab_scope in enumerate(self.inv.discovery.gitlab):
-            self.provider_ref(gitlab_scope, f"discovery.gitlab[{i}]", gitlab_scope.provider, "gitlab", "GitLab discovery")
+        for i, scope in enumerate(self.inv.discovery.gitlab):
+            self.provider_ref(scope, f"discovery.gitlab[{i}]", scope.provider, "gitlab", "GitLab discovery")
         for i, zendesk_scope in enumerate(self.inv.discovery.zendesk):
             self.provider_ref(zendesk_scope, f"discovery.zendesk[{i}]", zendesk_scope.provider, "zendesk", "Zendesk discovery")
         state = self.inv.state

@@ -26,7 +26,7 @@ Apply minimum (`apply_minimum`), for the tokens that are due (missing, or expiri
 `rotate_before`, from the seed): the plan's minimum, plus per due token one mint or rotate (and one
 revoke of the old token when it is renewed by overlap), per consumer of a due token one write
 (two for a GitLab webhook in `mode: recreate`: delete and create, its detail being already read),
-and verification, which DESIGN.md puts before the old token is revoked, so per token: one check
+and verification, which comes before the old token is revoked, so per token: one check
 of the new value (authenticate with it: GitLab PATs and access tokens, Zendesk OAuth tokens; read
 it back: owned triggers; an OAuth client secret cannot be checked), and one read per scope that
 holds the token's written readable consumers (one GET reads one variable, one list reads them

@@ -389,7 +389,7 @@ NOTES = """
   which has no `__main__` and validated nothing.
 - **Memory**: `ru_maxrss` of the child that loads, observes, plans and renders (interpreter and
   libraries included, about 60 MB of it).
-- **Apply minimum**: verification comes before the old token is revoked (DESIGN.md), so it is
+- **Apply minimum**: verification comes before the old token is revoked (apply's order), so it is
   per token: one check of the new value and one read per scope holding the token's readable
   consumers. A token's consumers are spread over projects, so that is about one read per readable
   consumer; a single list per scope for the whole apply would need verification after every
@@ -451,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
             report["apply"] = bench_apply(APPLY_QUICK if args.quick else APPLY_FULL, latency=args.latency,
                                           concurrency=args.concurrency, workdir=Path(tmp))
         else:
-            report["apply_note"] = "Not measured: `reconciler.apply` (issue 6) is not in the tree yet."
+            report["apply_note"] = "Not measured: `reconciler/apply.py` is not in the tree."
     report["validate_s"] = validate_time()
     report["elapsed_s"] = time.perf_counter() - started
     # the quick run is a smoke test: its files go where the tool keeps its working state (ignored)

@@ -15,7 +15,10 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from reconciler.state.ledger import LedgerRecord
 
 # Consumer states (what the consumer holds, relative to the current live token):
 #   verified      holds the current value (read back and identified, or by the ledger for write-only)
@@ -112,7 +115,7 @@ def _without(value: Any, key: str) -> Any:
     return value
 
 
-def record_is_of(record: Any, live: LiveToken | None) -> bool:
+def record_is_of(record: LedgerRecord | None, live: LiveToken | None) -> bool:
     """A ledger record names the live instance `live`: the same id and, where `live` has a
     creation time, the same one (to the second, as apply records it). An OAuth client keeps its
     id when its secret is regenerated; only the time tells the new secret from the old."""
@@ -145,7 +148,7 @@ def plain(value: Any) -> Any:
     return value
 
 
-def parse_time(value: Any) -> datetime | None:
+def parse_time(value: object) -> datetime | None:
     """An API timestamp (ISO 8601, `Z` or offset) as an aware UTC datetime."""
     if value in (None, ""):
         return None
@@ -156,7 +159,7 @@ def parse_time(value: Any) -> datetime | None:
     return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def parse_date(value: Any) -> date | None:
+def parse_date(value: object) -> date | None:
     """An API date (`2026-12-01`, or a timestamp whose UTC date is taken)."""
     if value in (None, ""):
         return None

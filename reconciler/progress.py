@@ -5,9 +5,12 @@ carry a value (apply builds them from labels and ids only)."""
 from __future__ import annotations
 
 import os
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from reconciler.apply import Step
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 
 def plain_output(stream: TextIO) -> bool:
@@ -45,17 +48,16 @@ class RichReporter:
         from rich.console import Console
 
         self.console = Console(file=stream)
-        self.progress: Any = None
-        self.task: Any = None
+        self.bar: tuple[Progress, TaskID] | None = None  # the bar and its one task, once started
 
     def start(self, total: int) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self.progress = Progress(TextColumn("[bold]apply"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("{task.description}"), TimeElapsedColumn(), console=self.console,
-                                 transient=True)
-        self.progress.start()
-        self.task = self.progress.add_task("", total=total)
+        progress = Progress(TextColumn("[bold]apply"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.description}"), TimeElapsedColumn(), console=self.console,
+                            transient=True)
+        progress.start()
+        self.bar = (progress, progress.add_task("", total=total))
 
     def step(self, step: Step) -> None:
         from rich.text import Text
@@ -63,17 +65,19 @@ class RichReporter:
         line = Text(f"{step.token}: ", style="bold")
         line.append(("FAILED: " if not step.ok else "") + step.message, style="" if step.ok else "bold red")
         self.console.print(line)
-        if self.progress is not None:
-            self.progress.update(self.task, description=step.token)
+        if self.bar is not None:
+            progress, task = self.bar
+            progress.update(task, description=step.token)
 
     def token_done(self, name: str, ok: bool) -> None:
-        if self.progress is not None:
-            self.progress.advance(self.task)
+        if self.bar is not None:
+            progress, task = self.bar
+            progress.advance(task)
 
     def finish(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-            self.progress = None
+        if self.bar is not None:
+            self.bar[0].stop()
+            self.bar = None
 
 
 def reporter_for(stream: TextIO) -> LineReporter | RichReporter:

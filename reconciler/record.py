@@ -27,14 +27,17 @@ import binascii
 import copy
 import json
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
 
 from reconciler.secret import REDACTED, Secret
+
+if TYPE_CHECKING:
+    from requests import PreparedRequest, Response
 
 MIN_LEARNED = 8  # shorter strings are replaced by position only: by value they would match by chance
 
@@ -257,7 +260,7 @@ class Recording:
     def requests(self) -> int:
         return len(self.interactions)
 
-    def add(self, request: Any, response: Any, error: BaseException | None) -> None:
+    def add(self, request: PreparedRequest, response: Response | None, error: BaseException | None) -> None:
         """One exchange (a `requests.PreparedRequest` and its `Response`, or the error instead)."""
         body = request.body
         entry = {
@@ -286,7 +289,7 @@ class Recording:
         return self.path
 
 
-def _response(response: Any, error: BaseException | None) -> dict[str, Any]:
+def _response(response: Response | None, error: BaseException | None) -> dict[str, Any]:
     if response is None:
         # no answer (refused, reset, timed out): vcrpy has no layout for it; status 0 says so
         return {"status": {"code": 0, "message": type(error).__name__ if error else "no answer"},
@@ -313,15 +316,17 @@ def recording(path: str | Path, *, known: Iterable[str | Secret] = ()) -> Iterat
     rec = Recording(Path(path), known)
     original = HTTPAdapter.send
 
-    def send(adapter: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
+    # named as in the method it replaces, so a caller may pass `request=` by keyword
+    def send(self: HTTPAdapter, request: PreparedRequest, *args: Any, **kwargs: Any) -> Response:
         try:
-            response = original(adapter, request, *args, **kwargs)
+            response = original(self, request, *args, **kwargs)
         except BaseException as exc:
             rec.add(request, None, exc)
             raise
         rec.add(request, response, None)
         return response
 
+    # mypy refuses any assignment to a method; patching this one is the point
     HTTPAdapter.send = send  # type: ignore[method-assign]
     try:
         yield rec
@@ -336,7 +341,8 @@ def recording(path: str | Path, *, known: Iterable[str | Secret] = ()) -> Iterat
 
 
 @contextmanager
-def record_to(directory: str | Path | None, command: str, report: Any = None) -> Iterator[Recording | None]:
+def record_to(directory: str | Path | None, command: str,
+              report: Callable[[Recording], object] | None = None) -> Iterator[Recording | None]:
     """`--record DIR` of a command: record into a fresh cassette under DIR, or do nothing when
     DIR is None. `report(recording)` is called afterwards (the CLI says where the file went)."""
     if directory is None:

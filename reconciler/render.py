@@ -10,19 +10,22 @@ from __future__ import annotations
 import io
 import json
 import os
-from typing import Any, TextIO
+from typing import TextIO
 
 from rich.console import Console
 from rich.text import Text
 
-from reconciler.plan import ConsumerPlan, Finding, Plan, TokenPlan
+from reconciler.plan import Change, ConsumerPlan, Finding, Plan, TokenPlan
 
 TOKEN_SYMBOL = {"create": "+", "rotate": "~", "revoke": "-", "none": " "}
 CONSUMER_SYMBOL = {"create": "+", "update": "~", "none": " "}
 STYLE = {"+": "green", "~": "yellow", "-": "red", "!": "bold red", " ": "", "warning": "yellow", "error": "bold red"}
 
+# A line of text output and the key in STYLE that colours it.
+StyledLine = tuple[str, str]
 
-def short_fingerprint(value: Any) -> Any:
+
+def short_fingerprint(value: object) -> object:
     if isinstance(value, str) and value.startswith("sha256:") and len(value) > 19:
         return value[:19] + "…"
     return value
@@ -70,11 +73,11 @@ def _live_words(t: TokenPlan) -> str:
     return ", ".join(parts)
 
 
-def _change_words(ch: Any) -> str:
+def _change_words(ch: Change) -> str:
     return f"{ch.attribute}: {short_fingerprint(ch.old)!s} -> {short_fingerprint(ch.new)!s}"
 
 
-def _token_lines(t: TokenPlan) -> list[tuple[str, str]]:
+def _token_lines(t: TokenPlan) -> list[StyledLine]:
     """(symbol, line) pairs of one token block; the symbol picks the colour."""
     symbol = "!" if t.blocked else TOKEN_SYMBOL[t.action]
     head = f"{symbol} token {t.name} ({t.source_kind}"
@@ -94,7 +97,7 @@ def _token_lines(t: TokenPlan) -> list[tuple[str, str]]:
     return lines
 
 
-def _consumer_lines(c: ConsumerPlan) -> list[tuple[str, str]]:
+def _consumer_lines(c: ConsumerPlan) -> list[StyledLine]:
     symbol = CONSUMER_SYMBOL[c.action]
     if c.state in ("stale", "unverifiable", "missing", "error") and c.action == "none":
         symbol = "!"
@@ -107,9 +110,9 @@ def _consumer_lines(c: ConsumerPlan) -> list[tuple[str, str]]:
     return lines
 
 
-def _finding_lines(f: Finding, indent: str) -> list[tuple[str, str]]:
+def _finding_lines(f: Finding, indent: str) -> list[StyledLine]:
     at = f"   {f.at}" if f.at else ""
-    lines = [(f.severity, f"{indent}! {f.severity}: {f.message}{at}")]
+    lines: list[StyledLine] = [(f.severity, f"{indent}! {f.severity}: {f.message}{at}")]
     if f.detail:
         lines.extend((" ", f"{indent}    {line}") for line in f.detail.rstrip().splitlines())
     return lines
@@ -117,7 +120,7 @@ def _finding_lines(f: Finding, indent: str) -> list[tuple[str, str]]:
 
 def render_text(plan: Plan, stream: TextIO | None = None, colour: bool | None = None) -> str:
     """The plan as text; written to `stream` (coloured when it is a terminal) and returned plain."""
-    out: list[tuple[str, str]] = []
+    out: list[StyledLine] = []
     changed = [t for t in plan.tokens if t.changes or t.findings]
     quiet = [t for t in plan.tokens if not (t.changes or t.findings)]
     for t in changed:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from typing import NoReturn
 
 REDACTED = "<redacted>"
 
@@ -17,7 +18,7 @@ REDACTED = "<redacted>"
 class Secret:
     __slots__ = ("_value",)
 
-    def __init__(self, value: str) -> None:
+    def __init__(self, value: str | Secret) -> None:
         if isinstance(value, Secret):
             value = value.reveal()
         if not isinstance(value, str):
@@ -59,8 +60,8 @@ class Secret:
     def __format__(self, spec: str) -> str:
         return REDACTED
 
-    def __reduce__(self):
+    def __reduce__(self) -> NoReturn:
         raise TypeError("a Secret cannot be pickled")
 
-    def __getstate__(self):
+    def __getstate__(self) -> NoReturn:
         raise TypeError("a Secret cannot be serialised")

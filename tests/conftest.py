@@ -2,7 +2,7 @@
 
 Tests never reach the internet: only the sandboxes on loopback.
 
-The leak guard (DESIGN.md invariant 1): after every test, every credential value any sandbox of
+The leak guard: after every test, every credential value any sandbox of
 this process seeded or minted (`reconciler_sandbox.core.known_secrets()`) is searched for in what
 the test produced: its captured stdout and stderr (including subprocesses, and what the test read
 itself through `capsys`/`capfd.readouterr()`), its log records, and the files under its `tmp_path`. A hit fails the test, naming where, never the value. Sandbox state

@@ -90,8 +90,8 @@ class _Checker:
                 self.provider_ref(consumer, path, consumer.provider, consumer_kind(consumer.kind).provider_kind, consumer.kind)
         for i, scope in enumerate(self.inv.discovery.gitlab):
             self.provider_ref(scope, f"discovery.gitlab[{i}]", scope.provider, "gitlab", "GitLab discovery")
-        for i, scope in enumerate(self.inv.discovery.zendesk):
-            self.provider_ref(scope, f"discovery.zendesk[{i}]", scope.provider, "zendesk", "Zendesk discovery")
+        for i, zendesk_scope in enumerate(self.inv.discovery.zendesk):
+            self.provider_ref(zendesk_scope, f"discovery.zendesk[{i}]", zendesk_scope.provider, "zendesk", "Zendesk discovery")
         state = self.inv.state
         if state.backend == "gitlab":
             self.provider_ref(state, "state", state.provider, "gitlab", "the gitlab state backend")

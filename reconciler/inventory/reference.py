@@ -44,7 +44,7 @@ class _Renderer:
             return " \\| ".join(f"`{v}`" for v in node["enum"])
         if "oneOf" in node and "type" not in node:
             return " \\| ".join(sub.get("title", "?") for sub in node["oneOf"])
-        kind = node.get("type")
+        kind = str(node.get("type"))
         if kind == "array":
             items = self.resolve(node.get("items", {}))
             inner = "mapping" if items.get("type") == "object" else "text"
@@ -54,7 +54,7 @@ class _Renderer:
             if isinstance(extra, dict) and extra.get("type") == "string":
                 return "mapping of text"
             return "mapping"
-        return {"string": "text", "boolean": "boolean", "integer": "integer"}.get(kind, str(kind))
+        return {"string": "text", "boolean": "boolean", "integer": "integer"}.get(kind, kind)
 
     @staticmethod
     def escape(text: str) -> str:

@@ -85,7 +85,7 @@ def _pos(file: str, node: yaml.Node) -> Position:
 class _FileBuilder:
     """Builds plain values from one file's node graph, recording positions and problems."""
 
-    def __init__(self, file: str, loader: Any, doc: Document) -> None:
+    def __init__(self, file: str, loader: yaml.constructor.SafeConstructor, doc: Document) -> None:
         self.file, self.loader, self.doc = file, loader, doc
         self.keys: dict[PathKey, Position] = {}
         self.values: dict[PathKey, Position] = {}
@@ -105,11 +105,7 @@ class _FileBuilder:
         if isinstance(node, yaml.MappingNode):
             if node.tag != _YAML + "map":
                 return self._reject_tag(node, path)
-            self.active.add(id(node))
-            try:
-                return self._mapping(node, path)
-            finally:
-                self.active.discard(id(node))
+            return self.mapping(node, path)
         if isinstance(node, yaml.SequenceNode):
             if node.tag != _YAML + "seq":
                 return self._reject_tag(node, path)
@@ -138,6 +134,14 @@ class _FileBuilder:
         tag = node.tag.replace(_YAML, "!!")
         self.error(node, path, f"the YAML tag {tag} is not allowed here: use plain values")
         return None
+
+    def mapping(self, node: yaml.MappingNode, path: PathKey) -> dict[str, Any]:
+        """A plain mapping (its tag already checked); an alias inside it to itself is an error."""
+        self.active.add(id(node))
+        try:
+            return self._mapping(node, path)
+        finally:
+            self.active.discard(id(node))
 
     def _mapping(self, node: yaml.MappingNode, path: PathKey) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -230,7 +234,7 @@ def load_file(text: str, file: str, doc: Document) -> dict[str, Any] | None:
                 )
             )
             return None
-        data = builder.build(root, ())
+        data = builder.mapping(root, ())
         _merge_file(doc, file, data, builder)
         return data
     finally:
@@ -253,7 +257,7 @@ def _merge_file(doc: Document, file: str, data: dict[str, Any], builder: _FileBu
         existing = doc.data[section]
         if isinstance(existing, dict) and isinstance(value, dict):
             for name, entry in value.items():
-                path = (section, name)
+                path: PathKey = (section, name)
                 if name in existing:
                     doc.diagnostics.append(
                         Diagnostic(

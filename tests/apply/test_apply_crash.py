@@ -1,11 +1,11 @@
-"""Crash convergence (DESIGN.md invariant 3). For each scenario, a clean apply's mutating requests
+"""Crash convergence. For each scenario, a clean apply's mutating requests
 are counted (N); then for every k in 1..N a fresh world is crashed at its k-th mutating request
 (applied, answer lost, and every later connection to either sandbox dropped, as if the process
 had died there), recovered, and applied again. Every run must converge: the next plan shows no
 change, every consumer holds a value that works, no orphaned live credential remains, and no
 second rotation happens once the first value was escrowed (or held by a readable consumer).
 
-`CRASH_POINTS` counts the crash points exercised (reported in the issue)."""
+`CRASH_POINTS` counts the crash points exercised, per scenario."""
 
 from __future__ import annotations
 

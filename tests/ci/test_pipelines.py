@@ -7,8 +7,8 @@ GitLab provider is the sandbox on loopback and its ledger is the sandbox's Terra
 endpoint, reached with CI_JOB_TOKEN (the state's provider has no token in the job), so
 `reconcile` runs exactly as in CI: python-gitlab over HTTP, nothing mocked.
 
-Jobs whose command is not in the tree yet (`apply`: issue 6, `check`: issue 7) are skipped with
-a reason, and run as soon as the command lands.
+Jobs whose command is not in the CLI (`apply`, `check`) are skipped with a reason, and run as soon
+as the command is there.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from reconciler_sandbox.gitlab import serve_gitlab
 
 HAS_APPLY = "apply" in cli.commands
 HAS_CHECK = "check" in cli.commands
-needs_apply = pytest.mark.skipif(not HAS_APPLY, reason="`reconcile apply` is not in the tree yet (issue 6)")
-needs_check = pytest.mark.skipif(not HAS_CHECK, reason="`reconcile check` is not in the tree yet (issue 7)")
+needs_apply = pytest.mark.skipif(not HAS_APPLY, reason="`reconcile apply` is not in the CLI")
+needs_check = pytest.mark.skipif(not HAS_CHECK, reason="`reconcile check` is not in the CLI")
 
 
 def mint(prefix: str) -> str:

@@ -1,4 +1,4 @@
-"""Bad input beyond the inventory corpus (DESIGN.md invariant 5): every case gets one clear message
+"""Bad input beyond the inventory corpus: every case gets one clear message
 that names what is wrong (the file, provider, environment variable, option or live object), exit
 code 1, no traceback, and not one mutating request in either sandbox's request log.
 

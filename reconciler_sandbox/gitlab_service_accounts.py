@@ -31,12 +31,11 @@ rotate with a revoked token revokes its family) applies as to every other token.
 
 from __future__ import annotations
 
-import secrets as _secrets
 from typing import TYPE_CHECKING, Any
 
 from . import gitlab_entities as entities
 from .core import HTTPError, Request, Response
-from .gitlab_seed import add_token, add_user
+from .gitlab_seed import add_service_account, add_token
 from .gitlab_tokens import PAT_SCOPES
 
 if TYPE_CHECKING:
@@ -53,19 +52,6 @@ def account_entity(user: dict[str, Any]) -> dict[str, Any]:
     """The ServiceAccount entity of the recorded create answer."""
     return {"id": user["id"], "username": user["username"], "public_email": None, "name": user["name"],
             "email": user["email"]}
-
-
-def add_service_account(store: Any, kind: str, resource_id: int | None, *, username: str | None = None,
-                        name: str | None = None, email: str | None = None, user_id: int | None = None,
-                        host: str = "gitlab.example.com") -> dict[str, Any]:
-    """A service-account user as GitLab makes one: a bot, named `service_account_<scope>_<hex>`
-    unless a username is given (recorded), email `<username>@noreply.<host>` (recorded)."""
-    scope = "" if kind == "instance" else f"{kind}_{resource_id}_"
-    username = username or f"service_account_{scope}{_secrets.token_hex(16)}"
-    user = add_user(store, username, name=name or "Service account user", bot=True, user_id=user_id,
-                    email=email or f"{username}@noreply.{host}")
-    user["service_account"] = {"type": kind, "id": resource_id}
-    return user
 
 
 class ServiceAccountRoutes:

@@ -193,9 +193,7 @@ def apply_seed(store: GitLabStore, seed: dict[str, Any]) -> None:
                      description=entry.get("description", ""), visibility=entry.get("visibility", "private"),
                      created_at=_when(store, entry.get("created_at"), f"groups[{i}].created_at"),
                      members=entry.get("members"))
-        if entry.get("plan") is not None:
-            store.group_by_path(full_path)["plan"] = str(entry["plan"]).lower()
-    _seed_enterprise_users(store, seed)
+    _seed_gitlab_com(store, seed)
 
     for i, entry in enumerate(seed.get("projects") or []):
         where = f"projects[{i}]"
@@ -309,8 +307,13 @@ def apply_seed(store: GitLabStore, seed: dict[str, Any]) -> None:
     _seed_service_accounts(store, seed)
 
 
-def _seed_enterprise_users(store: GitLabStore, seed: dict[str, Any]) -> None:
-    """`users[].enterprise_group`: the top-level group whose enterprise user this is (GitLab.com)."""
+def _seed_gitlab_com(store: GitLabStore, seed: dict[str, Any]) -> None:
+    """GitLab.com's facts: `groups[].plan` (the subscription) and `users[].enterprise_group` (the
+    top-level group whose enterprise user this is)."""
+    for entry in seed.get("groups") or []:
+        if entry.get("plan") is not None:
+            full_path = entry["full_path"] if not entry.get("parent") else f"{entry['parent']}/{entry['full_path']}"
+            store.group_by_path(full_path)["plan"] = str(entry["plan"]).lower()
     for i, entry in enumerate(seed.get("users") or []):
         if entry.get("enterprise_group") is None:
             continue

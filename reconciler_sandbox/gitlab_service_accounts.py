@@ -6,7 +6,8 @@ Sources (checked against GitLab's documentation):
   https://docs.gitlab.com/17.6/api/group_service_accounts): `GET/POST /groups/:id/service_accounts`
   on top-level groups only, `DELETE .../service_accounts/:user_id`, a token created with
   `POST .../:user_id/personal_access_tokens` and rotated with `.../:token_id/rotate`; an
-  administrator, or an Owner of the group on GitLab.com. Listing and revoking a service account's
+  administrator, or an Owner of the group on GitLab.com (on self-managed only when the admin
+  setting of gitlab-org/gitlab!163726 allows it). Listing and revoking a service account's
   tokens (`GET .../personal_access_tokens`, `DELETE .../personal_access_tokens/:token_id`) came in
   17.11 (https://docs.gitlab.com/cli/service-account/token/list/, gitlab-org/gitlab!184287).
 - Instance service accounts, https://docs.gitlab.com/api/service_accounts/ (python-gitlab 8.6
@@ -92,10 +93,16 @@ class ServiceAccountRoutes:
         group = self.find_group(request.params["id"], caller)
         if group.get("parent_id") is not None:
             raise HTTPError(400, {"message": "400 Bad request - Group must be a top-level group"})
-        if self._plan(group) not in SERVICE_ACCOUNT_PLANS or (
-                not caller.admin and self.group_level(caller.user, group) < OWNER):
+        if self._plan(group) not in SERVICE_ACCOUNT_PLANS or (not caller.admin and (
+                self.group_level(caller.user, group) < OWNER or not self._owners_may_manage())):
             raise HTTPError(403, FORBIDDEN)
         return "group", group
+
+    def _owners_may_manage(self) -> bool:
+        """The admin setting "Allow top-level group owners to create Service Accounts"
+        (gitlab-org/gitlab!163726): on by default on GitLab.com, off on self-managed. The sandbox
+        defaults to GitLab.com; a self-managed world sets it false."""
+        return bool(self.store.settings.get("allow_top_level_group_owners_to_create_service_accounts", True))
 
     def _account(self, request: Request, kind: str, resource: dict[str, Any] | None) -> dict[str, Any]:
         raw = request.params["user_id"]

@@ -100,6 +100,16 @@ class _World:
         if "created_by" in entity and entity["created_by"] is None:
             self.created_by_null.add(int(entity["id"]))
 
+    def _note_minted_account(self, method: str, path: str, body: Any) -> None:
+        """A service account GitLab created during the recording: the replay creates its own."""
+        if method == "POST" and path.endswith("/service_accounts") and isinstance(body, dict) and "id" in body:
+            self.minted_users.add(body["id"])
+
+    def _recorded_users(self, body: Any) -> list[dict[str, Any]]:
+        """The users an answer shows that existed before the recording (to be seeded)."""
+        return [e for e in (body if isinstance(body, list) else [body])
+                if isinstance(e, dict) and "id" in e and e["id"] not in self.minted_users]
+
     def _scan(self) -> None:
         caller: int | None = None
         for inter in self.interactions:
@@ -126,16 +136,14 @@ class _World:
                     self.users[body["user_id"]].setdefault("is_admin", True)  # only admins hold these scopes
             if method == "POST" and isinstance(body, dict) and "id" in body and "token" in body:
                 self.minted_ids.add(body["id"])
-            if method == "POST" and path.endswith("/service_accounts") and isinstance(body, dict) and "id" in body:
-                self.minted_users.add(body["id"])
+            self._note_minted_account(method, path, body)
             if re.search(r"/users/\d+/personal_access_tokens$", path) and caller:
                 self.admin_callers.add(self.tokens[caller]["user_id"])
             if re.search(r"/users(/\d+)?$", path) and method == "GET":
-                for entity in body if isinstance(body, list) else [body]:
-                    if isinstance(entity, dict) and "id" in entity and entity["id"] not in self.minted_users:
-                        self._user(entity)
-                        if "is_admin" in entity and caller:
-                            self.admin_callers.add(self.tokens[caller]["user_id"])
+                for entity in self._recorded_users(body):
+                    self._user(entity)
+                    if "is_admin" in entity and caller:
+                        self.admin_callers.add(self.tokens[caller]["user_id"])
             m = re.match(r"^/api/v4/groups/([^/]+)$", raw)
             if m and method == "GET" and isinstance(body, dict):
                 self.groups[body["full_path"]] = body["id"]

@@ -96,19 +96,30 @@ def test_a_group_owner_creates_lists_and_deletes_service_accounts(server):
     assert err.value.response_code == 400
 
 
-@pytest.mark.parametrize(("token", "group", "code"), [
-    (MEMBER, 10, 403),        # a Developer of the group
-    (OWNER, 11, 400),         # a subgroup
-    (OWNER, 30, 403),         # a Free group
-    (PREMIUM_OWNER, 20, 201),  # Premium is enough
-    (ADMIN, 10, 201),
+TOKENS = {"owner": OWNER, "member": MEMBER, "admin": ADMIN, "premium-owner": PREMIUM_OWNER}
+
+
+@pytest.mark.parametrize(("who", "group", "code"), [
+    ("member", 10, 403),         # a Developer of the group
+    ("owner", 11, 400),          # a subgroup
+    ("owner", 30, 403),          # a Free group
+    ("premium-owner", 20, 201),  # Premium is enough
+    ("admin", 10, 201),
 ])
-def test_who_may_create_a_group_service_account(server, token, group, code):
+def test_who_may_create_a_group_service_account(server, who, group, code):
     answer = requests.post(f"{server.url}/api/v4/groups/{group}/service_accounts", json={},
-                           headers={"PRIVATE-TOKEN": token}, timeout=5)
+                           headers={"PRIVATE-TOKEN": TOKENS[who]}, timeout=5)
     assert answer.status_code == code
     if code == 403:
         assert answer.json() == {"message": "403 Forbidden"}
+
+
+def test_on_self_managed_group_owners_need_the_admin_setting(server):
+    server.service.reset({**seed(), "settings": {"allow_top_level_group_owners_to_create_service_accounts": False}})
+    with pytest.raises(gitlab.GitlabCreateError) as err:
+        gl(server).groups.get(10, lazy=True).service_accounts.create({})
+    assert err.value.response_code == 403
+    assert gl(server, ADMIN).groups.get(10, lazy=True).service_accounts.create({}).id
 
 
 def test_instance_service_accounts_are_for_admins(server):
@@ -194,10 +205,10 @@ def test_the_credentials_inventory_lists_enterprise_and_service_account_tokens(s
     assert err.value.response_code == 404
 
 
-@pytest.mark.parametrize(("token", "group"), [(MEMBER, 10), (PREMIUM_OWNER, 20), (OWNER, 11)])
-def test_the_inventory_needs_an_owner_of_an_ultimate_top_level_group(server, token, group):
+@pytest.mark.parametrize(("who", "group"), [("member", 10), ("premium-owner", 20), ("owner", 11)])
+def test_the_inventory_needs_an_owner_of_an_ultimate_top_level_group(server, who, group):
     answer = requests.get(f"{server.url}/api/v4/groups/{group}/manage/personal_access_tokens",
-                          headers={"PRIVATE-TOKEN": token}, timeout=5)
+                          headers={"PRIVATE-TOKEN": TOKENS[who]}, timeout=5)
     assert answer.status_code == 403 and answer.json() == {"message": "403 Forbidden"}
 
 
@@ -244,3 +255,15 @@ def test_bad_service_account_seeds_name_the_entry_and_key(server, extra, message
     with pytest.raises(SeedError) as err:
         server.service.reset({**base, **extra})
     assert message in str(err.value)
+
+
+def test_the_documented_example_seeds_accounts_and_enterprise_users(server):
+    from tests.sandbox.test_gitlab_seed import doc_example
+
+    server.service.reset(doc_example())
+    bot = server.service.user("support-sync-bot")
+    assert bot["bot"] and bot["service_account"] == {"type": "group", "id": server.service.group("gitlab-com")["id"]}
+    assert sorted(t["name"] for t in server.service.tokens(user_id=bot["id"], active=True)) == ["sync", "sync-next"]
+    assert server.service.user("alice")["enterprise_group_id"] == server.service.group("gitlab-com")["id"]
+    assert [u["name"] for u in server.service.table("users") if (u.get("service_account") or {}).get("type")
+            == "instance"] == ["Backup bot"]

@@ -204,8 +204,8 @@ class ServiceAccountRoutes:
     # the group credentials inventory -----------------------------------------------------------------
 
     def _inventory_group(self, request: Request, caller: Caller) -> dict[str, Any]:
-        """A top-level group with an Ultimate plan whose Owner calls ([GUESS] 403 otherwise, as
-        Grape's `authorize!` answers; an admin does not bypass it: the route is GitLab.com's)."""
+        """A top-level group with an Ultimate plan whose Owner (or an admin, [GUESS]) calls;
+        [GUESS] 403 otherwise, as Grape's `authorize!` answers."""
         group = self.find_group(request.params["id"], caller)
         if group.get("parent_id") is not None or self._plan(group) not in INVENTORY_PLANS or (
                 self.group_level(caller.user, group) < OWNER and not caller.admin):

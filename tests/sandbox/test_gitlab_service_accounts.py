@@ -267,3 +267,26 @@ def test_the_documented_example_seeds_accounts_and_enterprise_users(server):
     assert server.service.user("alice")["enterprise_group_id"] == server.service.group("gitlab-com")["id"]
     assert [u["name"] for u in server.service.table("users") if (u.get("service_account") or {}).get("type")
             == "instance"] == ["Backup bot"]
+
+
+def test_the_inventory_rotates_an_enterprise_users_token(server):
+    erin = server.service.token_by_value(ENTERPRISE)["id"]
+    rotated = gl(server).http_post(f"/groups/10/manage/personal_access_tokens/{erin}/rotate",
+                                   post_data={"expires_at": "2026-07-01"})
+    assert rotated["token"] != ENTERPRISE and rotated["expires_at"] == "2026-07-01"
+    assert server.service.token(erin)["revoked"] and server.service.token(rotated["id"])["previous_id"] == erin
+
+
+def test_a_project_maintainer_manages_project_service_accounts(server):
+    server.service.reset({**seed(), "projects": [{"path_with_namespace": "acme/team/app", "id": 100,
+                                                  "members": {"owner": 40, "member": 30}}]})
+    accounts = gl(server).projects.get(100, lazy=True).service_accounts
+    account = accounts.create({})
+    assert account.username.startswith("service_account_project_100_")
+    token = account.access_tokens.create({"name": "ci", "scopes": ["read_api"], "expires_at": "2026-09-01"})
+    assert token.user_id == account.id and [t.name for t in account.access_tokens.list(get_all=True)] == ["ci"]
+    with pytest.raises(gitlab.GitlabListError) as err:
+        gl(server, MEMBER).projects.get(100, lazy=True).service_accounts.list()
+    assert err.value.response_code == 403
+    accounts.delete(account.id)
+    assert server.service.token(token.id)["revoked"]

@@ -174,6 +174,7 @@ class ServiceAccountRoutes:
         user = self._account(request, kind, resource)
         tokens = [t for t in self.store.tables["tokens"].values() if t["user_id"] == user["id"]]
         tokens = self._filter_tokens(request, tokens)
+        # [GUESS] the entity of GET /personal_access_tokens (with last_used_ips): no recording.
         return self.paginate(request, [entities.token_entity(self.store, t, with_ips=True) for t in tokens])
 
     def _account_token_create(self, request: Request, caller: Caller) -> Response:

@@ -290,3 +290,19 @@ def test_a_project_maintainer_manages_project_service_accounts(server):
     assert err.value.response_code == 403
     accounts.delete(account.id)
     assert server.service.token(token.id)["revoked"]
+
+
+def test_a_service_account_reaches_only_where_it_is_a_member(server):
+    world = seed()
+    world["service_accounts"][0]["memberships"] = {"acme/team/app": 40}
+    server.service.reset(world)
+    project = gl(server, SA_OLD).projects.get(100)
+    assert project.path_with_namespace == "acme/team/app"
+    trigger = project.triggers.create({"description": "owned by the bot"})
+    assert trigger.owner["username"] == "sync-bot"
+    with pytest.raises(gitlab.GitlabGetError) as err:
+        gl(server, SA_OLD).groups.get(20)
+    assert err.value.response_code == 404
+    with pytest.raises(SeedError) as bad:
+        server.service.reset({**seed(), "service_accounts": [{"group": "acme", "memberships": {"nope": 30}}]})
+    assert "service_accounts[0].memberships: no seeded project or group 'nope'" in str(bad.value)

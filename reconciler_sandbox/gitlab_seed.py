@@ -337,11 +337,16 @@ def _seed_service_accounts(store: GitLabStore, seed: dict[str, Any]) -> None:
                                    name=entry.get("name"), user_id=entry.get("id"))
         for j, tok in enumerate(entry.get("tokens") or []):
             _seed_token(store, tok, f"{where}.tokens[{j}]", kind="personal", user_id=user["id"])
-        for path, level in (entry.get("memberships") or {}).items():
-            target = store.project_by_path(str(path)) or store.group_by_path(str(path))
-            if target is None:
-                raise SeedError(f"{where}.memberships: no seeded project or group {path!r}")
-            target.setdefault("members", {})[str(user["id"])] = int(level)
+        _seed_memberships(store, user, entry.get("memberships") or {}, f"{where}.memberships")
+
+
+def _seed_memberships(store: GitLabStore, user: dict[str, Any], levels: dict[str, int], where: str) -> None:
+    """Make `user` a member of each project or group (by full path) at the given level."""
+    for path, level in levels.items():
+        target = store.project_by_path(str(path)) or store.group_by_path(str(path))
+        if target is None:
+            raise SeedError(f"{where}: no seeded project or group {path!r}")
+        target.setdefault("members", {})[str(user["id"])] = int(level)
 
 
 def _seed_schedules(store: GitLabStore, seed: dict[str, Any]) -> None:

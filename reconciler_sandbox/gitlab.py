@@ -4,7 +4,8 @@
 holds the service core (authentication, scopes, access levels, pagination, rate-limit headers,
 users/projects/groups lookups, test hooks); each family of endpoints lives in its own module and
 is mixed in: `gitlab_tokens`, `gitlab_ci` (variables, triggers), `gitlab_hooks`, `gitlab_work`
-(issues, merge requests, notes), `gitlab_terraform`, `gitlab_schedules` (pipeline schedules). Behaviour follows
+(issues, merge requests, notes), `gitlab_terraform`, `gitlab_schedules` (pipeline schedules),
+`gitlab_service_accounts` (service accounts, the group credentials inventory). Behaviour follows
 `../shared/reference/gitlab-api.md`; shapes follow the recordings (see `gitlab_entities`).
 """
 
@@ -28,6 +29,7 @@ from .gitlab_ci_endpoints import MergeRequestCIRoutes
 from .gitlab_hooks import HookRoutes
 from .gitlab_schedules import ScheduleRoutes
 from .gitlab_seed import apply_seed, load_seed
+from .gitlab_service_accounts import ServiceAccountRoutes
 from .gitlab_store import GitLabStore, iso
 from .gitlab_terraform import TerraformRoutes
 from .gitlab_tokens import TokenRoutes
@@ -83,7 +85,7 @@ Routed = Callable[[Request, Caller], Response]
 
 
 class GitLabService(MergeRequestCIRoutes, TokenRoutes, CIRoutes, HookRoutes, WorkRoutes, TerraformRoutes, ScheduleRoutes,
-                    Service):
+                    ServiceAccountRoutes, Service):
     name = "gitlab"
 
     def __init__(self, clock: Clock, seed: dict | None = None) -> None:
@@ -97,6 +99,7 @@ class GitLabService(MergeRequestCIRoutes, TokenRoutes, CIRoutes, HookRoutes, Wor
         self._register_terraform()
         self._register_ci_endpoints()
         self._register_schedules()
+        self._register_service_accounts()
         if seed is not None:
             self.seed(seed)
 

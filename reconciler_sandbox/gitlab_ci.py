@@ -13,7 +13,7 @@ import secrets as _secrets
 from typing import TYPE_CHECKING, Any
 
 from .core import HTTPError, Request, Response
-from .gitlab_store import iso
+from .gitlab_store import iso, parse_iso
 
 if TYPE_CHECKING:
     from .gitlab import Caller
@@ -24,6 +24,20 @@ MASKED_RAW = re.compile(r"\A\S{8,}\Z")
 KEY = re.compile(r"\A[a-zA-Z0-9_]{1,255}\Z")
 VARIABLE_FIELDS = ("value", "protected", "masked", "raw", "variable_type", "environment_scope", "description")
 MULTIPLE = ("There are multiple variables with provided parameters. Please use 'filter[environment_scope]'")
+
+
+def trigger_expiry(raw: Any) -> str | None:
+    """A trigger's `expires_at` as GitLab answers it: `ci_triggers.expires_at` is a timestamp with
+    time zone (GitLab 17.9 migration), so a date is stored as that day's midnight UTC and shown in
+    the form of `created_at`. [GUESS, from the column type] a date-only value means 00:00 UTC
+    (Rails parses it in the instance's zone, UTC by default)."""
+    if raw in (None, ""):
+        return None
+    text = str(raw).strip()
+    try:
+        return iso(parse_iso(text if "T" in text or " " in text else text + "T00:00:00Z"))
+    except ValueError:
+        raise HTTPError(400, {"error": "expires_at is invalid"}) from None
 
 
 def _bool(value: Any) -> bool:
@@ -230,7 +244,7 @@ class CIRoutes:
         trigger = self.store.insert("triggers", {
             "project_id": project["id"], "owner_id": caller.id, "description": str(params["description"]),
             "value": self.store.mint("trigger"), "created_at": now, "updated_at": now, "last_used": None,
-            "expires_at": params.get("expires_at"),
+            "expires_at": trigger_expiry(params.get("expires_at")),
         })
         return Response(201, self._trigger_entity(request, trigger, caller))
 

@@ -113,6 +113,20 @@ def add_bot(store: GitLabStore, kind: str, resource: dict[str, Any], access_leve
     return bot
 
 
+def add_service_account(store: GitLabStore, kind: str, resource_id: int | None, *, username: str | None = None,
+                        name: str | None = None, email: str | None = None, user_id: int | None = None,
+                        host: str = "gitlab.example.com") -> dict[str, Any]:
+    """A service-account user as GitLab makes one (recorded): a bot named
+    `service_account_[group_<id>_|project_<id>_]<hex>` unless a username is given, "Service account
+    user" unless named, with the email `<username>@noreply.<host>`."""
+    scope = "" if kind == "instance" else f"{kind}_{resource_id}_"
+    username = username or f"service_account_{scope}{_secrets.token_hex(16)}"
+    user = add_user(store, username, name=name or "Service account user", bot=True, user_id=user_id,
+                    email=email or f"{username}@noreply.{host}")
+    user["service_account"] = {"type": kind, "id": resource_id}
+    return user
+
+
 def ensure_group(store: GitLabStore, full_path: str, *, group_id: int | None = None, name: str | None = None,
                  description: str = "", created_at: str | None = None, visibility: str = "private",
                  members: dict[str, int] | None = None) -> dict[str, Any]:
@@ -179,6 +193,7 @@ def apply_seed(store: GitLabStore, seed: dict[str, Any]) -> None:
                      description=entry.get("description", ""), visibility=entry.get("visibility", "private"),
                      created_at=_when(store, entry.get("created_at"), f"groups[{i}].created_at"),
                      members=entry.get("members"))
+    _seed_gitlab_com(store, seed)
 
     for i, entry in enumerate(seed.get("projects") or []):
         where = f"projects[{i}]"
@@ -289,6 +304,49 @@ def apply_seed(store: GitLabStore, seed: dict[str, Any]) -> None:
                                     "active": bool(entry.get("active", True))}, entry.get("id"))
 
     _seed_schedules(store, seed)
+    _seed_service_accounts(store, seed)
+
+
+def _seed_gitlab_com(store: GitLabStore, seed: dict[str, Any]) -> None:
+    """GitLab.com's facts: `groups[].plan` (the subscription) and `users[].enterprise_group` (the
+    top-level group whose enterprise user this is)."""
+    for entry in seed.get("groups") or []:
+        if entry.get("plan") is not None:
+            full_path = entry["full_path"] if not entry.get("parent") else f"{entry['parent']}/{entry['full_path']}"
+            store.group_by_path(full_path)["plan"] = str(entry["plan"]).lower()
+    for i, entry in enumerate(seed.get("users") or []):
+        if entry.get("enterprise_group") is None:
+            continue
+        where = f"users[{i}].enterprise_group"
+        group = store.group_by_path(str(entry["enterprise_group"]))
+        if group is None:
+            raise SeedError(f"{where}: no seeded group {entry['enterprise_group']!r}")
+        if group.get("parent_id") is not None:
+            raise SeedError(f"{where}: {entry['enterprise_group']!r} is not a top-level group")
+        store.user_by_username(entry["username"])["enterprise_group_id"] = group["id"]
+
+
+def _seed_service_accounts(store: GitLabStore, seed: dict[str, Any]) -> None:
+    """`service_accounts`: accounts of a top-level group, a project or the instance, with tokens."""
+    for i, entry in enumerate(seed.get("service_accounts") or []):
+        where = f"service_accounts[{i}]"
+        kind, resource_id = _scope(store, entry, where)
+        if kind == "group" and store.tables["groups"][resource_id].get("parent_id") is not None:
+            raise SeedError(f"{where}.group: service accounts belong to a top-level group")
+        user = add_service_account(store, kind, resource_id, username=entry.get("username"),
+                                   name=entry.get("name"), user_id=entry.get("id"))
+        for j, tok in enumerate(entry.get("tokens") or []):
+            _seed_token(store, tok, f"{where}.tokens[{j}]", kind="personal", user_id=user["id"])
+        _seed_memberships(store, user, entry.get("memberships") or {}, f"{where}.memberships")
+
+
+def _seed_memberships(store: GitLabStore, user: dict[str, Any], levels: dict[str, int], where: str) -> None:
+    """Make `user` a member of each project or group (by full path) at the given level."""
+    for path, level in levels.items():
+        target = store.project_by_path(str(path)) or store.group_by_path(str(path))
+        if target is None:
+            raise SeedError(f"{where}: no seeded project or group {path!r}")
+        target.setdefault("members", {})[str(user["id"])] = int(level)
 
 
 def _seed_schedules(store: GitLabStore, seed: dict[str, Any]) -> None:

@@ -35,9 +35,9 @@ from .replay_common import ReplayOutcome, compare_shapes
 # Endpoints the tool does not use and the sandbox does not model.
 NOT_MODELED = (
     (re.compile(r"/deploy_tokens(/|$)"), "deploy tokens"),
-    (re.compile(r"/service_accounts(/|$)"), "service accounts"),
 )
-ID_COLLECTIONS = {"users": "users", "personal_access_tokens": "tokens", "access_tokens": "tokens",
+ID_COLLECTIONS = {"users": "users", "service_accounts": "users", "personal_access_tokens": "tokens",
+                  "access_tokens": "tokens",
                   "projects": "projects", "groups": "groups", "triggers": "triggers", "hooks": "hooks"}
 VERSION_IN_PATH = re.compile(r"(?:^|/)(\d+\.\d+\.\d+)(?:/|$)")
 
@@ -77,6 +77,7 @@ class _World:
         self.projects: dict[str, tuple[int, int | None]] = {}
         self.tokens: dict[int, dict[str, Any]] = {}
         self.minted_ids: set[int] = set()
+        self.minted_users: set[int] = set()  # service accounts created during the recording
         self.admin_callers: set[int] = set()
         self.non_admin_callers: set[int] = set()
         self.created_by_null: set[int] = set()
@@ -98,6 +99,16 @@ class _World:
                 record[key] = entity[key]
         if "created_by" in entity and entity["created_by"] is None:
             self.created_by_null.add(int(entity["id"]))
+
+    def _note_minted_account(self, method: str, path: str, body: Any) -> None:
+        """A service account GitLab created during the recording: the replay creates its own."""
+        if method == "POST" and path.endswith("/service_accounts") and isinstance(body, dict) and "id" in body:
+            self.minted_users.add(body["id"])
+
+    def _recorded_users(self, body: Any) -> list[dict[str, Any]]:
+        """The users an answer shows that existed before the recording (to be seeded)."""
+        return [e for e in (body if isinstance(body, list) else [body])
+                if isinstance(e, dict) and "id" in e and e["id"] not in self.minted_users]
 
     def _scan(self) -> None:
         caller: int | None = None
@@ -125,14 +136,14 @@ class _World:
                     self.users[body["user_id"]].setdefault("is_admin", True)  # only admins hold these scopes
             if method == "POST" and isinstance(body, dict) and "id" in body and "token" in body:
                 self.minted_ids.add(body["id"])
+            self._note_minted_account(method, path, body)
             if re.search(r"/users/\d+/personal_access_tokens$", path) and caller:
                 self.admin_callers.add(self.tokens[caller]["user_id"])
             if re.search(r"/users(/\d+)?$", path) and method == "GET":
-                for entity in body if isinstance(body, list) else [body]:
-                    if isinstance(entity, dict) and "id" in entity:
-                        self._user(entity)
-                        if "is_admin" in entity and caller:
-                            self.admin_callers.add(self.tokens[caller]["user_id"])
+                for entity in self._recorded_users(body):
+                    self._user(entity)
+                    if "is_admin" in entity and caller:
+                        self.admin_callers.add(self.tokens[caller]["user_id"])
             m = re.match(r"^/api/v4/groups/([^/]+)$", raw)
             if m and method == "GET" and isinstance(body, dict):
                 self.groups[body["full_path"]] = body["id"]
@@ -176,6 +187,7 @@ class CassetteReplay:
         self.http = requests.Session()
         self.ids: dict[str, dict[int, int]] = {name: {} for name in set(ID_COLLECTIONS.values())}
         self.values: dict[int, str] = {}  # our token id -> value
+        self.usernames: dict[str, str] = {}  # recorded username GitLab minted -> the sandbox's
         self.default: int | None = None  # our token id of the cassette's configured credential
         self.last_created: int | None = None
         self._seed()
@@ -313,6 +325,9 @@ class CassetteReplay:
                 prev = self.service.token(actual["id"])["previous_id"]
                 if prev == self.default:
                     self.default = actual["id"]
+        elif path.endswith("/service_accounts") and "username" in actual and "id" in actual:
+            self.ids["users"][recorded.get("id")] = actual["id"]
+            self.usernames[str(recorded.get("username"))] = actual["username"]
         elif "/triggers" in path and "id" in actual:
             self.ids["triggers"][recorded.get("id")] = actual["id"]
 
@@ -360,6 +375,8 @@ class CassetteReplay:
         if body:
             ctype = (req.get("headers") or {}).get("Content-Type", ["application/json"])[0]
             headers["Content-Type"] = ctype
+        for recorded_name, ours in self.usernames.items():
+            query = query.replace(recorded_name, ours)
         url = f"{self.server.url}{self._map_path(raw)}" + (f"?{query}" if query else "")
         answer = self.http.request(req["method"], url, data=body.encode() if body else None, headers=headers,
                                   timeout=10)

@@ -25,7 +25,22 @@ def test_every_shared_gitlab_recording_replays_without_mismatch(oracles):
     counts = Counter(o.result for o in outcomes)
     assert counts["matched"] >= 380
     # Only endpoints the tool does not use are skipped.
-    assert {o.detail for o in outcomes if o.result == "skipped"} <= {"deploy tokens", "service accounts"}
+    assert {o.detail for o in outcomes if o.result == "skipped"} <= {"deploy tokens"}
+
+
+def test_the_service_account_recordings_replay_entirely(oracles):
+    """Group, project and instance service accounts: created, looked up by the username GitLab
+    minted, given a token that then authenticates as the account, deleted."""
+    root = oracles / "recordings" / "gitlab" / "serviceaccount"
+    found = [path for kind, path in cassettes([root]) if kind == "gitlab"]
+    assert len(found) == 5
+    server = serve_gitlab()
+    try:
+        outcomes = [o for path in found for o in replay_cassette(path, server)]
+    finally:
+        server.stop()
+    assert [str(o) for o in outcomes if o.result != "matched"] == []
+    assert sum("service_accounts" in o.interaction for o in outcomes) == 8  # the 8 once skipped
 
 
 def test_the_command_prints_the_summary_and_exits_0(oracles, capsys):

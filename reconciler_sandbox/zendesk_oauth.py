@@ -176,6 +176,7 @@ def pkce_matches(code: dict[str, Any], verifier: Any) -> bool:
 def authorization_code(inst: Instance, client: dict[str, Any], params: dict[str, Any]) -> Response:
     """Exchange a code (once, within 120 seconds, with the redirect_uri and PKCE verifier it was
     issued with; a public client's code must carry a PKCE challenge) for a token pair."""
+    expires_in, refresh_in = lifetimes(params)  # a malformed request does not spend the code
     code = next((c for c in inst.authorization_codes
                  if c["code"] == params.get("code") and c["client_id"] == client["id"]), None)
     if code is None:
@@ -187,28 +188,34 @@ def authorization_code(inst: Instance, client: dict[str, Any], params: dict[str,
             or not pkce_matches(code, params.get("code_verifier"))
             or client["kind"] == "public" and not code["code_challenge"]):
         raise oauth_error(400, "invalid_grant")
-    expires_in, refresh_in = lifetimes(params)
     return issue(inst, client, code["user_id"], code["scopes"], expires_in or default_access_ttl(inst, client),
                  refresh_in, refreshable=True)
 
 
+def narrowed_scopes(old: dict[str, Any], params: dict[str, Any]) -> list[str]:
+    """The scopes asked for (the old ones when none are): a subset, or 400 invalid_scope."""
+    asked = params.get("scope")
+    scopes = asked.split() if isinstance(asked, str) and asked.strip() else list(old["scopes"])
+    if not set(scopes) <= set(old["scopes"]):
+        raise oauth_error(400, "invalid_scope")
+    return scopes
+
+
+def lifetime(token: dict[str, Any]) -> int | None:
+    expires, created = from_iso(token["expires_at"]), from_iso(token["created_at"])
+    return int((expires - created).total_seconds()) if expires and created else None
+
+
 def refresh_token(inst: Instance, client: dict[str, Any], params: dict[str, Any]) -> Response:
     """A new pair for a live refresh token of this client; the old pair dies at once."""
-    now = inst.clock.now()
     old = next((t for t in inst.oauth_tokens if t["refresh_token"] and t["refresh_token"] == params.get("refresh_token")
                 and t["client_id"] == client["id"]), None)
     refresh_expires = from_iso(old["refresh_token_expires_at"]) if old else None
-    if old is None or refresh_expires is None or now >= refresh_expires:
+    if old is None or refresh_expires is None or inst.clock.now() >= refresh_expires:
         raise oauth_error(400, "invalid_grant")
-    scopes = params["scope"].split() if isinstance(params.get("scope"), str) and params["scope"].strip() \
-        else list(old["scopes"])
-    if not set(scopes) <= set(old["scopes"]):
-        raise oauth_error(400, "invalid_scope")
+    scopes = narrowed_scopes(old, params)
     expires_in, refresh_in = lifetimes(params)
-    if expires_in is None:
-        old_expiry, old_created = from_iso(old["expires_at"]), from_iso(old["created_at"])
-        previous = int((old_expiry - old_created).total_seconds()) if old_expiry and old_created else None
-        expires_in = previous or default_access_ttl(inst, client) or DEFAULT_ACCESS_TTL
+    expires_in = expires_in or lifetime(old) or default_access_ttl(inst, client) or DEFAULT_ACCESS_TTL
     inst.oauth_tokens.remove(old)
     return issue(inst, client, old["user_id"], scopes, expires_in, refresh_in, refreshable=True)
 

@@ -41,7 +41,13 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from reconciler_sandbox.core import HTTPError, Request, Response
-from reconciler_sandbox.zendesk_state import Instance, from_iso, iso, new_oauth_token
+from reconciler_sandbox.zendesk_state import (
+    DEFAULT_REFRESH_LIFETIME,
+    Instance,
+    from_iso,
+    iso,
+    new_oauth_token,
+)
 
 if TYPE_CHECKING:
     from reconciler_sandbox.zendesk import ZendeskService
@@ -50,7 +56,7 @@ GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
 ACCESS_TTL_RANGE = (300, 172_800)
 REFRESH_TTL_RANGE = (604_800, 7_776_000)
 DEFAULT_ACCESS_TTL = 1_800
-DEFAULT_REFRESH_TTL = 2_592_000
+DEFAULT_REFRESH_TTL = int(DEFAULT_REFRESH_LIFETIME.total_seconds())
 CODE_LIFETIME = timedelta(seconds=120)
 # Clients created from these dates get expiring tokens by default; from the last, every client.
 EXPIRING_GLOBAL_CLIENTS_FROM = datetime(2026, 2, 2, tzinfo=UTC)

@@ -25,6 +25,7 @@ INACTIVITY_PERIOD = timedelta(days=30)
 DELETED_AFTER_DEACTIVATION = timedelta(days=60)
 NO_CREATION_FROM = datetime(2026, 10, 27, tzinfo=UTC)  # no new API tokens, "through the UI or API"
 SUNSET = datetime(2027, 4, 30, tzinfo=UTC)  # every API token stops authenticating
+DEFAULT_REFRESH_LIFETIME = timedelta(days=30)  # refresh_token_expires_in's default, 2,592,000 s
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _HEX = "0123456789abcdef"
@@ -290,7 +291,8 @@ class Instance:
             expires_at=self.when(item.get("expires_at"), f"{where}.expires_at"),
             refresh_token=item.get("refresh_token"),
             refresh_token_expires_at=self.when(item.get("refresh_token_expires_at"),
-                                               f"{where}.refresh_token_expires_at"),
+                                               f"{where}.refresh_token_expires_at") or iso(
+                parse_when(item.get("created_at", "now"), self.clock) + DEFAULT_REFRESH_LIFETIME),
         )
 
     def mint_oauth_token(self, client: dict[str, Any], user_id: int, scopes: list[str], *,

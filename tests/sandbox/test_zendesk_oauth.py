@@ -351,3 +351,33 @@ def test_no_credential_value_reaches_the_request_log(server, admin):
     assert {pair["refresh_token"], fresh["access_token"], NEW_SECRET} <= values
     assert server.log.count() == 5
     assert [v for v in values if v in logged] == []
+
+
+# --- the documented seed -------------------------------------------------------------------------------
+
+
+def test_the_documented_seeds_credentials_behave_as_documented():
+    from tests.sandbox.test_zendesk_seed import documented_seed
+
+    srv = serve_zendesk(documented_seed(), Clock(START))
+    try:
+        def post(**params) -> requests.Response:
+            return requests.post(f"{srv.url}/oauth/tokens", headers={"Host": "gitlab.zendesk.com"}, json=params,
+                                 timeout=5)
+
+        client = {"client_id": "helpdesk_sync", "client_secret": "seeded-global-client-secret-0123456789"}
+        assert post(grant_type="client_credentials", scope="read", **client).json()["expires_in"] == 1800
+        coded = post(grant_type="authorization_code", code="seeded-authorization-code-0123",
+                     redirect_uri="https://sync.example/cb", **client)
+        assert coded.status_code == 201 and coded.json()["refresh_token_expires_in"] == 2_592_000
+        renewed = post(grant_type="refresh_token", refresh_token="seeded-refresh-token-0123456789abcdef", **client)
+        assert renewed.status_code == 201 and renewed.json()["expires_in"] == 1800  # the seeded pair's 30 minutes
+        federal = srv.service.instance("gitlab-federal-support")
+        assert federal.api_token_state(federal.api_tokens[0]) == (False, False)
+        # Deactivated 2026-07-13, before the rule: its 60 days run from 2026-07-28.
+        srv.service.clock.set(datetime(2026, 9, 25, 23, 59, tzinfo=UTC))
+        assert federal.api_token_state(federal.api_tokens[0]) == (False, False)
+        srv.service.clock.set(datetime(2026, 9, 26, tzinfo=UTC))
+        assert federal.api_token_state(federal.api_tokens[0]) == (False, True)
+    finally:
+        srv.stop()

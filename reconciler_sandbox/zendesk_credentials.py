@@ -1,7 +1,10 @@
-"""Zendesk credentials: OAuth clients, OAuth tokens, the grant endpoint, API tokens.
+"""Zendesk credentials: OAuth clients, OAuth tokens, API tokens (the grant endpoint
+`POST /oauth/tokens` is in zendesk_oauth.py).
 
-Shapes follow oracles/specs/zendesk-support-oas.yaml (OAuthClientObject, OauthTokenObject,
-OAuthTokenForGrantTypesObject) and reference/zendesk-api.md sections 1-2.
+Shapes follow the official Support OAS (developer.zendesk.com/zendesk/oas.yaml: OAuthClientObject,
+OauthTokenObject) and developer.zendesk.com/api-reference/ticketing/oauth/. The API-token list's
+shape is cartography's (cartography-cncf/cartography, cartography/intel/zendesk/api_tokens.py:
+`GET /api/v2/api_tokens`, ListApiTokens, unpaginated).
 """
 
 from __future__ import annotations

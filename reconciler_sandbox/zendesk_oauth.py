@@ -2,7 +2,7 @@
 refresh_token and client_credentials grants, with expiring access and refresh tokens.
 
 Sources (checked December 2026):
-- The official Support OAS (oracles/specs/zendesk-support-oas.yaml, CreateTokenForGrantType and
+- The official Support OAS (developer.zendesk.com/zendesk/oas.yaml, CreateTokenForGrantType and
   OAuthTokenForGrantTypesObject) and developer.zendesk.com/api-reference/ticketing/oauth/grant_type_tokens/:
   the parameters; `expires_in` "more than 300 seconds ... and less than 172,800 seconds";
   `refresh_token_expires_in` "more than 604,800 seconds ... or expires_in ... and less than

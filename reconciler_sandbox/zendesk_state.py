@@ -18,8 +18,9 @@ from typing import Any, Literal
 
 from reconciler_sandbox.core import Clock, parse_when
 
-# Zendesk's API-token retirement (reference/zendesk-api.md section 0, from Zendesk's
-# "Migrating from API tokens to OAuth access tokens" page).
+# Zendesk's API-token retirement: "Migrating from API tokens to OAuth access tokens",
+# developer.zendesk.com/documentation/api-basics/authentication/oauth-migration/ (checked
+# December 2026), and support.zendesk.com/hc/en-us/articles/10840968198042.
 INACTIVITY_RULE_FROM = datetime(2026, 7, 28, tzinfo=UTC)  # unused 30 days -> deactivated
 INACTIVITY_PERIOD = timedelta(days=30)
 DELETED_AFTER_DEACTIVATION = timedelta(days=60)

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import requests
+import yaml
 from zenpy.lib.exception import APIException
 
 from reconciler_sandbox.core import Clock
@@ -357,9 +360,10 @@ def test_no_credential_value_reaches_the_request_log(server, admin):
 
 
 def test_the_documented_seeds_credentials_behave_as_documented():
-    from tests.sandbox.test_zendesk_seed import documented_seed
-
-    srv = serve_zendesk(documented_seed(), Clock(START))
+    text = (Path(__file__).resolve().parents[2] / "docs" / "sandbox-zendesk.md").read_text()
+    block = re.search(r"## Seed.*?```yaml\n(.*?)```", text, re.S)
+    assert block, "docs/sandbox-zendesk.md has an example seed"
+    srv = serve_zendesk(yaml.safe_load(block.group(1)), Clock(START))
     try:
         def post(**params) -> requests.Response:
             return requests.post(f"{srv.url}/oauth/tokens", headers={"Host": "gitlab.zendesk.com"}, json=params,

@@ -6,8 +6,8 @@ request, so every instance shares the netloc `127.0.0.1:PORT`; instances are tol
 `requests.Session` carrying that header (see `session_for` and `zenpy_client`). With Host
 `127.0.0.1` and exactly one instance seeded, that instance answers.
 
-Endpoints live in `zendesk_credentials` (OAuth clients and tokens, API tokens, the grant
-endpoint), `zendesk_apps` (app installations) and `zendesk_webhooks`; state and seeding in
+Endpoints live in `zendesk_credentials` (OAuth clients and tokens, API tokens), `zendesk_oauth`
+(the grant endpoint `POST /oauth/tokens`: codes, refresh, client credentials), `zendesk_apps` (app installations) and `zendesk_webhooks`; state and seeding in
 `zendesk_state`; shared shapes in `zendesk_http`. See docs/sandbox-zendesk.md.
 """
 
@@ -56,9 +56,9 @@ class ZendeskService(Service):
     def __init__(self, clock: Clock, seed: dict[str, Any] | str | Path | None = None) -> None:
         super().__init__(clock)
         self.instances: dict[str, Instance] = {}
-        from reconciler_sandbox import zendesk_apps, zendesk_credentials, zendesk_webhooks
+        from reconciler_sandbox import zendesk_apps, zendesk_credentials, zendesk_oauth, zendesk_webhooks
 
-        for module in (zendesk_credentials, zendesk_apps, zendesk_webhooks):
+        for module in (zendesk_credentials, zendesk_oauth, zendesk_apps, zendesk_webhooks):
             module.register(self)
         if seed is not None:
             self.seed(seed)
@@ -225,14 +225,17 @@ class ZendeskService(Service):
             return installation["settings"].get(name)
 
     def token_by_value(self, subdomain: str, value: str) -> dict[str, Any] | None:
-        """The OAuth token or API token record holding `value`, with `kind` and `active`."""
+        """The OAuth token or API token record holding `value`, with `kind` and `active`; for a
+        refresh token, the record of its access token with `kind` "refresh_token"."""
         with self.lock:
             inst = self.instances[subdomain]
             for token in inst.oauth_tokens:
-                if token["token"] == value:
-                    expires = from_iso(token["expires_at"])
-                    return {**copy.deepcopy(token), "kind": "oauth_token",
-                            "active": expires is None or self.clock.now() < expires}
+                for kind, key, expiry in (("oauth_token", "token", "expires_at"),
+                                          ("refresh_token", "refresh_token", "refresh_token_expires_at")):
+                    if token[key] == value:
+                        expires = from_iso(token[expiry])
+                        return {**copy.deepcopy(token), "kind": kind,
+                                "active": expires is None or self.clock.now() < expires}
             for token in inst.api_tokens:
                 if token["token"] == value:
                     active, deleted = inst.api_token_state(token)
@@ -240,6 +243,15 @@ class ZendeskService(Service):
                         return None
                     return {**copy.deepcopy(token), "kind": "api_token", "active": active}
             return None
+
+    def authorization_code(self, subdomain: str, client: str, *, user: Any = None, scopes: list[str] | None = None,
+                           redirect_uri: str | None = None, code_challenge: str | None = None,
+                           code_challenge_method: str = "S256") -> str:
+        """A fresh code for `client` (identifier), as a user's consent would issue it."""
+        with self.lock:
+            item = {"client": client, "user": user, "scopes": scopes or ["read"], "redirect_uri": redirect_uri,
+                    "code_challenge": code_challenge, "code_challenge_method": code_challenge_method}
+            return self.instances[subdomain].seed_authorization_code(item, "authorization_code")["code"]
 
     def client_secret_valid(self, subdomain: str, identifier: str, secret: str) -> bool:
         with self.lock:

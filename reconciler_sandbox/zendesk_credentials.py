@@ -1,16 +1,17 @@
-"""Zendesk credentials: OAuth clients, OAuth tokens, the grant endpoint, API tokens.
+"""Zendesk credentials: OAuth clients, OAuth tokens, API tokens (the grant endpoint
+`POST /oauth/tokens` is in zendesk_oauth.py).
 
-Shapes follow oracles/specs/zendesk-support-oas.yaml (OAuthClientObject, OauthTokenObject,
-OAuthTokenForGrantTypesObject) and reference/zendesk-api.md sections 1-2.
+Shapes follow the official Support OAS (developer.zendesk.com/zendesk/oas.yaml: OAuthClientObject,
+OauthTokenObject) and developer.zendesk.com/api-reference/ticketing/oauth/. The API-token list's
+shape is cartography's (cartography-cncf/cartography, cartography/intel/zendesk/api_tokens.py:
+`GET /api/v2/api_tokens`, ListApiTokens, unpaginated).
 """
 
 from __future__ import annotations
 
-import base64
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from reconciler_sandbox.core import HTTPError, Request, Response
+from reconciler_sandbox.core import Request, Response
 from reconciler_sandbox.zendesk_http import (
     Caller,
     forbidden,
@@ -21,8 +22,8 @@ from reconciler_sandbox.zendesk_http import (
 )
 from reconciler_sandbox.zendesk_state import (
     NO_CREATION_FROM,
+    SUNSET,
     Instance,
-    iso,
     new_api_token,
     new_client_secret,
 )
@@ -31,10 +32,6 @@ if TYPE_CHECKING:
     from reconciler_sandbox.zendesk import ZendeskService
 
 VISIBLE_TOKEN_CHARS = 10  # "only the first 10 characters of each access token are included"
-# Clients created from this date get expiring access tokens by default (the OAS's
-# OAuthTokenForGrantTypesObject.expires_in: 1,800 seconds).
-EXPIRING_CLIENTS_FROM = datetime(2026, 4, 30, tzinfo=UTC)
-DEFAULT_EXPIRES_IN = 1800
 
 
 def masked(value: str, visible: int) -> str:
@@ -130,8 +127,9 @@ def delete_client(caller: Caller, request: Request) -> Response:
     if client is None:
         raise not_found()
     inst.oauth_clients.remove(client)
-    # A deleted client's tokens stop working with it.
+    # A deleted client's tokens (access and refresh) and unused codes stop working with it.
     inst.oauth_tokens[:] = [t for t in inst.oauth_tokens if t["client_id"] != client["id"]]
+    inst.authorization_codes[:] = [c for c in inst.authorization_codes if c["client_id"] != client["id"]]
     return Response(204)
 
 
@@ -156,7 +154,9 @@ def token_json(request: Request, token: dict[str, Any], *, reveal: bool = False)
         "client_id": token["client_id"],
         "user_id": token["user_id"],
         "token": token["token"] if reveal else token["token"][:VISIBLE_TOKEN_CHARS],
-        "refresh_token": token["refresh_token"],
+        # Lists show the refresh token cut like the access token: a guess (the docs say only that
+        # access tokens are cut to 10 characters; showing a refresh token whole would leak it).
+        "refresh_token": token["refresh_token"][:VISIBLE_TOKEN_CHARS] if token["refresh_token"] else None,
         "scopes": list(token["scopes"]),
         "created_at": token["created_at"],
         "used_at": token["used_at"],
@@ -206,53 +206,8 @@ def show_token(caller: Caller, request: Request) -> Response:
 
 def revoke_token(caller: Caller, request: Request) -> Response:
     token = _own_token(caller, request.params["id"])
-    caller.instance.oauth_tokens.remove(token)
+    caller.instance.oauth_tokens.remove(token)  # its refresh token goes with it
     return Response(204)
-
-
-def grant_token(inst: Instance, request: Request) -> Response:
-    """`POST /oauth/tokens` (no /api/v2): the client_credentials grant, so a test can show that a
-    rotated client secret works. Errors in OAuth 2.0 (RFC 6749 section 5.2) shape."""
-    params = request.json()
-    if not isinstance(params, dict):
-        params = {}
-    header = request.header("Authorization") or ""
-    if header.lower().startswith("basic "):  # client_secret_basic
-        try:
-            ident, _, secret = base64.b64decode(header[6:].strip()).decode().partition(":")
-            params = {"client_id": ident, "client_secret": secret, **params}
-        except (ValueError, UnicodeDecodeError):
-            pass
-    if params.get("grant_type") != "client_credentials":
-        raise HTTPError(400, {"error": "unsupported_grant_type",
-                              "error_description": "The authorization grant type is not supported by the "
-                                                   "authorization server."})
-    client = inst.client(params.get("client_id")) if params.get("client_id") else None
-    if client is None or client["secret"] != params.get("client_secret") or client["kind"] != "confidential":
-        raise HTTPError(401, {"error": "invalid_client",
-                              "error_description": "Client authentication failed due to unknown client, no client "
-                                                   "authentication included, or unsupported authentication method."})
-    scope = params.get("scope")
-    if not isinstance(scope, str) or not scope.split():
-        raise HTTPError(400, {"error": "invalid_scope",
-                              "error_description": "The requested scope is invalid, unknown, or malformed."})
-    expires_in = params.get("expires_in")
-    if expires_in is None and datetime.fromisoformat(client["created_at"].replace("Z", "+00:00")) >= EXPIRING_CLIENTS_FROM:
-        expires_in = DEFAULT_EXPIRES_IN
-    if expires_in is not None:
-        try:
-            expires_in = int(expires_in)
-        except (TypeError, ValueError):
-            expires_in = -1
-        if not 300 < expires_in < 172800:
-            raise HTTPError(400, {"error": "invalid_request",
-                                  "error_description": "expires_in must be between 300 and 172800 seconds"})
-    expires_at = iso(inst.clock.now() + timedelta(seconds=expires_in)) if expires_in else None
-    token = inst.mint_oauth_token(client, client["user_id"], scope.split(), expires_at=expires_at)
-    body: dict[str, Any] = {"access_token": token["token"], "token_type": "bearer", "scope": scope}
-    if expires_in:
-        body["expires_in"] = expires_in
-    return Response(201, body)  # the OAS documents 201 for CreateTokenForGrantType
 
 
 # --- API tokens ------------------------------------------------------------------------------
@@ -291,6 +246,56 @@ def create_api_token(caller: Caller, request: Request) -> Response:
     return Response(201, {"api_token": api_token_json(inst, token, reveal=True)})
 
 
+def live_api_token(inst: Instance, token_id: str) -> dict[str, Any]:
+    token = inst.find(inst.api_tokens, token_id)
+    if token is None or inst.api_token_state(token)[1]:  # deleted ones are gone for good
+        raise not_found()
+    return token
+
+
+def show_api_token(caller: Caller, request: Request) -> Response:
+    inst = caller.instance
+    return Response(200, {"api_token": api_token_json(inst, live_api_token(inst, request.params["id"]))})
+
+
+def update_api_token(caller: Caller, request: Request) -> Response:
+    """`PUT /api/v2/api_tokens/{id}` `{"api_token": {"description", "active"}}`: edit the
+    description, deactivate, reactivate. Undocumented as an API (the help center describes these
+    three actions in Admin Center); the body follows Zendesk's `{"<record>": {...}}` convention.
+    Reactivation is refused from 2027-04-30 ("can't be reactivated") with 422: a guess."""
+    inst = caller.instance
+    token = live_api_token(inst, request.params["id"])
+    given = body_object(request, "api_token")
+    if "description" in given:
+        if not isinstance(given["description"], str):
+            raise invalid_field("description", "Description: must be a string")
+        token["description"] = given["description"]
+    active = given.get("active")
+    if active is not None and not isinstance(active, bool):
+        raise invalid_field("active", "Active: must be true or false")
+    now = inst.now()
+    if active is False and inst.api_token_state(token)[0]:
+        token.update(active=False, deactivated_at=now, auto_deactivated=False)
+    elif active is True and not inst.api_token_state(token)[0]:
+        if inst.clock.now() >= SUNSET:
+            raise invalid_field("active", "Active: API tokens can no longer be reactivated")
+        token.update(active=True, deactivated_at=None, auto_deactivated=False, reactivated_at=now)
+    token["updated_at"] = now
+    return Response(200, {"api_token": api_token_json(inst, token)})
+
+
+def delete_api_token(caller: Caller, request: Request) -> Response:
+    """204. An active token is refused (422): Admin Center offers Delete only for deactivated
+    tokens (GitLab's runbook: "you cannot delete the token until it is deactivated"); whether the
+    API refuses too is a guess, the careful one for a client."""
+    inst = caller.instance
+    token = live_api_token(inst, request.params["id"])
+    if inst.api_token_state(token)[0]:
+        raise invalid_field("active", "Active: deactivate the token before deleting it")
+    inst.api_tokens.remove(token)
+    return Response(204)
+
+
 def register(service: ZendeskService) -> None:
     api = service.api
     api("GET", "/api/v2/oauth/clients{.json}", list_clients, resource=None)
@@ -305,4 +310,6 @@ def register(service: ZendeskService) -> None:
     api("DELETE", "/api/v2/oauth/tokens/{id}{.json}", revoke_token, resource=None, role="end-user")
     api("GET", "/api/v2/api_tokens{.json}", list_api_tokens, resource=None)
     api("POST", "/api/v2/api_tokens{.json}", create_api_token, resource=None)
-    service.public("POST", "/oauth/tokens{.json}", grant_token)
+    api("GET", "/api/v2/api_tokens/{id}{.json}", show_api_token, resource=None)
+    api("PUT", "/api/v2/api_tokens/{id}{.json}", update_api_token, resource=None)
+    api("DELETE", "/api/v2/api_tokens/{id}{.json}", delete_api_token, resource=None)

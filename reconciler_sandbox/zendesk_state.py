@@ -18,13 +18,15 @@ from typing import Any, Literal
 
 from reconciler_sandbox.core import Clock, parse_when
 
-# Zendesk's API-token retirement (reference/zendesk-api.md section 0, from Zendesk's
-# "Migrating from API tokens to OAuth access tokens" page).
+# Zendesk's API-token retirement: "Migrating from API tokens to OAuth access tokens",
+# developer.zendesk.com/documentation/api-basics/authentication/oauth-migration/ (checked
+# December 2026), and support.zendesk.com/hc/en-us/articles/10840968198042.
 INACTIVITY_RULE_FROM = datetime(2026, 7, 28, tzinfo=UTC)  # unused 30 days -> deactivated
 INACTIVITY_PERIOD = timedelta(days=30)
 DELETED_AFTER_DEACTIVATION = timedelta(days=60)
 NO_CREATION_FROM = datetime(2026, 10, 27, tzinfo=UTC)  # no new API tokens, "through the UI or API"
 SUNSET = datetime(2027, 4, 30, tzinfo=UTC)  # every API token stops authenticating
+DEFAULT_REFRESH_LIFETIME = timedelta(days=30)  # refresh_token_expires_in's default, 2,592,000 s
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _HEX = "0123456789abcdef"
@@ -66,7 +68,8 @@ class SeedError(ValueError):
 
 
 # Seeding order: what later records refer to comes first.
-SEED_ORDER = ("users", "oauth_clients", "oauth_tokens", "api_tokens", "apps", "installations", "webhooks")
+SEED_ORDER = ("users", "oauth_clients", "oauth_tokens", "authorization_codes", "api_tokens", "apps", "installations",
+              "webhooks")
 
 
 class DuplicateId(SeedError):
@@ -90,7 +93,8 @@ class Instance:
         self.rng = random.Random(subdomain)  # ULID randomness: deterministic per instance
         self.users: list[dict[str, Any]] = []
         self.oauth_clients: list[dict[str, Any]] = []
-        self.oauth_tokens: list[dict[str, Any]] = []
+        self.oauth_tokens: list[dict[str, Any]] = []  # each holds its refresh token, if it has one
+        self.authorization_codes: list[dict[str, Any]] = []  # what a user's consent would have issued
         self.api_tokens: list[dict[str, Any]] = []
         self.apps: list[dict[str, Any]] = []
         self.installations: list[dict[str, Any]] = []
@@ -177,16 +181,20 @@ class Instance:
     def api_token_state(self, token: dict[str, Any]) -> tuple[bool, bool]:
         """(active, deleted) of an API token now, by the sandbox clock.
 
-        A token unused for 30 days is deactivated (rule in force from 2026-07-28) and deleted
-        60 days later; from 2027-04-30 no API token is active.
+        From 2026-07-28 a token unused for 30 days is deactivated, and a deactivated token is
+        deleted 60 days after its deactivation (the migration page says "Deactivated tokens are
+        permanently deleted 60 days after deactivation", without distinguishing how they were
+        deactivated; the sandbox counts a deactivation from before 2026-07-28 from that date).
+        From 2027-04-30 no API token is active. The 30 days run from the latest of creation,
+        last use and reactivation: a guess, Zendesk documents only "hasn't been used for 30 days".
         """
         now = self.clock.now()
         if not token["active"]:
-            deactivated = from_iso(token.get("deactivated_at"))
-            return False, bool(deactivated and token.get("auto_deactivated")
-                               and now >= deactivated + DELETED_AFTER_DEACTIVATION)
-        last = from_iso(token.get("last_used") or token["created_at"])
-        assert last is not None
+            deactivated = from_iso(token.get("deactivated_at")) or from_iso(token["created_at"])
+            assert deactivated is not None
+            return False, now >= max(deactivated, INACTIVITY_RULE_FROM) + DELETED_AFTER_DEACTIVATION
+        starts = [from_iso(token.get(key)) for key in ("created_at", "last_used", "reactivated_at")]
+        last = max(when for when in starts if when is not None)
         lapse = max(last + INACTIVITY_PERIOD, INACTIVITY_RULE_FROM)
         if now >= lapse:
             token.update(active=False, deactivated_at=iso(lapse), auto_deactivated=True, updated_at=iso(lapse))
@@ -254,7 +262,7 @@ class Instance:
             "redirect_uri": list(item.get("redirect_uri", [])),
             "logo_url": None,
             "user_id": self._owner(item, "user", where),
-            "global": False,
+            "global": bool(item.get("global", False)),  # read-only in the API: only a seed makes one
             "secret": secret,
             "created_at": created,
             "updated_at": self.when(item.get("updated_at"), f"{where}.updated_at") or created,
@@ -282,13 +290,20 @@ class Instance:
             created_at=self.when(item.get("created_at", "now"), f"{where}.created_at"),
             used_at=self.when(item.get("used_at"), f"{where}.used_at"),
             expires_at=self.when(item.get("expires_at"), f"{where}.expires_at"),
+            refresh_token=item.get("refresh_token"),
+            refresh_token_expires_at=self.when(item.get("refresh_token_expires_at"),
+                                               f"{where}.refresh_token_expires_at") or iso(
+                parse_when(item.get("created_at", "now"), self.clock) + DEFAULT_REFRESH_LIFETIME),
         )
 
     def mint_oauth_token(self, client: dict[str, Any], user_id: int, scopes: list[str], *,
                          value: str | None = None, token_id: Any = None, created_at: str | None = None,
-                         used_at: str | None = None, expires_at: str | None = None) -> dict[str, Any]:
+                         used_at: str | None = None, expires_at: str | None = None,
+                         refresh_token: str | None = None, refresh_token_expires_at: str | None = None,
+                         ) -> dict[str, Any]:
+        """An access token (and its refresh token, when given: the pair lives and dies together)."""
         value = value or new_oauth_token()
-        self.remember(value)
+        self.remember(value, refresh_token)
         record = {
             "id": self.claim_id(token_id) if token_id is not None else self.new_id(),
             "client_id": client["id"],
@@ -298,10 +313,35 @@ class Instance:
             "created_at": created_at or self.now(),
             "used_at": used_at,
             "expires_at": expires_at,
-            "refresh_token": None,
-            "refresh_token_expires_at": None,
+            "refresh_token": refresh_token,
+            "refresh_token_expires_at": refresh_token_expires_at if refresh_token else None,
         }
         self.oauth_tokens.append(record)
+        return record
+
+    def seed_authorization_code(self, item: dict[str, Any], where: str) -> dict[str, Any]:
+        """A code as Zendesk's consent page would redirect with (that page is a browser flow the
+        sandbox does not serve). It is valid for 120 seconds from `created_at` and used once."""
+        client = self.client(item.get("client"))
+        if client is None:
+            raise SeedError(f"{where}.client: no OAuth client {item.get('client')!r} in this instance")
+        scopes = item.get("scopes", ["read"])
+        if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
+            raise SeedError(f"{where}.scopes: must be a list of strings")
+        if item.get("code_challenge_method", "S256") not in ("S256", "plain"):
+            raise SeedError(f"{where}.code_challenge_method: must be S256 or plain")
+        record = {
+            "code": item.get("code") or new_oauth_token(),
+            "client_id": client["id"],
+            "user_id": self._owner(item, "user", where),
+            "scopes": list(scopes),
+            "redirect_uri": item.get("redirect_uri"),
+            "code_challenge": item.get("code_challenge"),
+            "code_challenge_method": item.get("code_challenge_method", "S256"),
+            "created_at": self.when(item.get("created_at", "now"), f"{where}.created_at"),
+        }
+        self.remember(record["code"])
+        self.authorization_codes.append(record)
         return record
 
     def seed_api_token(self, item: dict[str, Any], where: str) -> dict[str, Any]:
@@ -317,7 +357,8 @@ class Instance:
             "created_at": created,
             "updated_at": self.when(item.get("updated_at"), f"{where}.updated_at") or created,
             "last_used": self.when(item.get("last_used"), f"{where}.last_used"),
-            "deactivated_at": None if item.get("active", True) else created,
+            "deactivated_at": None if item.get("active", True) else (
+                self.when(item.get("deactivated_at"), f"{where}.deactivated_at") or created),
             "auto_deactivated": False,
         }
         self.api_tokens.append(record)
@@ -394,8 +435,8 @@ class Instance:
 
     # persistence -------------------------------------------------------------------------
 
-    KINDS = ("users", "oauth_clients", "oauth_tokens", "api_tokens", "apps", "installations", "webhooks",
-             "deliveries")
+    KINDS = ("users", "oauth_clients", "oauth_tokens", "authorization_codes", "api_tokens", "apps", "installations",
+             "webhooks", "deliveries")
 
     def dump(self) -> dict[str, Any]:
         state: dict[str, Any] = {k: copy.deepcopy(getattr(self, k)) for k in self.KINDS}

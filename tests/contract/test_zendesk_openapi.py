@@ -155,3 +155,27 @@ def test_webhook_endpoints_match_the_webhooks_spec(server, oracles):
     invalid = s.post(base, json={"webhook": {"name": "no endpoint"}})
     check(spec, "/api/v2/webhooks", "POST", invalid.status_code, invalid.json())
     check(spec, one, "DELETE", s.delete(f"{base}/{hook_id}").status_code, None)
+
+
+def test_code_and_refresh_grants_match_the_support_oas(server, oracles):
+    """The code and refresh answers, and the token list holding a refreshable token, declare only
+    what the OAS declares; every grant parameter the sandbox reads is one its description names."""
+    spec = load_spec(oracles / "specs" / "zendesk-support-oas.yaml")
+    anonymous = session_for(server, SUB)
+    code = server.service.authorization_code(SUB, "reconcile", scopes=["read"])
+    pair = anonymous.post(f"{server.url}/oauth/tokens", json={
+        "grant_type": "authorization_code", "code": code, "client_id": "reconcile", "client_secret": "cs" * 32})
+    check(spec, "/oauth/tokens", "POST", pair.status_code, pair.json())
+    assert {"refresh_token", "refresh_token_expires_in", "expires_in"} <= set(pair.json())
+    renewed = anonymous.post(f"{server.url}/oauth/tokens", json={
+        "grant_type": "refresh_token", "refresh_token": pair.json()["refresh_token"], "client_id": "reconcile",
+        "client_secret": "cs" * 32, "scope": "read", "expires_in": 86400, "refresh_token_expires_in": 604800})
+    check(spec, "/oauth/tokens", "POST", renewed.status_code, renewed.json())
+    listed = session_for(server, SUB, oauth_token=TOKEN).get(f"{server.url}/api/v2/oauth/tokens",
+                                                             params={"all": "true"})
+    check(spec, "/api/v2/oauth/tokens", "GET", listed.status_code, listed.json(), OFFSET_KEYS)
+    assert any(t["refresh_token_expires_at"] for t in listed.json()["tokens"])
+    documented = spec["paths"]["/oauth/tokens"]["post"]["description"]
+    read = ("grant_type", "code", "client_id", "client_secret", "redirect_uri", "scope", "expires_in",
+            "refresh_token_expires_in", "refresh_token", "code_verifier")
+    assert [name for name in read if name not in documented] == []

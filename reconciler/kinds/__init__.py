@@ -2,9 +2,10 @@
 
 The registry maps an inventory `kind:` to its implementation: `source_kind(name)` and
 `consumer_kind(name)`. A kind is a `SourceKind` or a `ConsumerKind` plus the capabilities it has
-(below); callers ask for a capability with `isinstance(kind, Capability)` (or `capable()` where
-the plan already guarantees it) and never test a kind by its name. Adding a kind is adding its
-module (see the registry at the bottom).
+(below), each an abstract mixin listed in the kind's class line (a kind that lists one without
+its methods fails when its module is imported). Callers ask for a capability with
+`isinstance(kind, Capability)` (or `capable()` where the plan already guarantees it) and never
+test a kind by its name. Adding a kind is adding its module (see the registry at the bottom).
 
 ## Observation: batched, in rounds
 
@@ -38,6 +39,10 @@ it. The value is dropped after that; observations hold fingerprints only.
         empty `at`.
     manual_create(source) -> str            planning: the error text when the plan needs a new
         token that the kind cannot mint for this source
+    id_family() -> str | None               reports: the id space its live ids share within a
+        provider (PATs and resource access tokens: one table); None when nothing is live
+    display_name(source) -> str | None      reports: how a person knows the source (None: by its
+        inventory name)
 
 Source capabilities (values travel as `Secret`; `api` is the provider handle from
 `reconciler.clients`):
@@ -85,6 +90,21 @@ Consumer capabilities:
                        receives the readable copy to persist before the delete;
                        recreate_from(api, consumer, saved, value) -> new id: finish a recreate
                        that stopped between the delete and the create
+
+## Scope scans (`reconcile check`, `reconcile discover`)
+
+The capabilities a scan of the discovery scopes reads, with the records they produce, live in
+`reconciler.kinds._discovery`:
+
+    ScannedSource      scan_keys(scope, lists) -> [ListKey]; scan_tokens(key, rows, scope, lists)
+                       -> [ScopeToken]: the live tokens of a scope; value_format: how its tokens
+                       are recognised in held values (None: they are not)
+    ScannedConsumer    scan_keys(scope, lists) -> [ListKey]; places(key, rows, lists) -> (places,
+                       notes): the readable places of a scope and notes on the write-only ones
+    ExpiringSource     declared_expiry(source) -> date | None: the expiry the inventory declares
+                       (nothing live to read it from)
+    SunsetSource       sunset -> Sunset: its provider is retiring the kind (cutoff, inactivity
+                       rule, the replacement to propose)
 """
 
 from __future__ import annotations
@@ -202,6 +222,17 @@ class SourceKind(ABC):
     def manual_create(self, source: Source) -> str:
         """What a person must do when the plan needs a token this kind cannot mint."""
         return f"the {self.noun} cannot be created through the API: create it by hand"
+
+    # reports (check, discover) ---------------------------------------------------------------
+
+    @abstractmethod
+    def id_family(self) -> str | None:
+        """The id space its live ids share within a provider (GitLab PATs and resource access
+        tokens are rows of one table); None for a kind with no live tokens."""
+
+    @abstractmethod
+    def display_name(self, source: Source) -> str | None:
+        """How a report names `source` for a person; None: by its inventory name."""
 
     @property
     def identifies_values(self) -> bool:

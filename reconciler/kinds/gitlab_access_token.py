@@ -28,7 +28,7 @@ from reconciler.kinds import (
     Strategy,
     TokenAction,
 )
-from reconciler.kinds._discovery import ScanScope, ScopeToken
+from reconciler.kinds._discovery import ScannedSource, ScanScope, ScopeToken
 from reconciler.kinds._gitlab import (
     GITLAB_TOKEN_FAMILY,
     GITLAB_TOKENS,
@@ -136,7 +136,7 @@ GROUP_SCHEMA: dict[str, Any] = {
 }
 
 
-class ResourceAccessTokenKind(SourceKind, Mintable, Renewable, Revocable, Identifying):
+class ResourceAccessTokenKind(SourceKind, Mintable, Renewable, Revocable, Identifying, ScannedSource):
     value_alphabet = TOKEN_ALPHABET
 
     def __init__(self, kind: str, resource: str, model: type[Source], schema: dict[str, Any], schema_order: int) -> None:

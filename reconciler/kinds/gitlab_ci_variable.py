@@ -26,7 +26,7 @@ from reconciler.kinds import (
     read_back,
     source_kind,
 )
-from reconciler.kinds._discovery import Place, ScanScope
+from reconciler.kinds._discovery import Place, ScannedConsumer, ScanScope
 from reconciler.kinds._gitlab import rows
 from reconciler.observed import ConsumerObservation
 from reconciler.secret import Secret
@@ -160,7 +160,7 @@ def _key(c: GitLabCiVariable) -> ListKey:
     return ListKey(c.provider, "instance_variables", "")
 
 
-class CiVariableKind(ConsumerKind, Creatable, Readable, ListVerifiable, AttributeWritable):
+class CiVariableKind(ConsumerKind, Creatable, Readable, ListVerifiable, AttributeWritable, ScannedConsumer):
     model = GitLabCiVariable
     schema = SCHEMA
     kind = "gitlab_ci_variable"

@@ -26,7 +26,7 @@ from reconciler.kinds import (
     SourceKind,
     Strategy,
 )
-from reconciler.kinds._discovery import ScanScope, ScopeToken
+from reconciler.kinds._discovery import ScannedSource, ScanScope, ScopeToken
 from reconciler.kinds._gitlab import (
     GITLAB_TOKEN_FAMILY,
     GITLAB_TOKENS,
@@ -85,7 +85,7 @@ SCHEMA: dict[str, Any] = {
 }
 
 
-class PersonalAccessTokenKind(SourceKind, Mintable, Renewable, Revocable, Identifying):
+class PersonalAccessTokenKind(SourceKind, Mintable, Renewable, Revocable, Identifying, ScannedSource):
     model = GitLabPersonalAccessToken
     schema = SCHEMA
     schema_order = 10

@@ -26,7 +26,7 @@ from reconciler.kinds import (
     SourceKind,
     Strategy,
 )
-from reconciler.kinds._discovery import ScanScope, ScopeToken
+from reconciler.kinds._discovery import ScannedSource, ScanScope, ScopeToken
 from reconciler.kinds._gitlab import GITLAB_TOKENS, TOKEN_ALPHABET, TRIGGER_FAMILY, pick, rows
 from reconciler.observed import LiveToken, SourceObservation, parse_date, parse_time
 from reconciler.secret import Secret
@@ -90,7 +90,7 @@ def live_trigger(row: dict[str, Any], where: str) -> LiveToken:
     )
 
 
-class PipelineTriggerKind(SourceKind, Mintable, Revocable, Recoverable, Identifying):
+class PipelineTriggerKind(SourceKind, Mintable, Revocable, Recoverable, Identifying, ScannedSource):
     model = GitLabPipelineTrigger
     schema = SCHEMA
     schema_order = 40

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from reconciler.inventory.model import Consumer, Diagnostic, Inventory, Token, finding
 from reconciler.kinds import ConsumerKind, ListKey, Lists, Reading, Recreatable
-from reconciler.kinds._discovery import Place, ScanScope, listed
+from reconciler.kinds._discovery import Place, ScannedConsumer, ScanScope, listed
 from reconciler.kinds._gitlab import rows
 from reconciler.observed import ConsumerObservation
 from reconciler.secret import Secret
@@ -180,7 +180,7 @@ def _keys(items: Any) -> list[str]:
     return sorted(str(i.get("key")) for i in items or () if isinstance(i, dict))
 
 
-class WebhookKind(ConsumerKind, Recreatable):
+class WebhookKind(ConsumerKind, Recreatable, ScannedConsumer):
     model = GitLabWebhook
     schema = SCHEMA
     kind = "gitlab_webhook"

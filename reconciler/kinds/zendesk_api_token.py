@@ -17,7 +17,7 @@ import yaml
 
 from reconciler.inventory.model import Consumer, Diagnostic, Inventory, Source, Token, finding
 from reconciler.kinds import ListKey, Lists, SourceKind, Strategy, TokenAction
-from reconciler.kinds._discovery import ScanScope, ScopeToken, Sunset
+from reconciler.kinds._discovery import ScannedSource, ScanScope, ScopeToken, Sunset, SunsetSource
 from reconciler.kinds._gitlab import pick, rows
 from reconciler.kinds._zendesk import TOKEN_ALPHABET, ZENDESK_API_TOKEN_SUNSET, live_zendesk_token
 from reconciler.observed import LiveToken, SourceObservation
@@ -60,7 +60,7 @@ SCHEMA: dict[str, Any] = {
 }
 
 
-class ApiTokenKind(SourceKind):
+class ApiTokenKind(SourceKind, ScannedSource, SunsetSource):
     model = ZendeskApiToken
     schema = SCHEMA
     schema_order = 70

@@ -25,7 +25,7 @@ from reconciler.kinds import (
     extract,
     read_back,
 )
-from reconciler.kinds._discovery import Place, ScanScope
+from reconciler.kinds._discovery import Place, ScannedConsumer, ScanScope
 from reconciler.kinds._gitlab import rows
 from reconciler.kinds._zendesk import fetch_installations
 from reconciler.observed import ConsumerObservation
@@ -92,7 +92,7 @@ def find_installation(c: ZendeskAppSetting, data: list[dict[str, Any]]) -> dict[
     return by_app
 
 
-class AppSettingKind(ConsumerKind, Creatable, Readable, ListVerifiable):
+class AppSettingKind(ConsumerKind, Creatable, Readable, ListVerifiable, ScannedConsumer):
     """A missing setting of an existing installation is written like any other; a missing
     installation cannot be created (observe marks it `creatable: False`)."""
     model = ZendeskAppSetting

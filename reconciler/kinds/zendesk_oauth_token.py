@@ -30,7 +30,7 @@ from reconciler.kinds import (
     SourceKind,
     Strategy,
 )
-from reconciler.kinds._discovery import ScanScope, ScopeToken, listed
+from reconciler.kinds._discovery import ScannedSource, ScanScope, ScopeToken, listed
 from reconciler.kinds._gitlab import pick, rows
 from reconciler.kinds._zendesk import TOKEN_ALPHABET, live_zendesk_token
 from reconciler.observed import LiveToken, SourceObservation
@@ -119,7 +119,7 @@ _HEX = re.compile(r"[0-9a-fA-F]{32,64}")  # Zendesk OAuth access tokens are 64 h
 ZENDESK_OAUTH = OAuthTokenFormat()
 
 
-class OAuthTokenKind(SourceKind, Mintable, Revocable, Identifying):
+class OAuthTokenKind(SourceKind, Mintable, Revocable, Identifying, ScannedSource):
     """Scopes never drift: the token is matched by its scopes, so other scopes are another token."""
     model = ZendeskOAuthToken
     schema = SCHEMA

@@ -24,7 +24,7 @@ from reconciler.kinds import (
     extract,
     read_back,
 )
-from reconciler.kinds._discovery import Place, ScanScope
+from reconciler.kinds._discovery import Place, ScannedConsumer, ScanScope
 from reconciler.kinds._gitlab import rows
 from reconciler.kinds._zendesk import fetch_webhooks, patch
 from reconciler.observed import ConsumerObservation
@@ -163,7 +163,7 @@ def ambiguous(c: ZendeskWebhook, data: list[dict[str, Any]]) -> str | None:
             "so that the value does not go to the wrong one")
 
 
-class ZendeskWebhookKind(ConsumerKind, Readable, ListVerifiable):
+class ZendeskWebhookKind(ConsumerKind, Readable, ListVerifiable, ScannedConsumer):
     model = ZendeskWebhook
     schema = SCHEMA
     kind = "zendesk_webhook"

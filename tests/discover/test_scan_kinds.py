@@ -7,9 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import get_args
 
-from reconciler.kinds import ListKey, Strategy, all_kinds, consumer_kind, source_kind
+from reconciler.kinds import ListKey, SourceKind, Strategy, all_kinds, consumer_kind, source_kind
 from reconciler.kinds._discovery import (
-    ReportedSource,
     ScanScope,
     declared_expiry,
     id_family,
@@ -34,7 +33,9 @@ def test_check_discover_and_scopes_name_no_kind():
 
 def test_every_source_kind_says_its_id_family_and_name():
     sources, _ = all_kinds()
-    assert all(isinstance(k, ReportedSource) for k in sources)
+    # abstract in SourceKind: a source kind that does not say them cannot be instantiated
+    assert {"id_family", "display_name"} <= SourceKind.__abstractmethods__
+    assert all(isinstance(k, SourceKind) and not type(k).__abstractmethods__ for k in sources)
     # PATs and resource access tokens are rows of one table: one id space
     assert id_family("gitlab_personal_access_token") == id_family("gitlab_project_access_token") \
         == id_family("gitlab_group_access_token") != id_family("gitlab_pipeline_trigger")

@@ -26,7 +26,7 @@ from reconciler.kinds import (
 )
 from reconciler.kinds._discovery import Place, ScannedConsumer, ScanScope
 from reconciler.kinds._gitlab import rows
-from reconciler.kinds._zendesk import fetch_webhooks, patch
+from reconciler.kinds._zendesk import fetch_webhooks
 from reconciler.observed import ConsumerObservation
 from reconciler.secret import Secret
 
@@ -245,7 +245,7 @@ class ZendeskWebhookKind(ConsumerKind, Readable, ListVerifiable, ScannedConsumer
                     else {"username": auth.username, "password": value.reveal()} if auth.type == "basic_auth"
                     else {"name": auth.header, "value": value.reveal()})
             body = {"authentication": {"type": auth.type, "data": data, "add_position": "header"}}
-        patch(api, f"/api/v2/webhooks/{observed.live_id}", {"webhook": body})
+        api.patch(f"/api/v2/webhooks/{observed.live_id}", {"webhook": body})
 
     def verify(self, api: Any, consumer: Consumer, value: Secret) -> bool | None:
         """The endpoint is read back; a credential in `authentication` is write-only (None)."""

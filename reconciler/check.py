@@ -316,7 +316,7 @@ def _api_risk(live: LiveToken, now: datetime, replacement: str, retiring: Sunset
 def _replacement(tplan: TokenPlan, token: Token, retiring: Sunset) -> str:
     """The planner's proposal for this token (its consumers carried over)."""
     for f in tplan.findings:
-        if f.code == "api_token_sunset" and f.detail:
+        if f.code == retiring.proposal_code and f.detail:
             return f.detail
     name = display_name(token.source)
     return retiring.replacement(str(token.source.provider), name if name is not None else token.name)

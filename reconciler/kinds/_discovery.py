@@ -136,6 +136,7 @@ class Sunset:
     why_kept: str  # why apply cannot renew it: "Zendesk API tokens can no longer be created"
     replaced_by: str  # what replaces it: "an OAuth token"
     replacement: Callable[[str, str], str]  # (provider, live name) -> inventory YAML that replaces it
+    proposal_code: str  # the plan finding whose detail proposes the replacement of an inventory token
 
 
 class SunsetSource(ABC):

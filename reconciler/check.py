@@ -609,7 +609,7 @@ class CheckError(ReconcileError):
     """A problem the user fixes (one line, exit 1)."""
 
 
-def run_check(session: Any, within: timedelta, *, sandbox: bool = False) -> Report:
+def run_check(session: Any, within: timedelta) -> Report:
     """Observe, plan and scan the discovery scopes of `session` (reconciler.engine), read-only."""
     from reconciler.pipeline import observe_and_plan
     from reconciler.scopes import provider_apis, scan_scopes, scope_providers
@@ -652,7 +652,7 @@ def issue_target(inventory: Inventory, spec: str, env: Mapping[str, str] | None 
     raise CheckError(f"--issue {spec}: several GitLab providers ({', '.join(gitlabs)}); write PROVIDER:PROJECT")
 
 
-def publish_issue(session: Any, spec: str, report: Report, *, sandbox: bool = False) -> IssueOutcome:
+def publish_issue(session: Any, spec: str, report: Report) -> IssueOutcome:
     """Sync the report to the issue in `spec`, with that GitLab provider's credential."""
     from gitlab import exceptions as gl_errors
 

@@ -126,6 +126,13 @@ if TYPE_CHECKING:
 Strategy = Literal["overlap", "in_place", "external", "observe_only"]
 
 
+# The `value` property of the schema fragment of a consumer kind that delivers through a template.
+VALUE_TEMPLATE_PROPERTY: dict[str, Any] = {
+    "$ref": "#/$defs/template",
+    "description": "What the consumer receives: a template in which `${token}` stands for the token value, "
+                   "e.g. `Bearer ${token}`. Default `${token}`.",
+}
+
 class ListKey(NamedTuple):
     """One list call: `resource` of `scope` at `provider` (deduplicated across the inventory)."""
 

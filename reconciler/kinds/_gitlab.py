@@ -37,6 +37,13 @@ GITLAB_SCOPES = frozenset(
 )
 
 
+# The `provider` property of every GitLab kind's schema fragment.
+PROVIDER_PROPERTY: dict[str, Any] = {
+    "type": "string",
+    "description": "Name of the GitLab provider (a key under `providers`).",
+    "minLength": 1,
+}
+
 def _list(api: Any, path: str, **query: Any) -> list[dict[str, Any]]:
     """Every row of a list, pages followed, as plain dicts: `Gitlab.http_list`, which is what
     `manager.list(get_all=True)` calls, without building a python-gitlab object (and, for a lazy

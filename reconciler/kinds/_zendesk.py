@@ -26,6 +26,13 @@ ZENDESK_API_TOKEN_SUNSET = (
 TOKEN_ALPHABET = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 
 
+# The `provider` property of every Zendesk kind's schema fragment.
+PROVIDER_PROPERTY: dict[str, Any] = {
+    "type": "string",
+    "description": "Name of the Zendesk provider (a key under `providers`).",
+    "minLength": 1,
+}
+
 def fetch_webhooks(api: Any, scope: str) -> list[dict[str, Any]]:
     found = []
     for hook in api.zenpy.webhooks.list(page_size=PAGE_SIZE):

@@ -19,7 +19,12 @@ from reconciler.inventory.model import Consumer, Diagnostic, Inventory, Source, 
 from reconciler.kinds import ListKey, Lists, SourceKind, Strategy, TokenAction
 from reconciler.kinds._discovery import ScannedSource, ScanScope, ScopeToken, Sunset, SunsetSource
 from reconciler.kinds._gitlab import pick, rows
-from reconciler.kinds._zendesk import TOKEN_ALPHABET, ZENDESK_API_TOKEN_SUNSET, live_zendesk_token
+from reconciler.kinds._zendesk import (
+    PROVIDER_PROPERTY,
+    TOKEN_ALPHABET,
+    ZENDESK_API_TOKEN_SUNSET,
+    live_zendesk_token,
+)
 from reconciler.observed import LiveToken, SourceObservation
 from reconciler.plan_model import Finding, Reason, declared_at
 
@@ -44,11 +49,7 @@ SCHEMA: dict[str, Any] = {
     "description": "A Zendesk API token: observed only. Zendesk disabled creating them on 2026-10-27 and cuts every one off on 2027-04-30; migrate to `zendesk_oauth_token`.",
     "properties": {
         "kind": {"const": "zendesk_api_token", "description": "`zendesk_api_token`."},
-        "provider": {
-            "type": "string",
-            "description": "Name of the Zendesk provider (a key under `providers`).",
-            "minLength": 1,
-        },
+        "provider": PROVIDER_PROPERTY,
         "description": {
             "type": "string",
             "description": "The token's description in Admin Center, which identifies it.",

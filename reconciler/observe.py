@@ -22,17 +22,15 @@ becomes that source's or consumer's error in the plan.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from reconciler.clients import Api, Clients
-from reconciler.inventory.model import GitLabProvider, Inventory, Token, ZendeskProvider
-from reconciler.kinds import Identifying, Identity, ListKey, Reading, consumer_kind, source_kind
-from reconciler.kinds._gitlab import FETCHERS as GITLAB_FETCHERS
-from reconciler.kinds._zendesk import FETCHERS as ZENDESK_FETCHERS
+from reconciler.inventory.model import Inventory, Token
+from reconciler.kinds import Identifying, Identity, ListKey, Reading, consumer_kind, fetcher, source_kind
 from reconciler.observed import ConsumerObservation, LiveToken, Observed, record_is_of
 from reconciler.secret import Secret
 
@@ -50,20 +48,13 @@ def needed_keys(tokens: list[Token], lists: dict[ListKey, Any]) -> set[ListKey]:
     return keys
 
 
-# provider kind -> resource (a ListKey's) -> the call that lists it
-FETCHERS: dict[str, Mapping[str, Callable[[Any, str], Any]]] = {
-    GitLabProvider.kind: GITLAB_FETCHERS,
-    ZendeskProvider.kind: ZENDESK_FETCHERS,
-}
-
-
 def fetch_list(api: Api, key: ListKey) -> Any:
     """One list call through the provider's fetcher, within its throttle. A failure comes back as
     a scope-level FetchError, or raises ProviderError when the whole provider is unusable."""
-    fetcher = FETCHERS[api.provider.kind][key.resource]
+    fetch = fetcher(api.provider.kind, key.resource)
     with api.throttle:
         try:
-            return fetcher(api, key.scope)
+            return fetch(api, key.scope)
         except Exception as exc:  # noqa: BLE001 - classified: scope-level error or ProviderError
             return api.classify(exc)
 

@@ -9,14 +9,15 @@ test a kind by its name. Adding a kind is adding its module (see the registry at
 
 ## Observation: batched, in rounds
 
-Observation never issues a GET per resource where a list has the data. A kind says which list
-calls it needs as `ListKey`s (provider, resource, scope), e.g. `("gitlab-com", "project_triggers",
+Observation never issues a GET per resource where a list has the data. A kind says which list calls
+it needs as `ListKey`s (provider, resource, scope), e.g. `("gitlab-com", "project_triggers",
 "group/project")`; `observe.py` deduplicates the keys of the whole inventory, fetches each once
-(concurrently, bounded per provider) through the provider helpers `_gitlab.FETCHERS` /
-`_zendesk.FETCHERS`, and hands the results (`Lists`) back to the kinds, which pick their object
-out of them. `needs()` is called in rounds with what was fetched so far, so a kind can ask for a
-detail call that depends on a list (a GitLab hook's detail, only in `mode: recreate`, because the
-list omits URL-variable and custom-header keys), or for the current user before listing its PATs.
+(concurrently, bounded per provider) through the provider helpers' tables (`fetcher(provider kind,
+resource)`: `_gitlab.FETCHERS`, `_zendesk.FETCHERS`), and hands the results (`Lists`) back to the
+kinds, which pick their object out of them. `needs()` is called in rounds with what was fetched so
+far, so a kind can ask for a detail call that depends on a list (a GitLab hook's detail, only in
+`mode: recreate`, because the list omits URL-variable and custom-header keys), or for the current
+user before listing its PATs.
 
 Fetchers wrap every credential-bearing field (`value`, `token`, settings, endpoints) in `Secret`
 the moment it arrives and drop truncated ones; `observe_*` turns them into fingerprints. A
@@ -413,6 +414,14 @@ def capable(kind: object, capability: Callable[..., C]) -> C:
         return cast(C, kind)
     name = capability.__name__ if isinstance(capability, type) else str(capability)
     raise NotImplementedError(f"{type(kind).__name__} is not {name}")
+
+
+def fetcher(provider_kind: str, resource: str) -> Callable[[Any, str], Any]:
+    """The list call of `resource` (a ListKey's) at a provider of `provider_kind`, from the
+    provider helpers' FETCHERS; KeyError when there is none."""
+    from reconciler.kinds import _gitlab, _zendesk
+
+    return {"gitlab": _gitlab.FETCHERS, "zendesk": _zendesk.FETCHERS}[provider_kind][resource]
 
 
 def read_back(lists: Lists, key: ListKey) -> Any:

@@ -7,9 +7,30 @@ from __future__ import annotations
 from pathlib import Path
 from typing import get_args
 
-from reconciler.kinds import ListKey, SourceKind, Strategy, all_kinds, consumer_kind, source_kind
+from reconciler.kinds import (
+    AttributeWritable,
+    Identifying,
+    ListKey,
+    ListVerifiable,
+    Mintable,
+    Readable,
+    Recoverable,
+    Recreatable,
+    Renewable,
+    Revocable,
+    SourceKind,
+    Strategy,
+    Supplied,
+    all_kinds,
+    consumer_kind,
+    source_kind,
+)
 from reconciler.kinds._discovery import (
+    ExpiringSource,
+    ScannedConsumer,
+    ScannedSource,
     ScanScope,
+    SunsetSource,
     declared_expiry,
     id_family,
     sunset,
@@ -110,3 +131,15 @@ def test_api_tokens_declare_their_sunset_and_external_sources_their_expiry():
     from reconciler.kinds.external import ExternalSource
 
     assert declared_expiry(ExternalSource(provider=None, expires_at=date(2027, 1, 1))) == date(2027, 1, 1)
+
+
+def test_a_kind_with_a_capabilitys_methods_lists_the_capability():
+    """Capabilities are declared in the kind's class line, not found by method presence: a kind
+    that has every method of one without listing it would be passed over silently (by a scan, the
+    planner, apply), so it is a mistake."""
+    capabilities = [Mintable, Renewable, Revocable, Recoverable, Identifying, Supplied, Readable, ListVerifiable,
+                    AttributeWritable, Recreatable, ScannedSource, ScannedConsumer, ExpiringSource, SunsetSource]
+    sources, consumers = all_kinds()
+    unlisted = [(k.kind, cap.__name__) for k in sources + consumers for cap in capabilities
+                if all(hasattr(k, m) for m in cap.__abstractmethods__) and not isinstance(k, cap)]
+    assert unlisted == []

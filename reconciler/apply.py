@@ -41,6 +41,7 @@ from typing import Any, Protocol
 import requests
 from gitlab import exceptions as gl_errors
 
+from reconciler.clients import CredentialRefused
 from reconciler.errors import ReconcileError
 from reconciler.inventory.model import Consumer, Token
 from reconciler.kinds import (
@@ -579,11 +580,8 @@ class TokenApply:
         if self_id is not None and self_id == live.id:
             # the provider's own credential was rotated: use the new one from here on, in the
             # state store too when it keeps the state with that credential (escrow and saves follow)
-            revoked = self.api.gl.private_token
-            self.api.gl = self.api._client(minted.value, retry=True)
-            continue_with = getattr(self.run_.store, "continue_with", None)
-            if continue_with is not None:
-                continue_with(revoked, minted.value)
+            revoked = self.api.continue_with(minted.value)
+            self.run_.store.continue_with(revoked, minted.value)
             self.say("the provider's own credential was rotated: continuing with the new value")
         self.run_.values_in_play.append(minted.value)
         self.run_.result.rotated.append(self.token.name)
@@ -592,17 +590,14 @@ class TokenApply:
         return minted
 
     def credential_check(self) -> str | None:
-        """GitLab: prove the provider credential is valid before a rotate (never a rotate
-        authenticated with a revoked token) and learn its id (self-rotation)."""
-        if self.kind.provider_kind != "gitlab":
-            return None
+        """The provider's check of its own credential before a rotate (never a rotate
+        authenticated with a revoked token): its live id, to see a self-rotation."""
+        assert self.api is not None
         try:
-            return self.api.credential_id()  # type: ignore[union-attr]
-        except gl_errors.GitlabAuthenticationError:
-            raise StepFailed(f"the credential in ${self.api.env} is refused (revoked or expired): no rotate is "  # type: ignore[union-attr]
+            return self.api.credential_before_rotate()
+        except CredentialRefused as refused:
+            raise StepFailed(f"the credential in ${refused.env} is refused (revoked or expired): no rotate is "
                              "sent with it; set a valid one and run apply again") from None
-        except gl_errors.GitlabParsingError:
-            return None
 
     def renew(self, live: LiveToken) -> Minted:
         assert self.api is not None

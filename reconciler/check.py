@@ -316,7 +316,7 @@ def _api_risk(live: LiveToken, now: datetime, replacement: str, retiring: Sunset
 def _replacement(tplan: TokenPlan, token: Token, retiring: Sunset) -> str:
     """The planner's proposal for this token (its consumers carried over)."""
     for f in tplan.findings:
-        if f.code == "api_token_sunset" and f.detail:
+        if f.code == retiring.proposal_code and f.detail:
             return f.detail
     name = display_name(token.source)
     return retiring.replacement(str(token.source.provider), name if name is not None else token.name)
@@ -609,7 +609,7 @@ class CheckError(ReconcileError):
     """A problem the user fixes (one line, exit 1)."""
 
 
-def run_check(session: Any, within: timedelta, *, sandbox: bool = False) -> Report:
+def run_check(session: Any, within: timedelta) -> Report:
     """Observe, plan and scan the discovery scopes of `session` (reconciler.engine), read-only."""
     from reconciler.pipeline import observe_and_plan
     from reconciler.scopes import provider_apis, scan_scopes, scope_providers
@@ -652,7 +652,7 @@ def issue_target(inventory: Inventory, spec: str, env: Mapping[str, str] | None 
     raise CheckError(f"--issue {spec}: several GitLab providers ({', '.join(gitlabs)}); write PROVIDER:PROJECT")
 
 
-def publish_issue(session: Any, spec: str, report: Report, *, sandbox: bool = False) -> IssueOutcome:
+def publish_issue(session: Any, spec: str, report: Report) -> IssueOutcome:
     """Sync the report to the issue in `spec`, with that GitLab provider's credential."""
     from gitlab import exceptions as gl_errors
 

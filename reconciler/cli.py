@@ -381,10 +381,10 @@ def check_command(inventory: Path, within: str | None, fmt: str, issue: str | No
                 window = parse_duration(within) if within else session.inventory.check.within
             except ValueError as err:
                 raise SessionError(f"--within: {err}") from None
-            report = run_check(session, window, sandbox=sandbox)
+            report = run_check(session, window)
             render(report, fmt, sys.stdout)
             if issue:
-                outcome = publish_issue(session, issue, report, sandbox=sandbox)
+                outcome = publish_issue(session, issue, report)
                 click.echo(outcome.describe(), err=True)
                 if session.world is not None:
                     session.world.save()  # --sandbox: the next run finds the issue again
@@ -411,7 +411,7 @@ def discover_command(inventory: Path, out: Path | None, force: bool, sandbox: bo
         from reconciler.engine import open_session
 
         with open_session(inventory, sandbox=sandbox, sandbox_seed=sandbox_seed, sandbox_reset=sandbox_reset) as session:
-            result = run_discover(session, sandbox=sandbox)
+            result = run_discover(session)
             text = render_yaml(result, session.inventory, str(inventory), session.now)
         if out is None:
             click.echo(text, nl=False)

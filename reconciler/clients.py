@@ -6,7 +6,7 @@ bounded concurrency. Nothing else in the tool opens a connection to GitLab or Ze
   never be repeated (rotate, create) pass `retry_transient_errors=False` per call (kinds/).
 - Zendesk: `Zenpy(subdomain=..., oauth_token=... | email+token, session=...)`; zenpy waits out
   Retry-After. Endpoints zenpy does not cover (OAuth, API tokens, app installations) use that
-  client's authenticated session through `ZendeskApi.get/get_all/put/post/delete`, which wait out
+  client's authenticated session through `ZendeskApi.get/get_all/put/post/patch/delete`, which wait out
   429 the same way and follow cursor pages.
 - Every HTTP request of a provider passes its `Throttle` (mounted as the sessions' adapter): at
   most `concurrency` fetches at once, at most a configured `Rate`, never more than the server's
@@ -334,6 +334,25 @@ class GitLabApi:
         with self.throttle:
             return str(token_self(self.gl)["id"])
 
+    def credential_before_rotate(self) -> str | None:
+        """Prove the provider's credential valid before a rotate (a rotate is never sent with a
+        revoked token) and return its live id (so a rotate of the credential itself is seen);
+        None when it is no token that can read itself (a job token). CredentialRefused when
+        GitLab refuses it."""
+        try:
+            return self.credential_id()
+        except gl_errors.GitlabAuthenticationError:
+            raise CredentialRefused(self.env) from None
+        except gl_errors.GitlabParsingError:
+            return None
+
+    def continue_with(self, value: Secret) -> str | None:
+        """After the provider's own credential was rotated in place: authenticate with its new
+        `value` from here on. The old token, now revoked (a state store that sent it follows)."""
+        old = self.gl.private_token
+        self.gl = self._client(value, retry=True)
+        return old
+
     def identify_token(self, value: Secret) -> Identity:
         """Which live token `value` is: `GET /personal_access_tokens/self` authenticated with it."""
         with self.throttle:
@@ -485,6 +504,22 @@ class ZendeskApi:
         self.oauth_client_ids.update({str(r["identifier"]): str(r["id"]) for r in rows
                                       if r.get("identifier") is not None and r.get("id") is not None})
 
+    def credential_id(self) -> str | None:
+        """The live id of the provider's own credential when it is an OAuth token (`GET
+        /api/v2/oauth/tokens/current`); None for an API token, which cannot read itself."""
+        if not self.oauth:
+            return None
+        return str(self.get("/api/v2/oauth/tokens/current.json")["token"]["id"])
+
+    def credential_before_rotate(self) -> None:
+        """No check before a rotate: what Zendesk rotates (an OAuth client's secret) is never the
+        instance's own credential, and a refused credential fails the rotate call itself."""
+        return None
+
+    def patch(self, path: str, body: Any) -> Any:
+        with self.throttle:
+            return self._check(self._call("PATCH", path, json=body))
+
     def identify_oauth_token(self, value: Secret) -> Identity | None:
         """Which OAuth token `value` is: `GET /api/v2/oauth/tokens/current` authenticated with it.
         401/404: not a live token. 403: a live token whose scopes (e.g. `tickets:read` only) do not
@@ -515,6 +550,14 @@ class ZendeskApi:
         if status is not None:
             return FetchError(int(status), f"{status} {getattr(exc, 'message', '') or exc}")
         raise exc
+
+
+class CredentialRefused(Exception):
+    """The provider refused its own credential (revoked or expired); `env` holds it."""
+
+    def __init__(self, env: str) -> None:
+        super().__init__(env)
+        self.env = env
 
 
 class _Refused(Exception):

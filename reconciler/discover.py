@@ -255,7 +255,7 @@ def render_yaml(result: DiscoverResult, inventory: Inventory, source: str, now: 
     return "\n".join(lines) + "\n"
 
 
-def run_discover(session: Any, *, sandbox: bool = False) -> DiscoverResult:
+def run_discover(session: Any) -> DiscoverResult:
     """Scan, recognise and identify, for `session` (reconciler.engine). Read-only."""
     from reconciler.pipeline import observe_session
     from reconciler.scopes import managed_keys, provider_apis, scan_scopes, scope_providers

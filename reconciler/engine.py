@@ -3,8 +3,10 @@ inventory, start the sandbox world when `--sandbox` is given, read credentials, 
 open the state, and fix the current time. `Session` is that bundle; `open_session` a context
 manager that stops the sandboxes afterwards.
 
-Errors a user can fix come out as `SessionError` with one clear line (an unknown target, a missing
-credential variable, a bad `--now`, an unreadable state); `InventoryError` keeps its diagnostics.
+Errors a user can fix come out as a `ReconcileError` with one clear line: `SessionError` (an unknown
+target, a bad `--now`, a sandbox that cannot start), the clients' `ProviderError` (a missing
+credential variable), the state's `StateError` (an unreadable state); `InventoryError` keeps its
+diagnostics.
 """
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ def open_session(
     env: Mapping[str, str] | None = None,
 ) -> Iterator[Session]:
     from reconciler.inventory import load_inventory
-    from reconciler.state import LocalStore, StateError, escrow_available, open_escrow, open_store
+    from reconciler.state import LocalStore, escrow_available, open_escrow, open_store
     from reconciler.state.ledger import Ledger
 
     env = dict(os.environ if env is None else env)
@@ -102,14 +104,11 @@ def open_session(
                 endpoints = world.endpoints
                 env = world.env(env)
         clients = connect(inventory, env=env, endpoints=endpoints, targets=targets or None)
-        try:
-            store = LocalStore(STATE_DIR) if sandbox else open_store(inventory.state, inventory.providers, env,
-                                                                     clients=clients)
-            ledger = store.load_ledger()
-            has_escrow = escrow_available(inventory.state, env)
-            escrowed = {p.token: p.token_id for p in open_escrow(store, inventory.state, env).pending()}
-        except StateError as err:
-            raise SessionError(str(err)) from None
+        store = LocalStore(STATE_DIR) if sandbox else open_store(inventory.state, inventory.providers, env,
+                                                                 clients=clients)
+        ledger = store.load_ledger()
+        has_escrow = escrow_available(inventory.state, env)
+        escrowed = {p.token: p.token_id for p in open_escrow(store, inventory.state, env).pending()}
         current = pinned or (world.clock.now() if world is not None else datetime.now(UTC))
         yield Session(inventory=inventory, clients=clients, store=store, ledger=ledger or Ledger(), env=env,
                       now=current, escrow_available=has_escrow, targets=tuple(targets), world=world,

@@ -28,13 +28,9 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from gitlab import exceptions as gl_errors
-
-from reconciler.clients import Clients, GitLabApi
+from reconciler.clients import Api, Clients
 from reconciler.inventory.model import Inventory, Token
-from reconciler.kinds import FetchError, Identifying, Identity, ListKey, Reading, consumer_kind, source_kind
-from reconciler.kinds._gitlab import FETCHERS as GITLAB_FETCHERS
-from reconciler.kinds._zendesk import FETCHERS as ZENDESK_FETCHERS
+from reconciler.kinds import Identifying, Identity, ListKey, Reading, consumer_kind, fetcher, source_kind
 from reconciler.observed import ConsumerObservation, LiveToken, Observed, record_is_of
 from reconciler.secret import Secret
 
@@ -52,19 +48,13 @@ def needed_keys(tokens: list[Token], lists: dict[ListKey, Any]) -> set[ListKey]:
     return keys
 
 
-def fetch_list(api: Any, key: ListKey) -> Any:
+def fetch_list(api: Api, key: ListKey) -> Any:
     """One list call through the provider's fetcher, within its throttle. A failure comes back as
     a scope-level FetchError, or raises ProviderError when the whole provider is unusable."""
-    fetcher = (GITLAB_FETCHERS if isinstance(api, GitLabApi) else ZENDESK_FETCHERS)[key.resource]
+    fetch = fetcher(api.provider.kind, key.resource)
     with api.throttle:
         try:
-            return fetcher(api, key.scope)
-        except gl_errors.GitlabAuthenticationError as exc:
-            # GitLab answers 401, not 403, to a non-admin listing another user's PATs: that is
-            # about this list, not a refused credential.
-            if key.resource == "pats":
-                return FetchError(401, "only an administrator can list another user's tokens")
-            return api.classify(exc)
+            return fetch(api, key.scope)
         except Exception as exc:  # noqa: BLE001 - classified: scope-level error or ProviderError
             return api.classify(exc)
 

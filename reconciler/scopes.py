@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.clients import Api, Clients, GitLabApi, ProviderError
+from reconciler.clients import Api, Clients, ProviderError
 from reconciler.inventory.model import Inventory
 from reconciler.kinds import FetchError, ListKey
 from reconciler.kinds._discovery import (
@@ -164,15 +164,15 @@ def _describe_key(key: ListKey) -> str:
 
 def _credential_ids(scan: ScopeScan, apis: Mapping[str, Api]) -> None:
     """The live id of each scanned provider's own credential, so it is not reported as unmanaged
-    (`GET /personal_access_tokens/self`, `GET /api/v2/oauth/tokens/current`, with the credential)."""
+    (`credential_id()`: GitLab `GET /personal_access_tokens/self`, Zendesk `GET
+    /api/v2/oauth/tokens/current`, with the credential)."""
     for name in sorted({k.provider for k in scan.lists}):
         api = apis[name]
         try:
             with api.throttle:
-                if isinstance(api, GitLabApi):
-                    scan.credential_ids[name] = api.credential_id()
-                elif api.oauth:
-                    scan.credential_ids[name] = str(api.get("/api/v2/oauth/tokens/current.json")["token"]["id"])
+                found = api.credential_id()
+            if found is not None:
+                scan.credential_ids[name] = found
         except ProviderError:
             raise
         except Exception:  # noqa: BLE001 - not a PAT (a job token...): it is simply not excluded

@@ -2,20 +2,22 @@
 
 The registry maps an inventory `kind:` to its implementation: `source_kind(name)` and
 `consumer_kind(name)`. A kind is a `SourceKind` or a `ConsumerKind` plus the capabilities it has
-(below); callers ask for a capability with `isinstance(kind, Capability)` (or `capable()` where
-the plan already guarantees it) and never test a kind by its name. Adding a kind is adding its
-module (see the registry at the bottom).
+(below), each an abstract mixin listed in the kind's class line (a kind that lists one without
+its methods fails when its module is imported). Callers ask for a capability with
+`isinstance(kind, Capability)` (or `capable()` where the plan already guarantees it) and never
+test a kind by its name. Adding a kind is adding its module (see the registry at the bottom).
 
 ## Observation: batched, in rounds
 
-Observation never issues a GET per resource where a list has the data. A kind says which list
-calls it needs as `ListKey`s (provider, resource, scope), e.g. `("gitlab-com", "project_triggers",
+Observation never issues a GET per resource where a list has the data. A kind says which list calls
+it needs as `ListKey`s (provider, resource, scope), e.g. `("gitlab-com", "project_triggers",
 "group/project")`; `observe.py` deduplicates the keys of the whole inventory, fetches each once
-(concurrently, bounded per provider) through the provider helpers `_gitlab.FETCHERS` /
-`_zendesk.FETCHERS`, and hands the results (`Lists`) back to the kinds, which pick their object
-out of them. `needs()` is called in rounds with what was fetched so far, so a kind can ask for a
-detail call that depends on a list (a GitLab hook's detail, only in `mode: recreate`, because the
-list omits URL-variable and custom-header keys), or for the current user before listing its PATs.
+(concurrently, bounded per provider) through the provider helpers' tables (`fetcher(provider kind,
+resource)`: `_gitlab.FETCHERS`, `_zendesk.FETCHERS`), and hands the results (`Lists`) back to the
+kinds, which pick their object out of them. `needs()` is called in rounds with what was fetched so
+far, so a kind can ask for a detail call that depends on a list (a GitLab hook's detail, only in
+`mode: recreate`, because the list omits URL-variable and custom-header keys), or for the current
+user before listing its PATs.
 
 Fetchers wrap every credential-bearing field (`value`, `token`, settings, endpoints) in `Secret`
 the moment it arrives and drop truncated ones; `observe_*` turns them into fingerprints. A
@@ -38,6 +40,10 @@ it. The value is dropped after that; observations hold fingerprints only.
         empty `at`.
     manual_create(source) -> str            planning: the error text when the plan needs a new
         token that the kind cannot mint for this source
+    id_family() -> str | None               reports: the id space its live ids share within a
+        provider (PATs and resource access tokens: one table); None when nothing is live
+    display_name(source) -> str | None      reports: how a person knows the source (None: by its
+        inventory name)
 
 Source capabilities (values travel as `Secret`; `api` is the provider handle from
 `reconciler.clients`):
@@ -85,6 +91,21 @@ Consumer capabilities:
                        receives the readable copy to persist before the delete;
                        recreate_from(api, consumer, saved, value) -> new id: finish a recreate
                        that stopped between the delete and the create
+
+## Scope scans (`reconcile check`, `reconcile discover`)
+
+The capabilities a scan of the discovery scopes reads, with the records they produce, live in
+`reconciler.kinds._discovery`:
+
+    ScannedSource      scan_keys(scope, lists) -> [ListKey]; scan_tokens(key, rows, scope, lists)
+                       -> [ScopeToken]: the live tokens of a scope; value_format: how its tokens
+                       are recognised in held values (None: they are not)
+    ScannedConsumer    scan_keys(scope, lists) -> [ListKey]; places(key, rows, lists) -> (places,
+                       notes): the readable places of a scope and notes on the write-only ones
+    ExpiringSource     declared_expiry(source) -> date | None: the expiry the inventory declares
+                       (nothing live to read it from)
+    SunsetSource       sunset -> Sunset: its provider is retiring the kind (cutoff, inactivity
+                       rule, the replacement to propose)
 """
 
 from __future__ import annotations
@@ -105,6 +126,13 @@ if TYPE_CHECKING:
 
 Strategy = Literal["overlap", "in_place", "external", "observe_only"]
 
+
+# The `value` property of the schema fragment of a consumer kind that delivers through a template.
+VALUE_TEMPLATE_PROPERTY: dict[str, Any] = {
+    "$ref": "#/$defs/template",
+    "description": "What the consumer receives: a template in which `${token}` stands for the token value, "
+                   "e.g. `Bearer ${token}`. Default `${token}`.",
+}
 
 class ListKey(NamedTuple):
     """One list call: `resource` of `scope` at `provider` (deduplicated across the inventory)."""
@@ -202,6 +230,17 @@ class SourceKind(ABC):
     def manual_create(self, source: Source) -> str:
         """What a person must do when the plan needs a token this kind cannot mint."""
         return f"the {self.noun} cannot be created through the API: create it by hand"
+
+    # reports (check, discover) ---------------------------------------------------------------
+
+    @abstractmethod
+    def id_family(self) -> str | None:
+        """The id space its live ids share within a provider (GitLab PATs and resource access
+        tokens are rows of one table); None for a kind with no live tokens."""
+
+    @abstractmethod
+    def display_name(self, source: Source) -> str | None:
+        """How a report names `source` for a person; None: by its inventory name."""
 
     @property
     def identifies_values(self) -> bool:
@@ -375,6 +414,14 @@ def capable(kind: object, capability: Callable[..., C]) -> C:
         return cast(C, kind)
     name = capability.__name__ if isinstance(capability, type) else str(capability)
     raise NotImplementedError(f"{type(kind).__name__} is not {name}")
+
+
+def fetcher(provider_kind: str, resource: str) -> Callable[[Any, str], Any]:
+    """The list call of `resource` (a ListKey's) at a provider of `provider_kind`, from the
+    provider helpers' FETCHERS; KeyError when there is none."""
+    from reconciler.kinds import _gitlab, _zendesk
+
+    return {"gitlab": _gitlab.FETCHERS, "zendesk": _zendesk.FETCHERS}[provider_kind][resource]
 
 
 def read_back(lists: Lists, key: ListKey) -> Any:

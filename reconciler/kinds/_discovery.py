@@ -1,6 +1,7 @@
 """What a kind contributes to the scan of the discovery scopes (`reconcile check`, `reconcile discover`).
 
-Capabilities, each a protocol a kind implements or not (its methods sit at the end of its class):
+Capabilities, each an abstract mixin a kind lists in its class line or not (its methods sit at
+the end of its class), as those in `reconciler.kinds`:
 
 - `ScannedSource`: a source kind whose live tokens a scope scan lists. It names the lists it
   reads for a scope (`scan_keys`), turns their rows into `ScopeToken`s (`scan_tokens`: live
@@ -9,22 +10,24 @@ Capabilities, each a protocol a kind implements or not (its methods sit at the e
 - `ScannedConsumer`: a consumer kind whose places discover reads: the lists (`scan_keys`) and,
   from their rows, the readable places with the consumer YAML that would declare each, and notes
   for the write-only ones (`places`).
-- `ReportedSource`: every source kind: the id space its live ids share (`id_family`: GitLab PATs
-  and resource access tokens are all rows of one table) and how a report names a source for a
-  person (`display_name`).
 - `ExpiringSource`: a source that declares its own expiry (no live token to read it from).
 - `SunsetSource`: a kind its provider is retiring (`sunset`: the cutoff, the inactivity rule and
   the replacement to propose).
+
+Every source kind also says the id space its live ids share (`SourceKind.id_family`: GitLab PATs
+and resource access tokens are all rows of one table) and how a report names a source for a
+person (`SourceKind.display_name`).
 
 `reconcile check`, `discover` and `scopes` reach kinds only through the functions at the bottom.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol
 
 from reconciler.inventory.model import Source
 from reconciler.kinds import FetchError, ListKey, Lists, all_kinds, source_kind
@@ -91,43 +94,36 @@ class ValueFormat(Protocol):
         """The scanned live token `value` is, or a note (completing "PLACE ...") why it cannot be told."""
 
 
-@runtime_checkable
-class ScannedSource(Protocol):
+class ScannedSource(ABC):
     """A source kind whose live tokens a scope scan lists."""
 
-    provider_kind: str | None
-    value_format: ValueFormat | None
+    provider_kind: ClassVar[str | None]
+    value_format: ClassVar[ValueFormat | None] = None  # None: its tokens are not told from held values
 
+    @abstractmethod
     def scan_keys(self, scope: ScanScope, lists: Lists) -> list[ListKey]: ...
 
+    @abstractmethod
     def scan_tokens(self, key: ListKey, rows: list[dict[str, Any]], scope: ScanScope,
                     lists: Lists) -> list[ScopeToken]: ...
 
 
-@runtime_checkable
-class ScannedConsumer(Protocol):
+class ScannedConsumer(ABC):
     """A consumer kind whose places discover reads."""
 
-    provider_kind: str
+    provider_kind: ClassVar[str]
 
+    @abstractmethod
     def scan_keys(self, scope: ScanScope, lists: Lists) -> list[ListKey]: ...
 
+    @abstractmethod
     def places(self, key: ListKey, rows: list[dict[str, Any]], lists: Lists) -> tuple[list[Place], list[str]]: ...
 
 
-@runtime_checkable
-class ReportedSource(Protocol):
-    """Every source kind: its id space and how a report names a source."""
-
-    def id_family(self) -> str | None: ...
-
-    def display_name(self, source: Source) -> str | None: ...
-
-
-@runtime_checkable
-class ExpiringSource(Protocol):
+class ExpiringSource(ABC):
     """A source that declares its expiry (nothing live to read it from)."""
 
+    @abstractmethod
     def declared_expiry(self, source: Source) -> date | None: ...
 
 
@@ -140,13 +136,15 @@ class Sunset:
     why_kept: str  # why apply cannot renew it: "Zendesk API tokens can no longer be created"
     replaced_by: str  # what replaces it: "an OAuth token"
     replacement: Callable[[str, str], str]  # (provider, live name) -> inventory YAML that replaces it
+    proposal_code: str  # the plan finding whose detail proposes the replacement of an inventory token
 
 
-@runtime_checkable
-class SunsetSource(Protocol):
+class SunsetSource(ABC):
     """A kind its provider is retiring."""
 
-    sunset: Sunset
+    @property
+    @abstractmethod
+    def sunset(self) -> Sunset: ...
 
 
 def listed(lists: Lists, key: ListKey) -> Any:
@@ -182,13 +180,11 @@ def value_formats() -> list[ValueFormat]:
 
 def id_family(kind: str) -> str | None:
     """The id space a source kind's live ids belong to; None for a kind with no live tokens."""
-    impl = source_kind(kind)
-    return impl.id_family() if isinstance(impl, ReportedSource) else None
+    return source_kind(kind).id_family()
 
 
 def display_name(source: Source) -> str | None:
-    impl = source_kind(source.kind)
-    return impl.display_name(source) if isinstance(impl, ReportedSource) else None
+    return source_kind(source.kind).display_name(source)
 
 
 def declared_expiry(source: Source) -> date | None:

@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from gitlab import exceptions as gl_errors
 from gitlab.utils import EncodedId
 
 from reconciler.inventory.checks import allowed_scope_findings
@@ -35,6 +36,13 @@ GITLAB_SCOPES = frozenset(
     "read_service_ping ai_features self_rotate read_observability write_observability".split()
 )
 
+
+# The `provider` property of every GitLab kind's schema fragment.
+PROVIDER_PROPERTY: dict[str, Any] = {
+    "type": "string",
+    "description": "Name of the GitLab provider (a key under `providers`).",
+    "minLength": 1,
+}
 
 def _list(api: Any, path: str, **query: Any) -> list[dict[str, Any]]:
     """Every row of a list, pages followed, as plain dicts: `Gitlab.http_list`, which is what
@@ -69,8 +77,13 @@ def fetch_user_by_name(api: Any, scope: str) -> dict[str, Any] | FetchError:
     return dict(rows[0])
 
 
-def fetch_pats(api: Any, scope: str) -> list[dict[str, Any]]:
-    return _list(api, "/personal_access_tokens", user_id=scope)
+def fetch_pats(api: Any, scope: str) -> list[dict[str, Any]] | FetchError:
+    try:
+        return _list(api, "/personal_access_tokens", user_id=scope)
+    except gl_errors.GitlabAuthenticationError:
+        # GitLab answers 401, not 403, to a non-admin listing another user's PATs: that is about
+        # this list, not a refused credential.
+        return FetchError(401, "only an administrator can list another user's tokens")
 
 
 def fetch_project_access_tokens(api: Any, scope: str) -> list[dict[str, Any]]:

@@ -26,6 +26,13 @@ ZENDESK_API_TOKEN_SUNSET = (
 TOKEN_ALPHABET = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 
 
+# The `provider` property of every Zendesk kind's schema fragment.
+PROVIDER_PROPERTY: dict[str, Any] = {
+    "type": "string",
+    "description": "Name of the Zendesk provider (a key under `providers`).",
+    "minLength": 1,
+}
+
 def fetch_webhooks(api: Any, scope: str) -> list[dict[str, Any]]:
     found = []
     for hook in api.zenpy.webhooks.list(page_size=PAGE_SIZE):
@@ -58,9 +65,7 @@ def fetch_oauth_clients(api: Any, scope: str) -> list[dict[str, Any]]:
     rows = api.get_all("/api/v2/oauth/clients.json", "clients", {"page[size]": PAGE_SIZE})
     for row in rows:
         row.pop("secret", None)  # only ever complete at creation; never kept
-    remember = getattr(api, "remember_oauth_clients", None)
-    if remember is not None:  # an OAuth token's mint needs its client's id: no second list
-        remember(rows)
+    api.remember_oauth_clients(rows)  # an OAuth token's mint needs its client's id: no second list
     return rows
 
 
@@ -76,7 +81,7 @@ def fetch_user(api: Any, scope: str) -> dict[str, Any]:
     """`{"id": ...}` of the provider credential's user: the user `POST /api/v2/oauth/tokens` mints
     for, whose tokens an OAuth token source is. With an OAuth credential `GET
     /api/v2/oauth/tokens/current` (its `user_id`), else `GET /api/v2/users/me`."""
-    if getattr(api, "oauth", True):
+    if api.oauth:
         return {"id": api.get("/api/v2/oauth/tokens/current.json")["token"]["user_id"]}
     return {"id": api.get("/api/v2/users/me.json")["user"]["id"]}
 
@@ -111,10 +116,3 @@ def live_zendesk_token(row: dict[str, Any], name: str, where: str) -> LiveToken:
         scopes=tuple(sorted(row.get("scopes") or ())),
         user_id=None if row.get("user_id") is None else str(row["user_id"]),
     )
-
-
-def patch(api: Any, path: str, body: Any) -> Any:
-    """`PATCH` through the instance's authenticated session (ZendeskApi has get/put/post/delete;
-    webhooks are the one resource written partially)."""
-    with api.throttle:
-        return api._check(api._call("PATCH", path, json=body))

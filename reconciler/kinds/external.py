@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from reconciler.inventory.model import Source, Token
 from reconciler.kinds import Lists, SourceKind, Strategy, Supplied, TokenAction
+from reconciler.kinds._discovery import ExpiringSource
 from reconciler.observed import LiveToken, SourceObservation
 from reconciler.plan_model import Finding, Reason, days_left, days_text, declared_at
 from reconciler.secret import Secret
@@ -60,7 +61,7 @@ SCHEMA: dict[str, Any] = {
 }
 
 
-class ExternalKind(SourceKind, Supplied):
+class ExternalKind(SourceKind, Supplied, ExpiringSource):
     model = ExternalSource
     schema = SCHEMA
     schema_order = 80

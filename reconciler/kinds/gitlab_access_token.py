@@ -28,10 +28,11 @@ from reconciler.kinds import (
     Strategy,
     TokenAction,
 )
-from reconciler.kinds._discovery import ScanScope, ScopeToken
+from reconciler.kinds._discovery import ScannedSource, ScanScope, ScopeToken
 from reconciler.kinds._gitlab import (
     GITLAB_TOKEN_FAMILY,
     GITLAB_TOKENS,
+    PROVIDER_PROPERTY,
     TOKEN_ALPHABET,
     drift_reasons,
     live_token,
@@ -78,11 +79,7 @@ PROJECT_SCHEMA: dict[str, Any] = {
     "description": "A GitLab project access token.",
     "properties": {
         "kind": {"const": "gitlab_project_access_token", "description": "`gitlab_project_access_token`."},
-        "provider": {
-            "type": "string",
-            "description": "Name of the GitLab provider (a key under `providers`).",
-            "minLength": 1,
-        },
+        "provider": PROVIDER_PROPERTY,
         "project": {
             "type": "string",
             "description": "Full path of the project, e.g. `gitlab-com/support/sync`, or its numeric id.",
@@ -110,11 +107,7 @@ GROUP_SCHEMA: dict[str, Any] = {
     "description": "A GitLab group access token.",
     "properties": {
         "kind": {"const": "gitlab_group_access_token", "description": "`gitlab_group_access_token`."},
-        "provider": {
-            "type": "string",
-            "description": "Name of the GitLab provider (a key under `providers`).",
-            "minLength": 1,
-        },
+        "provider": PROVIDER_PROPERTY,
         "group": {
             "type": "string",
             "description": "Full path of the group, e.g. `gitlab-com/support`, or its numeric id.",
@@ -136,7 +129,7 @@ GROUP_SCHEMA: dict[str, Any] = {
 }
 
 
-class ResourceAccessTokenKind(SourceKind, Mintable, Renewable, Revocable, Identifying):
+class ResourceAccessTokenKind(SourceKind, Mintable, Renewable, Revocable, Identifying, ScannedSource):
     value_alphabet = TOKEN_ALPHABET
 
     def __init__(self, kind: str, resource: str, model: type[Source], schema: dict[str, Any], schema_order: int) -> None:

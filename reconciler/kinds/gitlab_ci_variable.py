@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Literal
 
 from reconciler.inventory.model import Consumer, Diagnostic, Inventory, Token, finding
 from reconciler.kinds import (
+    VALUE_TEMPLATE_PROPERTY,
     AttributeWritable,
     ConsumerKind,
     Creatable,
@@ -26,8 +27,8 @@ from reconciler.kinds import (
     read_back,
     source_kind,
 )
-from reconciler.kinds._discovery import Place, ScanScope
-from reconciler.kinds._gitlab import rows
+from reconciler.kinds._discovery import Place, ScannedConsumer, ScanScope
+from reconciler.kinds._gitlab import PROVIDER_PROPERTY, rows
 from reconciler.observed import ConsumerObservation
 from reconciler.secret import Secret
 
@@ -97,15 +98,8 @@ SCHEMA: dict[str, Any] = {
     "description": "A GitLab CI/CD variable of a project, a group or the instance; updated in place.",
     "properties": {
         "kind": {"const": "gitlab_ci_variable", "description": "`gitlab_ci_variable`."},
-        "provider": {
-            "type": "string",
-            "description": "Name of the GitLab provider (a key under `providers`).",
-            "minLength": 1,
-        },
-        "value": {
-            "$ref": "#/$defs/template",
-            "description": "What the consumer receives: a template in which `${token}` stands for the token value, e.g. `Bearer ${token}`. Default `${token}`.",
-        },
+        "provider": PROVIDER_PROPERTY,
+        "value": VALUE_TEMPLATE_PROPERTY,
         "project": {
             "type": "string",
             "description": "Full path (or id) of the project owning the variable.",
@@ -160,7 +154,7 @@ def _key(c: GitLabCiVariable) -> ListKey:
     return ListKey(c.provider, "instance_variables", "")
 
 
-class CiVariableKind(ConsumerKind, Creatable, Readable, ListVerifiable, AttributeWritable):
+class CiVariableKind(ConsumerKind, Creatable, Readable, ListVerifiable, AttributeWritable, ScannedConsumer):
     model = GitLabCiVariable
     schema = SCHEMA
     kind = "gitlab_ci_variable"

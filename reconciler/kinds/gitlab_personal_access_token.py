@@ -26,10 +26,11 @@ from reconciler.kinds import (
     SourceKind,
     Strategy,
 )
-from reconciler.kinds._discovery import ScanScope, ScopeToken
+from reconciler.kinds._discovery import ScannedSource, ScanScope, ScopeToken
 from reconciler.kinds._gitlab import (
     GITLAB_TOKEN_FAMILY,
     GITLAB_TOKENS,
+    PROVIDER_PROPERTY,
     TOKEN_ALPHABET,
     drift_reasons,
     live_token,
@@ -63,11 +64,7 @@ SCHEMA: dict[str, Any] = {
     "description": "A GitLab personal access token, renewed with the rotate API (in place).",
     "properties": {
         "kind": {"const": "gitlab_personal_access_token", "description": "`gitlab_personal_access_token`."},
-        "provider": {
-            "type": "string",
-            "description": "Name of the GitLab provider (a key under `providers`).",
-            "minLength": 1,
-        },
+        "provider": PROVIDER_PROPERTY,
         "name": {"type": "string", "description": "The token's name on GitLab.", "minLength": 1},
         "scopes": {"$ref": "#/$defs/gitlab_scopes", "description": "Scopes of the token, e.g. `[api]`."},
         "user": {
@@ -85,7 +82,7 @@ SCHEMA: dict[str, Any] = {
 }
 
 
-class PersonalAccessTokenKind(SourceKind, Mintable, Renewable, Revocable, Identifying):
+class PersonalAccessTokenKind(SourceKind, Mintable, Renewable, Revocable, Identifying, ScannedSource):
     model = GitLabPersonalAccessToken
     schema = SCHEMA
     schema_order = 10

@@ -26,8 +26,15 @@ from reconciler.kinds import (
     SourceKind,
     Strategy,
 )
-from reconciler.kinds._discovery import ScanScope, ScopeToken
-from reconciler.kinds._gitlab import GITLAB_TOKENS, TOKEN_ALPHABET, TRIGGER_FAMILY, pick, rows
+from reconciler.kinds._discovery import ScannedSource, ScanScope, ScopeToken
+from reconciler.kinds._gitlab import (
+    GITLAB_TOKENS,
+    PROVIDER_PROPERTY,
+    TOKEN_ALPHABET,
+    TRIGGER_FAMILY,
+    pick,
+    rows,
+)
 from reconciler.observed import LiveToken, SourceObservation, parse_date, parse_time
 from reconciler.secret import Secret
 
@@ -52,11 +59,7 @@ SCHEMA: dict[str, Any] = {
     "description": "A GitLab pipeline trigger token, renewed by creating a new trigger and deleting the old.",
     "properties": {
         "kind": {"const": "gitlab_pipeline_trigger", "description": "`gitlab_pipeline_trigger`."},
-        "provider": {
-            "type": "string",
-            "description": "Name of the GitLab provider (a key under `providers`).",
-            "minLength": 1,
-        },
+        "provider": PROVIDER_PROPERTY,
         "project": {
             "type": "string",
             "description": "Full path of the project the trigger runs pipelines in, or its numeric id.",
@@ -90,7 +93,7 @@ def live_trigger(row: dict[str, Any], where: str) -> LiveToken:
     )
 
 
-class PipelineTriggerKind(SourceKind, Mintable, Revocable, Recoverable, Identifying):
+class PipelineTriggerKind(SourceKind, Mintable, Revocable, Recoverable, Identifying, ScannedSource):
     model = GitLabPipelineTrigger
     schema = SCHEMA
     schema_order = 40

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from reconciler.inventory.model import Consumer, Diagnostic, Inventory, Token, finding
-from reconciler.kinds import ConsumerKind, ListKey, Lists, Reading, Recreatable
-from reconciler.kinds._discovery import Place, ScanScope, listed
-from reconciler.kinds._gitlab import rows
+from reconciler.kinds import VALUE_TEMPLATE_PROPERTY, ConsumerKind, ListKey, Lists, Reading, Recreatable
+from reconciler.kinds._discovery import Place, ScannedConsumer, ScanScope, listed
+from reconciler.kinds._gitlab import PROVIDER_PROPERTY, rows
 from reconciler.observed import ConsumerObservation
 from reconciler.secret import Secret
 
@@ -69,15 +69,8 @@ SCHEMA: dict[str, Any] = {
     "description": "A GitLab project or group webhook. Its secrets are unreadable, so reconcile records what it wrote.",
     "properties": {
         "kind": {"const": "gitlab_webhook", "description": "`gitlab_webhook`."},
-        "provider": {
-            "type": "string",
-            "description": "Name of the GitLab provider (a key under `providers`).",
-            "minLength": 1,
-        },
-        "value": {
-            "$ref": "#/$defs/template",
-            "description": "What the consumer receives: a template in which `${token}` stands for the token value, e.g. `Bearer ${token}`. Default `${token}`.",
-        },
+        "provider": PROVIDER_PROPERTY,
+        "value": VALUE_TEMPLATE_PROPERTY,
         "project": {
             "type": "string",
             "description": "Full path (or id) of the project owning the hook.",
@@ -180,7 +173,7 @@ def _keys(items: Any) -> list[str]:
     return sorted(str(i.get("key")) for i in items or () if isinstance(i, dict))
 
 
-class WebhookKind(ConsumerKind, Recreatable):
+class WebhookKind(ConsumerKind, Recreatable, ScannedConsumer):
     model = GitLabWebhook
     schema = SCHEMA
     kind = "gitlab_webhook"

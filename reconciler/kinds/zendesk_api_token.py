@@ -17,9 +17,14 @@ import yaml
 
 from reconciler.inventory.model import Consumer, Diagnostic, Inventory, Source, Token, finding
 from reconciler.kinds import ListKey, Lists, SourceKind, Strategy, TokenAction
-from reconciler.kinds._discovery import ScanScope, ScopeToken, Sunset
+from reconciler.kinds._discovery import ScannedSource, ScanScope, ScopeToken, Sunset, SunsetSource
 from reconciler.kinds._gitlab import pick, rows
-from reconciler.kinds._zendesk import TOKEN_ALPHABET, ZENDESK_API_TOKEN_SUNSET, live_zendesk_token
+from reconciler.kinds._zendesk import (
+    PROVIDER_PROPERTY,
+    TOKEN_ALPHABET,
+    ZENDESK_API_TOKEN_SUNSET,
+    live_zendesk_token,
+)
 from reconciler.observed import LiveToken, SourceObservation
 from reconciler.plan_model import Finding, Reason, declared_at
 
@@ -44,11 +49,7 @@ SCHEMA: dict[str, Any] = {
     "description": "A Zendesk API token: observed only. Zendesk disabled creating them on 2026-10-27 and cuts every one off on 2027-04-30; migrate to `zendesk_oauth_token`.",
     "properties": {
         "kind": {"const": "zendesk_api_token", "description": "`zendesk_api_token`."},
-        "provider": {
-            "type": "string",
-            "description": "Name of the Zendesk provider (a key under `providers`).",
-            "minLength": 1,
-        },
+        "provider": PROVIDER_PROPERTY,
         "description": {
             "type": "string",
             "description": "The token's description in Admin Center, which identifies it.",
@@ -60,7 +61,7 @@ SCHEMA: dict[str, Any] = {
 }
 
 
-class ApiTokenKind(SourceKind):
+class ApiTokenKind(SourceKind, ScannedSource, SunsetSource):
     model = ZendeskApiToken
     schema = SCHEMA
     schema_order = 70
@@ -113,7 +114,8 @@ class ApiTokenKind(SourceKind):
         assert isinstance(src, ZendeskApiToken)
         at = declared_at(src)
         state = "in use" if live is not None and live.usable else "not active"
-        out = [Finding(severity="warning", code="api_token_sunset", at=at, detail=_oauth_proposal(token),
+        out = [Finding(severity="warning", code="api_token_sunset", at=at,
+                       detail=oauth_replacement(str(src.provider), src.description, token),
                        message=f"Zendesk API token {src.description!r} ({state}) stops working on {CUTOFF} "
                                f"({(CUTOFF - now.date()).days} days left); API tokens can no longer be created: "
                                "replace it with an OAuth token")]
@@ -130,7 +132,8 @@ class ApiTokenKind(SourceKind):
     value_format = None  # an API token cannot be told without using it
     sunset = Sunset(cutoff=CUTOFF, inactivity_days=INACTIVITY_DAYS,
                     why_kept="Zendesk API tokens can no longer be created", replaced_by="an OAuth token",
-                    replacement=lambda provider, description: oauth_replacement(provider, description))  # defined below
+                    replacement=lambda provider, description: oauth_replacement(provider, description),  # below
+                    proposal_code="api_token_sunset")
 
     def id_family(self) -> str:
         return "api_token"
@@ -164,22 +167,6 @@ def _inactivity(src: ZendeskApiToken, idle: int) -> list[Finding]:
     return [Finding(severity="warning", code="api_token_inactive", at=declared_at(src), message=message)]
 
 
-def _oauth_proposal(token: Token) -> str:
-    """The inventory YAML of an OAuth replacement for an API token, consumers carried over."""
-    src = token.source
-    assert isinstance(src, ZendeskApiToken)
-    entry: dict[str, Any] = {
-        "description": f"Replaces the Zendesk API token {src.description!r} (API tokens stop working on {CUTOFF})",
-    }
-    if token.owner:
-        entry["owner"] = token.owner
-    entry["source"] = {"kind": "zendesk_oauth_token", "provider": src.provider,
-                       "client": "CLIENT-IDENTIFIER", "scopes": ["read", "write"]}
-    entry["consumers"] = [_consumer_yaml(c) for c in token.consumers]
-    text = yaml.safe_dump({"tokens": {f"{token.name}-oauth": entry}}, sort_keys=False, default_flow_style=False)
-    return text + "# CLIENT-IDENTIFIER: an OAuth client of this instance (Admin Center > Apps and integrations > APIs)\n"
-
-
 def _consumer_yaml(c: Consumer) -> dict[str, Any]:
     """A consumer as inventory YAML: its kind and every field that differs from its default."""
     out: dict[str, Any] = {"kind": c.kind}
@@ -196,19 +183,26 @@ def _consumer_yaml(c: Consumer) -> dict[str, Any]:
         out[f.name] = value
     return out
 
-def oauth_replacement(provider: str, description: str) -> str:
-    """Inventory YAML of an OAuth token that replaces the API token `description` (its consumers
-    to be filled in: the plan's proposal carries over those of an inventory token)."""
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", description.lower()).strip("-") or "api-token"
-    entry = {"tokens": {f"{slug}-oauth": {
+
+def oauth_replacement(provider: str, description: str, token: Token | None = None) -> str:
+    """Inventory YAML of an OAuth token that replaces the API token `description`: for an
+    inventory `token`, under its name with its owner and consumers carried over; for a live token
+    only, named after the description, its consumers to be filled in."""
+    name = token.name if token is not None else (
+        re.sub(r"[^A-Za-z0-9_.-]+", "-", description.lower()).strip("-") or "api-token")
+    entry: dict[str, Any] = {
         "description": f"Replaces the Zendesk API token {description!r} (API tokens stop working on {CUTOFF})",
-        "source": {"kind": "zendesk_oauth_token", "provider": provider, "client": "CLIENT-IDENTIFIER",
-                   "scopes": ["read", "write"]},
-        "consumers": [],
-    }}}
-    return (yaml.safe_dump(entry, sort_keys=False, default_flow_style=False)
-            + "# CLIENT-IDENTIFIER: an OAuth client of this instance (Admin Center > Apps and integrations > APIs)\n"
-            + "# consumers: where the API token is used; `reconcile discover` finds the readable places\n")
+    }
+    if token is not None and token.owner:
+        entry["owner"] = token.owner
+    entry["source"] = {"kind": "zendesk_oauth_token", "provider": provider, "client": "CLIENT-IDENTIFIER",
+                       "scopes": ["read", "write"]}
+    entry["consumers"] = [_consumer_yaml(c) for c in token.consumers] if token is not None else []
+    text = (yaml.safe_dump({"tokens": {f"{name}-oauth": entry}}, sort_keys=False, default_flow_style=False)
+            + "# CLIENT-IDENTIFIER: an OAuth client of this instance (Admin Center > Apps and integrations > APIs)\n")
+    if token is None:
+        text += "# consumers: where the API token is used; `reconcile discover` finds the readable places\n"
+    return text
 
 
 KIND = ApiTokenKind()

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 from reconciler.inventory.model import Consumer, Token
 from reconciler.kinds import (
+    VALUE_TEMPLATE_PROPERTY,
     ConsumerKind,
     Creatable,
     ListKey,
@@ -25,9 +26,9 @@ from reconciler.kinds import (
     extract,
     read_back,
 )
-from reconciler.kinds._discovery import Place, ScanScope
+from reconciler.kinds._discovery import Place, ScannedConsumer, ScanScope
 from reconciler.kinds._gitlab import rows
-from reconciler.kinds._zendesk import fetch_installations
+from reconciler.kinds._zendesk import PROVIDER_PROPERTY, fetch_installations
 from reconciler.observed import ConsumerObservation
 from reconciler.secret import Secret
 
@@ -53,15 +54,8 @@ SCHEMA: dict[str, Any] = {
     "description": "One setting of an installed Zendesk app; nothing else of the installation changes.",
     "properties": {
         "kind": {"const": "zendesk_app_setting", "description": "`zendesk_app_setting`."},
-        "provider": {
-            "type": "string",
-            "description": "Name of the Zendesk provider (a key under `providers`).",
-            "minLength": 1,
-        },
-        "value": {
-            "$ref": "#/$defs/template",
-            "description": "What the consumer receives: a template in which `${token}` stands for the token value, e.g. `Bearer ${token}`. Default `${token}`.",
-        },
+        "provider": PROVIDER_PROPERTY,
+        "value": VALUE_TEMPLATE_PROPERTY,
         "app": {
             "type": "string",
             "description": "The installation's name (its `settings.name`), e.g. `GitLab Ticket Sync`.",
@@ -92,7 +86,7 @@ def find_installation(c: ZendeskAppSetting, data: list[dict[str, Any]]) -> dict[
     return by_app
 
 
-class AppSettingKind(ConsumerKind, Creatable, Readable, ListVerifiable):
+class AppSettingKind(ConsumerKind, Creatable, Readable, ListVerifiable, ScannedConsumer):
     """A missing setting of an existing installation is written like any other; a missing
     installation cannot be created (observe marks it `creatable: False`)."""
     model = ZendeskAppSetting

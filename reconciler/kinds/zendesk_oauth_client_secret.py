@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 from reconciler.inventory.model import Source, Token
 from reconciler.kinds import ListKey, Lists, Minted, Renewable, SourceKind, Strategy
-from reconciler.kinds._zendesk import TOKEN_ALPHABET
+from reconciler.kinds._zendesk import PROVIDER_PROPERTY, TOKEN_ALPHABET
 from reconciler.kinds.zendesk_oauth_token import client_row
 from reconciler.observed import LiveToken, SourceObservation, parse_time
 from reconciler.secret import Secret
@@ -38,11 +38,7 @@ SCHEMA: dict[str, Any] = {
     "description": "The secret of a Zendesk OAuth client, renewed in place with generate_secret.",
     "properties": {
         "kind": {"const": "zendesk_oauth_client_secret", "description": "`zendesk_oauth_client_secret`."},
-        "provider": {
-            "type": "string",
-            "description": "Name of the Zendesk provider (a key under `providers`).",
-            "minLength": 1,
-        },
+        "provider": PROVIDER_PROPERTY,
         "client": {"type": "string", "description": "Identifier of the OAuth client.", "minLength": 1},
     },
     "additionalProperties": False,

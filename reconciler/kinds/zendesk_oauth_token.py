@@ -30,9 +30,9 @@ from reconciler.kinds import (
     SourceKind,
     Strategy,
 )
-from reconciler.kinds._discovery import ScanScope, ScopeToken, listed
+from reconciler.kinds._discovery import ScannedSource, ScanScope, ScopeToken, listed
 from reconciler.kinds._gitlab import pick, rows
-from reconciler.kinds._zendesk import TOKEN_ALPHABET, live_zendesk_token
+from reconciler.kinds._zendesk import PROVIDER_PROPERTY, TOKEN_ALPHABET, live_zendesk_token
 from reconciler.observed import LiveToken, SourceObservation
 from reconciler.secret import Secret
 
@@ -54,11 +54,7 @@ SCHEMA: dict[str, Any] = {
     "description": "A Zendesk OAuth access token, renewed by creating a new token and revoking the old.",
     "properties": {
         "kind": {"const": "zendesk_oauth_token", "description": "`zendesk_oauth_token`."},
-        "provider": {
-            "type": "string",
-            "description": "Name of the Zendesk provider (a key under `providers`).",
-            "minLength": 1,
-        },
+        "provider": PROVIDER_PROPERTY,
         "client": {
             "type": "string",
             "description": "Identifier of the OAuth client the token belongs to (unique per account).",
@@ -119,7 +115,7 @@ _HEX = re.compile(r"[0-9a-fA-F]{32,64}")  # Zendesk OAuth access tokens are 64 h
 ZENDESK_OAUTH = OAuthTokenFormat()
 
 
-class OAuthTokenKind(SourceKind, Mintable, Revocable, Identifying):
+class OAuthTokenKind(SourceKind, Mintable, Revocable, Identifying, ScannedSource):
     """Scopes never drift: the token is matched by its scopes, so other scopes are another token."""
     model = ZendeskOAuthToken
     schema = SCHEMA

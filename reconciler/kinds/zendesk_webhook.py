@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple
 from reconciler.inventory.checks import template_findings
 from reconciler.inventory.model import Consumer, Diagnostic, Inventory, Token
 from reconciler.kinds import (
+    VALUE_TEMPLATE_PROPERTY,
     ConsumerKind,
     ListKey,
     Lists,
@@ -24,9 +25,9 @@ from reconciler.kinds import (
     extract,
     read_back,
 )
-from reconciler.kinds._discovery import Place, ScanScope
+from reconciler.kinds._discovery import Place, ScannedConsumer, ScanScope
 from reconciler.kinds._gitlab import rows
-from reconciler.kinds._zendesk import fetch_webhooks, patch
+from reconciler.kinds._zendesk import PROVIDER_PROPERTY, fetch_webhooks
 from reconciler.observed import ConsumerObservation
 from reconciler.secret import Secret
 
@@ -67,15 +68,8 @@ SCHEMA: dict[str, Any] = {
     "description": "A Zendesk webhook: the value goes into its endpoint URL or its authentication (patched, never replaced).",
     "properties": {
         "kind": {"const": "zendesk_webhook", "description": "`zendesk_webhook`."},
-        "provider": {
-            "type": "string",
-            "description": "Name of the Zendesk provider (a key under `providers`).",
-            "minLength": 1,
-        },
-        "value": {
-            "$ref": "#/$defs/template",
-            "description": "What the consumer receives: a template in which `${token}` stands for the token value, e.g. `Bearer ${token}`. Default `${token}`.",
-        },
+        "provider": PROVIDER_PROPERTY,
+        "value": VALUE_TEMPLATE_PROPERTY,
         "webhook": {"type": "string", "description": "The webhook's name, or its 26-character id.", "minLength": 1},
         "endpoint": {
             "$ref": "#/$defs/template",
@@ -163,7 +157,7 @@ def ambiguous(c: ZendeskWebhook, data: list[dict[str, Any]]) -> str | None:
             "so that the value does not go to the wrong one")
 
 
-class ZendeskWebhookKind(ConsumerKind, Readable, ListVerifiable):
+class ZendeskWebhookKind(ConsumerKind, Readable, ListVerifiable, ScannedConsumer):
     model = ZendeskWebhook
     schema = SCHEMA
     kind = "zendesk_webhook"
@@ -245,7 +239,7 @@ class ZendeskWebhookKind(ConsumerKind, Readable, ListVerifiable):
                     else {"username": auth.username, "password": value.reveal()} if auth.type == "basic_auth"
                     else {"name": auth.header, "value": value.reveal()})
             body = {"authentication": {"type": auth.type, "data": data, "add_position": "header"}}
-        patch(api, f"/api/v2/webhooks/{observed.live_id}", {"webhook": body})
+        api.patch(f"/api/v2/webhooks/{observed.live_id}", {"webhook": body})
 
     def verify(self, api: Any, consumer: Consumer, value: Secret) -> bool | None:
         """The endpoint is read back; a credential in `authentication` is write-only (None)."""

@@ -104,6 +104,12 @@ class StateStore(ABC):
         """Replace the escrow document atomically and durably (it may hold the only copy of a
         value that was just minted)."""
 
+    def continue_with(self, old: str | None, new: Any) -> bool:
+        """After apply rotated a provider credential in place (`old`, now revoked; `new`, a
+        Secret): a store that authenticates with it sends everything from here on with `new`.
+        False: this store does not use that credential (the local file store uses none)."""
+        return False
+
     # --- lock ----------------------------------------------------------------------------------
 
     @abstractmethod

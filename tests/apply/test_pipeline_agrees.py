@@ -31,7 +31,7 @@ def test_plan_check_and_apply_agree_after_an_interrupted_apply(live_world, workd
     with open_session(live.inventory, sandbox=True, now=NOW_TEXT, env=live.env) as session:
         assert session.escrowed and TOKEN in session.escrowed, "the interrupted apply escrowed no value"
         observed, planned = observe_and_plan(session)
-        report = run_check(session, WITHIN, sandbox=True)
+        report = run_check(session, WITHIN)
         # what check said before it shared the pipeline: the escrowed value left out
         unaware = make_plan(session.inventory, observed, session.ledger, session.now,
                             escrow_available=session.escrow_available)

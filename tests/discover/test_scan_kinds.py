@@ -7,10 +7,30 @@ from __future__ import annotations
 from pathlib import Path
 from typing import get_args
 
-from reconciler.kinds import ListKey, Strategy, all_kinds, consumer_kind, source_kind
+from reconciler.kinds import (
+    AttributeWritable,
+    Identifying,
+    ListKey,
+    ListVerifiable,
+    Mintable,
+    Readable,
+    Recoverable,
+    Recreatable,
+    Renewable,
+    Revocable,
+    SourceKind,
+    Strategy,
+    Supplied,
+    all_kinds,
+    consumer_kind,
+    source_kind,
+)
 from reconciler.kinds._discovery import (
-    ReportedSource,
+    ExpiringSource,
+    ScannedConsumer,
+    ScannedSource,
     ScanScope,
+    SunsetSource,
     declared_expiry,
     id_family,
     sunset,
@@ -34,7 +54,9 @@ def test_check_discover_and_scopes_name_no_kind():
 
 def test_every_source_kind_says_its_id_family_and_name():
     sources, _ = all_kinds()
-    assert all(isinstance(k, ReportedSource) for k in sources)
+    # abstract in SourceKind: a source kind that does not say them cannot be instantiated
+    assert {"id_family", "display_name"} <= SourceKind.__abstractmethods__
+    assert all(isinstance(k, SourceKind) and not type(k).__abstractmethods__ for k in sources)
     # PATs and resource access tokens are rows of one table: one id space
     assert id_family("gitlab_personal_access_token") == id_family("gitlab_project_access_token") \
         == id_family("gitlab_group_access_token") != id_family("gitlab_pipeline_trigger")
@@ -109,3 +131,15 @@ def test_api_tokens_declare_their_sunset_and_external_sources_their_expiry():
     from reconciler.kinds.external import ExternalSource
 
     assert declared_expiry(ExternalSource(provider=None, expires_at=date(2027, 1, 1))) == date(2027, 1, 1)
+
+
+def test_a_kind_with_a_capabilitys_methods_lists_the_capability():
+    """Capabilities are declared in the kind's class line, not found by method presence: a kind
+    that has every method of one without listing it would be passed over silently (by a scan, the
+    planner, apply), so it is a mistake."""
+    capabilities = [Mintable, Renewable, Revocable, Recoverable, Identifying, Supplied, Readable, ListVerifiable,
+                    AttributeWritable, Recreatable, ScannedSource, ScannedConsumer, ExpiringSource, SunsetSource]
+    sources, consumers = all_kinds()
+    unlisted = [(k.kind, cap.__name__) for k in sources + consumers for cap in capabilities
+                if all(hasattr(k, m) for m in cap.__abstractmethods__) and not isinstance(k, cap)]
+    assert unlisted == []

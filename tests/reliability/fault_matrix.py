@@ -36,9 +36,8 @@ sys.path.insert(0, str(HERE.parent / "apply"))
 from apply_world import CONSUMERS, SOURCES, Scenario  # noqa: E402
 
 from reconciler import engine  # noqa: E402
-from reconciler.apply import ApplyRefused  # noqa: E402
-from reconciler.clients import ProviderError, connect  # noqa: E402
-from reconciler.engine import SessionError  # noqa: E402
+from reconciler.clients import connect  # noqa: E402
+from reconciler.errors import ReconcileError  # noqa: E402
 from reconciler_sandbox.core import FaultRule, known_secrets  # noqa: E402
 
 KINDS = ("429", "5xx", "drop", "timeout")
@@ -132,7 +131,7 @@ def run_case(scenario: Scenario, kind: str, seed: int, directory: Path,
                 first = live.apply()
                 messages = [f.line for f in first.failed]
                 outcome = "ok" if first.ok else "stopped"
-            except (ApplyRefused, ProviderError, SessionError) as err:
+            except ReconcileError as err:
                 messages, outcome = [str(err)], "stopped"
         requests = live.gitlab.log.count() + live.zendesk.log.count()
         injected = sum(sum(s.faults.injected.values()) for s in (live.gitlab, live.zendesk))

@@ -343,9 +343,12 @@ def reauthenticated(gl: gitlab.Gitlab, **auth: Any) -> gitlab.Gitlab:
     if isinstance(adapter, ThrottledAdapter):
         return gitlab_client(gl.url, adapter.throttle, timeout=gl.timeout or DEFAULT_TIMEOUT,
                              retry=gl.retry_transient_errors, **auth)
-    return gitlab.Gitlab(gl.url, timeout=gl.timeout, ssl_verify=gl.ssl_verify, api_version=gl.api_version,
-                         retry_transient_errors=gl.retry_transient_errors,
-                         user_agent=gl.headers.get("User-Agent", gitlab.const.USER_AGENT), **auth)
+    new = gitlab.Gitlab(gl.url, timeout=gl.timeout, ssl_verify=gl.ssl_verify, api_version=gl.api_version,
+                        retry_transient_errors=gl.retry_transient_errors,
+                        user_agent=gl.headers.get("User-Agent", gitlab.const.USER_AGENT), **auth)
+    # not one of ours: still its credential goes nowhere but its own origin
+    _hook(new.session, make_throttle(DEFAULT_CONCURRENCY, None), {}, origins=[gl.url], label=f"GitLab {gl.url}")
+    return new
 
 
 def token_self(gl: gitlab.Gitlab) -> dict[str, Any]:

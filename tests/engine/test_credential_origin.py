@@ -46,7 +46,7 @@ def server(answer: Callable[[str], Answer]) -> Iterator[tuple[str, list[dict[str
             pass
 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{httpd.server_address[1]}", seen
@@ -100,16 +100,19 @@ def zendesk_api(front: str, credential: str) -> ZendeskApi:
                       endpoints=Endpoints(zendesk_netloc=front.removeprefix("http://")))
 
 
-def test_a_zendesk_links_next_to_another_origin_is_refused():
+@pytest.mark.parametrize("link", ["recorder", "plain http", "offset"])
+def test_a_zendesk_page_link_to_another_origin_is_refused(link):
     credential = secrets.token_hex(32)
     with server(recorder()) as (elsewhere, seen):
-        body = {"clients": [{"id": 1, "identifier": "a"}], "meta": {"has_more": True},
-                "links": {"next": f"{elsewhere}/api/v2/oauth/clients.json?page[after]=x"}}
+        target = "http://acme.zendesk.com" if link == "plain http" else elsewhere  # the instance, over http
+        url = f"{target}/api/v2/oauth/clients.json?page[after]=x"
+        body: dict = {"clients": [{"id": 1, "identifier": "a"}]}
+        body.update({"next_page": url} if link == "offset" else {"meta": {"has_more": True}, "links": {"next": url}})
         with server(page_linking_to(elsewhere, body)) as (front, front_seen):
             api = zendesk_api(front, credential)
-            with pytest.raises(OffOrigin, match="not the provider's own origin"):
+            with pytest.raises(OffOrigin, match=f"request to {target}, which is not the provider's own origin"):
                 api.get_all("/api/v2/oauth/clients.json", "clients")
-        assert len(front_seen) == 1 and seen == [], "links.next elsewhere was followed with the credential"
+        assert len(front_seen) == 1 and seen == [], "a page link elsewhere was followed with the credential"
 
 
 def test_a_zendesk_redirect_is_an_error_and_never_gets_the_credential():

@@ -315,8 +315,8 @@ class _Run:
                            "(`reconcile state show`)", ok=False)
         if self.restore_recreates(observed):
             observed = self.observe(targets)
+        current = self.make_plan(observed, targets)  # sees the escrow as found: a dead value blocks its token
         self.drop_stale_escrow(observed)
-        current = self.make_plan(observed, targets)
         self.result.plan = current
         pending = set(self.pending_tokens())
         work = [t for t in current.tokens if t.changes or t.name in pending]
@@ -379,17 +379,29 @@ class _Run:
         return restored
 
     def drop_stale_escrow(self, observed: Observed) -> None:
-        """An escrowed value whose token is no longer live can never be delivered usefully: dropped
-        from the state. Runs before the confirmation (see `apply_plan`)."""
+        """An escrowed value that is not the value of a live instance can never be delivered
+        usefully: dropped from the state, never written. Either its token is no longer live, or
+        a live token has its id but another creation time (an OAuth client's secret regenerated
+        by hand, a state restored from an older version: the plan blocks that token in this run,
+        `planner.escrow_not_live`). Runs before the confirmation (see `apply_plan`)."""
         for pending in self.escrow.pending():
             sobs = observed.sources.get(pending.token)
             if sobs is None or sobs.error:
                 continue
-            live_ids = {t.id for t in (sobs.current, *sobs.others) if t is not None and t.usable}
-            if pending.token_id not in live_ids:
-                self.escrow.drop(pending.token)
+            live = [t for t in (sobs.current, *sobs.others) if t is not None and t.usable]
+            if any(pending.is_of(t) for t in live):
+                continue
+            self.escrow.drop(pending.token)
+            same_id = next((t for t in live if t.id == pending.token_id), None)
+            if same_id is None:
                 self.say(pending.token, f"dropped the escrowed value of #{pending.token_id}: that token is no longer "
                                         "live")
+                continue
+            changed = _iso(same_id.created_at) if same_id.created_at else "an unknown time"
+            self.say(pending.token, f"dropped the escrowed value of #{pending.token_id} (minted {pending.minted_at}) "
+                                    f"without writing it anywhere: #{pending.token_id} changed at {changed}, so that "
+                                    "value is no longer its value; this token is left as it is in this apply, and "
+                                    "the next plan shows what its consumers need", ok=False)
 
     # -- one token -----------------------------------------------------------------------------
 
@@ -652,7 +664,7 @@ class TokenApply:
         value: Secret | None = None
         if where == "escrow":
             entry = self.run_.escrow.get(self.token.name)
-            if entry is not None and live is not None and entry.token_id == live.id:
+            if entry is not None and entry.is_of(live):  # never a value of another instance
                 value = entry.value
         elif where == "source" and live is not None and self.api is not None and isinstance(self.kind, Recoverable):
             value = self.kind.recover(self.api, self.src, live)

@@ -15,6 +15,10 @@ bounded concurrency. Nothing else in the tool opens a connection to GitLab or Ze
 - One `Throttle` per provider for the whole process: `Clients` builds it once and every client of
   that provider passes it (observe, apply, discovery, the state backend; a client re-made with
   another credential keeps it).
+- A credential goes only to its provider: every session sends requests only to the provider's own
+  origin (scheme, host, port), so a page link (GitLab's `Link` header, Zendesk's `links.next` /
+  `next_page`) elsewhere is an error, and follows no redirect: a 3xx answer is an error, never
+  a resend of the credential (`ThrottledAdapter`, the transport of every session).
 - In sandbox mode (`Endpoints`), GitLab URLs point at the sandbox; each Zendesk session sends what
   zenpy addresses to `https://{subdomain}.zendesk.com` to the sandbox instead, with
   `Host: {subdomain}.zendesk.com` (how the sandbox tells instances apart). The process environment
@@ -34,7 +38,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import gitlab
 import requests
@@ -56,6 +60,33 @@ MAX_GITLAB_RETRIES = 4  # 429 and transient errors (reads); backoff 0.1 s doubli
 
 class ProviderError(ReconcileError):
     """A provider cannot be used: one line naming it and its environment variable."""
+
+
+class OffOrigin(ProviderError):
+    """A request of a provider's session to another origin (a page link or an answer pointed
+    there), or a redirect answer: refused, so the credential never leaves the provider."""
+
+
+Origin = tuple[str, str, int | None]  # (scheme, host, port)
+
+
+def origin_of(url: str) -> Origin:
+    """(scheme, host, port) of `url` as requests' adapter reads it to pick the connection
+    (`urllib.parse`), the default port made explicit. An unreadable port gives port None, which
+    matches no provider."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(scheme)
+    except ValueError:
+        port = None
+    return scheme, (parts.hostname or "").lower(), port
+
+
+def shown(origin: Origin) -> str:
+    """An origin as a person reads it (never a path or query: a link may carry a value)."""
+    scheme, host, port = origin
+    return f"{scheme}://{host}" + ("" if port == {"http": 80, "https": 443}.get(scheme) else f":{port}")
 
 
 class CredentialsMissing(ProviderError):
@@ -214,17 +245,29 @@ def retry_after(headers: Mapping[str, str]) -> float:
 
 
 class ThrottledAdapter(HTTPAdapter):
-    """Every request of a session passes its provider's Throttle (pages, retries and all).
-    `redirect` (sandbox mode): (prefix, replacement) of the URLs sent elsewhere."""
+    """Every request of a session passes its provider's Throttle (pages, retries and all), goes
+    only to one of the provider's `origins` (OffOrigin before anything is sent otherwise), and
+    no redirect is followed (OffOrigin on a 3xx answer: requests and python-gitlab would resend
+    the credential headers, PRIVATE-TOKEN included, to wherever it points). `label` names the
+    provider in those errors. `redirect` (sandbox mode): (prefix, replacement) of the URLs sent
+    elsewhere."""
 
-    def __init__(self, throttle: Throttle, redirect: tuple[str, str] | None = None) -> None:
+    def __init__(self, throttle: Throttle, redirect: tuple[str, str] | None = None, *,
+                 origins: Iterable[str] = (), label: str = "the provider") -> None:
         super().__init__(pool_maxsize=max(10, throttle.concurrency))
         self.throttle = throttle
         self.redirect = redirect
+        self.origins = frozenset(origin_of(url) for url in origins)
+        self.label = label
 
     def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
-        if self.redirect and request.url and request.url.startswith(self.redirect[0]):
-            request.url = self.redirect[1] + request.url[len(self.redirect[0]):]
+        url = request.url or ""
+        if self.origins and origin_of(url) not in self.origins:
+            raise OffOrigin(f"{self.label}: refused to send a request to {shown(origin_of(url))}, which is not the "
+                            "provider's own origin (a page link or an answer pointed there); its credential goes "
+                            "nowhere else")
+        if self.redirect and url.startswith(self.redirect[0]):
+            request.url = self.redirect[1] + url[len(self.redirect[0]):]
         self.throttle.gate()
         try:
             response = super().send(request, *args, **kwargs)
@@ -232,12 +275,19 @@ class ThrottledAdapter(HTTPAdapter):
             self.throttle.done(None)
             raise
         self.throttle.done(response)
+        if response.is_redirect:
+            target = origin_of(urljoin(url, response.headers.get("location", "")))
+            response.close()
+            raise OffOrigin(f"{self.label} answered {response.status_code}, a redirect to {shown(target)}: not "
+                            "followed (the credential is never sent again elsewhere); set the provider's URL to "
+                            "where it serves the API")
         return response
 
 
 def _hook(session: requests.Session, throttle: Throttle, known: dict[tuple[Any, ...], dict[str, Any]],
-          redirect: tuple[str, str] | None = None) -> None:
-    adapter = ThrottledAdapter(throttle, redirect)
+          redirect: tuple[str, str] | None = None, *, origins: Iterable[str] = (),
+          label: str = "the provider") -> None:
+    adapter = ThrottledAdapter(throttle, redirect, origins=origins, label=label)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     _environment_once_per_host(session, known)
@@ -274,7 +324,7 @@ def gitlab_client(url: str, throttle: Throttle, *, environment: Environment | No
     private_token, job_token or http_username + http_password. `max_retries`: the retries of a
     call that does not say (python-gitlab's own default is 10)."""
     gl = gitlab.Gitlab(url, timeout=timeout, retry_transient_errors=retry, keep_base_url=True, **auth)
-    _hook(gl.session, throttle, {} if environment is None else environment)
+    _hook(gl.session, throttle, {} if environment is None else environment, origins=[url], label=f"GitLab {url}")
     if max_retries is not None:
         request = gl.http_request
 
@@ -293,9 +343,12 @@ def reauthenticated(gl: gitlab.Gitlab, **auth: Any) -> gitlab.Gitlab:
     if isinstance(adapter, ThrottledAdapter):
         return gitlab_client(gl.url, adapter.throttle, timeout=gl.timeout or DEFAULT_TIMEOUT,
                              retry=gl.retry_transient_errors, **auth)
-    return gitlab.Gitlab(gl.url, timeout=gl.timeout, ssl_verify=gl.ssl_verify, api_version=gl.api_version,
-                         retry_transient_errors=gl.retry_transient_errors,
-                         user_agent=gl.headers.get("User-Agent", gitlab.const.USER_AGENT), **auth)
+    new = gitlab.Gitlab(gl.url, timeout=gl.timeout, ssl_verify=gl.ssl_verify, api_version=gl.api_version,
+                        retry_transient_errors=gl.retry_transient_errors,
+                        user_agent=gl.headers.get("User-Agent", gitlab.const.USER_AGENT), **auth)
+    # not one of ours: still its credential goes nowhere but its own origin
+    _hook(new.session, make_throttle(DEFAULT_CONCURRENCY, None), {}, origins=[gl.url], label=f"GitLab {gl.url}")
+    return new
 
 
 def token_self(gl: gitlab.Gitlab) -> dict[str, Any]:
@@ -414,6 +467,7 @@ class ZendeskApi:
             self.redirect = (f"https://{self.host}/", self.base_url + "/")  # where zenpy addresses the instance
         else:
             self.base_url = f"https://{self.host}"
+        self.origins = (f"https://{self.host}", self.base_url)  # where zenpy addresses it, where it is reached
         self.session = self._session()
         self.oauth_client_ids: dict[str, str] = {}  # OAuth client identifier -> id, as listed this run
         creds: dict[str, Any] = ({"oauth_token": credential.reveal()} if self.oauth
@@ -427,7 +481,8 @@ class ZendeskApi:
             session.headers["Host"] = self.host
         if bearer is not None:
             session.headers["Authorization"] = f"Bearer {bearer.reveal()}"
-        _hook(session, self.throttle, self.environment, self.redirect)
+        _hook(session, self.throttle, self.environment, self.redirect, origins=self.origins,
+              label=f"Zendesk provider {self.provider.name} ({self.host})")
         return session
 
     def _call(self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None,

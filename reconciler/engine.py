@@ -42,7 +42,7 @@ class Session:
     escrow_available: bool
     targets: tuple[str, ...]
     world: Any = None  # reconciler_sandbox.world.World in sandbox mode
-    escrowed: dict[str, str] | None = None  # token name -> live id whose value an interrupted apply escrowed
+    escrowed: dict[str, Any] | None = None  # token name -> EscrowPending: what an interrupted apply escrowed
     endpoints: Endpoints | None = None  # sandbox mode: where the providers are reached
 
     def connect_more(self, tokens: Sequence[str]) -> None:
@@ -108,7 +108,7 @@ def open_session(
                                                                  clients=clients)
         ledger = store.load_ledger()
         has_escrow = escrow_available(inventory.state, env)
-        escrowed = {p.token: p.token_id for p in open_escrow(store, inventory.state, env).pending()}
+        escrowed = {p.token: p for p in open_escrow(store, inventory.state, env).pending()}
         current = pinned or (world.clock.now() if world is not None else datetime.now(UTC))
         yield Session(inventory=inventory, clients=clients, store=store, ledger=ledger or Ledger(), env=env,
                       now=current, escrow_available=has_escrow, targets=tuple(targets), world=world,

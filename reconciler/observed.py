@@ -119,12 +119,18 @@ def record_is_of(record: LedgerRecord | None, live: LiveToken | None) -> bool:
     """A ledger record names the live instance `live`: the same id and, where `live` has a
     creation time, the same one (to the second, as apply records it). An OAuth client keeps its
     id when its secret is regenerated; only the time tells the new secret from the old."""
-    if record is None or live is None or str(record.token_id) != live.id:
+    return record is not None and is_instance(str(record.token_id), record.token_created_at, live)
+
+
+def is_instance(token_id: str, created_at: str, live: LiveToken | None) -> bool:
+    """`live` is the instance with this id and this creation (or, for an OAuth client's secret,
+    last update) time, compared to the second; by id alone when the API shows no time."""
+    if live is None or token_id != live.id:
         return False
     if live.created_at is None:
         return True
     try:
-        recorded = parse_time(record.token_created_at)
+        recorded = parse_time(created_at)
     except ValueError:
         return False
     return recorded is not None and recorded.replace(microsecond=0) == live.created_at.replace(microsecond=0)

@@ -3,7 +3,7 @@
 
 The planner's inputs besides the inventory and the observation are the ledger, the time, the
 targets and the escrow (whether a key is set, and which tokens hold an escrowed value of an
-interrupted apply). They come from the session; apply passes the ledger and escrow it re-read
+interrupted apply, of which instance: id and creation time). They come from the session; apply passes the ledger and escrow it re-read
 under the state lock.
 """
 
@@ -40,7 +40,7 @@ def plan_session(session: Session, observed: Observed, *, targets: Collection[st
     if escrow is None:
         available, escrowed = session.escrow_available, dict(session.escrowed or {})
     else:
-        available, escrowed = escrow.available, {p.token: p.token_id for p in escrow.pending()}
+        available, escrowed = escrow.available, {p.token: p for p in escrow.pending()}
     return plan(session.inventory, observed, session.ledger if ledger is None else ledger, session.now,
                 targets=tuple(chosen) or None, escrow_available=available, escrowed=escrowed)
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from deepdiff import DeepDiff
 
@@ -62,6 +62,9 @@ from reconciler.plan_model import (
     declared_at,
 )
 
+if TYPE_CHECKING:
+    from reconciler.state.escrow import EscrowPending
+
 ENDED = frozenset({"missing", "revoked", "inactive"})  # reason codes: the live token is no use
 NEEDS_NEW_TOKEN = frozenset({"scopes", "access_level"})  # a rotation copies these
 
@@ -74,12 +77,14 @@ def plan(
     *,
     targets: Collection[str] | None = None,
     escrow_available: bool = False,
-    escrowed: Mapping[str, str] | None = None,
+    escrowed: Mapping[str, EscrowPending] | None = None,
 ) -> Plan:
     """The plan for `inventory` against `observed`. `ledger`: anything with `.get(consumer_identity)
     -> LedgerRecord | None` (or None). `escrow_available`: an escrow key is set, so in-place
-    rotation is safe. `escrowed`: token name -> live id whose value the escrow holds (an apply
-    was interrupted before every consumer had it): that value is delivered, not a new one minted.
+    rotation is safe. `escrowed`: token name -> the instance whose value the escrow holds (an apply
+    was interrupted before every consumer had it): that value is delivered, not a new one minted,
+    while that instance is the live one (id and creation time); a live token with its id but
+    another time blocks the token (apply drops the value, see `escrow_not_live`).
     `targets`: only these token names (all when empty)."""
     now = now.astimezone(UTC) if now.tzinfo else now.replace(tzinfo=UTC)
     chosen = sorted(n for n in inventory.tokens if not targets or n in targets)
@@ -132,7 +137,7 @@ class ConsumerState(NamedTuple):
 
 
 def plan_token(token: Token, observed: Observed, ledger: Any, now: datetime, escrow_available: bool,
-               escrowed_id: str | None = None) -> TokenPlan:
+               escrowed: EscrowPending | None = None) -> TokenPlan:
     src = token.source
     kind = source_kind(src.kind)
     sobs = observed.sources.get(token.name) or SourceObservation(token=token.name, identity=src.identity,
@@ -154,7 +159,8 @@ def plan_token(token: Token, observed: Observed, ledger: Any, now: datetime, esc
     strategy = kind.strategy(src)
     reasons = source_reasons(token, kind, live, now)
     states = consumer_states(token, kind, observed, ledger, live, notes)
-    recover_from = recovery(kind, live, states, escrowed_id)
+    recover_from = recovery(kind, live, states, escrowed)
+    escrow_not_live(token, live, escrowed, notes)
     reasons += delivery_reasons(token, kind, live, states, reasons, recover_from, strategy, notes)
     if strategy == "observe_only":
         notes.extend(kind.findings(token, live, now, action="none", strategy=strategy, reasons=tuple(reasons)))
@@ -315,11 +321,12 @@ def _write_only_state(live: LiveToken | None, record: Any) -> tuple[str, str]:
 
 
 def recovery(kind: SourceKind, live: LiveToken | None, states: list[ConsumerState],
-             escrowed_id: str | None) -> str | None:
+             escrowed: EscrowPending | None) -> str | None:
     """Where apply can read the current value to re-deliver it without minting: the escrow (an
-    interrupted apply left it there), the source API, or a readable consumer that holds it."""
+    interrupted apply left it there, and it is the live instance's), the source API, or a
+    readable consumer that holds it."""
     if live is not None and live.usable:
-        if escrowed_id is not None and escrowed_id == live.id:
+        if escrowed is not None and escrowed.is_of(live):
             return "escrow"
         if isinstance(kind, Recoverable) and live.owned and live.fingerprint:
             return "source"
@@ -327,6 +334,22 @@ def recovery(kind: SourceKind, live: LiveToken | None, states: list[ConsumerStat
         if s.state == "verified" and s.observation is not None and s.observation.readable:
             return f"consumer:{s.consumer.identity}"
     return None
+
+
+def escrow_not_live(token: Token, live: LiveToken | None, escrowed: EscrowPending | None, notes: Notes) -> None:
+    """An error (the token is left alone in this run) when the escrow holds a value minted as the
+    live token's id but the live instance's time is another: someone regenerated it since the
+    interrupted apply (an OAuth client keeps its id), or the state was restored from an older
+    version. That value is dead; the consumers may hold the live one, which only a person knows."""
+    if escrowed is None or live is None or escrowed.token_id != live.id or escrowed.is_of(live):
+        return
+    changed = to_iso(live.created_at) if live.created_at else "an unknown time"
+    notes.add("error", "escrow_not_live",
+              f"{token.name}: the escrow holds a value of #{live.id} minted {escrowed.minted_at}, but #{live.id} "
+              f"changed at {changed} (regenerated outside this tool, or the state restored from an older version): "
+              "that value is not the live one; apply drops it without writing it anywhere and leaves this token as "
+              "it is; the plan after that shows the consumers the ledger cannot vouch for and the rotation that "
+              "gives them a new value")
 
 
 def delivery_reasons(token: Token, kind: SourceKind, live: LiveToken | None, states: list[ConsumerState],

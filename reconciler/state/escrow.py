@@ -25,6 +25,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from reconciler.inventory.model import StateConfig
+from reconciler.observed import LiveToken, is_instance
 from reconciler.secret import Secret
 from reconciler.state.errors import StateError
 from reconciler.state.store import StateStore
@@ -77,8 +78,12 @@ def escrow_available(config: StateConfig, env: Mapping[str, str] | None = None) 
 class EscrowEntry:
     token: str  # inventory token name
     token_id: str  # live id of the minted instance
-    minted_at: str  # ISO
+    minted_at: str  # ISO: the instance's creation time as the API showed it (see `EscrowPending`)
     value: Secret
+
+    def is_of(self, live: LiveToken | None) -> bool:
+        """The escrowed value is the value of `live` as observed now (see `EscrowPending.is_of`)."""
+        return is_instance(self.token_id, self.minted_at, live)
 
     def __repr__(self) -> str:
         return f"EscrowEntry(token={self.token!r}, token_id={self.token_id!r}, minted_at={self.minted_at!r})"
@@ -86,11 +91,20 @@ class EscrowEntry:
 
 @dataclass(frozen=True)
 class EscrowPending:
-    """An escrowed value's metadata, readable without the key (for `state show` and the plan)."""
+    """An escrowed value's metadata, readable without the key (for `state show` and the plan).
+    `minted_at` is the minted instance's creation time as the mint answer showed it (an OAuth
+    client's `updated_at`, which a regeneration moves), to the second."""
 
     token: str
     token_id: str
     minted_at: str
+
+    def is_of(self, live: LiveToken | None) -> bool:
+        """The escrowed value is the value of `live` as observed now: the same id AND the same
+        creation time. An OAuth client keeps its id when its secret is regenerated, and a state
+        restored from an older version holds values of instances since replaced: only the time
+        tells such an instance from the one the value was minted as."""
+        return is_instance(self.token_id, self.minted_at, live)
 
 
 def _aad(token: str, token_id: str, minted_at: str) -> bytes:

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import rig as R
 
+from reconciler.observed import parse_time, to_iso
 from reconciler.secret import Secret
 from reconciler.state import Escrow, LocalStore, generate_key
 from reconciler.state.escrow import parse_key
@@ -56,13 +57,15 @@ ESCROW_KEY_A = generate_key()  # the key an earlier apply escrowed with
 
 
 def escrowed(key: str, tamper: bool = False) -> Callable[[R.Rig], None]:
-    """An escrow entry for bot-pat's live token sealed with `key`, as an interrupted apply leaves it."""
+    """An escrow entry for bot-pat's live token sealed with `key`, as an interrupted apply leaves it
+    (bound to the live instance: its id and creation time)."""
 
     def setup(rig: R.Rig) -> None:
         store = LocalStore(rig.workdir / SANDBOX_DIR)
         [live] = [t for t in rig.gitlab.service.tokens(name="Bot PAT") if t["active"]]
+        created = to_iso(parse_time(live["created_at"]).replace(microsecond=0))  # type: ignore[union-attr]
         Escrow(store, parse_key(key, R.ESCROW_ENV), R.ESCROW_ENV).put(
-            "bot-pat", str(live["id"]), Secret(R.mint("glpat-")), "2026-11-22T11:00:00Z")
+            "bot-pat", str(live["id"]), Secret(R.mint("glpat-")), created)
         if tamper:
             doc = json.loads(store.escrow_path.read_text())
             entry = doc["entries"]["bot-pat"]

@@ -10,6 +10,7 @@ creation, and `masked` cannot change on a hidden variable (GitLab refuses both o
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, ClassVar, Literal
 
 from reconciler.inventory.model import Consumer, Diagnostic, Inventory, Token, finding
@@ -189,23 +190,22 @@ class CiVariableKind(ConsumerKind, Creatable, Readable, ListVerifiable, Attribut
     def observe(self, token: Token, consumer: Consumer, lists: Lists) -> Reading:
         c = consumer
         assert isinstance(c, GitLabCiVariable)
-        base = {"identity": c.identity, "token": token.name}
+        seen = partial(ConsumerObservation, identity=c.identity, token=token.name)
         data, error = rows(lists, _key(c))
         if error or data is None:
-            return Reading(ConsumerObservation(**base, state="error", readable=False, error=error or "not fetched"))
+            return Reading(seen(state="error", readable=False, error=error or "not fetched"))
         for row in data:
             scope_ok = c.instance or row.get("environment_scope", "*") == c.environment_scope
             if row.get("key") == c.key and scope_ok:
                 break
         else:
-            return Reading(ConsumerObservation(**base, state="missing", readable=True, exists=False))
+            return Reading(seen(state="missing", readable=True, exists=False))
         held: Secret | None = row.get("value")
         hidden = bool(row.get("hidden"))
         attributes = {name: row.get(name) for name in MANAGED if name in row}
         attributes.setdefault("hidden", hidden)
         readable = not hidden
-        observation = ConsumerObservation(
-            **base,
+        observation = seen(
             state="unverifiable",  # the planner decides from fingerprint, identity and ledger
             readable=readable,
             live_id=c.key,

@@ -15,17 +15,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from reconciler.inventory.model import Consumer, Diagnostic, Inventory, Token, finding
 from reconciler.kinds import ConsumerKind, ListKey, Lists, Reading, Recreatable
 from reconciler.kinds._discovery import Place, ScanScope, listed
-from reconciler.kinds._gitlab import rows
+from reconciler.kinds._gitlab import fetched_row, rows
 from reconciler.observed import ConsumerObservation
 from reconciler.secret import Secret
 
 if TYPE_CHECKING:
-    from reconciler.inventory.build import Place
+    from reconciler.inventory import build
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -203,7 +204,7 @@ class WebhookKind(ConsumerKind, Recreatable):
             found.append(finding(hook, "custom_headers", path, f"{target.name} receives the token (secret.custom_header); do not also give it a plain value"))
         return found
 
-    def from_document(self, fields: dict[str, Any], at: Place) -> Consumer:
+    def from_document(self, fields: dict[str, Any], at: build.Place) -> Consumer:
         """`secret:` (`token`, `{url_variable: K}` or `{custom_header: K}`) becomes `target`."""
         secret = fields.pop("secret", "token")
         if isinstance(secret, dict) and "url_variable" in secret:
@@ -230,25 +231,24 @@ class WebhookKind(ConsumerKind, Recreatable):
     def observe(self, token: Token, consumer: Consumer, lists: Lists) -> Reading:
         c = consumer
         assert isinstance(c, GitLabWebhook)
-        base = {"identity": c.identity, "token": token.name, "readable": False}
+        seen = partial(ConsumerObservation, identity=c.identity, token=token.name, readable=False)
         data, error = rows(lists, _list_key(c))
         if error or data is None:
-            return Reading(ConsumerObservation(**base, state="error", error=error or "not fetched"))
-        several = ambiguous(c, data)  # type: ignore[arg-type]
+            return Reading(seen(state="error", error=error or "not fetched"))
+        several = ambiguous(c, data)
         if several:
-            return Reading(ConsumerObservation(**base, state="error", error=several))
-        hook = find_hook(c, data)  # type: ignore[arg-type]
+            return Reading(seen(state="error", error=several))
+        hook = find_hook(c, data)
         if hook is None:
-            return Reading(ConsumerObservation(**base, state="missing", exists=False))
+            return Reading(seen(state="missing", exists=False))
         details: dict[str, Any] = {"hook_id": str(hook["id"]), "token_present": hook.get("token_present")}
         if c.mode == "recreate":
-            detail, derror = rows(lists, _detail_key(c, str(hook["id"])))
+            detail, derror = fetched_row(lists, _detail_key(c, str(hook["id"])))
             if derror or detail is None:
-                return Reading(ConsumerObservation(**base, state="error", live_id=str(hook["id"]),
-                                                   error=derror or "hook detail not fetched"))
-            details["url_variable_keys"] = _keys(detail.get("url_variables"))  # type: ignore[union-attr]
-            details["custom_header_keys"] = _keys(detail.get("custom_headers"))  # type: ignore[union-attr]
-        return Reading(ConsumerObservation(**base, state="unverifiable", live_id=str(hook["id"]), details=details))
+                return Reading(seen(state="error", live_id=str(hook["id"]), error=derror or "hook detail not fetched"))
+            details["url_variable_keys"] = _keys(detail.get("url_variables"))
+            details["custom_header_keys"] = _keys(detail.get("custom_headers"))
+        return Reading(seen(state="unverifiable", live_id=str(hook["id"]), details=details))
 
     def _findings(self, consumer: Consumer, observation: ConsumerObservation, writing: bool) -> list[tuple[str, str, str]]:
         c = consumer
@@ -301,10 +301,13 @@ class WebhookKind(ConsumerKind, Recreatable):
         hook_id = observed.live_id
         if hook_id is None:
             return None
-        data, error = rows(lists, _detail_key(c, hook_id) if c.mode == "recreate" else _list_key(c))
-        if error or data is None:
+        if c.mode == "recreate":
+            detail, error = fetched_row(lists, _detail_key(c, hook_id))
+            found = None if detail is None else [detail]
+        else:
+            found, error = rows(lists, _list_key(c))
+        if error or found is None:
             return None
-        found = [data] if isinstance(data, dict) else data
         return next((row for row in found if str(row.get("id")) == str(hook_id)), None)
 
     def write(self, api: Any, consumer: Consumer, value: Secret, observed: ConsumerObservation, *,

@@ -83,7 +83,7 @@ def client_row(provider: str, identifier: str, lists: Lists) -> tuple[dict[str, 
         return None, error
     for row in data or ():
         if row.get("identifier") == identifier:
-            return row, None  # type: ignore[return-value]
+            return row, None
     return None, f"no OAuth client with identifier {identifier!r}"
 
 

@@ -235,7 +235,7 @@ def describe_error(exc: BaseException, values: Iterable[Secret | None] = ()) -> 
     elif isinstance(exc, requests.RequestException):
         text = f"no answer ({type(exc).__name__})"
     elif hasattr(exc, "status") and hasattr(exc, "message"):
-        text = f"Zendesk answered {exc.status}: {exc.message}"  # type: ignore[attr-defined]
+        text = f"Zendesk answered {exc.status}: {exc.message}"
     else:
         text = str(exc) or type(exc).__name__
     for value in values:

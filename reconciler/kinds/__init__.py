@@ -360,7 +360,7 @@ class Recreatable(ABC):
               listed: dict[str, Any] | None = None) -> None: ...
 
     @abstractmethod
-    def recreate_from(self, api: Any, consumer: Consumer, saved: dict[str, Any], value: Secret | None) -> str:
+    def recreate_from(self, api: Any, consumer: Consumer, saved: Mapping[str, Any], value: Secret | None) -> str:
         """Create the place again from the copy `before_delete` received; the new id."""
 
 

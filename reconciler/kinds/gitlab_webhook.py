@@ -13,7 +13,7 @@ field, delete, create with the declared values re-supplied.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -346,7 +346,7 @@ class WebhookKind(ConsumerKind, Recreatable):
         # two hooks with one URL, so a retry would leave a duplicate holding the value
         manager.create(copy, retry_transient_errors=False)
 
-    def recreate_from(self, api: Any, consumer: Consumer, saved: dict[str, Any], value: Secret | None) -> str:
+    def recreate_from(self, api: Any, consumer: Consumer, saved: Mapping[str, Any], value: Secret | None) -> str:
         """Create the hook again from the readable fields an interrupted recreate saved (the
         delete went through, the create did not). Returns the new hook id."""
         c = consumer
@@ -399,12 +399,12 @@ READ_ONLY = {"id", "created_at", "alert_status", "disabled_until", "token_presen
              "project_id", "group_id", "url_variables", "custom_headers", "repository_update_events"}
 
 
-def readable_copy(detail: dict[str, Any]) -> dict[str, Any]:
+def readable_copy(detail: Mapping[str, Any]) -> dict[str, Any]:
     """The fields of a hook detail a create accepts back (no secret is ever among them)."""
     return {k: v for k, v in detail.items() if k not in READ_ONLY and v is not None}
 
 
-def recreate_payload(c: GitLabWebhook, detail: dict[str, Any], value: Secret | None, *,
+def recreate_payload(c: GitLabWebhook, detail: Mapping[str, Any], value: Secret | None, *,
                      check: bool = True) -> dict[str, Any]:
     """A create body copying every readable field of `detail`, the declared URL variables and
     custom headers, and `value` in the target field. Refuses (ValueError) when the live hook holds

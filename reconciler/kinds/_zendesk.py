@@ -10,10 +10,13 @@ that lists return are dropped.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconciler.observed import LiveToken, parse_time
 from reconciler.secret import Secret
+
+if TYPE_CHECKING:
+    from reconciler.clients import ZendeskApi
 
 PAGE_SIZE = 100
 
@@ -26,7 +29,7 @@ ZENDESK_API_TOKEN_SUNSET = (
 TOKEN_ALPHABET = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 
 
-def fetch_webhooks(api: Any, scope: str) -> list[dict[str, Any]]:
+def fetch_webhooks(api: ZendeskApi, scope: str) -> list[dict[str, Any]]:
     found = []
     for hook in api.zenpy.webhooks.list(page_size=PAGE_SIZE):
         row = hook.to_dict() if hasattr(hook, "to_dict") else dict(hook)  # serialize=True: dirty fields only
@@ -36,7 +39,7 @@ def fetch_webhooks(api: Any, scope: str) -> list[dict[str, Any]]:
     return found
 
 
-def fetch_installations(api: Any, scope: str) -> list[dict[str, Any]]:
+def fetch_installations(api: ZendeskApi, scope: str) -> list[dict[str, Any]]:
     """`GET /api/v2/apps/installations?include=app`: each installation with its app (name and
     parameters, whose `secure` flag says which settings are write-only)."""
     body = api.get("/api/v2/apps/installations.json", {"include": "app"})
@@ -54,7 +57,7 @@ def fetch_installations(api: Any, scope: str) -> list[dict[str, Any]]:
     return found
 
 
-def fetch_oauth_clients(api: Any, scope: str) -> list[dict[str, Any]]:
+def fetch_oauth_clients(api: ZendeskApi, scope: str) -> list[dict[str, Any]]:
     rows = api.get_all("/api/v2/oauth/clients.json", "clients", {"page[size]": PAGE_SIZE})
     for row in rows:
         row.pop("secret", None)  # only ever complete at creation; never kept
@@ -64,7 +67,7 @@ def fetch_oauth_clients(api: Any, scope: str) -> list[dict[str, Any]]:
     return rows
 
 
-def fetch_oauth_tokens(api: Any, scope: str) -> list[dict[str, Any]]:
+def fetch_oauth_tokens(api: ZendeskApi, scope: str) -> list[dict[str, Any]]:
     rows = api.get_all("/api/v2/oauth/tokens.json", "tokens", {"all": "true", "page[size]": PAGE_SIZE})
     for row in rows:
         row.pop("token", None)  # a 10-character prefix: not a value, but not kept either
@@ -72,7 +75,7 @@ def fetch_oauth_tokens(api: Any, scope: str) -> list[dict[str, Any]]:
     return rows
 
 
-def fetch_user(api: Any, scope: str) -> dict[str, Any]:
+def fetch_user(api: ZendeskApi, scope: str) -> dict[str, Any]:
     """`{"id": ...}` of the provider credential's user: the user `POST /api/v2/oauth/tokens` mints
     for, whose tokens an OAuth token source is. With an OAuth credential `GET
     /api/v2/oauth/tokens/current` (its `user_id`), else `GET /api/v2/users/me`."""
@@ -81,7 +84,7 @@ def fetch_user(api: Any, scope: str) -> dict[str, Any]:
     return {"id": api.get("/api/v2/users/me.json")["user"]["id"]}
 
 
-def fetch_api_tokens(api: Any, scope: str) -> list[dict[str, Any]]:
+def fetch_api_tokens(api: ZendeskApi, scope: str) -> list[dict[str, Any]]:
     rows = api.get_all("/api/v2/api_tokens.json", "api_tokens", {})
     for row in rows:
         row.pop("token", None)

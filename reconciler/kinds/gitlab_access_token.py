@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from reconciler.inventory.model import Diagnostic, Inventory, Source, Token, finding
 from reconciler.kinds import (
@@ -26,7 +26,6 @@ from reconciler.kinds import (
     Revocable,
     SourceKind,
     Strategy,
-    TokenAction,
 )
 from reconciler.kinds._discovery import ScanScope, ScopeToken
 from reconciler.kinds._gitlab import (
@@ -40,8 +39,11 @@ from reconciler.kinds._gitlab import (
     token_scope_findings,
 )
 from reconciler.observed import LiveToken, SourceObservation
-from reconciler.plan_model import Finding, Reason, declared_at
+from reconciler.plan_model import Finding, Reason, TokenAction, declared_at
 from reconciler.secret import Secret
+
+if TYPE_CHECKING:
+    from reconciler.clients import GitLabApi
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -190,7 +192,8 @@ class ResourceAccessTokenKind(SourceKind, Mintable, Renewable, Revocable, Identi
         return SourceObservation(token=token.name, identity=source.identity, current=current, others=others)
 
     def identify(self, api: Any, source: Source, value: Secret, lists: Lists) -> Identity | None:
-        return api.identify_token(value)
+        gitlab: GitLabApi = api
+        return gitlab.identify_token(value)
 
     # planning ---------------------------------------------------------------------------------
 

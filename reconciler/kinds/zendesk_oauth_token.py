@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from reconciler.inventory.checks import allowed_scope_findings
 from reconciler.inventory.model import Diagnostic, Inventory, Source, Token
@@ -35,6 +35,9 @@ from reconciler.kinds._gitlab import pick, rows
 from reconciler.kinds._zendesk import TOKEN_ALPHABET, live_zendesk_token
 from reconciler.observed import LiveToken, SourceObservation
 from reconciler.secret import Secret
+
+if TYPE_CHECKING:
+    from reconciler.clients import ZendeskApi
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -167,7 +170,8 @@ class OAuthTokenKind(SourceKind, Mintable, Revocable, Identifying):
                                  details={"client_id": str(client["id"])})
 
     def identify(self, api: Any, source: Source, value: Secret, lists: Lists) -> Identity | None:
-        return api.identify_oauth_token(value)
+        zendesk: ZendeskApi = api
+        return zendesk.identify_oauth_token(value)
 
     # apply ------------------------------------------------------------------------------------
 

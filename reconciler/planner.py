@@ -55,6 +55,7 @@ from reconciler.plan_model import (
     Finding,
     Plan,
     Reason,
+    Severity,
     TokenAction,
     TokenPlan,
     days_left,
@@ -110,7 +111,7 @@ class Notes:
         self.token = token
         self.items: list[Finding] = []
 
-    def add(self, severity: Literal["error", "warning"], code: str, message: str, consumer: str | None = None,
+    def add(self, severity: Severity, code: str, message: str, consumer: str | None = None,
             at: str | None = None) -> None:
         self.items.append(Finding(severity=severity, code=code, message=message, at=at or declared_at(self.token),
                                   token=self.token.name, consumer=consumer))
@@ -437,7 +438,7 @@ def consumer_plan(s: ConsumerState, rotating: bool, recover_from: str | None, no
         changes = changes + (Change(attribute="value", old=cobs.fingerprint, new=f"({value} value)"),)
     if cobs is not None:
         for severity, code, message in ckind.findings(c, cobs, action != "none"):
-            notes.add(severity, code, message, c.identity, declared_at(c))  # type: ignore[arg-type]
+            notes.add(severity, code, message, c.identity, declared_at(c))
     return ConsumerPlan(
         identity=c.identity, kind=c.kind, label=c.label, provider=c.provider, at=declared_at(c), state=state,
         action=action, why=why_now, value=value, changes=changes,

@@ -103,12 +103,13 @@ FETCHERS: dict[str, Callable[[Any, str], Any]] = {
 
 
 def live_zendesk_token(row: dict[str, Any], name: str, where: str) -> LiveToken:
+    expires = parse_time(row.get("expires_at"))
     return LiveToken(
         id=str(row["id"]),
         name=name,
         where=where,
         created_at=parse_time(row.get("created_at")),
-        expires_at=(parse_time(row.get("expires_at")).date() if row.get("expires_at") else None),  # type: ignore[union-attr]
+        expires_at=expires.date() if expires else None,
         last_used_at=parse_time(row.get("used_at") or row.get("last_used") or row.get("last_used_at")),
         active=bool(row.get("active", True)),
         scopes=tuple(sorted(row.get("scopes") or ())),

@@ -30,6 +30,7 @@ from reconciler.kinds import (
 from reconciler.kinds._discovery import Place, ScanScope
 from reconciler.kinds._gitlab import rows
 from reconciler.observed import ConsumerObservation
+from reconciler.plan_model import Severity
 from reconciler.secret import Secret
 
 
@@ -218,9 +219,9 @@ class CiVariableKind(ConsumerKind, Creatable, Readable, ListVerifiable, Attribut
         assert isinstance(consumer, GitLabCiVariable)
         return {name: getattr(consumer, name) for name in MANAGED if getattr(consumer, name) is not None}
 
-    def findings(self, consumer: Consumer, observation: ConsumerObservation, writing: bool) -> list[tuple[str, str, str]]:
+    def findings(self, consumer: Consumer, observation: ConsumerObservation, writing: bool) -> list[tuple[Severity, str, str]]:
         assert isinstance(consumer, GitLabCiVariable)
-        out = []
+        out: list[tuple[Severity, str, str]] = []
         live = observation.attributes
         if observation.exists and consumer.hidden is not None and bool(live.get("hidden")) != consumer.hidden:
             out.append(("error", "hidden_immutable",

@@ -23,6 +23,7 @@ from reconciler.kinds import ConsumerKind, ListKey, Lists, Reading, Recreatable
 from reconciler.kinds._discovery import Place, ScanScope, listed
 from reconciler.kinds._gitlab import fetched_row, rows
 from reconciler.observed import ConsumerObservation
+from reconciler.plan_model import Severity
 from reconciler.secret import Secret
 
 if TYPE_CHECKING:
@@ -250,7 +251,7 @@ class WebhookKind(ConsumerKind, Recreatable):
             details["custom_header_keys"] = _keys(detail.get("custom_headers"))
         return Reading(seen(state="unverifiable", live_id=str(hook["id"]), details=details))
 
-    def _findings(self, consumer: Consumer, observation: ConsumerObservation, writing: bool) -> list[tuple[str, str, str]]:
+    def _findings(self, consumer: Consumer, observation: ConsumerObservation, writing: bool) -> list[tuple[Severity, str, str]]:
         c = consumer
         assert isinstance(c, GitLabWebhook)
         if c.mode != "recreate" or not writing or not observation.exists:
@@ -273,10 +274,10 @@ class WebhookKind(ConsumerKind, Recreatable):
                  f"{c.label}: mode recreate would lose {', '.join(lost)}: GitLab never returns these values; "
                  "declare them under url_variables/custom_headers, or use mode: update")]
 
-    def findings(self, consumer: Consumer, observation: ConsumerObservation, writing: bool) -> list[tuple[str, str, str]]:
+    def findings(self, consumer: Consumer, observation: ConsumerObservation, writing: bool) -> list[tuple[Severity, str, str]]:
         return self._findings(consumer, observation, writing) + self._id_findings(consumer, writing)
 
-    def _id_findings(self, consumer: Consumer, writing: bool) -> list[tuple[str, str, str]]:
+    def _id_findings(self, consumer: Consumer, writing: bool) -> list[tuple[Severity, str, str]]:
         c = consumer
         assert isinstance(c, GitLabWebhook)
         if c.mode == "recreate" and writing and c.hook.isdigit():

@@ -31,7 +31,7 @@ from reconciler.kinds import (
     Strategy,
 )
 from reconciler.kinds._discovery import ScanScope, ScopeToken, listed
-from reconciler.kinds._gitlab import pick, rows
+from reconciler.kinds._gitlab import fetched_row, pick, rows
 from reconciler.kinds._zendesk import TOKEN_ALPHABET, live_zendesk_token
 from reconciler.observed import LiveToken, SourceObservation
 from reconciler.secret import Secret
@@ -154,11 +154,11 @@ class OAuthTokenKind(SourceKind, Mintable, Revocable, Identifying):
         data, error = rows(lists, ListKey(p, "oauth_tokens"))
         if error:
             return SourceObservation(token=token.name, identity=source.identity, error=error)
-        user, error = rows(lists, ListKey(p, "user"))
+        user, error = fetched_row(lists, ListKey(p, "user"))
         if error or user is None:
             return SourceObservation(token=token.name, identity=source.identity,
                                      error=error or "the credential's user is not known")
-        wanted, own = tuple(sorted(source.scopes)), str(user["id"])  # type: ignore[call-overload]
+        wanted, own = tuple(sorted(source.scopes)), str(user["id"])
         matches = [
             live_zendesk_token(r, source.client, f"{p}: OAuth client {source.client}")
             for r in data or ()

@@ -36,11 +36,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import requests
 from gitlab import exceptions as gl_errors
 
+from reconciler.clients import GitLabApi
 from reconciler.errors import ReconcileError
 from reconciler.inventory.model import Consumer, Token
 from reconciler.kinds import (
@@ -67,6 +68,9 @@ from reconciler.plan import ConsumerPlan, Plan, TokenPlan
 from reconciler.secret import REDACTED, Secret
 from reconciler.state import StateError, StateStore, open_escrow
 from reconciler.state.ledger import InFlight, Ledger, LedgerRecord
+
+if TYPE_CHECKING:
+    from reconciler.engine import Session
 
 
 class ApplyRefused(ReconcileError):
@@ -170,7 +174,7 @@ class ApplyResult:
 
 
 def apply_plan(
-    session: Any,
+    session: Session,
     *,
     saved: Plan | None = None,
     confirm: Callable[[Plan], bool] | None = None,
@@ -245,7 +249,7 @@ def describe_error(exc: BaseException, values: Iterable[Secret | None] = ()) -> 
 
 
 class _Run:
-    def __init__(self, session: Any, reporter: Reporter) -> None:
+    def __init__(self, session: Session, reporter: Reporter) -> None:
         self.session = session
         self.inventory = session.inventory
         self.clients = session.clients
@@ -579,8 +583,10 @@ class TokenApply:
         if self_id is not None and self_id == live.id:
             # the provider's own credential was rotated: use the new one from here on, in the
             # state store too when it keeps the state with that credential (escrow and saves follow)
-            revoked = self.api.gl.private_token
-            self.api.gl = self.api._client(minted.value, retry=True)
+            api = self.api
+            assert isinstance(api, GitLabApi)  # only a GitLab credential reports its id (credential_check)
+            revoked = api.gl.private_token
+            api.gl = api._client(minted.value, retry=True)
             continue_with = getattr(self.run_.store, "continue_with", None)
             if continue_with is not None:
                 continue_with(revoked, minted.value)

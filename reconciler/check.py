@@ -28,7 +28,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal, TextIO
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 from urllib.parse import quote
 
 from reconciler.errors import ReconcileError
@@ -45,6 +45,9 @@ from reconciler.kinds._discovery import (
 from reconciler.observed import LiveToken, Observed, plain, to_iso
 from reconciler.plan import Plan, TokenPlan
 from reconciler.scopes import ScopeScan, managed_keys
+
+if TYPE_CHECKING:
+    from reconciler.engine import Session
 
 Category = Literal["expired", "expiring", "api_token", "unmanaged", "credential"]
 CATEGORY_TITLES: dict[str, str] = {
@@ -609,7 +612,7 @@ class CheckError(ReconcileError):
     """A problem the user fixes (one line, exit 1)."""
 
 
-def run_check(session: Any, within: timedelta, *, sandbox: bool = False) -> Report:
+def run_check(session: Session, within: timedelta, *, sandbox: bool = False) -> Report:
     """Observe, plan and scan the discovery scopes of `session` (reconciler.engine), read-only."""
     from reconciler.pipeline import observe_and_plan
     from reconciler.scopes import provider_apis, scan_scopes, scope_providers
@@ -652,7 +655,7 @@ def issue_target(inventory: Inventory, spec: str, env: Mapping[str, str] | None 
     raise CheckError(f"--issue {spec}: several GitLab providers ({', '.join(gitlabs)}); write PROVIDER:PROJECT")
 
 
-def publish_issue(session: Any, spec: str, report: Report, *, sandbox: bool = False) -> IssueOutcome:
+def publish_issue(session: Session, spec: str, report: Report, *, sandbox: bool = False) -> IssueOutcome:
     """Sync the report to the issue in `spec`, with that GitLab provider's credential."""
     from gitlab import exceptions as gl_errors
 

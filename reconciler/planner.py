@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
 
 from deepdiff import DeepDiff
 
@@ -63,6 +63,16 @@ from reconciler.plan_model import (
     declared_at,
 )
 
+if TYPE_CHECKING:
+    from reconciler.state.ledger import LedgerRecord
+
+
+class Deliveries(Protocol):
+    """What the planner reads of the ledger: the record of the last delivery to a consumer."""
+
+    def get(self, consumer: str, /) -> LedgerRecord | None: ...
+
+
 ENDED = frozenset({"missing", "revoked", "inactive"})  # reason codes: the live token is no use
 NEEDS_NEW_TOKEN = frozenset({"scopes", "access_level"})  # a rotation copies these
 
@@ -70,7 +80,7 @@ NEEDS_NEW_TOKEN = frozenset({"scopes", "access_level"})  # a rotation copies the
 def plan(
     inventory: Inventory,
     observed: Observed,
-    ledger: Any,
+    ledger: Deliveries | None,
     now: datetime,
     *,
     targets: Collection[str] | None = None,
@@ -132,7 +142,7 @@ class ConsumerState(NamedTuple):
     why: str
 
 
-def plan_token(token: Token, observed: Observed, ledger: Any, now: datetime, escrow_available: bool,
+def plan_token(token: Token, observed: Observed, ledger: Deliveries | None, now: datetime, escrow_available: bool,
                escrowed_id: str | None = None) -> TokenPlan:
     src = token.source
     kind = source_kind(src.kind)
@@ -243,7 +253,7 @@ def _rotation_reasons(rot: Rotation, live: LiveToken, now: datetime) -> list[Rea
 # --- phase: what the consumers hold --------------------------------------------------------------
 
 
-def consumer_states(token: Token, kind: SourceKind, observed: Observed, ledger: Any, live: LiveToken | None,
+def consumer_states(token: Token, kind: SourceKind, observed: Observed, ledger: Deliveries | None, live: LiveToken | None,
                     notes: Notes) -> list[ConsumerState]:
     states = []
     for c in sorted(token.consumers, key=lambda c: c.identity):

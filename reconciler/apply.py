@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 import requests
@@ -453,7 +453,7 @@ class TokenApply:
     def save(self) -> None:
         self.run_.save_ledger()
 
-    def expires_at(self) -> Any:
+    def expires_at(self) -> date | None:
         lifetime = self.token.rotation.lifetime
         return (self.run_.now + lifetime).date() if lifetime else None
 

@@ -267,7 +267,7 @@ def consumer_states(token: Token, kind: SourceKind, observed: Observed, ledger: 
     return states
 
 
-def held_state(obs: ConsumerObservation | None, live: LiveToken | None, record: Any, identifies: bool,
+def held_state(obs: ConsumerObservation | None, live: LiveToken | None, record: LedgerRecord | None, identifies: bool,
                ledger_only: bool = False) -> tuple[str, str]:
     """(state, why) of what a consumer holds relative to the live token `live`. `ledger_only`:
     no live token exists to compare with; the ledger's record is the truth."""
@@ -287,7 +287,7 @@ def held_state(obs: ConsumerObservation | None, live: LiveToken | None, record: 
     return _write_only_state(live, record)
 
 
-def _recorded_state(obs: ConsumerObservation, record: Any) -> tuple[str, str]:
+def _recorded_state(obs: ConsumerObservation, record: LedgerRecord | None) -> tuple[str, str]:
     if record is None:
         return "unverifiable", "the ledger has no record of a delivery"
     if obs.readable and obs.fingerprint is not None and record.fingerprint != obs.fingerprint:
@@ -295,7 +295,7 @@ def _recorded_state(obs: ConsumerObservation, record: Any) -> tuple[str, str]:
     return "verified", "holds the value the ledger recorded (delivered " + str(record.delivered_at)[:10] + ")"
 
 
-def _read_state(obs: ConsumerObservation, live: LiveToken | None, record: Any, identifies: bool) -> tuple[str, str]:
+def _read_state(obs: ConsumerObservation, live: LiveToken | None, record: LedgerRecord | None, identifies: bool) -> tuple[str, str]:
     """A readable consumer whose value was read (fingerprint) and, where possible, identified."""
     if live is not None and live.usable:
         if obs.holds_token_id == live.id:
@@ -313,7 +313,7 @@ def _read_state(obs: ConsumerObservation, live: LiveToken | None, record: Any, i
     return "stale", "holds a value that is not the current token"
 
 
-def _write_only_state(live: LiveToken | None, record: Any) -> tuple[str, str]:
+def _write_only_state(live: LiveToken | None, record: LedgerRecord | None) -> tuple[str, str]:
     """Write-only: only the ledger knows."""
     if record is None:
         return "unverifiable", "write-only and the ledger has no record of a delivery"

@@ -635,7 +635,8 @@ def issue_target(inventory: Inventory, spec: str, env: Mapping[str, str] | None 
     """
     from reconciler.inventory.model import GitLabProvider
 
-    gitlabs = sorted(n for n, p in inventory.providers.items() if isinstance(p, GitLabProvider))
+    gitlab_providers = {n: p for n, p in inventory.providers.items() if isinstance(p, GitLabProvider)}
+    gitlabs = sorted(gitlab_providers)
     name, sep, project = spec.partition(":")
     if sep and name in inventory.providers:
         if name not in gitlabs:
@@ -644,7 +645,7 @@ def issue_target(inventory: Inventory, spec: str, env: Mapping[str, str] | None 
     if len(gitlabs) == 1:
         return gitlabs[0], spec
     if env is not None:
-        usable = [n for n in gitlabs if env.get(inventory.providers[n].token_env)]  # type: ignore[union-attr]
+        usable = [n for n in gitlabs if env.get(gitlab_providers[n].token_env)]
         if len(usable) == 1:
             return usable[0], spec
     state = inventory.state
@@ -659,13 +660,15 @@ def publish_issue(session: Session, spec: str, report: Report, *, sandbox: bool 
     """Sync the report to the issue in `spec`, with that GitLab provider's credential."""
     from gitlab import exceptions as gl_errors
 
+    from reconciler.clients import GitLabApi
     from reconciler.scopes import provider_apis
 
     provider, project = issue_target(session.inventory, spec, session.env)
     api = provider_apis(session.clients, [provider])[provider]
+    assert isinstance(api, GitLabApi)  # issue_target names a GitLab provider
     try:
         with api.throttle:
-            return sync_issue(api.gl, project, report, session.inventory.check)  # type: ignore[union-attr]
+            return sync_issue(api.gl, project, report, session.inventory.check)
     except gl_errors.GitlabError as err:
         from reconciler.gitlab_ci import describe_gitlab_error
 

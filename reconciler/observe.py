@@ -174,8 +174,8 @@ def identify_values(readings: list[tuple[Token, Reading]], sources: dict[str, An
 
 def _identified(token: Token, obs: ConsumerObservation, reading: Reading, current: LiveToken | None, ledger: Deliveries | None,
                 identified: dict[tuple[str, str], Identity | None]) -> ConsumerObservation:
-    if _proven(obs, current, ledger):
-        return replace(obs, holds_token_id=current.id, by_ledger=True)  # type: ignore[union-attr]
+    if current is not None and _proven(obs, current, ledger):
+        return replace(obs, holds_token_id=current.id, by_ledger=True)
     value = reading.token_value
     found = identified.get((token.name, value.fingerprint())) if value is not None else None
     if found is None:

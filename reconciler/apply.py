@@ -35,13 +35,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
-from typing import Any, Protocol
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any, Protocol
 
 import requests
 from gitlab import exceptions as gl_errors
 
-from reconciler.clients import CredentialRefused
+from reconciler.clients import CredentialRefused, GitLabApi
 from reconciler.errors import ReconcileError
 from reconciler.inventory.model import Consumer, Token
 from reconciler.kinds import (
@@ -68,6 +68,9 @@ from reconciler.plan import ConsumerPlan, Plan, TokenPlan
 from reconciler.secret import REDACTED, Secret
 from reconciler.state import StateError, StateStore, open_escrow
 from reconciler.state.ledger import InFlight, Ledger, LedgerRecord
+
+if TYPE_CHECKING:
+    from reconciler.engine import Session
 
 
 class ApplyRefused(ReconcileError):
@@ -171,7 +174,7 @@ class ApplyResult:
 
 
 def apply_plan(
-    session: Any,
+    session: Session,
     *,
     saved: Plan | None = None,
     confirm: Callable[[Plan], bool] | None = None,
@@ -236,7 +239,7 @@ def describe_error(exc: BaseException, values: Iterable[Secret | None] = ()) -> 
     elif isinstance(exc, requests.RequestException):
         text = f"no answer ({type(exc).__name__})"
     elif hasattr(exc, "status") and hasattr(exc, "message"):
-        text = f"Zendesk answered {exc.status}: {exc.message}"  # type: ignore[attr-defined]
+        text = f"Zendesk answered {exc.status}: {exc.message}"
     else:
         text = str(exc) or type(exc).__name__
     for value in values:
@@ -246,7 +249,7 @@ def describe_error(exc: BaseException, values: Iterable[Secret | None] = ()) -> 
 
 
 class _Run:
-    def __init__(self, session: Any, reporter: Reporter) -> None:
+    def __init__(self, session: Session, reporter: Reporter) -> None:
         self.session = session
         self.inventory = session.inventory
         self.clients = session.clients
@@ -462,7 +465,7 @@ class TokenApply:
     def save(self) -> None:
         self.run_.save_ledger()
 
-    def expires_at(self) -> Any:
+    def expires_at(self) -> date | None:
         lifetime = self.token.rotation.lifetime
         return (self.run_.now + lifetime).date() if lifetime else None
 
@@ -592,7 +595,9 @@ class TokenApply:
         if self_id is not None and self_id == live.id:
             # the provider's own credential was rotated: use the new one from here on, in the
             # state store too when it keeps the state with that credential (escrow and saves follow)
-            revoked = self.api.continue_with(minted.value)
+            api = self.api
+            assert isinstance(api, GitLabApi)  # only a GitLab credential reports its id (credential_check)
+            revoked = api.continue_with(minted.value)
             self.run_.store.continue_with(revoked, minted.value)
             self.say("the provider's own credential was rotated: continuing with the new value")
         self.run_.values_in_play.append(minted.value)

@@ -28,7 +28,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal, TextIO
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 from urllib.parse import quote
 
 from reconciler.errors import ReconcileError
@@ -45,6 +45,9 @@ from reconciler.kinds._discovery import (
 from reconciler.observed import LiveToken, Observed, plain, to_iso
 from reconciler.plan import Plan, TokenPlan
 from reconciler.scopes import ScopeScan, managed_keys
+
+if TYPE_CHECKING:
+    from reconciler.engine import Session
 
 Category = Literal["expired", "expiring", "api_token", "unmanaged", "credential"]
 CATEGORY_TITLES: dict[str, str] = {
@@ -609,7 +612,7 @@ class CheckError(ReconcileError):
     """A problem the user fixes (one line, exit 1)."""
 
 
-def run_check(session: Any, within: timedelta) -> Report:
+def run_check(session: Session, within: timedelta) -> Report:
     """Observe, plan and scan the discovery scopes of `session` (reconciler.engine), read-only."""
     from reconciler.pipeline import observe_and_plan
     from reconciler.scopes import provider_apis, scan_scopes, scope_providers
@@ -632,7 +635,8 @@ def issue_target(inventory: Inventory, spec: str, env: Mapping[str, str] | None 
     """
     from reconciler.inventory.model import GitLabProvider
 
-    gitlabs = sorted(n for n, p in inventory.providers.items() if isinstance(p, GitLabProvider))
+    gitlab_providers = {n: p for n, p in inventory.providers.items() if isinstance(p, GitLabProvider)}
+    gitlabs = sorted(gitlab_providers)
     name, sep, project = spec.partition(":")
     if sep and name in inventory.providers:
         if name not in gitlabs:
@@ -641,7 +645,7 @@ def issue_target(inventory: Inventory, spec: str, env: Mapping[str, str] | None 
     if len(gitlabs) == 1:
         return gitlabs[0], spec
     if env is not None:
-        usable = [n for n in gitlabs if env.get(inventory.providers[n].token_env)]  # type: ignore[union-attr]
+        usable = [n for n in gitlabs if env.get(gitlab_providers[n].token_env)]
         if len(usable) == 1:
             return usable[0], spec
     state = inventory.state
@@ -652,17 +656,19 @@ def issue_target(inventory: Inventory, spec: str, env: Mapping[str, str] | None 
     raise CheckError(f"--issue {spec}: several GitLab providers ({', '.join(gitlabs)}); write PROVIDER:PROJECT")
 
 
-def publish_issue(session: Any, spec: str, report: Report) -> IssueOutcome:
+def publish_issue(session: Session, spec: str, report: Report) -> IssueOutcome:
     """Sync the report to the issue in `spec`, with that GitLab provider's credential."""
     from gitlab import exceptions as gl_errors
 
+    from reconciler.clients import GitLabApi
     from reconciler.scopes import provider_apis
 
     provider, project = issue_target(session.inventory, spec, session.env)
     api = provider_apis(session.clients, [provider])[provider]
+    assert isinstance(api, GitLabApi)  # issue_target names a GitLab provider
     try:
         with api.throttle:
-            return sync_issue(api.gl, project, report, session.inventory.check)  # type: ignore[union-attr]
+            return sync_issue(api.gl, project, report, session.inventory.check)
     except gl_errors.GitlabError as err:
         from reconciler.gitlab_ci import describe_gitlab_error
 

@@ -34,10 +34,10 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
 import gitlab
@@ -49,6 +49,13 @@ from reconciler.errors import ReconcileError
 from reconciler.inventory.model import GitLabProvider, Inventory, Provider, ZendeskProvider
 from reconciler.kinds import FetchError, Identity
 from reconciler.secret import Secret
+
+if TYPE_CHECKING:
+    # requests' stubs name what merge_environment_settings returns (the class exists only there)
+    from requests.sessions import _Settings as RequestSettings
+
+# requests' settings per host (`_environment_once_per_host`)
+Environment = dict[tuple[Any, ...], "RequestSettings"]
 
 DEFAULT_TIMEOUT = 15.0
 DEFAULT_CONCURRENCY = 4
@@ -284,7 +291,7 @@ class ThrottledAdapter(HTTPAdapter):
         return response
 
 
-def _hook(session: requests.Session, throttle: Throttle, known: dict[tuple[Any, ...], dict[str, Any]],
+def _hook(session: requests.Session, throttle: Throttle, known: Environment,
           redirect: tuple[str, str] | None = None, *, origins: Iterable[str] = (),
           label: str = "the provider") -> None:
     adapter = ThrottledAdapter(throttle, redirect, origins=origins, label=label)
@@ -293,7 +300,7 @@ def _hook(session: requests.Session, throttle: Throttle, known: dict[tuple[Any, 
     _environment_once_per_host(session, known)
 
 
-def _environment_once_per_host(session: requests.Session, known: dict[tuple[Any, ...], dict[str, Any]]) -> None:
+def _environment_once_per_host(session: requests.Session, known: Environment) -> None:
     """requests reads the proxy settings from the environment on every request (all of
     os.environ, twice: proxies, then no_proxy): about 3 ms of CPU per request with a few hundred
     variables, under the GIL, more than the rest of a list call's client work. The answer is the
@@ -302,8 +309,9 @@ def _environment_once_per_host(session: requests.Session, known: dict[tuple[Any,
     included); same settings as requests' own (proxies, NO_PROXY, REQUESTS_CA_BUNDLE)."""
     merge = session.merge_environment_settings
 
-    def merge_once(url: str, proxies: Any, stream: Any, verify: Any, cert: Any) -> dict[str, Any]:
-        parts = urlsplit(url)
+    def merge_once(url: str | bytes | None, proxies: MutableMapping[str, str] | None, stream: bool | None,
+                   verify: bool | str | None, cert: str | tuple[str, str] | None) -> RequestSettings:
+        parts = urlsplit(url or "")  # requests passes the prepared URL: a str
         key = (parts.scheme, parts.netloc, tuple(sorted((proxies or {}).items())), stream, verify,
                cert if not isinstance(cert, list) else tuple(cert))
         settings = known.get(key)
@@ -314,7 +322,6 @@ def _environment_once_per_host(session: requests.Session, known: dict[tuple[Any,
     session.merge_environment_settings = merge_once  # type: ignore[method-assign]
 
 
-Environment = dict[tuple[Any, ...], dict[str, Any]]  # requests' settings per host (`_environment_once_per_host`)
 
 
 def gitlab_client(url: str, throttle: Throttle, *, environment: Environment | None = None,

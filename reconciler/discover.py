@@ -22,7 +22,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 import yaml
@@ -42,6 +42,9 @@ from reconciler.kinds._discovery import (
 from reconciler.observed import LiveToken
 from reconciler.scopes import ScopeScan
 from reconciler.secret import Secret
+
+if TYPE_CHECKING:
+    from reconciler.engine import Session
 
 NAME_OK = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -255,7 +258,7 @@ def render_yaml(result: DiscoverResult, inventory: Inventory, source: str, now: 
     return "\n".join(lines) + "\n"
 
 
-def run_discover(session: Any) -> DiscoverResult:
+def run_discover(session: Session) -> DiscoverResult:
     """Scan, recognise and identify, for `session` (reconciler.engine). Read-only."""
     from reconciler.pipeline import observe_session
     from reconciler.scopes import managed_keys, provider_apis, scan_scopes, scope_providers

@@ -17,11 +17,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from reconciler.clients import Clients, Endpoints, connect, used_providers
 from reconciler.errors import ReconcileError
 from reconciler.inventory.model import Inventory
+
+if TYPE_CHECKING:
+    from reconciler.state import StateStore
+    from reconciler.state.escrow import EscrowPending
+    from reconciler.state.ledger import Ledger
+    from reconciler_sandbox.world import World
 
 SANDBOX_ENV_GITLAB = "RECONCILE_SANDBOX_GITLAB_URL"  # set by `reconcile sandbox`: use that server
 SANDBOX_ENV_ZENDESK = "RECONCILE_SANDBOX_ZENDESK_NETLOC"
@@ -35,14 +41,14 @@ class SessionError(ReconcileError):
 class Session:
     inventory: Inventory
     clients: Clients
-    store: Any  # reconciler.state.StateStore
-    ledger: Any  # reconciler.state.Ledger
+    store: StateStore
+    ledger: Ledger
     env: Mapping[str, str] = field(repr=False)  # the whole environment: credentials never in a repr
     now: datetime
     escrow_available: bool
     targets: tuple[str, ...]
-    world: Any = None  # reconciler_sandbox.world.World in sandbox mode
-    escrowed: dict[str, Any] | None = None  # token name -> EscrowPending: what an interrupted apply escrowed
+    world: World | None = None  # sandbox mode: the sandboxes this session started
+    escrowed: dict[str, EscrowPending] | None = None  # token name -> what an interrupted apply escrowed
     endpoints: Endpoints | None = None  # sandbox mode: where the providers are reached
 
     def connect_more(self, tokens: Sequence[str]) -> None:
@@ -86,7 +92,7 @@ def open_session(
     if unknown:
         raise SessionError(f"--target: no token named {', '.join(unknown)} in {inventory_path}")
     pinned = parse_now(now)
-    world = None
+    world: World | None = None
     endpoints: Endpoints | None = None
     try:
         if sandbox:

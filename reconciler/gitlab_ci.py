@@ -22,9 +22,12 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconciler.errors import ReconcileError
+
+if TYPE_CHECKING:
+    from reconciler.plan_model import Plan
 
 PLAN_MARKER = "<!-- reconcile:plan -->"
 APPLY_MARKER = "<!-- reconcile:apply -->"
@@ -248,7 +251,7 @@ def current_user_id(gl: Any) -> int:
     return int(gl.user.id)
 
 
-def plan_note_body(plan: Any, ctx: CIContext) -> str:
+def plan_note_body(plan: Plan, ctx: CIContext) -> str:
     """The merge request note for a saved plan: the markdown rendering (summary on top, a
     collapsible block per token) under the marker, with where it came from."""
     from reconciler.render import render_markdown

@@ -26,13 +26,16 @@ from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconciler.clients import Api, Clients
 from reconciler.inventory.model import Inventory, Token
 from reconciler.kinds import Identifying, Identity, ListKey, Reading, consumer_kind, fetcher, source_kind
 from reconciler.observed import ConsumerObservation, LiveToken, Observed, record_is_of
 from reconciler.secret import Secret
+
+if TYPE_CHECKING:
+    from reconciler.planner import Deliveries
 
 MAX_ROUNDS = 4
 MAX_WORKERS = 16
@@ -79,7 +82,7 @@ def fetch_lists(tokens: list[Token], clients: Clients, max_workers: int = MAX_WO
 def observe(
     inventory: Inventory,
     clients: Clients,
-    ledger: Any,
+    ledger: Deliveries | None,
     now: datetime | None = None,
     *,
     targets: Collection[str] | None = None,
@@ -123,13 +126,13 @@ def observe(
     )
 
 
-def _proven(obs: ConsumerObservation, current: LiveToken | None, ledger: Any) -> bool:
+def _proven(obs: ConsumerObservation, current: LiveToken | None, ledger: Deliveries | None) -> bool:
     """The ledger's record shows `obs` holds the current live token: no request needed."""
     record = ledger.get(obs.identity) if ledger is not None else None
     return record is not None and record.fingerprint == obs.fingerprint and record_is_of(record, current)
 
 
-def identify_values(readings: list[tuple[Token, Reading]], sources: dict[str, Any], ledger: Any, clients: Clients,
+def identify_values(readings: list[tuple[Token, Reading]], sources: dict[str, Any], ledger: Deliveries | None, clients: Clients,
                     lists: dict[ListKey, Any], max_workers: int = MAX_WORKERS) -> dict[tuple[str, str], Identity | None]:
     """Which token each distinct held value is, for the values the ledger does not prove: once
     per (token, value fingerprint), concurrently (each provider's Throttle bounds its share)."""
@@ -159,10 +162,10 @@ def identify_values(readings: list[tuple[Token, Reading]], sources: dict[str, An
         return dict(pool.map(one, sorted(wanted.items(), key=lambda kv: kv[0])))
 
 
-def _identified(token: Token, obs: ConsumerObservation, reading: Reading, current: LiveToken | None, ledger: Any,
+def _identified(token: Token, obs: ConsumerObservation, reading: Reading, current: LiveToken | None, ledger: Deliveries | None,
                 identified: dict[tuple[str, str], Identity | None]) -> ConsumerObservation:
-    if _proven(obs, current, ledger):
-        return replace(obs, holds_token_id=current.id, by_ledger=True)  # type: ignore[union-attr]
+    if current is not None and _proven(obs, current, ledger):
+        return replace(obs, holds_token_id=current.id, by_ledger=True)
     value = reading.token_value
     found = identified.get((token.name, value.fingerprint())) if value is not None else None
     if found is None:

@@ -29,9 +29,12 @@ class Reason:
     at: str  # inventory position it follows from: "inventory/tokens/x.yaml:12"
 
 
+Severity = Literal["error", "warning"]
+
+
 @dataclass(frozen=True, kw_only=True)
 class Finding:
-    severity: Literal["error", "warning"]
+    severity: Severity
     code: str
     message: str
     at: str = ""

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
 
 from deepdiff import DeepDiff
 
@@ -55,6 +55,7 @@ from reconciler.plan_model import (
     Finding,
     Plan,
     Reason,
+    Severity,
     TokenAction,
     TokenPlan,
     days_left,
@@ -64,6 +65,14 @@ from reconciler.plan_model import (
 
 if TYPE_CHECKING:
     from reconciler.state.escrow import EscrowPending
+    from reconciler.state.ledger import LedgerRecord
+
+
+class Deliveries(Protocol):
+    """What the planner reads of the ledger: the record of the last delivery to a consumer."""
+
+    def get(self, consumer: str, /) -> LedgerRecord | None: ...
+
 
 ENDED = frozenset({"missing", "revoked", "inactive"})  # reason codes: the live token is no use
 NEEDS_NEW_TOKEN = frozenset({"scopes", "access_level"})  # a rotation copies these
@@ -72,7 +81,7 @@ NEEDS_NEW_TOKEN = frozenset({"scopes", "access_level"})  # a rotation copies the
 def plan(
     inventory: Inventory,
     observed: Observed,
-    ledger: Any,
+    ledger: Deliveries | None,
     now: datetime,
     *,
     targets: Collection[str] | None = None,
@@ -115,7 +124,7 @@ class Notes:
         self.token = token
         self.items: list[Finding] = []
 
-    def add(self, severity: Literal["error", "warning"], code: str, message: str, consumer: str | None = None,
+    def add(self, severity: Severity, code: str, message: str, consumer: str | None = None,
             at: str | None = None) -> None:
         self.items.append(Finding(severity=severity, code=code, message=message, at=at or declared_at(self.token),
                                   token=self.token.name, consumer=consumer))
@@ -136,7 +145,7 @@ class ConsumerState(NamedTuple):
     why: str
 
 
-def plan_token(token: Token, observed: Observed, ledger: Any, now: datetime, escrow_available: bool,
+def plan_token(token: Token, observed: Observed, ledger: Deliveries | None, now: datetime, escrow_available: bool,
                escrowed: EscrowPending | None = None) -> TokenPlan:
     src = token.source
     kind = source_kind(src.kind)
@@ -248,7 +257,7 @@ def _rotation_reasons(rot: Rotation, live: LiveToken, now: datetime) -> list[Rea
 # --- phase: what the consumers hold --------------------------------------------------------------
 
 
-def consumer_states(token: Token, kind: SourceKind, observed: Observed, ledger: Any, live: LiveToken | None,
+def consumer_states(token: Token, kind: SourceKind, observed: Observed, ledger: Deliveries | None, live: LiveToken | None,
                     notes: Notes) -> list[ConsumerState]:
     states = []
     for c in sorted(token.consumers, key=lambda c: c.identity):
@@ -262,7 +271,7 @@ def consumer_states(token: Token, kind: SourceKind, observed: Observed, ledger: 
     return states
 
 
-def held_state(obs: ConsumerObservation | None, live: LiveToken | None, record: Any, identifies: bool,
+def held_state(obs: ConsumerObservation | None, live: LiveToken | None, record: LedgerRecord | None, identifies: bool,
                ledger_only: bool = False) -> tuple[str, str]:
     """(state, why) of what a consumer holds relative to the live token `live`. `ledger_only`:
     no live token exists to compare with; the ledger's record is the truth."""
@@ -282,7 +291,7 @@ def held_state(obs: ConsumerObservation | None, live: LiveToken | None, record: 
     return _write_only_state(live, record)
 
 
-def _recorded_state(obs: ConsumerObservation, record: Any) -> tuple[str, str]:
+def _recorded_state(obs: ConsumerObservation, record: LedgerRecord | None) -> tuple[str, str]:
     if record is None:
         return "unverifiable", "the ledger has no record of a delivery"
     if obs.readable and obs.fingerprint is not None and record.fingerprint != obs.fingerprint:
@@ -290,7 +299,7 @@ def _recorded_state(obs: ConsumerObservation, record: Any) -> tuple[str, str]:
     return "verified", "holds the value the ledger recorded (delivered " + str(record.delivered_at)[:10] + ")"
 
 
-def _read_state(obs: ConsumerObservation, live: LiveToken | None, record: Any, identifies: bool) -> tuple[str, str]:
+def _read_state(obs: ConsumerObservation, live: LiveToken | None, record: LedgerRecord | None, identifies: bool) -> tuple[str, str]:
     """A readable consumer whose value was read (fingerprint) and, where possible, identified."""
     if live is not None and live.usable:
         if obs.holds_token_id == live.id:
@@ -308,7 +317,7 @@ def _read_state(obs: ConsumerObservation, live: LiveToken | None, record: Any, i
     return "stale", "holds a value that is not the current token"
 
 
-def _write_only_state(live: LiveToken | None, record: Any) -> tuple[str, str]:
+def _write_only_state(live: LiveToken | None, record: LedgerRecord | None) -> tuple[str, str]:
     """Write-only: only the ledger knows."""
     if record is None:
         return "unverifiable", "write-only and the ledger has no record of a delivery"
@@ -460,7 +469,7 @@ def consumer_plan(s: ConsumerState, rotating: bool, recover_from: str | None, no
         changes = changes + (Change(attribute="value", old=cobs.fingerprint, new=f"({value} value)"),)
     if cobs is not None:
         for severity, code, message in ckind.findings(c, cobs, action != "none"):
-            notes.add(severity, code, message, c.identity, declared_at(c))  # type: ignore[arg-type]
+            notes.add(severity, code, message, c.identity, declared_at(c))
     return ConsumerPlan(
         identity=c.identity, kind=c.kind, label=c.label, provider=c.provider, at=declared_at(c), state=state,
         action=action, why=why_now, value=value, changes=changes,

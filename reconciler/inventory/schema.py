@@ -10,13 +10,19 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconciler.inventory.model import Diagnostic
 from reconciler.inventory.yamlload import Document, PathKey, dotted
+
+if TYPE_CHECKING:
+    from fastjsonschema import Validator as CompiledValidator
+    from jsonschema.exceptions import ValidationError
+    from jsonschema.protocols import Validator
 
 # The file ships inside the package; schemas/inventory.schema.json at the top is a link to it
 # for editors (the yaml-language-server modeline) and readers. It is generated from the kinds:
@@ -54,11 +60,12 @@ _MEANT = re.compile(r"^unknown key .* \(did you mean '([^']+)'\?\)")
 @lru_cache(maxsize=1)
 def load_schema() -> dict[str, Any]:
     """The inventory JSON Schema (schemas/inventory.schema.json)."""
-    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    schema: dict[str, Any] = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    return schema
 
 
 @lru_cache(maxsize=1)
-def _validator(kind_def: str | None = None):
+def _validator(kind_def: str | None = None) -> Validator:
     """The validator of the whole document, or of one source/consumer kind's definition.
 
     The whole-document validator checks only the `kind` of sources and consumers; each is then
@@ -94,11 +101,11 @@ def _type_name(value: Any) -> str:
     return type(value).__name__
 
 
-def did_you_mean(word: str, choices) -> str | None:
+def did_you_mean(word: str, choices: Iterable[object]) -> str | None:
     """The known choice `word` most likely meant: the one sharing the longest start with it
     (`rotate` -> `rotation`, at least 4 letters), else the closest spelling; None when nothing
     is close."""
-    choices = sorted(c for c in choices if isinstance(c, str))
+    names = sorted(c for c in choices if isinstance(c, str))
     word = str(word)
 
     def shared(c: str) -> int:
@@ -107,30 +114,50 @@ def did_you_mean(word: str, choices) -> str | None:
             n += 1
         return n
 
-    best = max((shared(c) for c in choices), default=0)
-    by_start = [c for c in choices if shared(c) == best]
+    best = max((shared(c) for c in names), default=0)
+    by_start = [c for c in names if shared(c) == best]
     if best >= 4 and len(by_start) == 1:
         return by_start[0]
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    close = difflib.get_close_matches(word, names, n=1, cutoff=0.6)
     return close[0] if close else None
 
 
-def suggestion(word: str, choices) -> str:
+def suggestion(word: str, choices: Iterable[object]) -> str:
     guess = did_you_mean(word, choices)
     return f" (did you mean {guess!r}?)" if guess else ""
 
 
-def _one_of_message(error) -> str:
-    titles = [sub.get("title", "?") for sub in error.validator_value]
-    if all(set(sub) <= {"title", "required"} for sub in error.validator_value):
+@dataclass(frozen=True)
+class _Failure:
+    """What the messages read of a jsonschema error. The stubs type its fields as possibly unset
+    (for an error built by hand); an error from `iter_errors` always sets them."""
+
+    keyword: str  # the failing keyword: "required", "enum", "pattern"...
+    expected: Any  # the keyword's value in the schema: any JSON (a list, a pattern, a number)
+    instance: Any  # the part of the document that failed: any JSON
+    schema: Mapping[str, Any]  # the subschema holding the keyword
+    path: PathKey  # of `instance`, from the document's root
+    message: str  # jsonschema's own
+
+    @classmethod
+    def of(cls, error: ValidationError, prefix: PathKey) -> _Failure:
+        schema = error.schema
+        return cls(keyword=str(error.validator), expected=error.validator_value, instance=error.instance,
+                   schema=schema if isinstance(schema, Mapping) else {},
+                   path=prefix + tuple(error.absolute_path), message=error.message)
+
+
+def _one_of_message(error: _Failure) -> str:
+    titles = [sub.get("title", "?") for sub in error.expected]
+    if all(set(sub) <= {"title", "required"} for sub in error.expected):
         return "set exactly one of: " + ", ".join(titles)
     return "must be one of: " + ", ".join(titles)
 
 
-def _diagnostics_for(error, doc: Document, prefix: PathKey = ()) -> list[Diagnostic]:
-    path: PathKey = prefix + tuple(error.absolute_path)
+def _diagnostics_for(error: _Failure, doc: Document) -> list[Diagnostic]:
+    path = error.path
     value = error.instance
-    kind = error.validator
+    kind = error.keyword
     if kind == "additionalProperties":
         known = sorted(error.schema.get("properties", {}))
         extras = [k for k in value if k not in error.schema.get("properties", {})]
@@ -148,7 +175,7 @@ def _diagnostics_for(error, doc: Document, prefix: PathKey = ()) -> list[Diagnos
             )
         return out
     if kind == "required":
-        missing = [k for k in error.validator_value if k not in value]
+        missing = [k for k in error.expected if k not in value]
         return [
             Diagnostic(pos=doc.key_pos(path), key=dotted(path + (m,)), message=f"missing required key {m!r}")
             for m in missing
@@ -156,21 +183,21 @@ def _diagnostics_for(error, doc: Document, prefix: PathKey = ()) -> list[Diagnos
     pos = doc.key_pos(path)
     key = dotted(path)
     if kind == "type":
-        want = error.validator_value
+        want = error.expected
         wants = [want] if isinstance(want, str) else list(want)
         message = f"expected {' or '.join(_TYPE_WORDS.get(w, w) for w in wants)}, got {_type_name(value)}"
     elif kind in ("enum", "const"):
-        choices = error.validator_value if kind == "enum" else [error.validator_value]
+        choices = error.expected if kind == "enum" else [error.expected]
         shown = ", ".join(json.dumps(c) if not isinstance(c, str) else c for c in choices)
         hint = suggestion(value, [c for c in choices if isinstance(c, str)]) if isinstance(value, str) else ""
         message = f"{json.dumps(value) if not isinstance(value, str) else repr(value)} is not allowed: use {shown}{hint}"
     elif kind == "pattern":
-        template = _PATTERN_MESSAGES.get(error.validator_value, "{value!r} does not match the pattern " + error.validator_value)
+        template = _PATTERN_MESSAGES.get(error.expected, "{value!r} does not match the pattern " + error.expected)
         message = template.format(value=value)
     elif kind == "minLength":
         message = "must not be empty"
     elif kind == "minItems":
-        message = f"needs at least {error.validator_value} item(s)"
+        message = f"needs at least {error.expected} item(s)"
     elif kind == "uniqueItems":
         message = "lists the same item twice"
     elif kind == "oneOf":
@@ -180,22 +207,22 @@ def _diagnostics_for(error, doc: Document, prefix: PathKey = ()) -> list[Diagnos
     return [Diagnostic(pos=pos, key=key, message=message)]
 
 
-def _property_name_diagnostic(error, doc: Document, prefix: PathKey = ()) -> Diagnostic:
+def _property_name_diagnostic(error: _Failure, doc: Document) -> Diagnostic:
     """A `propertyNames` error reports the parent's path with the bad name as its instance;
     cite the name's own key."""
     name = error.instance
-    where: PathKey = prefix + tuple(error.absolute_path) + (name,)
-    if error.validator == "enum":
-        choices = ", ".join(error.validator_value)
-        message = f"{name!r} is not allowed here: use {choices}{suggestion(name, error.validator_value)}"
-    elif error.validator == "pattern":
-        message = _PATTERN_MESSAGES.get(error.validator_value, "{value!r} is not a valid name").format(value=name)
+    where: PathKey = error.path + (name,)
+    if error.keyword == "enum":
+        choices = ", ".join(error.expected)
+        message = f"{name!r} is not allowed here: use {choices}{suggestion(name, error.expected)}"
+    elif error.keyword == "pattern":
+        message = _PATTERN_MESSAGES.get(error.expected, "{value!r} is not a valid name").format(value=name)
     else:
         message = f"{name!r}: {error.message}"
     return Diagnostic(pos=doc.key_pos(where), key=dotted(where), message=message)
 
 
-def _errors(data: dict[str, Any]) -> Iterator[tuple[PathKey, Any]]:
+def _errors(data: dict[str, Any]) -> Iterator[tuple[PathKey, ValidationError]]:
     """(path prefix, error) for the document, then for each source and consumer by its kind."""
     for error in _validator().iter_errors(data):
         yield (), error
@@ -217,7 +244,7 @@ def _errors(data: dict[str, Any]) -> Iterator[tuple[PathKey, Any]]:
 
 
 @lru_cache(maxsize=1)
-def _fast_validators() -> tuple[Any, dict[str, Any]] | None:
+def _fast_validators() -> tuple[CompiledValidator, _KindValidators] | None:
     """Compiled validators (fastjsonschema generates Python code from the schema): the document
     without the kind chains, and one per source/consumer kind (compiled when first needed:
     `_KindValidators`). They only answer "valid or not", ten times faster than jsonschema (0.16 s
@@ -244,7 +271,7 @@ def _fast_validators() -> tuple[Any, dict[str, Any]] | None:
     return document, _KindValidators(schema["$defs"])
 
 
-class _KindValidators(dict):
+class _KindValidators(dict[str, "CompiledValidator"]):
     """`source_<kind>` / `consumer_<kind>` -> compiled validator, compiled on first use (a small
     inventory uses a few kinds: `reconcile validate` need not compile all 13)."""
 
@@ -257,7 +284,7 @@ class _KindValidators(dict):
     def __contains__(self, name: object) -> bool:
         return name in self.known
 
-    def __missing__(self, name: str) -> Any:
+    def __missing__(self, name: str) -> CompiledValidator:
         import fastjsonschema
 
         validator = self[name] = fastjsonschema.compile({"$ref": f"#/$defs/{name}", "$defs": self.defs})
@@ -296,12 +323,13 @@ def validate_document(doc: Document) -> list[Diagnostic]:
         return []  # the common case; jsonschema below only when there is something to explain
     found: list[Diagnostic] = []
     for prefix, error in _errors(doc.data):
-        if doc.is_poisoned(prefix + tuple(error.absolute_path)):
+        failure = _Failure.of(error, prefix)
+        if doc.is_poisoned(failure.path):
             continue  # the loader already reported this value (custom tag, ...)
         if "propertyNames" in error.schema_path:
-            found.append(_property_name_diagnostic(error, doc, prefix))
+            found.append(_property_name_diagnostic(failure, doc))
         else:
-            found.extend(_diagnostics_for(error, doc, prefix))
+            found.extend(_diagnostics_for(failure, doc))
     # `scope:` for `scopes:` is one mistake: say "unknown key 'scope' (did you mean 'scopes'?)"
     # and not also "missing required key 'scopes'".
     meant = {d.key.rsplit(".", 1)[0] + "." + m for d in found for m in _MEANT.findall(d.message)}

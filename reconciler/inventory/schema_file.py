@@ -81,7 +81,11 @@ def plan_schema_text(text: str) -> str:
     a consumer's `kind` and a token's `source_kind`, set to the registered kinds."""
     for key, kinds in (("kind", consumer_kinds()), ("source_kind", source_kinds())):
         listed = json.dumps([k.kind for k in kinds])
-        text, found = re.subn(rf'("{key}": {{"enum": )\[[^\]]*\]', lambda m, listed=listed: m.group(1) + listed, text)
+
+        def with_kinds(m: re.Match[str], listed: str = listed) -> str:
+            return m.group(1) + listed
+
+        text, found = re.subn(rf'("{key}": {{"enum": )\[[^\]]*\]', with_kinds, text)
         if found != 1:
             raise SystemExit(f"{PLAN_SCHEMA_PATH}: expected the {key} enum once, found it {found} times")
     return text

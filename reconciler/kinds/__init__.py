@@ -118,7 +118,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple, TypeVar, c
 
 from reconciler.inventory.model import Consumer, Diagnostic, Inventory, Source, Token
 from reconciler.observed import ConsumerObservation, LiveToken, SourceObservation
-from reconciler.plan_model import Finding, Reason, TokenAction
+from reconciler.plan_model import Finding, Reason, Severity, TokenAction
 from reconciler.secret import Secret
 
 if TYPE_CHECKING:
@@ -341,7 +341,7 @@ class ConsumerKind(ABC):
         """The non-secret attributes the inventory manages, compared with the observation's."""
         return {}
 
-    def findings(self, consumer: Consumer, observation: ConsumerObservation, writing: bool) -> list[tuple[str, str, str]]:
+    def findings(self, consumer: Consumer, observation: ConsumerObservation, writing: bool) -> list[tuple[Severity, str, str]]:
         """Kind-specific problems as (severity, code, message); `writing`: a write is planned."""
         return []
 
@@ -399,7 +399,7 @@ class Recreatable(ABC):
               listed: dict[str, Any] | None = None) -> None: ...
 
     @abstractmethod
-    def recreate_from(self, api: Any, consumer: Consumer, saved: dict[str, Any], value: Secret | None) -> str:
+    def recreate_from(self, api: Any, consumer: Consumer, saved: Mapping[str, Any], value: Secret | None) -> str:
         """Create the place again from the copy `before_delete` received; the new id."""
 
 

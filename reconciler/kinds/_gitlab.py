@@ -210,8 +210,7 @@ def pick(matches: list[LiveToken]) -> tuple[LiveToken | None, tuple[LiveToken, .
     return max(matches, key=newest), ()
 
 
-def rows(lists: Lists, key: ListKey) -> tuple[list[dict[str, Any]] | dict[str, Any] | None, str | None]:
-    """(data, error message) for a fetched key; (None, None) when not fetched yet."""
+def _fetched(lists: Lists, key: ListKey) -> tuple[Any, str | None]:
     if key not in lists:
         return None, None
     data = lists[key]
@@ -220,15 +219,26 @@ def rows(lists: Lists, key: ListKey) -> tuple[list[dict[str, Any]] | dict[str, A
     return data, None
 
 
+def rows(lists: Lists, key: ListKey) -> tuple[list[dict[str, Any]] | None, str | None]:
+    """(rows, error message) for a fetched list; (None, None) when not fetched yet."""
+    return _fetched(lists, key)
+
+
+def fetched_row(lists: Lists, key: ListKey) -> tuple[dict[str, Any] | None, str | None]:
+    """(object, error message) for a fetched single object (a user, a hook's detail); (None,
+    None) when not fetched yet."""
+    return _fetched(lists, key)
+
+
 def self_user_id(provider: str, user: str | None, lists: Lists) -> tuple[str | None, str | None]:
     """Numeric id of `user` (a username, or None for the credential's user), from the lists."""
     key = ListKey(provider, "user") if user is None else ListKey(provider, "user_by_name", user)
-    data, error = rows(lists, key)
+    data, error = fetched_row(lists, key)
     if error:
         return None, error
     if data is None:
         return None, None
-    return str(data["id"]), None  # type: ignore[index]
+    return str(data["id"]), None
 
 
 def user_keys(provider: str, user: str | None) -> list[ListKey]:

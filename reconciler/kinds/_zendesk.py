@@ -10,10 +10,13 @@ that lists return are dropped.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconciler.observed import LiveToken, parse_time
 from reconciler.secret import Secret
+
+if TYPE_CHECKING:
+    from reconciler.clients import ZendeskApi
 
 PAGE_SIZE = 100
 
@@ -33,7 +36,8 @@ PROVIDER_PROPERTY: dict[str, Any] = {
     "minLength": 1,
 }
 
-def fetch_webhooks(api: Any, scope: str) -> list[dict[str, Any]]:
+
+def fetch_webhooks(api: ZendeskApi, scope: str) -> list[dict[str, Any]]:
     found = []
     for hook in api.zenpy.webhooks.list(page_size=PAGE_SIZE):
         row = hook.to_dict() if hasattr(hook, "to_dict") else dict(hook)  # serialize=True: dirty fields only
@@ -43,7 +47,7 @@ def fetch_webhooks(api: Any, scope: str) -> list[dict[str, Any]]:
     return found
 
 
-def fetch_installations(api: Any, scope: str) -> list[dict[str, Any]]:
+def fetch_installations(api: ZendeskApi, scope: str) -> list[dict[str, Any]]:
     """`GET /api/v2/apps/installations?include=app`: each installation with its app (name and
     parameters, whose `secure` flag says which settings are write-only)."""
     body = api.get("/api/v2/apps/installations.json", {"include": "app"})
@@ -61,7 +65,7 @@ def fetch_installations(api: Any, scope: str) -> list[dict[str, Any]]:
     return found
 
 
-def fetch_oauth_clients(api: Any, scope: str) -> list[dict[str, Any]]:
+def fetch_oauth_clients(api: ZendeskApi, scope: str) -> list[dict[str, Any]]:
     rows = api.get_all("/api/v2/oauth/clients.json", "clients", {"page[size]": PAGE_SIZE})
     for row in rows:
         row.pop("secret", None)  # only ever complete at creation; never kept
@@ -69,7 +73,7 @@ def fetch_oauth_clients(api: Any, scope: str) -> list[dict[str, Any]]:
     return rows
 
 
-def fetch_oauth_tokens(api: Any, scope: str) -> list[dict[str, Any]]:
+def fetch_oauth_tokens(api: ZendeskApi, scope: str) -> list[dict[str, Any]]:
     rows = api.get_all("/api/v2/oauth/tokens.json", "tokens", {"all": "true", "page[size]": PAGE_SIZE})
     for row in rows:
         row.pop("token", None)  # a 10-character prefix: not a value, but not kept either
@@ -77,7 +81,7 @@ def fetch_oauth_tokens(api: Any, scope: str) -> list[dict[str, Any]]:
     return rows
 
 
-def fetch_user(api: Any, scope: str) -> dict[str, Any]:
+def fetch_user(api: ZendeskApi, scope: str) -> dict[str, Any]:
     """`{"id": ...}` of the provider credential's user: the user `POST /api/v2/oauth/tokens` mints
     for, whose tokens an OAuth token source is. With an OAuth credential `GET
     /api/v2/oauth/tokens/current` (its `user_id`), else `GET /api/v2/users/me`."""
@@ -86,7 +90,7 @@ def fetch_user(api: Any, scope: str) -> dict[str, Any]:
     return {"id": api.get("/api/v2/users/me.json")["user"]["id"]}
 
 
-def fetch_api_tokens(api: Any, scope: str) -> list[dict[str, Any]]:
+def fetch_api_tokens(api: ZendeskApi, scope: str) -> list[dict[str, Any]]:
     rows = api.get_all("/api/v2/api_tokens.json", "api_tokens", {})
     for row in rows:
         row.pop("token", None)
@@ -105,12 +109,13 @@ FETCHERS: dict[str, Callable[[Any, str], Any]] = {
 
 
 def live_zendesk_token(row: dict[str, Any], name: str, where: str) -> LiveToken:
+    expires = parse_time(row.get("expires_at"))
     return LiveToken(
         id=str(row["id"]),
         name=name,
         where=where,
         created_at=parse_time(row.get("created_at")),
-        expires_at=(parse_time(row.get("expires_at")).date() if row.get("expires_at") else None),  # type: ignore[union-attr]
+        expires_at=expires.date() if expires else None,
         last_used_at=parse_time(row.get("used_at") or row.get("last_used") or row.get("last_used_at")),
         active=bool(row.get("active", True)),
         scopes=tuple(sorted(row.get("scopes") or ())),

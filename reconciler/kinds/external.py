@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from reconciler.inventory.model import Source, Token
-from reconciler.kinds import Lists, SourceKind, Strategy, Supplied, TokenAction
+from reconciler.kinds import Lists, SourceKind, Strategy, Supplied
 from reconciler.kinds._discovery import ExpiringSource
 from reconciler.observed import LiveToken, SourceObservation
-from reconciler.plan_model import Finding, Reason, days_left, days_text, declared_at
+from reconciler.plan_model import Finding, Reason, TokenAction, days_left, days_text, declared_at
 from reconciler.secret import Secret
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from reconciler.inventory.model import Diagnostic, Inventory, Source, Token, finding
 from reconciler.kinds import (
@@ -26,7 +26,6 @@ from reconciler.kinds import (
     Revocable,
     SourceKind,
     Strategy,
-    TokenAction,
 )
 from reconciler.kinds._discovery import ScannedSource, ScanScope, ScopeToken
 from reconciler.kinds._gitlab import (
@@ -41,8 +40,11 @@ from reconciler.kinds._gitlab import (
     token_scope_findings,
 )
 from reconciler.observed import LiveToken, SourceObservation
-from reconciler.plan_model import Finding, Reason, declared_at
+from reconciler.plan_model import Finding, Reason, TokenAction, declared_at
 from reconciler.secret import Secret
+
+if TYPE_CHECKING:
+    from reconciler.clients import GitLabApi
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -129,10 +131,19 @@ GROUP_SCHEMA: dict[str, Any] = {
 }
 
 
+ResourceAccessToken = GitLabProjectAccessToken | GitLabGroupAccessToken
+
+
+def _resource_token(source: Source) -> ResourceAccessToken:
+    assert isinstance(source, GitLabProjectAccessToken | GitLabGroupAccessToken)
+    return source
+
+
 class ResourceAccessTokenKind(SourceKind, Mintable, Renewable, Revocable, Identifying, ScannedSource):
     value_alphabet = TOKEN_ALPHABET
 
-    def __init__(self, kind: str, resource: str, model: type[Source], schema: dict[str, Any], schema_order: int) -> None:
+    def __init__(self, kind: str, resource: str, model: type[ResourceAccessToken], schema: dict[str, Any],
+                 schema_order: int) -> None:
         self.kind = kind  # type: ignore[misc]
         self.resource = resource  # "project" | "group"
         self.model = model
@@ -142,8 +153,7 @@ class ResourceAccessTokenKind(SourceKind, Mintable, Renewable, Revocable, Identi
         self.noun = f"{resource} access token"  # type: ignore[misc]
 
     def check(self, token: Token, inv: Inventory, path: str) -> list[Diagnostic]:
-        source = token.source
-        assert isinstance(source, GitLabProjectAccessToken | GitLabGroupAccessToken)
+        source = _resource_token(token.source)
         found = token_scope_findings(source, source.scopes, path, inv)
         limit = inv.policy.max_access_level
         if limit is not None and source.access_level > limit:
@@ -152,29 +162,31 @@ class ResourceAccessTokenKind(SourceKind, Mintable, Renewable, Revocable, Identi
         return found
 
     def _scope(self, source: Source) -> str:
-        return getattr(source, self.resource)
+        token = _resource_token(source)
+        return token.project if isinstance(token, GitLabProjectAccessToken) else token.group
 
     def _key(self, source: Source) -> ListKey:
         return ListKey(str(source.provider), f"{self.resource}_access_tokens", self._scope(source))
 
     def strategy(self, source: Source) -> Strategy:
-        return source.strategy  # type: ignore[attr-defined,no-any-return]
+        return _resource_token(source).strategy
 
     def needs(self, token: Token, lists: Lists) -> list[ListKey]:
         return [self._key(token.source)]
 
     def observe(self, token: Token, lists: Lists) -> SourceObservation:
-        source = token.source
+        source = _resource_token(token.source)
         data, error = rows(lists, self._key(source))
         if error:
             return SourceObservation(token=token.name, identity=source.identity, error=error)
         where = f"{self.resource} {self._scope(source)}"
-        matches = [live_token(r, where) for r in data or () if r.get("name") == source.name]  # type: ignore[attr-defined]
+        matches = [live_token(r, where) for r in data or () if r.get("name") == source.name]
         current, others = pick(matches)
         return SourceObservation(token=token.name, identity=source.identity, current=current, others=others)
 
     def identify(self, api: Any, source: Source, value: Secret, lists: Lists) -> Identity | None:
-        return api.identify_token(value)
+        gitlab: GitLabApi = api
+        return gitlab.identify_token(value)
 
     # planning ---------------------------------------------------------------------------------
 
@@ -192,7 +204,7 @@ class ResourceAccessTokenKind(SourceKind, Mintable, Renewable, Revocable, Identi
                                 f"member of the {self.resource}); the old one goes when the old token is revoked")]
 
     def unmanaged(self, tokens: list[Token], lists: Lists) -> list[LiveToken]:
-        named = {(self._key(t.source), t.source.name) for t in tokens if isinstance(t.source, self.model)}  # type: ignore[attr-defined]
+        named = {(self._key(t.source), _resource_token(t.source).name) for t in tokens if isinstance(t.source, self.model)}
         found = []
         for key, data in lists.items():
             if key.resource == f"{self.resource}_access_tokens" and isinstance(data, list):
@@ -210,11 +222,8 @@ class ResourceAccessTokenKind(SourceKind, Mintable, Renewable, Revocable, Identi
 
     def mint(self, api: Any, source: Source, *, expires_at: date | None) -> Minted:
         """`POST .../access_tokens` (201) with name, scopes, access_level, expires_at."""
-        data: dict[str, Any] = {
-            "name": source.name,  # type: ignore[attr-defined]
-            "scopes": list(source.scopes),  # type: ignore[attr-defined]
-            "access_level": source.access_level,  # type: ignore[attr-defined]
-        }
+        token = _resource_token(source)
+        data: dict[str, Any] = {"name": token.name, "scopes": list(token.scopes), "access_level": token.access_level}
         if expires_at:
             data["expires_at"] = expires_at.isoformat()
         row = self._manager(api, source).create(data, retry_transient_errors=False).asdict()
@@ -244,7 +253,7 @@ class ResourceAccessTokenKind(SourceKind, Mintable, Renewable, Revocable, Identi
         return GITLAB_TOKEN_FAMILY
 
     def display_name(self, source: Source) -> str | None:
-        return source.name  # type: ignore[attr-defined,no-any-return]
+        return _resource_token(source).name
 
     def scan_keys(self, scope: ScanScope, lists: Lists) -> list[ListKey]:
         """The access tokens of each project (or group) of the scope."""

@@ -10,6 +10,7 @@ creation, and `masked` cannot change on a hidden variable (GitLab refuses both o
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, ClassVar, Literal
 
 from reconciler.inventory.model import Consumer, Diagnostic, Inventory, Token, finding
@@ -30,6 +31,7 @@ from reconciler.kinds import (
 from reconciler.kinds._discovery import Place, ScannedConsumer, ScanScope
 from reconciler.kinds._gitlab import PROVIDER_PROPERTY, rows
 from reconciler.observed import ConsumerObservation
+from reconciler.plan_model import Severity
 from reconciler.secret import Secret
 
 
@@ -183,23 +185,22 @@ class CiVariableKind(ConsumerKind, Creatable, Readable, ListVerifiable, Attribut
     def observe(self, token: Token, consumer: Consumer, lists: Lists) -> Reading:
         c = consumer
         assert isinstance(c, GitLabCiVariable)
-        base = {"identity": c.identity, "token": token.name}
+        seen = partial(ConsumerObservation, identity=c.identity, token=token.name)
         data, error = rows(lists, _key(c))
         if error or data is None:
-            return Reading(ConsumerObservation(**base, state="error", readable=False, error=error or "not fetched"))
+            return Reading(seen(state="error", readable=False, error=error or "not fetched"))
         for row in data:
             scope_ok = c.instance or row.get("environment_scope", "*") == c.environment_scope
             if row.get("key") == c.key and scope_ok:
                 break
         else:
-            return Reading(ConsumerObservation(**base, state="missing", readable=True, exists=False))
+            return Reading(seen(state="missing", readable=True, exists=False))
         held: Secret | None = row.get("value")
         hidden = bool(row.get("hidden"))
         attributes = {name: row.get(name) for name in MANAGED if name in row}
         attributes.setdefault("hidden", hidden)
         readable = not hidden
-        observation = ConsumerObservation(
-            **base,
+        observation = seen(
             state="unverifiable",  # the planner decides from fingerprint, identity and ledger
             readable=readable,
             live_id=c.key,
@@ -212,9 +213,9 @@ class CiVariableKind(ConsumerKind, Creatable, Readable, ListVerifiable, Attribut
         assert isinstance(consumer, GitLabCiVariable)
         return {name: getattr(consumer, name) for name in MANAGED if getattr(consumer, name) is not None}
 
-    def findings(self, consumer: Consumer, observation: ConsumerObservation, writing: bool) -> list[tuple[str, str, str]]:
+    def findings(self, consumer: Consumer, observation: ConsumerObservation, writing: bool) -> list[tuple[Severity, str, str]]:
         assert isinstance(consumer, GitLabCiVariable)
-        out = []
+        out: list[tuple[Severity, str, str]] = []
         live = observation.attributes
         if observation.exists and consumer.hidden is not None and bool(live.get("hidden")) != consumer.hidden:
             out.append(("error", "hidden_immutable",
@@ -273,7 +274,7 @@ class CiVariableKind(ConsumerKind, Creatable, Readable, ListVerifiable, Attribut
         assert isinstance(c, GitLabCiVariable)
         for row in read_back(lists, _key(c)):
             if row.get("key") == c.key and (c.instance or row.get("environment_scope", "*") == c.environment_scope):
-                held = row.get("value")  # a Secret, or None for null and "" (see _gitlab._secret_field)
+                held: Secret | None = row.get("value")  # None for null and "" (see _gitlab._secret_field)
                 if held is None:
                     return None if row.get("hidden", True) else False
                 return held == value

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from reconciler.inventory.model import Diagnostic, Inventory, Source, Token, finding
 from reconciler.kinds import (
@@ -43,6 +43,9 @@ from reconciler.kinds._gitlab import (
 from reconciler.observed import LiveToken, SourceObservation
 from reconciler.plan_model import Reason
 from reconciler.secret import Secret
+
+if TYPE_CHECKING:
+    from reconciler.clients import GitLabApi
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -148,7 +151,8 @@ class PersonalAccessTokenKind(SourceKind, Mintable, Renewable, Revocable, Identi
                                  details={"user_id": uid})
 
     def identify(self, api: Any, source: Source, value: Secret, lists: Lists) -> Identity | None:
-        return api.identify_token(value)
+        gitlab: GitLabApi = api
+        return gitlab.identify_token(value)
 
     def unmanaged(self, tokens: list[Token], lists: Lists) -> list[LiveToken]:
         named = {(str(t.source.provider), t.source.name) for t in tokens if isinstance(t.source, GitLabPersonalAccessToken)}

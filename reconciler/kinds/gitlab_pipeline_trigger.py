@@ -88,7 +88,7 @@ def live_trigger(row: dict[str, Any], where: str) -> LiveToken:
         expires_at=expires,
         last_used_at=parse_time(row.get("last_used")),
         owned=owned,
-        fingerprint=value.fingerprint() if owned else None,  # type: ignore[union-attr]
+        fingerprint=value.fingerprint() if owned and isinstance(value, Secret) else None,
         user_id=None if not row.get("owner") else str(row["owner"].get("id")),
     )
 

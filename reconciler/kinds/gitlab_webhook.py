@@ -13,19 +13,21 @@ field, delete, create with the declared values re-supplied.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from reconciler.inventory.model import Consumer, Diagnostic, Inventory, Token, finding
 from reconciler.kinds import VALUE_TEMPLATE_PROPERTY, ConsumerKind, ListKey, Lists, Reading, Recreatable
 from reconciler.kinds._discovery import Place, ScannedConsumer, ScanScope, listed
-from reconciler.kinds._gitlab import PROVIDER_PROPERTY, rows
+from reconciler.kinds._gitlab import PROVIDER_PROPERTY, fetched_row, rows
 from reconciler.observed import ConsumerObservation
+from reconciler.plan_model import Severity
 from reconciler.secret import Secret
 
 if TYPE_CHECKING:
-    from reconciler.inventory.build import Place
+    from reconciler.inventory import build
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -196,7 +198,7 @@ class WebhookKind(ConsumerKind, Recreatable, ScannedConsumer):
             found.append(finding(hook, "custom_headers", path, f"{target.name} receives the token (secret.custom_header); do not also give it a plain value"))
         return found
 
-    def from_document(self, fields: dict[str, Any], at: Place) -> Consumer:
+    def from_document(self, fields: dict[str, Any], at: build.Place) -> Consumer:
         """`secret:` (`token`, `{url_variable: K}` or `{custom_header: K}`) becomes `target`."""
         secret = fields.pop("secret", "token")
         if isinstance(secret, dict) and "url_variable" in secret:
@@ -223,27 +225,26 @@ class WebhookKind(ConsumerKind, Recreatable, ScannedConsumer):
     def observe(self, token: Token, consumer: Consumer, lists: Lists) -> Reading:
         c = consumer
         assert isinstance(c, GitLabWebhook)
-        base = {"identity": c.identity, "token": token.name, "readable": False}
+        seen = partial(ConsumerObservation, identity=c.identity, token=token.name, readable=False)
         data, error = rows(lists, _list_key(c))
         if error or data is None:
-            return Reading(ConsumerObservation(**base, state="error", error=error or "not fetched"))
-        several = ambiguous(c, data)  # type: ignore[arg-type]
+            return Reading(seen(state="error", error=error or "not fetched"))
+        several = ambiguous(c, data)
         if several:
-            return Reading(ConsumerObservation(**base, state="error", error=several))
-        hook = find_hook(c, data)  # type: ignore[arg-type]
+            return Reading(seen(state="error", error=several))
+        hook = find_hook(c, data)
         if hook is None:
-            return Reading(ConsumerObservation(**base, state="missing", exists=False))
+            return Reading(seen(state="missing", exists=False))
         details: dict[str, Any] = {"hook_id": str(hook["id"]), "token_present": hook.get("token_present")}
         if c.mode == "recreate":
-            detail, derror = rows(lists, _detail_key(c, str(hook["id"])))
+            detail, derror = fetched_row(lists, _detail_key(c, str(hook["id"])))
             if derror or detail is None:
-                return Reading(ConsumerObservation(**base, state="error", live_id=str(hook["id"]),
-                                                   error=derror or "hook detail not fetched"))
-            details["url_variable_keys"] = _keys(detail.get("url_variables"))  # type: ignore[union-attr]
-            details["custom_header_keys"] = _keys(detail.get("custom_headers"))  # type: ignore[union-attr]
-        return Reading(ConsumerObservation(**base, state="unverifiable", live_id=str(hook["id"]), details=details))
+                return Reading(seen(state="error", live_id=str(hook["id"]), error=derror or "hook detail not fetched"))
+            details["url_variable_keys"] = _keys(detail.get("url_variables"))
+            details["custom_header_keys"] = _keys(detail.get("custom_headers"))
+        return Reading(seen(state="unverifiable", live_id=str(hook["id"]), details=details))
 
-    def _findings(self, consumer: Consumer, observation: ConsumerObservation, writing: bool) -> list[tuple[str, str, str]]:
+    def _findings(self, consumer: Consumer, observation: ConsumerObservation, writing: bool) -> list[tuple[Severity, str, str]]:
         c = consumer
         assert isinstance(c, GitLabWebhook)
         if c.mode != "recreate" or not writing or not observation.exists:
@@ -266,10 +267,10 @@ class WebhookKind(ConsumerKind, Recreatable, ScannedConsumer):
                  f"{c.label}: mode recreate would lose {', '.join(lost)}: GitLab never returns these values; "
                  "declare them under url_variables/custom_headers, or use mode: update")]
 
-    def findings(self, consumer: Consumer, observation: ConsumerObservation, writing: bool) -> list[tuple[str, str, str]]:
+    def findings(self, consumer: Consumer, observation: ConsumerObservation, writing: bool) -> list[tuple[Severity, str, str]]:
         return self._findings(consumer, observation, writing) + self._id_findings(consumer, writing)
 
-    def _id_findings(self, consumer: Consumer, writing: bool) -> list[tuple[str, str, str]]:
+    def _id_findings(self, consumer: Consumer, writing: bool) -> list[tuple[Severity, str, str]]:
         c = consumer
         assert isinstance(c, GitLabWebhook)
         if c.mode == "recreate" and writing and c.hook.isdigit():
@@ -294,10 +295,13 @@ class WebhookKind(ConsumerKind, Recreatable, ScannedConsumer):
         hook_id = observed.live_id
         if hook_id is None:
             return None
-        data, error = rows(lists, _detail_key(c, hook_id) if c.mode == "recreate" else _list_key(c))
-        if error or data is None:
+        if c.mode == "recreate":
+            detail, error = fetched_row(lists, _detail_key(c, hook_id))
+            found = None if detail is None else [detail]
+        else:
+            found, error = rows(lists, _list_key(c))
+        if error or found is None:
             return None
-        found = [data] if isinstance(data, dict) else data
         return next((row for row in found if str(row.get("id")) == str(hook_id)), None)
 
     def write(self, api: Any, consumer: Consumer, value: Secret, observed: ConsumerObservation, *,
@@ -336,7 +340,7 @@ class WebhookKind(ConsumerKind, Recreatable, ScannedConsumer):
         # two hooks with one URL, so a retry would leave a duplicate holding the value
         manager.create(copy, retry_transient_errors=False)
 
-    def recreate_from(self, api: Any, consumer: Consumer, saved: dict[str, Any], value: Secret | None) -> str:
+    def recreate_from(self, api: Any, consumer: Consumer, saved: Mapping[str, Any], value: Secret | None) -> str:
         """Create the hook again from the readable fields an interrupted recreate saved (the
         delete went through, the create did not). Returns the new hook id."""
         c = consumer
@@ -389,12 +393,12 @@ READ_ONLY = {"id", "created_at", "alert_status", "disabled_until", "token_presen
              "project_id", "group_id", "url_variables", "custom_headers", "repository_update_events"}
 
 
-def readable_copy(detail: dict[str, Any]) -> dict[str, Any]:
+def readable_copy(detail: Mapping[str, Any]) -> dict[str, Any]:
     """The fields of a hook detail a create accepts back (no secret is ever among them)."""
     return {k: v for k, v in detail.items() if k not in READ_ONLY and v is not None}
 
 
-def recreate_payload(c: GitLabWebhook, detail: dict[str, Any], value: Secret | None, *,
+def recreate_payload(c: GitLabWebhook, detail: Mapping[str, Any], value: Secret | None, *,
                      check: bool = True) -> dict[str, Any]:
     """A create body copying every readable field of `detail`, the declared URL variables and
     custom headers, and `value` in the target field. Refuses (ValueError) when the live hook holds

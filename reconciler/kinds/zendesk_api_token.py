@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import yaml
 
 from reconciler.inventory.model import Consumer, Diagnostic, Inventory, Source, Token, finding
-from reconciler.kinds import ListKey, Lists, SourceKind, Strategy, TokenAction
+from reconciler.kinds import ListKey, Lists, SourceKind, Strategy
 from reconciler.kinds._discovery import ScannedSource, ScanScope, ScopeToken, Sunset, SunsetSource
 from reconciler.kinds._gitlab import pick, rows
 from reconciler.kinds._zendesk import (
@@ -26,7 +26,7 @@ from reconciler.kinds._zendesk import (
     live_zendesk_token,
 )
 from reconciler.observed import LiveToken, SourceObservation
-from reconciler.plan_model import Finding, Reason, declared_at
+from reconciler.plan_model import Finding, Reason, TokenAction, declared_at
 
 
 @dataclass(frozen=True, kw_only=True)

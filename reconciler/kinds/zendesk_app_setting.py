@@ -104,7 +104,7 @@ class AppSettingKind(ConsumerKind, Creatable, Readable, ListVerifiable, ScannedC
         data, error = rows(lists, ListKey(c.provider, "installations"))
         if error or data is None:
             return Reading(ConsumerObservation(**base, state="error", readable=False, error=error or "not fetched"))
-        inst = find_installation(c, data)  # type: ignore[arg-type]
+        inst = find_installation(c, data)
         if inst is None:
             return Reading(ConsumerObservation(**base, state="missing", readable=False, exists=False,
                                                details={"creatable": False, "missing": "installation"}))

@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from reconciler.inventory.checks import allowed_scope_findings
 from reconciler.inventory.model import Diagnostic, Inventory, Source, Token
@@ -31,10 +31,13 @@ from reconciler.kinds import (
     Strategy,
 )
 from reconciler.kinds._discovery import ScannedSource, ScanScope, ScopeToken, listed
-from reconciler.kinds._gitlab import pick, rows
+from reconciler.kinds._gitlab import fetched_row, pick, rows
 from reconciler.kinds._zendesk import PROVIDER_PROPERTY, TOKEN_ALPHABET, live_zendesk_token
 from reconciler.observed import LiveToken, SourceObservation
 from reconciler.secret import Secret
+
+if TYPE_CHECKING:
+    from reconciler.clients import ZendeskApi
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -79,7 +82,7 @@ def client_row(provider: str, identifier: str, lists: Lists) -> tuple[dict[str, 
         return None, error
     for row in data or ():
         if row.get("identifier") == identifier:
-            return row, None  # type: ignore[return-value]
+            return row, None
     return None, f"no OAuth client with identifier {identifier!r}"
 
 
@@ -147,11 +150,11 @@ class OAuthTokenKind(SourceKind, Mintable, Revocable, Identifying, ScannedSource
         data, error = rows(lists, ListKey(p, "oauth_tokens"))
         if error:
             return SourceObservation(token=token.name, identity=source.identity, error=error)
-        user, error = rows(lists, ListKey(p, "user"))
+        user, error = fetched_row(lists, ListKey(p, "user"))
         if error or user is None:
             return SourceObservation(token=token.name, identity=source.identity,
                                      error=error or "the credential's user is not known")
-        wanted, own = tuple(sorted(source.scopes)), str(user["id"])  # type: ignore[call-overload]
+        wanted, own = tuple(sorted(source.scopes)), str(user["id"])
         matches = [
             live_zendesk_token(r, source.client, f"{p}: OAuth client {source.client}")
             for r in data or ()
@@ -163,7 +166,8 @@ class OAuthTokenKind(SourceKind, Mintable, Revocable, Identifying, ScannedSource
                                  details={"client_id": str(client["id"])})
 
     def identify(self, api: Any, source: Source, value: Secret, lists: Lists) -> Identity | None:
-        return api.identify_oauth_token(value)
+        zendesk: ZendeskApi = api
+        return zendesk.identify_oauth_token(value)
 
     # apply ------------------------------------------------------------------------------------
 

@@ -32,7 +32,7 @@ from reconciler.observed import ConsumerObservation
 from reconciler.secret import Secret
 
 if TYPE_CHECKING:
-    from reconciler.inventory.build import Place
+    from reconciler.inventory import build
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -167,13 +167,14 @@ class ZendeskWebhookKind(ConsumerKind, Readable, ListVerifiable, ScannedConsumer
         assert isinstance(consumer, ZendeskWebhook)
         return [] if consumer.endpoint is None else template_findings(consumer, "endpoint", path, consumer.endpoint)
 
-    def from_document(self, fields: dict[str, Any], at: Place) -> Consumer:
+    def from_document(self, fields: dict[str, Any], at: build.Place) -> Consumer:
         """`authentication:` becomes a ZendeskWebhookAuth; its keys keep their own positions."""
         if "authentication" in fields:
             fields["authentication"] = ZendeskWebhookAuth(**fields["authentication"])
         return ZendeskWebhook(**fields, **at.where(nested=("authentication",)))
     def template(self, consumer: Consumer) -> str:
         """An endpoint is its own template (the value goes into the URL)."""
+        assert isinstance(consumer, ZendeskWebhook)
         return consumer.endpoint if consumer.endpoint is not None else consumer.value
 
     def needs(self, consumer: Consumer, lists: Lists) -> list[ListKey]:
@@ -187,10 +188,10 @@ class ZendeskWebhookKind(ConsumerKind, Readable, ListVerifiable, ScannedConsumer
         data, error = rows(lists, ListKey(c.provider, "webhooks"))
         if error or data is None:
             return Reading(ConsumerObservation(**base, state="error", error=error or "not fetched"))
-        several = ambiguous(c, data)  # type: ignore[arg-type]
+        several = ambiguous(c, data)
         if several:
             return Reading(ConsumerObservation(**base, state="error", error=several))
-        hook = find_webhook(c, data)  # type: ignore[arg-type]
+        hook = find_webhook(c, data)
         if hook is None:
             return Reading(ConsumerObservation(**base, state="missing", exists=False))
         auth = hook.get("authentication") or {}

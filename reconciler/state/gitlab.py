@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import gitlab
@@ -39,6 +39,9 @@ from reconciler.clients import reauthenticated
 from reconciler.state.errors import StateError
 from reconciler.state.ledger import Ledger
 from reconciler.state.store import LockInfo, StateStore
+
+if TYPE_CHECKING:
+    from reconciler.secret import Secret
 
 LOCK_OPERATION = "reconcile apply"
 LOCK_CONFLICT = (409, 423)
@@ -64,7 +67,7 @@ class GitLabStore(StateStore):
         self._held: str | None = None  # id of the lock this process holds, sent with updates
         self._cached: dict[str, Any] | None = None  # the document as last read/written under our lock
 
-    def continue_with(self, old: str | None, new: Any) -> bool:
+    def continue_with(self, old: str | None, new: Secret) -> bool:
         """After apply rotated a GitLab credential in place: when this store authenticates with
         that very credential (`old`, now revoked), send everything from here on with `new` (a
         Secret), the lock held included (its id, not the token, names it). False: not ours."""

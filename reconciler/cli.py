@@ -359,7 +359,10 @@ SANDBOX_STOP = None  # a threading.Event tests set to end `reconcile sandbox`
 @click.option("--sandbox-seed", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="The world seed (default: the demo world matching inventory/).")
 def sandbox_command(inventory: Path, reset: bool, port: int, sandbox_seed: Path | None) -> int:
-    """Serve the GitLab and Zendesk sandboxes in the foreground; print the variables to export."""
+    """Serve the GitLab and Zendesk sandboxes in the foreground; print the variables to export.
+    The world is saved to .reconcile/sandbox/ within half a second of each change, and on Ctrl-C
+    or SIGTERM when it stops."""
+    import signal
     import threading
 
     from reconciler.engine import SANDBOX_ENV_GITLAB, SANDBOX_ENV_ZENDESK, SessionError
@@ -382,12 +385,19 @@ def sandbox_command(inventory: Path, reset: bool, port: int, sandbox_seed: Path 
                    SANDBOX_ENV_ZENDESK: world.endpoints.zendesk_netloc or ""}
         for name in sorted(exports):
             click.echo(f"export {name}={exports[name]}")
+        in_main = threading.current_thread() is threading.main_thread()
+        previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)} if in_main else {}
         try:
+            saved = world.changes()
             while not stop.wait(0.5):
-                pass
+                if world.changes() != saved:  # save after each change: a SIGKILL loses at most 0.5 s
+                    saved = world.changes()
+                    world.save()
         except KeyboardInterrupt:
             pass
         finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
             world.save()
             world.stop()
         return EXIT_OK

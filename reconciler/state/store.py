@@ -29,7 +29,6 @@ from typing import Any
 from reconciler.state.errors import StateError
 from reconciler.state.ledger import Ledger
 
-
 LEASE_SECONDS = 300.0  # a lock not renewed for this long is taken over
 
 

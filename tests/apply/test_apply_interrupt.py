@@ -1,8 +1,9 @@
 """Interrupted applies, through the real `reconcile` command in a subprocess against the demo
 world served by this test process (as `reconcile sandbox` serves it):
 
-- SIGTERM while a rotation is in flight: apply finishes the escrow, stops at the next safe point,
-  releases the lock, says what is done, escrowed and left, and exits 143; the next apply delivers
+- SIGTERM (or SIGINT) while a rotation is in flight: apply finishes the escrow, stops at the next
+  safe point, releases the lock, says what is done, escrowed and left, and exits 143 (130); the
+  next apply delivers
   the escrowed value without a second rotation, and the plan after it is empty.
 - A lock left by a SIGKILLed apply (its PID gone, on this host) is taken over with a message.
 - A lock whose lease ran out is taken over; a lock of a live holder is respected, and the command
@@ -92,20 +93,23 @@ def write_lock(workdir, **fields) -> None:
     lock_file(workdir).write_text(json.dumps(record))
 
 
-def test_sigterm_stops_at_a_safe_point_and_the_next_apply_finishes_without_rotating_again(served, workdir):
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_stops_at_a_safe_point_and_the_next_apply_finishes_without_rotating_again(served, workdir, signum,
+                                                                                           code):
     world, env = served
+    name = signal.Signals(signum).name
     reached, release = pause_at(world, 1)  # the first change: a rotation, its answer held
     proc = start_apply(env)
     try:
         assert reached.wait(60), "apply never reached its first change"
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signum)
         time.sleep(0.3)  # the signal is handled while the answer is still held
     finally:
         release.set()
     out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 143, out + err
-    assert "SIGTERM: stopping at the next safe point" in err
-    assert "Apply interrupted by SIGTERM, stopped at a safe point. Done: 1 rotated" in out
+    assert proc.returncode == code, out + err
+    assert f"{name}: stopping at the next safe point" in err
+    assert f"Apply interrupted by {name}, stopped at a safe point. Done: 1 rotated" in out
     escrowed = next(line for line in out.splitlines() if line.startswith("Escrowed (encrypted"))
     token = escrowed.split(": ", 1)[1].split(" (#")[0]
     assert f"The next apply first finishes: {token}." in out

@@ -368,6 +368,10 @@ class _Run:
                     raise ApplyRefused("apply cancelled: nothing was changed")
         # resume first: tokens with escrowed values or interrupted work, then the rest
         work.sort(key=lambda t: (t.name not in pending and t.recover_from != "escrow", t.name))
+        self.run_tokens(work, observed, pending)
+        return self.result
+
+    def run_tokens(self, work: list[TokenPlan], observed: Observed, pending: set[str]) -> None:
         self.reporter.start(len(work))
         started: list[str] = []
         try:
@@ -382,7 +386,6 @@ class _Run:
             self.stopped(stop.signum, [t.name for t in work if t.name not in started], at_once=True)
         finally:
             self.reporter.finish()
-        return self.result
 
     def stopped(self, signum: int, not_started: list[str], *, at_once: bool) -> None:
         """Record what an interrupted apply leaves: the next apply finishes it."""

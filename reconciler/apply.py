@@ -221,8 +221,14 @@ def apply_plan(
     raises Interrupted. `notice` gets one-line notes (a stale lock taken over)."""
     reporter = reporter or NullReporter()
     interrupts = interrupts or Interrupts()
+    lock = None
     try:
-        lock = session.store.acquire(owner, wait=lock_timeout, stop=lambda: interrupts.requested)
+        with interrupts.critical():  # a second signal waits for the answer: a lock granted is released
+            lock = session.store.acquire(owner, wait=lock_timeout, stop=lambda: interrupts.requested)
+    except StopNow:
+        if lock is not None:
+            lock.release()
+        raise
     except StateError as err:
         if interrupts.signum is not None:
             raise Interrupted(interrupts.signum) from None

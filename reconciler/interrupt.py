@@ -9,9 +9,9 @@ escrowed and what the next apply will finish (`Interrupted`). At the confirmatio
 nothing to finish, so the signal ends apply at once there.
 
 A second signal means "stop now": it raises `StopNow` at once, except inside a critical section
-(a mint or rotate until its value is escrowed), where it waits for the section to end. The lock
-is still released on the way out. What a stop in the middle of a token leaves is what a crash
-leaves, and the next apply converges from it.
+(taking the lock; a mint or rotate until its value is escrowed), where it waits for the section to
+end. The lock is still released on the way out, and later signals do not cut that short. What a
+stop in the middle of a token leaves is what a crash leaves, and the next apply converges from it.
 
 Exit code: 128 + the signal's number (130 for SIGINT, 143 for SIGTERM), as if the signal had
 ended the process, so shells, CI and wrappers see an interruption and not a failure of apply.
@@ -77,6 +77,7 @@ class Interrupts:
         self._critical = 0
         self._stop_after_critical: int | None = None
         self._immediate = 0
+        self._stopping_now = False
 
     @property
     def requested(self) -> bool:
@@ -122,10 +123,14 @@ class Interrupts:
                 raise Interrupted(signum)
             self._say(f"{name}: stopping at the next safe point (a second signal stops at once)")
             return
+        if self._stopping_now or self._stop_after_critical is not None:
+            self._say(f"{name}: already stopping; releasing the lock")  # the wind-down is not cut short
+            return
         if self._critical:
             self._stop_after_critical = signum
-            self._say(f"{name} again: stopping as soon as the new value in hand is escrowed")
+            self._say(f"{name} again: stopping as soon as the step under way (a mint and its escrow) is done")
             return
+        self._stopping_now = True
         self._say(f"{name} again: stopping at once")
         raise StopNow(signum)
 

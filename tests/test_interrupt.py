@@ -43,3 +43,13 @@ def test_at_the_prompt_the_first_signal_ends_it_at_once():
     interrupts = quiet()
     with pytest.raises(Interrupted), interrupts.immediate():
         interrupts.handle(signal.SIGINT)
+
+
+def test_after_stopping_at_once_further_signals_let_the_wind_down_finish():
+    said: list[str] = []
+    interrupts = Interrupts(say=said.append)
+    interrupts.handle(signal.SIGTERM)
+    with pytest.raises(StopNow):
+        interrupts.handle(signal.SIGTERM)
+    interrupts.handle(signal.SIGTERM)  # the lock is being released: not interrupted again
+    assert said[-1] == "SIGTERM: already stopping; releasing the lock"

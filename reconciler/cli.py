@@ -273,7 +273,7 @@ def apply_command(inventory: Path, planfile: Path | None, auto_approve: bool, ta
     import json
     import os
 
-    from reconciler.interrupt import Interrupted, Interrupts, StopNow
+    from reconciler.interrupt import Interrupted, Interrupts, StopNow, signal_name
 
     interrupts = Interrupts()
 
@@ -336,8 +336,8 @@ def apply_command(inventory: Path, planfile: Path | None, auto_approve: bool, ta
         try:
             return run()
         except Interrupted as stop:  # before any token began: nothing to finish
-            click.echo(f"Apply interrupted by {stop}: stopped before changing any token; no lock is held.",
-                       err=True)
+            click.echo(f"Apply interrupted by {signal_name(stop.signum)}: stopped before changing any token; no "
+                       "lock is held.", err=True)
             return stop.exit_code
         except StopNow as stop:  # a second signal before or after the token loop
             click.echo(f"Apply stopped at once by {stop}: no lock is held; `reconcile plan` shows what is left "

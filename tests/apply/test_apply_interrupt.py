@@ -176,3 +176,28 @@ def test_a_live_holder_is_respected_and_unlock_sandbox_removes_it(served, workdi
     assert removed.returncode == 0 and "removed the lock held by an earlier apply" in removed.stdout
     assert not lock_file(workdir).exists()
     assert apply(env).returncode == 0
+
+
+def test_sigterm_while_observing_stops_before_any_change(served, workdir):
+    world, env = served
+    reached, release = threading.Event(), threading.Event()
+    handle = world.gitlab.service.handle
+
+    def held(request):
+        if not reached.is_set():
+            reached.set()
+            release.wait(30)
+        return handle(request)
+
+    world.gitlab.service.handle = held
+    proc = start_apply(env)
+    try:
+        assert reached.wait(60)
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+    finally:
+        release.set()
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, out + err
+    assert "Apply interrupted by SIGTERM: stopped before changing any token; no lock is held." in err
+    assert world.mutations() == 0 and not lock_file(workdir).exists()

@@ -19,7 +19,7 @@ and `app/services/terraform/remote_state_handler.rb`; Terraform docs, "Backend T
   built with `job_token=` is re-made with basic auth for this endpoint.
 
 GitLab keeps of a lock only its `ID`, the user and the time (`Who`, `Created`; `Info` is not
-stored), so the holder travels in the ID itself: `<uuid>/<pid>@<host>`. The lease and the CI job
+stored), so the holder travels in the ID itself: `<uuid>/<pid>@<host>/<PID space>` (store.process_space). The lease and the CI job
 URL are in the document (`reconcile.lock`), written with every save and renewal under the lock; a
 lock without that record (taken, then killed before the first save) has a lease counted from its
 `Created`.
@@ -50,7 +50,7 @@ from reconciler.state.errors import StateError
 from reconciler.state.ledger import Ledger
 from reconciler.state.store import LockInfo, StateStore, _parse_iso
 
-_HOLDER_ID = re.compile(r"^[0-9a-f-]{36}/(\d+)@(.+)$")
+_HOLDER_ID = re.compile(r"^[0-9a-f-]{36}/(\d+)@([^/]+)/?(.*)$")
 
 LOCK_OPERATION = "reconcile apply"
 LOCK_CONFLICT = (409, 423)
@@ -197,7 +197,7 @@ class GitLabStore(StateStore):
 
     def _new_lock(self, owner: str) -> LockInfo:
         info = LockInfo.new(owner, self.lease)
-        return replace(info, id=f"{info.id}/{info.pid}@{info.host[:120]}")
+        return replace(info, id=f"{info.id}/{info.pid}@{info.host[:120].replace('/', '_')}/{info.space}")
 
     def _holder(self, failure: _HTTPFailure) -> LockInfo:
         """The holder a 409 names: host and PID from its ID, lease and job from the document."""
@@ -211,7 +211,7 @@ class GitLabStore(StateStore):
                           created=str(data.get("Created") or "?"))
         found = _HOLDER_ID.match(holder.id)
         if found:
-            holder = replace(holder, pid=int(found.group(1)), host=found.group(2))
+            holder = replace(holder, pid=int(found.group(1)), host=found.group(2), space=found.group(3))
         return self._with_lease(holder)
 
     def _with_lease(self, holder: LockInfo) -> LockInfo:

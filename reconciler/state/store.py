@@ -8,7 +8,8 @@ A lock names its holder (host, PID, the CI job when there is one) and carries a 
 valid until `expires`, and the holder renews it from a background thread every third of
 `LEASE_SECONDS` for as long as it holds it (the main thread may sit in a long request or at the
 confirmation prompt, so renewing only between tokens could let a live apply's lease run out). A
-lock whose holder is provably gone (same host, its PID no longer exists) or whose lease ran out
+lock whose holder is provably gone (same host and PID space, its PID no longer exists: containers
+that share a host name have different PID namespaces, told apart) or whose lease ran out
 (the holder was killed, or its machine vanished) is taken over by the next apply, with a message
 naming the old holder; any other lock is respected.
 """
@@ -59,6 +60,17 @@ def process_gone(pid: int) -> bool:
     return False
 
 
+def process_space() -> str:
+    """Which PIDs are comparable with ours: this boot of the kernel and our PID namespace (two
+    containers may share a host name, never a PID namespace). "" where Linux's /proc is absent."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+            boot = f.read().strip()[:8]
+        return f"{boot}-{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:
+        return ""
+
+
 def default_owner() -> str:
     """Who is applying, for lock messages: the CI job when there is one, else user@host."""
     job = os.environ.get("CI_JOB_URL")
@@ -78,20 +90,22 @@ class LockInfo:
     created: str  # ISO time the lock was taken
     host: str = ""
     pid: int = 0
+    space: str = ""  # process_space() of the holder
     job: str = ""
     expires: str = ""
 
     @classmethod
     def new(cls, owner: str, lease: float = LEASE_SECONDS) -> LockInfo:
         return cls(id=str(uuid.uuid4()), owner=owner, created=utc_now(), host=socket.gethostname(),
-                   pid=os.getpid(), job=os.environ.get("CI_JOB_URL", ""), expires=_iso_in(lease))
+                   pid=os.getpid(), space=process_space(), job=os.environ.get("CI_JOB_URL", ""), expires=_iso_in(lease))
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> LockInfo:
         """A lock record; KeyError/TypeError/ValueError when it is not one. Records written before
         locks had holders and leases have only id, owner and created."""
         return cls(id=str(data["id"]), owner=str(data["owner"]), created=str(data["created"]),
-                   host=str(data.get("host") or ""), pid=int(data.get("pid") or 0), job=str(data.get("job") or ""),
+                   host=str(data.get("host") or ""), pid=int(data.get("pid") or 0), space=str(data.get("space") or ""),
+                   job=str(data.get("job") or ""),
                    expires=str(data.get("expires") or ""))
 
     def renewed(self, lease: float = LEASE_SECONDS) -> LockInfo:
@@ -102,9 +116,13 @@ class LockInfo:
         expires = _parse_iso(self.expires) if self.expires else None
         if expires is not None and expires < datetime.now(UTC):
             return f"its lease ran out at {self.expires}"
-        if self.pid > 0 and self.host and self.host == socket.gethostname() and process_gone(self.pid):
+        if self.pid > 0 and self.same_process_space() and process_gone(self.pid):
             return f"its process {self.pid} on this host ({self.host}) no longer exists"
         return None
+
+    def same_process_space(self) -> bool:
+        """Its PID means the same process here: same host name and PID space."""
+        return bool(self.host) and self.host == socket.gethostname() and self.space == process_space()
 
     def describe(self) -> str:
         where = [f"job {self.job}"] if self.job else []
@@ -116,7 +134,7 @@ class LockInfo:
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"id": self.id, "owner": self.owner, "created": self.created}
         if self.host:
-            data.update(host=self.host, pid=self.pid)
+            data.update(host=self.host, pid=self.pid, space=self.space)
         if self.job:
             data["job"] = self.job
         if self.expires:

@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.engine import SANDBOX_ENV_GITLAB, SANDBOX_ENV_ZENDESK
+from reconciler.state.store import process_space
 from reconciler_sandbox.world import DEFAULT_SEED, STATE_DIR, start_world
 from tests.apply.apply_world import stop_soon
 
@@ -162,7 +163,8 @@ def test_a_lock_whose_lease_ran_out_is_taken_over(served, workdir):
 
 def test_a_live_holder_is_respected_and_unlock_sandbox_removes_it(served, workdir):
     _, env = served
-    write_lock(workdir, host=socket.gethostname(), pid=os.getpid(), expires="2999-01-01T00:00:00Z")
+    write_lock(workdir, host=socket.gethostname(), pid=os.getpid(), space=process_space(),
+               expires="2999-01-01T00:00:00Z")
     refused = apply(env)
     assert refused.returncode == 1
     assert "the state is locked: held by an earlier apply" in refused.stderr

@@ -20,6 +20,7 @@ from reconciler.inventory.model import GitLabProvider, StateConfig
 from reconciler.secret import Secret
 from reconciler.state import Escrow, Ledger, LedgerRecord, StateError, generate_key, open_store, parse_key
 from reconciler.state.gitlab import GitLabStore
+from reconciler.state.store import process_space
 from reconciler_sandbox.gitlab import serve_gitlab
 
 PROJECT = "ops/reconcile-state"
@@ -234,7 +235,7 @@ def test_the_lock_id_names_host_and_pid_and_saves_carry_the_lease(world, name):
     server, creds = world
     first, other = store_for(server, creds["maintainer"], name), store_for(server, creds["maintainer"], name)
     with first.acquire("apply 1") as handle:
-        assert handle.id.endswith(f"/{os.getpid()}@{socket.gethostname()}")
+        assert f"/{os.getpid()}@{socket.gethostname()}/{process_space()}" in handle.id
         first.save_ledger(Ledger([record("a")]))
         assert _document(server, name)["reconcile"]["lock"]["expires"] == handle.info.expires
         holder = other.lock_holder()
@@ -248,8 +249,8 @@ def test_a_lock_of_a_dead_process_on_this_host_is_taken_over(world, name):
     server, creds = world
     crashed = store_for(server, creds["maintainer"], name)
     pid = _dead_pid()
-    stale = dataclasses.replace(crashed._new_lock("crashed apply"), pid=pid)
-    stale = dataclasses.replace(stale, id=stale.id.split("/")[0] + f"/{pid}@{socket.gethostname()}")
+    stale = crashed._new_lock("crashed apply")
+    stale = dataclasses.replace(stale, pid=pid, id=stale.id.replace(f"/{os.getpid()}@", f"/{pid}@"))
     assert crashed._try_lock(stale) is None  # taken, and its process dies before any save
     store = store_for(server, creds["maintainer"], name)
     with store.acquire("next apply") as handle:

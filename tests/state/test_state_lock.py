@@ -13,6 +13,7 @@ import time
 import pytest
 
 from reconciler.state import LocalStore, StateError
+from reconciler.state.store import process_space
 
 
 def test_acquire_release_and_reacquire(tmp_path):
@@ -152,7 +153,7 @@ def test_a_lock_records_host_pid_job_and_lease(tmp_path, monkeypatch):
 
 def test_a_dead_process_on_this_host_loses_its_lock(tmp_path):
     pid = _dead_pid()
-    _lock_file(tmp_path, host=socket.gethostname(), pid=pid, expires="2999-01-01T00:00:00Z")
+    _lock_file(tmp_path, host=socket.gethostname(), pid=pid, space=process_space(), expires="2999-01-01T00:00:00Z")
     with LocalStore(tmp_path).acquire("next") as handle:
         assert "took over the lock held by crashed apply since 2026-11-22T11:00:00Z (lock id old-lock" in (
             handle.taken_over)
@@ -164,7 +165,9 @@ def test_an_expired_lease_loses_its_lock_and_a_live_holder_keeps_it(tmp_path):
     _lock_file(tmp_path, host="elsewhere", pid=7, expires="2026-01-01T00:00:00Z")
     with LocalStore(tmp_path).acquire("next") as handle:
         assert "its lease ran out at 2026-01-01T00:00:00Z" in handle.taken_over
-    for alive in (dict(host=socket.gethostname(), pid=os.getpid(), expires="2999-01-01T00:00:00Z"),
+    for alive in (dict(host=socket.gethostname(), pid=os.getpid(), space=process_space(), expires="2999-01-01T00:00:00Z"),
+                  # same host name, another PID namespace (a container): its PIDs are not ours to check
+                  dict(host=socket.gethostname(), pid=_dead_pid(), space="other-ns", expires="2999-01-01T00:00:00Z"),
                   dict(host="elsewhere", pid=7, expires="2999-01-01T00:00:00Z"),
                   {}):  # a lock written before holders and leases: respected until forced
         _lock_file(tmp_path, **alive)

@@ -26,6 +26,11 @@ request authenticated by a revoked token on a rotate path is what makes GitLab r
 family, and the old token is never used for anything after it was revoked. That second rotate
 happens at most once per token and apply; another unclear outcome stops the token.
 
+Interruptions (reconciler/interrupt.py): a signal stops the run at the next safe point, between
+tokens or between the consumer writes of a value already kept (escrowed, or held by the readable
+consumer written first), never between a mint and its escrow; the result then lists what is
+escrowed and what the next apply finishes, and the lock is released.
+
 Without an escrow key, in-place rotation is refused unless a readable consumer can hold the new
 value (it is then written first); overlap needs no escrow but uses it when a key is set, so a
 crash after minting never forces a second mint either.

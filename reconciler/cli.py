@@ -269,7 +269,8 @@ def apply_command(inventory: Path, planfile: Path | None, auto_approve: bool, ta
                   lock_timeout: float, now: str | None, record_dir: Path | None, sandbox: bool,
                   sandbox_seed: Path | None, sandbox_reset: bool) -> int:
     """Rotate what is due and deliver every value: the saved PLANFILE (refused when the inventory or
-    the live state changed since), or a fresh plan. Exit 1 on any failure."""
+    the live state changed since), or a fresh plan. Exit 1 on any failure; 130 / 143 when SIGINT /
+    SIGTERM stopped it at a safe point (the lock is released; the next apply finishes the work)."""
     import json
     import os
 

@@ -26,6 +26,11 @@ request authenticated by a revoked token on a rotate path is what makes GitLab r
 family, and the old token is never used for anything after it was revoked. That second rotate
 happens at most once per token and apply; another unclear outcome stops the token.
 
+Interruptions (reconciler/interrupt.py): a signal stops the run at the next safe point, between
+tokens or between the consumer writes of a value already kept (escrowed, or held by the readable
+consumer written first), never between a mint and its escrow; the result then lists what is
+escrowed and what the next apply finishes, and the lock is released.
+
 Without an escrow key, in-place rotation is refused unless a readable consumer can hold the new
 value (it is then written first); overlap needs no escrow but uses it when a key is set, so a
 crash after minting never forces a second mint either.
@@ -43,6 +48,7 @@ from gitlab import exceptions as gl_errors
 
 from reconciler.clients import CredentialRefused, GitLabApi
 from reconciler.errors import ReconcileError
+from reconciler.interrupt import Interrupted, Interrupts, StopNow, signal_name
 from reconciler.inventory.model import Consumer, Token
 from reconciler.kinds import (
     AttributeWritable,
@@ -157,10 +163,35 @@ class ApplyResult:
     resumed: list[str] = field(default_factory=list)  # tokens whose interrupted work was finished
     failed: list[ApplyFailure] = field(default_factory=list)
     nothing_to_do: bool = False
+    # a signal ended the apply early: which, whether at a safe point, and what is left
+    interrupted: str | None = None
+    stopped_at_once: bool = False
+    not_started: list[str] = field(default_factory=list)  # tokens of the plan not begun
+    unfinished: list[str] = field(default_factory=list)  # tokens with work the next apply finishes
+    escrowed: list[tuple[str, str]] = field(default_factory=list)  # (token, token id) in the escrow
+    lock_note: str | None = None  # a stale lock taken over at the start
 
     @property
     def ok(self) -> bool:
-        return not self.failed
+        return not self.failed and not self.interrupted
+
+    def interruption_lines(self) -> list[str]:
+        """What an interrupted apply prints: done, escrowed, left for the next apply. No value."""
+        how = "at once (second signal)" if self.stopped_at_once else "at a safe point"
+        counts = (f"{len(self.rotated)} rotated, {self.delivered} delivered, {self.verified} verified, "
+                  f"{self.revoked} revoked, {len(self.failed)} failed")
+        lines = [f"Apply interrupted by {self.interrupted}, stopped {how}. Done: {counts}."]
+        if self.escrowed:
+            held = ", ".join(f"{token} (#{token_id})" for token, token_id in self.escrowed)
+            lines.append(f"Escrowed (encrypted in the state until every consumer has it): {held}.")
+        else:
+            lines.append("Escrowed: nothing.")
+        if self.unfinished:
+            lines.append(f"The next apply first finishes: {', '.join(self.unfinished)}.")
+        if self.not_started:
+            lines.append(f"Not started (the next apply does them): {', '.join(self.not_started)}.")
+        lines.append("The state lock was released.")
+        return lines
 
     def summary_line(self) -> str:
         counts = (f"{len(self.rotated)} rotated, {self.delivered} delivered, {self.verified} verified, "
@@ -181,6 +212,8 @@ def apply_plan(
     reporter: Reporter | None = None,
     lock_timeout: float = 0.0,
     owner: str | None = None,
+    interrupts: Interrupts | None = None,
+    notice: Callable[[str], None] | None = None,
 ) -> ApplyResult:
     """Execute the plan for `session` (reconciler.engine.Session) under the state lock.
 
@@ -190,15 +223,30 @@ def apply_plan(
     plan to confirm depends on them: a GitLab webhook an interrupted recreate deleted is created
     again (without its secret, `_Run.restore_recreates`), and escrowed values of tokens no longer
     live are dropped from the state (`_Run.drop_stale_escrow`). Raises ApplyRefused when apply
-    cannot start; failures of single tokens are in the result."""
+    cannot start; failures of single tokens are in the result.
+
+    `interrupts` (reconciler.interrupt) carries the signals received: apply stops at the next
+    safe point and the result says what is left (`interrupted`); before any token began, it
+    raises Interrupted. `notice` gets one-line notes (a stale lock taken over)."""
     reporter = reporter or NullReporter()
+    interrupts = interrupts or Interrupts()
+    lock = None
     try:
-        lock = session.store.acquire(owner, wait=lock_timeout)
+        with interrupts.critical():  # a second signal waits for the answer: a lock granted is released
+            lock = session.store.acquire(owner, wait=lock_timeout, stop=lambda: interrupts.requested)
+    except StopNow:
+        if lock is not None:
+            lock.release()
+        raise
     except StateError as err:
+        if interrupts.signum is not None:
+            raise Interrupted(interrupts.signum) from None
         raise ApplyRefused(str(err)) from None
     with lock:
+        if lock.taken_over and notice is not None:
+            notice(lock.taken_over)
         try:
-            run = _Run(session, reporter)
+            run = _Run(session, reporter, interrupts)
             return run.execute(saved, confirm)
         except StateError as err:
             raise ApplyRefused(str(err)) from None
@@ -249,8 +297,9 @@ def describe_error(exc: BaseException, values: Iterable[Secret | None] = ()) -> 
 
 
 class _Run:
-    def __init__(self, session: Session, reporter: Reporter) -> None:
+    def __init__(self, session: Session, reporter: Reporter, interrupts: Interrupts | None = None) -> None:
         self.session = session
+        self.interrupts = interrupts or Interrupts()
         self.inventory = session.inventory
         self.clients = session.clients
         self.store: StateStore = session.store
@@ -309,6 +358,7 @@ class _Run:
     # -- the run -------------------------------------------------------------------------------
 
     def execute(self, saved: Plan | None, confirm: Callable[[Plan], bool] | None) -> ApplyResult:
+        self.interrupts.checkpoint()
         targets = tuple(saved.targets) if saved is not None else self.targets()
         observed = self.observe(targets)
         if saved is not None:
@@ -326,18 +376,39 @@ class _Run:
         if not work:
             self.result.nothing_to_do = True
             return self.result
-        if confirm is not None and not confirm(current):
-            raise ApplyRefused("apply cancelled: nothing was changed")
+        self.interrupts.checkpoint()
+        if confirm is not None:
+            with self.interrupts.immediate():
+                if not confirm(current):
+                    raise ApplyRefused("apply cancelled: nothing was changed")
         # resume first: tokens with escrowed values or interrupted work, then the rest
         work.sort(key=lambda t: (t.name not in pending and t.recover_from != "escrow", t.name))
+        self.run_tokens(work, observed, pending)
+        return self.result
+
+    def run_tokens(self, work: list[TokenPlan], observed: Observed, pending: set[str]) -> None:
         self.reporter.start(len(work))
+        started: list[str] = []
         try:
             for tp in work:
+                self.interrupts.checkpoint()  # a safe point: every token before is done or escrowed
+                started.append(tp.name)
                 ok = self.run_token(tp, observed, resumed=tp.name in pending)
                 self.reporter.token_done(tp.name, ok)
+        except Interrupted as stop:
+            self.stopped(stop.signum, [t.name for t in work if t.name not in started], at_once=False)
+        except StopNow as stop:
+            self.stopped(stop.signum, [t.name for t in work if t.name not in started], at_once=True)
         finally:
             self.reporter.finish()
-        return self.result
+
+    def stopped(self, signum: int, not_started: list[str], *, at_once: bool) -> None:
+        """Record what an interrupted apply leaves: the next apply finishes it."""
+        self.result.interrupted = signal_name(signum)
+        self.result.stopped_at_once = at_once
+        self.result.not_started = not_started
+        self.result.escrowed = sorted((p.token, p.token_id) for p in self.escrow.pending())
+        self.result.unfinished = self.pending_tokens()
 
     def pending_tokens(self) -> list[str]:
         return sorted(set(self.escrow.tokens()) | set(self.ledger.in_flight))
@@ -418,6 +489,8 @@ class _Run:
         token = self.inventory.tokens[tp.name]
         try:
             TokenApply(self, token, tp, observed, resumed=resumed).run()
+        except Interrupted:
+            raise  # a safe point inside the token: what it leaves is in the ledger and the escrow
         except StepFailed as err:
             self.fail(tp.name, err.message, err.next_apply)
         except Exception as exc:  # noqa: BLE001 - one token's failure must not stop the others
@@ -443,6 +516,7 @@ class TokenApply:
         self.live = self.sobs.current
         self.resumed = resumed
         self.renewed_once = False
+        self.value_kept = True  # False while a new value is only in memory (not yet escrowed)
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -539,19 +613,25 @@ class TokenApply:
         self.say("took the new value a person supplied")
         return value
 
-    def escrow_put(self, minted: Minted) -> None:
+    def escrow_put(self, minted: Minted) -> bool:
+        """Escrow the new value; False when it is only in memory (no key, or the save failed)."""
         escrow = self.run_.escrow
         if not escrow.available:
-            return
+            return False
         try:
             escrow.put(self.token.name, minted.live.id, minted.value, _iso(minted.live.created_at or self.run_.now))
         except Exception as exc:  # noqa: BLE001 - the value is in memory: deliver it anyway
             self.run_.fail(self.token.name, f"could not escrow the new value ({describe_error(exc)}); delivering it "
                                             "anyway")
-            return
+            return False
         self.say(f"escrowed the value of #{minted.live.id} until every consumer has it")
+        return True
 
     def mint(self) -> Minted:
+        with self.run_.interrupts.critical():  # no signal between the mint and its escrow
+            return self._mint()
+
+    def _mint(self) -> Minted:
         assert self.api is not None
         self.persist(self.flight().overlapping(self._live_ids(), started_at=_iso(self.run_.now)))
         try:
@@ -564,7 +644,7 @@ class TokenApply:
         self.run_.result.rotated.append(self.token.name)
         self.say(f"created {self.kind.noun} #{minted.live.id} beside the old one"
                  + (f" (expires {minted.live.expires_at})" if minted.live.expires_at else ""))
-        self.escrow_put(minted)
+        self.value_kept = self.escrow_put(minted)
         self.persist(self.flight().minted(minted.live.id))
         return minted
 
@@ -584,6 +664,10 @@ class TokenApply:
                          next_apply="set it (`reconcile state keygen` makes one) and run apply again")
 
     def rotate_in_place(self) -> Minted:
+        with self.run_.interrupts.critical():  # no signal between the rotate and its escrow
+            return self._rotate_in_place()
+
+    def _rotate_in_place(self) -> Minted:
         assert self.api is not None
         live = self.live
         if live is None:
@@ -602,7 +686,7 @@ class TokenApply:
             self.say("the provider's own credential was rotated: continuing with the new value")
         self.run_.values_in_play.append(minted.value)
         self.run_.result.rotated.append(self.token.name)
-        self.escrow_put(minted)
+        self.value_kept = self.escrow_put(minted)
         self.persist(self.flight().minted(minted.live.id))
         return minted
 
@@ -701,6 +785,8 @@ class TokenApply:
         written: list[tuple[Consumer, Secret]] = []
         escrow_first = None if self.run_.escrow.available else self.escrow_consumer_identity()
         for cp, consumer in self.consumers():
+            if self.value_kept:  # a safe point: the value is escrowed (or is not new)
+                self.run_.interrupts.checkpoint()
             ckind = consumer_kind(consumer.kind)
             capi = self.run_.clients[consumer.provider]
             cobs = self.observed.consumers.get(consumer.identity)
@@ -731,6 +817,8 @@ class TokenApply:
                                      "before any other consumer") from None
                 continue
             self.record(consumer, out, value_live, verified=False)
+            if consumer.identity == escrow_first:
+                self.value_kept = True  # the readable consumer holds it now
             self.run_.result.delivered += 1
             self.say(f"{consumer.label}: {'created' if cp.action == 'create' else 'wrote'} the "
                      f"{'new' if cp.value == 'new' else 'current'} value")

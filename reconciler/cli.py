@@ -1,7 +1,8 @@
 """The `reconcile` command: parse, call, render, exit code. No logic of its own.
 
 Exit codes: 0 success / nothing to do, 1 error, 2 changes pending or attention needed
-(`plan --detailed-exitcode`, `check`).
+(`plan --detailed-exitcode`, `check`), 130 / 143 apply interrupted by SIGINT / SIGTERM
+(reconciler/interrupt.py).
 """
 
 from __future__ import annotations
@@ -79,13 +80,21 @@ def validate(inventory: Path, strict: bool, codequality: Path | None) -> int:
 # --- reconcile state: inspect and repair the ledger, escrow and lock (reconciler/state/) ------
 
 
-def _open_state(inventory: Path, state_dir: str | None) -> tuple[StateStore, Escrow]:
-    """The store and escrow the inventory configures, or a local store at --state-dir."""
+def _open_state(inventory: Path, state_dir: str | None, sandbox: bool = False) -> tuple[StateStore, Escrow]:
+    """The store and escrow the inventory configures, or a local store at --state-dir, or the
+    state `--sandbox` runs keep (.reconcile/sandbox/)."""
     import os
 
     from reconciler.inventory.model import StateConfig
     from reconciler.state import LocalStore, open_escrow, open_store
 
+    if sandbox:
+        from reconciler.engine import SessionError
+        from reconciler_sandbox.world import STATE_DIR
+
+        if state_dir:
+            raise SessionError("--sandbox and --state-dir name two different states: pass one")
+        state_dir = str(STATE_DIR)
     store: StateStore
     if state_dir:
         store, config = LocalStore(state_dir), StateConfig()
@@ -98,7 +107,10 @@ def _open_state(inventory: Path, state_dir: str | None) -> tuple[StateStore, Esc
 
 
 def _with_state_options(f):
-    """`--inventory` (its `state:` names the backend) and `--state-dir` (a local state directly)."""
+    """`--inventory` (its `state:` names the backend), `--state-dir` (a local state directly) and
+    `--sandbox` (the state of `--sandbox` runs)."""
+    f = click.option("--sandbox", is_flag=True,
+                     help="The state `--sandbox` runs keep (.reconcile/sandbox/) instead of the inventory's backend.")(f)
     f = click.option(
         "--state-dir", default=None, help="Use this local state directory instead of the inventory's backend."
     )(f)
@@ -113,14 +125,14 @@ def state() -> None:
 @state.command("show")
 @_with_state_options
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def state_show(inventory: Path, state_dir: str | None, fmt: str) -> int:
+def state_show(inventory: Path, state_dir: str | None, sandbox: bool, fmt: str) -> int:
     """The ledger (what each consumer last received), pending escrow entries and the lock."""
     import json
 
     from reconciler.state.report import render_summary, state_summary
 
     def run() -> int:
-        summary = state_summary(*_open_state(inventory, state_dir))
+        summary = state_summary(*_open_state(inventory, state_dir, sandbox))
         click.echo(json.dumps(summary, indent=2) if fmt == "json" else render_summary(summary))
         return EXIT_OK
 
@@ -130,20 +142,24 @@ def state_show(inventory: Path, state_dir: str | None, fmt: str) -> int:
 @state.command("unlock")
 @_with_state_options
 @click.option("--force", is_flag=True, help="Remove the lock whoever holds it (after a crashed apply).")
-def state_unlock(inventory: Path, state_dir: str | None, force: bool) -> int:
-    """Show who holds the apply lock; with --force, remove it."""
+def state_unlock(inventory: Path, state_dir: str | None, sandbox: bool, force: bool) -> int:
+    """Show who holds the apply lock; with --force, remove it. The next apply takes over a lock
+    whose holder is provably gone (same host, process gone) or whose lease ran out by itself."""
 
     def run() -> int:
-        store, _ = _open_state(inventory, state_dir)
+        store, _ = _open_state(inventory, state_dir, sandbox)
         if force:
             holder = store.force_unlock()
-            click.echo(f"removed the lock {holder.describe()}" if holder else "the state was not locked")
+            click.echo(f"{store.where}: removed the lock {holder.describe()}" if holder
+                       else f"{store.where}: the state was not locked")
             return EXIT_OK
         holder = store.lock_holder()
         if holder is None:
-            click.echo("the state is not locked")
+            click.echo(f"{store.where}: the state is not locked")
             return EXIT_OK
-        click.echo(f"the state is locked: {holder.describe()}; if no apply is running, pass --force", err=True)
+        stale = holder.stale_reason()
+        why = f"; {stale}: the next apply takes it over" if stale else "; if no apply is running, pass --force"
+        click.echo(f"{store.where}: the state is locked: {holder.describe()}{why}", err=True)
         return EXIT_ERROR
 
     return user_errors(run)
@@ -253,9 +269,14 @@ def apply_command(inventory: Path, planfile: Path | None, auto_approve: bool, ta
                   lock_timeout: float, now: str | None, record_dir: Path | None, sandbox: bool,
                   sandbox_seed: Path | None, sandbox_reset: bool) -> int:
     """Rotate what is due and deliver every value: the saved PLANFILE (refused when the inventory or
-    the live state changed since), or a fresh plan. Exit 1 on any failure."""
+    the live state changed since), or a fresh plan. Exit 1 on any failure; 130 / 143 when SIGINT /
+    SIGTERM stopped it at a safe point (the lock is released; the next apply finishes the work)."""
     import json
     import os
+
+    from reconciler.interrupt import Interrupted, Interrupts, StopNow, signal_name
+
+    interrupts = Interrupts()
 
     def run() -> int:
         from reconciler.apply import apply_plan
@@ -289,12 +310,21 @@ def apply_command(inventory: Path, planfile: Path | None, auto_approve: bool, ta
         with record_to(record_dir, "apply", _recorded), open_session(
                 inventory, sandbox=sandbox, sandbox_seed=sandbox_seed, sandbox_reset=sandbox_reset, now=now,
                 targets=saved.targets if saved else targets) as session:
+            if sandbox:  # the lock message names this very state
+                session.store.unlock_command = "reconcile state unlock --force --sandbox"
             try:
                 result = apply_plan(session, saved=saved, confirm=confirm, reporter=reporter_for(sys.stdout),
-                                    lock_timeout=lock_timeout)
+                                    lock_timeout=lock_timeout, interrupts=interrupts,
+                                    notice=lambda note: click.echo(note, err=True))
             finally:
                 if session.world is not None:
                     session.world.save()  # --sandbox: the next plan sees what apply did
+        if result.interrupted:
+            for line in result.interruption_lines():
+                click.echo(line)
+            for failure in result.failed:
+                click.echo(f"error: {failure}", err=True)
+            return interrupts.exit_code
         if result.nothing_to_do:
             click.echo("No changes. Nothing to apply.")
             return EXIT_OK
@@ -303,7 +333,20 @@ def apply_command(inventory: Path, planfile: Path | None, auto_approve: bool, ta
             click.echo(f"error: {failure}", err=True)
         return EXIT_OK if result.ok else EXIT_ERROR
 
-    return user_errors(run)
+    def interruptible() -> int:
+        try:
+            return run()
+        except Interrupted as stop:  # before any token began: nothing to finish
+            click.echo(f"Apply interrupted by {signal_name(stop.signum)}: stopped before changing any token; no "
+                       "lock is held.", err=True)
+            return stop.exit_code
+        except StopNow as stop:  # a second signal before or after the token loop
+            click.echo(f"Apply stopped at once by {stop}: no lock is held; `reconcile plan` shows what is left "
+                       "and the next apply finishes it.", err=True)
+            return interrupts.exit_code
+
+    with interrupts.installed():
+        return user_errors(interruptible)
 
 
 SANDBOX_STOP = None  # a threading.Event tests set to end `reconcile sandbox`
@@ -317,7 +360,10 @@ SANDBOX_STOP = None  # a threading.Event tests set to end `reconcile sandbox`
 @click.option("--sandbox-seed", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="The world seed (default: the demo world matching inventory/).")
 def sandbox_command(inventory: Path, reset: bool, port: int, sandbox_seed: Path | None) -> int:
-    """Serve the GitLab and Zendesk sandboxes in the foreground; print the variables to export."""
+    """Serve the GitLab and Zendesk sandboxes in the foreground; print the variables to export.
+    The world is saved to .reconcile/sandbox/ within half a second of each change, and on Ctrl-C
+    or SIGTERM when it stops."""
+    import signal
     import threading
 
     from reconciler.engine import SANDBOX_ENV_GITLAB, SANDBOX_ENV_ZENDESK, SessionError
@@ -340,12 +386,19 @@ def sandbox_command(inventory: Path, reset: bool, port: int, sandbox_seed: Path 
                    SANDBOX_ENV_ZENDESK: world.endpoints.zendesk_netloc or ""}
         for name in sorted(exports):
             click.echo(f"export {name}={exports[name]}")
+        in_main = threading.current_thread() is threading.main_thread()
+        previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)} if in_main else {}
         try:
+            saved = world.changes()
             while not stop.wait(0.5):
-                pass
+                if world.changes() != saved:  # save after each change: a SIGKILL loses at most 0.5 s
+                    saved = world.changes()
+                    world.save()
         except KeyboardInterrupt:
             pass
         finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
             world.save()
             world.stop()
         return EXIT_OK

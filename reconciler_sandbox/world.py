@@ -10,14 +10,19 @@ fresh key.
 
 Persistence: with a `state_dir` (the CLI uses `.reconcile/sandbox/`), the world is loaded from
 `gitlab.sandbox.json`, `zendesk.sandbox.json` and `world.sandbox.json` there when they exist (so plan, apply, plan
-converges) and saved back by `save()`; `reset=True` seeds it afresh.
+converges) and saved back by `save()`; `reset=True` seeds it afresh. Each file is written whole
+and renamed into place, so a process killed while saving leaves the previous world, never half of
+one. `changes()` counts the applied changes, so a long-running server (`reconcile sandbox`) can
+save after each.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -89,14 +94,20 @@ class World:
     def requests(self) -> int:
         return self.gitlab.log.count() + self.zendesk.log.count()
 
+    def changes(self) -> int:
+        """Changes applied so far (mutating requests that succeeded), on both servers."""
+        return self.gitlab.faults.mutations + self.zendesk.faults.mutations
+
     def save(self) -> None:
         if self.state_dir is None:
             return
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        self.gitlab.service.save(self.state_dir / "gitlab.sandbox.json")
-        self.zendesk.service.save(self.state_dir / "zendesk.sandbox.json")
-        (self.state_dir / "world.sandbox.json").write_text(json.dumps(
-            {"seed": self.seed, "credentials": self.credentials}, indent=1, sort_keys=True))
+        # world.sandbox.json last: its presence means a complete world is saved
+        for name, service in (("gitlab.sandbox.json", self.gitlab.service), ("zendesk.sandbox.json", self.zendesk.service)):
+            with _replacing(self.state_dir / name) as tmp:
+                service.save(tmp)
+        with _replacing(self.state_dir / "world.sandbox.json") as tmp:
+            tmp.write_text(json.dumps({"seed": self.seed, "credentials": self.credentials}, indent=1, sort_keys=True))
 
     def stop(self) -> None:
         if not self._stopped:
@@ -109,6 +120,25 @@ class World:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class _replacing:
+    """A temporary file beside `path`, renamed over it when the block ends without an error."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __enter__(self) -> Path:
+        fd, name = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+        os.close(fd)
+        self.tmp = Path(name)
+        return self.tmp
+
+    def __exit__(self, kind: object, *exc: object) -> None:
+        if kind is None:
+            os.replace(self.tmp, self.path)
+        else:
+            self.tmp.unlink(missing_ok=True)
 
 
 def start_world(

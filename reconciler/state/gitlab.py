@@ -18,6 +18,12 @@ and `app/services/terraform/remote_state_handler.rb`; Terraform docs, "Backend T
   declare `job_token_allowed: :basic_auth`; a JOB-TOKEN header is ignored there), so a client
   built with `job_token=` is re-made with basic auth for this endpoint.
 
+GitLab keeps of a lock only its `ID`, the user and the time (`Who`, `Created`; `Info` is not
+stored), so the holder travels in the ID itself: `<uuid>/<pid>@<host>/<PID space>` (store.process_space). The lease and the CI job
+URL are in the document (`reconcile.lock`), written with every save and renewal under the lock; a
+lock without that record (taken, then killed before the first save) has a lease counted from its
+`Created`.
+
 The document is JSON: `{"serial": N, "lineage": "<uuid>", "reconcile": {"ledger": ...,
 "escrow": ...}}`; each save reads, replaces one part, and writes serial N+1, so GitLab keeps a
 version per save. Escrowed values are AES-GCM ciphertexts (see escrow.py), and GitLab
@@ -27,7 +33,11 @@ additionally encrypts state at rest.
 from __future__ import annotations
 
 import json
+import re
+import threading
 import uuid
+from dataclasses import replace
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -38,7 +48,9 @@ from reconciler import __version__
 from reconciler.clients import reauthenticated
 from reconciler.state.errors import StateError
 from reconciler.state.ledger import Ledger
-from reconciler.state.store import LockInfo, StateStore
+from reconciler.state.store import LockInfo, StateStore, _parse_iso
+
+_HOLDER_ID = re.compile(r"^[0-9a-f-]{36}/(\d+)@([^/]+)/?(.*)$")
 
 if TYPE_CHECKING:
     from reconciler.secret import Secret
@@ -66,6 +78,8 @@ class GitLabStore(StateStore):
         self.where = f"GitLab Terraform state {name!r} of project {self.project} ({gl.url})"
         self._held: str | None = None  # id of the lock this process holds, sent with updates
         self._cached: dict[str, Any] | None = None  # the document as last read/written under our lock
+        self._lease: LockInfo | None = None  # our lock's record, saved in the document with each save
+        self._mutex = threading.RLock()  # the lease renewer saves from its own thread
 
     def continue_with(self, old: str | None, new: Secret) -> bool:
         """After apply rotated a GitLab credential in place: when this store authenticates with
@@ -126,8 +140,14 @@ class GitLabStore(StateStore):
         return doc
 
     def _save_part(self, part: str, value: Any) -> None:
+        with self._mutex:
+            self._save_part_locked(part, value)
+
+    def _save_part_locked(self, part: str, value: Any) -> None:
         doc = self._load_doc() or {"serial": 0, "lineage": str(uuid.uuid4()), "reconcile": {}}
         doc["reconcile"][part] = value
+        if self._held and self._lease is not None:
+            doc["reconcile"]["lock"] = self._lease.to_json()
         doc["serial"] += 1
         # current GitLab reads the version number from the body's `serial`; older releases took
         # it from the `serial` parameter: send both
@@ -149,7 +169,8 @@ class GitLabStore(StateStore):
         self._cached = json.loads(json.dumps(doc)) if self._held else None
 
     def load_ledger(self) -> Ledger:
-        doc = self._load_doc()
+        with self._mutex:
+            doc = self._load_doc()
         data = (doc or {}).get("reconcile", {}).get("ledger")
         return Ledger() if data is None else Ledger.from_json(data, where=f"{self.where}: ledger")
 
@@ -157,7 +178,8 @@ class GitLabStore(StateStore):
         self._save_part("ledger", ledger.to_json())
 
     def load_escrow_doc(self) -> dict[str, Any] | None:
-        doc = self._load_doc()
+        with self._mutex:
+            doc = self._load_doc()
         return (doc or {}).get("reconcile", {}).get("escrow")
 
     def save_escrow_doc(self, doc: dict[str, Any]) -> None:
@@ -176,14 +198,38 @@ class GitLabStore(StateStore):
             "Path": self.name,
         }
 
+    def _new_lock(self, owner: str) -> LockInfo:
+        info = LockInfo.new(owner, self.lease)
+        return replace(info, id=f"{info.id}/{info.pid}@{info.host[:120].replace('/', '_')}/{info.space}")
+
     def _holder(self, failure: _HTTPFailure) -> LockInfo:
+        """The holder a 409 names: host and PID from its ID, lease and job from the document."""
         try:
             data = json.loads(failure.body or b"{}")
         except ValueError:
             data = {}
         data = data if isinstance(data, dict) else {}
         who = data.get("Who") or "someone"
-        return LockInfo(id=str(data.get("ID") or "?"), owner=f"GitLab user {who}", created=str(data.get("Created") or "?"))
+        holder = LockInfo(id=str(data.get("ID") or "?"), owner=f"GitLab user {who}",
+                          created=str(data.get("Created") or "?"))
+        found = _HOLDER_ID.match(holder.id)
+        if found:
+            holder = replace(holder, pid=int(found.group(1)), host=found.group(2), space=found.group(3))
+        return self._with_lease(holder)
+
+    def _with_lease(self, holder: LockInfo) -> LockInfo:
+        try:
+            doc = self._load_doc()
+        except StateError:
+            doc = None
+        record = ((doc or {}).get("reconcile") or {}).get("lock")
+        if isinstance(record, dict) and record.get("id") == holder.id:
+            return replace(holder, job=str(record.get("job") or ""), expires=str(record.get("expires") or ""))
+        created = _parse_iso(holder.created)
+        if created is None:
+            return holder
+        # taken and never saved under (killed at once, or another tool): the lease counts from then
+        return replace(holder, expires=(created + timedelta(seconds=self.lease)).strftime("%Y-%m-%dT%H:%M:%SZ"))
 
     def _try_lock(self, info: LockInfo) -> LockInfo | None:
         try:
@@ -194,8 +240,25 @@ class GitLabStore(StateStore):
             holder = self._holder(failure)
             if holder.id != info.id:  # our own id: an earlier attempt succeeded but its answer was lost
                 return holder
-        self._held, self._cached = info.id, None
+        self._held, self._cached, self._lease = info.id, None, info
         return None
+
+    def _renew(self, info: LockInfo) -> None:
+        with self._mutex:
+            if self._held != info.id:
+                raise StateError(f"{self.where}: cannot renew the lease: the lock is no longer held")
+            self._lease = info
+            self._save_part_locked("lock", info.to_json())
+
+    def _take_over(self, stale: LockInfo, info: LockInfo) -> bool:
+        try:  # with the stale ID: GitLab removes the lock only if it is still that one
+            self._request("delete", f"{self.path}/lock", query_data={"ID": stale.id})
+        except _HTTPFailure as failure:
+            if failure.status in LOCK_CONFLICT:
+                return False
+            if failure.status != 404:
+                raise self._fail("taking over the lock", failure) from None
+        return self._try_lock(info) is None
 
     def _release(self, info: LockInfo) -> None:
         try:
@@ -209,7 +272,7 @@ class GitLabStore(StateStore):
                 raise self._fail("releasing the lock", failure) from None
         finally:
             if self._held == info.id:
-                self._held, self._cached = None, None
+                self._held, self._cached, self._lease = None, None, None
 
     def lock_holder(self) -> LockInfo | None:
         """GitLab has no read endpoint for the lock: probe by taking it with a fresh id and

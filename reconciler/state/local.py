@@ -30,6 +30,7 @@ class LocalStore(StateStore):
     def __init__(self, directory: str | os.PathLike[str] = ".reconcile") -> None:
         self.dir = Path(directory)
         self.where = f"local state {self.dir}/"
+        self.unlock_command = f"reconcile state unlock --force --state-dir {self.dir}"
 
     @property
     def ledger_path(self) -> Path:
@@ -159,11 +160,48 @@ class LocalStore(StateStore):
     def lock_holder(self) -> LockInfo | None:
         try:
             data = json.loads(self.lock_path.read_text(encoding="utf-8"))
-            return LockInfo(id=str(data["id"]), owner=str(data["owner"]), created=str(data["created"]))
+            return LockInfo.from_json(data)
         except FileNotFoundError:
             return None
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return LockInfo(id="?", owner=f"unknown (unreadable lock file {self.lock_path})", created="?")
+
+    def _renew(self, info: LockInfo) -> None:
+        """Replace the lock file with `info` (same id, later lease) while it is still ours."""
+        holder = self.lock_holder()
+        if holder is None or holder.id != info.id:
+            raise StateError(f"{self.lock_path}: cannot renew the lease: the lock is no longer ours")
+        try:
+            fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".lock.", suffix=".tmp")
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(info.to_json(), f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.lock_path)
+        except OSError as err:
+            raise StateError(f"{self.lock_path}: cannot renew the lease: {err.strerror}") from None
+
+    def _take_over(self, stale: LockInfo, info: LockInfo) -> bool:
+        """Move the lock file aside (atomic), and drop it only when it is still `stale`'s: a lock
+        taken meanwhile by a live apply is put back."""
+        aside = self.dir / f".lock.{info.id}.stale"
+        try:
+            os.rename(self.lock_path, aside)
+        except FileNotFoundError:
+            return self._try_lock(info) is None
+        except OSError as err:
+            raise StateError(f"{self.lock_path}: cannot take over the lock: {err.strerror}") from None
+        try:
+            moved = json.loads(aside.read_text(encoding="utf-8"))
+            ours_to_drop = isinstance(moved, dict) and str(moved.get("id")) == stale.id
+        except (OSError, ValueError):
+            ours_to_drop = stale.id == "?"  # the unreadable file we judged
+        if not ours_to_drop:
+            with contextlib.suppress(OSError):
+                os.link(aside, self.lock_path)  # put it back, unless yet another lock exists
+        with contextlib.suppress(OSError):
+            os.unlink(aside)
+        return ours_to_drop and self._try_lock(info) is None
 
     def force_unlock(self) -> LockInfo | None:
         holder = self.lock_holder()

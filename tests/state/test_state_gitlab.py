@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
+import json
+import os
 import secrets
+import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -14,6 +20,7 @@ from reconciler.inventory.model import GitLabProvider, StateConfig
 from reconciler.secret import Secret
 from reconciler.state import Escrow, Ledger, LedgerRecord, StateError, generate_key, open_store, parse_key
 from reconciler.state.gitlab import GitLabStore
+from reconciler.state.store import process_space
 from reconciler_sandbox.gitlab import serve_gitlab
 
 PROJECT = "ops/reconcile-state"
@@ -208,3 +215,70 @@ def test_saves_under_the_lock_skip_the_read_and_stay_consistent(world, name):
     fresh = store_for(server, creds["maintainer"], name)
     assert [r.consumer for r in fresh.load_ledger().records()] == ["c0", "c1", "c2", "c3", "c4", "seed"]
     assert Escrow(fresh, key).tokens() == []
+
+
+# --- the holder and its lease: GitLab keeps only ID, user and time, so the ID names the holder ---
+
+
+def _document(server, name) -> dict:
+    versions = server.service.terraform_state(PROJECT, name)["versions"]
+    return json.loads(base64.b64decode(versions[-1]["data"]))
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_the_lock_id_names_host_and_pid_and_saves_carry_the_lease(world, name):
+    server, creds = world
+    first, other = store_for(server, creds["maintainer"], name), store_for(server, creds["maintainer"], name)
+    with first.acquire("apply 1") as handle:
+        assert f"/{os.getpid()}@{socket.gethostname()}/{process_space()}" in handle.id
+        first.save_ledger(Ledger([record("a")]))
+        assert _document(server, name)["reconcile"]["lock"]["expires"] == handle.info.expires
+        holder = other.lock_holder()
+        assert (holder.pid, holder.host, holder.expires) == (os.getpid(), socket.gethostname(), handle.info.expires)
+        assert holder.stale_reason() is None  # this very process: alive
+        with pytest.raises(StateError, match="the state is locked"):
+            other.acquire("apply 2")
+
+
+def test_a_lock_of_a_dead_process_on_this_host_is_taken_over(world, name):
+    server, creds = world
+    crashed = store_for(server, creds["maintainer"], name)
+    pid = _dead_pid()
+    stale = crashed._new_lock("crashed apply")
+    stale = dataclasses.replace(stale, pid=pid, id=stale.id.replace(f"/{os.getpid()}@", f"/{pid}@"))
+    assert crashed._try_lock(stale) is None  # taken, and its process dies before any save
+    store = store_for(server, creds["maintainer"], name)
+    with store.acquire("next apply") as handle:
+        assert f"its process {pid} on this host ({socket.gethostname()}) no longer exists" in handle.taken_over
+        assert f"lock id {stale.id}" in handle.taken_over
+        assert server.service.terraform_state(PROJECT, name)["lock"]["ID"] == handle.id
+        store.save_ledger(Ledger([record("a")]))
+
+
+def test_a_lock_whose_lease_ran_out_is_taken_over_and_a_renewed_one_is_not(world, name):
+    server, creds = world
+    holder = store_for(server, creds["maintainer"], name)
+    handle = holder.acquire("stalled apply")
+    handle._stop.set()  # its renewer stops, as when the machine running it vanished
+    other = store_for(server, creds["maintainer"], name)
+    holder._renew(dataclasses.replace(handle.info, expires="2026-01-01T00:00:00Z"))
+    with other.acquire("next apply") as taken:
+        assert "its lease ran out at 2026-01-01T00:00:00Z" in taken.taken_over
+    with pytest.raises(StateError, match="cannot release lock"):
+        handle.release()  # the stalled apply comes back: the lock is not its own any more
+
+
+def test_the_lease_is_renewed_while_the_lock_is_held(world, name):
+    server, creds = world
+    store = store_for(server, creds["maintainer"], name)
+    store.lease = 3.0  # renewed every second
+    with store.acquire("long apply") as handle:
+        first = handle.info.expires
+        time.sleep(2.5)
+        assert _document(server, name)["reconcile"]["lock"]["expires"] > first
+        assert handle.renew_error is None

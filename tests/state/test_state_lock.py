@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import os
+import socket
+import subprocess
+import sys
 import threading
 import time
 
 import pytest
 
 from reconciler.state import LocalStore, StateError
+from reconciler.state.store import process_space
 
 
 def test_acquire_release_and_reacquire(tmp_path):
@@ -120,3 +126,67 @@ def test_unreadable_lock_file_is_reported_not_crashed(tmp_path):
         LocalStore(tmp_path).acquire("x")
     assert LocalStore(tmp_path).force_unlock().id == "?"
     LocalStore(tmp_path).acquire("x").release()
+
+
+# --- holder and lease: a lock whose holder is provably gone is taken over ----------------------
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def _lock_file(tmp_path, **fields) -> None:
+    record = {"id": "old-lock", "owner": "crashed apply", "created": "2026-11-22T11:00:00Z", **fields}
+    (tmp_path / "lock").write_text(json.dumps(record))
+
+
+def test_a_lock_records_host_pid_job_and_lease(tmp_path, monkeypatch):
+    monkeypatch.setenv("CI_JOB_URL", "https://gitlab.example.com/g/p/-/jobs/42")
+    with LocalStore(tmp_path).acquire("ci") as handle:
+        held = json.loads((tmp_path / "lock").read_text())
+        assert held["host"] == socket.gethostname() and held["pid"] == os.getpid()
+        assert held["job"] == "https://gitlab.example.com/g/p/-/jobs/42" and held["expires"] == handle.info.expires
+        assert "job https://gitlab.example.com/g/p/-/jobs/42, pid" in LocalStore(tmp_path).lock_holder().describe()
+
+
+def test_a_dead_process_on_this_host_loses_its_lock(tmp_path):
+    pid = _dead_pid()
+    _lock_file(tmp_path, host=socket.gethostname(), pid=pid, space=process_space(), expires="2999-01-01T00:00:00Z")
+    with LocalStore(tmp_path).acquire("next") as handle:
+        assert "took over the lock held by crashed apply since 2026-11-22T11:00:00Z (lock id old-lock" in (
+            handle.taken_over)
+        assert handle.taken_over.endswith(f"its process {pid} on this host ({socket.gethostname()}) no longer exists")
+        assert LocalStore(tmp_path).lock_holder().id == handle.id
+
+
+def test_an_expired_lease_loses_its_lock_and_a_live_holder_keeps_it(tmp_path):
+    _lock_file(tmp_path, host="elsewhere", pid=7, expires="2026-01-01T00:00:00Z")
+    with LocalStore(tmp_path).acquire("next") as handle:
+        assert "its lease ran out at 2026-01-01T00:00:00Z" in handle.taken_over
+    for alive in (dict(host=socket.gethostname(), pid=os.getpid(), space=process_space(), expires="2999-01-01T00:00:00Z"),
+                  # same host name, another PID namespace (a container): its PIDs are not ours to check
+                  dict(host=socket.gethostname(), pid=_dead_pid(), space="other-ns", expires="2999-01-01T00:00:00Z"),
+                  dict(host="elsewhere", pid=7, expires="2999-01-01T00:00:00Z"),
+                  {}):  # a lock written before holders and leases: respected until forced
+        _lock_file(tmp_path, **alive)
+        with pytest.raises(StateError, match="the state is locked: held by crashed apply"):
+            LocalStore(tmp_path).acquire("next")
+    assert LocalStore(tmp_path).lock_holder().id == "old-lock"
+
+
+def test_the_lease_is_renewed_while_held_and_not_after_a_take_over(tmp_path):
+    store = LocalStore(tmp_path)
+    store.lease = 3.0  # renewed every second
+    handle = store.acquire("long apply")
+    first = handle.info.expires
+    time.sleep(2.5)
+    assert json.loads((tmp_path / "lock").read_text())["expires"] > first and handle.renew_error is None
+    store.force_unlock()
+    LocalStore(tmp_path).acquire("next")
+    time.sleep(1.5)
+    assert LocalStore(tmp_path).lock_holder().owner == "next"
+    assert "no longer ours" in handle.renew_error
+    with pytest.raises(StateError, match="cannot release: the lock is now held by next"):
+        handle.release()

@@ -13,7 +13,9 @@ Identification of what readable consumers hold, cheapest first: (1) the ledger: 
 equals the ledger record's and the record's token id is the live token's: no request; (2) the
 source kind's `identify`: compare with a list already fetched (owned triggers), or authenticate
 with the value (GitLab `GET /personal_access_tokens/self`, Zendesk `GET /oauth/tokens/current`),
-once per distinct value. Values are dropped afterwards: `Observed` holds fingerprints only.
+once per distinct value, at the token's own provider only. A token that uses a provider outside
+the trusted set (reconciler.trust) is not observed at all: its consumers are not read, and its
+plan carries the refusal as an error. Values are dropped afterwards: `Observed` holds fingerprints only.
 
 A provider that cannot be reached or refuses its credential raises `ProviderError` (one line
 naming the provider and the environment variable); a list that fails for one project (404, 403)
@@ -35,7 +37,7 @@ from reconciler.inventory.model import Inventory, Token
 from reconciler.kinds import FetchError, Identifying, Identity, ListKey, Reading, consumer_kind, source_kind
 from reconciler.kinds._gitlab import FETCHERS as GITLAB_FETCHERS
 from reconciler.kinds._zendesk import FETCHERS as ZENDESK_FETCHERS
-from reconciler.observed import ConsumerObservation, LiveToken, Observed, record_is_of
+from reconciler.observed import ConsumerObservation, LiveToken, Observed, SourceObservation, record_is_of
 from reconciler.secret import Secret
 
 MAX_ROUNDS = 4
@@ -97,13 +99,17 @@ def observe(
 ) -> Observed:
     """The live state of every (targeted) token and consumer of `inventory`. `lists_out`, when
     given, receives the fetched lists (apply reuses what observe read instead of reading again)."""
-    tokens = [t for name, t in sorted(inventory.tokens.items()) if not targets or name in targets]
+    chosen = [t for name, t in sorted(inventory.tokens.items()) if not targets or name in targets]
+    refused = {t.name: why for t in chosen if (why := untrusted(t, clients)) is not None}
+    tokens = [t for t in chosen if t.name not in refused]
     lists = fetch_lists(tokens, clients)
     if lists_out is not None:
         lists_out.clear()
         lists_out.update(lists)
 
     sources = {t.name: source_kind(t.source.kind).observe(t, lists) for t in tokens}
+    sources.update({t.name: SourceObservation(token=t.name, identity=t.source.identity, error=refused[t.name])
+                    for t in chosen if t.name in refused})
     readings: list[tuple[Token, Reading]] = []
     for token in tokens:
         for consumer in token.consumers:
@@ -115,6 +121,9 @@ def observe(
         if obs.fingerprint is not None and not obs.error:
             obs = _identified(token, obs, reading, sources[token.name].current, ledger, identified)
         consumers[obs.identity] = obs
+    consumers.update({c.identity: ConsumerObservation(identity=c.identity, token=t.name, state="error", readable=False,
+                                                      error=refused[t.name])
+                      for t in chosen if t.name in refused for c in t.consumers})
 
     unmanaged: list[LiveToken] = []
     unmanaged_kinds: dict[LiveToken, str] = {}
@@ -131,6 +140,14 @@ def observe(
         unmanaged_kinds=unmanaged_kinds,
         requests=clients.requests(),
     )
+
+
+def untrusted(token: Token, clients: Clients) -> str | None:
+    """Why `token` is not observed: a provider it uses (its source's or a consumer's) is outside
+    the trusted set. Its consumers are not read either, so no value of theirs is ever sent to an
+    untrusted provider, and the plan shows the refusal as the token's error."""
+    names = [token.source.provider or "", *(c.provider for c in token.consumers)]
+    return next((why for name in names if name and (why := clients.refusal(name)) is not None), None)
 
 
 def _proven(obs: ConsumerObservation, current: LiveToken | None, ledger: Any) -> bool:
@@ -154,7 +171,7 @@ def identify_values(readings: list[tuple[Token, Reading]], sources: dict[str, An
 
     def one(item: tuple[tuple[str, str], tuple[Token, Secret]]) -> tuple[tuple[str, str], Identity | None]:
         key, (token, value) = item
-        api = clients[str(token.source.provider)]
+        api = clients[str(token.source.provider)]  # the token's own provider, trusted (or ProviderError)
         kind = source_kind(token.source.kind)
         assert isinstance(kind, Identifying)  # only identifying kinds' values are wanted
         try:

@@ -53,3 +53,13 @@ def test_a_zendesk_domain_other_than_zendesk_com_needs_the_environment():
     odd = ZendeskProvider(name="zd", subdomain="acme", domain="evil.test", oauth_token_env="ZD_TOKEN")
     assert "zendesk.com" in (trust_from_env({}).refusal("zd", odd) or "")
     assert trust_from_env({"RECONCILE_ZENDESK_DOMAINS": "evil.test"}).refusal("zd", odd) is None
+
+
+def test_the_note_token_comes_from_the_trusted_set_when_there_is_one(tmp_path):
+    from reconciler.gitlab_ci import note_token_env
+
+    (tmp_path / "providers.yaml").write_text(
+        "providers:\n  gl: {kind: gitlab, url: https://gitlab.example, auth: {token_env: RECONCILE_ESCROW_KEY}}\ntokens: {}\n")
+    assert note_token_env(tmp_path, "https://gitlab.example", env={}) == "RECONCILE_ESCROW_KEY"  # as declared
+    trusted = {TRUSTED_PROVIDERS_ENV: "https://gitlab.example=RECONCILE_GITLAB_TOKEN"}
+    assert note_token_env(tmp_path, "https://gitlab.example/", env=trusted) == "RECONCILE_GITLAB_TOKEN"

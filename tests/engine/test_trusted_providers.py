@@ -61,7 +61,9 @@ def world(tmp_path, monkeypatch):
     monkeypatch.delenv("CI_JOB_TOKEN", raising=False)
     credential, held = "glpat-" + secrets.token_hex(12), "glpat-" + secrets.token_hex(12)
     trigger = "glptt-" + secrets.token_hex(12)
-    attacker_seed = {"users": [{"username": "eve", "admin": True}]}
+    # the attacker's server accepts whatever $HOME holds as its credential, as a real one would
+    attacker_seed = {"users": [{"username": "eve", "admin": True,
+                                "tokens": [{"name": "any", "scopes": ["api"], "value": str(tmp_path)}]}]}
     with serve_gitlab(victim_seed(credential, held, trigger)) as victim, serve_gitlab(attacker_seed) as attacker:
         inventory = tmp_path / "inventory"
         inventory.mkdir()
@@ -86,7 +88,8 @@ def test_a_provider_the_change_adds_is_never_contacted_with_the_trusted_set(worl
     inventory, env, victim, attacker = world
     env[TRUSTED_PROVIDERS_ENV] = f"{victim.url}=GL_TOKEN"
     plan = plan_with(inventory, env)
-    assert attacker.log.snapshot() == []  # not one request: no credential, no held value arrived
+    assert not any(e.path == "/api/v4/personal_access_tokens/self" for e in attacker.log.snapshot())  # no held value arrived
+    assert attacker.log.snapshot() == []  # not one request: not even the credential
     errors = steal_errors(plan)
     assert len(errors) == 1 and "provider evil" in errors[0] and "not in the trusted provider set" in errors[0]
     # the trusted provider's token is planned as before

@@ -100,16 +100,14 @@ def observe(
     """The live state of every (targeted) token and consumer of `inventory`. `lists_out`, when
     given, receives the fetched lists (apply reuses what observe read instead of reading again)."""
     chosen = [t for name, t in sorted(inventory.tokens.items()) if not targets or name in targets]
-    refused = {t.name: why for t in chosen if (why := untrusted(t, clients)) is not None}
-    tokens = [t for t in chosen if t.name not in refused]
+    tokens, refused_sources, refused_consumers = split_untrusted(chosen, clients)
     lists = fetch_lists(tokens, clients)
     if lists_out is not None:
         lists_out.clear()
         lists_out.update(lists)
 
     sources = {t.name: source_kind(t.source.kind).observe(t, lists) for t in tokens}
-    sources.update({t.name: SourceObservation(token=t.name, identity=t.source.identity, error=refused[t.name])
-                    for t in chosen if t.name in refused})
+    sources.update(refused_sources)
     readings: list[tuple[Token, Reading]] = []
     for token in tokens:
         for consumer in token.consumers:
@@ -121,9 +119,7 @@ def observe(
         if obs.fingerprint is not None and not obs.error:
             obs = _identified(token, obs, reading, sources[token.name].current, ledger, identified)
         consumers[obs.identity] = obs
-    consumers.update({c.identity: ConsumerObservation(identity=c.identity, token=t.name, state="error", readable=False,
-                                                      error=refused[t.name])
-                      for t in chosen if t.name in refused for c in t.consumers})
+    consumers.update(refused_consumers)
 
     unmanaged: list[LiveToken] = []
     unmanaged_kinds: dict[LiveToken, str] = {}
@@ -144,10 +140,29 @@ def observe(
 
 def untrusted(token: Token, clients: Clients) -> str | None:
     """Why `token` is not observed: a provider it uses (its source's or a consumer's) is outside
-    the trusted set. Its consumers are not read either, so no value of theirs is ever sent to an
-    untrusted provider, and the plan shows the refusal as the token's error."""
+    the trusted set (reconciler.trust)."""
     names = [token.source.provider or "", *(c.provider for c in token.consumers)]
     return next((why for name in names if name and (why := clients.refusal(name)) is not None), None)
+
+
+def split_untrusted(tokens: list[Token], clients: Clients) -> tuple[list[Token], dict[str, SourceObservation],
+                                                                      dict[str, ConsumerObservation]]:
+    """The tokens to observe, and the observations of those that use an untrusted provider: the
+    refusal as the error of their source and of each consumer. Their consumers are not read, so
+    no value of theirs is ever sent to an untrusted provider; the plan shows the refusal as the
+    token's error."""
+    kept: list[Token] = []
+    sources: dict[str, SourceObservation] = {}
+    consumers: dict[str, ConsumerObservation] = {}
+    for token in tokens:
+        why = untrusted(token, clients)
+        if why is None:
+            kept.append(token)
+            continue
+        sources[token.name] = SourceObservation(token=token.name, identity=token.source.identity, error=why)
+        consumers.update({c.identity: ConsumerObservation(identity=c.identity, token=token.name, state="error",
+                                                          readable=False, error=why) for c in token.consumers})
+    return kept, sources, consumers
 
 
 def _proven(obs: ConsumerObservation, current: LiveToken | None, ledger: Any) -> bool:

@@ -95,7 +95,7 @@ def merge_request_pipeline(env: Mapping[str, str]) -> bool:
 class Trust:
     """The trusted provider set of one run. `entries` None: every provider of the inventory."""
 
-    source: str  # where the trust comes from, for messages
+    source: str  # where the trust comes from, or why a provider is outside it: for messages
     entries: frozenset[tuple[str, str]] | None = None
     zendesk_domains: frozenset[str] = frozenset({ZENDESK_DOMAIN})
 
@@ -108,8 +108,7 @@ class Trust:
         if self.entries is None or (where, credential_env(provider)) in self.entries:
             return None
         return (f"provider {name} ({where}, credential ${credential_env(provider)}) is not in the trusted "
-                f"provider set ({self.source}); not contacted: a change that adds or alters a provider "
-                "is planned once the trusted set names it")
+                f"provider set: {self.source}; not contacted")
 
 
 TRUST_ALL = Trust("the inventory")
@@ -122,10 +121,11 @@ def trust_from_env(env: Mapping[str, str], *, sandbox: bool = False) -> Trust:
         return Trust("sandbox: every provider is the loopback sandbox", None, domains)
     text = env.get(TRUSTED_PROVIDERS_ENV, "")
     if text.strip():
-        return Trust(f"${TRUSTED_PROVIDERS_ENV}", parse_trusted(text), domains)
+        return Trust(f"${TRUSTED_PROVIDERS_ENV} does not name it (a provider a change adds or alters is planned "
+                     "once that protected variable names it)", parse_trusted(text), domains)
     if merge_request_pipeline(env):
-        return Trust(f"a merge-request pipeline trusts no provider of the change under review: "
-                     f"set ${TRUSTED_PROVIDERS_ENV} as a protected CI/CD variable", frozenset(), domains)
+        return Trust(f"a merge-request pipeline trusts no provider without ${TRUSTED_PROVIDERS_ENV} "
+                     "(a protected CI/CD variable)", frozenset(), domains)
     return Trust("the inventory", None, domains)
 
 

@@ -11,9 +11,12 @@ being planned:
   `https://gitlab.com=RECONCILE_GITLAB_TOKEN https://gitlab.zendesk.com=RECONCILE_ZENDESK_GLOBAL_TOKEN`.
   A provider is trusted when its origin (a GitLab `url`, a Zendesk `https://SUBDOMAIN.DOMAIN`)
   and the credential variable it names are one entry. Any other provider is not contacted.
-- Without it, in a GitLab CI merge-request pipeline: no provider is trusted (the inventory there
+- `RECONCILE_TRUSTED_INVENTORY`: the path of another inventory, a checkout of the default
+  branch outside the one under review (e.g. `git worktree add ../main main`); its providers'
+  origins and credential variables are trusted entries (with the variable above: both).
+- Without either, in a GitLab CI merge-request pipeline: no provider is trusted (the inventory there
   is the change under review).
-- Without it anywhere else (the default branch's pipelines and schedules, a workstation): the
+- Without either anywhere else (the default branch's pipelines and schedules, a workstation): the
   inventory's providers, as checked out, are trusted.
 - Sandbox mode (`--sandbox`, `reconcile sandbox`'s variables): every provider is reached at the
   loopback sandbox whatever its address, so all are trusted.
@@ -33,6 +36,7 @@ from reconciler.errors import ReconcileError
 from reconciler.inventory.model import GitLabProvider, Provider
 
 TRUSTED_PROVIDERS_ENV = "RECONCILE_TRUSTED_PROVIDERS"
+TRUSTED_INVENTORY_ENV = "RECONCILE_TRUSTED_INVENTORY"
 ZENDESK_DOMAINS_ENV = "RECONCILE_ZENDESK_DOMAINS"
 ZENDESK_DOMAIN = "zendesk.com"
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -86,6 +90,22 @@ def parse_trusted(text: str) -> frozenset[tuple[str, str]]:
     return frozenset(found)
 
 
+def inventory_entries(path: str) -> frozenset[tuple[str, str]]:
+    """The (origin, credential variable) pairs of the providers of the inventory at `path` (the
+    default branch's); none for no path. One that does not load is a TrustError."""
+    if not path:
+        return frozenset()
+    from reconciler.errors import DiagnosticsError
+    from reconciler.inventory import load_inventory
+
+    try:
+        providers = load_inventory(path).providers
+    except (DiagnosticsError, OSError) as err:
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise TrustError(f"${TRUSTED_INVENTORY_ENV}: {path} is not a valid inventory ({first})") from None
+    return frozenset((provider_origin(p), credential_env(p)) for p in providers.values())
+
+
 def merge_request_pipeline(env: Mapping[str, str]) -> bool:
     """A GitLab CI pipeline of a merge request: its inventory is the change under review."""
     return env.get("CI_PIPELINE_SOURCE") == "merge_request_event" or bool(env.get("CI_MERGE_REQUEST_IID"))
@@ -119,10 +139,13 @@ def trust_from_env(env: Mapping[str, str], *, sandbox: bool = False) -> Trust:
     domains = zendesk_domains(env)
     if sandbox:
         return Trust("sandbox: every provider is the loopback sandbox", None, domains)
-    text = env.get(TRUSTED_PROVIDERS_ENV, "")
-    if text.strip():
-        return Trust(f"${TRUSTED_PROVIDERS_ENV} does not name it (a provider a change adds or alters is planned "
-                     "once that protected variable names it)", parse_trusted(text), domains)
+    text, trusted_inventory = env.get(TRUSTED_PROVIDERS_ENV, "").strip(), env.get(TRUSTED_INVENTORY_ENV, "").strip()
+    if text or trusted_inventory:
+        entries = (parse_trusted(text) if text else frozenset()) | inventory_entries(trusted_inventory)
+        names = " or ".join(f"${n}" for n, v in ((TRUSTED_PROVIDERS_ENV, text), (TRUSTED_INVENTORY_ENV, trusted_inventory))
+                            if v)
+        return Trust(f"{names} does not name it (a provider a change adds or alters is planned once the trusted "
+                     "set names it)", entries, domains)
     if merge_request_pipeline(env):
         return Trust(f"a merge-request pipeline trusts no provider without ${TRUSTED_PROVIDERS_ENV} "
                      "(a protected CI/CD variable)", frozenset(), domains)

@@ -63,3 +63,11 @@ def test_the_note_token_comes_from_the_trusted_set_when_there_is_one(tmp_path):
     assert note_token_env(tmp_path, "https://gitlab.example", env={}) == "RECONCILE_ESCROW_KEY"  # as declared
     trusted = {TRUSTED_PROVIDERS_ENV: "https://gitlab.example=RECONCILE_GITLAB_TOKEN"}
     assert note_token_env(tmp_path, "https://gitlab.example/", env=trusted) == "RECONCILE_GITLAB_TOKEN"
+
+
+def test_a_trusted_inventory_that_does_not_load_is_a_clear_error(tmp_path):
+    (tmp_path / "providers.yaml").write_text("providers: {gl: {kind: gitlab}}\n")
+    with pytest.raises(TrustError, match=r"RECONCILE_TRUSTED_INVENTORY: .* is not a valid inventory"):
+        trust_from_env({"RECONCILE_TRUSTED_INVENTORY": str(tmp_path)})
+    with pytest.raises(TrustError, match="RECONCILE_TRUSTED_INVENTORY"):
+        trust_from_env({"RECONCILE_TRUSTED_INVENTORY": str(tmp_path / "missing")})

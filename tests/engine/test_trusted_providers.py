@@ -126,3 +126,16 @@ def test_the_workstation_default_still_trusts_the_checkout(world):
     (inventory / "zz-new.yaml").unlink()
     plan = plan_with(inventory, env)
     assert not plan.errors and len(victim.log.snapshot()) > 0
+
+
+def test_the_default_branchs_inventory_can_be_the_trusted_set(world, tmp_path):
+    """RECONCILE_TRUSTED_INVENTORY: a checkout of the default branch beside the one under review."""
+    inventory, env, victim, attacker = world
+    main = tmp_path / "main-checkout"
+    main.mkdir()
+    (main / "providers.yaml").write_text((inventory / "providers.yaml").read_text())
+    env["RECONCILE_TRUSTED_INVENTORY"] = str(main)
+    plan = plan_with(inventory, env)
+    assert attacker.log.snapshot() == []
+    assert "RECONCILE_TRUSTED_INVENTORY does not name it" in steal_errors(plan)[0]
+    assert not next(t for t in plan.tokens if t.name == "deploy").blocked

@@ -62,14 +62,15 @@ def world(tmp_path, monkeypatch):
     credential, held = "glpat-" + secrets.token_hex(12), "glpat-" + secrets.token_hex(12)
     trigger = "glptt-" + secrets.token_hex(12)
     # the attacker's server accepts whatever $HOME holds as its credential, as a real one would
+    home = "/home/" + secrets.token_hex(8)
     attacker_seed = {"users": [{"username": "eve", "admin": True,
-                                "tokens": [{"name": "any", "scopes": ["api"], "value": str(tmp_path)}]}]}
+                                "tokens": [{"name": "any", "scopes": ["api"], "value": home}]}]}
     with serve_gitlab(victim_seed(credential, held, trigger)) as victim, serve_gitlab(attacker_seed) as attacker:
         inventory = tmp_path / "inventory"
         inventory.mkdir()
         (inventory / "providers.yaml").write_text(PROVIDERS.format(url=victim.url))
         (inventory / "zz-new.yaml").write_text(EVIL.format(url=attacker.url))
-        env = {"GL_TOKEN": credential, "HOME": str(tmp_path)}
+        env = {"GL_TOKEN": credential, "HOME": home}
         yield inventory, env, victim, attacker
 
 

@@ -49,6 +49,7 @@ from reconciler.errors import ReconcileError
 from reconciler.inventory.model import GitLabProvider, Inventory, Provider, ZendeskProvider
 from reconciler.kinds import FetchError, Identity
 from reconciler.secret import Secret
+from reconciler.trust import TRUST_ALL, Trust
 
 if TYPE_CHECKING:
     # requests' stubs name what merge_environment_settings returns (the class exists only there)
@@ -664,20 +665,33 @@ class Clients:
     apis: dict[str, Api] = field(default_factory=dict)
     throttles: dict[str, Throttle] = field(default_factory=dict)
     environments: dict[str, Environment] = field(default_factory=dict, repr=False)
+    trust: Trust = TRUST_ALL  # which providers may be contacted (reconciler.trust)
 
     @classmethod
     def from_env(cls, providers: Mapping[str, Provider], env: Mapping[str, str] | None = None,
                  endpoints: Endpoints | None = None, *, timeout: float = DEFAULT_TIMEOUT,
-                 concurrency: int | None = None, rate: Rate | None = None) -> Clients:
+                 concurrency: int | None = None, rate: Rate | None = None, trust: Trust = TRUST_ALL) -> Clients:
         """`concurrency` and `rate`, when not given, from RECONCILE_CONCURRENCY and
         RECONCILE_MAX_RATE in `env` (a bad value: ProviderError)."""
         env = os.environ if env is None else env
         env_concurrency, env_rate = limits_from_env(env)
         return cls(providers, env, endpoints, timeout, env_concurrency if concurrency is None else concurrency,
-                   env_rate if rate is None else rate)
+                   env_rate if rate is None else rate, trust=trust)
 
     def __getitem__(self, provider: str) -> Api:
+        if provider not in self.apis:
+            self._refuse(provider)
         return self.apis[provider]
+
+    def refusal(self, provider: str) -> str | None:
+        """Why `provider` must not be contacted in this run (not in the trusted set), or None."""
+        found = self.providers.get(provider)
+        return None if found is None else self.trust.refusal(provider, found)
+
+    def _refuse(self, provider: str) -> None:
+        why = self.refusal(provider)
+        if why is not None:
+            raise ProviderError(why)
 
     def throttle(self, provider: str) -> Throttle:
         """The request budget of `provider` (RECONCILE_CONCURRENCY, RECONCILE_MAX_RATE)."""
@@ -688,8 +702,9 @@ class Clients:
 
     def connect(self, names: Iterable[str]) -> None:
         """Handles for `names` that have none yet, with their credentials (every missing one
-        reported at once). Makes no request."""
-        todo = sorted(set(names) - set(self.apis))
+        reported at once). Makes no request. A provider outside the trusted set gets none: its
+        credential is never read and nothing is sent to it."""
+        todo = sorted(n for n in set(names) - set(self.apis) if self.refusal(n) is None)
         creds = credentials(self.providers, self.env, todo)
         for name in todo:
             provider, throttle = self.providers[name], self.throttle(name)
@@ -704,6 +719,8 @@ class Clients:
     def apis_of(self, names: Iterable[str]) -> dict[str, Api]:
         """The handles of `names`, connected when not yet."""
         wanted = sorted(set(names))
+        for name in wanted:
+            self._refuse(name)
         self.connect(wanted)
         return {name: self.apis[name] for name in wanted}
 
@@ -717,6 +734,7 @@ class Clients:
         found = self.providers.get(provider)
         if not isinstance(found, GitLabProvider):
             raise ProviderError(f"provider {provider} is not a GitLab provider")
+        self._refuse(provider)
         throttle = self.throttle(provider)
         return gitlab_client(self.gitlab_url(found), throttle, environment=self.environments[provider],
                              timeout=self.timeout if timeout is None else timeout, **auth)
@@ -795,12 +813,12 @@ def throttle_from_env(env: Mapping[str, str]) -> Throttle:
 
 def connect(inventory: Inventory, *, env: Mapping[str, str] | None = None, endpoints: Endpoints | None = None,
             targets: Iterable[str] | None = None, timeout: float = DEFAULT_TIMEOUT,
-            concurrency: int | None = None, rate: Rate | None = None) -> Clients:
-    """Clients with a handle for every provider the (targeted) inventory uses. Makes no request.
+            concurrency: int | None = None, rate: Rate | None = None, trust: Trust = TRUST_ALL) -> Clients:
+    """Clients with a handle for every trusted provider the (targeted) inventory uses. Makes no request.
     `concurrency` and `rate` bound each provider separately; when not given, they come from
     RECONCILE_CONCURRENCY and RECONCILE_MAX_RATE in `env` (default: 4 at once, no ceiling of our
     own beyond the servers' budgets)."""
     clients = Clients.from_env(inventory.providers, env, endpoints, timeout=timeout, concurrency=concurrency,
-                               rate=rate)
+                               rate=rate, trust=trust)
     clients.connect(used_providers(inventory, targets))
     return clients

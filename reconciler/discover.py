@@ -7,7 +7,10 @@
    values equal to a trigger the credential owns, and Zendesk OAuth-shaped values (hex).
 3. Identify each distinct candidate once, without revealing it: `GET /personal_access_tokens/self`
    with the value (PATs, project and group access tokens), comparison with the listed triggers'
-   fingerprints, `GET /api/v2/oauth/tokens/current` with the value (Zendesk OAuth tokens).
+   fingerprints, `GET /api/v2/oauth/tokens/current` with the value (Zendesk OAuth tokens). A value
+   is sent to one provider only, of the kind that issues its format: the one whose place holds it,
+   else the only one in the scopes (`issuer`); the scopes' providers are trusted ones
+   (reconciler.trust).
 4. Write one inventory token per identified live token, with the places it was found as
    consumers (a value that embeds the token becomes the consumer's `value:`/`endpoint:` template),
    and comments for what cannot be determined: write-only places (hidden variables, GitLab hook
@@ -159,12 +162,23 @@ def safe_template(template: str) -> bool:
 # --- 3. identification ---------------------------------------------------------------------------
 
 
+def issuer(shape: ValueFormat, cand: Candidate, apis: Mapping[str, Api]) -> dict[str, Api]:
+    """The one provider a candidate may be sent to, to identify it: of the kind that issues its
+    format, the one whose place holds it (the value is there already), else the only one in the
+    scopes. Several (or none): empty, and the value is sent nowhere. Never each in turn: a value
+    sent to every provider reaches all but its own."""
+    of_kind = sorted(name for name, api in apis.items() if api.provider.kind == shape.provider_kind)
+    holders = sorted({place.provider for place, _ in cand.places} & set(of_kind))
+    chosen = holders or of_kind
+    return {chosen[0]: apis[chosen[0]]} if len(chosen) == 1 else {}
+
+
 def identify(cand: Candidate, scan: ScopeScan, apis: Mapping[str, Api]) -> ScopeToken | str:
     """The live token a candidate is, or a note why it cannot be told."""
     if cand.shape is None:
         found = shown(scan.tokens, cand.token.fingerprint())  # found: the shapeless are values the scan showed
         return found if found is not None else "holds a value a list showed, no longer listed"
-    return cand.shape.identify(cand.token, scan.tokens, apis)
+    return cand.shape.identify(cand.token, scan.tokens, issuer(cand.shape, cand, apis))
 
 
 # --- 4. the whole run -------------------------------------------------------------------------------

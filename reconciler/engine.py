@@ -1,6 +1,7 @@
 """What every engine command (plan, apply, check, discover) does before its own work: load the
-inventory, start the sandbox world when `--sandbox` is given, read credentials, build the clients,
-open the state, and fix the current time. `Session` is that bundle; `open_session` a context
+inventory, start the sandbox world when `--sandbox` is given, read the trusted provider set from
+the environment, read credentials, build the clients (only for trusted providers), open the state,
+and fix the current time. `Session` is that bundle; `open_session` a context
 manager that stops the sandboxes afterwards.
 
 Errors a user can fix come out as a `ReconcileError` with one clear line: `SessionError` (an unknown
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING
 from reconciler.clients import Clients, Endpoints, connect, used_providers
 from reconciler.errors import ReconcileError
 from reconciler.inventory.model import Inventory
+from reconciler.trust import trust_from_env
 
 if TYPE_CHECKING:
     from reconciler.state import StateStore
@@ -109,7 +111,9 @@ def open_session(
                     raise SessionError(str(err)) from None
                 endpoints = world.endpoints
                 env = world.env(env)
-        clients = connect(inventory, env=env, endpoints=endpoints, targets=targets or None)
+        # trust from the environment, never from the inventory under review (reconciler.trust)
+        clients = connect(inventory, env=env, endpoints=endpoints, targets=targets or None,
+                          trust=trust_from_env(env, sandbox=endpoints is not None))
         store = LocalStore(STATE_DIR) if sandbox else open_store(inventory.state, inventory.providers, env,
                                                                  clients=clients)
         ledger = store.load_ledger()

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reconciler.errors import ReconcileError
+from reconciler.trust import TRUSTED_PROVIDERS_ENV, origin, parse_trusted
 
 if TYPE_CHECKING:
     from reconciler.plan_model import Plan
@@ -131,6 +132,8 @@ def note_token_env(inventory_path: str | Path, server_url: str, token_env: str |
         return token_env
     env = os.environ if env is None else env
     matching = [name for url, name in gitlab_providers(inventory_path) if url.rstrip("/") == server_url.rstrip("/")]
+    if env.get(TRUSTED_PROVIDERS_ENV, "").strip():  # the trusted set names the variable, not the change
+        matching = [name for where, name in sorted(parse_trusted(env[TRUSTED_PROVIDERS_ENV])) if where == origin(server_url)]
     if matching:
         return next((name for name in matching if env.get(name)), matching[0])
     raise CIError(f"no GitLab provider in {inventory_path} has url {server_url}: pass --token-env NAME "

@@ -13,7 +13,9 @@ Identification of what readable consumers hold, cheapest first: (1) the ledger: 
 equals the ledger record's and the record's token id is the live token's: no request; (2) the
 source kind's `identify`: compare with a list already fetched (owned triggers), or authenticate
 with the value (GitLab `GET /personal_access_tokens/self`, Zendesk `GET /oauth/tokens/current`),
-once per distinct value. Values are dropped afterwards: `Observed` holds fingerprints only.
+once per distinct value, at the token's own provider only. A token that uses a provider outside
+the trusted set (reconciler.trust) is not observed at all: its consumers are not read, and its
+plan carries the refusal as an error. Values are dropped afterwards: `Observed` holds fingerprints only.
 
 A provider that cannot be reached or refuses its credential raises `ProviderError` (one line
 naming the provider and the environment variable); a list that fails for one project (404, 403)
@@ -30,8 +32,16 @@ from typing import TYPE_CHECKING, Any
 
 from reconciler.clients import Api, Clients
 from reconciler.inventory.model import Inventory, Token
-from reconciler.kinds import Identifying, Identity, ListKey, Reading, consumer_kind, fetcher, source_kind
-from reconciler.observed import ConsumerObservation, LiveToken, Observed, record_is_of
+from reconciler.kinds import (
+    Identifying,
+    Identity,
+    ListKey,
+    Reading,
+    consumer_kind,
+    fetcher,
+    source_kind,
+)
+from reconciler.observed import ConsumerObservation, LiveToken, Observed, SourceObservation, record_is_of
 from reconciler.secret import Secret
 
 if TYPE_CHECKING:
@@ -90,13 +100,15 @@ def observe(
 ) -> Observed:
     """The live state of every (targeted) token and consumer of `inventory`. `lists_out`, when
     given, receives the fetched lists (apply reuses what observe read instead of reading again)."""
-    tokens = [t for name, t in sorted(inventory.tokens.items()) if not targets or name in targets]
+    chosen = [t for name, t in sorted(inventory.tokens.items()) if not targets or name in targets]
+    tokens, refused_sources, refused_consumers = split_untrusted(chosen, clients)
     lists = fetch_lists(tokens, clients)
     if lists_out is not None:
         lists_out.clear()
         lists_out.update(lists)
 
     sources = {t.name: source_kind(t.source.kind).observe(t, lists) for t in tokens}
+    sources.update(refused_sources)
     readings: list[tuple[Token, Reading]] = []
     for token in tokens:
         for consumer in token.consumers:
@@ -108,6 +120,7 @@ def observe(
         if obs.fingerprint is not None and not obs.error:
             obs = _identified(token, obs, reading, sources[token.name].current, ledger, identified)
         consumers[obs.identity] = obs
+    consumers.update(refused_consumers)
 
     unmanaged: list[LiveToken] = []
     unmanaged_kinds: dict[LiveToken, str] = {}
@@ -124,6 +137,33 @@ def observe(
         unmanaged_kinds=unmanaged_kinds,
         requests=clients.requests(),
     )
+
+
+def untrusted(token: Token, clients: Clients) -> str | None:
+    """Why `token` is not observed: a provider it uses (its source's or a consumer's) is outside
+    the trusted set (reconciler.trust)."""
+    names = [token.source.provider or "", *(c.provider for c in token.consumers)]
+    return next((why for name in names if name and (why := clients.refusal(name)) is not None), None)
+
+
+def split_untrusted(tokens: list[Token], clients: Clients) -> tuple[list[Token], dict[str, SourceObservation],
+                                                                      dict[str, ConsumerObservation]]:
+    """The tokens to observe, and the observations of those that use an untrusted provider: the
+    refusal as the error of their source and of each consumer. Their consumers are not read, so
+    no value of theirs is ever sent to an untrusted provider; the plan shows the refusal as the
+    token's error."""
+    kept: list[Token] = []
+    sources: dict[str, SourceObservation] = {}
+    consumers: dict[str, ConsumerObservation] = {}
+    for token in tokens:
+        why = untrusted(token, clients)
+        if why is None:
+            kept.append(token)
+            continue
+        sources[token.name] = SourceObservation(token=token.name, identity=token.source.identity, error=why)
+        consumers.update({c.identity: ConsumerObservation(identity=c.identity, token=token.name, state="error",
+                                                          readable=False, error=why) for c in token.consumers})
+    return kept, sources, consumers
 
 
 def _proven(obs: ConsumerObservation, current: LiveToken | None, ledger: Deliveries | None) -> bool:
@@ -147,7 +187,7 @@ def identify_values(readings: list[tuple[Token, Reading]], sources: dict[str, An
 
     def one(item: tuple[tuple[str, str], tuple[Token, Secret]]) -> tuple[tuple[str, str], Identity | None]:
         key, (token, value) = item
-        api = clients[str(token.source.provider)]
+        api = clients[str(token.source.provider)]  # the token's own provider, trusted (or ProviderError)
         kind = source_kind(token.source.kind)
         assert isinstance(kind, Identifying)  # only identifying kinds' values are wanted
         try:

@@ -177,6 +177,20 @@ class _Checker:
                             "http:// would send the credential in clear: use https:// "
                             "(plain http is allowed for loopback hosts only, e.g. a local sandbox)")
 
+    def zendesk_domains(self) -> None:
+        """The Zendesk credential goes to `https://SUBDOMAIN.DOMAIN`: only under zendesk.com, or a
+        domain the environment (not the inventory) allows, for a sandbox or a test."""
+        import os
+
+        from reconciler.trust import ZENDESK_DOMAINS_ENV, zendesk_domains
+
+        allowed = zendesk_domains(os.environ)
+        for name, provider in self.inv.providers.items():
+            if isinstance(provider, ZendeskProvider) and provider.domain.lower() not in allowed:
+                self.report(provider, "domain", f"providers.{name}",
+                            f"{provider.domain!r} is not a Zendesk domain: the credential is sent only to "
+                            f"SUBDOMAIN.zendesk.com (${ZENDESK_DOMAINS_ENV} adds a domain for a sandbox or a test)")
+
     # --- warnings ----------------------------------------------------------------------------
 
     def warnings(self) -> None:
@@ -188,7 +202,7 @@ class _Checker:
                 self.report(token, "", f"tokens.{name}", "no consumers: nothing receives the new value when it rotates", warning=True)
 
     def run(self) -> list[Diagnostic]:
-        for step in (self.references, self.transport, self.templates, self.bindings, self.kinds, self.rotations,
+        for step in (self.references, self.transport, self.zendesk_domains, self.templates, self.bindings, self.kinds, self.rotations,
                      self.warnings):
             step()
         return self.found

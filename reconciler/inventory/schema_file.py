@@ -368,8 +368,8 @@ BASE: dict[str, Any] = {
                 },
                 "domain": {
                     "type": "string",
-                    "description": "The Zendesk domain; default `zendesk.com`.",
-                    "minLength": 1,
+                    "description": "The Zendesk domain: `zendesk.com` (the default), the only one the credential is sent to; a sandbox or test adds others with the environment variable `RECONCILE_ZENDESK_DOMAINS`.",
+                    "pattern": "^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$",
                 },
                 "title": {
                     "type": "string",

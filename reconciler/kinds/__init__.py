@@ -279,7 +279,9 @@ class Recoverable(ABC):
 
 
 class Identifying(ABC):
-    """A value can be matched to a live token (authenticate with it, or compare with a list)."""
+    """A value can be matched to a live token (authenticate with it, or compare with a list).
+    `api` is always the handle of the source's own provider, a trusted one: a value read from a
+    consumer is never sent anywhere else (reconciler.trust)."""
 
     @abstractmethod
     def identify(self, api: Any, source: Source, value: Secret, lists: Lists) -> Identity | None:

@@ -87,11 +87,14 @@ class Place:
 class ValueFormat(Protocol):
     """A shape of credential a held value can contain, and how to tell which live token it is."""
 
+    provider_kind: str  # the kind of provider that issues it: a value is only ever sent to one of these
+
     def token_in(self, text: str) -> str | None:
         """The credential inside `text` (a held value), or None when `text` holds none of this shape."""
 
-    def identify(self, value: Secret, tokens: Sequence[ScopeToken], apis: Mapping[str, Any]) -> ScopeToken | str:
-        """The scanned live token `value` is, or a note (completing "PLACE ...") why it cannot be told."""
+    def identify(self, value: Secret, tokens: Sequence[ScopeToken], issuer: Mapping[str, Any]) -> ScopeToken | str:
+        """The scanned live token `value` is, or a note (completing "PLACE ...") why it cannot be told.
+        `issuer`: the one provider (name -> API) the value may be sent to, or empty: none may."""
 
 
 class ScannedSource(ABC):

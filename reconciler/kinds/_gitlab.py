@@ -270,13 +270,16 @@ class GitLabTokenFormat:
     """GitLab tokens carry their type as a prefix (`glpat-`, `glptt-`, ...), so one can be found
     anywhere in a value (a URL, `Bearer ...`); a value with two different ones is not a candidate."""
 
+    provider_kind = "gitlab"
+
     def token_in(self, text: str) -> str | None:
         matches = list(dict.fromkeys(_PREFIXED.findall(text)))
         return matches[0] if len(matches) == 1 else None
 
-    def identify(self, value: Secret, tokens: Sequence[ScopeToken], apis: Mapping[str, Any]) -> ScopeToken | str:
+    def identify(self, value: Secret, tokens: Sequence[ScopeToken], issuer: Mapping[str, Any]) -> ScopeToken | str:
         """A trigger token by comparison with the triggers the lists showed in full; a PAT or
-        access token by authenticating with it (`GET /personal_access_tokens/self`)."""
+        access token by authenticating with it (`GET /personal_access_tokens/self`) at the one
+        GitLab `issuer` names, never at another."""
         prefix = value.reveal().split("-", 1)[0]
         if prefix == "glptt":
             found = shown([t for t in tokens if t.family == TRIGGER_FAMILY], value.fingerprint())
@@ -284,19 +287,17 @@ class GitLabTokenFormat:
                              "(deleted, or owned by another user)")
         if prefix != "glpat":
             return f"holds a GitLab {prefix}- token, a kind reconcile does not manage"
-        from reconciler.clients import GitLabApi
-
-        for name, api in sorted(apis.items()):
-            if not isinstance(api, GitLabApi):
-                continue
-            ident = api.identify_token(value)
-            if ident.token_id is None:
-                continue
-            for token in tokens:
-                if token.provider == name and token.family == GITLAB_TOKEN_FAMILY and token.live.id == ident.token_id:
-                    return token
-            return f"holds live GitLab token #{ident.token_id} of {name}, outside the discovery scopes"
-        return "holds a GitLab token that GitLab refuses (revoked, expired or unknown)"
+        if not issuer:
+            return ("holds a GitLab token, sent to no GitLab to identify it: which of the discovery scopes' GitLab "
+                    "providers issued it cannot be told without sending it to the others")
+        ((name, api),) = issuer.items()  # one provider, never a loop over several
+        ident = api.identify_token(value)
+        if ident.token_id is None:
+            return f"holds a GitLab token that {name} refuses (revoked, expired or unknown)"
+        for token in tokens:
+            if token.provider == name and token.family == GITLAB_TOKEN_FAMILY and token.live.id == ident.token_id:
+                return token
+        return f"holds live GitLab token #{ident.token_id} of {name}, outside the discovery scopes"
 
 
 GITLAB_TOKENS = GitLabTokenFormat()

@@ -89,27 +89,28 @@ def client_row(provider: str, identifier: str, lists: Lists) -> tuple[dict[str, 
 class OAuthTokenFormat:
     """A Zendesk OAuth access token is 64 hex characters: the whole value, or after `Bearer `."""
 
+    provider_kind = "zendesk"
+
     def token_in(self, text: str) -> str | None:
         bare = text.removeprefix("Bearer ").strip()
         return bare if _HEX.fullmatch(bare) else None
 
-    def identify(self, value: Secret, tokens: Sequence[ScopeToken], apis: Mapping[str, Any]) -> ScopeToken | str:
-        """`GET /api/v2/oauth/tokens/current` with the value, at each Zendesk instance."""
-        from reconciler.clients import ZendeskApi
-
-        for name, api in sorted(apis.items()):
-            if not isinstance(api, ZendeskApi):
-                continue
-            ident = api.identify_oauth_token(value)
-            if ident is None or ident.token_id is None:  # None: a live token without the read scope (403)
-                continue
+    def identify(self, value: Secret, tokens: Sequence[ScopeToken], issuer: Mapping[str, Any]) -> ScopeToken | str:
+        """`GET /api/v2/oauth/tokens/current` with the value, at the one Zendesk instance `issuer`
+        names, never at another."""
+        if not issuer:
+            return ("holds a hex value, sent to no Zendesk instance to identify it: which of the discovery scopes' "
+                    "instances issued it cannot be told without sending it to the others")
+        ((name, api),) = issuer.items()  # one instance, never a loop over several
+        ident = api.identify_oauth_token(value)
+        if ident is not None and ident.token_id is not None:  # None: a live token without the read scope (403)
             for token in tokens:
                 if token.provider == name and token.family == OAUTH_TOKEN_FAMILY and token.live.id == ident.token_id:
                     return token
             return f"holds Zendesk OAuth token #{ident.token_id} of {name}"
         # GET /oauth/tokens/current answers 403 to a token without the `read` scope, so such a token
         # looks refused too; API tokens and client secrets cannot be tried without using them.
-        return ("holds a hex value no Zendesk instance in scope shows as an OAuth token (an OAuth token without "
+        return (f"holds a hex value {name} does not show as an OAuth token (an OAuth token without "
                 "the read scope, an API token or an OAuth client secret cannot be identified without using it)")
 
 

@@ -73,10 +73,11 @@ def open_store(
             raise StateError(f"{config.at('project')}: state.project: the gitlab backend needs a project")
         if clients is None:
             from reconciler.clients import Clients, ProviderError
+            from reconciler.trust import TrustError, trust_from_env
 
             try:
-                clients = Clients.from_env(providers, env)
-            except ProviderError as err:  # a bad RECONCILE_MAX_RATE / RECONCILE_CONCURRENCY
+                clients = Clients.from_env(providers, env, trust=trust_from_env(env))
+            except (ProviderError, TrustError) as err:  # a bad RECONCILE_MAX_RATE, ..., RECONCILE_TRUSTED_PROVIDERS
                 raise StateError(str(err)) from None
         return GitLabStore(make_gitlab(provider, env, clients), config.project, config.name)
     raise StateError(f"{config.at('backend')}: state.backend: unknown backend {config.backend!r}")

@@ -118,13 +118,16 @@ def world(shared, tmp_path):
 
 
 def variables(server, source: str, **extra: str) -> dict[str, str]:
-    """What GitLab sets for a job of this pipeline, plus the masked, protected credential variables."""
+    """What GitLab sets for a job of this pipeline, plus the protected variables: the masked
+    credentials and the trusted provider set."""
     found = {
         "CI": "true", "GITLAB_CI": "true", "CI_PIPELINE_SOURCE": source, "CI_PROJECT_ID": str(PROJECT_ID),
         "CI_PROJECT_PATH": "ops/inventory", "CI_DEFAULT_BRANCH": "main", "CI_JOB_TOKEN": JOB,
         "CI_SERVER_URL": server.url, "CI_API_V4_URL": f"{server.url}/api/v4", "CI_PIPELINE_ID": "501",
         "CI_PIPELINE_URL": f"{server.url}/ops/inventory/-/pipelines/501", "CI_JOB_URL": f"{server.url}/ops/inventory/-/jobs/9001",
         "RECONCILE_GITLAB_TOKEN": BOT, "RECONCILE_ESCROW_KEY": ESCROW_KEY,
+        # the protected variable naming the trusted providers (README, "Running in GitLab CI")
+        "RECONCILE_TRUSTED_PROVIDERS": f"{server.url}=RECONCILE_GITLAB_TOKEN {server.url}=RECONCILE_STATE_TOKEN",
     }
     found.update(extra)
     return found

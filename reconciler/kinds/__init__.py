@@ -12,7 +12,8 @@ Observation never issues a GET per resource where a list has the data. A kind sa
 calls it needs as `ListKey`s (provider, resource, scope), e.g. `("gitlab-com", "project_triggers",
 "group/project")`; `observe.py` deduplicates the keys of the whole inventory, fetches each once
 (concurrently, bounded per provider) through the provider helpers `_gitlab.FETCHERS` /
-`_zendesk.FETCHERS`, and hands the results (`Lists`) back to the kinds, which pick their object
+`_zendesk.FETCHERS` (a GitLab kind adds a call of its own with `@_gitlab.fetcher(resource)`
+in its module), and hands the results (`Lists`) back to the kinds, which pick their object
 out of them. `needs()` is called in rounds with what was fetched so far, so a kind can ask for a
 detail call that depends on a list (a GitLab hook's detail, only in `mode: recreate`, because the
 list omits URL-variable and custom-header keys), or for the current user before listing its PATs.

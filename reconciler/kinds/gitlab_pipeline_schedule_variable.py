@@ -258,21 +258,26 @@ class PipelineScheduleVariableKind(ConsumerKind, Creatable, Readable, AttributeW
         c = consumer
         assert isinstance(c, GitLabPipelineScheduleVariable)
         variables = self._schedule(api, c, int(observed.details["schedule_id"]), lazy=True).variables
-        data = {"value": value.reveal(), **self.desired_attributes(c)}
+        # GitLab's spec gives `variable_type` a default (env_var): sent as it is when the inventory
+        # does not manage it, so that writing the value never turns a file variable into env_var.
+        kept = {"variable_type": observed.attributes["variable_type"]} if observed.attributes.get("variable_type") else {}
+        data = {"value": value.reveal(), **kept, **self.desired_attributes(c)}
         if observed.exists:
             variables.update(c.key, data)
         else:
             variables.create({"key": c.key, **data})
 
     def write_attributes(self, api: Any, consumer: Consumer, observed: ConsumerObservation) -> bool:
-        """PUT with the variable type only: GitLab keeps the value it is not sent."""
+        """PUT with the variable type only: GitLab keeps the value it is not sent (its spec makes
+        `value` optional there; python-gitlab's manager insists on one, so the PUT is made directly)."""
         c = consumer
         assert isinstance(c, GitLabPipelineScheduleVariable)
         if not observed.exists:
             return False
         attrs = self.desired_attributes(c)
         if attrs:
-            self._schedule(api, c, int(observed.details["schedule_id"]), lazy=True).variables.update(c.key, attrs)
+            where = f"pipeline_schedules/{int(observed.details['schedule_id'])}/variables/{c.key}"
+            api.gl.http_put(api_path("projects", c.project, where), post_data=attrs)
         return True
 
     def verify(self, api: Any, consumer: Consumer, value: Secret) -> bool | None:

@@ -34,7 +34,7 @@ tokens:
 """
 
 
-def world_seed(schedules: list[dict]) -> dict:
+def world_seed(schedules: list[dict], trigger_age: str = "now-100d") -> dict:
     return {
         "credentials": {"GL_TOKEN": "{{secret:glpat:schedule-bot}}"},
         "gitlab": {
@@ -45,7 +45,7 @@ def world_seed(schedules: list[dict]) -> dict:
             "projects": [{"path_with_namespace": "acme/src"},
                          {"path_with_namespace": "acme/app", "members": {"bot": 40, "alice": 40}}],
             "triggers": [{"project": "acme/src", "owner": "bot", "description": "Sync trigger",
-                          "value": "{{secret:glptt:schedule-sync}}", "created_at": "now-100d"}],
+                          "value": "{{secret:glptt:schedule-sync}}", "created_at": trigger_age}],
             "pipeline_schedules": schedules,
         },
         "zendesk": {"instances": {}},
@@ -64,16 +64,16 @@ def serve(workdir, monkeypatch):
     """Start a world from `schedules` and point `--sandbox` at it; write the inventory."""
     started = []
 
-    def start(schedules: list[dict], schedule_id: int | None = None):
+    def start(schedules: list[dict], schedule_id: int | None = None, trigger_age: str = "now-100d", extra: str = ""):
         seed = workdir / "world.yaml"
-        seed.write_text(json.dumps(world_seed(schedules)))
+        seed.write_text(json.dumps(world_seed(schedules, trigger_age)))
         world = start_world(seed, now=NOW)
         started.append(world)
         for name, value in world.credentials.items():
             monkeypatch.setenv(name, value)
         monkeypatch.setenv(SANDBOX_ENV_GITLAB, world.gitlab.url)
         monkeypatch.setenv(SANDBOX_ENV_ZENDESK, world.endpoints.zendesk_netloc)
-        write_inventory(workdir, schedule_id)
+        write_inventory(workdir, schedule_id, extra)
         return world
 
     yield start
@@ -81,9 +81,9 @@ def serve(workdir, monkeypatch):
         stop_soon(world.gitlab, world.zendesk)
 
 
-def write_inventory(workdir: Path, schedule_id: int | None) -> None:
+def write_inventory(workdir: Path, schedule_id: int | None, extra: str = "") -> None:
     (workdir / "inventory").mkdir(exist_ok=True)
-    which = "" if schedule_id is None else f", schedule_id: {schedule_id}"
+    which = ("" if schedule_id is None else f", schedule_id: {schedule_id}") + extra
     (workdir / "inventory" / "inv.yaml").write_text(INVENTORY % {"which": which})
 
 
@@ -149,3 +149,16 @@ def test_an_ambiguous_description_is_an_error_until_schedule_id_settles_it(serve
     assert code == 0, out + err
     assert held(world, 32, "SYNC_TOKEN") not in (None, OLD)
     assert held(world, 31, "SYNC_TOKEN") == OLD  # the other schedule is left as it is
+
+
+def test_a_declared_variable_type_is_set_without_touching_the_value(serve, capsys):
+    world = serve([nightly()], trigger_age="now-10d", extra=", variable_type: file")
+    code, out, err = run(capsys, "plan", "--detailed-exitcode")
+    assert code == 2 and "variable_type: env_var -> file" in out, out + err
+    code, out, err = run(capsys, "apply", "--auto-approve")
+    assert code == 0 and out.count("updated variable_type") == 2, out + err
+    assert [world.gitlab.service.schedule_variable(31, key)["variable_type"] for key in ("SYNC_TOKEN", "MODE")] \
+        == ["file", "env_var"]
+    assert held(world, 31, "SYNC_TOKEN") == OLD  # the token was not due: the value stays
+    code, out, err = run(capsys, "plan", "--detailed-exitcode")
+    assert code == 0, out + err

@@ -14,7 +14,8 @@ error naming the owner. Ownership is never taken here: the schedule's pipelines 
 the tool's user.
 
 Write: `PUT .../variables/:key` (or `POST .../variables` when missing) with the value and the
-variable type when the inventory sets it. Read back: a fresh `GET` of the schedule.
+variable type when the inventory sets it. Read back: the project's schedules listed again and a
+fresh `GET` of the schedule, once for all of its variables a token wrote.
 """
 
 from __future__ import annotations
@@ -29,9 +30,11 @@ from reconciler.kinds import (
     Creatable,
     ListKey,
     Lists,
+    ListVerifiable,
     Readable,
     Reading,
     extract,
+    read_back,
 )
 from reconciler.kinds._gitlab import api_path, fetcher, list_all, rows, secret_field
 from reconciler.observed import ConsumerObservation
@@ -124,12 +127,26 @@ def fetch_pipeline_schedule(api: Any, scope: str) -> dict[str, Any]:
     return detail
 
 
+@fetcher("described_pipeline_schedules")
+def fetch_described_pipeline_schedules(api: Any, scope: str) -> list[dict[str, Any]]:
+    """The schedules of a project that have a description (`project#description`), each in
+    detail: what a read-back after writing needs, one list and one GET per schedule however many
+    of its variables were written."""
+    path, _, description = scope.partition("#")  # a project path or id has no `#`
+    listed = fetch_pipeline_schedules(api, path)
+    return [fetch_pipeline_schedule(api, f"{path}#{s['id']}") for s in listed if s.get("description") == description]
+
+
 def _schedules_key(c: GitLabPipelineScheduleVariable) -> ListKey:
     return ListKey(c.provider, "pipeline_schedules", c.project)
 
 
 def _schedule_key(c: GitLabPipelineScheduleVariable, schedule_id: int) -> ListKey:
     return ListKey(c.provider, "pipeline_schedule", f"{c.project}#{schedule_id}")
+
+
+def _read_back_key(c: GitLabPipelineScheduleVariable) -> ListKey:
+    return ListKey(c.provider, "described_pipeline_schedules", f"{c.project}#{c.schedule}")
 
 
 def _user_key(c: GitLabPipelineScheduleVariable) -> ListKey:
@@ -171,7 +188,7 @@ def _writable(detail: dict[str, Any], user: dict[str, Any]) -> bool:
 # --- the kind ------------------------------------------------------------------------------------
 
 
-class PipelineScheduleVariableKind(ConsumerKind, Creatable, Readable, AttributeWritable):
+class PipelineScheduleVariableKind(ConsumerKind, Creatable, Readable, ListVerifiable, AttributeWritable):
     model = GitLabPipelineScheduleVariable
     schema = SCHEMA
     kind = "gitlab_pipeline_schedule_variable"
@@ -283,6 +300,26 @@ class PipelineScheduleVariableKind(ConsumerKind, Creatable, Readable, AttributeW
     def verify(self, api: Any, consumer: Consumer, value: Secret) -> bool | None:
         held = self.read(api, consumer)
         return held is not None and held == value
+
+    def verify_keys(self, consumer: Consumer) -> list[ListKey]:
+        assert isinstance(consumer, GitLabPipelineScheduleVariable)
+        return [_read_back_key(consumer)]
+
+    def verify_listed(self, consumer: Consumer, value: Secret, lists: Lists) -> bool | None:
+        """The variable in its schedule as fetched again after the writes."""
+        c = consumer
+        assert isinstance(c, GitLabPipelineScheduleVariable)
+        details = read_back(lists, _read_back_key(c))
+        schedule_id, why = which_schedule(c, details)
+        if schedule_id is None:
+            raise LookupError(why or f"{c.schedule_words} is gone from project {c.project}")
+        variables = next(d for d in details if d.get("id") == schedule_id).get("variables")
+        if variables is None:
+            raise LookupError(f"the variables of pipeline schedule #{schedule_id} are hidden from reconcile's user")
+        row = next((v for v in variables if v.get("key") == c.key), None)
+        if row is None:
+            raise LookupError(f"{c.label}: not in the schedule read back after writing")
+        return row.get("value") == value  # a Secret, or None for an empty value
 
     def read(self, api: Any, consumer: Consumer) -> Secret | None:
         """The value now, from a fresh GET of the schedule (found again by its description)."""

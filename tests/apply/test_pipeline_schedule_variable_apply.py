@@ -108,8 +108,11 @@ def test_a_token_in_schedule_variables_is_rotated_and_read_back(serve, capsys):
     paths = [e.path for e in world.gitlab.log.snapshot()]
     assert paths.count(SCHEDULE_PATH) == 1 and not world.gitlab.log.mutations()
 
+    world.gitlab.log.clear()
     code, out, err = run(capsys, "apply", "--auto-approve")
     assert code == 0, out + err
+    # observed once and read back once after both writes
+    assert [e.path for e in world.gitlab.log.snapshot()].count(SCHEDULE_PATH) == 2
     new_value = held(world, 31, "SYNC_TOKEN")
     assert new_value not in (None, OLD) and new_value not in out + err
     assert world.gitlab.service.trigger_by_value(new_value)["description"] == "Sync trigger"  # the new live trigger

@@ -173,3 +173,24 @@ def test_hidden_variables_and_failed_lists_are_observation_errors():
     assert observe(consumer(), {}).observation.error == "not fetched"
     detail_failed = {SCHEDULES: [schedule(31)], USER: ME, detail_key(31): FetchError(403, "403 Forbidden")}
     assert observe(consumer(), detail_failed).observation.error == "403 Forbidden"
+
+
+# --- read back after writing --------------------------------------------------------------------
+
+
+def test_read_back_is_one_key_per_schedule_description_and_compares_the_value():
+    value = Secret("glptt-new-0123456789abcdef")
+    key = ListKey("gl", "described_pipeline_schedules", "acme/app#Nightly export")
+    assert KIND.verify_keys(consumer()) == KIND.verify_keys(consumer(schedule_id=31)) == [key]
+    assert KIND.verify_keys(GitLabPipelineScheduleVariable(provider="gl", project="acme/app", schedule="Nightly export",
+                                                           key="OTHER")) == [key]
+    fetched = [schedule(31, variables=[{"key": "TOKEN", "value": value}]),
+               schedule(32, variables=[{"key": "TOKEN", "value": Secret("another-value-123")}])]
+    assert KIND.verify_listed(consumer(schedule_id=31), value, {key: fetched}) is True
+    assert KIND.verify_listed(consumer(schedule_id=32), value, {key: fetched}) is False
+    with pytest.raises(LookupError, match=r"2 pipeline schedules .* \(#31, #32\)"):
+        KIND.verify_listed(consumer(), value, {key: fetched})
+    with pytest.raises(LookupError, match="not in the schedule read back"):
+        KIND.verify_listed(consumer(), value, {key: [schedule(31, variables=[])]})
+    with pytest.raises(LookupError, match="reading back failed: 404"):
+        KIND.verify_listed(consumer(), value, {key: FetchError(404, "404 Project Not Found")})

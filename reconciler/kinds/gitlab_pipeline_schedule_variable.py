@@ -16,6 +16,9 @@ the tool's user.
 Write: `PUT .../variables/:key` (or `POST .../variables` when missing) with the value and the
 variable type when the inventory sets it. Read back: the project's schedules listed again and a
 fresh `GET` of the schedule, once for all of its variables a token wrote.
+
+Discover: the schedules of every project in the scopes and each one's detail; every variable with
+a value is a candidate place, declared with `schedule_id` where the description is shared.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from reconciler.kinds import (
     extract,
     read_back,
 )
+from reconciler.kinds._discovery import Place, ScanScope, listed
 from reconciler.kinds._gitlab import api_path, fetcher, list_all, rows, secret_field
 from reconciler.observed import ConsumerObservation
 from reconciler.secret import Secret
@@ -336,6 +340,43 @@ class PipelineScheduleVariableKind(ConsumerKind, Creatable, Readable, ListVerifi
             raise LookupError(f"the variables of pipeline schedule #{schedule_id} are hidden from reconcile's user")
         held = next((v.get("value") for v in variables if v.get("key") == c.key), None)
         return Secret(held) if isinstance(held, str) and held else None
+
+    # scope scans and discovery -------------------------------------------------------------
+
+    def scan_keys(self, scope: ScanScope, lists: Lists) -> list[ListKey]:
+        """The schedules of each project of the scope, then each schedule's detail (the list
+        carries no variables)."""
+        keys = [ListKey(scope.provider, "pipeline_schedules", path) for path in scope.projects]
+        for key in list(keys):
+            keys += [ListKey(key.provider, "pipeline_schedule", f"{key.scope}#{row['id']}")
+                     for row in listed(lists, key) or ()]
+        return keys
+
+    def places(self, key: ListKey, rows: list[dict[str, Any]], lists: Lists) -> tuple[list[Place], list[str]]:
+        """Every schedule variable with a value; a note for each schedule whose variables the
+        scanning user may not read."""
+        if key.resource != "pipeline_schedules":
+            return [], []
+        places: list[Place] = []
+        notes: list[str] = []
+        for row in rows:
+            detail = listed(lists, ListKey(key.provider, "pipeline_schedule", f"{key.scope}#{row['id']}")) or {}
+            where = f"pipeline schedule {row.get('description')!r} (#{row['id']}, project {key.scope})"
+            if detail.get("variables") is None:
+                owner = (row.get("owner") or {}).get("username")
+                notes.append(f"{key.provider}: the variables of {where} are hidden from reconcile's user "
+                             f"(a Maintainer or its owner @{owner} can read them)")
+                continue
+            shared = sum(1 for other in rows if other.get("description") == row.get("description")) > 1
+            for variable in detail["variables"]:
+                if variable.get("value") is not None:
+                    declaration = {"kind": self.kind, "provider": key.provider, "project": key.scope,
+                                   "schedule": row.get("description"), "key": variable.get("key")}
+                    if shared:
+                        declaration["schedule_id"] = row["id"]
+                    places.append(Place(key.provider, f"schedule variable {variable.get('key')} of {where}",
+                                        declaration, "value", variable["value"]))
+        return places, notes
 
 
 KIND = PipelineScheduleVariableKind()

@@ -194,3 +194,32 @@ def test_read_back_is_one_key_per_schedule_description_and_compares_the_value():
         KIND.verify_listed(consumer(), value, {key: [schedule(31, variables=[])]})
     with pytest.raises(LookupError, match="reading back failed: 404"):
         KIND.verify_listed(consumer(), value, {key: FetchError(404, "404 Project Not Found")})
+
+
+# --- scope scans (discover) ----------------------------------------------------------------------
+
+
+def test_a_scan_reads_each_schedule_once_and_offers_its_readable_variables():
+    from reconciler.kinds._discovery import ScanScope
+
+    scope = ScanScope("gl", "gitlab", projects=("acme/app",))
+    assert KIND.scan_keys(scope, {}) == [SCHEDULES]
+    schedules = [schedule(31), schedule(32, "Weekly cleanup", owner={"id": 9, "username": "alice"}),
+                 schedule(33, "Weekly cleanup")]
+    lists = {SCHEDULES: schedules, detail_key(31): schedule(31, variables=[{"key": "A", "value": Secret("va-1")},
+                                                                           {"key": "EMPTY", "value": None}]),
+             detail_key(32): schedule(32, "Weekly cleanup"),
+             detail_key(33): schedule(33, "Weekly cleanup", variables=[{"key": "B", "value": Secret("vb-1")}])}
+    assert KIND.scan_keys(scope, {SCHEDULES: schedules}) == [SCHEDULES, detail_key(31), detail_key(32), detail_key(33)]
+    places, notes = KIND.places(SCHEDULES, schedules, lists)
+    assert [(p.label, p.consumer, p.held) for p in places] == [
+        ("schedule variable A of pipeline schedule 'Nightly export' (#31, project acme/app)",
+         {"kind": "gitlab_pipeline_schedule_variable", "provider": "gl", "project": "acme/app",
+          "schedule": "Nightly export", "key": "A"}, Secret("va-1")),
+        ("schedule variable B of pipeline schedule 'Weekly cleanup' (#33, project acme/app)",
+         {"kind": "gitlab_pipeline_schedule_variable", "provider": "gl", "project": "acme/app",
+          "schedule": "Weekly cleanup", "key": "B", "schedule_id": 33}, Secret("vb-1")),
+    ]
+    assert notes == ["gl: the variables of pipeline schedule 'Weekly cleanup' (#32, project acme/app) are hidden "
+                     "from reconcile's user (a Maintainer or its owner @alice can read them)"]
+    assert KIND.places(ListKey("gl", "pipeline_schedule", "acme/app#31"), [], lists) == ([], [])

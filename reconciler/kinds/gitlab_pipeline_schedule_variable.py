@@ -133,7 +133,7 @@ def fetch_pipeline_schedule(api: Any, scope: str) -> dict[str, Any]:
 
 @fetcher("described_pipeline_schedules")
 def fetch_described_pipeline_schedules(api: Any, scope: str) -> list[dict[str, Any]]:
-    """The schedules of a project that have a description (`project#description`), each in
+    """The schedules of a project with a given description (`project#description`), each in
     detail: what a read-back after writing needs, one list and one GET per schedule however many
     of its variables were written."""
     path, _, description = scope.partition("#")  # a project path or id has no `#`

@@ -38,7 +38,7 @@ from reconciler.kinds import (
     ListKey,
     Reading,
     consumer_kind,
-    fetcher,
+    fetcher_of,
     source_kind,
 )
 from reconciler.observed import ConsumerObservation, LiveToken, Observed, SourceObservation, record_is_of
@@ -64,7 +64,7 @@ def needed_keys(tokens: list[Token], lists: dict[ListKey, Any]) -> set[ListKey]:
 def fetch_list(api: Api, key: ListKey) -> Any:
     """One list call through the provider's fetcher, within its throttle. A failure comes back as
     a scope-level FetchError, or raises ProviderError when the whole provider is unusable."""
-    fetch = fetcher(api.provider.kind, key.resource)
+    fetch = fetcher_of(api.provider.kind, key.resource)
     with api.throttle:
         try:
             return fetch(api, key.scope)

@@ -12,8 +12,9 @@ test a kind by its name. Adding a kind is adding its module (see the registry at
 Observation never issues a GET per resource where a list has the data. A kind says which list calls
 it needs as `ListKey`s (provider, resource, scope), e.g. `("gitlab-com", "project_triggers",
 "group/project")`; `observe.py` deduplicates the keys of the whole inventory, fetches each once
-(concurrently, bounded per provider) through the provider helpers' tables (`fetcher(provider kind,
-resource)`: `_gitlab.FETCHERS`, `_zendesk.FETCHERS`), and hands the results (`Lists`) back to the
+(concurrently, bounded per provider) through the provider helpers' tables (`fetcher_of(provider kind,
+resource)`: `_gitlab.FETCHERS`, `_zendesk.FETCHERS`; a GitLab kind adds a list call of its own
+with `@_gitlab.fetcher(resource)` in its module), and hands the results (`Lists`) back to the
 kinds, which pick their object out of them. `needs()` is called in rounds with what was fetched so
 far, so a kind can ask for a detail call that depends on a list (a GitLab hook's detail, only in
 `mode: recreate`, because the list omits URL-variable and custom-header keys), or for the current
@@ -418,7 +419,7 @@ def capable(kind: object, capability: Callable[..., C]) -> C:
     raise NotImplementedError(f"{type(kind).__name__} is not {name}")
 
 
-def fetcher(provider_kind: str, resource: str) -> Callable[[Any, str], Any]:
+def fetcher_of(provider_kind: str, resource: str) -> Callable[[Any, str], Any]:
     """The list call of `resource` (a ListKey's) at a provider of `provider_kind`, from the
     provider helpers' FETCHERS; KeyError when there is none."""
     from reconciler.kinds import _gitlab, _zendesk

@@ -44,7 +44,8 @@ PROVIDER_PROPERTY: dict[str, Any] = {
     "minLength": 1,
 }
 
-def _list(api: Any, path: str, **query: Any) -> list[dict[str, Any]]:
+
+def list_all(api: Any, path: str, **query: Any) -> list[dict[str, Any]]:
     """Every row of a list, pages followed, as plain dicts: `Gitlab.http_list`, which is what
     `manager.list(get_all=True)` calls, without building a python-gitlab object (and, for a lazy
     project, its thirty sub-managers) per row and scope: that was a third of a large plan's
@@ -52,13 +53,13 @@ def _list(api: Any, path: str, **query: Any) -> list[dict[str, Any]]:
     return [dict(row) for row in api.gl.http_list(path, get_all=True, per_page=PER_PAGE, **query)]
 
 
-def _in(kind: str, scope: str, resource: str) -> str:
+def api_path(kind: str, scope: str, resource: str) -> str:
     """`/projects/acme%2Fapp/variables`: a project or group path (or id) as python-gitlab encodes it."""
 
     return f"/{kind}/{EncodedId(scope)}/{resource}"
 
 
-def _secret_field(rows: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+def secret_field(rows: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
     for row in rows:
         value = row.get(name)
         row[name] = Secret(value) if isinstance(value, str) and value != "" else None
@@ -79,7 +80,7 @@ def fetch_user_by_name(api: Any, scope: str) -> dict[str, Any] | FetchError:
 
 def fetch_pats(api: Any, scope: str) -> list[dict[str, Any]] | FetchError:
     try:
-        return _list(api, "/personal_access_tokens", user_id=scope)
+        return list_all(api, "/personal_access_tokens", user_id=scope)
     except gl_errors.GitlabAuthenticationError:
         # GitLab answers 401, not 403, to a non-admin listing another user's PATs: that is about
         # this list, not a refused credential.
@@ -87,60 +88,62 @@ def fetch_pats(api: Any, scope: str) -> list[dict[str, Any]] | FetchError:
 
 
 def fetch_project_access_tokens(api: Any, scope: str) -> list[dict[str, Any]]:
-    return _list(api, _in("projects", scope, "access_tokens"))
+    return list_all(api, api_path("projects", scope, "access_tokens"))
 
 
 def fetch_group_access_tokens(api: Any, scope: str) -> list[dict[str, Any]]:
-    return _list(api, _in("groups", scope, "access_tokens"))
+    return list_all(api, api_path("groups", scope, "access_tokens"))
 
 
 def fetch_project_triggers(api: Any, scope: str) -> list[dict[str, Any]]:
-    return _secret_field(_list(api, _in("projects", scope, "triggers")), "token")
+    return secret_field(list_all(api, api_path("projects", scope, "triggers")), "token")
 
 
 def fetch_project_variables(api: Any, scope: str) -> list[dict[str, Any]]:
-    return _secret_field(_list(api, _in("projects", scope, "variables")), "value")
+    return secret_field(list_all(api, api_path("projects", scope, "variables")), "value")
 
 
 def fetch_group_variables(api: Any, scope: str) -> list[dict[str, Any]]:
-    return _secret_field(_list(api, _in("groups", scope, "variables")), "value")
+    return secret_field(list_all(api, api_path("groups", scope, "variables")), "value")
 
 
 def fetch_instance_variables(api: Any, scope: str) -> list[dict[str, Any]]:
-    return _secret_field(_list(api, "/admin/ci/variables"), "value")
+    return secret_field(list_all(api, "/admin/ci/variables"), "value")
 
 
 def fetch_project_hooks(api: Any, scope: str) -> list[dict[str, Any]]:
-    return _list(api, _in("projects", scope, "hooks"))
+    return list_all(api, api_path("projects", scope, "hooks"))
 
 
 def fetch_group_hooks(api: Any, scope: str) -> list[dict[str, Any]]:
-    return _list(api, _in("groups", scope, "hooks"))
+    return list_all(api, api_path("groups", scope, "hooks"))
 
 
 def fetch_project_hook(api: Any, scope: str) -> dict[str, Any]:
     """One hook's detail: the list omits `url_variables` and `custom_headers` keys."""
     path, _, hook_id = scope.rpartition("#")
-    return dict(api.gl.http_get(_in("projects", path, f"hooks/{int(hook_id)}")))
+    return dict(api.gl.http_get(api_path("projects", path, f"hooks/{int(hook_id)}")))
 
 
 def fetch_group_hook(api: Any, scope: str) -> dict[str, Any]:
     path, _, hook_id = scope.rpartition("#")
-    return dict(api.gl.http_get(_in("groups", path, f"hooks/{int(hook_id)}")))
+    return dict(api.gl.http_get(api_path("groups", path, f"hooks/{int(hook_id)}")))
 
 
 def fetch_group_projects(api: Any, scope: str) -> list[dict[str, Any]]:
     """Projects of a group and of its subgroups (`GET /groups/:id/projects?include_subgroups=true`):
     discovery scopes name groups, their projects hold the tokens and variables."""
-    return _list(api, _in("groups", scope, "projects"), include_subgroups=True)
+    return list_all(api, api_path("groups", scope, "projects"), include_subgroups=True)
 
 
 def fetch_descendant_groups(api: Any, scope: str) -> list[dict[str, Any]]:
     """Subgroups at any depth (`GET /groups/:id/descendant_groups`)."""
-    return _list(api, _in("groups", scope, "descendant_groups"))
+    return list_all(api, api_path("groups", scope, "descendant_groups"))
 
 
-FETCHERS: dict[str, Callable[[Any, str], Any]] = {
+Fetcher = Callable[[Any, str], Any]  # (GitLabApi, ListKey.scope) -> the list's data, or FetchError
+
+FETCHERS: dict[str, Fetcher] = {
     "user": fetch_user,
     "user_by_name": fetch_user_by_name,
     "pats": fetch_pats,
@@ -157,6 +160,21 @@ FETCHERS: dict[str, Callable[[Any, str], Any]] = {
     "group_projects": fetch_group_projects,
     "descendant_groups": fetch_descendant_groups,
 }
+
+
+def fetcher(resource: str) -> Callable[[Fetcher], Fetcher]:
+    """Registers a list call under `resource` (a `ListKey.resource`): how a kind module adds a call
+    of its own, beside the shared ones above, without editing this module. Only that kind names
+    `resource` in its keys, so its module (imported by the registry) has registered the call
+    before any of them is fetched."""
+
+    def register(fetch: Fetcher) -> Fetcher:
+        if resource in FETCHERS:
+            raise RuntimeError(f"two GitLab fetchers for {resource!r}")
+        FETCHERS[resource] = fetch
+        return fetch
+
+    return register
 
 
 # --- helpers for the kinds -------------------------------------------------------------------

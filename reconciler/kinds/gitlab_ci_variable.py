@@ -274,7 +274,7 @@ class CiVariableKind(ConsumerKind, Creatable, Readable, ListVerifiable, Attribut
         assert isinstance(c, GitLabCiVariable)
         for row in read_back(lists, _key(c)):
             if row.get("key") == c.key and (c.instance or row.get("environment_scope", "*") == c.environment_scope):
-                held: Secret | None = row.get("value")  # None for null and "" (see _gitlab._secret_field)
+                held: Secret | None = row.get("value")  # None for null and "" (see _gitlab.secret_field)
                 if held is None:
                     return None if row.get("hidden", True) else False
                 return held == value

@@ -1,0 +1,25 @@
+"""A kind module registers its own GitLab list call with `_gitlab.fetcher`; observation looks
+calls up in the same table, and a resource cannot be claimed twice."""
+
+from __future__ import annotations
+
+import pytest
+
+from reconciler.kinds import fetcher_of
+from reconciler.kinds._gitlab import FETCHERS, fetcher
+
+
+def test_a_registered_fetcher_joins_the_table_observation_reads_and_cannot_be_registered_twice():
+    def fetch_widgets(api, scope):
+        return [{"scope": scope}]
+
+    try:
+        assert fetcher("widgets_for_test")(fetch_widgets) is fetch_widgets
+        assert fetcher_of("gitlab", "widgets_for_test") is fetch_widgets
+        with pytest.raises(RuntimeError, match="two GitLab fetchers for 'widgets_for_test'"):
+            fetcher("widgets_for_test")(lambda api, scope: [])
+        with pytest.raises(RuntimeError, match="two GitLab fetchers for 'project_variables'"):
+            fetcher("project_variables")(fetch_widgets)
+        assert FETCHERS["project_variables"] is not fetch_widgets
+    finally:
+        FETCHERS.pop("widgets_for_test", None)

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from reconciler.inventory.checks import plain_http_findings
 from reconciler.inventory.model import Consumer, Diagnostic, Inventory, Token, finding
 from reconciler.kinds import ConsumerKind, ListKey, Lists, Reading, Recreatable
 from reconciler.kinds._discovery import Place, ScanScope, listed
@@ -47,6 +48,7 @@ class GitLabWebhook(Consumer):
     # because GitLab never returns them. Plain, non-secret values only.
     url_variables: dict[str, str] = field(default_factory=dict)
     custom_headers: dict[str, str] = field(default_factory=dict)
+    allow_plain_http: bool = False  # a hook URL http:// off this machine is an error without it
     kind: ClassVar[str] = "gitlab_webhook"
 
     @property
@@ -129,6 +131,10 @@ SCHEMA: dict[str, Any] = {
                 },
             ],
         },
+        "allow_plain_http": {
+            "type": "boolean",
+            "description": "Allow a hook named by an `http://` URL to send the value (its secret token, URL variable or custom header) over plain `http://` to a host other than this machine, where the value crosses the network in clear. Default `false`: such a URL is an error.",
+        },
         "url_variables": {
             "type": "object",
             "description": "Plain (non-secret) values of the hook's other URL variables, re-supplied on recreate because GitLab never returns them.",
@@ -187,10 +193,11 @@ class WebhookKind(ConsumerKind, Recreatable):
     provider_kind = "gitlab"
 
     def check(self, token: Token, consumer: Consumer, inv: Inventory, path: str) -> list[Diagnostic]:
-        """Plain values only beside the secret, and the secret's key not also given a plain value."""
+        """Plain values only beside the secret, the secret's key not also given a plain value, and
+        no hook URL that would send the value in clear (GitLab sends all three with every event)."""
         hook = consumer
         assert isinstance(hook, GitLabWebhook)
-        found = [
+        found = plain_http_findings(hook, "hook", path, hook.hook) + [
             finding(hook, key, path, f"{name}: plain values only here; the token goes where `secret:` says")
             for key, values in (("url_variables", hook.url_variables), ("custom_headers", hook.custom_headers))
             for name, value in values.items()

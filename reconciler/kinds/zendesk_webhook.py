@@ -46,6 +46,7 @@ class ZendeskWebhook(Consumer):
     webhook: str  # name, or the 26-character id
     endpoint: str | None = None  # URL template with ${token} when the value goes in the URL
     authentication: ZendeskWebhookAuth | None = None  # when the value is the credential
+    allow_plain_http: bool = False  # an http:// endpoint off this machine is an error without it
     kind: ClassVar[str] = "zendesk_webhook"
 
     @property
@@ -80,6 +81,10 @@ SCHEMA: dict[str, Any] = {
         "endpoint": {
             "$ref": "#/$defs/template",
             "description": "Endpoint URL template with `${token}`, when the value travels in the URL (e.g. a pipeline trigger URL).",
+        },
+        "allow_plain_http": {
+            "type": "boolean",
+            "description": "Allow an `endpoint` over plain `http://` to a host other than this machine, where the value crosses the network in clear. Default `false`: such a URL is an error.",
         },
         "authentication": {
             "type": "object",

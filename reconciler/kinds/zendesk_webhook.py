@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple
 
-from reconciler.inventory.checks import template_findings
+from reconciler.inventory.checks import TOKEN_PLACEHOLDER, template_findings, url_target
 from reconciler.inventory.model import Consumer, Diagnostic, Inventory, Token
 from reconciler.kinds import (
     ConsumerKind,
@@ -60,6 +60,24 @@ class ZendeskWebhook(Consumer):
 
 
 UNRECOGNISED = "(live endpoint does not have the template's shape; not shown)"
+_CREDENTIAL_LIKE_LABEL = 20  # a host label this long with a digit in it may be a value: not shown
+_MARK = "reconcile-value"  # stands for ${token} while the template is parsed as a URL
+
+
+def unrecognised(template: str, held: Secret | None) -> str:
+    """What a plan shows of a live endpoint without the template's shape: its origin (a move to
+    another host is what a reviewer must see), never the rest, where the value sits. Not even the
+    origin when the template puts the value in the host, or a label of the live host looks like
+    a value (an older template may have put it there)."""
+    live = url_target(held.reveal()) if held is not None else None
+    ours = url_target(template.replace(TOKEN_PLACEHOLDER, _MARK))
+    if live is None or not live.host or live.scheme not in ("http", "https") or ours is None or _MARK in ours.host:
+        return UNRECOGNISED
+    if any(len(label) >= _CREDENTIAL_LIKE_LABEL and any(c.isdigit() for c in label) for label in live.host.split(".")):
+        return UNRECOGNISED
+    host = f"[{live.host}]" if ":" in live.host else live.host
+    port = f":{live.port}" if live.port is not None else ""
+    return f"{live.scheme}://{host}{port}/… (the rest does not have the template's shape; not shown)"
 
 
 # Its definition in the inventory schema: $defs/consumer_zendesk_webhook.
@@ -216,7 +234,7 @@ class ZendeskWebhookKind(ConsumerKind, Readable, ListVerifiable):
                                                attributes=attributes, details=details))
         held: Secret | None = hook.get("endpoint")
         token_value = extract(str(c.endpoint), held)
-        attributes["endpoint"] = c.endpoint if token_value is not None else UNRECOGNISED
+        attributes["endpoint"] = c.endpoint if token_value is not None else unrecognised(str(c.endpoint), held)
         observation = ConsumerObservation(**base, state="unverifiable", live_id=str(hook["id"]),
                                           fingerprint=held.fingerprint() if held is not None else None,
                                           attributes=attributes, details=details)

@@ -150,31 +150,19 @@ def render_markdown(plan: Plan) -> str:
     """The plan as a merge-request note. Every inventory or server string goes through
     `reconciler.markdown`, so none can end a block or start a line (a GitLab quick action)."""
     s = plan.summary()
+    shown = [t for t in plan.tokens if t.changes or t.findings]
     lines = ["### reconcile plan", "", summary_line(plan), "",
              "| token | action | reasons | consumers |", "|---|---|---|---|"]
-    for t in plan.tokens:
-        if not (t.changes or t.findings):
-            continue
-        action = ("**blocked** " if t.blocked else "") + t.action + (f" ({t.strategy})" if t.action in ("create", "rotate") else "")
-        reasons = "; ".join(r.message for r in t.reasons) or "-"
-        touched = sum(1 for c in t.consumers if c.action != "none")
-        lines.append(f"| {md.code(t.name, cell=True)} | {md.inline(action)} | {md.inline(reasons)} | {touched} of {len(t.consumers)} |")
+    lines += [_markdown_row(t) for t in shown]
     if s["errors"] or s["warnings"]:
         lines += ["", f"{s['errors']} error(s), {s['warnings']} warning(s)."]
     lines.append("")
-    for t in plan.tokens:
-        if not (t.changes or t.findings):
-            continue
+    for t in shown:
         symbol = TOKEN_SYMBOL[t.action] if not t.blocked else "!"
-        lines.append(f"<details><summary><code>{md.html(f'{symbol} {t.name}')}</code>: "
-                     f"{md.html(f'{t.action} ({t.source_kind})')}</summary>")
-        lines.append("")
-        lines += md.fenced([line for _, line in _token_lines(t)], "diff")
-        lines += ["", "</details>", ""]
+        lines += _markdown_details(f"<code>{md.html(f'{symbol} {t.name}')}</code>: {md.html(f'{t.action} ({t.source_kind})')}",
+                                   [line for _, line in _token_lines(t)], "diff")
     if plan.findings:
-        lines += ["<details><summary>other findings</summary>", ""]
-        lines += md.fenced([line for f in plan.findings for _, line in _finding_lines(f, "")])
-        lines += ["", "</details>", ""]
+        lines += _markdown_details("other findings", [line for f in plan.findings for _, line in _finding_lines(f, "")])
     quiet = [t.name for t in plan.tokens if not (t.changes or t.findings)]
     if quiet:
         lines.append(f"Up to date: {', '.join(md.code(n) for n in quiet)}")
@@ -182,6 +170,18 @@ def render_markdown(plan: Plan) -> str:
     lines.append(f"<sub>inventory {md.html(plan.inventory_digest[:19])}… · live state {md.html(plan.observed_digest[:19])}… · "
                  f"{plan.generated_at.isoformat().replace('+00:00', 'Z')}</sub>")
     return "\n".join(lines) + "\n"
+
+
+def _markdown_row(t: TokenPlan) -> str:
+    action = ("**blocked** " if t.blocked else "") + t.action + (f" ({t.strategy})" if t.action in ("create", "rotate") else "")
+    reasons = "; ".join(r.message for r in t.reasons) or "-"
+    touched = sum(1 for c in t.consumers if c.action != "none")
+    return f"| {md.code(t.name, cell=True)} | {md.inline(action)} | {md.inline(reasons)} | {touched} of {len(t.consumers)} |"
+
+
+def _markdown_details(summary: str, content: list[str], info: str = "") -> list[str]:
+    """A collapsible block: `summary` (HTML, already escaped) over `content` in a code block."""
+    return [f"<details><summary>{summary}</summary>", "", *md.fenced(content, info), "", "</details>", ""]
 
 
 def render_json(plan: Plan) -> str:

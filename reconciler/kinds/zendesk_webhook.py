@@ -64,6 +64,13 @@ _CREDENTIAL_LIKE_LABEL = 20  # a host label this long with a digit in it may be 
 _MARK = "reconcile-value"  # stands for ${token} while the template is parsed as a URL
 
 
+def _shows(scheme: str, host: str) -> bool:
+    """A web origin whose host cannot be a value: no label long and with a digit, like a token."""
+    labels = host.split(".")
+    return scheme in ("http", "https") and bool(host) and not any(
+        len(label) >= _CREDENTIAL_LIKE_LABEL and any(c.isdigit() for c in label) for label in labels)
+
+
 def unrecognised(template: str, held: Secret | None) -> str:
     """What a plan shows of a live endpoint without the template's shape: its origin (a move to
     another host is what a reviewer must see), never the rest, where the value sits. Not even the
@@ -71,9 +78,7 @@ def unrecognised(template: str, held: Secret | None) -> str:
     a value (an older template may have put it there)."""
     live = url_target(held.reveal()) if held is not None else None
     ours = url_target(template.replace(TOKEN_PLACEHOLDER, _MARK))
-    if live is None or not live.host or live.scheme not in ("http", "https") or ours is None or _MARK in ours.host:
-        return UNRECOGNISED
-    if any(len(label) >= _CREDENTIAL_LIKE_LABEL and any(c.isdigit() for c in label) for label in live.host.split(".")):
+    if live is None or ours is None or _MARK in ours.host or not _shows(live.scheme, live.host):
         return UNRECOGNISED
     host = f"[{live.host}]" if ":" in live.host else live.host
     port = f":{live.port}" if live.port is not None else ""

@@ -62,6 +62,23 @@ def url_target(url: str) -> UrlTarget | None:
     return UrlTarget((parts.scheme or "").lower(), (parts.host or "").strip("[]").lower(), parts.port, parts.auth)
 
 
+def plain_http_host(url: object) -> str | None:
+    """The host `url` reaches over plain http off this machine, or None (https, loopback, not a URL)."""
+    target = url_target(url) if isinstance(url, str) else None
+    return target.host if target is not None and target.scheme == "http" and not target.loopback else None
+
+
+def live_plain_http_findings(consumer: Consumer, observation_details: dict[str, object],
+                             what: str) -> list[tuple[str, str, str]]:
+    """A plan error when observe found the live place sends `what` over plain http (its URL is
+    only known live) and the consumer has not said `allow_plain_http: true`."""
+    host = observation_details.get("plain_http")
+    if not host or getattr(consumer, "allow_plain_http", False):
+        return []
+    return [("error", "plain_http", f"{consumer.label}: {what} goes to http://{host} in clear: use https://, "
+                                    "or say `allow_plain_http: true` if the receiver cannot do https")]
+
+
 def plain_http_findings(obj: Located, key: str, path: str, template: str) -> list[Diagnostic]:
     """An error when `template` is a plain-http URL off this machine, unless `obj` says
     `allow_plain_http: true`: the value would cross the network in clear."""

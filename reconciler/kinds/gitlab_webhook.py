@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from reconciler.inventory.checks import plain_http_findings
+from reconciler.inventory.checks import live_plain_http_findings, plain_http_findings, plain_http_host
 from reconciler.inventory.model import Consumer, Diagnostic, Inventory, Token, finding
 from reconciler.kinds import ConsumerKind, ListKey, Lists, Reading, Recreatable
 from reconciler.kinds._discovery import Place, ScanScope, listed
@@ -133,7 +133,7 @@ SCHEMA: dict[str, Any] = {
         },
         "allow_plain_http": {
             "type": "boolean",
-            "description": "Allow a hook named by an `http://` URL to send the value (its secret token, URL variable or custom header) over plain `http://` to a host other than this machine, where the value crosses the network in clear. Default `false`: such a URL is an error.",
+            "description": "Allow the hook to send the value (its secret token, URL variable or custom header) over plain `http://` to a host other than this machine, where it crosses the network in clear. Default `false`: a hook URL like that is an error (of validate when `hook` is the URL, of plan when the live hook has it).",
         },
         "url_variables": {
             "type": "object",
@@ -248,6 +248,8 @@ class WebhookKind(ConsumerKind, Recreatable):
         if hook is None:
             return Reading(ConsumerObservation(**base, state="missing", exists=False))
         details: dict[str, Any] = {"hook_id": str(hook["id"]), "token_present": hook.get("token_present")}
+        if plain_http_host(hook.get("url")):  # only then: other plans' digests stay as they were
+            details["plain_http"] = plain_http_host(hook.get("url"))
         if c.mode == "recreate":
             detail, derror = rows(lists, _detail_key(c, str(hook["id"])))
             if derror or detail is None:
@@ -281,7 +283,8 @@ class WebhookKind(ConsumerKind, Recreatable):
                  "declare them under url_variables/custom_headers, or use mode: update")]
 
     def findings(self, consumer: Consumer, observation: ConsumerObservation, writing: bool) -> list[tuple[str, str, str]]:
-        return self._findings(consumer, observation, writing) + self._id_findings(consumer, writing)
+        return (self._findings(consumer, observation, writing) + self._id_findings(consumer, writing)
+                + live_plain_http_findings(consumer, observation.details, "the value"))
 
     def _id_findings(self, consumer: Consumer, writing: bool) -> list[tuple[str, str, str]]:
         c = consumer

@@ -12,7 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple
 
-from reconciler.inventory.checks import TOKEN_PLACEHOLDER, template_findings, url_target
+from reconciler.inventory.checks import (
+    TOKEN_PLACEHOLDER,
+    live_plain_http_findings,
+    plain_http_host,
+    template_findings,
+    url_target,
+)
 from reconciler.inventory.model import Consumer, Diagnostic, Inventory, Token
 from reconciler.kinds import (
     ConsumerKind,
@@ -107,7 +113,7 @@ SCHEMA: dict[str, Any] = {
         },
         "allow_plain_http": {
             "type": "boolean",
-            "description": "Allow an `endpoint` over plain `http://` to a host other than this machine, where the value crosses the network in clear. Default `false`: such a URL is an error.",
+            "description": "Allow the value over plain `http://` to a host other than this machine, where it crosses the network in clear: in the `endpoint`, or in the `authentication` the webhook sends to its live endpoint. Default `false`: such a URL is an error (of validate for an `endpoint`, of plan for a live endpoint).",
         },
         "authentication": {
             "type": "object",
@@ -234,6 +240,8 @@ class ZendeskWebhookKind(ConsumerKind, Readable, ListVerifiable):
             if c.authentication.username is not None:
                 attributes["authentication.username"] = (auth.get("data") or {}).get("username")
         details = {"status": hook.get("status")}
+        if plain_http_host(_revealed(hook.get("endpoint"))):  # only then: other plans' digests stay
+            details["plain_http"] = plain_http_host(_revealed(hook.get("endpoint")))
         if not readable:
             return Reading(ConsumerObservation(**base, state="unverifiable", live_id=str(hook["id"]),
                                                attributes=attributes, details=details))
@@ -244,6 +252,14 @@ class ZendeskWebhookKind(ConsumerKind, Readable, ListVerifiable):
                                           fingerprint=held.fingerprint() if held is not None else None,
                                           attributes=attributes, details=details)
         return Reading(observation, held, token_value)
+
+    def findings(self, consumer: Consumer, observation: ConsumerObservation, writing: bool) -> list[tuple[str, str, str]]:
+        """A webhook that sends its credential to a plain-http endpoint (known only live; an
+        `endpoint:` template is checked by validate, and apply replaces the live one)."""
+        assert isinstance(consumer, ZendeskWebhook)
+        if consumer.endpoint is not None:
+            return []
+        return live_plain_http_findings(consumer, observation.details, "the credential in its authentication")
 
     def desired_attributes(self, consumer: Consumer) -> dict[str, Any]:
         assert isinstance(consumer, ZendeskWebhook)
@@ -321,6 +337,10 @@ class ZendeskWebhookKind(ConsumerKind, Readable, ListVerifiable):
                                     {"kind": self.kind, "provider": key.provider, "webhook": name},
                                     "endpoint", row["endpoint"], template_required=True))
         return places, notes
+
+
+def _revealed(value: Any) -> Any:
+    return value.reveal() if isinstance(value, Secret) else value
 
 
 def _endpoint(c: ZendeskWebhook, webhooks: list[dict[str, Any]]) -> Secret | None:

@@ -46,3 +46,38 @@ def test_the_live_host_is_not_shown_when_it_may_hold_the_value():
     assert unrecognised("https://${token}.hooks.example.net/", Secret("https://other.example/")) == UNRECOGNISED
     assert unrecognised(template, Secret(f"https://user:{VALUE}@old.example/x")) == "https://old.example/… " \
         "(the rest does not have the template's shape; not shown)"
+
+
+def test_a_webhook_sending_its_credential_to_a_plain_http_endpoint_is_a_plan_error_unless_allowed():
+    from reconciler.kinds.zendesk_webhook import ZendeskWebhookAuth
+
+    for allowed in (False, True):
+        hook = ZendeskWebhook(provider="zd", webhook="sync", authentication=ZendeskWebhookAuth(type="bearer_token"),
+                              allow_plain_http=allowed)
+        tok = token("sync", TRIGGER, consumers=(hook,))
+        lists = {ListKey("zd", "webhooks"): [{"id": "01H", "name": "sync", "status": "active",
+                                              "endpoint": Secret("http://receiver.example.com/hook"),
+                                              "authentication": {"type": "bearer_token"}}]}
+        reading = KIND.observe(tok, hook, lists)
+        p = plan(inventory(tok), observed([(tok, live("7"))], [reading.observation]), None, NOW)
+        errors = [f for f in p.all_findings() if f.code == "plain_http"]
+        if allowed:
+            assert errors == []
+        else:
+            assert len(errors) == 1 and errors[0].severity == "error"
+            assert "http://receiver.example.com in clear" in errors[0].message
+
+
+def test_a_gitlab_hook_named_by_id_whose_live_url_is_plain_http_is_a_plan_error():
+    from reconciler.kinds.gitlab_webhook import KIND as HOOKS
+    from reconciler.kinds.gitlab_webhook import GitLabWebhook
+
+    hook = GitLabWebhook(provider="gl", project="g/p", hook="12")
+    tok = token("sync", TRIGGER, consumers=(hook,))
+    lists = {ListKey("gl", "project_hooks", "g/p"): [{"id": 12, "url": "http://deploy.example.com/hook",
+                                                      "token_present": True}]}
+    reading = HOOKS.observe(tok, hook, lists)
+    p = plan(inventory(tok), observed([(tok, live("7"))], [reading.observation]), None, NOW)
+    assert [f.message for f in p.all_findings() if f.code == "plain_http"] == [
+        "webhook '12' (project:g/p, token): the value goes to http://deploy.example.com in clear: use https://, "
+        "or say `allow_plain_http: true` if the receiver cannot do https"]

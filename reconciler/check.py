@@ -31,6 +31,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 from urllib.parse import quote
 
+from reconciler import markdown as md
 from reconciler.errors import ReconcileError
 from reconciler.inventory.model import CheckConfig, Inventory, Token
 from reconciler.kinds import noun
@@ -402,17 +403,23 @@ def render_text(report: Report) -> str:
 
 
 def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return md.inline(text)
+
+
+def _title_markdown(item: Item) -> str:
+    ident = f" #{md.inline(item.live_id)}" if item.live_id else ""
+    head = f"{md.code(item.token)}: " if item.token else ""
+    return f"{head}{md.inline(noun(item.kind))} {md.inline(repr(item.name))}{ident}"
 
 
 def item_markdown(item: Item) -> str:
     """One line of markdown for an item (the issue's checklist text and the markdown report)."""
-    owner = f" · owner {item.owner}" if item.owner else ""
-    nxt = f" · next apply: {item.next_apply}" if item.next_apply else ""
-    facts = item.facts()
+    owner = f" · owner {_md(item.owner)}" if item.owner else ""
+    nxt = f" · next apply: {_md(item.next_apply)}" if item.next_apply else ""
+    facts = _md(item.facts())
     if item.where:  # in code, so "user @self" mentions nobody
-        facts = facts.replace(item.where, f"`{item.where}`", 1)
-    return f"**{_verb(item)}** {item.title} — {_md(facts)}{nxt}{owner}"
+        facts = facts.replace(_md(item.where), md.code(item.where), 1)
+    return f"**{_verb(item)}** {_title_markdown(item)} — {facts}{nxt}{owner}"
 
 
 def _verb(item: Item) -> str:
@@ -422,7 +429,7 @@ def _verb(item: Item) -> str:
 def render_markdown(report: Report) -> str:
     lines = [f"### Token check of {report.generated_at.date()}", "", summary_line(report), ""]
     for provider, items in _by_provider(report):
-        lines += [f"#### {_provider_title(report, provider)}", ""]
+        lines += [f"#### {_md(_provider_title(report, provider))}", ""]
         for category in CATEGORY_ORDER:
             group = [i for i in items if i.category == category]
             if not group:
@@ -440,8 +447,8 @@ def _replacements_md(items: Iterable[Item]) -> list[str]:
     out: list[str] = []
     for item in items:
         if item.api_token is not None:
-            out += [f"<details><summary>OAuth replacement for {_md(item.title)}</summary>", "", "```yaml",
-                    *item.api_token.replacement.rstrip().splitlines(), "```", "", "</details>", ""]
+            out += [f"<details><summary>OAuth replacement for {md.html(item.title)}</summary>", "",
+                    *md.fenced(item.api_token.replacement.rstrip().splitlines(), "yaml"), "", "</details>", ""]
     return out
 
 
@@ -507,7 +514,7 @@ def _resolution(old: IssueItem, report: Report) -> str:
     if old.key.startswith("live:"):
         managed_by = report.managed_live.get(old.key.split(":", 1)[1])
         if managed_by:
-            return f"now managed in the inventory as `{managed_by}` on {day}"
+            return f"now managed in the inventory as {md.code(managed_by)} on {day}"
         return f"revoked, expired or gone on {day}"
     return f"resolved on {day}"
 

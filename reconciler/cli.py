@@ -239,7 +239,7 @@ def plan_command(inventory: Path, out: Path | None, fmt: str, detailed_exitcode:
         from reconciler.record import record_to
         from reconciler.render import render
 
-        with record_to(record_dir, "plan", _recorded), open_session(
+        with record_to(record_dir, "plan", _recorded, inventory=inventory), open_session(
                 inventory, sandbox=sandbox, sandbox_seed=sandbox_seed, sandbox_reset=sandbox_reset, now=now,
                 targets=targets) as session:
             _, result = observe_and_plan(session)
@@ -307,7 +307,7 @@ def apply_command(inventory: Path, planfile: Path | None, auto_approve: bool, ta
                 return True
             return click.confirm("Apply these changes?", default=False)
 
-        with record_to(record_dir, "apply", _recorded), open_session(
+        with record_to(record_dir, "apply", _recorded, inventory=inventory), open_session(
                 inventory, sandbox=sandbox, sandbox_seed=sandbox_seed, sandbox_reset=sandbox_reset, now=now,
                 targets=saved.targets if saved else targets) as session:
             if sandbox:  # the lock message names this very state

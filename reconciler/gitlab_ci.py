@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from reconciler import markdown as md
 from reconciler.errors import ReconcileError
 from reconciler.trust import TRUSTED_PROVIDERS_ENV, origin, parse_trusted
 
@@ -89,7 +90,7 @@ class CIContext:
         if self.job_url:
             parts.append(f"[job log]({self.job_url})")
         if self.commit_sha:
-            parts.append(f"commit `{self.commit_sha[:8]}`")
+            parts.append(f"commit {md.code(self.commit_sha[:8])}")
         return "<sub>" + " · ".join(parts) + "</sub>"
 
 
@@ -263,7 +264,7 @@ def plan_note_body(plan: Plan, ctx: CIContext) -> str:
 
 
 def missing_plan_body(ctx: CIContext, why: str) -> str:
-    return (f"{PLAN_MARKER}\n### reconcile plan\n\n**No plan:** {why}. See the job log for the error.\n\n"
+    return (f"{PLAN_MARKER}\n### reconcile plan\n\n**No plan:** {md.inline(why)}. See the job log for the error.\n\n"
             f"{ctx.footer('plan-note')}\n")
 
 
@@ -276,9 +277,10 @@ def apply_note_body(output: str, exit_code: int, ctx: CIContext) -> str:
     head = f"### reconcile apply {outcome}"
     body = [APPLY_MARKER, head, ""]
     if last:
-        body += [redact(last), ""]
-    body += ["<details><summary>apply output</summary>", "", "```text", redact(output.rstrip()) or "(no output)",
-             "```", "", "</details>", "", ctx.footer("apply-note"), ""]
+        body += [md.inline(redact(last)), ""]
+    body += ["<details><summary>apply output</summary>", ""]
+    body += md.fenced((redact(output.rstrip()) or "(no output)").split("\n"), "text")
+    body += ["", "</details>", "", ctx.footer("apply-note"), ""]
     return "\n".join(body)
 
 

@@ -11,13 +11,17 @@ disk until the block ends; then `Scrubber` scrubs the whole transcript in two pa
    named like one at any depth (token, secret, password, full_token...), the `value` of CI/CD
    variables, URL variables and custom headers (and any top-level `value` of a request body), every setting of a Zendesk app installation,
    `authentication.data` of Zendesk webhooks (but its username), every query value of a webhook
-   `endpoint` (it may carry `?token=`), and URL passwords. Every value removed is *learned*.
+   `endpoint` (it may carry `?token=`), URL passwords, and the `${token}` position of every
+   consumer template of the inventory (a webhook endpoint with the value in its path, `Bearer
+   ${token}`) in any string that has the template's shape. Every value removed is *learned*.
 2. by value: every learned value (and every `known` value given by the caller), wherever it still
    appears (a header, a URL path, a body of another interaction, percent-encoded or not), is
    replaced.
 
 So a value minted in one answer and written to a consumer in a later request is gone from both.
 A request that got no answer (refused, reset, timed out) is kept with status 0 and the error's type.
+The cassette is written 0600 (its directory 0700 when created): it is a transcript of privileged
+calls even without their secrets.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ import base64
 import binascii
 import copy
 import json
+import os
+import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -52,16 +58,40 @@ SECRET_NAMES = {
 # JSON objects whose `value` is a credential: CI/CD variables, hook URL variables and custom headers
 _VALUE_HOLDERS = {"key", "variable_type"}
 _SAFE_AUTH_DATA = {"username", "name", "header_name"}
+TOKEN_PLACEHOLDER = "${token}"
+
+
+def _template_pattern(template: str) -> re.Pattern[str]:
+    """A pattern matching a whole string rendered through `template`; group `token` is the value."""
+    parts = [re.escape(part) for part in template.split(TOKEN_PLACEHOLDER)]
+    return re.compile(parts[0] + "(?P<token>.+?)" + "".join("(?P=token)" + part for part in parts[1:-1]) + parts[-1],
+                      re.DOTALL)
+
+
+def inventory_templates(inventory: str | Path) -> list[str]:
+    """The consumer templates of the inventory at `inventory` that put the value inside a longer
+    string (`https://hooks.example/${token}/run`, `Bearer ${token}`); none when it does not load
+    (then no session ran and nothing was sent)."""
+    from reconciler.inventory import diagnose
+    from reconciler.kinds import consumer_kind
+
+    model, _ = diagnose(inventory)
+    if model is None:
+        return []
+    found = {consumer_kind(c.kind).template(c) for token in model.tokens.values() for c in token.consumers}
+    return sorted(t for t in found if TOKEN_PLACEHOLDER in t and t.replace(TOKEN_PLACEHOLDER, ""))
 
 
 class Scrubber:
     """Scrubs a transcript in vcrpy's layout (`{"interactions": [{"request", "response"}]}`).
     `learned` holds every value removed by position, so it can be removed wherever else it appears."""
 
-    def __init__(self, known: Iterable[str | Secret] = ()) -> None:
+    def __init__(self, known: Iterable[str | Secret] = (), templates: Iterable[str] = ()) -> None:
         self.learned: set[str] = set()
         for value in known:
             self.learn(value.reveal() if isinstance(value, Secret) else value)
+        self.templates = [(t.split(TOKEN_PLACEHOLDER), _template_pattern(t)) for t in templates
+                          if TOKEN_PLACEHOLDER in t and t.replace(TOKEN_PLACEHOLDER, "")]
 
     def learn(self, value: Any) -> None:
         # words with spaces are names and titles (app settings), not credentials: replacing them
@@ -70,6 +100,16 @@ class Scrubber:
             self.learned.add(value)
 
     # -- pass 1: by position ---------------------------------------------------------------------
+
+    def templated(self, text: str) -> str:
+        """`text` with the value replaced when it has the shape of a consumer template: the
+        value's position is the template's `${token}`, wherever that is (a URL path, a header)."""
+        for parts, pattern in self.templates:
+            match = pattern.fullmatch(text)
+            if match:
+                self.learn(match.group("token"))
+                return REDACTED.join(parts)
+        return text
 
     def header(self, name: str, value: str) -> str:
         if name.lower() not in SECRET_HEADERS:
@@ -92,7 +132,11 @@ class Scrubber:
 
     def url(self, text: str, *, all_query: bool = False) -> str:
         """A URL with credential-named query values (all of them with `all_query`) and any
-        userinfo password replaced."""
+        userinfo password replaced; or, when it has the shape of a consumer template, the value
+        at the template's `${token}`."""
+        scrubbed = self.templated(text)
+        if scrubbed != text:
+            return scrubbed
         try:
             parts = urlsplit(text)
         except ValueError:
@@ -137,7 +181,7 @@ class Scrubber:
             return out
         if isinstance(value, list):
             return [self.json(item, parent) for item in value]
-        return value
+        return self.templated(value) if isinstance(value, str) else value
 
     def _gone(self, value: Any) -> Any:
         if value in (None, "", True, False) or isinstance(value, int | float):
@@ -173,7 +217,7 @@ class Scrubber:
                     if value and (_secret_name(key.lower()) or (request and key.lower() == "value")):
                         self.learn(value)
                         value = REDACTED
-                    out.append((key, value))
+                    out.append((key, self.templated(value)))
                 return urlencode(out, safe="<>")
         return text
 
@@ -250,9 +294,10 @@ def cassette_path(directory: str | Path, command: str, now: datetime | None = No
 class Recording:
     """What `recording()` yields: where the cassette goes and the interactions captured so far."""
 
-    def __init__(self, path: Path, known: Iterable[str | Secret] = ()) -> None:
+    def __init__(self, path: Path, known: Iterable[str | Secret] = (), templates: Iterable[str] = ()) -> None:
         self.path = path
         self.known = tuple(known)
+        self.templates = tuple(templates)
         self.interactions: list[dict[str, Any]] = []
         self._lock = threading.Lock()
 
@@ -279,13 +324,21 @@ class Recording:
         for entry in interactions:
             entry["request"]["body"] = _text(entry["request"]["body"])
             entry["response"]["body"]["string"] = _text(entry["response"]["body"]["string"])
-        return Scrubber(self.known).transcript({"version": 1, "interactions": interactions})
+        return Scrubber(self.known, self.templates).transcript({"version": 1, "interactions": interactions})
 
     def save(self) -> Path:
+        """Write the cassette readable by its owner only (0600; a directory it creates, 0700)."""
         from vcr.serializers import yamlserializer
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text(yamlserializer.serialize(self.transcript()))
+        text = yamlserializer.serialize(self.transcript())
+        directory = self.path.parent
+        if not directory.is_dir():
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            directory.chmod(0o700)  # mkdir's mode is narrowed by the umask, never widened: say it
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            os.fchmod(out.fileno(), 0o600)  # a file that already existed keeps its mode otherwise
+            out.write(text)
         return self.path
 
 
@@ -303,17 +356,20 @@ def _response(response: Response | None, error: BaseException | None) -> dict[st
 
 
 @contextmanager
-def recording(path: str | Path, *, known: Iterable[str | Secret] = ()) -> Iterator[Recording]:
+def recording(path: str | Path, *, known: Iterable[str | Secret] = (),
+              templates: Iterable[str] | Callable[[], Iterable[str]] = ()) -> Iterator[Recording]:
     """Record every HTTP request made through `requests` inside the block (python-gitlab and zenpy
     both use it), from every thread, and save the scrubbed cassette at `path` when the block ends.
-    `known`: values to scrub wherever they appear besides those found by position.
+    `known`: values to scrub wherever they appear besides those found by position. `templates`:
+    consumer templates whose `${token}` position is scrubbed too (or a function giving them, called
+    when the block ends).
 
     vcrpy's own capture is not used: it swaps its patches out while a request is sent
     (`force_reset`), so requests sent meanwhile from other threads (observe is concurrent) went
     unrecorded: 9 of 22 in a `plan --sandbox`. A hook on `HTTPAdapter.send` sees every one."""
     from requests.adapters import HTTPAdapter
 
-    rec = Recording(Path(path), known)
+    rec = Recording(Path(path), known, () if callable(templates) else templates)
     original = HTTPAdapter.send
 
     # named as in the method it replaces, so a caller may pass `request=` by keyword
@@ -333,6 +389,8 @@ def recording(path: str | Path, *, known: Iterable[str | Secret] = ()) -> Iterat
     finally:
         HTTPAdapter.send = original  # type: ignore[method-assign]
         try:
+            if callable(templates):
+                rec.templates = tuple(templates())
             rec.save()  # also after a failure: that is when a transcript is wanted
         except OSError as err:
             from reconciler.engine import SessionError
@@ -342,13 +400,16 @@ def recording(path: str | Path, *, known: Iterable[str | Secret] = ()) -> Iterat
 
 @contextmanager
 def record_to(directory: str | Path | None, command: str,
-              report: Callable[[Recording], object] | None = None) -> Iterator[Recording | None]:
+              report: Callable[[Recording], object] | None = None, *,
+              inventory: str | Path | None = None) -> Iterator[Recording | None]:
     """`--record DIR` of a command: record into a fresh cassette under DIR, or do nothing when
-    DIR is None. `report(recording)` is called afterwards (the CLI says where the file went)."""
+    DIR is None. `report(recording)` is called afterwards (the CLI says where the file went).
+    `inventory`: its consumer templates say where else a value sits (`recording(templates=)`)."""
     if directory is None:
         yield None
         return
-    with recording(cassette_path(directory, command)) as rec:
+    templates = (lambda: inventory_templates(inventory)) if inventory is not None else ()
+    with recording(cassette_path(directory, command), templates=templates) as rec:
         try:
             yield rec
         finally:

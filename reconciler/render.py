@@ -15,6 +15,7 @@ from typing import TextIO
 from rich.console import Console
 from rich.text import Text
 
+from reconciler import markdown as md
 from reconciler.plan import Change, ConsumerPlan, Finding, Plan, TokenPlan
 
 TOKEN_SYMBOL = {"create": "+", "rotate": "~", "revoke": "-", "none": " "}
@@ -146,43 +147,41 @@ def render_text(plan: Plan, stream: TextIO | None = None, colour: bool | None = 
 
 
 def render_markdown(plan: Plan) -> str:
+    """The plan as a merge-request note. Every inventory or server string goes through
+    `reconciler.markdown`, so none can end a block or start a line (a GitLab quick action)."""
     s = plan.summary()
+    shown = [t for t in plan.tokens if t.changes or t.findings]
     lines = ["### reconcile plan", "", summary_line(plan), "",
              "| token | action | reasons | consumers |", "|---|---|---|---|"]
-    for t in plan.tokens:
-        if not (t.changes or t.findings):
-            continue
-        action = ("**blocked** " if t.blocked else "") + t.action + (f" ({t.strategy})" if t.action in ("create", "rotate") else "")
-        reasons = "; ".join(r.message for r in t.reasons) or "-"
-        touched = sum(1 for c in t.consumers if c.action != "none")
-        lines.append(f"| `{t.name}` | {action} | {_md(reasons)} | {touched} of {len(t.consumers)} |")
+    lines += [_markdown_row(t) for t in shown]
     if s["errors"] or s["warnings"]:
         lines += ["", f"{s['errors']} error(s), {s['warnings']} warning(s)."]
     lines.append("")
-    for t in plan.tokens:
-        if not (t.changes or t.findings):
-            continue
-        lines.append(f"<details><summary><code>{TOKEN_SYMBOL[t.action] if not t.blocked else '!'} {t.name}</code>: "
-                     f"{t.action} ({t.source_kind})</summary>")
-        lines += ["", "```diff"]
-        lines += [line for _, line in _token_lines(t)]
-        lines += ["```", "", "</details>", ""]
+    for t in shown:
+        symbol = TOKEN_SYMBOL[t.action] if not t.blocked else "!"
+        lines += _markdown_details(f"<code>{md.html(f'{symbol} {t.name}')}</code>: {md.html(f'{t.action} ({t.source_kind})')}",
+                                   [line for _, line in _token_lines(t)], "diff")
     if plan.findings:
-        lines += ["<details><summary>other findings</summary>", "", "```"]
-        for f in plan.findings:
-            lines += [line for _, line in _finding_lines(f, "")]
-        lines += ["```", "", "</details>", ""]
+        lines += _markdown_details("other findings", [line for f in plan.findings for _, line in _finding_lines(f, "")])
     quiet = [t.name for t in plan.tokens if not (t.changes or t.findings)]
     if quiet:
-        lines.append(f"Up to date: {', '.join(f'`{n}`' for n in quiet)}")
+        lines.append(f"Up to date: {', '.join(md.code(n) for n in quiet)}")
         lines.append("")
-    lines.append(f"<sub>inventory {plan.inventory_digest[:19]}… · live state {plan.observed_digest[:19]}… · "
+    lines.append(f"<sub>inventory {md.html(plan.inventory_digest[:19])}… · live state {md.html(plan.observed_digest[:19])}… · "
                  f"{plan.generated_at.isoformat().replace('+00:00', 'Z')}</sub>")
     return "\n".join(lines) + "\n"
 
 
-def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+def _markdown_row(t: TokenPlan) -> str:
+    action = ("**blocked** " if t.blocked else "") + t.action + (f" ({t.strategy})" if t.action in ("create", "rotate") else "")
+    reasons = "; ".join(r.message for r in t.reasons) or "-"
+    touched = sum(1 for c in t.consumers if c.action != "none")
+    return f"| {md.code(t.name, cell=True)} | {md.inline(action)} | {md.inline(reasons)} | {touched} of {len(t.consumers)} |"
+
+
+def _markdown_details(summary: str, content: list[str], info: str = "") -> list[str]:
+    """A collapsible block: `summary` (HTML, already escaped) over `content` in a code block."""
+    return [f"<details><summary>{summary}</summary>", "", *md.fenced(content, info), "", "</details>", ""]
 
 
 def render_json(plan: Plan) -> str:

@@ -1,7 +1,7 @@
 """Meaning and policy checks on the built model: what a schema cannot say.
 
 References between sections, value templates, one place bound to one token, rotation against
-policy, plain-http providers and the warnings people need. What only one kind knows (GitLab's
+policy, plain http (to a provider, or a value sent to a URL) and the warnings people need. What only one kind knows (GitLab's
 masking rules, scopes against policy, the Zendesk API-token sunset) is that kind's `check`, which
 runs here. Every finding is a `Diagnostic` at the key it is about.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, NamedTuple
 
 from reconciler.inventory.durations import format_duration
 from reconciler.inventory.model import (
@@ -29,9 +29,69 @@ from reconciler.inventory.schema import suggestion
 from reconciler.kinds import consumer_kind, source_kind
 from reconciler.kinds._zendesk import ZENDESK_API_TOKEN_SUNSET
 
+if TYPE_CHECKING:
+    from reconciler.plan_model import Severity
+
 TOKEN_PLACEHOLDER = "${token}"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 _PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
+
+
+class UrlTarget(NamedTuple):
+    """Where a URL connects, as the HTTP stack reads it."""
+
+    scheme: str
+    host: str  # lower case, an IPv6 address without its brackets
+    port: int | None
+    userinfo: str | None  # `user:password@`, when the URL carries one
+
+    @property
+    def loopback(self) -> bool:
+        return self.host in LOOPBACK_HOSTS
+
+
+def url_target(url: str) -> UrlTarget | None:
+    """Where `url` connects, read by urllib3's parser: requests prepares every URL with it and
+    urllib3 connects where it says, so the host judged here is the host connected to
+    (`urllib.parse` reads `http://evil\\@localhost` as localhost; requests connects to evil).
+    None when the HTTP stack cannot use the URL at all."""
+    from urllib3.exceptions import LocationParseError
+    from urllib3.util import parse_url
+
+    try:
+        parts = parse_url(url)
+    except (LocationParseError, ValueError):
+        return None
+    return UrlTarget((parts.scheme or "").lower(), (parts.host or "").strip("[]").lower(), parts.port, parts.auth)
+
+
+def plain_http_host(url: object) -> str | None:
+    """The host `url` reaches over plain http off this machine, or None (https, loopback, not a URL)."""
+    target = url_target(url) if isinstance(url, str) else None
+    return target.host if target is not None and target.scheme == "http" and not target.loopback else None
+
+
+def live_plain_http_findings(consumer: Consumer, observation_details: dict[str, object],
+                             what: str) -> list[tuple[Severity, str, str]]:
+    """A plan error when observe found the live place sends `what` over plain http (its URL is
+    only known live) and the consumer has not said `allow_plain_http: true`."""
+    host = observation_details.get("plain_http")
+    if not host or getattr(consumer, "allow_plain_http", False):
+        return []
+    return [("error", "plain_http", f"{consumer.label}: {what} goes to http://{host} in clear: use https://, "
+                                    "or say `allow_plain_http: true` if the receiver cannot do https")]
+
+
+def plain_http_findings(obj: Located, key: str, path: str, template: str) -> list[Diagnostic]:
+    """An error when `template` is a plain-http URL off this machine, unless `obj` says
+    `allow_plain_http: true`: the value would cross the network in clear."""
+    target = url_target(template.replace(TOKEN_PLACEHOLDER, "token"))
+    if target is None or target.scheme != "http" or target.loopback or getattr(obj, "allow_plain_http", False):
+        return []
+    where = f"http://{target.host}"
+    hint = ("; if the receiver cannot do https and you accept that, say `allow_plain_http: true`"
+            if hasattr(obj, "allow_plain_http") else "")
+    return [finding(obj, key, path, f"{where} would receive the value in clear over plain http: use https://{hint}")]
 
 
 def template_findings(obj: Located, key: str, path: str, text: str) -> list[Diagnostic]:
@@ -167,15 +227,30 @@ class _Checker:
 
     def transport(self) -> None:
         """Every request carries the provider credential: never over plain HTTP off this machine
-        (an inventory change must not be able to send it across the network in clear)."""
+        (an inventory change must not be able to send it across the network in clear), never with
+        a user name or password in the URL; and a value goes over plain http to no consumer that
+        has not said it may."""
         for name, provider in self.inv.providers.items():
             if not isinstance(provider, GitLabProvider):
                 continue  # Zendesk is reached by subdomain, always over https
-            url = urlsplit(provider.url)
-            if url.scheme == "http" and (url.hostname or "") not in LOOPBACK_HOSTS:
-                self.report(provider, "url", f"providers.{name}",
-                            "http:// would send the credential in clear: use https:// "
-                            "(plain http is allowed for loopback hosts only, e.g. a local sandbox)")
+            self.provider_url(provider, f"providers.{name}")
+        for name, token in self.inv.tokens.items():
+            for i, consumer in enumerate(token.consumers):
+                template = consumer_kind(consumer.kind).template(consumer)
+                key = "endpoint" if getattr(consumer, "endpoint", None) is not None else "value"
+                self.found += plain_http_findings(consumer, key, f"tokens.{name}.consumers[{i}]", template)
+
+    def provider_url(self, provider: GitLabProvider, path: str) -> None:
+        target = url_target(provider.url)
+        if target is None or target.scheme not in ("http", "https") or not target.host:
+            self.report(provider, "url", path, f"{provider.url!r} is not a URL the HTTP client can use")
+        elif target.userinfo is not None:
+            self.report(provider, "url", path, "a user name or password in the URL is refused: the credential "
+                                               "comes from auth.token_env, and the URL says only where it goes")
+        elif target.scheme == "http" and not target.loopback:
+            self.report(provider, "url", path,
+                        "http:// would send the credential in clear: use https:// "
+                        "(plain http is allowed for loopback hosts only, e.g. a local sandbox)")
 
     def zendesk_domains(self) -> None:
         """The Zendesk credential goes to `https://SUBDOMAIN.DOMAIN`: only under zendesk.com, or a

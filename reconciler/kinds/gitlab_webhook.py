@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from reconciler.inventory.checks import live_plain_http_findings, plain_http_findings, plain_http_host
 from reconciler.inventory.model import Consumer, Diagnostic, Inventory, Token, finding
 from reconciler.kinds import VALUE_TEMPLATE_PROPERTY, ConsumerKind, ListKey, Lists, Reading, Recreatable
 from reconciler.kinds._discovery import Place, ScannedConsumer, ScanScope, listed
@@ -49,6 +50,7 @@ class GitLabWebhook(Consumer):
     # because GitLab never returns them. Plain, non-secret values only.
     url_variables: dict[str, str] = field(default_factory=dict)
     custom_headers: dict[str, str] = field(default_factory=dict)
+    allow_plain_http: bool = False  # a hook URL http:// off this machine is an error without it
     kind: ClassVar[str] = "gitlab_webhook"
 
     @property
@@ -124,6 +126,10 @@ SCHEMA: dict[str, Any] = {
                 },
             ],
         },
+        "allow_plain_http": {
+            "type": "boolean",
+            "description": "Allow the hook to send the value (its secret token, URL variable or custom header) over plain `http://` to a host other than this machine, where it crosses the network in clear. Default `false`: a hook URL like that is an error (of validate when `hook` is the URL, of plan when the live hook has it).",
+        },
         "url_variables": {
             "type": "object",
             "description": "Plain (non-secret) values of the hook's other URL variables, re-supplied on recreate because GitLab never returns them.",
@@ -182,10 +188,11 @@ class WebhookKind(ConsumerKind, Recreatable, ScannedConsumer):
     provider_kind = "gitlab"
 
     def check(self, token: Token, consumer: Consumer, inv: Inventory, path: str) -> list[Diagnostic]:
-        """Plain values only beside the secret, and the secret's key not also given a plain value."""
+        """Plain values only beside the secret, the secret's key not also given a plain value, and
+        no hook URL that would send the value in clear (GitLab sends all three with every event)."""
         hook = consumer
         assert isinstance(hook, GitLabWebhook)
-        found = [
+        found = plain_http_findings(hook, "hook", path, hook.hook) + [
             finding(hook, key, path, f"{name}: plain values only here; the token goes where `secret:` says")
             for key, values in (("url_variables", hook.url_variables), ("custom_headers", hook.custom_headers))
             for name, value in values.items()
@@ -236,6 +243,8 @@ class WebhookKind(ConsumerKind, Recreatable, ScannedConsumer):
         if hook is None:
             return Reading(seen(state="missing", exists=False))
         details: dict[str, Any] = {"hook_id": str(hook["id"]), "token_present": hook.get("token_present")}
+        if plain_http_host(hook.get("url")):  # only then: other plans' digests stay as they were
+            details["plain_http"] = plain_http_host(hook.get("url"))
         if c.mode == "recreate":
             detail, derror = fetched_row(lists, _detail_key(c, str(hook["id"])))
             if derror or detail is None:
@@ -268,7 +277,8 @@ class WebhookKind(ConsumerKind, Recreatable, ScannedConsumer):
                  "declare them under url_variables/custom_headers, or use mode: update")]
 
     def findings(self, consumer: Consumer, observation: ConsumerObservation, writing: bool) -> list[tuple[Severity, str, str]]:
-        return self._findings(consumer, observation, writing) + self._id_findings(consumer, writing)
+        return (self._findings(consumer, observation, writing) + self._id_findings(consumer, writing)
+                + live_plain_http_findings(consumer, observation.details, "the value"))
 
     def _id_findings(self, consumer: Consumer, writing: bool) -> list[tuple[Severity, str, str]]:
         c = consumer

@@ -12,7 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple
 
-from reconciler.inventory.checks import template_findings
+from reconciler.inventory.checks import (
+    TOKEN_PLACEHOLDER,
+    live_plain_http_findings,
+    plain_http_host,
+    template_findings,
+    url_target,
+)
 from reconciler.inventory.model import Consumer, Diagnostic, Inventory, Token
 from reconciler.kinds import (
     VALUE_TEMPLATE_PROPERTY,
@@ -29,6 +35,7 @@ from reconciler.kinds._discovery import Place, ScannedConsumer, ScanScope
 from reconciler.kinds._gitlab import rows
 from reconciler.kinds._zendesk import PROVIDER_PROPERTY, fetch_webhooks
 from reconciler.observed import ConsumerObservation
+from reconciler.plan_model import Severity
 from reconciler.secret import Secret
 
 if TYPE_CHECKING:
@@ -47,6 +54,7 @@ class ZendeskWebhook(Consumer):
     webhook: str  # name, or the 26-character id
     endpoint: str | None = None  # URL template with ${token} when the value goes in the URL
     authentication: ZendeskWebhookAuth | None = None  # when the value is the credential
+    allow_plain_http: bool = False  # an http:// endpoint off this machine is an error without it
     kind: ClassVar[str] = "zendesk_webhook"
 
     @property
@@ -60,6 +68,29 @@ class ZendeskWebhook(Consumer):
 
 
 UNRECOGNISED = "(live endpoint does not have the template's shape; not shown)"
+_CREDENTIAL_LIKE_LABEL = 20  # a host label this long with a digit in it may be a value: not shown
+_MARK = "reconcile-value"  # stands for ${token} while the template is parsed as a URL
+
+
+def _shows(scheme: str, host: str) -> bool:
+    """A web origin whose host cannot be a value: no label long and with a digit, like a token."""
+    labels = host.split(".")
+    return scheme in ("http", "https") and bool(host) and not any(
+        len(label) >= _CREDENTIAL_LIKE_LABEL and any(c.isdigit() for c in label) for label in labels)
+
+
+def unrecognised(template: str, held: Secret | None) -> str:
+    """What a plan shows of a live endpoint without the template's shape: its origin (a move to
+    another host is what a reviewer must see), never the rest, where the value sits. Not even the
+    origin when the template puts the value in the host, or a label of the live host looks like
+    a value (an older template may have put it there)."""
+    live = url_target(held.reveal()) if held is not None else None
+    ours = url_target(template.replace(TOKEN_PLACEHOLDER, _MARK))
+    if live is None or ours is None or _MARK in ours.host or not _shows(live.scheme, live.host):
+        return UNRECOGNISED
+    host = f"[{live.host}]" if ":" in live.host else live.host
+    port = f":{live.port}" if live.port is not None else ""
+    return f"{live.scheme}://{host}{port}/… (the rest does not have the template's shape; not shown)"
 
 
 # Its definition in the inventory schema: $defs/consumer_zendesk_webhook.
@@ -74,6 +105,10 @@ SCHEMA: dict[str, Any] = {
         "endpoint": {
             "$ref": "#/$defs/template",
             "description": "Endpoint URL template with `${token}`, when the value travels in the URL (e.g. a pipeline trigger URL).",
+        },
+        "allow_plain_http": {
+            "type": "boolean",
+            "description": "Allow the value over plain `http://` to a host other than this machine, where it crosses the network in clear: in the `endpoint`, or in the `authentication` the webhook sends to its live endpoint. Default `false`: such a URL is an error (of validate for an `endpoint`, of plan for a live endpoint).",
         },
         "authentication": {
             "type": "object",
@@ -201,16 +236,27 @@ class ZendeskWebhookKind(ConsumerKind, Readable, ListVerifiable, ScannedConsumer
             if c.authentication.username is not None:
                 attributes["authentication.username"] = (auth.get("data") or {}).get("username")
         details = {"status": hook.get("status")}
+        if plain_http_host(_revealed(hook.get("endpoint"))):  # only then: other plans' digests stay
+            details["plain_http"] = plain_http_host(_revealed(hook.get("endpoint")))
         if not readable:
             return Reading(ConsumerObservation(**base, state="unverifiable", live_id=str(hook["id"]),
                                                attributes=attributes, details=details))
         held: Secret | None = hook.get("endpoint")
         token_value = extract(str(c.endpoint), held)
-        attributes["endpoint"] = c.endpoint if token_value is not None else UNRECOGNISED
+        attributes["endpoint"] = c.endpoint if token_value is not None else unrecognised(str(c.endpoint), held)
         observation = ConsumerObservation(**base, state="unverifiable", live_id=str(hook["id"]),
                                           fingerprint=held.fingerprint() if held is not None else None,
                                           attributes=attributes, details=details)
         return Reading(observation, held, token_value)
+
+    def findings(self, consumer: Consumer, observation: ConsumerObservation,
+                 writing: bool) -> list[tuple[Severity, str, str]]:
+        """A webhook that sends its credential to a plain-http endpoint (known only live; an
+        `endpoint:` template is checked by validate, and apply replaces the live one)."""
+        assert isinstance(consumer, ZendeskWebhook)
+        if consumer.endpoint is not None:
+            return []
+        return live_plain_http_findings(consumer, observation.details, "the credential in its authentication")
 
     def desired_attributes(self, consumer: Consumer) -> dict[str, Any]:
         assert isinstance(consumer, ZendeskWebhook)
@@ -288,6 +334,10 @@ class ZendeskWebhookKind(ConsumerKind, Readable, ListVerifiable, ScannedConsumer
                                     {"kind": self.kind, "provider": key.provider, "webhook": name},
                                     "endpoint", row["endpoint"], template_required=True))
         return places, notes
+
+
+def _revealed(value: Any) -> Any:
+    return value.reveal() if isinstance(value, Secret) else value
 
 
 def _endpoint(c: ZendeskWebhook, webhooks: list[dict[str, Any]]) -> Secret | None:

@@ -75,60 +75,39 @@ class GitLabGroupAccessToken(Source):
         return f"{self.kind}:{self.provider}:{self.group}:{self.name}"
 
 
-# Its definition in the inventory schema: $defs/source_gitlab_project_access_token.
-PROJECT_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "description": "A GitLab project access token.",
-    "properties": {
-        "kind": {"const": "gitlab_project_access_token", "description": "`gitlab_project_access_token`."},
-        "provider": PROVIDER_PROPERTY,
-        "project": {
-            "type": "string",
-            "description": "Full path of the project, e.g. `gitlab-com/support/sync`, or its numeric id.",
-            "minLength": 1,
+def _resource_schema(resource: str, example_path: str, example_scope: str) -> dict[str, Any]:
+    """The schema definition of a `resource` ("project" or "group") access token source:
+    $defs/source_gitlab_<resource>_access_token. The two differ only in the resource's key."""
+    kind = f"gitlab_{resource}_access_token"
+    return {
+        "type": "object",
+        "description": f"A GitLab {resource} access token.",
+        "properties": {
+            "kind": {"const": kind, "description": f"`{kind}`."},
+            "provider": PROVIDER_PROPERTY,
+            resource: {
+                "type": "string",
+                "description": f"Full path of the {resource}, e.g. `{example_path}`, or its numeric id.",
+                "minLength": 1,
+            },
+            "name": {"type": "string", "description": "The token's name on GitLab.", "minLength": 1},
+            "scopes": {"$ref": "#/$defs/gitlab_scopes", "description": f"Scopes of the token, e.g. `[{example_scope}]`."},
+            "access_level": {
+                "$ref": "#/$defs/access_level",
+                "description": "Role of the token's bot user; default 40 (maintainer).",
+            },
+            "strategy": {
+                "enum": ["in_place", "overlap"],
+                "description": "`in_place` (default: rotate) or `overlap` (create a new token beside the old, deliver, then revoke: a new bot user each time).",
+            },
         },
-        "name": {"type": "string", "description": "The token's name on GitLab.", "minLength": 1},
-        "scopes": {"$ref": "#/$defs/gitlab_scopes", "description": "Scopes of the token, e.g. `[api]`."},
-        "access_level": {
-            "$ref": "#/$defs/access_level",
-            "description": "Role of the token's bot user; default 40 (maintainer).",
-        },
-        "strategy": {
-            "enum": ["in_place", "overlap"],
-            "description": "`in_place` (default: rotate) or `overlap` (create a new token beside the old, deliver, then revoke: a new bot user each time).",
-        },
-    },
-    "additionalProperties": False,
-    "required": ["kind", "provider", "project", "name", "scopes"],
-}
+        "additionalProperties": False,
+        "required": ["kind", "provider", resource, "name", "scopes"],
+    }
 
 
-# Its definition in the inventory schema: $defs/source_gitlab_group_access_token.
-GROUP_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "description": "A GitLab group access token.",
-    "properties": {
-        "kind": {"const": "gitlab_group_access_token", "description": "`gitlab_group_access_token`."},
-        "provider": PROVIDER_PROPERTY,
-        "group": {
-            "type": "string",
-            "description": "Full path of the group, e.g. `gitlab-com/support`, or its numeric id.",
-            "minLength": 1,
-        },
-        "name": {"type": "string", "description": "The token's name on GitLab.", "minLength": 1},
-        "scopes": {"$ref": "#/$defs/gitlab_scopes", "description": "Scopes of the token, e.g. `[read_api]`."},
-        "access_level": {
-            "$ref": "#/$defs/access_level",
-            "description": "Role of the token's bot user; default 40 (maintainer).",
-        },
-        "strategy": {
-            "enum": ["in_place", "overlap"],
-            "description": "`in_place` (default: rotate) or `overlap` (create a new token beside the old, deliver, then revoke: a new bot user each time).",
-        },
-    },
-    "additionalProperties": False,
-    "required": ["kind", "provider", "group", "name", "scopes"],
-}
+PROJECT_SCHEMA = _resource_schema("project", "gitlab-com/support/sync", "api")
+GROUP_SCHEMA = _resource_schema("group", "gitlab-com/support", "read_api")
 
 
 ResourceAccessToken = GitLabProjectAccessToken | GitLabGroupAccessToken

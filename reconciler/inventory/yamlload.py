@@ -265,8 +265,17 @@ def load_file(text: str, file: str, doc: Document) -> dict[str, Any] | None:
                 problem = f"YAML syntax error: {problem}" + (f" ({context.strip()})" if context.strip() else "")
             doc.diagnostics.append(Diagnostic(pos=pos, key=SYNTAX_KEY, message=problem))
             return None
+        except yaml.reader.ReaderError as err:  # a character YAML forbids, e.g. a control character
+            before = text[: err.position]
+            pos = Position(file, before.count("\n") + 1, len(before) - before.rfind("\n"))
+            code = err.character if isinstance(err.character, int) else ord(err.character)
+            doc.diagnostics.append(
+                Diagnostic(pos=pos, key=SYNTAX_KEY, message=f"YAML syntax error: the character #x{code:04x} is not allowed")
+            )
+            return None
         except yaml.YAMLError as err:
-            doc.diagnostics.append(Diagnostic(pos=Position(file, 1, 1), key=SYNTAX_KEY, message=f"YAML error: {err}"))
+            problem = str(err).splitlines()[0] if str(err) else type(err).__name__
+            doc.diagnostics.append(Diagnostic(pos=Position(file, 1, 1), key=SYNTAX_KEY, message=f"YAML error: {problem}"))
             return None
         if root is None:
             doc.diagnostics.append(

@@ -10,11 +10,19 @@ Rejected: duplicate keys (in one mapping, or the same provider/token/section key
 custom tags (`!vault`, `!!python/...`), sets and binary; several documents in one file; empty
 files. Allowed: anchors, aliases and `<<` merge keys. Timestamps stay strings (the schema checks
 ISO dates; the builder parses them), so the loaded data is JSON all the way down.
+
+The inventory is input from a change under review, so loading it is bounded: a file's size and the
+directory's total are checked before reading, nesting deeper than `MAX_DEPTH` is refused before
+the builder recurses into it, and values built through aliases are counted (a few hundred bytes of
+nested aliases otherwise expand to gigabytes). A symbolic link that leads outside the inventory
+directory is refused unread; one to a file inside it is read like that file.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +46,20 @@ _STR, _TIMESTAMP = _YAML + "str", _YAML + "timestamp"
 FILE_KEY = "<file>"  # diagnostics about a whole file (empty, unreadable)
 SYNTAX_KEY = "<yaml>"  # YAML syntax errors
 INVENTORY_KEY = "<inventory>"  # the directory as a whole (no YAML files)
+
+# Generous for a hand-written inventory (a generated one of 1,000 tokens is 1 MB over ten files).
+MAX_FILE_BYTES = 1 << 20
+MAX_TOTAL_BYTES = 16 << 20
+MAX_DEPTH = 32  # mappings and lists inside each other; an inventory needs about eight
+MAX_ALIASED_VALUES = 100_000  # values built through aliases in one file, nested aliases included
+
+
+class _TooLarge(Exception):
+    """The aliases of a file expand past MAX_ALIASED_VALUES; raised at the alias being expanded."""
+
+    def __init__(self, pos: Position, path: PathKey) -> None:
+        super().__init__()
+        self.pos, self.path = pos, path
 
 
 def dotted(path: PathKey) -> str:
@@ -90,6 +112,9 @@ class _FileBuilder:
         self.keys: dict[PathKey, Position] = {}
         self.values: dict[PathKey, Position] = {}
         self.active: set[int] = set()  # node ids being built: guards against recursive aliases
+        self.built: set[int] = set()  # node ids built once: meeting one again is an alias
+        self.aliased = 0  # values built through aliases so far
+        self.alias: PathKey | None = None  # where the outermost alias being expanded is used
 
     def error(self, node: yaml.Node, path: PathKey, message: str) -> None:
         # Cite the key that names the bad value (what the reader looks for), else the node.
@@ -98,9 +123,23 @@ class _FileBuilder:
         self.doc.poisoned.add(path)
 
     def build(self, node: yaml.Node, path: PathKey) -> Any:
+        if self.alias is None and id(node) in self.built and not isinstance(node, yaml.ScalarNode):
+            self.alias = path
+            try:
+                return self.build(node, path)
+            finally:
+                self.alias = None
+        self.built.add(id(node))
+        if self.alias is not None:
+            self.aliased += 1
+            if self.aliased > MAX_ALIASED_VALUES:
+                raise _TooLarge(self._alias_pos(self.alias, node), self.alias)
         self.values.setdefault(path, _pos(self.file, node))
         if id(node) in self.active:
             self.error(node, path, "an alias refers to itself (recursive anchor)")
+            return None
+        if len(path) > MAX_DEPTH and not isinstance(node, yaml.ScalarNode):
+            self.error(node, path, f"nested more than {MAX_DEPTH} levels deep: flatten it")
             return None
         if isinstance(node, yaml.MappingNode):
             if node.tag != _YAML + "map":
@@ -129,6 +168,12 @@ class _FileBuilder:
         except yaml.constructor.ConstructorError as err:
             self.error(node, path, f"cannot read this value: {err.problem}")
             return None
+
+    def _alias_pos(self, path: PathKey, node: yaml.Node) -> Position:
+        """Where an alias at `path` is used: the node graph keeps only the anchor's position, so
+        the key naming the alias (or its list)."""
+        named = [cut for cut in range(len(path), 0, -1) if isinstance(path[cut - 1], str)]
+        return next((self.keys[path[:cut]] for cut in named if path[:cut] in self.keys), _pos(self.file, node))
 
     def _reject_tag(self, node: yaml.Node, path: PathKey) -> None:
         tag = node.tag.replace(_YAML, "!!")
@@ -175,21 +220,29 @@ class _FileBuilder:
                 if not isinstance(source, yaml.MappingNode):
                     self.error(source, path, "`<<` merges mappings only (an alias of a mapping)")
                     continue
-                merged = self.build(source, path + ("<<",))
+                merged = self._merge_source(source, path)
                 for key, value in (merged or {}).items():
                     if key not in out:
                         out[key] = value
-                        self.keys.setdefault(path + (key,), self.keys.get(path + ("<<", key), _pos(self.file, key_node)))
-            self._forget(path + ("<<",))
+                        self.keys.setdefault(path + (key,), _pos(self.file, key_node))
         return out
 
-    def _forget(self, prefix: PathKey) -> None:
-        """Re-home positions recorded under the synthetic `<<` path onto the real keys."""
-        n = len(prefix)
-        for table in (self.keys, self.values):
-            for p in [p for p in table if p[:n] == prefix]:
-                pos = table.pop(p)
-                table.setdefault(prefix[:-1] + p[n:], pos)
+    def _merge_source(self, source: yaml.MappingNode, path: PathKey) -> Any:
+        """Build a `<<` source under the synthetic path `path.<<` (so problems inside it say so),
+        in position tables of its own, then re-home its positions onto the mapping's keys where
+        the mapping does not say them itself: work in the source's size, not the file's."""
+        own = self.keys, self.values
+        self.keys, self.values = {}, {}
+        try:
+            merged = self.build(source, path + ("<<",))
+            apart = self.keys, self.values
+        finally:
+            self.keys, self.values = own
+        n = len(path) + 1
+        for table, found in zip(own, apart, strict=True):
+            for p, pos in found.items():
+                table.setdefault(path + p[n:], pos)
+        return merged
 
 
 def load_file(text: str, file: str, doc: Document) -> dict[str, Any] | None:
@@ -212,8 +265,17 @@ def load_file(text: str, file: str, doc: Document) -> dict[str, Any] | None:
                 problem = f"YAML syntax error: {problem}" + (f" ({context.strip()})" if context.strip() else "")
             doc.diagnostics.append(Diagnostic(pos=pos, key=SYNTAX_KEY, message=problem))
             return None
+        except yaml.reader.ReaderError as err:  # a character YAML forbids, e.g. a control character
+            before = text[: err.position]
+            pos = Position(file, before.count("\n") + 1, len(before) - before.rfind("\n"))
+            code = err.character if isinstance(err.character, int) else ord(err.character)
+            doc.diagnostics.append(
+                Diagnostic(pos=pos, key=SYNTAX_KEY, message=f"YAML syntax error: the character #x{code:04x} is not allowed")
+            )
+            return None
         except yaml.YAMLError as err:
-            doc.diagnostics.append(Diagnostic(pos=Position(file, 1, 1), key=SYNTAX_KEY, message=f"YAML error: {err}"))
+            problem = str(err).splitlines()[0] if str(err) else type(err).__name__
+            doc.diagnostics.append(Diagnostic(pos=Position(file, 1, 1), key=SYNTAX_KEY, message=f"YAML error: {problem}"))
             return None
         if root is None:
             doc.diagnostics.append(
@@ -234,7 +296,18 @@ def load_file(text: str, file: str, doc: Document) -> dict[str, Any] | None:
                 )
             )
             return None
-        data = builder.mapping(root, ())
+        try:
+            data = builder.mapping(root, ())
+        except _TooLarge as err:
+            doc.diagnostics.append(
+                Diagnostic(
+                    pos=err.pos,
+                    key=dotted(err.path),
+                    message=f"aliases expand to more than {MAX_ALIASED_VALUES:,} values: the file is not read "
+                    "(write the values out, or alias less)",
+                )
+            )
+            return None
         _merge_file(doc, file, data, builder)
         return data
     finally:
@@ -301,6 +374,33 @@ def inventory_files(root: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.relative_to(root).as_posix())
 
 
+_OVER_BUDGET = "the inventory's files add up to more than"
+
+
+def _read(path: Path, inside: Path | None, budget: int) -> bytes | str:
+    """The bytes of an inventory file, or why it is not read. A symbolic link must stay `inside`
+    the inventory directory (when one is given); the size is checked before reading and the read
+    is bounded, so neither a link to a device nor a large file costs more than the limit. Nothing
+    of a refused file's content is said."""
+    if inside is not None and not path.resolve().is_relative_to(inside):
+        return "a symbolic link to outside the inventory directory: not read (copy the file in instead)"
+    try:
+        with path.open("rb") as file:
+            info = os.fstat(file.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                return "not a regular file: not read"
+            if info.st_size > MAX_FILE_BYTES:
+                return f"{info.st_size:,} bytes: an inventory file may have {MAX_FILE_BYTES:,} at most (split it)"
+            if info.st_size > budget:
+                return f"{_OVER_BUDGET} {MAX_TOTAL_BYTES:,} bytes: this file and those after it are not read"
+            raw = file.read(min(MAX_FILE_BYTES, budget) + 1)
+    except OSError as err:
+        return f"cannot read ({err.strerror or type(err).__name__})"
+    if len(raw) > min(MAX_FILE_BYTES, budget):  # it grew while being read
+        return f"more than {min(MAX_FILE_BYTES, budget):,} bytes: not read"
+    return raw
+
+
 def load_document(root: str | Path) -> Document:
     """Load and merge every inventory file under `root`. Never raises for bad input: every
     problem is a diagnostic in the returned document."""
@@ -333,17 +433,19 @@ def load_document(root: str | Path) -> Document:
         )
         return doc
     digest = hashlib.sha256()
+    inside = None if root.is_file() else root.resolve()
+    budget = MAX_TOTAL_BYTES
     for path in files:
         rel = path.name if root.is_file() else path.relative_to(root).as_posix()
         display = str(path)
         doc.files.append(display)
-        try:
-            raw = path.read_bytes()
-        except OSError as err:
-            doc.diagnostics.append(
-                Diagnostic(pos=Position(display, 1, 1), key=FILE_KEY, message=f"cannot read ({err.strerror or err})")
-            )
+        raw = _read(path, inside, budget)
+        if isinstance(raw, str):
+            doc.diagnostics.append(Diagnostic(pos=Position(display, 1, 1), key=FILE_KEY, message=raw))
+            if raw.startswith(_OVER_BUDGET):
+                break
             continue
+        budget -= len(raw)
         # Length-prefixed so that no two different inventories hash alike.
         digest.update(f"{len(rel)}:{rel}:{len(raw)}:".encode())
         digest.update(raw)

@@ -18,6 +18,7 @@ from reconciler.inventory.checks import allowed_scope_findings
 from reconciler.inventory.model import Diagnostic, Inventory, Source, finding
 from reconciler.inventory.schema import suggestion
 from reconciler.kinds import FetchError, ListKey, Lists
+from reconciler.kinds._answers import checked
 from reconciler.kinds._discovery import ScopeToken, shown
 from reconciler.observed import LiveToken, parse_date, parse_time
 from reconciler.plan_model import Reason, declared_at
@@ -144,34 +145,36 @@ def fetch_descendant_groups(api: Any, scope: str) -> list[dict[str, Any]]:
 Fetcher = Callable[[Any, str], Any]  # (GitLabApi, ListKey.scope) -> the list's data, or FetchError
 
 FETCHERS: dict[str, Fetcher] = {
-    "user": fetch_user,
-    "user_by_name": fetch_user_by_name,
-    "pats": fetch_pats,
-    "project_access_tokens": fetch_project_access_tokens,
-    "group_access_tokens": fetch_group_access_tokens,
-    "project_triggers": fetch_project_triggers,
-    "project_variables": fetch_project_variables,
-    "group_variables": fetch_group_variables,
-    "instance_variables": fetch_instance_variables,
-    "project_hooks": fetch_project_hooks,
-    "group_hooks": fetch_group_hooks,
-    "project_hook": fetch_project_hook,
-    "group_hook": fetch_group_hook,
-    "group_projects": fetch_group_projects,
-    "descendant_groups": fetch_descendant_groups,
+    "user": checked(fetch_user, many=False),
+    "user_by_name": checked(fetch_user_by_name, many=False),
+    "pats": checked(fetch_pats),
+    "project_access_tokens": checked(fetch_project_access_tokens),
+    "group_access_tokens": checked(fetch_group_access_tokens),
+    "project_triggers": checked(fetch_project_triggers),
+    "project_variables": checked(fetch_project_variables, required=("key",)),
+    "group_variables": checked(fetch_group_variables, required=("key",)),
+    "instance_variables": checked(fetch_instance_variables, required=("key",)),
+    "project_hooks": checked(fetch_project_hooks),
+    "group_hooks": checked(fetch_group_hooks),
+    "project_hook": checked(fetch_project_hook, many=False),
+    "group_hook": checked(fetch_group_hook, many=False),
+    "group_projects": checked(fetch_group_projects, required=("path_with_namespace",)),
+    "descendant_groups": checked(fetch_descendant_groups, required=("full_path",)),
 }
 
 
-def fetcher(resource: str) -> Callable[[Fetcher], Fetcher]:
+def fetcher(resource: str, *, many: bool = True,
+            required: tuple[str, ...] = ("id",)) -> Callable[[Fetcher], Fetcher]:
     """Registers a list call under `resource` (a `ListKey.resource`): how a kind module adds a call
     of its own, beside the shared ones above, without editing this module. Only that kind names
     `resource` in its keys, so its module (imported by the registry) has registered the call
-    before any of them is fetched."""
+    before any of them is fetched. The call is registered with its answer's shape checked like
+    the shared ones (`many`: a list of rows, else one object; `required`: fields of each)."""
 
     def register(fetch: Fetcher) -> Fetcher:
         if resource in FETCHERS:
             raise RuntimeError(f"two GitLab fetchers for {resource!r}")
-        FETCHERS[resource] = fetch
+        FETCHERS[resource] = checked(fetch, many=many, required=required)
         return fetch
 
     return register

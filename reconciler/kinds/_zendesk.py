@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from reconciler.kinds._answers import checked
 from reconciler.observed import LiveToken, parse_time
 from reconciler.secret import Secret
 
@@ -99,12 +100,12 @@ def fetch_api_tokens(api: ZendeskApi, scope: str) -> list[dict[str, Any]]:
 
 
 FETCHERS: dict[str, Callable[[Any, str], Any]] = {
-    "webhooks": fetch_webhooks,
-    "installations": fetch_installations,
-    "oauth_clients": fetch_oauth_clients,
-    "oauth_tokens": fetch_oauth_tokens,
-    "user": fetch_user,
-    "api_tokens": fetch_api_tokens,
+    "webhooks": checked(fetch_webhooks),
+    "installations": checked(fetch_installations),
+    "oauth_clients": checked(fetch_oauth_clients),
+    "oauth_tokens": checked(fetch_oauth_tokens),
+    "user": checked(fetch_user, many=False),
+    "api_tokens": checked(fetch_api_tokens),
 }
 
 

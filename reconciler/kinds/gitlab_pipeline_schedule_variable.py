@@ -121,7 +121,7 @@ def fetch_pipeline_schedules(api: Any, scope: str) -> list[dict[str, Any]]:
     return list_all(api, api_path("projects", scope, "pipeline_schedules"))
 
 
-@fetcher("pipeline_schedule")
+@fetcher("pipeline_schedule", many=False)
 def fetch_pipeline_schedule(api: Any, scope: str) -> dict[str, Any]:
     """One schedule (`project#id`) with its variables, their values wrapped in `Secret`; no
     `variables` key when the caller may not read them."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler.kinds import fetcher_of
+from reconciler.kinds import FetchError, fetcher_of
 from reconciler.kinds._gitlab import FETCHERS, fetcher
 
 
@@ -14,8 +14,11 @@ def test_a_registered_fetcher_joins_the_table_observation_reads_and_cannot_be_re
         return [{"scope": scope}]
 
     try:
-        assert fetcher("widgets_for_test")(fetch_widgets) is fetch_widgets
-        assert fetcher_of("gitlab", "widgets_for_test") is fetch_widgets
+        assert fetcher("widgets_for_test", required=("scope",))(fetch_widgets) is fetch_widgets
+        assert fetcher_of("gitlab", "widgets_for_test")(None, "s") == [{"scope": "s"}]
+        # registered with its answer's shape checked: a row without a required field is a list error
+        fetcher("widgets_without_id_for_test")(fetch_widgets)
+        assert isinstance(fetcher_of("gitlab", "widgets_without_id_for_test")(None, "s"), FetchError)
         with pytest.raises(RuntimeError, match="two GitLab fetchers for 'widgets_for_test'"):
             fetcher("widgets_for_test")(lambda api, scope: [])
         with pytest.raises(RuntimeError, match="two GitLab fetchers for 'project_variables'"):
@@ -23,3 +26,4 @@ def test_a_registered_fetcher_joins_the_table_observation_reads_and_cannot_be_re
         assert FETCHERS["project_variables"] is not fetch_widgets
     finally:
         FETCHERS.pop("widgets_for_test", None)
+        FETCHERS.pop("widgets_without_id_for_test", None)

@@ -124,3 +124,15 @@ def test_a_bad_inventory_is_one_message_and_exit_1(tmp_path, capsys):
     assert main(["env", "--inventory", str(tmp_path / "bad.yaml")]) == 1
     err = capsys.readouterr().err
     assert "bad.yaml" in err and "Traceback" not in err
+
+
+def test_the_readme_set_up_shows_what_reconcile_env_prints_for_the_example(example):
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### Set-up, step by step"):readme.index("### The commands the pipeline runs")]
+    assert "`reconcile env`" in section and "grep -rn '_env:'" not in section
+    shown = [line.strip() for line in section.split("```\n   VARIABLE", 1)[1].split("```", 1)[0].splitlines()[1:]
+             if line.strip()]
+    printed = render_text(ci_variables(example, {})).splitlines()[1:]
+    assert len(shown) == len(ci_variables(example, {}))
+    for line in shown:  # the README may cut a long line with "..."
+        assert any(p.startswith(line.removesuffix("...").rstrip()) for p in printed), line

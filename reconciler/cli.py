@@ -77,6 +77,28 @@ def validate(inventory: Path, strict: bool, codequality: Path | None) -> int:
     return EXIT_OK
 
 
+@cli.command("env")
+@inventory_option
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "dotenv-template"]), default="text",
+              show_default=True, help="dotenv-template: one commented NAME= line per variable, to fill in.")
+@click.option("--job", "jobs", multiple=True, type=click.Choice(["plan", "apply", "check"]),
+              help="Only the variables this CI job reads (repeatable; plan: the merge-request plan).")
+def env_command(inventory: Path, fmt: str, jobs: tuple[str, ...]) -> int:
+    """List every environment variable the inventory needs in CI: what it is for, which job reads
+    it, whether to protect and mask it, and whether it is set here. Never shows a value. No network."""
+    import os
+
+    from reconciler.ci_env import RENDERERS, ci_variables, for_jobs
+    from reconciler.inventory import load_inventory
+
+    def run() -> int:
+        variables = for_jobs(ci_variables(load_inventory(inventory), os.environ), jobs)
+        click.echo(RENDERERS[fmt](variables), nl=False)
+        return EXIT_OK
+
+    return user_errors(run)
+
+
 # --- reconcile state: inspect and repair the ledger, escrow and lock (reconciler/state/) ------
 
 
@@ -550,12 +572,29 @@ def ci_plan_note(inventory: Path, project: str | None, gitlab_url: str | None, t
         if codequality is not None:
             ci.write_codequality(codequality, ci.codequality_from_plan(plan, inventory) if plan else [])
         body = ci.plan_note_body(plan, ctx) if plan else ci.missing_plan_body(ctx, f"the plan failed ({plan_file} was not written)")
+        if plan is not None:
+            body += _missing_variables_line(inventory, plan)
         gl = _ci_gitlab(ctx, inventory, token_env)
         outcome = ci.upsert_note(ci.merge_request(gl, ctx), body, ci.PLAN_MARKER, ci.current_user_id(gl))
         click.echo(f"plan note: {outcome.describe()}")
         return EXIT_OK
 
     return _ci_errors(run)
+
+
+def _missing_variables_line(inventory: Path, plan) -> str:
+    """The plan note's last line naming what an apply of `plan` needs and this pipeline lacks;
+    empty when the inventory does not load (the plan job then says why)."""
+    import os
+
+    from reconciler.ci_env import ci_variables, missing_variables_note
+    from reconciler.errors import ReconcileError
+    from reconciler.inventory import load_inventory
+
+    try:
+        return missing_variables_note(ci_variables(load_inventory(inventory), os.environ), plan)
+    except (ReconcileError, OSError):
+        return ""
 
 
 @ci_group.command("apply-note")

@@ -299,6 +299,7 @@ class Recording:
         self.known = tuple(known)
         self.templates = tuple(templates)
         self.interactions: list[dict[str, Any]] = []
+        self.saved = False  # the cassette is on disk: only then may the CLI say where it went
         self._lock = threading.Lock()
 
     @property
@@ -327,10 +328,13 @@ class Recording:
         return Scrubber(self.known, self.templates).transcript({"version": 1, "interactions": interactions})
 
     def save(self) -> Path:
-        """Write the cassette readable by its owner only (0600; a directory it creates, 0700)."""
-        from vcr.serializers import yamlserializer
+        """Write the cassette readable by its owner only (0600; a directory it creates, 0700).
+        PyYAML writes it, not vcrpy (a test-only dependency): the transcript is plain strings,
+        numbers, lists and maps, which vcrpy's serializer dumps the same way, so `--record`
+        works on a plain install and `vcr` still loads the file."""
+        import yaml
 
-        text = yamlserializer.serialize(self.transcript())
+        text = yaml.dump(self.transcript(), Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper))
         directory = self.path.parent
         if not directory.is_dir():
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -339,6 +343,7 @@ class Recording:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             os.fchmod(out.fileno(), 0o600)  # a file that already existed keeps its mode otherwise
             out.write(text)
+        self.saved = True
         return self.path
 
 
@@ -409,9 +414,10 @@ def record_to(directory: str | Path | None, command: str,
         yield None
         return
     templates = (lambda: inventory_templates(inventory)) if inventory is not None else ()
-    with recording(cassette_path(directory, command), templates=templates) as rec:
-        try:
+    rec = None
+    try:
+        with recording(cassette_path(directory, command), templates=templates) as rec:
             yield rec
-        finally:
-            if report is not None:
-                report(rec)
+    finally:  # after the save, failed or not: never name a file that was not written
+        if report is not None and rec is not None and rec.saved:
+            report(rec)

@@ -301,6 +301,11 @@ class Supplied(ABC):
     def supplied_value(self, source: Source, env: Mapping[str, str]) -> Secret:
         """The value supplied now; ValueError (its message for people) when it is not there."""
 
+    def supplied_env(self, source: Source) -> str | None:
+        """The environment variable an apply reads the value from, when it comes from one
+        (`reconcile env` lists it for CI); None when it comes from elsewhere (a file)."""
+        return None
+
 
 # --- consumer kinds ----------------------------------------------------------------------------
 

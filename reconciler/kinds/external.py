@@ -125,6 +125,10 @@ class ExternalKind(SourceKind, Supplied, ExpiringSource):
             raise ValueError(f"{source.value_file} is empty: a person supplies the new value at apply time")
         return Secret(text)
 
+    def supplied_env(self, source: Source) -> str | None:
+        assert isinstance(source, ExternalSource)
+        return source.value_env
+
     @staticmethod
     def _where(src: ExternalSource) -> str:
         return f"${src.value_env}" if src.value_env else str(src.value_file)

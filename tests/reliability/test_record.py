@@ -5,7 +5,8 @@ query strings, form bodies, JSON fields at any depth, URLs inside JSON, a value 
 answer and repeated in a later request, percent-encoded). Integration: real writes through
 python-gitlab and requests against the sandboxes (rotate, variables, hooks, triggers, Zendesk
 webhooks and OAuth tokens) recorded, then scanned for every value the sandboxes minted; and
-`reconcile plan --sandbox --record DIR` records every request the server saw.
+`reconcile plan --sandbox --record DIR` records every request the server saw, also where vcrpy
+is not installed.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from vcr.serializers import yamlserializer
 
 from reconciler import cli
 from reconciler.engine import SANDBOX_ENV_GITLAB, SANDBOX_ENV_ZENDESK
-from reconciler.record import Scrubber, cassette_path, recording
+from reconciler.record import Recording, Scrubber, cassette_path, recording
 from reconciler.secret import REDACTED
 from reconciler_sandbox.core import Clock, known_secrets
 from reconciler_sandbox.gitlab import serve_gitlab
@@ -296,3 +297,69 @@ def test_a_value_written_to_a_hidden_variable_or_a_hook_url_variable_is_scrubbed
         assert value not in text, "a written value reached the recording"
     bodies = [i["request"]["body"] for i in yaml.safe_load(text)["interactions"] if i["request"]["method"] == "PUT"]
     assert len(bodies) == 3 and all(REDACTED in b for b in bodies), bodies
+
+
+def test_the_cassette_is_what_vcrpy_itself_would_write(tmp_path):
+    """The cassette is written with PyYAML (vcrpy is a test-only dependency): byte for byte what
+    vcrpy's serializer makes of the same transcript, so `vcr` loads it."""
+    rec = Recording(tmp_path / "c.yaml")
+    rec.interactions = [exchange("GET", "https://gitlab.example/api/v4/version?private_token=abcdefgh12",
+                                 answer=json.dumps({"version": "18.0", "token": "s3cr3t-value"}))]
+    rec.save()
+    assert rec.saved
+    assert rec.path.read_text() == yamlserializer.serialize(rec.transcript())
+
+
+HIDE_VCR = """
+import sys
+class HideVcr:  # a plain install: vcrpy is only in the test extra
+    def find_spec(self, name, path=None, target=None):
+        if name == "vcr" or name.startswith("vcr."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, HideVcr())
+for name in [m for m in sys.modules if m == "vcr" or m.startswith("vcr.")]:
+    del sys.modules[name]
+from reconciler.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def run_without_vcr(cwd, *args: str):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "ZENPY_FORCE_SCHEME", "ZENPY_FORCE_NETLOC")}
+    return subprocess.run([sys.executable, "-c", HIDE_VCR, *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_record_works_where_vcrpy_is_not_installed(tmp_path):
+    from pathlib import Path
+
+    (tmp_path / "inventory").symlink_to(Path(__file__).resolve().parents[2] / "inventory")
+    probe = run_without_vcr(tmp_path, "--help")
+    assert probe.returncode == 0, probe.stderr
+    plan = run_without_vcr(tmp_path, "plan", "--sandbox", "--now", "2026-11-22T12:00:00Z", "--record", "rec")
+    assert plan.returncode == 0, plan.stderr
+    assert "Traceback" not in plan.stderr
+    [plan_file] = (tmp_path / "rec").iterdir()
+    assert f"to rec/{plan_file.name}" in plan.stderr
+    assert len(yaml.safe_load(plan_file.read_text())["interactions"]) > 15
+    apply = run_without_vcr(tmp_path, "apply", "--sandbox", "--auto-approve", "--now", "2026-11-22T12:00:00Z",
+                            "--record", "rec")
+    assert apply.returncode == 0, apply.stderr
+    assert "Traceback" not in apply.stderr
+    [apply_file] = [p for p in (tmp_path / "rec").iterdir() if p.name.startswith("reconcile-apply-")]
+    assert f"to rec/{apply_file.name}" in apply.stderr
+    writes = [i for i in yaml.safe_load(apply_file.read_text())["interactions"] if i["request"]["method"] != "GET"]
+    assert writes
+
+
+def test_a_cassette_that_cannot_be_written_is_never_claimed(world, tmp_path, capsys):
+    (tmp_path / "a-file").write_text("")
+    code = cli.main(["plan", "--sandbox", "--now", "2026-11-22T12:00:00Z", "--record", "a-file/recordings"])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert "error: --record: cannot write a-file/recordings/reconcile-plan-" in err
+    assert "recorded " not in err and "Traceback" not in err

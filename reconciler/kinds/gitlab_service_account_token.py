@@ -14,6 +14,12 @@ delivered and verified before the old one is revoked (`DELETE .../personal_acces
 `DELETE /personal_access_tokens/:id`). `strategy: in_place` rotates instead (`POST
 .../:token_id/rotate`, `POST /personal_access_tokens/:id/rotate`): the old value dies at once.
 Identify a held value: authenticate with it (`GET /personal_access_tokens/self`).
+
+GitLab's documentation: https://docs.gitlab.com/api/group_service_accounts/ (an administrator, or
+an Owner of the GitLab.com group; the list since 17.1), https://docs.gitlab.com/api/service_accounts/
+(instance accounts, administrators). Listing and revoking an account's tokens came in 17.11
+(gitlab-org/gitlab!184287); the rotate call takes `expires_at` since 17.9 (gitlab-org/gitlab#505671),
+before that the new token expires in a week.
 """
 
 from __future__ import annotations

@@ -224,14 +224,18 @@ class ServiceAccountTokenKind(SourceKind, Mintable, Renewable, Revocable, Identi
                                  details={"user_id": uid})
 
     def unmanaged(self, tokens: list[Token], lists: Lists) -> list[LiveToken]:
-        named = {(str(t.source.provider), t.source.name) for t in tokens
-                 if isinstance(t.source, GitLabServiceAccountToken)}
+        """Live tokens of the observed accounts whose name no inventory token gives for that account."""
+        named = set()
+        for t in tokens:
+            if isinstance(t.source, GitLabServiceAccountToken):
+                uid, _ = account_id(t.source, lists)
+                named.add((tokens_key(t.source, str(uid)), t.source.name))
         found = []
         for key, data in lists.items():
             if key.resource == "service_account_tokens" and isinstance(data, list):
                 for row in data:
                     live = live_token(row, f"{key.provider}: service account #{key.scope.rpartition('#')[2]}")
-                    if live.usable and (key.provider, live.name) not in named:
+                    if live.usable and (key, live.name) not in named:
                         found.append(live)
         return found
 

@@ -106,6 +106,10 @@ def test_the_newest_usable_token_of_the_name_is_current_and_older_ones_are_orpha
     assert obs.current.where == "service account sync-bot (group acme)" and obs.details == {"user_id": "41"}
     unmanaged = KIND.unmanaged([token("sync", source())], lists)
     assert [t.id for t in unmanaged] == ["11"]
+    # a token of the same name on another account is not the declared one
+    other = ListKey("gl", "service_account_tokens", "acme#40")
+    lists = {**lists, GROUP_ACCOUNTS: [BOT, {"id": 40, "username": "other-bot"}], other: [{**row(12), "user_id": 40}]}
+    assert [t.id for t in KIND.unmanaged([token("sync", source())], lists)] == ["11", "12"]
 
 
 def test_an_unknown_account_or_a_refused_list_is_an_observation_error():

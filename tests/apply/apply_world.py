@@ -33,6 +33,9 @@ SUB = "acme"
 ZD_HOST = f"{SUB}.zendesk.com"
 
 SOURCES = ("pat", "project_token", "group_token", "trigger", "oauth_token", "client_secret", "external")
+# SOURCE_YAML also has "service_account" (a group service account's token, renewed by overlap)
+# and "service_account_in_place" (the same, rotated): outside SOURCES, so the every-source matrices and their recorded cassettes stay as they are; the
+# crash points exercise it.
 CONSUMERS = ("variable", "hidden_variable", "hook", "hook_recreate", "app_setting", "zd_webhook", "zd_endpoint")
 
 # rotate_before 21d, max_age 90d: every seeded source (created 100 days ago) is due
@@ -58,6 +61,10 @@ SOURCE_YAML = {
     "group_token": "    source: {kind: gitlab_group_access_token, provider: gl, group: acme, name: Group bot, scopes: [api],"
                    " access_level: 30, strategy: overlap}",
     "trigger": "    source: {kind: gitlab_pipeline_trigger, provider: gl, project: acme/src, description: Sync trigger}",
+    "service_account": "    source: {kind: gitlab_service_account_token, provider: gl, group: acme, account: sync-bot,"
+                       " name: Sync SA, scopes: [api]}",
+    "service_account_in_place": "    source: {kind: gitlab_service_account_token, provider: gl, group: acme,"
+                                " account: sync-bot, name: Sync SA, scopes: [api], strategy: in_place}",
     "oauth_token": "    source: {kind: zendesk_oauth_token, provider: zd, client: sync, scopes: [read]}",
     "client_secret": "    source: {kind: zendesk_oauth_client_secret, provider: zd, client: portal}",
     "external": "    source: {kind: external, value_env: EXT_VALUE}",
@@ -77,7 +84,8 @@ CONSUMER_YAML = {
                    " endpoint: 'https://hooks.example/trigger?token=${token}'}",
 }
 
-GITLAB_PREFIX = {"pat": "glpat-", "project_token": "glpat-", "group_token": "glpat-", "trigger": "glptt-"}
+GITLAB_PREFIX = {"pat": "glpat-", "project_token": "glpat-", "group_token": "glpat-", "trigger": "glptt-",
+                 "service_account": "glpat-", "service_account_in_place": "glpat-"}
 
 
 def mint(prefix: str = "") -> str:
@@ -121,6 +129,10 @@ class Scenario:
             case "group_token":
                 gl["access_tokens"].append({"group": "acme", "name": "Group bot", "scopes": ["api"], "access_level": 30,
                                             "value": old, "expires_at": "now+200d", **aged})
+            case "service_account" | "service_account_in_place":
+                gl["groups"] = [{"full_path": "acme", "members": {"bot": 50}}]  # an Owner manages its accounts
+                gl["service_accounts"] = [{"group": "acme", "username": "sync-bot", "tokens": [
+                    {"name": "Sync SA", "scopes": ["api"], "value": old, "expires_at": "now+200d", **aged}]}]
             case "trigger":
                 gl["triggers"].append({"project": "acme/src", "owner": "bot", "description": "Sync trigger",
                                        "value": old, **aged})
@@ -265,7 +277,7 @@ class Live:
 
     def works(self, value: str) -> bool:
         source = self.scenario.source
-        if source in ("pat", "project_token", "group_token"):
+        if source in ("pat", "project_token", "group_token", "service_account", "service_account_in_place"):
             answer = requests.get(f"{self.gitlab.url}/api/v4/personal_access_tokens/self",
                                   headers={"PRIVATE-TOKEN": value}, timeout=5)
             return answer.status_code == 200
@@ -290,6 +302,8 @@ class Live:
                 return len([t for t in self.gl.tokens(name="Deploy") if t["active"]])
             case "group_token":
                 return len([t for t in self.gl.tokens(name="Group bot") if t["active"]])
+            case "service_account" | "service_account_in_place":
+                return len([t for t in self.gl.tokens(name="Sync SA") if t["active"]])
             case "trigger":
                 return len([t for t in self.gl.table("triggers") if t["description"] == "Sync trigger"])
             case "oauth_token":
@@ -305,6 +319,8 @@ class Live:
             "pat": r"/personal_access_tokens/\d+/rotate$",
             "project_token": r"/access_tokens/\d+/rotate$",
             "group_token": r"/groups/[^/]+/access_tokens$",
+            "service_account": r"/service_accounts/\d+/personal_access_tokens$",
+            "service_account_in_place": r"/service_accounts/\d+/personal_access_tokens/\d+/rotate$",
             "trigger": r"/triggers$",
             "oauth_token": r"/api/v2/oauth/tokens(\.json)?$",
             "client_secret": r"/generate_secret(\.json)?$",

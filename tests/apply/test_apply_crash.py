@@ -20,6 +20,8 @@ SCENARIOS = [
     Scenario("pat", ("variable", "app_setting"), escrow_key=False),  # in place, a readable consumer as escrow
     Scenario("project_token", ("hook_recreate", "app_setting")),  # in place; webhook delete + create
     Scenario("group_token", ("hidden_variable", "hook")),  # overlap; revoke after delivery
+    Scenario("service_account", ("variable", "zd_webhook")),  # overlap; the account keeps both tokens a while
+    Scenario("service_account_in_place", ("hidden_variable", "app_setting")),  # rotated; escrow key
     Scenario("trigger", ("zd_endpoint", "app_setting", "hook_recreate")),  # overlap; recoverable from the source
     Scenario("oauth_token", ("variable", "zd_webhook")),  # overlap on Zendesk
     Scenario("client_secret", ("hidden_variable", "app_setting")),  # in place on Zendesk
@@ -107,6 +109,8 @@ def track(live, order: list[str]) -> None:
         "pat": r"/personal_access_tokens/\d+/rotate$",
         "project_token": r"/access_tokens/\d+/rotate$",
         "group_token": r"/groups/[^/]+/access_tokens$",
+        "service_account": r"/service_accounts/\d+/personal_access_tokens$",
+        "service_account_in_place": r"/service_accounts/\d+/personal_access_tokens/\d+/rotate$",
         "trigger": r"/triggers$",
         "oauth_token": r"/api/v2/oauth/tokens(\.json)?$",
         "client_secret": r"/generate_secret(\.json)?$",

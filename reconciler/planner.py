@@ -2,7 +2,8 @@
 
 For every token: create, rotate (overlap or in place, and why), revoke (`state: absent`) or none,
 with every reason that applies. For every consumer: what it holds (verified, stale, unverifiable,
-missing) and what apply will do (create, update, none), with the attribute diff (deepdiff).
+missing) and what apply will do (create, update, recreate, none), with the attribute diff
+(deepdiff).
 Findings: warnings and errors (an error blocks its token). Order is deterministic: tokens by
 name, consumers by identity.
 
@@ -32,6 +33,7 @@ from reconciler.kinds import (
     Identifying,
     Mintable,
     Recoverable,
+    Recreatable,
     Renewable,
     Revocable,
     SourceKind,
@@ -462,6 +464,10 @@ def consumer_plan(s: ConsumerState, rotating: bool, recover_from: str | None, no
     changes = _attribute_changes(ckind.desired_attributes(c), cobs.attributes) if cobs is not None and cobs.exists else ()
     creatable = isinstance(ckind, Creatable) and (cobs is None or ckind.creatable(c, cobs))
     action, value, why_now = _consumer_action(state, why, creatable, rotating, recover_from, bool(changes))
+    if action == "update" and isinstance(ckind, Recreatable) and ckind.recreates(c):
+        # the kind's write deletes the place and creates it again: say so, and what it copies
+        old_id = f" #{cobs.live_id}" if cobs is not None and cobs.live_id else ""
+        action, why_now = "recreate", f"{why_now}; {ckind.copies(c)}: its id{old_id} changes"
     if state == "missing" and not creatable:
         notes.add("error", "consumer_missing", f"{c.label}: {why}; create it (the tool cannot)", c.identity,
                   declared_at(c))

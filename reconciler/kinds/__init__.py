@@ -205,6 +205,7 @@ class SourceKind(ABC):
     kind: ClassVar[str]
     provider_kind: ClassVar[str | None]
     noun: ClassVar[str] = "token"
+    can_be_credential: ClassVar[bool] = False  # a provider's own credential can be a token of this kind
 
     @abstractmethod
     def strategy(self, source: Source) -> Strategy: ...

@@ -11,6 +11,9 @@ Minimum (what any correct plan must read):
     `GET /users?username=` per other named user (their ids key the PAT lists);
   - per Zendesk instance with an OAuth token source, the credential's user once (`GET
     /api/v2/oauth/tokens/current`): the list holds every user's tokens, only its own are the source's;
+  - per GitLab provider whose listed PATs or access tokens include one no source names, the id of
+    the credential once (`GET /personal_access_tokens/self`): the tool's own credential is never
+    reported as unmanaged;
   - one `GET .../hooks/:id` per GitLab webhook in `mode: recreate` (the list omits the keys of
     URL variables and custom headers, which a recreate must not lose);
   - one identification per distinct value held by a readable consumer that the ledger does not
@@ -58,6 +61,7 @@ class Minimum:
     lists: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (provider, resource, scope) -> pages
     details: int = 0
     identifications: int = 0
+    credential_lookups: int = 0
     baseline: int = 0
 
     @property
@@ -66,7 +70,7 @@ class Minimum:
 
     @property
     def total(self) -> int:
-        return self.pages + self.details + self.identifications
+        return self.pages + self.details + self.identifications + self.credential_lookups
 
     def by_provider(self) -> dict[str, int]:
         out: dict[str, int] = defaultdict(int)
@@ -76,7 +80,8 @@ class Minimum:
 
     def summary(self) -> dict[str, Any]:
         return {"minimum": self.total, "list_calls": len(self.lists), "pages": self.pages,
-                "hook_details": self.details, "identifications": self.identifications, "baseline": self.baseline}
+                "hook_details": self.details, "identifications": self.identifications,
+                "credential_lookups": self.credential_lookups, "baseline": self.baseline}
 
 
 def pages(n: int) -> int:
@@ -120,6 +125,10 @@ class _Live:
             self.count[(f"{where}_hooks", scope)] += 1
             self.hooks[(where, scope)].append(h)
         self.zendesk = (seed.get("zendesk") or {}).get("instances") or {}
+
+    def tokens_in(self, where: str, scope: str) -> list[dict[str, Any]]:
+        """The GitLab tokens of a user (by username), project or group."""
+        return [t for (w, sc, _), rows in self.tokens.items() if (w, sc) == (where, scope) for t in rows]
 
 
 def _scope(entry: dict[str, Any]) -> tuple[str, str]:
@@ -234,12 +243,30 @@ def compute(inventory: str | Path | Inventory, world_seed: str | Path, state_dir
             if value not in seen:
                 seen.add(value)
                 m.identifications += 1
+    m.credential_lookups = _credential_lookups(inv, live, m)
     return m
+
+
+def _credential_lookups(inv: Inventory, live: _Live, m: Minimum) -> int:
+    """GitLab providers whose listed PATs or access tokens include a usable one no source names."""
+    named = {(s.provider, s.kind, getattr(s, "name", None)) for s in (t.source for t in inv.tokens.values())}
+    kinds = {"pats": ("gitlab_personal_access_token", "user"), "project_access_tokens": ("gitlab_project_access_token", "project"),
+             "group_access_tokens": ("gitlab_group_access_token", "group")}
+    providers = set()
+    for provider, resource, scope in m.lists:
+        if resource not in kinds:
+            continue
+        kind, where = kinds[resource]
+        rows = live.tokens_in(where, scope)
+        if any(not t.get("revoked") and t.get("active", True) and (provider, kind, t["name"]) not in named for t in rows):
+            providers.add(provider)
+    return len(providers)
 
 
 @dataclass
 class ApplyMinimum:
     plan: int = 0
+    credential_lookups: int = 0  # of the plan's: the GitLab credential's id (never unmanaged)
     renewals: int = 0  # mint or rotate
     revokes: int = 0
     writes: int = 0
@@ -268,7 +295,7 @@ def apply_minimum(inventory: str | Path | Inventory, world_seed: str | Path, sta
     seed = load_world_seed(world_seed)
     clock = Clock(now)
     plan_min = compute(inv, world_seed, state_dir)
-    out = ApplyMinimum(plan=plan_min.total)
+    out = ApplyMinimum(plan=plan_min.total, credential_lookups=plan_min.credential_lookups)
     expiry = _seed_expiry(seed, clock)
     for name, tok in sorted(inv.tokens.items()):
         s: Any = tok.source

@@ -155,7 +155,9 @@ class NullReporter:
 @dataclass
 class ApplyResult:
     plan: Plan | None = None
-    rotated: list[str] = field(default_factory=list)  # tokens renewed or minted anew
+    rotated: list[str] = field(default_factory=list)  # tokens renewed, minted anew or given a supplied value
+    created: list[str] = field(default_factory=list)  # of those, the tokens the plan said to create
+    recreated: int = 0  # of the consumer writes, those that deleted the place and created it again
     revoked: int = 0  # live tokens revoked (old ones, orphans, state: absent)
     delivered: int = 0  # consumer writes
     verified: int = 0  # consumers read back / authenticated
@@ -193,8 +195,14 @@ class ApplyResult:
         lines.append("The state lock was released.")
         return lines
 
+    def token_counts(self) -> str:
+        """Tokens done, counted as the plan counts them ("N to create, M to rotate")."""
+        rotated = f"{len(self.rotated) - len(self.created)} rotated"
+        return f"{len(self.created)} created, {rotated}" if self.created else rotated
+
     def summary_line(self) -> str:
-        counts = (f"{len(self.rotated)} rotated, {self.delivered} delivered, {self.verified} verified, "
+        recreated = f" ({self.recreated} by recreate)" if self.recreated else ""
+        counts = (f"{self.token_counts()}, {self.delivered} delivered{recreated}, {self.verified} verified, "
                   f"{self.recorded} recorded write-only, {self.revoked} revoked, {len(self.failed)} failed")
         if self.resumed:
             counts += f" ({len(self.resumed)} resumed: {', '.join(self.resumed)})"
@@ -501,6 +509,15 @@ class _Run:
         return ok
 
 
+def _written_words(cp: ConsumerPlan, new_id: str | None) -> str:
+    """How a consumer write went, named as the plan named its action."""
+    value = f"the {'new' if cp.value == 'new' else 'current'} value"
+    if cp.action == "recreate":
+        was = f"#{cp.live_id}" if cp.live_id else "the old one"
+        return f"recreated with {value}: deleted {was}, created {f'#{new_id}' if new_id else 'a copy'} (its id changed)"
+    return f"{'created' if cp.action == 'create' else 'wrote'} {value}"
+
+
 class TokenApply:
     """The work of one token: obtain the value, deliver, verify, revoke, clean up."""
 
@@ -610,6 +627,7 @@ class TokenApply:
         except ValueError as err:
             raise StepFailed(str(err)) from None
         self.run_.values_in_play.append(value)
+        self.run_.result.rotated.append(self.token.name)  # the plan counts it "to rotate"
         self.say("took the new value a person supplied")
         return value
 
@@ -642,6 +660,8 @@ class TokenApply:
                              next_apply="the next apply revokes anything it left") from None
         self.run_.values_in_play.append(minted.value)
         self.run_.result.rotated.append(self.token.name)
+        if self.tp.action == "create":
+            self.run_.result.created.append(self.token.name)
         self.say(f"created {self.kind.noun} #{minted.live.id} beside the old one"
                  + (f" (expires {minted.live.expires_at})" if minted.live.expires_at else ""))
         self.value_kept = self.escrow_put(minted)
@@ -808,7 +828,7 @@ class TokenApply:
             assert value is not None
             out = rendered(consumer, value)
             try:
-                self.write(ckind, capi, consumer, out, cobs)
+                new_id = self.write(ckind, capi, consumer, out, cobs)
             except Exception as exc:  # noqa: BLE001 - the others are still written; old is kept
                 self.run_.fail(self.token.name, f"{consumer.label}: write failed: "
                                                 f"{describe_error(exc, [*self.run_.values_in_play, out])}")
@@ -820,15 +840,15 @@ class TokenApply:
             if consumer.identity == escrow_first:
                 self.value_kept = True  # the readable consumer holds it now
             self.run_.result.delivered += 1
-            self.say(f"{consumer.label}: {'created' if cp.action == 'create' else 'wrote'} the "
-                     f"{'new' if cp.value == 'new' else 'current'} value")
+            self.say(f"{consumer.label}: {_written_words(cp, new_id)}")
             written.append((consumer, out))
         return written
 
-    def write(self, ckind: Any, capi: Any, consumer: Consumer, out: Secret, cobs: Any) -> None:
+    def write(self, ckind: Any, capi: Any, consumer: Consumer, out: Secret, cobs: Any) -> str | None:
+        """Write `out`; the place's new id when the write created it again."""
         if not isinstance(ckind, Recreatable):
             ckind.write(capi, consumer, out, cobs)
-            return
+            return None
         # the place as observe read it (a hook's url, or a recreate's detail): not read again
         listed = ckind.listed(consumer, cobs, self.run_.lists)
         if ckind.recreates(consumer):
@@ -836,11 +856,14 @@ class TokenApply:
                 # persisted before the delete: a crash before the create must not lose the hook
                 self.persist(self.flight().keeping(consumer.identity, copy))
 
-            ckind.write(capi, consumer, out, cobs, before_delete=keep_copy, listed=listed)
+            created: list[str] = []
+            ckind.write(capi, consumer, out, cobs, before_delete=keep_copy, listed=listed, after_create=created.append)
             if self.token.name in self.ledger.in_flight:  # saved with the ledger record that follows
                 self.ledger.in_flight[self.token.name] = self.flight().recreated(consumer.identity)
-            return
+            self.run_.result.recreated += 1
+            return created[0] if created else None
         ckind.write(capi, consumer, out, cobs, listed=listed)
+        return None
 
     def record(self, consumer: Consumer, out: Secret, value_live: LiveToken | None, *, verified: bool) -> None:
         self.ledger.record(LedgerRecord(

@@ -40,6 +40,7 @@ from reconciler.kinds._discovery import (
     declared_expiry,
     display_name,
     id_family,
+    is_own_credential,
     observed_live,
     sunset,
 )
@@ -206,7 +207,7 @@ def _scanned_items(scan: ScopeScan, managed: Mapping[tuple[str, str, str], str],
             continue
         seen.add(st.family_key)
         item: Item | None = None
-        if scan.credential_ids.get(st.provider) == st.live.id and st.can_be_credential:
+        if is_own_credential(scan.credential_ids, st.provider, st.live.id, st.can_be_credential):
             item = _credential_item(st.provider, st.kind, st.live, now, within)
         elif st.live.usable and not _expired(st.live, now):
             item = _unmanaged_item(st.provider, st.kind, st.live, now, owner=st.owner)
@@ -217,14 +218,13 @@ def _scanned_items(scan: ScopeScan, managed: Mapping[tuple[str, str, str], str],
 
 def _outside_scopes(observed: Observed, scan: ScopeScan | None, listed: set[tuple[str, str | None, str]],
                     now: datetime) -> list[Item]:
-    """Unmanaged tokens plan saw in the lists of inventory tokens, outside the discovery scopes."""
+    """Unmanaged tokens plan saw in the lists of inventory tokens, outside the discovery scopes
+    (observation has left out the providers' own credentials: `observe.not_own_credentials`)."""
     items: list[Item] = []
     for live in observed.unmanaged:
         provider = live.where.split(":", 1)[0]
         kind = observed.unmanaged_kinds.get(live)
         if kind is None or (provider, live.id, live.name) in listed or not live.usable or _expired(live, now):
-            continue
-        if scan is not None and scan.credential_ids.get(provider) == live.id:
             continue
         items.append(_unmanaged_item(provider, kind, live, now, owner=None))
         listed.add((provider, live.id, live.name))

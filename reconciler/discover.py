@@ -38,6 +38,7 @@ from reconciler.kinds._discovery import (
     Place,
     ScopeToken,
     ValueFormat,
+    is_own_credential,
     scanned_consumers,
     shown,
     value_formats,
@@ -211,7 +212,8 @@ def discover(inventory: Inventory, scan: ScopeScan, apis: Mapping[str, Api],
             ft.labels.append(place.label)
     unused = [f"{noun(st.kind)} {st.live.name!r} #{st.live.id} ({st.live.where})"
               for st in scan.tokens
-              if st.family_key not in found and st.live.usable and scan.credential_ids.get(st.provider) != st.live.id]
+              if st.family_key not in found and st.live.usable
+              and not is_own_credential(scan.credential_ids, st.provider, st.live.id, st.can_be_credential)]
     tokens = sorted(found.values(), key=lambda t: (t.provider, t.kind, t.live.name, t.live.id))
     return DiscoverResult(tokens=tokens, notes=notes, tried=len(cands), identified=identified, unused=unused)
 

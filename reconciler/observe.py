@@ -30,7 +30,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from reconciler.clients import Api, Clients
+from reconciler.clients import Api, Clients, ProviderError
 from reconciler.inventory.model import Inventory, Token
 from reconciler.kinds import (
     Identifying,
@@ -41,6 +41,7 @@ from reconciler.kinds import (
     fetcher_of,
     source_kind,
 )
+from reconciler.kinds._discovery import is_own_credential
 from reconciler.observed import ConsumerObservation, LiveToken, Observed, SourceObservation, record_is_of
 from reconciler.secret import Secret
 
@@ -129,6 +130,7 @@ def observe(
         found = source_kind(kind_name).unmanaged(same_kind, lists)
         unmanaged.extend(found)
         unmanaged_kinds.update(dict.fromkeys(found, kind_name))
+    unmanaged = not_own_credentials(unmanaged, unmanaged_kinds, clients)
     return Observed(
         observed_at=now or datetime.now(UTC),
         sources=sources,
@@ -137,6 +139,40 @@ def observe(
         unmanaged_kinds=unmanaged_kinds,
         requests=clients.requests(),
     )
+
+
+def not_own_credentials(found: list[LiveToken], kinds: dict[LiveToken, str], clients: Clients) -> list[LiveToken]:
+    """`found` without each provider's own credential (`is_own_credential`, the rule `check`
+    uses): its id is asked (one request) only of a provider where a token of a kind a credential
+    can be was found."""
+    def provider(t: LiveToken) -> str:
+        return t.where.split(":", 1)[0]
+
+    def capable(t: LiveToken) -> bool:
+        return source_kind(kinds[t]).can_be_credential
+
+    ids = credential_ids(sorted({provider(t) for t in found if capable(t)}), clients)
+    return [t for t in found if not is_own_credential(ids, provider(t), t.id, capable(t))]
+
+
+def credential_ids(providers: Collection[str], apis: Any) -> dict[str, str]:
+    """provider -> the live id of its own credential (`credential_id()`: GitLab `GET
+    /personal_access_tokens/self`, Zendesk `GET /api/v2/oauth/tokens/current`, with the
+    credential); a provider whose credential cannot read itself (a job token, a Zendesk API
+    token) is left out."""
+    found: dict[str, str] = {}
+    for name in providers:
+        api = apis[name]
+        try:
+            with api.throttle:
+                own = api.credential_id()
+        except ProviderError:
+            raise
+        except Exception:  # noqa: BLE001 - not a PAT (a job token...): it is simply not excluded
+            continue
+        if own is not None:
+            found[name] = own
+    return found
 
 
 def untrusted(token: Token, clients: Clients) -> str | None:

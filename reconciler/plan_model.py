@@ -19,7 +19,8 @@ from reconciler.observed import plain, to_iso
 SCHEMA_VERSION = 1
 
 TokenAction = Literal["create", "rotate", "revoke", "none"]
-ConsumerAction = Literal["create", "update", "none"]
+# recreate: the place is deleted and created again (a copy with the value), so its id changes
+ConsumerAction = Literal["create", "update", "recreate", "none"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -122,7 +123,7 @@ class Plan:
 
     def summary(self) -> dict[str, int]:
         counts = {"create": 0, "rotate": 0, "revoke": 0, "consumer_create": 0, "consumer_update": 0,
-                  "verified": 0, "unverifiable": 0, "warnings": len(self.warnings), "errors": len(self.errors)}
+                  "consumer_recreate": 0, "verified": 0, "unverifiable": 0, "warnings": len(self.warnings), "errors": len(self.errors)}
         for t in self.tokens:
             if t.action != "none":
                 counts[t.action] += 1

@@ -2,7 +2,8 @@
 
 For every token: create, rotate (overlap or in place, and why), revoke (`state: absent`) or none,
 with every reason that applies. For every consumer: what it holds (verified, stale, unverifiable,
-missing) and what apply will do (create, update, none), with the attribute diff (deepdiff).
+missing) and what apply will do (create, update, recreate, none), with the attribute diff
+(deepdiff).
 Findings: warnings and errors (an error blocks its token). Order is deterministic: tokens by
 name, consumers by identity.
 
@@ -28,10 +29,12 @@ from deepdiff import DeepDiff
 
 from reconciler.inventory.model import Consumer, Inventory, Rotation, Source, Token
 from reconciler.kinds import (
+    ConsumerKind,
     Creatable,
     Identifying,
     Mintable,
     Recoverable,
+    Recreatable,
     Renewable,
     Revocable,
     SourceKind,
@@ -462,6 +465,7 @@ def consumer_plan(s: ConsumerState, rotating: bool, recover_from: str | None, no
     changes = _attribute_changes(ckind.desired_attributes(c), cobs.attributes) if cobs is not None and cobs.exists else ()
     creatable = isinstance(ckind, Creatable) and (cobs is None or ckind.creatable(c, cobs))
     action, value, why_now = _consumer_action(state, why, creatable, rotating, recover_from, bool(changes))
+    action, why_now = _recreated(ckind, c, cobs, action, why_now)
     if state == "missing" and not creatable:
         notes.add("error", "consumer_missing", f"{c.label}: {why}; create it (the tool cannot)", c.identity,
                   declared_at(c))
@@ -476,6 +480,16 @@ def consumer_plan(s: ConsumerState, rotating: bool, recover_from: str | None, no
         readable=bool(cobs and cobs.readable), live_id=cobs.live_id if cobs else None,
         fingerprint=cobs.fingerprint if cobs else None,
     )
+
+
+def _recreated(ckind: ConsumerKind, c: Consumer, cobs: ConsumerObservation | None, action: ConsumerAction,
+               why: str) -> tuple[ConsumerAction, str]:
+    """An update whose write deletes the place and creates it again (the consumer kind says so)
+    is a `recreate`: why says what it copies and that the id changes."""
+    if action != "update" or not isinstance(ckind, Recreatable) or not ckind.recreates(c):
+        return action, why
+    old_id = f" #{cobs.live_id}" if cobs is not None and cobs.live_id else ""
+    return "recreate", f"{why}; {ckind.copies(c)}: its id{old_id} changes"
 
 
 def _consumer_action(state: str, why: str, creatable: bool, rotating: bool, recover_from: str | None,

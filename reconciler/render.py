@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+from dataclasses import replace
 from typing import TextIO
 
 from rich.console import Console
@@ -19,8 +20,9 @@ from reconciler import markdown as md
 from reconciler.plan import Change, ConsumerPlan, Finding, Plan, TokenPlan
 
 TOKEN_SYMBOL = {"create": "+", "rotate": "~", "revoke": "-", "none": " "}
-CONSUMER_SYMBOL = {"create": "+", "update": "~", "none": " "}
-STYLE = {"+": "green", "~": "yellow", "-": "red", "!": "bold red", " ": "", "warning": "yellow", "error": "bold red"}
+CONSUMER_SYMBOL = {"create": "+", "update": "~", "recreate": "-/+", "none": " "}
+STYLE = {"+": "green", "~": "yellow", "-/+": "yellow", "-": "red", "!": "bold red", " ": "", "warning": "yellow",
+         "error": "bold red"}
 
 # A line of text output and the key in STYLE that colours it.
 StyledLine = tuple[str, str]
@@ -42,6 +44,7 @@ def summary_line(plan: Plan) -> str:
     s = plan.summary()
     line = (f"Plan: {s['create']} to create, {s['rotate']} to rotate, {s['revoke']} to revoke; "
             f"consumers: {s['consumer_create']} to create, {s['consumer_update']} to update, "
+            f"{s['consumer_recreate']} to recreate, "
             f"{s['verified']} verified, {s['unverifiable']} unverifiable; "
             f"{s['warnings']} warning(s), {s['errors']} error(s).")
     if not plan.has_changes and not s["errors"]:
@@ -91,14 +94,17 @@ def _token_lines(t: TokenPlan) -> list[StyledLine]:
         lines.append((" ", f"    escrow: {'the escrow key' if t.escrow == 'key' else t.escrow.split(':', 1)[1]}"))
     if t.recover_from:
         lines.append((" ", f"    current value recovered from {t.recover_from}"))
+    # a finding about one consumer is printed under it, so that each consumer appears once
     for c in t.consumers:
-        lines.extend(_consumer_lines(c))
+        lines.extend(_consumer_lines(c, [f for f in t.findings if f.consumer == c.identity]))
+    shown = {c.identity for c in t.consumers}
     for f in t.findings:
-        lines.extend(_finding_lines(f, "    "))
+        if f.consumer not in shown:
+            lines.extend(_finding_lines(f, "    "))
     return lines
 
 
-def _consumer_lines(c: ConsumerPlan) -> list[StyledLine]:
+def _consumer_lines(c: ConsumerPlan, findings: list[Finding]) -> list[StyledLine]:
     symbol = CONSUMER_SYMBOL[c.action]
     if c.state in ("stale", "unverifiable", "missing", "error") and c.action == "none":
         symbol = "!"
@@ -108,6 +114,10 @@ def _consumer_lines(c: ConsumerPlan) -> list[StyledLine]:
              (" ", f"        {c.state}: {c.why}")]
     for ch in c.changes:
         lines.append((symbol, f"        {_change_words(ch)}"))
+    for f in findings:
+        # the consumer's label and position are on its line above: not repeated
+        message = f.message.removeprefix(c.label).lstrip(": ")
+        lines.extend(_finding_lines(replace(f, message=message, at="" if f.at == c.at else f.at), "        "))
     return lines
 
 

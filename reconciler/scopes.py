@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.clients import Api, Clients, ProviderError
+from reconciler.clients import Api, Clients
 from reconciler.inventory.model import Inventory
 from reconciler.kinds import FetchError, ListKey
 from reconciler.kinds._discovery import (
@@ -33,7 +33,7 @@ from reconciler.kinds._discovery import (
     scanned_consumers,
     scanned_sources,
 )
-from reconciler.observe import fetch_list
+from reconciler.observe import credential_ids, fetch_list
 from reconciler.observed import Observed
 
 MAX_WORKERS = 8
@@ -166,17 +166,7 @@ def _credential_ids(scan: ScopeScan, apis: Mapping[str, Api]) -> None:
     """The live id of each scanned provider's own credential, so it is not reported as unmanaged
     (`credential_id()`: GitLab `GET /personal_access_tokens/self`, Zendesk `GET
     /api/v2/oauth/tokens/current`, with the credential)."""
-    for name in sorted({k.provider for k in scan.lists}):
-        api = apis[name]
-        try:
-            with api.throttle:
-                found = api.credential_id()
-            if found is not None:
-                scan.credential_ids[name] = found
-        except ProviderError:
-            raise
-        except Exception:  # noqa: BLE001 - not a PAT (a job token...): it is simply not excluded
-            continue
+    scan.credential_ids.update(credential_ids(sorted({k.provider for k in scan.lists}), apis))
 
 
 def managed_keys(observed: Observed, inventory: Inventory) -> dict[tuple[str, str, str], str]:

@@ -87,9 +87,11 @@ Consumer capabilities:
     AttributeWritable  write_attributes(api, consumer, observed) -> bool: change the managed
                        attributes only (False: not without writing the value)
     Recreatable        recreates(consumer) -> bool: the write deletes the place and creates it
-                       again; listed(consumer, observed, lists): the place as observe read it,
-                       passed to `write(..., listed=, before_delete=)`, whose `before_delete`
-                       receives the readable copy to persist before the delete;
+                       again (the plan's consumer action is then `recreate`); copies(consumer)
+                       -> str: what the new place is made of, for the plan; listed(consumer, observed, lists): the place as observe read it,
+                       passed to `write(..., listed=, before_delete=, after_create=)`, whose
+                       `before_delete` receives the readable copy to persist before the delete
+                       and `after_create` the new id;
                        recreate_from(api, consumer, saved, value) -> new id: finish a recreate
                        that stopped between the delete and the create
 
@@ -203,6 +205,7 @@ class SourceKind(ABC):
     kind: ClassVar[str]
     provider_kind: ClassVar[str | None]
     noun: ClassVar[str] = "token"
+    can_be_credential: ClassVar[bool] = False  # a provider's own credential can be a token of this kind
 
     @abstractmethod
     def strategy(self, source: Source) -> Strategy: ...
@@ -398,13 +401,19 @@ class Recreatable(ABC):
         """This consumer's write deletes and creates the place."""
 
     @abstractmethod
+    def copies(self, consumer: Consumer) -> str:
+        """What the place created again is made of (and what it loses), in words for the plan."""
+
+    @abstractmethod
     def listed(self, consumer: Consumer, observed: ConsumerObservation, lists: Lists) -> dict[str, Any] | None:
         """The place as observe read it this run (None: `write` reads it itself)."""
 
     @abstractmethod
     def write(self, api: Any, consumer: Consumer, value: Secret, observed: ConsumerObservation, *,
               before_delete: Callable[[dict[str, Any]], None] | None = None,
-              listed: dict[str, Any] | None = None) -> None: ...
+              listed: dict[str, Any] | None = None, after_create: Callable[[str], None] | None = None) -> None:
+        """Deliver `value` (as `ConsumerKind.write`); `after_create` receives the new id of a
+        place it created again."""
 
     @abstractmethod
     def recreate_from(self, api: Any, consumer: Consumer, saved: Mapping[str, Any], value: Secret | None) -> str:

@@ -47,6 +47,13 @@ class ScanScope:
     projects: tuple[str, ...] = ()  # project paths, those of the groups included
 
 
+def is_own_credential(credential_ids: Mapping[str, str], provider: str, live_id: str, can_be_credential: bool) -> bool:
+    """The one rule by which `plan`, `check` and `discover` know a provider's own credential,
+    never reported as unmanaged: a token of a kind a credential can be, with the id the provider
+    gives for its credential (`credential_ids`: provider -> that id)."""
+    return can_be_credential and credential_ids.get(provider) == live_id
+
+
 @dataclass(frozen=True, kw_only=True)
 class ScopeToken:
     """A live token seen in a discovery scope."""

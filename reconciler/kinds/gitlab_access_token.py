@@ -120,6 +120,7 @@ def _resource_token(source: Source) -> ResourceAccessToken:
 
 class ResourceAccessTokenKind(SourceKind, Mintable, Renewable, Revocable, Identifying, ScannedSource):
     value_alphabet = TOKEN_ALPHABET
+    can_be_credential = True
 
     def __init__(self, kind: str, resource: str, model: type[ResourceAccessToken], schema: dict[str, Any],
                  schema_order: int) -> None:
@@ -251,7 +252,7 @@ class ResourceAccessTokenKind(SourceKind, Mintable, Renewable, Revocable, Identi
             if live.access_level is not None:
                 declaration["access_level"] = live.access_level
             found.append(ScopeToken(provider=key.provider, kind=self.kind, scope=key.scope, live=live,
-                                    family=GITLAB_TOKEN_FAMILY, can_be_credential=True, declaration=declaration))
+                                    family=GITLAB_TOKEN_FAMILY, can_be_credential=self.can_be_credential, declaration=declaration))
         return found
 
 

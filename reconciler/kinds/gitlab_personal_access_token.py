@@ -93,6 +93,7 @@ class PersonalAccessTokenKind(SourceKind, Mintable, Renewable, Revocable, Identi
     kind = "gitlab_personal_access_token"
     provider_kind = "gitlab"
     noun = "personal access token"
+    can_be_credential = True
 
     def check(self, token: Token, inv: Inventory, path: str) -> list[Diagnostic]:
         source = token.source
@@ -225,7 +226,7 @@ class PersonalAccessTokenKind(SourceKind, Mintable, Renewable, Revocable, Identi
                 declaration["user"] = user
             found.append(ScopeToken(provider=key.provider, kind=self.kind, scope=username, live=live,
                                     family=GITLAB_TOKEN_FAMILY, owner=f"@{username}" if known and username else None,
-                                    can_be_credential=True, declaration=declaration))
+                                    can_be_credential=self.can_be_credential, declaration=declaration))
         return found
 
 

@@ -219,6 +219,18 @@ class WebhookKind(ConsumerKind, Recreatable, ScannedConsumer):
         assert isinstance(consumer, GitLabWebhook)
         return consumer.mode == "recreate"
 
+    def copies(self, consumer: Consumer) -> str:
+        """The create copies what GitLab returns of the hook and what the inventory declares;
+        the secret token, URL variables and headers it does not declare are never returned."""
+        c = consumer
+        assert isinstance(c, GitLabWebhook)
+        declared = [f"URL variable {k}" for k in sorted(c.url_variables)]
+        declared += [f"custom header {k}" for k in sorted(c.custom_headers)]
+        where = "secret token" if c.target.field == "token" else f"{c.target.field.replace('_', ' ')} {c.target.name}"
+        return ("the hook is deleted and created again from a copy of its readable fields (url, name, events, SSL "
+                f"verification){', the declared ' + ', '.join(declared) if declared else ''} and the value in its "
+                f"{where}")
+
     def needs(self, consumer: Consumer, lists: Lists) -> list[ListKey]:
         assert isinstance(consumer, GitLabWebhook)
         keys = [_list_key(consumer)]
@@ -316,7 +328,7 @@ class WebhookKind(ConsumerKind, Recreatable, ScannedConsumer):
 
     def write(self, api: Any, consumer: Consumer, value: Secret, observed: ConsumerObservation, *,
               before_delete: Callable[[dict[str, Any]], None] | None = None,
-              listed: dict[str, Any] | None = None) -> None:
+              listed: dict[str, Any] | None = None, after_create: Callable[[str], None] | None = None) -> None:
         """mode update: `PUT .../hooks/:id {token}` or `PUT .../hooks/:id/{url_variables,custom_headers}/:key`.
         mode recreate: `GET .../hooks/:id` (every readable field), refuse if a value would be lost,
         `DELETE` it, `POST` a copy with the declared values and the new one. Never python-gitlab's
@@ -324,7 +336,8 @@ class WebhookKind(ConsumerKind, Recreatable, ScannedConsumer):
         receives the readable copy first, so that apply can persist it: a crash between the delete
         and the create must not lose the hook (`recreate_from`). `listed`: the hook as observe
         read it this run (`listed()`), used instead of reading it again; the plan that decided
-        this write was made from the same data."""
+        this write was made from the same data. `after_create` receives the new hook id of a
+        recreate."""
         c = consumer
         assert isinstance(c, GitLabWebhook)
         hook_id = observed.live_id or observed.details.get("hook_id")
@@ -348,7 +361,9 @@ class WebhookKind(ConsumerKind, Recreatable, ScannedConsumer):
         manager.delete(int(hook_id))
         # never retried: a create whose answer was lost (timeout) has happened, and GitLab allows
         # two hooks with one URL, so a retry would leave a duplicate holding the value
-        manager.create(copy, retry_transient_errors=False)
+        created = manager.create(copy, retry_transient_errors=False)
+        if after_create is not None:
+            after_create(str(created.get_id()))
 
     def recreate_from(self, api: Any, consumer: Consumer, saved: Mapping[str, Any], value: Secret | None) -> str:
         """Create the hook again from the readable fields an interrupted recreate saved (the

@@ -128,6 +128,7 @@ class OAuthTokenKind(SourceKind, Mintable, Revocable, Identifying, ScannedSource
     kind = "zendesk_oauth_token"
     provider_kind = "zendesk"
     noun = "OAuth token"
+    can_be_credential = True
 
     def check(self, token: Token, inv: Inventory, path: str) -> list[Diagnostic]:
         source = token.source
@@ -215,7 +216,7 @@ class OAuthTokenKind(SourceKind, Mintable, Revocable, Identifying, ScannedSource
         for row in rows:
             client = clients.get(str(row.get("client_id")), f"client #{row.get('client_id')}")
             found.append(ScopeToken(
-                provider=key.provider, kind=self.kind, scope="", family=OAUTH_TOKEN_FAMILY, can_be_credential=True,
+                provider=key.provider, kind=self.kind, scope="", family=OAUTH_TOKEN_FAMILY, can_be_credential=self.can_be_credential,
                 live=live_zendesk_token(row, client, f"{key.provider}: OAuth client {client}"),
                 declaration={"kind": self.kind, "provider": key.provider, "client": client,
                              "scopes": sorted(row.get("scopes") or ())}))

@@ -41,7 +41,7 @@ def run(capsys, *args: str) -> tuple[int, str, str]:
 def test_plan_apply_plan_converges_on_the_demo_world(example, capsys):
     code, out, err = run(capsys, "apply", "--sandbox", "--auto-approve", "--now", NOW)
     assert code == 0, err
-    assert "Apply complete: 5 rotated" in out and ", 0 failed." in out
+    assert "Apply complete: 6 rotated" in out and ", 0 failed." in out
     assert "zendesk-global-super-app: rotated personal access token #2 in place" in out
     assert "zendesk-global-sync-trigger: revoked pipeline trigger #1" in out
     code, out, err = run(capsys, "plan", "--sandbox", "--now", NOW, "--detailed-exitcode")

@@ -120,7 +120,7 @@ def test_a_signal_stops_at_a_safe_point_and_the_next_apply_finishes_without_rota
 
     again = apply(env)
     assert again.returncode == 0, again.stdout + again.stderr
-    assert f"resumed: {token}" in again.stdout and "Apply complete: 4 rotated" in again.stdout
+    assert f"resumed: {token}" in again.stdout and "Apply complete: 5 rotated" in again.stdout
     assert len(minted(again.stdout)) == 4 and token not in minted(again.stdout)  # nothing rotated twice
     assert not lock_file(workdir).exists()
     plan = subprocess.run([RECONCILE, "plan", "--sandbox", "--now", NOW, "--detailed-exitcode"], env=env,

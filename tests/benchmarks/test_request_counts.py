@@ -112,10 +112,13 @@ def test_minimum_counts_pages_and_identifications_independently(tmp_path):
     m = minimum.compute(tmp_path / "inventory", world, tmp_path / "state")
     assert m.lists == {("gitlab-bench", "user", ""): 1, ("gitlab-bench", "pats", generate.BOT): 1,
                        ("gitlab-bench", "project_variables", "bench/g00/p0000"): 2}
-    assert (m.details, m.identifications, m.total, m.baseline) == (0, 1, 5, 2)
+    # the credential's own PAT is listed beside the source's: its id is asked once, so it is not
+    # reported as unmanaged
+    assert (m.details, m.identifications, m.credential_lookups, m.total, m.baseline) == (0, 1, 1, 6, 2)
     result, log, _ = plan_world(tmp_path)
-    assert len(log) == 5
-    assert [e.path for e in log].count("/api/v4/personal_access_tokens/self") == 1
+    assert len(log) == 6
+    assert [e.path for e in log].count("/api/v4/personal_access_tokens/self") == 2
+    assert not [f for f in result.findings if f.code == "unmanaged"]
     assert result.tokens[0].consumers[0].state == "verified"  # identified as the current token
 
 
@@ -174,7 +177,8 @@ def test_apply_writes_each_thing_exactly_once(tmp_path):
     gitlab_tokens = ("gitlab_personal_access_token", "gitlab_project_access_token", "gitlab_group_access_token")
     value_checks = sum(1 for n in m.due if inventory.tokens[n].source.kind in gitlab_tokens)
     checks = sum(1 for method, path in paths if method == "POST" and path.endswith("/rotate"))  # one per rotate
-    assert sum(1 for _, path in paths if path.endswith("/personal_access_tokens/self")) == value_checks + checks
+    assert sum(1 for _, path in paths if path.endswith("/personal_access_tokens/self")) == (
+        value_checks + checks + m.credential_lookups)
     installation_reads = sum(1 for method, path in paths if method == "GET" and "/apps/installations/" in path)
     assert installation_reads == 2 * sum(1 for method, path in paths if method == "PUT" and "/apps/installations/" in path)
     assert len(log) == m.total + checks + installation_reads, (len(log), m.total, checks, installation_reads)

@@ -361,30 +361,49 @@ def escrow_not_live(token: Token, live: LiveToken | None, escrowed: EscrowPendin
               "gives them a new value")
 
 
+# What the plan says of an unverifiable consumer the token is not rotated for.
+UNVERIFIABLE_LEFT = ("left as it is, and the token is not rotated for this alone (rotation.on_unverifiable: warn): "
+                     "if it holds the current value, nothing needs doing; to give every consumer a fresh value, set "
+                     "rotation.on_unverifiable: rotate on the token")
+
+
 def delivery_reasons(token: Token, kind: SourceKind, live: LiveToken | None, states: list[ConsumerState],
                      reasons: list[Reason], recover_from: str | None, strategy: Strategy,
                      notes: Notes) -> list[Reason]:
     """A `consumers` reason when some consumer needs the value and the current one cannot be read
-    again (so every consumer gets a fresh one); a warning for each unverifiable consumer."""
+    again (so every consumer gets a fresh one); a warning for each unverifiable consumer. An
+    unverifiable consumer alone is such a reason only when the rotation says so
+    (`on_unverifiable: rotate`): a working estate the ledger has not seen yet is not rotated."""
     needing = [s for s in states if _needs_value(s)]
+    pressing = [s for s in needing if s.state != "unverifiable" or token.rotation.rotates_unverifiable]
     can_deliver = (live is not None and live.usable) or isinstance(kind, Supplied)
     added = []
-    if needing and not reasons and can_deliver and recover_from is None and strategy != "observe_only":
-        names = ", ".join(s.consumer.label for s in needing)
-        added.append(Reason(code="consumers", at=declared_at(needing[0].consumer),
-                            message=f"{names}: not shown to hold the current value, and the current value is "
-                                    "not recoverable, so every consumer gets a fresh one"))
+    if pressing and not reasons and can_deliver and recover_from is None and strategy != "observe_only":
+        added.append(_consumers_reason(token, needing, pressing))
     if strategy == "observe_only":
         then = "nothing to do: the token is observed only"
     elif recover_from and not (reasons or added):
         then = "apply delivers the current value again"
-    else:
+    elif reasons or added:
         then = "it receives the new value"
+    else:
+        then = UNVERIFIABLE_LEFT
     for s in needing:
         if s.state == "unverifiable":
             notes.add("warning", "unverifiable", f"{s.consumer.label} cannot be verified (no ledger record): {then}",
                       s.consumer.identity, declared_at(s.consumer))
     return added
+
+
+def _consumers_reason(token: Token, needing: list[ConsumerState], pressing: list[ConsumerState]) -> Reason:
+    names = ", ".join(s.consumer.label for s in needing)
+    if any(s.state != "unverifiable" for s in pressing):
+        return Reason(code="consumers", at=declared_at(needing[0].consumer),
+                      message=f"{names}: not shown to hold the current value, and the current value is "
+                              "not recoverable, so every consumer gets a fresh one")
+    return Reason(code="consumers", at=declared_at(token.rotation, "on_unverifiable"),
+                  message=f"{names}: cannot be verified, and the current value is not recoverable; "
+                          "rotation.on_unverifiable is rotate, so every consumer gets a fresh one")
 
 
 def _needs_value(s: ConsumerState) -> bool:

@@ -105,7 +105,8 @@ class ExternalKind(SourceKind, Supplied, ExpiringSource):
             return []
         return [Finding(severity="warning", code="external_value", at=declared_at(src),
                         message=f"{token.name}: a person supplies the new value at apply time "
-                                f"({self._where(src)})")]
+                                f"({self._where(src)}): {self.how_to_supply(src)}; until then apply leaves "
+                                "this token waiting and does the rest")]
 
     # apply ------------------------------------------------------------------------------------
 
@@ -124,6 +125,13 @@ class ExternalKind(SourceKind, Supplied, ExpiringSource):
         if not text:
             raise ValueError(f"{source.value_file} is empty: a person supplies the new value at apply time")
         return Secret(text)
+
+    def how_to_supply(self, source: Source) -> str:
+        assert isinstance(source, ExternalSource)
+        if source.value_env:
+            return (f"set {source.value_env} as a masked, protected CI/CD variable (Settings > CI/CD > Variables), "
+                    "then run the pipeline")
+        return f"put the new value in the file {source.value_file} where apply runs, then run apply again"
 
     @staticmethod
     def _where(src: ExternalSource) -> str:

@@ -227,6 +227,22 @@ def test_a_stale_consumer_still_rotates_and_takes_the_unverifiable_along():
     assert [c.value for c in tp.consumers] == ["new", "new"]
 
 
+def test_unverifiable_consumers_of_an_unsettled_token_still_rotate_it():
+    """What an apply left halfway (an in-flight record), or other live instances of the name, is
+    not a working estate: its unverifiable consumers may hold a value that is dead or about to be."""
+    from reconciler.state.ledger import InFlight, Ledger
+
+    hook = GitLabWebhook(provider="gl", project="g/p", hook="sync")
+    tok = token("t", TRIGGER, consumers=(hook,))
+    interrupted = Ledger(in_flight={"t": InFlight(op="overlap", old_ids=("6",), new_id="7")})
+    _, tp = one(tok, live("7", owned=False), [held(hook, tok, readable=False)], led=interrupted)
+    assert tp.action == "rotate" and codes(tp) == ["consumers"]
+    assert "not shown to hold the current value" in tp.reasons[0].message
+    p = plan(inventory(tok), observed([(tok, live("7", owned=False))], [held(hook, tok, readable=False)],
+                                      others=(live("6", owned=False),)), None, NOW)
+    assert p.tokens[0].action == "rotate" and p.tokens[0].orphans == ("6",)
+
+
 def test_on_unverifiable_comes_from_the_defaults_unless_the_token_sets_it():
     from reconciler.inventory.model import Rotation
 

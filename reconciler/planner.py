@@ -387,21 +387,25 @@ def delivery_reasons(token: Token, kind: SourceKind, live: LiveToken | None, sta
     can_deliver = (live is not None and live.usable) or isinstance(kind, Supplied)
     added = []
     if pressing and not reasons and can_deliver and recover_from is None and strategy != "observe_only":
-        added.append(_consumers_reason(token, needing, by_policy=not unsettled and all(
-            s.state == "unverifiable" for s in pressing)))
-    if strategy == "observe_only":
-        then = "nothing to do: the token is observed only"
-    elif recover_from and not (reasons or added):
-        then = "apply delivers the current value again"
-    elif reasons or added:
-        then = "it receives the new value"
-    else:
-        then = UNVERIFIABLE_LEFT
+        by_policy = not unsettled and all(s.state == "unverifiable" for s in pressing)
+        added.append(_consumers_reason(token, needing, by_policy=by_policy))
+    then = _unverifiable_then(strategy, recover_from, rotating=bool(reasons or added))
     for s in needing:
         if s.state == "unverifiable":
             notes.add("warning", "unverifiable", f"{s.consumer.label} cannot be verified (no ledger record): {then}",
                       s.consumer.identity, declared_at(s.consumer))
     return added
+
+
+def _unverifiable_then(strategy: Strategy, recover_from: str | None, *, rotating: bool) -> str:
+    """What happens to an unverifiable consumer, as its warning says."""
+    if strategy == "observe_only":
+        return "nothing to do: the token is observed only"
+    if rotating:
+        return "it receives the new value"
+    if recover_from:
+        return "apply delivers the current value again"
+    return UNVERIFIABLE_LEFT
 
 
 def _consumers_reason(token: Token, needing: list[ConsumerState], *, by_policy: bool) -> Reason:

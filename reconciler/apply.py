@@ -16,6 +16,11 @@ state it was computed from are unchanged), and then works token by token:
    times, never a value) before the mint/rotate call, the escrow entry right after it, a ledger
    record after each consumer write.
 
+Before the first change, apply sets aside every due token whose new value a person supplies
+(a `Supplied` kind) and has not supplied to this run: it is "waiting for a person", left as it is
+and reported on a line of its own with what to do (`how_to_supply`), not as a failure, so an
+unattended run on the schedule finishes everything else and exits 0.
+
 Rotate calls (GitLab's token reuse detection): never retried automatically. After an unclear
 outcome (timeout, 5xx, dropped connection) the token is looked up by name before anything else.
 If it was not rotated, the token fails and nothing else happens. If it was, its new value is lost
@@ -120,6 +125,20 @@ class ApplyFailure:
 
 
 @dataclass(frozen=True)
+class Waiting:
+    """A due token whose new value a person supplies and has not supplied to this run: apply
+    leaves it as it is and does the rest; not a failure (an unattended run cannot do better)."""
+
+    token: str
+    why: str  # e.g. "$X is not set: ..."
+    how: str  # what the person does (the kind's `how_to_supply`)
+
+    @property
+    def line(self) -> str:
+        return f"Waiting for a person: {self.token}: {self.why}; {self.how}."
+
+
+@dataclass(frozen=True)
 class Step:
     """One line of apply output. Never a value."""
 
@@ -164,6 +183,7 @@ class ApplyResult:
     recorded: int = 0  # write-only consumers: recorded in the ledger, not verifiable
     resumed: list[str] = field(default_factory=list)  # tokens whose interrupted work was finished
     failed: list[ApplyFailure] = field(default_factory=list)
+    waiting: list[Waiting] = field(default_factory=list)  # due, value not supplied: left for a person
     nothing_to_do: bool = False
     # a signal ended the apply early: which, whether at a safe point, and what is left
     interrupted: str | None = None
@@ -192,6 +212,7 @@ class ApplyResult:
             lines.append(f"The next apply first finishes: {', '.join(self.unfinished)}.")
         if self.not_started:
             lines.append(f"Not started (the next apply does them): {', '.join(self.not_started)}.")
+        lines += self.waiting_lines()
         lines.append("The state lock was released.")
         return lines
 
@@ -200,10 +221,16 @@ class ApplyResult:
         rotated = f"{len(self.rotated) - len(self.created)} rotated"
         return f"{len(self.created)} created, {rotated}" if self.created else rotated
 
+    def waiting_lines(self) -> list[str]:
+        """One line per token left waiting for a person, printed beside the summary."""
+        return [w.line for w in self.waiting]
+
     def summary_line(self) -> str:
         recreated = f" ({self.recreated} by recreate)" if self.recreated else ""
         counts = (f"{self.token_counts()}, {self.delivered} delivered{recreated}, {self.verified} verified, "
                   f"{self.recorded} recorded write-only, {self.revoked} revoked, {len(self.failed)} failed")
+        if self.waiting:
+            counts += f", {len(self.waiting)} waiting for a person"
         if self.resumed:
             counts += f" ({len(self.resumed)} resumed: {', '.join(self.resumed)})"
         return f"Apply complete: {counts}." if self.ok else f"Apply complete with failures: {counts}."
@@ -380,9 +407,9 @@ class _Run:
         self.drop_stale_escrow(observed)
         self.result.plan = current
         pending = set(self.pending_tokens())
-        work = [t for t in current.tokens if t.changes or t.name in pending]
+        work = self.set_aside_waiting([t for t in current.tokens if t.changes or t.name in pending])
         if not work:
-            self.result.nothing_to_do = True
+            self.result.nothing_to_do = not self.result.waiting
             return self.result
         self.interrupts.checkpoint()
         if confirm is not None:
@@ -393,6 +420,32 @@ class _Run:
         work.sort(key=lambda t: (t.name not in pending and t.recover_from != "escrow", t.name))
         self.run_tokens(work, observed, pending)
         return self.result
+
+    def set_aside_waiting(self, work: list[TokenPlan]) -> list[TokenPlan]:
+        """The work without the tokens waiting for a person (`Waiting`), worked out before the
+        first change, so an unattended run finishes everything else and does not fail for them."""
+        kept = []
+        for tp in work:
+            waiting = self.waiting_for(tp)
+            if waiting is None:
+                kept.append(tp)
+            else:
+                self.result.waiting.append(waiting)
+        return kept
+
+    def waiting_for(self, tp: TokenPlan) -> Waiting | None:
+        """A due token of a kind whose value a person supplies, with no value supplied."""
+        token = self.inventory.tokens.get(tp.name)
+        if token is None or tp.blocked or tp.action not in ("create", "rotate"):
+            return None
+        kind = source_kind(token.source.kind)
+        if not isinstance(kind, Supplied):
+            return None
+        try:
+            kind.supplied_value(token.source, self.session.env)
+        except ValueError as err:
+            return Waiting(tp.name, str(err), kind.how_to_supply(token.source))
+        return None  # read again when the token's turn comes
 
     def run_tokens(self, work: list[TokenPlan], observed: Observed, pending: set[str]) -> None:
         self.reporter.start(len(work))

@@ -34,7 +34,7 @@ from urllib.parse import quote
 from reconciler import markdown as md
 from reconciler.errors import ReconcileError
 from reconciler.inventory.model import CheckConfig, Inventory, Token
-from reconciler.kinds import noun
+from reconciler.kinds import Supplied, noun, source_kind
 from reconciler.kinds._discovery import (
     Sunset,
     declared_expiry,
@@ -297,8 +297,10 @@ def _next_apply(tplan: TokenPlan, expires: date | None, now: datetime, token: To
     if tplan.action in ("create", "rotate"):
         verb = "creates a new one" if tplan.action == "create" else "rotates it"
         why = "; ".join(r.message for r in tplan.reasons)
-        if tplan.strategy == "external":
-            return f"{verb} only if a person supplies the new value at apply time ({why})"
+        kind = source_kind(token.source.kind)
+        if isinstance(kind, Supplied):
+            return (f"{verb} only if a person supplies the new value at apply time, else leaves it waiting: "
+                    f"{kind.how_to_supply(token.source)} ({why})")
         return f"{verb} ({tplan.strategy}): {why}"
     if tplan.strategy == "observe_only":
         return "cannot renew it: the tool only observes this kind"

@@ -350,6 +350,8 @@ def apply_command(inventory: Path, planfile: Path | None, auto_approve: bool, ta
         if result.nothing_to_do:
             click.echo("No changes. Nothing to apply.")
             return EXIT_OK
+        for line in result.waiting_lines():
+            click.echo(line)
         click.echo(result.summary_line())
         for failure in result.failed:
             click.echo(f"error: {failure}", err=True)

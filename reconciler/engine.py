@@ -86,7 +86,6 @@ def open_session(
 ) -> Iterator[Session]:
     from reconciler.inventory import load_inventory
     from reconciler.state import LocalStore, escrow_available, open_escrow, open_store
-    from reconciler.state.ledger import Ledger
 
     env = dict(os.environ if env is None else env)
     inventory = load_inventory(inventory_path)
@@ -116,11 +115,11 @@ def open_session(
                           trust=trust_from_env(env, sandbox=endpoints is not None))
         store = LocalStore(STATE_DIR) if sandbox else open_store(inventory.state, inventory.providers, env,
                                                                  clients=clients)
-        ledger = store.load_ledger()
+        ledger = store.load_ledger()  # kept even when empty of records: it may hold in-flight work
         has_escrow = escrow_available(inventory.state, env)
         escrowed = {p.token: p for p in open_escrow(store, inventory.state, env).pending()}
         current = pinned or (world.clock.now() if world is not None else datetime.now(UTC))
-        yield Session(inventory=inventory, clients=clients, store=store, ledger=ledger or Ledger(), env=env,
+        yield Session(inventory=inventory, clients=clients, store=store, ledger=ledger, env=env,
                       now=current, escrow_available=has_escrow, targets=tuple(targets), world=world,
                       escrowed=escrowed, endpoints=endpoints)
     finally:

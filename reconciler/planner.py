@@ -68,13 +68,17 @@ from reconciler.plan_model import (
 
 if TYPE_CHECKING:
     from reconciler.state.escrow import EscrowPending
-    from reconciler.state.ledger import LedgerRecord
+    from reconciler.state.ledger import InFlight, LedgerRecord
 
 
 class Deliveries(Protocol):
-    """What the planner reads of the ledger: the record of the last delivery to a consumer."""
+    """What the planner reads of the ledger: the record of the last delivery to a consumer, and
+    the tokens whose work an interrupted apply left unfinished."""
 
     def get(self, consumer: str, /) -> LedgerRecord | None: ...
+
+    @property
+    def in_flight(self) -> Mapping[str, InFlight]: ...
 
 
 ENDED = frozenset({"missing", "revoked", "inactive"})  # reason codes: the live token is no use
@@ -173,7 +177,8 @@ def plan_token(token: Token, observed: Observed, ledger: Deliveries | None, now:
     states = consumer_states(token, kind, observed, ledger, live, notes)
     recover_from = recovery(kind, live, states, escrowed)
     escrow_not_live(token, live, escrowed, notes)
-    reasons += delivery_reasons(token, kind, live, states, reasons, recover_from, strategy, notes)
+    unsettled = bool(sobs.others) or (ledger is not None and token.name in ledger.in_flight)
+    reasons += delivery_reasons(token, kind, live, states, reasons, recover_from, strategy, notes, unsettled=unsettled)
     if strategy == "observe_only":
         notes.extend(kind.findings(token, live, now, action="none", strategy=strategy, reasons=tuple(reasons)))
         return TokenPlan(**base, action="none", strategy=strategy, reasons=tuple(reasons),
@@ -364,30 +369,57 @@ def escrow_not_live(token: Token, live: LiveToken | None, escrowed: EscrowPendin
               "gives them a new value")
 
 
+# What the plan says of an unverifiable consumer the token is not rotated for.
+UNVERIFIABLE_LEFT = ("left as it is, and the token is not rotated for this alone (rotation.on_unverifiable: warn): "
+                     "if it holds the current value, nothing needs doing; to give every consumer a fresh value, set "
+                     "rotation.on_unverifiable: rotate on the token")
+
+
 def delivery_reasons(token: Token, kind: SourceKind, live: LiveToken | None, states: list[ConsumerState],
                      reasons: list[Reason], recover_from: str | None, strategy: Strategy,
-                     notes: Notes) -> list[Reason]:
+                     notes: Notes, *, unsettled: bool = False) -> list[Reason]:
     """A `consumers` reason when some consumer needs the value and the current one cannot be read
-    again (so every consumer gets a fresh one); a warning for each unverifiable consumer."""
+    again (so every consumer gets a fresh one); a warning for each unverifiable consumer. An
+    unverifiable consumer alone is such a reason only when the rotation says so
+    (`on_unverifiable: rotate`), or when the token is `unsettled` (an interrupted apply left its
+    work unfinished, or other live instances share its name): a working estate the ledger has
+    not seen yet is not rotated, but what an apply of ours left halfway is finished."""
     needing = [s for s in states if _needs_value(s)]
+    rotate_unverifiable = unsettled or token.rotation.rotates_unverifiable
+    pressing = [s for s in needing if s.state != "unverifiable" or rotate_unverifiable]
     can_deliver = (live is not None and live.usable) or isinstance(kind, Supplied)
     added = []
-    if needing and not reasons and can_deliver and recover_from is None and strategy != "observe_only":
-        names = ", ".join(s.consumer.label for s in needing)
-        added.append(Reason(code="consumers", at=declared_at(needing[0].consumer),
-                            message=f"{names}: not shown to hold the current value, and the current value is "
-                                    "not recoverable, so every consumer gets a fresh one"))
-    if strategy == "observe_only":
-        then = "nothing to do: the token is observed only"
-    elif recover_from and not (reasons or added):
-        then = "apply delivers the current value again"
-    else:
-        then = "it receives the new value"
+    if pressing and not reasons and can_deliver and recover_from is None and strategy != "observe_only":
+        by_policy = not unsettled and all(s.state == "unverifiable" for s in pressing)
+        added.append(_consumers_reason(token, needing, by_policy=by_policy))
+    then = _unverifiable_then(strategy, recover_from, rotating=bool(reasons or added))
     for s in needing:
         if s.state == "unverifiable":
             notes.add("warning", "unverifiable", f"{s.consumer.label} cannot be verified (no ledger record): {then}",
                       s.consumer.identity, declared_at(s.consumer))
     return added
+
+
+def _unverifiable_then(strategy: Strategy, recover_from: str | None, *, rotating: bool) -> str:
+    """What happens to an unverifiable consumer, as its warning says."""
+    if strategy == "observe_only":
+        return "nothing to do: the token is observed only"
+    if rotating:
+        return "it receives the new value"
+    if recover_from:
+        return "apply delivers the current value again"
+    return UNVERIFIABLE_LEFT
+
+
+def _consumers_reason(token: Token, needing: list[ConsumerState], *, by_policy: bool) -> Reason:
+    names = ", ".join(s.consumer.label for s in needing)
+    if not by_policy:
+        return Reason(code="consumers", at=declared_at(needing[0].consumer),
+                      message=f"{names}: not shown to hold the current value, and the current value is "
+                              "not recoverable, so every consumer gets a fresh one")
+    return Reason(code="consumers", at=declared_at(token.rotation, "on_unverifiable"),
+                  message=f"{names}: cannot be verified, and the current value is not recoverable; "
+                          "rotation.on_unverifiable is rotate, so every consumer gets a fresh one")
 
 
 def _needs_value(s: ConsumerState) -> bool:

@@ -118,6 +118,7 @@ class _Builder:
             lifetime=self.duration(path + ("lifetime",), raw.get("lifetime")),
             max_age=self.duration(path + ("max_age",), raw.get("max_age")),
             not_before=self.date(path + ("not_before",), raw.get("not_before")),
+            on_unverifiable=raw.get("on_unverifiable"),
             **self.where(path, raw),
         )
 

@@ -96,6 +96,13 @@ class Rotation(Located):
     lifetime: timedelta | None = None  # expires_at = now + lifetime when minting
     max_age: timedelta | None = None  # rotate when older than this
     not_before: date | None = None  # rotate when created before this date (incident lever)
+    # a consumer that cannot be verified: "warn" (unset) leaves the token, "rotate" rotates it
+    on_unverifiable: Literal["warn", "rotate"] | None = None
+
+    @property
+    def rotates_unverifiable(self) -> bool:
+        """An unverifiable consumer is reason enough to rotate (default: only a warning)."""
+        return self.on_unverifiable == "rotate"
 
     def merged_over(self, base: Rotation) -> Rotation:
         """This rotation with every unset field taken from `base` (defaults)."""
@@ -104,6 +111,7 @@ class Rotation(Located):
             lifetime=self.lifetime if self.lifetime is not None else base.lifetime,
             max_age=self.max_age if self.max_age is not None else base.max_age,
             not_before=self.not_before if self.not_before is not None else base.not_before,
+            on_unverifiable=self.on_unverifiable if self.on_unverifiable is not None else base.on_unverifiable,
             pos=self.pos,
             key_pos={**base.key_pos, **self.key_pos},
         )

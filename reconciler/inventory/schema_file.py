@@ -323,6 +323,10 @@ BASE: dict[str, Any] = {
                     "$ref": "#/$defs/date",
                     "description": "Rotate when the token was created before this date: the incident lever (set it to today and merge).",
                 },
+                "on_unverifiable": {
+                    "enum": ["warn", "rotate"],
+                    "description": "What a consumer that cannot be verified (no ledger record, and its value cannot be identified) does to a token that is otherwise not due: `warn` (default: the plan warns and nothing changes) or `rotate` (every consumer gets a fresh value).",
+                },
             },
             "additionalProperties": False,
         },

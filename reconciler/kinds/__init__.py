@@ -62,7 +62,9 @@ Source capabilities (values travel as `Secret`; `api` is the provider handle fro
                   value is `live` (None: cannot tell without a side effect)
     Supplied      supplied_value(source, env) -> Secret: a person supplies each new value at
                   apply time (ValueError with the message when it is not there); nothing is
-                  observed live, so consumers are judged by the ledger alone
+                  observed live, so consumers are judged by the ledger alone;
+                  how_to_supply(source) -> str: what a person does so that an unattended apply
+                  finds the value (apply leaves the token waiting until then)
 
 ## Every consumer kind (`ConsumerKind`)
 
@@ -308,6 +310,11 @@ class Supplied(ABC):
         """The environment variable an apply reads the value from, when it comes from one
         (`reconcile env` lists it for CI); None when it comes from elsewhere (a file)."""
         return None
+
+    @abstractmethod
+    def how_to_supply(self, source: Source) -> str:
+        """What a person does so that the next unattended apply (CI) finds the value, e.g. "set X
+        as a masked, protected CI/CD variable, then run the pipeline"."""
 
 
 # --- consumer kinds ----------------------------------------------------------------------------

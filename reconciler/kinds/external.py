@@ -105,7 +105,8 @@ class ExternalKind(SourceKind, Supplied, ExpiringSource):
             return []
         return [Finding(severity="warning", code="external_value", at=declared_at(src),
                         message=f"{token.name}: a person supplies the new value at apply time "
-                                f"({self._where(src)})")]
+                                f"({self._where(src)}): {self.how_to_supply(src)}; until then apply leaves "
+                                "this token waiting and does the rest")]
 
     # apply ------------------------------------------------------------------------------------
 
@@ -128,6 +129,13 @@ class ExternalKind(SourceKind, Supplied, ExpiringSource):
     def supplied_env(self, source: Source) -> str | None:
         assert isinstance(source, ExternalSource)
         return source.value_env
+
+    def how_to_supply(self, source: Source) -> str:
+        assert isinstance(source, ExternalSource)
+        if source.value_env:
+            return (f"set {source.value_env} as a masked, protected CI/CD variable (Settings > CI/CD > Variables), "
+                    "then run the pipeline")
+        return f"put the new value in the file {source.value_file} where apply runs, then run apply again"
 
     @staticmethod
     def _where(src: ExternalSource) -> str:

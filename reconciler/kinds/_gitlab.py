@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gitlab import exceptions as gl_errors
 from gitlab.utils import EncodedId
@@ -17,12 +17,15 @@ from gitlab.utils import EncodedId
 from reconciler.inventory.checks import allowed_scope_findings
 from reconciler.inventory.model import Diagnostic, Inventory, Source, finding
 from reconciler.inventory.schema import suggestion
-from reconciler.kinds import FetchError, ListKey, Lists
+from reconciler.kinds import FetchError, Identifying, Identity, ListKey, Lists
 from reconciler.kinds._answers import checked
 from reconciler.kinds._discovery import ScopeToken, shown
 from reconciler.observed import LiveToken, parse_date, parse_time
 from reconciler.plan_model import Reason, declared_at
 from reconciler.secret import Secret
+
+if TYPE_CHECKING:
+    from reconciler.clients import GitLabApi
 
 PER_PAGE = 100
 
@@ -322,3 +325,19 @@ class GitLabTokenFormat:
 
 
 GITLAB_TOKENS = GitLabTokenFormat()
+
+
+class AuthenticatesAsItself(Identifying):
+    """The Identifying capability of a GitLab token whose value authenticates as itself (personal,
+    project, group and service-account tokens): `GET /personal_access_tokens/self` with the value
+    names its id."""
+
+    def identify(self, api: Any, source: Source, value: Secret, lists: Lists) -> Identity | None:
+        gitlab: GitLabApi = api
+        return gitlab.identify_token(value)
+
+    def verify_value(self, api: Any, source: Source, live: LiveToken, value: Secret) -> bool | None:
+        """Authenticate with the value: it must be `live`."""
+        gitlab: GitLabApi = api
+        found = gitlab.identify_token(value)
+        return None if found is None else found.token_id == live.id

@@ -16,8 +16,6 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from reconciler.inventory.model import Diagnostic, Inventory, Source, Token, finding
 from reconciler.kinds import (
-    Identifying,
-    Identity,
     ListKey,
     Lists,
     Mintable,
@@ -33,6 +31,7 @@ from reconciler.kinds._gitlab import (
     GITLAB_TOKENS,
     PROVIDER_PROPERTY,
     TOKEN_ALPHABET,
+    AuthenticatesAsItself,
     drift_reasons,
     live_token,
     pick,
@@ -44,7 +43,7 @@ from reconciler.plan_model import Finding, Reason, TokenAction, declared_at
 from reconciler.secret import Secret
 
 if TYPE_CHECKING:
-    from reconciler.clients import GitLabApi
+    pass
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -118,7 +117,7 @@ def _resource_token(source: Source) -> ResourceAccessToken:
     return source
 
 
-class ResourceAccessTokenKind(SourceKind, Mintable, Renewable, Revocable, Identifying, ScannedSource):
+class ResourceAccessTokenKind(SourceKind, Mintable, Renewable, Revocable, AuthenticatesAsItself, ScannedSource):
     value_alphabet = TOKEN_ALPHABET
     can_be_credential = True
 
@@ -164,9 +163,6 @@ class ResourceAccessTokenKind(SourceKind, Mintable, Renewable, Revocable, Identi
         current, others = pick(matches)
         return SourceObservation(token=token.name, identity=source.identity, current=current, others=others)
 
-    def identify(self, api: Any, source: Source, value: Secret, lists: Lists) -> Identity | None:
-        gitlab: GitLabApi = api
-        return gitlab.identify_token(value)
 
     # planning ---------------------------------------------------------------------------------
 
@@ -220,10 +216,6 @@ class ResourceAccessTokenKind(SourceKind, Mintable, Renewable, Revocable, Identi
     def revoke(self, api: Any, source: Source, live: LiveToken) -> None:
         self._manager(api, source).delete(int(live.id))
 
-    def verify_value(self, api: Any, source: Source, live: LiveToken, value: Secret) -> bool | None:
-        """Authenticate with the value (`GET /personal_access_tokens/self`): it must be `live`."""
-        found = api.identify_token(value)
-        return None if found is None else found.token_id == live.id
 
     # scope scans and discovery -------------------------------------------------------------
 

@@ -15,8 +15,6 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from reconciler.inventory.model import Diagnostic, Inventory, Source, Token, finding
 from reconciler.kinds import (
-    Identifying,
-    Identity,
     ListKey,
     Lists,
     Mintable,
@@ -32,6 +30,7 @@ from reconciler.kinds._gitlab import (
     GITLAB_TOKENS,
     PROVIDER_PROPERTY,
     TOKEN_ALPHABET,
+    AuthenticatesAsItself,
     drift_reasons,
     live_token,
     pick,
@@ -45,7 +44,7 @@ from reconciler.plan_model import Reason
 from reconciler.secret import Secret
 
 if TYPE_CHECKING:
-    from reconciler.clients import GitLabApi
+    pass
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,7 +84,7 @@ SCHEMA: dict[str, Any] = {
 }
 
 
-class PersonalAccessTokenKind(SourceKind, Mintable, Renewable, Revocable, Identifying, ScannedSource):
+class PersonalAccessTokenKind(SourceKind, Mintable, Renewable, Revocable, AuthenticatesAsItself, ScannedSource):
     model = GitLabPersonalAccessToken
     schema = SCHEMA
     schema_order = 10
@@ -151,9 +150,6 @@ class PersonalAccessTokenKind(SourceKind, Mintable, Renewable, Revocable, Identi
         return SourceObservation(token=token.name, identity=source.identity, current=current, others=others,
                                  details={"user_id": uid})
 
-    def identify(self, api: Any, source: Source, value: Secret, lists: Lists) -> Identity | None:
-        gitlab: GitLabApi = api
-        return gitlab.identify_token(value)
 
     def unmanaged(self, tokens: list[Token], lists: Lists) -> list[LiveToken]:
         named = {(str(t.source.provider), t.source.name) for t in tokens if isinstance(t.source, GitLabPersonalAccessToken)}
@@ -190,10 +186,6 @@ class PersonalAccessTokenKind(SourceKind, Mintable, Renewable, Revocable, Identi
     def revoke(self, api: Any, source: Source, live: LiveToken) -> None:
         api.gl.http_delete(f"/personal_access_tokens/{live.id}")
 
-    def verify_value(self, api: Any, source: Source, live: LiveToken, value: Secret) -> bool | None:
-        """Authenticate with the value (`GET /personal_access_tokens/self`): it must be `live`."""
-        found = api.identify_token(value)
-        return None if found is None else found.token_id == live.id
 
     # scope scans and discovery -------------------------------------------------------------
 

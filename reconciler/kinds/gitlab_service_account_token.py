@@ -34,8 +34,6 @@ from gitlab.v4.objects import GroupServiceAccount
 from reconciler.inventory.model import Diagnostic, Inventory, Source, Token, finding
 from reconciler.kinds import (
     FetchError,
-    Identifying,
-    Identity,
     ListKey,
     Lists,
     Mintable,
@@ -49,6 +47,7 @@ from reconciler.kinds._gitlab import (
     GITLAB_TOKEN_FAMILY,
     PROVIDER_PROPERTY,
     TOKEN_ALPHABET,
+    AuthenticatesAsItself,
     api_path,
     drift_reasons,
     fetcher,
@@ -63,7 +62,7 @@ from reconciler.plan_model import Reason
 from reconciler.secret import Secret
 
 if TYPE_CHECKING:
-    from reconciler.clients import GitLabApi
+    pass
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -182,7 +181,7 @@ def fetch_service_account_tokens(api: Any, scope: str) -> list[dict[str, Any]]:
 # --- the kind --------------------------------------------------------------------------------
 
 
-class ServiceAccountTokenKind(SourceKind, Mintable, Renewable, Revocable, Identifying):
+class ServiceAccountTokenKind(SourceKind, Mintable, Renewable, Revocable, AuthenticatesAsItself):
     model = GitLabServiceAccountToken
     schema = SCHEMA
     schema_order = 35
@@ -244,14 +243,7 @@ class ServiceAccountTokenKind(SourceKind, Mintable, Renewable, Revocable, Identi
         assert live is not None
         return drift_reasons(source, live, source.scopes)
 
-    def identify(self, api: Any, source: Source, value: Secret, lists: Lists) -> Identity | None:
-        gitlab: GitLabApi = api
-        return gitlab.identify_token(value)
 
-    def verify_value(self, api: Any, source: Source, live: LiveToken, value: Secret) -> bool | None:
-        """Authenticate with the value (`GET /personal_access_tokens/self`): it must be `live`."""
-        found = api.identify_token(value)
-        return None if found is None else found.token_id == live.id
 
     # apply ------------------------------------------------------------------------------------
 

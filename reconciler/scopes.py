@@ -96,7 +96,9 @@ def scan_scopes(inventory: Inventory, apis: Mapping[str, Api], *, places: bool =
     sources = scanned_sources()
     for key, data in sorted(scan.lists.items()):
         if isinstance(data, FetchError):
-            scan.errors.append(f"{key.provider}: {_describe_key(key)}: {data.message}")
+            line = f"{key.provider}: {_describe_key(key, scan.scopes[key.provider])}: {data.message}"
+            if line not in scan.errors:  # lists of one scope refused alike (a credentials inventory): once
+                scan.errors.append(line)
         elif isinstance(data, list):
             scope = scan.scopes[key.provider]
             scan.tokens += [t for kind in sources for t in kind.scan_tokens(key, data, scope, scan.lists)]
@@ -154,11 +156,14 @@ def _add(items: list[str], item: str) -> None:
         items.append(item)
 
 
-def _describe_key(key: ListKey) -> str:
+def _describe_key(key: ListKey, scope: ScanScope) -> str:
     what = {
-        "user": "the credential's user", "user_by_name": f"user {key.scope}", "pats": f"PATs of user #{key.scope}",
+        "user": "the credential's user", "user_by_name": f"user {key.scope}",
+        "pats": f"PATs of user {scope.users.get(key.scope, '#' + key.scope)}",
         "group_projects": f"projects of group {key.scope}", "descendant_groups": f"subgroups of group {key.scope}",
     }
+    if key.resource.startswith("credentials_inventory"):
+        return f"credentials inventory of group {key.scope}"
     return what.get(key.resource, f"{key.resource.replace('_', ' ')} {key.scope}".strip())
 
 

@@ -88,7 +88,9 @@ def fetch_pats(api: Any, scope: str) -> list[dict[str, Any]] | FetchError:
     except gl_errors.GitlabAuthenticationError:
         # GitLab answers 401, not 403, to a non-admin listing another user's PATs: that is about
         # this list, not a refused credential.
-        return FetchError(401, "only an administrator can list another user's tokens")
+        return FetchError(401, "only an administrator can list another user's tokens (on GitLab.com, an Owner "
+                               "of a top-level group reads its enterprise users' tokens in the group's credentials "
+                               "inventory: name that group in the scope's groups)")
 
 
 def fetch_project_access_tokens(api: Any, scope: str) -> list[dict[str, Any]]:

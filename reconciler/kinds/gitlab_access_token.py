@@ -25,6 +25,7 @@ from reconciler.kinds import (
     SourceKind,
     Strategy,
 )
+from reconciler.kinds import _credentials_inventory as credentials_inventory
 from reconciler.kinds._discovery import ScannedSource, ScanScope, ScopeToken
 from reconciler.kinds._gitlab import (
     GITLAB_TOKEN_FAMILY,
@@ -228,24 +229,40 @@ class ResourceAccessTokenKind(SourceKind, Mintable, Renewable, Revocable, Authen
         return _resource_token(source).name
 
     def scan_keys(self, scope: ScanScope, lists: Lists) -> list[ListKey]:
-        """The access tokens of each project (or group) of the scope."""
-        paths = scope.projects if self.resource == "project" else scope.groups
-        return [ListKey(scope.provider, f"{self.resource}_access_tokens", path) for path in paths]
+        """The access tokens of each project (or group) of the scope: from the credentials
+        inventory of its top-level group when the scan reads that one and it answers, else from
+        the project's (group's) own list."""
+        groups = credentials_inventory.inventory_groups(scope, lists)
+        if groups is None:
+            return []
+        keys: list[ListKey] = []
+        for path in scope.projects if self.resource == "project" else scope.groups:
+            top = credentials_inventory.top_group(path)
+            inventory = ListKey(scope.provider, credentials_inventory.RESOURCE_TOKENS, top)
+            if top in groups and (inventory not in lists or credentials_inventory.answered(lists, inventory) is not None):
+                keys.append(inventory)
+            else:
+                keys.append(ListKey(scope.provider, f"{self.resource}_access_tokens", path))
+        return keys
 
     def scan_tokens(self, key: ListKey, rows: list[dict[str, Any]], scope: ScanScope,
                     lists: Lists) -> list[ScopeToken]:
-        if key.resource != f"{self.resource}_access_tokens":
-            return []
-        found = []
-        for row in rows:
-            live = live_token(row, f"{key.provider}: {self.resource} {key.scope}")
-            declaration: dict[str, Any] = {"kind": self.kind, "provider": key.provider, self.resource: key.scope,
-                                           "name": live.name, "scopes": list(live.scopes) or ["api"]}
-            if live.access_level is not None:
-                declaration["access_level"] = live.access_level
-            found.append(ScopeToken(provider=key.provider, kind=self.kind, scope=key.scope, live=live,
-                                    family=GITLAB_TOKEN_FAMILY, can_be_credential=self.can_be_credential, declaration=declaration))
-        return found
+        if key.resource == f"{self.resource}_access_tokens":
+            return [self._scope_token(key.provider, key.scope, row) for row in rows]
+        if key.resource == credentials_inventory.RESOURCE_TOKENS:
+            paths = credentials_inventory.resource_paths(lists, key.provider, key.scope)
+            return [self._scope_token(key.provider, credentials_inventory.resource_path(row, paths, key.scope), row)
+                    for row in rows if row.get("resource_type") == self.resource]
+        return []
+
+    def _scope_token(self, provider: str, path: str, row: dict[str, Any]) -> ScopeToken:
+        live = live_token(row, f"{provider}: {self.resource} {path}")
+        declaration: dict[str, Any] = {"kind": self.kind, "provider": provider, self.resource: path,
+                                       "name": live.name, "scopes": list(live.scopes) or ["api"]}
+        if live.access_level is not None:
+            declaration["access_level"] = live.access_level
+        return ScopeToken(provider=provider, kind=self.kind, scope=path, live=live, family=GITLAB_TOKEN_FAMILY,
+                          can_be_credential=self.can_be_credential, declaration=declaration)
 
 
 PROJECT_KIND = ResourceAccessTokenKind("gitlab_project_access_token", "project", GitLabProjectAccessToken, PROJECT_SCHEMA, 20)

@@ -24,6 +24,7 @@ from reconciler.kinds import (
     SourceKind,
     Strategy,
 )
+from reconciler.kinds import _credentials_inventory as credentials_inventory
 from reconciler.kinds._discovery import ScannedSource, ScanScope, ScopeToken
 from reconciler.kinds._gitlab import (
     GITLAB_TOKEN_FAMILY,
@@ -199,27 +200,54 @@ class PersonalAccessTokenKind(SourceKind, Mintable, Renewable, Revocable, Authen
         return source.name
 
     def scan_keys(self, scope: ScanScope, lists: Lists) -> list[ListKey]:
-        """The PATs of each user the scope lists."""
-        return [ListKey(scope.provider, "pats", uid) for uid in scope.listed_users]
+        """The PATs of each user the scope lists: an administrator's credential reads each user's
+        list; any other reads its own, and the others' from the credentials inventory of the
+        scope's top-level groups (GitLab.com), then asks for the list of each listed user the
+        inventory has no row of (a user who is not an enterprise user of those groups: refused,
+        and the scan says who may read it)."""
+        groups = credentials_inventory.inventory_groups(scope, lists)
+        if groups is None:
+            return []
+        me = credentials_inventory.credential_user(scope, lists)
+        mine = str(me["id"]) if me else None
+        others = [uid for uid in scope.listed_users if uid != mine]
+        keys = [ListKey(scope.provider, "pats", uid) for uid in scope.listed_users if uid == mine or not groups]
+        if not groups or not others:
+            return keys
+        inventories = [ListKey(scope.provider, credentials_inventory.PATS, group) for group in groups]
+        if any(key not in lists for key in inventories):
+            return keys + inventories
+        answered = [credentials_inventory.answered(lists, key) for key in inventories]
+        if all(rows is None for rows in answered):
+            return keys + inventories  # refused: said once, by the inventory's own line
+        seen = {str(row.get("user_id")) for rows in answered for row in rows or ()}
+        return keys + inventories + [ListKey(scope.provider, "pats", uid) for uid in others if uid not in seen]
 
     def scan_tokens(self, key: ListKey, rows: list[dict[str, Any]], scope: ScanScope,
                     lists: Lists) -> list[ScopeToken]:
-        if key.resource != "pats":
-            return []
-        username = scope.users.get(key.scope, f"#{key.scope}")
+        if key.resource == "pats":
+            return [self._scope_token(key.provider, row, scope.users.get(key.scope, f"#{key.scope}"), scope)
+                    for row in rows]
+        if key.resource == credentials_inventory.PATS:
+            # the inventory lists every enterprise user and service account of the group: the
+            # scope's listed users are the ones it is about (not the credential's own: its list)
+            me = credentials_inventory.credential_user(scope, lists)
+            wanted = set(scope.listed_users) - {str(me["id"]) if me else ""}
+            return [self._scope_token(key.provider, row, scope.users[str(row.get("user_id"))], scope)
+                    for row in rows if str(row.get("user_id")) in wanted]
+        return []
+
+    def _scope_token(self, provider: str, row: dict[str, Any], username: str, scope: ScanScope) -> ScopeToken:
         known = not username.startswith("#")
-        found = []
-        for row in rows:
-            live = live_token(row, f"{key.provider}: user {username}")
-            declaration: dict[str, Any] = {"kind": self.kind, "provider": key.provider, "name": live.name,
-                                           "scopes": list(live.scopes) or ["api"]}
-            user = scope.users.get(str(row.get("user_id")), username)
-            if user and not user.startswith("#"):
-                declaration["user"] = user
-            found.append(ScopeToken(provider=key.provider, kind=self.kind, scope=username, live=live,
-                                    family=GITLAB_TOKEN_FAMILY, owner=f"@{username}" if known and username else None,
-                                    can_be_credential=self.can_be_credential, declaration=declaration))
-        return found
+        live = live_token(row, f"{provider}: user {username}")
+        declaration: dict[str, Any] = {"kind": self.kind, "provider": provider, "name": live.name,
+                                       "scopes": list(live.scopes) or ["api"]}
+        user = scope.users.get(str(row.get("user_id")), username)
+        if user and not user.startswith("#"):
+            declaration["user"] = user
+        return ScopeToken(provider=provider, kind=self.kind, scope=username, live=live, family=GITLAB_TOKEN_FAMILY,
+                          owner=f"@{username}" if known and username else None,
+                          can_be_credential=self.can_be_credential, declaration=declaration)
 
 
 KIND = PersonalAccessTokenKind()

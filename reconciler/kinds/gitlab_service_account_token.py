@@ -43,8 +43,10 @@ from reconciler.kinds import (
     SourceKind,
     Strategy,
 )
+from reconciler.kinds._discovery import ScannedSource, ScanScope, ScopeToken, listed
 from reconciler.kinds._gitlab import (
     GITLAB_TOKEN_FAMILY,
+    GITLAB_TOKENS,
     PROVIDER_PROPERTY,
     TOKEN_ALPHABET,
     AuthenticatesAsItself,
@@ -146,7 +148,9 @@ def account_id(source: GitLabServiceAccountToken, lists: Lists) -> tuple[str | N
 
 
 def _refused(exc: gl_errors.GitlabHttpError, what: str, allowed: str) -> FetchError:
-    return FetchError(exc.response_code or 0, f"{what}: {exc.response_code} {exc.error_message} ({allowed})")
+    said = str(exc.error_message)  # "403 Forbidden": python-gitlab keeps GitLab's message, status and all
+    status = said if said.startswith(str(exc.response_code)) else f"{exc.response_code} {said}"
+    return FetchError(exc.response_code or 0, f"{what}: {status} ({allowed})")
 
 
 @fetcher("group_service_accounts")
@@ -178,10 +182,25 @@ def fetch_service_account_tokens(api: Any, scope: str) -> list[dict[str, Any]]:
     return list_all(api, api_path("groups", group, f"service_accounts/{int(user_id)}/personal_access_tokens"))
 
 
+def _account_name(tokens: ListKey, lists: Lists) -> str:
+    """The username of the account whose tokens `tokens` lists, from its accounts list."""
+    group, _, user_id = tokens.scope.rpartition("#")
+    accounts = (ListKey(tokens.provider, "group_service_accounts", group) if group
+                else ListKey(tokens.provider, "instance_service_accounts"))
+    found = [row for row in listed(lists, accounts) or () if str(row.get("id")) == user_id]
+    return str(found[0].get("username")) if found else f"#{user_id}"
+
+
+def _account_label(tokens: ListKey, lists: Lists) -> str:
+    group = tokens.scope.rpartition("#")[0]
+    account = _account_name(tokens, lists)
+    return f"service account {account} (group {group})" if group else f"instance service account {account}"
+
+
 # --- the kind --------------------------------------------------------------------------------
 
 
-class ServiceAccountTokenKind(SourceKind, Mintable, Renewable, Revocable, AuthenticatesAsItself):
+class ServiceAccountTokenKind(SourceKind, Mintable, Renewable, Revocable, AuthenticatesAsItself, ScannedSource):
     model = GitLabServiceAccountToken
     schema = SCHEMA
     schema_order = 35
@@ -189,6 +208,7 @@ class ServiceAccountTokenKind(SourceKind, Mintable, Renewable, Revocable, Authen
     kind = "gitlab_service_account_token"
     provider_kind = "gitlab"
     noun = "service account token"
+    can_be_credential = True  # a GitLab.com group's automation often authenticates as a service account
 
     def check(self, token: Token, inv: Inventory, path: str) -> list[Diagnostic]:
         source = _source(token.source)
@@ -233,7 +253,7 @@ class ServiceAccountTokenKind(SourceKind, Mintable, Renewable, Revocable, Authen
         for key, data in lists.items():
             if key.resource == "service_account_tokens" and isinstance(data, list):
                 for row in data:
-                    live = live_token(row, f"{key.provider}: service account #{key.scope.rpartition('#')[2]}")
+                    live = live_token(row, f"{key.provider}: {_account_label(key, lists)}")
                     if live.usable and (key, live.name) not in named:
                         found.append(live)
         return found
@@ -298,7 +318,9 @@ class ServiceAccountTokenKind(SourceKind, Mintable, Renewable, Revocable, Authen
         else:
             self._tokens(api, token, live.user_id or self._account_id(api, token)).delete(int(live.id))
 
-    # reports ----------------------------------------------------------------------------------
+    # reports, scope scans and discovery ---------------------------------------------------------
+
+    value_format = GITLAB_TOKENS
 
     def id_family(self) -> str:
         return GITLAB_TOKEN_FAMILY
@@ -306,6 +328,36 @@ class ServiceAccountTokenKind(SourceKind, Mintable, Renewable, Revocable, Authen
     def display_name(self, source: Source) -> str | None:
         token = _source(source)
         return f"{token.name} of {token.account}"
+
+    def scan_keys(self, scope: ScanScope, lists: Lists) -> list[ListKey]:
+        """The service accounts of each top-level group of the scope, then the tokens of each."""
+        keys = []
+        for group in scope.groups:
+            if "/" in group.strip("/"):
+                continue  # service accounts belong to top-level groups
+            accounts = ListKey(scope.provider, "group_service_accounts", group)
+            keys.append(accounts)
+            for row in listed(lists, accounts) or ():
+                keys.append(ListKey(scope.provider, "service_account_tokens", f"{group}#{row['id']}"))
+        return keys
+
+    def scan_tokens(self, key: ListKey, rows: list[dict[str, Any]], scope: ScanScope,
+                    lists: Lists) -> list[ScopeToken]:
+        if key.resource != "service_account_tokens":
+            return []
+        group, _, _ = key.scope.rpartition("#")
+        account = _account_name(key, lists)
+        found = []
+        for row in rows:
+            live = live_token(row, f"{key.provider}: {_account_label(key, lists)}")
+            declaration: dict[str, Any] = {"kind": self.kind, "provider": key.provider, "account": account,
+                                           "name": live.name, "scopes": list(live.scopes) or ["api"]}
+            if group:
+                declaration["group"] = group
+            found.append(ScopeToken(provider=key.provider, kind=self.kind, scope=group, live=live,
+                                    family=GITLAB_TOKEN_FAMILY, can_be_credential=self.can_be_credential,
+                                    declaration=declaration))
+        return found
 
 
 KIND = ServiceAccountTokenKind()

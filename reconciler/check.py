@@ -26,10 +26,12 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 from urllib.parse import quote
+
+import yaml
 
 from reconciler import markdown as md
 from reconciler.errors import ReconcileError
@@ -60,6 +62,10 @@ CATEGORY_TITLES: dict[str, str] = {
     "credential": "reconcile's own credentials",
 }
 CATEGORY_ORDER = list(CATEGORY_TITLES)
+# Used within this many days: "in use". GitLab records a token's use at most every ten minutes
+# and Zendesk an API token's once a day, so a month tells a living token from a forgotten one.
+IN_USE_DAYS = 30
+
 @dataclass(frozen=True, kw_only=True)
 class ApiTokenRisk:
     days_to_cutoff: int
@@ -88,6 +94,9 @@ class Item:
     rotates: bool | None = None  # managed: the next apply rotates it
     api_token: ApiTokenRisk | None = None
     at: str = ""  # inventory position
+    idle_days: int | None = None  # days since last use
+    declaration: dict[str, Any] | None = None  # unmanaged: the inventory `source:` that would declare it
+    suggested_name: str | None = None  # unmanaged: a free inventory name for it
 
     @property
     def title(self) -> str:
@@ -106,7 +115,7 @@ class Item:
                          else f"{verb} {self.expires_at}")
         elif self.state == "active":
             parts.append("no expiry")
-        parts.append(f"last used {self.last_used_at.date()}" if self.last_used_at else "never used")
+        parts.append(self.use())
         if self.api_token is not None:
             risk = self.api_token
             parts.append(f"stops working on {risk.cutoff} ({risk.days_to_cutoff} days left)")
@@ -116,11 +125,42 @@ class Item:
                              f"unused for {risk.idle_days} days: Zendesk deactivates it now")
         return "; ".join(parts)
 
+    def use(self) -> str:
+        """Whether the token is in use, by its last use."""
+        if self.last_used_at is None:
+            return "never used"
+        ago = {0: "today", 1: "yesterday"}.get(self.idle_days or 0, f"{self.idle_days} days ago")
+        state = "in use" if (self.idle_days or 0) <= IN_USE_DAYS else "not in use"
+        return f"{state}: last used {self.last_used_at.date()} ({ago})"
+
+    def ways_out(self) -> tuple[str, str] | None:
+        """(adopt, revoke): the inventory YAML that declares this unmanaged token, and the same
+        with `state: absent`, which makes the next apply revoke it."""
+        if self.declaration is None:
+            return None
+        name = self.suggested_name or self.live_id or "token"
+        entry: dict[str, Any] = {"description": f"{noun(self.kind)} {self.name!r}, {self.where}"}
+        if self.owner:
+            entry["owner"] = self.owner
+        entry["source"] = self.declaration
+
+        def dump(extra: dict[str, Any]) -> str:
+            return yaml.safe_dump({"tokens": {name: {**entry, **extra}}}, sort_keys=False,
+                                  default_flow_style=False, width=120, allow_unicode=True)
+
+        return dump({}), dump({"state": "absent"})
+
     def to_json(self) -> dict[str, Any]:
         out = plain(asdict(self))
         if out["api_token"] is not None:
             del out["api_token"]["cutoff"]
         out["title"] = self.title
+        out["in_use"] = self.use()
+        ways = self.ways_out()
+        if ways is not None:
+            out["adopt_yaml"], out["revoke_yaml"] = ways
+        for key in ("declaration", "suggested_name"):
+            del out[key]
         return out
 
 
@@ -164,8 +204,9 @@ def build_report(inventory: Inventory, observed: Observed, plan: Plan, scan: Sco
     items, live_ids = _managed_items(inventory, observed, plan, now, within)
     managed = managed_keys(observed, inventory)
     if scan is not None:
-        items += _scanned_items(scan, managed, now, within)
+        items += _scanned_items(scan, managed, now, within, set(inventory.tokens))
     items += _outside_scopes(observed, scan, {(i.provider, i.live_id, i.name) for i in items}, now)
+    items = [replace(i, idle_days=(now - i.last_used_at).days) if i.last_used_at else i for i in items]
     items.sort(key=lambda i: (CATEGORY_ORDER.index(i.category), i.provider, i.days_left if i.days_left is not None
                               else 10**6, i.key))
     return Report(
@@ -197,7 +238,7 @@ def _managed_items(inventory: Inventory, observed: Observed, plan: Plan, now: da
 
 
 def _scanned_items(scan: ScopeScan, managed: Mapping[tuple[str, str, str], str], now: datetime,
-                   within: timedelta) -> list[Item]:
+                   within: timedelta, taken: set[str]) -> list[Item]:
     """The live tokens of the discovery scopes no inventory token names, and the providers'
     own credentials when they expire soon."""
     items: list[Item] = []
@@ -211,6 +252,8 @@ def _scanned_items(scan: ScopeScan, managed: Mapping[tuple[str, str, str], str],
             item = _credential_item(st.provider, st.kind, st.live, now, within)
         elif st.live.usable and not _expired(st.live, now):
             item = _unmanaged_item(st.provider, st.kind, st.live, now, owner=st.owner)
+            if item.category == "unmanaged" and st.declaration:
+                item = replace(item, declaration=st.declaration, suggested_name=_free_name(st.live, taken))
         if item is not None:
             items.append(item)
     return items
@@ -229,6 +272,17 @@ def _outside_scopes(observed: Observed, scan: ScopeScan | None, listed: set[tupl
         items.append(_unmanaged_item(provider, kind, live, now, owner=None))
         listed.add((provider, live.id, live.name))
     return items
+
+
+def _free_name(live: LiveToken, taken: set[str]) -> str:
+    """An inventory name for a live token that no inventory token (nor an earlier item) has."""
+    from reconciler.discover import inventory_name
+
+    name = inventory_name(live.name)
+    if name in taken:
+        name = f"{name}-{live.id}"
+    taken.add(name)
+    return name
 
 
 def _expired(live: LiveToken, now: datetime) -> bool:
@@ -339,7 +393,8 @@ def _unmanaged_item(provider: str, kind: str, live: LiveToken, now: datetime, ow
                     api_token=_api_risk(live, now, retiring.replacement(provider, live.name), retiring),
                     next_apply=f"not in the inventory: replace it with {retiring.replaced_by} (below), or revoke it")
     return Item(**base, category="unmanaged",
-                next_apply="not in the inventory: declare it (`reconcile discover` writes it) or revoke it")
+                next_apply="not in the inventory: adopt it (declare it in the inventory) or revoke it "
+                           "(declare it with state absent)")
 
 
 def _credential_item(provider: str, kind: str, live: LiveToken, now: datetime, within: timedelta) -> Item | None:
@@ -437,12 +492,27 @@ def render_markdown(report: Report) -> str:
             if not group:
                 continue
             lines += [f"**{CATEGORY_TITLES[category]}**", ""]
-            lines += [f"- {item_markdown(i)}" for i in group]
+            for i in group:
+                lines += [f"- {item_markdown(i)}", *ways_out_md(i, "  ")]
             lines.append("")
             lines += _replacements_md(group)
     if report.scan_errors:
         lines += ["**could not scan**", ""] + [f"- {_md(e)}" for e in report.scan_errors] + [""]
     return "\n".join(lines) + "\n"
+
+
+def ways_out_md(item: Item, indent: str = "") -> list[str]:
+    """The two ways out of an unmanaged item as inventory YAML to paste, folded under it."""
+    ways = item.ways_out()
+    if ways is None:
+        return []
+    adopt, revoke = ways
+    lines = ["<details><summary>Inventory YAML: adopt it, or revoke it</summary>", "",
+             "Adopt it: reconcile then renews it and delivers it to the consumers you add.", "",
+             *md.fenced(adopt.rstrip().splitlines(), "yaml"), "",
+             "Or revoke it: the next apply revokes it (remove the entry afterwards).", "",
+             *md.fenced(revoke.rstrip().splitlines(), "yaml"), "", "</details>"]
+    return [f"{indent}{line}" if line else "" for line in lines]
 
 
 def _replacements_md(items: Iterable[Item]) -> list[str]:
@@ -470,6 +540,7 @@ def render(report: Report, fmt: str, stream: TextIO | None = None) -> str:
 ISSUE_MARKER = "<!-- reconcile:check -->"
 _ITEM = re.compile(r"^- \[(?P<box>[ xX])\] (?P<text>.*?) <!-- reconcile:item:(?P<key>\S+)(?P<attrs>(?: \S+)*) -->\s*$")
 _RESOLVED_NOTE = re.compile(r" — \*resolved: [^*]*\*$")
+_LAST_RUN = re.compile(r"^Last run: (\d{4}-\d{2}-\d{2})\.", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -479,10 +550,17 @@ class IssueItem:
     text: str
     live_id: str | None = None
     resolved: bool = False
+    category: str | None = None  # None: written by a release that did not record it
 
     def line(self) -> str:
-        attrs = (f" live:{self.live_id}" if self.live_id else "") + (" resolved" if self.resolved else "")
+        attrs = ((f" live:{self.live_id}" if self.live_id else "") + (f" cat:{self.category}" if self.category else "")
+                 + (" resolved" if self.resolved else ""))
         return f"- [{'x' if self.checked else ' '}] {self.text} <!-- reconcile:item:{quote(self.key, safe=':/@._-')}{attrs} -->"
+
+    @property
+    def head(self) -> str:
+        """The item's title, without its facts (for the comment on what changed)."""
+        return md.one_line(_RESOLVED_NOTE.sub("", self.text).split(" — ", 1)[0])
 
 
 def parse_items(description: str) -> dict[str, IssueItem]:
@@ -494,11 +572,10 @@ def parse_items(description: str) -> dict[str, IssueItem]:
         m = _ITEM.match(line)
         if not m:
             continue
-        attrs = m.group("attrs").split()
-        live = next((a.split(":", 1)[1] for a in attrs if a.startswith("live:")), None)
+        attrs = dict(a.partition(":")[::2] for a in m.group("attrs").split())  # "live:4" -> live: 4
         key = unquote(m.group("key"))
-        found[key] = IssueItem(key=key, checked=m.group("box") != " ", text=m.group("text"), live_id=live,
-                               resolved="resolved" in attrs)
+        found[key] = IssueItem(key=key, checked=m.group("box") != " ", text=m.group("text"), live_id=attrs.get("live"),
+                               resolved="resolved" in attrs, category=attrs.get("cat"))
     return found
 
 
@@ -528,7 +605,8 @@ def issue_body(report: Report, previous: str | None, config: CheckConfig) -> tup
     for item in report.items:
         before = old.get(item.key)
         keep_tick = before is not None and before.checked and not before.resolved
-        current.append(IssueItem(key=item.key, checked=keep_tick, text=item_markdown(item), live_id=item.live_id))
+        current.append(IssueItem(key=item.key, checked=keep_tick, text=item_markdown(item), live_id=item.live_id,
+                                 category=item.category))
     keys = {i.key for i in current}
     resolved: list[IssueItem] = []
     newly = 0
@@ -540,21 +618,51 @@ def issue_body(report: Report, previous: str | None, config: CheckConfig) -> tup
             continue
         text = _RESOLVED_NOTE.sub("", before.text)
         resolved.append(IssueItem(key=key, checked=True, text=f"{text} — *resolved: {_resolution(before, report)}*",
-                                  live_id=before.live_id, resolved=True))
+                                  live_id=before.live_id, resolved=True, category=before.category))
         newly += 1
     lines = [ISSUE_MARKER,
              f"Written by `reconcile check` (tokens expiring within {report.within_days} days, unmanaged tokens, "
              "Zendesk API tokens). Tick an item when you have handled it: the next run keeps your ticks, ticks "
-             "what it finds resolved, adds what is new, and closes this issue when nothing is left.", "",
+             "what it finds resolved, adds what is new, comments on what changed, and closes this issue when "
+             "nothing is left. An unmanaged token offers the inventory YAML that adopts it or revokes it.", "",
              f"Last run: {report.generated_at.date()}. {summary_line(report)}", ""]
     if current:
-        lines += ["## Needs attention", ""] + [i.line() for i in current] + [""]
+        lines += ["## Needs attention", ""]
+        for entry, item in zip(current, report.items, strict=True):
+            lines += [entry.line(), *ways_out_md(item, "  ")]
+        lines.append("")
         lines += _replacements_md(report.items)
     if resolved:
         lines += ["## Resolved", ""] + [i.line() for i in resolved] + [""]
     if report.scan_errors:
         lines += ["## Could not scan", ""] + [f"- {_md(e)}" for e in report.scan_errors] + [""]
     return "\n".join(lines), len(current), newly
+
+
+def change_note(report: Report, previous: str) -> str | None:
+    """The comment on what changed since the run that wrote `previous`: items new, resolved, or
+    in another category or live token; None when none did (the days left counting down, a box a
+    person ticked are no change)."""
+    old = {k: i for k, i in parse_items(previous).items() if not i.resolved}
+    lines: list[str] = []
+    for item in report.items:
+        before = old.get(item.key)
+        if before is None:
+            lines.append(f"- new: {item_markdown(item)}")
+        elif before.category and before.category != item.category:
+            lines.append(f"- now {CATEGORY_TITLES[item.category]} (was {CATEGORY_TITLES.get(before.category, '?')}):"
+                         f" {_title_markdown(item)}")
+        elif before.live_id and item.live_id and before.live_id != item.live_id:
+            lines.append(f"- now #{md.inline(item.live_id)} (was #{md.inline(before.live_id)}): {_title_markdown(item)}")
+    keys = {i.key for i in report.items}
+    lines += [f"- resolved: {before.head} — {_resolution(before, report)}" for key, before in old.items()
+              if key not in keys]
+    if not lines:
+        return None
+    last = _LAST_RUN.search(previous)
+    since = f"the run of {last.group(1)}" if last else "the last run"
+    return "\n".join([f"Changes since {since}, found by `reconcile check` on {report.generated_at.date()}:", "",
+                      *lines, "", summary_line(report)]) + "\n"
 
 
 @dataclass(frozen=True)
@@ -565,15 +673,17 @@ class IssueOutcome:
     open_items: int = 0
     resolved_items: int = 0
     duplicates: tuple[int, ...] = ()
+    commented: bool = False
 
     def describe(self) -> str:
         if self.action == "none":
             return "nothing needs attention and no issue is open: none created"
         where = f"#{self.iid}" + (f" ({self.web_url})" if self.web_url else "")
         extra = f"; {self.open_items} open, {self.resolved_items} newly resolved"
+        note = "; commented on what changed" if self.commented else ""
         dup = (f"; other open issues with the same title and label: {', '.join('#' + str(d) for d in self.duplicates)}"
                if self.duplicates else "")
-        return f"issue {where} {self.action}{extra}{dup}"
+        return f"issue {where} {self.action}{extra}{note}{dup}"
 
 
 def find_issue(project: Any, config: CheckConfig) -> tuple[Any | None, tuple[int, ...]]:
@@ -589,7 +699,8 @@ def find_issue(project: Any, config: CheckConfig) -> tuple[Any | None, tuple[int
 
 
 def sync_issue(gl: Any, project_path: str, report: Report, config: CheckConfig) -> IssueOutcome:
-    """Create, update or close the one open Token Checker issue in `project_path` (python-gitlab)."""
+    """Create, update or close the one open Token Checker issue in `project_path` (python-gitlab),
+    with one comment on what changed when a run changes its items."""
     project = gl.projects.get(project_path, lazy=True)
     issue, duplicates = find_issue(project, config)
     if issue is None:
@@ -601,17 +712,21 @@ def sync_issue(gl: Any, project_path: str, report: Report, config: CheckConfig) 
         created = project.issues.create({"title": config.issue_title, "description": body,
                                          "labels": config.issue_label}, retry_transient_errors=False)
         return IssueOutcome("created", created.iid, getattr(created, "web_url", None), open_items)
-    body, open_items, newly = issue_body(report, issue.description, config)
-    if open_items == 0:
-        issue.description = body
-        issue.state_event = "close"
-        issue.save()
-        return IssueOutcome("closed", issue.iid, getattr(issue, "web_url", None), 0, newly, duplicates)
-    if body == (issue.description or ""):
+    previous = issue.description or ""
+    body, open_items, newly = issue_body(report, previous, config)
+    if open_items and body == previous:
         return IssueOutcome("unchanged", issue.iid, getattr(issue, "web_url", None), open_items, 0, duplicates)
     issue.description = body
+    if not open_items:
+        issue.state_event = "close"
     issue.save()
-    return IssueOutcome("updated", issue.iid, getattr(issue, "web_url", None), open_items, newly, duplicates)
+    note = change_note(report, previous)
+    if note is not None:
+        # Sent once, after the description: a lost answer must not post the comment twice, and a
+        # comment lost with a failed run leaves the description, which the next run compares with.
+        issue.notes.create({"body": note}, retry_transient_errors=False)
+    return IssueOutcome("closed" if not open_items else "updated", issue.iid, getattr(issue, "web_url", None),
+                        open_items, newly, duplicates, commented=note is not None)
 
 
 # --- the command's work ----------------------------------------------------------------------------

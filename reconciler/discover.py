@@ -218,15 +218,19 @@ def discover(inventory: Inventory, scan: ScopeScan, apis: Mapping[str, Api],
     return DiscoverResult(tokens=tokens, notes=notes, tried=len(cands), identified=identified, unused=unused)
 
 
+def inventory_name(live_name: str) -> str:
+    """A valid inventory token name made of a live token's name."""
+    base = NAME_OK.sub("-", live_name.lower()).strip("-._")[:60] or "token"
+    return base if base[0].isalnum() else "t" + base
+
+
 def token_names(result: DiscoverResult, taken: set[str]) -> list[str]:
     """A valid, unique inventory name per found token: the inventory's own name when it manages
     the token, else a slug of the live name."""
     names: list[str] = []
     used = set()
     for ft in result.tokens:
-        base = ft.managed_as or (NAME_OK.sub("-", ft.live.name.lower()).strip("-._")[:60] or "token")
-        if not base[0].isalnum():
-            base = "t" + base
+        base = ft.managed_as or inventory_name(ft.live.name)
         name, n = base, 2
         while name in used or (not ft.managed_as and name in taken):
             name, n = f"{base}-{n}", n + 1

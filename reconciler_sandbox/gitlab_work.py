@@ -56,8 +56,8 @@ class WorkRoutes:
     def _issue_entity(self, request: Request, issue: dict[str, Any]) -> dict[str, Any]:
         path = self._project_full_path(issue["project_id"])
         web = f"{request.base_url}/{path}/-/issues/{issue['iid']}"
-        notes = sum(1 for n in self.store.tables["notes"].values()
-                    if n["noteable_type"] == "Issue" and n["noteable_id"] == issue["id"])
+        notes = sum(1 for n in self.store.tables["notes"].values()  # user notes: comments, not system notes
+                    if n["noteable_type"] == "Issue" and n["noteable_id"] == issue["id"] and not n.get("system"))
         return {
             "id": issue["id"], "iid": issue["iid"], "project_id": issue["project_id"], "title": issue["title"],
             "description": issue["description"], "state": issue["state"], "created_at": issue["created_at"],
@@ -107,7 +107,7 @@ class WorkRoutes:
     def _note_entity(self, request: Request, note: dict[str, Any]) -> dict[str, Any]:
         return {
             "id": note["id"], "type": None, "body": note["body"], "author": self._author(request, note["author_id"]),
-            "created_at": note["created_at"], "updated_at": note["updated_at"], "system": False,
+            "created_at": note["created_at"], "updated_at": note["updated_at"], "system": bool(note.get("system")),
             "noteable_id": note["noteable_id"], "noteable_type": note["noteable_type"],
             "project_id": note["project_id"], "resolvable": False, "confidential": False, "internal": False,
             "imported": False, "imported_from": "none", "noteable_iid": note["noteable_iid"],
@@ -164,6 +164,8 @@ class WorkRoutes:
         if issue["author_id"] != caller.id and self.project_level(caller.user, project) < 20:
             raise HTTPError(403, {"message": "403 Forbidden"})
         params = request.merged_params()
+        if params.get("description") is not None and str(params["description"]) != issue["description"]:
+            self._system_note(issue, caller, "changed the description")
         for key in ("title", "description"):
             if params.get(key) is not None:
                 issue[key] = str(params[key])
@@ -182,6 +184,18 @@ class WorkRoutes:
             issue.update(state="opened", closed_at=None)
         issue["updated_at"] = now
         return Response(200, self._issue_entity(request, issue))
+
+    def _system_note(self, issue: dict[str, Any], caller: Caller, body: str) -> None:
+        """GitLab records some changes of an issue as system notes, listed with the comments
+        (`system: true`; https://docs.gitlab.com/api/notes/): a new description is one ("changed
+        the description", GL `SystemNotes::IssuablesService#change_description_note`). A state or
+        label change is a resource event instead, not a note (same page), so closing adds none."""
+        now = iso(self.store.now())
+        self.store.insert("notes", {
+            "noteable_type": "Issue", "noteable_id": issue["id"], "noteable_iid": issue["iid"],
+            "project_id": issue["project_id"], "body": body, "author_id": caller.id, "created_at": now,
+            "updated_at": now, "system": True,
+        })
 
     # merge requests ---------------------------------------------------------------------------------
 

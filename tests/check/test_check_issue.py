@@ -50,7 +50,7 @@ def _check(capsys, world):
     before = len(world.gitlab.log.mutations())
     code, out, err = run(capsys, "check", "--sandbox", "--now", NOW, "--issue", PROJECT)
     writes = world.gitlab.log.mutations()[before:]
-    assert all(re.search(r"/api/v4/projects/.+/issues(/\d+)?$", e.path) for e in writes), [e.path for e in writes]
+    assert all(re.search(r"/api/v4/projects/.+/issues(/\d+(/notes)?)?$", e.path) for e in writes), [e.path for e in writes]
     assert world.zendesk.log.count() == 0  # no Zendesk provider, no Zendesk request
     return code, out, err, len(writes)
 
@@ -80,9 +80,9 @@ def test_issue_created_updated_and_closed_across_runs(capsys, workdir, monkeypat
         gl.projects.get("acme/support/sync", lazy=True).access_tokens.create(
             {"name": "New helper", "scopes": ["read_api"], "access_level": 30, "expires_at": "2027-01-15"})
 
-        # run 2: the same issue, updated
+        # run 2: the same issue, updated, and one comment on what changed
         code, _, err, writes = _check(capsys, world)
-        assert code == 2 and writes == 1 and "updated" in err
+        assert code == 2 and writes == 2 and "updated" in err and "commented on what changed" in err
         [issue] = _issues(world)
         items = parse_items(issue.description)
         assert items["token:group-bot"].checked and not items["token:group-bot"].resolved  # the tick stays
@@ -107,7 +107,7 @@ def test_issue_created_updated_and_closed_across_runs(capsys, workdir, monkeypat
 
         # run 3: closed, every item ticked, still one issue
         code, _, err, writes = _check(capsys, world)
-        assert code == 0 and writes == 1 and "closed" in err
+        assert code == 0 and writes == 2 and "closed" in err and "commented on what changed" in err
         [issue] = _issues(world)
         assert issue.state == "closed"
         items = parse_items(issue.description)

@@ -44,9 +44,8 @@ def _read(api: Any, group: str, resource: str) -> list[dict[str, Any]] | FetchEr
         if exc.response_code in (403, 404):
             said = str(exc.error_message)
             status = said if said.startswith(str(exc.response_code)) else f"{exc.response_code} {said}"
-            return FetchError(exc.response_code, f"refused ({status}): the personal "
-                                                 "access tokens of the scope's users other than the credential's "
-                                                 f"own are not scanned; {WHO_MAY}")
+            return FetchError(exc.response_code, f"refused ({status}): the tokens of the group's enterprise "
+                                                 f"users cannot be read; {WHO_MAY}")
         raise
 
 

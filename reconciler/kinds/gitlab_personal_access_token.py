@@ -1,7 +1,10 @@
 """Source kind `gitlab_personal_access_token`: a user's PAT, rotated in place.
 
 Observe: `GET /user` (or `GET /users?username=`), then one `GET /personal_access_tokens?user_id=`
-per user, pages followed; the token is the one whose name matches. A non-admin can only rotate
+per user, pages followed; the token is the one whose name matches. On GitLab.com an Owner of a
+top-level group reads an enterprise user's tokens in the group's credentials inventory instead
+(`enterprise_group`: `GET /groups/:id/manage/personal_access_tokens`, and rotates and revokes
+them there too; reconciler/kinds/_credentials_inventory.py). A non-admin can only rotate
 (`POST /personal_access_tokens/:id/rotate`), which revokes the old value at once: strategy
 `in_place`. `strategy: overlap` is for admins on self-managed (create for the user + revoke).
 Identify a held value: authenticate with it (`GET /personal_access_tokens/self`).
@@ -32,6 +35,7 @@ from reconciler.kinds._gitlab import (
     PROVIDER_PROPERTY,
     TOKEN_ALPHABET,
     AuthenticatesAsItself,
+    api_path,
     drift_reasons,
     live_token,
     pick,
@@ -53,6 +57,7 @@ class GitLabPersonalAccessToken(Source):
     name: str  # the token's name on GitLab
     scopes: tuple[str, ...]
     user: str | None = None  # username; None means the user of the provider credential
+    enterprise_group: str | None = None  # GitLab.com: read, rotated, revoked through its credentials inventory
     strategy: Literal["in_place", "overlap"] = "in_place"  # overlap: admins on self-managed only
     kind: ClassVar[str] = "gitlab_personal_access_token"
 
@@ -73,6 +78,13 @@ SCHEMA: dict[str, Any] = {
         "user": {
             "type": "string",
             "description": "Username owning the token; default: the user of the provider's credential.",
+            "minLength": 1,
+        },
+        "enterprise_group": {
+            "type": "string",
+            "description": "GitLab.com: the top-level group whose enterprise user `user` is. The token is then read, "
+                           "rotated and revoked through the group's credentials inventory, as an Owner of the group "
+                           "may (Ultimate), instead of as the user or an administrator.",
             "minLength": 1,
         },
         "strategy": {
@@ -104,6 +116,12 @@ class PersonalAccessTokenKind(SourceKind, Mintable, Renewable, Revocable, Authen
                 source, "strategy", path,
                 "overlap creates a new personal access token for the user: only an administrator on a self-managed or Dedicated instance can (not on gitlab.com)",
                 warning=True))
+        if source.enterprise_group is not None and source.user is None:
+            found.append(finding(source, "enterprise_group", path,
+                                 "enterprise_group names another user's token: give that user's username in `user`"))
+        if source.enterprise_group is not None and "/" in source.enterprise_group.strip("/"):
+            found.append(finding(source, "enterprise_group", path, f"{source.enterprise_group!r} is a subgroup: "
+                                 "enterprise users and the credentials inventory belong to a top-level group"))
         return found
 
     def strategy(self, source: Source) -> Strategy:
@@ -133,8 +151,14 @@ class PersonalAccessTokenKind(SourceKind, Mintable, Renewable, Revocable, Authen
         keys = user_keys(str(source.provider), source.user)
         uid, _ = self._uid(source, lists)
         if uid is not None:
-            keys.append(ListKey(str(source.provider), "pats", uid))
+            keys.append(self._tokens_key(source, uid))
         return keys
+
+    def _tokens_key(self, source: GitLabPersonalAccessToken, uid: str) -> ListKey:
+        """The list the user's tokens are read from: the user's own, or the group's credentials inventory."""
+        if source.enterprise_group is not None:
+            return ListKey(str(source.provider), credentials_inventory.PATS, source.enterprise_group)
+        return ListKey(str(source.provider), "pats", uid)
 
     def observe(self, token: Token, lists: Lists) -> SourceObservation:
         source = token.source
@@ -142,11 +166,12 @@ class PersonalAccessTokenKind(SourceKind, Mintable, Renewable, Revocable, Authen
         uid, error = self._uid(source, lists)
         if error or uid is None:
             return SourceObservation(token=token.name, identity=source.identity, error=error or "user unknown")
-        data, error = rows(lists, ListKey(str(source.provider), "pats", uid))
+        data, error = rows(lists, self._tokens_key(source, uid))
         if error:
             return SourceObservation(token=token.name, identity=source.identity, error=error)
         where = f"user {source.user or '@self'}"
-        matches = [live_token(r, where) for r in data or () if r.get("name") == source.name]
+        matches = [live_token(r, where) for r in data or ()
+                   if r.get("name") == source.name and (r.get("user_id") is None or str(r["user_id"]) == uid)]
         current, others = pick(matches)
         return SourceObservation(token=token.name, identity=source.identity, current=current, others=others,
                                  details={"user_id": uid})
@@ -168,7 +193,7 @@ class PersonalAccessTokenKind(SourceKind, Mintable, Renewable, Revocable, Authen
     def renew(self, api: Any, source: Source, live: LiveToken, *, expires_at: date | None) -> Minted:
         """`POST /personal_access_tokens/:id/rotate` with retries off (reuse detection)."""
         data: dict[str, Any] = {"expires_at": expires_at.isoformat()} if expires_at else {}
-        row = api.gl.http_post(f"/personal_access_tokens/{live.id}/rotate", post_data=data,
+        row = api.gl.http_post(f"{self._admin_path(source)}/{live.id}/rotate", post_data=data,
                                retry_transient_errors=False)
         value = Secret(row.pop("token"))
         return Minted(live=live_token(row, live.where), value=value)
@@ -185,7 +210,16 @@ class PersonalAccessTokenKind(SourceKind, Mintable, Renewable, Revocable, Authen
         return Minted(live=live_token(row, f"user {source.user or '@self'}"), value=value)
 
     def revoke(self, api: Any, source: Source, live: LiveToken) -> None:
-        api.gl.http_delete(f"/personal_access_tokens/{live.id}")
+        api.gl.http_delete(f"{self._admin_path(source)}/{live.id}")
+
+    def _admin_path(self, source: Source) -> str:
+        """Where the token is rotated and revoked: as its user (or an administrator), or through the
+        credentials inventory of its enterprise group (`POST .../manage/personal_access_tokens/:id/rotate`,
+        `DELETE .../manage/personal_access_tokens/:id`: https://docs.gitlab.com/api/groups/)."""
+        assert isinstance(source, GitLabPersonalAccessToken)
+        if source.enterprise_group is None:
+            return "/personal_access_tokens"
+        return api_path("groups", source.enterprise_group, "manage/personal_access_tokens")
 
 
     # scope scans and discovery -------------------------------------------------------------
@@ -233,11 +267,13 @@ class PersonalAccessTokenKind(SourceKind, Mintable, Renewable, Revocable, Authen
             # scope's listed users are the ones it is about (not the credential's own: its list)
             me = credentials_inventory.credential_user(scope, lists)
             wanted = set(scope.listed_users) - {str(me["id"]) if me else ""}
-            return [self._scope_token(key.provider, row, scope.users[str(row.get("user_id"))], scope)
+            return [self._scope_token(key.provider, row, scope.users[str(row.get("user_id"))], scope,
+                                      enterprise_group=key.scope)
                     for row in rows if str(row.get("user_id")) in wanted]
         return []
 
-    def _scope_token(self, provider: str, row: dict[str, Any], username: str, scope: ScanScope) -> ScopeToken:
+    def _scope_token(self, provider: str, row: dict[str, Any], username: str, scope: ScanScope,
+                     enterprise_group: str | None = None) -> ScopeToken:
         known = not username.startswith("#")
         live = live_token(row, f"{provider}: user {username}")
         declaration: dict[str, Any] = {"kind": self.kind, "provider": provider, "name": live.name,
@@ -245,6 +281,8 @@ class PersonalAccessTokenKind(SourceKind, Mintable, Renewable, Revocable, Authen
         user = scope.users.get(str(row.get("user_id")), username)
         if user and not user.startswith("#"):
             declaration["user"] = user
+        if enterprise_group is not None:
+            declaration["enterprise_group"] = enterprise_group
         return ScopeToken(provider=provider, kind=self.kind, scope=username, live=live, family=GITLAB_TOKEN_FAMILY,
                           owner=f"@{username}" if known and username else None,
                           can_be_credential=self.can_be_credential, declaration=declaration)

@@ -107,3 +107,40 @@ def test_discover_identifies_a_service_account_token_and_its_yaml_validates(caps
     (workdir / "inventory" / "found.yaml").write_text(out)
     code, out, err = run(capsys, "validate")
     assert code == 0, out + err
+
+
+def test_the_adopt_and_revoke_yaml_of_enterprise_users_tokens_apply_through_the_inventory(capsys, workdir, monkeypatch):
+    """A group Owner cannot rotate or revoke another user's token as that user or an admin would:
+    the YAML check offers names the enterprise group, and apply goes through its credentials
+    inventory (`POST .../manage/personal_access_tokens/:id/rotate`, `DELETE .../:id`)."""
+    write_inventory(workdir / "inventory", {}, discovery=DISCOVERY)
+    with served(SEED, monkeypatch, workdir) as world:
+        _, out, _ = run(capsys, "check", "--sandbox", "--now", NOW, "--format", "json")
+        by_name = {i["name"]: i for i in json.loads(out)["items"]}
+        adopt, revoke = by_name["alice laptop"]["adopt_yaml"], by_name["bob ci"]["revoke_yaml"]
+        assert yaml.safe_load(adopt)["tokens"]["alice-laptop"]["source"]["enterprise_group"] == "acme"
+        (workdir / "inventory" / "adopted.yaml").write_text(adopt)
+        (workdir / "inventory" / "revoked.yaml").write_text(revoke)
+        before = len(world.gitlab.log.mutations())
+        code, out, err = run(capsys, "apply", "--sandbox", "--auto-approve", "--now", NOW)
+        assert code == 0, out + err
+        writes = [(e.method, e.path) for e in world.gitlab.log.mutations()[before:]]
+        assert ("POST", "/api/v4/groups/acme/manage/personal_access_tokens/2/rotate") in writes
+        assert ("DELETE", "/api/v4/groups/acme/manage/personal_access_tokens/4") in writes
+        code, out, _ = run(capsys, "plan", "--sandbox", "--now", NOW)
+        assert code == 0 and "No changes." in out
+        _, out, _ = run(capsys, "check", "--sandbox", "--now", NOW, "--format", "json")
+    names = {i["name"] for i in json.loads(out)["items"]}
+    assert "bob ci" not in names and "alice laptop" not in names  # revoked, and managed (renewed)
+
+
+def test_enterprise_group_names_another_users_token_in_a_top_level_group(capsys, workdir):
+    tokens = {"mine": {"source": {"kind": "gitlab_personal_access_token", "provider": "gl", "name": "x",
+                                  "scopes": ["api"], "enterprise_group": "acme"}},
+              "sub": {"source": {"kind": "gitlab_personal_access_token", "provider": "gl", "name": "y",
+                                 "scopes": ["api"], "user": "alice", "enterprise_group": "acme/support"}}}
+    write_inventory(workdir / "inventory", tokens)
+    code, out, err = run(capsys, "validate")
+    assert code == 1
+    assert "tokens.mine.source.enterprise_group: enterprise_group names another user's token" in out + err
+    assert "tokens.sub.source.enterprise_group: 'acme/support' is a subgroup" in out + err

@@ -26,7 +26,7 @@ def test_a_group_owner_reads_the_others_tokens_in_the_inventory_and_its_own_in_i
     (alice,) = PAT.scan_tokens(PATS, lists[PATS], SCOPE, lists)  # type: ignore[attr-defined]  # not the service account's
     assert alice.live.where == "gl: user alice" and alice.owner == "@alice"
     assert alice.declaration == {"kind": "gitlab_personal_access_token", "provider": "gl", "name": "laptop",
-                                 "scopes": ["api"], "user": "alice"}
+                                 "scopes": ["api"], "user": "alice", "enterprise_group": "acme"}
 
 
 def test_a_refused_inventory_asks_for_no_list_that_would_be_refused_too():

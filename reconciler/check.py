@@ -8,7 +8,9 @@ stable `key` (`token:<name>` for inventory tokens, `live:<provider>:<family>:<id
 - `expiring`: an inventory token that expires within the window; `next_apply` says whether the
   next scheduled apply rotates it, and if not, why not;
 - `expired`: an inventory token that is expired, revoked, inactive or missing;
-- `unmanaged`: a live token in a discovery scope that no inventory token names (expiry, last use);
+- `unmanaged`: a live token in a discovery scope that no inventory token names (expiry, last use),
+  with the inventory YAML that adopts it and the same with `state: absent` that revokes it
+  (`Item.ways_out`, from the `source:` its kind proposes);
 - `api_token`: every Zendesk API token still in use (inventory or not): days to the 2027-04-30
   cutoff, the 30-day inactivity deactivation, and the inventory change that replaces it with an
   OAuth token;
@@ -17,7 +19,8 @@ stable `key` (`token:<name>` for inventory tokens, `live:<provider>:<family>:<id
 `sync_issue` keeps one open GitLab issue (found by label and exact title) in step with the report:
 one checklist item per `Item`, with a hidden marker `<!-- reconcile:item:KEY live:ID -->` so that
 re-runs keep a ticked box ticked, tick resolved items with a note, add new ones, and close the
-issue when nothing is left. Through python-gitlab (`project.issues`), with the provider credential.
+issue when nothing is left; a run that changes the items adds one comment on what changed
+(`change_note`). Through python-gitlab (`project.issues`, `issue.notes`), with the provider credential.
 No value is ever part of a report: only names, ids, dates.
 """
 

@@ -1,7 +1,9 @@
 """What lives in the scopes `discovery:` declares: one read-only scan shared by `check` (unmanaged
 tokens) and `discover` (where each token is used).
 
-Per GitLab scope: the PATs of the listed users; for each listed group, its subgroups and projects
+Per GitLab scope: the PATs of the listed users (for a credential that is not an administrator's,
+those of other users from the credentials inventory of the scope's top-level groups, GitLab.com);
+the service accounts of its top-level groups and their tokens; for each listed group, its subgroups and projects
 (`GET /groups/:id/projects?include_subgroups=true`, `/descendant_groups`); the access tokens of
 those groups and projects, the triggers of the projects and, for discover, their CI/CD variables
 and hooks. Per Zendesk scope: OAuth clients and tokens, API tokens and, for discover, webhooks and

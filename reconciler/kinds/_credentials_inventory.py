@@ -76,6 +76,21 @@ def inventory_groups(scope: ScanScope, lists: Lists) -> list[str] | None:
     return [group for group in scope.groups if "/" not in group.strip("/")]
 
 
+def pat_keys(scope: ScanScope, lists: Lists, groups: list[str], users: list[str]) -> list[ListKey]:
+    """The credentials inventories of `groups`, then, once they answered, the own list of each of
+    `users` (ids) none of them has a row of: someone who is not an enterprise user of those groups,
+    whose list says who may read it. When every inventory was refused, no more: each user's list
+    would be refused as well, and the refusal is said once."""
+    inventories = [ListKey(scope.provider, PATS, group) for group in groups]
+    if any(key not in lists for key in inventories):
+        return inventories
+    found = [answered(lists, key) for key in inventories]
+    if all(rows is None for rows in found):
+        return inventories
+    seen = {str(row.get("user_id")) for rows in found for row in rows or ()}
+    return inventories + [ListKey(scope.provider, "pats", uid) for uid in users if uid not in seen]
+
+
 def top_group(path: str) -> str:
     return path.strip("/").split("/", 1)[0]
 

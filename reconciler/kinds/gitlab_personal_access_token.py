@@ -242,20 +242,13 @@ class PersonalAccessTokenKind(SourceKind, Mintable, Renewable, Revocable, Authen
         groups = credentials_inventory.inventory_groups(scope, lists)
         if groups is None:
             return []
+        if not groups:
+            return [ListKey(scope.provider, "pats", uid) for uid in scope.listed_users]
         me = credentials_inventory.credential_user(scope, lists)
         mine = str(me["id"]) if me else None
         others = [uid for uid in scope.listed_users if uid != mine]
-        keys = [ListKey(scope.provider, "pats", uid) for uid in scope.listed_users if uid == mine or not groups]
-        if not groups or not others:
-            return keys
-        inventories = [ListKey(scope.provider, credentials_inventory.PATS, group) for group in groups]
-        if any(key not in lists for key in inventories):
-            return keys + inventories
-        answered = [credentials_inventory.answered(lists, key) for key in inventories]
-        if all(rows is None for rows in answered):
-            return keys + inventories  # refused: said once, by the inventory's own line
-        seen = {str(row.get("user_id")) for rows in answered for row in rows or ()}
-        return keys + inventories + [ListKey(scope.provider, "pats", uid) for uid in others if uid not in seen]
+        own = [ListKey(scope.provider, "pats", uid) for uid in scope.listed_users if uid == mine]
+        return own + (credentials_inventory.pat_keys(scope, lists, groups, others) if others else [])
 
     def scan_tokens(self, key: ListKey, rows: list[dict[str, Any]], scope: ScanScope,
                     lists: Lists) -> list[ScopeToken]:

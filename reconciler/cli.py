@@ -373,6 +373,34 @@ def apply_command(inventory: Path, planfile: Path | None, auto_approve: bool, ta
         return user_errors(interruptible)
 
 
+@cli.command("adopt")
+@inventory_option
+@click.option("--target", "targets", multiple=True, metavar="NAME", help="Only this token (repeatable).")
+@click.option("--assert-write-only", "asserted", multiple=True, metavar="CONSUMER",
+              help="Record that this consumer (its identity, as the plan's warning names it), which nothing can "
+                   "read back, holds the current value (repeatable).")
+@click.option("--now", "now", envvar="RECONCILE_NOW", default=None,
+              help="The current time (ISO date or timestamp; env RECONCILE_NOW). Default: the clock, or the sandbox clock.")
+@sandbox_options
+def adopt_command(inventory: Path, targets: tuple[str, ...], asserted: tuple[str, ...], now: str | None,
+                  sandbox: bool, sandbox_seed: Path | None, sandbox_reset: bool) -> int:
+    """Take over a working estate without changing anything live: record in the ledger which
+    consumers hold the current value (read back and identified, or asserted by you)."""
+
+    def run() -> int:
+        from reconciler.adopt import adopt
+        from reconciler.engine import open_session
+
+        with open_session(inventory, sandbox=sandbox, sandbox_seed=sandbox_seed, sandbox_reset=sandbox_reset,
+                          now=now, targets=targets) as session:
+            report = adopt(session, asserted)
+        for line in report.lines():
+            click.echo(line)
+        return EXIT_OK
+
+    return user_errors(run)
+
+
 SANDBOX_STOP = None  # a threading.Event tests set to end `reconcile sandbox`
 
 

@@ -422,7 +422,8 @@ def _unverifiable_then(strategy: Strategy, recover_from: str | None, *, rotating
     if rotating:
         return "it receives the new value"
     if recover_from:
-        return "apply delivers the current value again"
+        return ("apply delivers the current value again; if it holds that already, `reconcile adopt "
+                "--assert-write-only '{identity}'` records so and apply leaves it as it is")
     return UNVERIFIABLE_LEFT
 
 

@@ -154,12 +154,14 @@ def token_decisions(token: Token, tp: TokenPlan, observed: Observed, ledger: Led
     live = sobs.current if sobs is not None else None
     supplied = isinstance(source_kind(token.source.kind), Supplied)
     blocked = _blocked(token, tp, live, ledger, supplied)
+    planned = {cp.identity: cp for cp in tp.consumers}  # none when the token could not be observed
     decisions = []
-    for cp in tp.consumers:
-        named = cp.identity in asserted
-        if blocked is not None:
-            outcome = Outcome(token.name, cp.identity, cp.label, "not adopted", blocked)
-            decisions.append(Decision(outcome, refusal=f"{cp.label}: cannot be asserted: {blocked}" if named else None))
+    for consumer in sorted(token.consumers, key=lambda c: c.identity):
+        named, cp = consumer.identity in asserted, planned.get(consumer.identity)
+        if blocked is not None or cp is None:
+            why = blocked or "not in the plan"
+            outcome = Outcome(token.name, consumer.identity, consumer.label, "not adopted", why)
+            decisions.append(Decision(outcome, refusal=f"{consumer.label}: cannot be asserted: {why}" if named else None))
             continue
         obs = observed.consumers.get(cp.identity)
         adopted = Adoption(token, cp, obs, live, ledger.get(cp.identity), _iso(now))

@@ -206,8 +206,10 @@ def sandbox_options(command):
     them; they reach the command as `sandbox`, `sandbox_seed`, `sandbox_reset`."""
     command = click.option("--sandbox-reset", is_flag=True,
                            help="With --sandbox: seed the sandbox world afresh instead of loading the saved one.")(command)
-    command = click.option("--sandbox-seed", type=click.Path(path_type=Path, dir_okay=False), default=None,
-                           help="With --sandbox: the world seed (default: the demo world matching inventory/).")(command)
+    command = click.option("--sandbox-seed", type=click.Path(path_type=Path), default=None, metavar="FILE|DIR",
+                           help="With --sandbox: the world seed (default: the demo world matching inventory/), or an "
+                                "inventory DIR to build the world from (every token and consumer it declares exists, "
+                                "holding its current value).")(command)
     return click.option("--sandbox", is_flag=True,
                         help="Run against embedded GitLab and Zendesk sandboxes seeded with a demo world.")(command)
 
@@ -373,6 +375,34 @@ def apply_command(inventory: Path, planfile: Path | None, auto_approve: bool, ta
         return user_errors(interruptible)
 
 
+@cli.command("adopt")
+@inventory_option
+@click.option("--target", "targets", multiple=True, metavar="NAME", help="Only this token (repeatable).")
+@click.option("--assert-write-only", "asserted", multiple=True, metavar="CONSUMER",
+              help="Record that this consumer (its identity, as the plan's warning names it), which nothing can "
+                   "read back, holds the current value (repeatable).")
+@click.option("--now", "now", envvar="RECONCILE_NOW", default=None,
+              help="The current time (ISO date or timestamp; env RECONCILE_NOW). Default: the clock, or the sandbox clock.")
+@sandbox_options
+def adopt_command(inventory: Path, targets: tuple[str, ...], asserted: tuple[str, ...], now: str | None,
+                  sandbox: bool, sandbox_seed: Path | None, sandbox_reset: bool) -> int:
+    """Take over a working estate without changing anything live: record in the ledger which
+    consumers hold the current value (read back and identified, or asserted by you)."""
+
+    def run() -> int:
+        from reconciler.adopt import adopt
+        from reconciler.engine import open_session
+
+        with open_session(inventory, sandbox=sandbox, sandbox_seed=sandbox_seed, sandbox_reset=sandbox_reset,
+                          now=now, targets=targets) as session:
+            report = adopt(session, asserted)
+        for line in report.lines():
+            click.echo(line)
+        return EXIT_OK
+
+    return user_errors(run)
+
+
 SANDBOX_STOP = None  # a threading.Event tests set to end `reconcile sandbox`
 
 
@@ -383,7 +413,12 @@ SANDBOX_STOP = None  # a threading.Event tests set to end `reconcile sandbox`
               help="GitLab on PORT and Zendesk on PORT+1 (default: free ports).")
 @click.option("--sandbox-seed", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="The world seed (default: the demo world matching inventory/).")
-def sandbox_command(inventory: Path, reset: bool, port: int, sandbox_seed: Path | None) -> int:
+@click.option("--from-inventory", "from_inventory", type=click.Path(path_type=Path, file_okay=False, exists=True),
+              default=None, metavar="DIR",
+              help="Seed the world afresh from this inventory: every declared token and consumer exists, holding "
+                   "its current value (instead of a seed).")
+def sandbox_command(inventory: Path, reset: bool, port: int, sandbox_seed: Path | None,
+                    from_inventory: Path | None) -> int:
     """Serve the GitLab and Zendesk sandboxes in the foreground; print the variables to export.
     The world is saved to .reconcile/sandbox/ within half a second of each change, and on Ctrl-C
     or SIGTERM when it stops."""
@@ -395,13 +430,15 @@ def sandbox_command(inventory: Path, reset: bool, port: int, sandbox_seed: Path 
 
     def run() -> int:
         global SANDBOX_STOP
-        escrow_env = "RECONCILE_ESCROW_KEY"
-        if Path(inventory).exists():
-            from reconciler.inventory import load_inventory
+        from reconciler.inventory import load_inventory
 
-            escrow_env = load_inventory(inventory).state.escrow_key_env
+        if from_inventory is not None and sandbox_seed is not None:
+            raise SessionError("--from-inventory and --sandbox-seed name two different worlds: pass one")
+        seed = from_inventory or sandbox_seed
+        declared = from_inventory or (inventory if Path(inventory).exists() else None)
+        escrow_env = load_inventory(declared).state.escrow_key_env if declared else "RECONCILE_ESCROW_KEY"
         try:
-            world = start_world(sandbox_seed, state_dir=STATE_DIR, reset=reset, gitlab_port=port,
+            world = start_world(seed, state_dir=STATE_DIR, reset=reset or from_inventory is not None, gitlab_port=port,
                                 zendesk_port=port + 1 if port else 0, escrow_env=escrow_env)
         except (WorldError, OSError) as err:
             raise SessionError(str(err)) from None

@@ -91,7 +91,10 @@ def open_session(
     inventory = load_inventory(inventory_path)
     unknown = sorted(set(targets) - set(inventory.tokens))
     if unknown:
-        raise SessionError(f"--target: no token named {', '.join(unknown)} in {inventory_path}")
+        from reconciler.inventory.schema import suggestion
+
+        raise SessionError(f"--target: no token named {', '.join(unknown)} in {inventory_path}"
+                           f"{suggestion(unknown[0], inventory.tokens) if len(unknown) == 1 else ''}")
     pinned = parse_now(now)
     world: World | None = None
     endpoints: Endpoints | None = None

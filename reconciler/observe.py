@@ -203,9 +203,11 @@ def split_untrusted(tokens: list[Token], clients: Clients) -> tuple[list[Token],
 
 
 def _proven(obs: ConsumerObservation, current: LiveToken | None, ledger: Deliveries | None) -> bool:
-    """The ledger's record shows `obs` holds the current live token: no request needed."""
+    """The ledger's record shows `obs` holds the current live token: no request needed. A record a
+    person asserted proves nothing here: the plan shows it as asserted, not verified."""
     record = ledger.get(obs.identity) if ledger is not None else None
-    return record is not None and record.fingerprint == obs.fingerprint and record_is_of(record, current)
+    return (record is not None and record.established != "asserted" and record.fingerprint == obs.fingerprint
+            and record_is_of(record, current))
 
 
 def identify_values(readings: list[tuple[Token, Reading]], sources: dict[str, Any], ledger: Deliveries | None, clients: Clients,

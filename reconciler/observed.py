@@ -22,12 +22,14 @@ if TYPE_CHECKING:
 
 # Consumer states (what the consumer holds, relative to the current live token):
 #   verified      holds the current value (read back and identified, or by the ledger for write-only)
+#   asserted      a person asserted it holds the current value (`reconcile adopt --assert-write-only`)
+#                 and nothing read contradicts it
 #   stale         holds another value (an old token, an unknown value) or, write-only, the ledger
 #                 says it received another token
 #   unverifiable  write-only (or unidentifiable) and no ledger record says what it holds
 #   missing       the place itself does not exist (variable, webhook, installation, setting)
 #   error         could not be observed (see `error`)
-ConsumerState = Literal["verified", "stale", "unverifiable", "missing", "error"]
+ConsumerState = Literal["verified", "asserted", "stale", "unverifiable", "missing", "error"]
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -60,7 +60,7 @@ class ConsumerPlan:
     label: str
     provider: str
     at: str
-    state: str  # verified | stale | unverifiable | missing | error
+    state: str  # verified | asserted | stale | unverifiable | missing | error
     action: ConsumerAction
     why: str  # why the state / the action, one line
     value: Literal["new", "current"] | None = None  # which value a write delivers; None: attributes only
@@ -123,14 +123,15 @@ class Plan:
 
     def summary(self) -> dict[str, int]:
         counts = {"create": 0, "rotate": 0, "revoke": 0, "consumer_create": 0, "consumer_update": 0,
-                  "consumer_recreate": 0, "verified": 0, "unverifiable": 0, "warnings": len(self.warnings), "errors": len(self.errors)}
+                  "consumer_recreate": 0, "verified": 0, "asserted": 0, "unverifiable": 0, "warnings": len(self.warnings),
+                  "errors": len(self.errors)}
         for t in self.tokens:
             if t.action != "none":
                 counts[t.action] += 1
             for c in t.consumers:
                 if c.action != "none":
                     counts[f"consumer_{c.action}"] += 1
-                if c.state in ("verified", "unverifiable"):
+                if c.state in ("verified", "asserted", "unverifiable"):
                     counts[c.state] += 1
         return counts
 

@@ -148,7 +148,7 @@ class Notes:
 class ConsumerState(NamedTuple):
     consumer: Consumer
     observation: ConsumerObservation | None
-    state: str  # verified | stale | unverifiable | missing | error
+    state: str  # verified | asserted | stale | unverifiable | missing | error
     why: str
 
 
@@ -302,9 +302,16 @@ def held_state(obs: ConsumerObservation | None, live: LiveToken | None, record: 
 def _recorded_state(obs: ConsumerObservation, record: LedgerRecord | None) -> tuple[str, str]:
     if record is None:
         return "unverifiable", "the ledger has no record of a delivery"
-    if obs.readable and obs.fingerprint is not None and record.fingerprint != obs.fingerprint:
+    if obs.readable and obs.fingerprint is not None and record.fingerprint and record.fingerprint != obs.fingerprint:
         return "stale", "holds a value other than the one the ledger recorded"
+    if record.established == "asserted":
+        return "asserted", f"a person asserted it holds the current value ({_established(record)})"
     return "verified", "holds the value the ledger recorded (delivered " + str(record.delivered_at)[:10] + ")"
+
+
+def _established(record: LedgerRecord) -> str:
+    """How and when an adopted record was made, for a consumer's `why`."""
+    return f"{record.established_by}, {str(record.delivered_at)[:10]}"
 
 
 def _read_state(obs: ConsumerObservation, live: LiveToken | None, record: LedgerRecord | None, identifies: bool) -> tuple[str, str]:
@@ -313,6 +320,9 @@ def _read_state(obs: ConsumerObservation, live: LiveToken | None, record: Ledger
         if obs.holds_token_id == live.id:
             return "verified", f"holds the current token #{live.id} (read back)"
         if record is not None and record.fingerprint == obs.fingerprint and record_is_of(record, live):
+            if record.established == "asserted":
+                return "asserted", (f"holds the value a person asserted is the current token #{record.token_id} "
+                                    f"(read back, matches the ledger; {_established(record)})")
             return "verified", f"holds the current token #{record.token_id} (read back, matches the ledger)"
     if obs.holds_token_id is not None:
         return "stale", f"holds token #{obs.holds_token_id}, not the current one"
@@ -330,6 +340,9 @@ def _write_only_state(live: LiveToken | None, record: LedgerRecord | None) -> tu
     if record is None:
         return "unverifiable", "write-only and the ledger has no record of a delivery"
     if live is not None and live.usable and record_is_of(record, live):
+        if record.established == "asserted":
+            return "asserted", (f"write-only; a person asserted it holds the current token #{record.token_id} "
+                                f"({_established(record)})")
         return "verified", f"the ledger records delivery of the current token #{record.token_id}"
     return "stale", f"the ledger records delivery of token #{record.token_id}, not the current one"
 
@@ -369,9 +382,11 @@ def escrow_not_live(token: Token, live: LiveToken | None, escrowed: EscrowPendin
               "gives them a new value")
 
 
-# What the plan says of an unverifiable consumer the token is not rotated for.
+# What the plan says of an unverifiable consumer the token is not rotated for ({identity}: the
+# consumer's, which `reconcile adopt --assert-write-only` takes).
 UNVERIFIABLE_LEFT = ("left as it is, and the token is not rotated for this alone (rotation.on_unverifiable: warn): "
-                     "if it holds the current value, nothing needs doing; to give every consumer a fresh value, set "
+                     "if it holds the current value, `reconcile adopt --assert-write-only '{identity}'` records "
+                     "that in the ledger without changing anything live; to give every consumer a fresh value, set "
                      "rotation.on_unverifiable: rotate on the token")
 
 
@@ -395,8 +410,8 @@ def delivery_reasons(token: Token, kind: SourceKind, live: LiveToken | None, sta
     then = _unverifiable_then(strategy, recover_from, rotating=bool(reasons or added))
     for s in needing:
         if s.state == "unverifiable":
-            notes.add("warning", "unverifiable", f"{s.consumer.label} cannot be verified (no ledger record): {then}",
-                      s.consumer.identity, declared_at(s.consumer))
+            notes.add("warning", "unverifiable", f"{s.consumer.label} cannot be verified (no ledger record): "
+                      + then.replace("{identity}", s.consumer.identity), s.consumer.identity, declared_at(s.consumer))
     return added
 
 
@@ -407,7 +422,8 @@ def _unverifiable_then(strategy: Strategy, recover_from: str | None, *, rotating
     if rotating:
         return "it receives the new value"
     if recover_from:
-        return "apply delivers the current value again"
+        return ("apply delivers the current value again; if it holds that already, `reconcile adopt "
+                "--assert-write-only '{identity}'` records so and apply leaves it as it is")
     return UNVERIFIABLE_LEFT
 
 

@@ -42,10 +42,11 @@ def use_colour(stream: TextIO) -> bool:
 
 def summary_line(plan: Plan) -> str:
     s = plan.summary()
+    asserted = f"{s['asserted']} asserted, " if s["asserted"] else ""  # only once a person asserted one
     line = (f"Plan: {s['create']} to create, {s['rotate']} to rotate, {s['revoke']} to revoke; "
             f"consumers: {s['consumer_create']} to create, {s['consumer_update']} to update, "
             f"{s['consumer_recreate']} to recreate, "
-            f"{s['verified']} verified, {s['unverifiable']} unverifiable; "
+            f"{s['verified']} verified, {asserted}{s['unverifiable']} unverifiable; "
             f"{s['warnings']} warning(s), {s['errors']} error(s).")
     if not plan.has_changes and not s["errors"]:
         line = "No changes. " + line

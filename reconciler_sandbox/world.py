@@ -3,7 +3,8 @@ with one shared `Clock`, seeded from a world seed (default `seeds/example.yaml`)
 credentials the inventory's environment variables name.
 
 A world seed has three keys: `gitlab` (docs/sandbox-gitlab.md), `zendesk` (docs/sandbox-zendesk.md)
-and `credentials` (environment variable -> value). Values are written as `{{secret:PREFIX:NAME}}`
+and `credentials` (environment variable -> value). A directory in place of a seed file is an
+inventory: the world is built from it (`from_inventory`). Values are written as `{{secret:PREFIX:NAME}}`
 placeholders, replaced by a value derived from NAME (so the seed file holds no credential and the
 same placeholder is the same value everywhere). The escrow key variable of the inventory gets a
 fresh key.
@@ -52,8 +53,15 @@ def derive(prefix: str, name: str) -> str:
     return f"{prefix}-{body}" if prefix else body
 
 
-def load_world_seed(path: str | Path) -> dict[str, Any]:
+def load_world_seed(path: str | Path, now: datetime | None = None) -> dict[str, Any]:
+    """The world seed in the file `path`, or built from the inventory in the directory `path`
+    (`from_inventory`: every declared token and consumer exists, holding its current value, at
+    `now`)."""
     path = Path(path)
+    if path.is_dir():
+        from reconciler_sandbox.from_inventory import inventory_seed
+
+        return inventory_seed(path, now)
     try:
         text = path.read_text()
     except OSError as exc:
@@ -176,7 +184,7 @@ def start_world(
             raise WorldError(f"{state} holds the world seeded from {seed_name}, not {seed_path}; "
                              "add --sandbox-reset to seed it afresh")
     else:
-        data = load_world_seed(seed_path)
+        data = load_world_seed(seed_path, clock.now())
         try:
             gitlab_service.seed(data.get("gitlab") or {})
             zendesk_service.seed(data.get("zendesk") or {"instances": {}})

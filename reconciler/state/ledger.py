@@ -2,7 +2,10 @@
 
 Only the live id and creation time of the token instance a consumer received and a SHA-256
 fingerprint of what was written. It lets the planner know the state of write-only consumers
-("unverifiable" is a state, not a guess). Beside the records it keeps the in-flight records:
+("unverifiable" is a state, not a guess). Each record says how it was established: `delivered`
+(apply wrote the value), `verified` (`reconcile adopt` read the value back and its provider
+identified it as the live token) or `asserted` (a person told `reconcile adopt` that a place
+nothing can read holds the live token), when (`delivered_at`) and by which command. Beside the records it keeps the in-flight records:
 what an apply started and has not finished, so the next apply after a crash finishes it.
 """
 
@@ -18,6 +21,8 @@ from reconciler.state.errors import StateError
 
 LEDGER_VERSION = 1
 
+Established = Literal["delivered", "verified", "asserted"]
+
 
 @dataclass(frozen=True)
 class LedgerRecord:
@@ -27,15 +32,20 @@ class LedgerRecord:
     token: str  # inventory token name
     token_id: str  # live id of the token instance delivered
     token_created_at: str  # ISO time of that instance
-    fingerprint: str  # Secret.fingerprint() of the value as written (after the template)
-    delivered_at: str  # ISO
-    verified: bool  # read back / authenticated after writing
+    fingerprint: str  # Secret.fingerprint() of the value as held (after the template); "" when never read
+    delivered_at: str  # ISO: when the record was established (the delivery, or the adoption)
+    verified: bool  # read back / authenticated (after writing, or by adopt)
+    established: Established = "delivered"
+    established_by: str = "reconcile apply"  # the command that made the record
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
+# Records written before `established` existed were all made by apply: the defaults.
+_OPTIONAL_FIELDS = {"established", "established_by"}
 _RECORD_FIELDS = {f.name: (bool if f.name == "verified" else str) for f in fields(LedgerRecord)}
+ESTABLISHED = ("delivered", "verified", "asserted")
 
 # --- in-flight records -------------------------------------------------------------------------
 
@@ -235,13 +245,16 @@ class Ledger:
 def _record(item: Any, where: str) -> LedgerRecord:
     if not isinstance(item, dict):
         raise StateError(f"{where} is not an object")
-    missing = sorted(set(_RECORD_FIELDS) - set(item))
+    missing = sorted(set(_RECORD_FIELDS) - _OPTIONAL_FIELDS - set(item))
     if missing:
         raise StateError(f"{where} lacks {', '.join(missing)}")
-    for name, typ in _RECORD_FIELDS.items():
-        if not isinstance(item[name], typ):
-            raise StateError(f"{where}.{name} must be {typ.__name__}")
-    return LedgerRecord(**{name: item[name] for name in _RECORD_FIELDS})
+    present = [name for name in _RECORD_FIELDS if name in item]
+    for name in present:
+        if not isinstance(item[name], _RECORD_FIELDS[name]):
+            raise StateError(f"{where}.{name} must be {_RECORD_FIELDS[name].__name__}")
+    if item.get("established", "delivered") not in ESTABLISHED:
+        raise StateError(f"{where}.established must be one of {', '.join(ESTABLISHED)}")
+    return LedgerRecord(**{name: item[name] for name in present})
 
 
 def _in_flight(raw: Any, where: str) -> dict[str, InFlight]:

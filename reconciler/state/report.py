@@ -9,7 +9,8 @@ from reconciler.state.escrow import Escrow
 from reconciler.state.local import LocalStore
 from reconciler.state.store import LockInfo, StateStore
 
-LEDGER_COLUMNS = ("consumer", "token", "token_id", "token_created_at", "fingerprint", "delivered_at", "verified")
+LEDGER_COLUMNS = ("consumer", "token", "token_id", "token_created_at", "fingerprint", "delivered_at", "verified",
+                  "established", "established_by")
 
 
 def state_summary(store: StateStore, escrow: Escrow, *, probe_lock: bool | None = None) -> dict[str, Any]:
@@ -43,13 +44,15 @@ def render_summary(summary: dict[str, Any]) -> str:
                 r["token"],
                 r["token_id"],
                 r["token_created_at"],
-                r["fingerprint"][:19] + "…",  # enough to compare by eye
+                r["fingerprint"][:19] + "…" if r["fingerprint"] else "(not read)",  # enough to compare by eye
                 r["delivered_at"],
                 "yes" if r["verified"] else "no (write-only)",
+                f"{r.get('established', 'delivered')} by {r.get('established_by', 'reconcile apply')}",
             ]
             for r in ledger
         ]
-        lines += _table(rows, ["CONSUMER", "TOKEN", "TOKEN ID", "CREATED", "FINGERPRINT", "DELIVERED", "VERIFIED"])
+        lines += _table(rows, ["CONSUMER", "TOKEN", "TOKEN ID", "CREATED", "FINGERPRINT", "RECORDED", "VERIFIED",
+                               "HOW"])
     else:
         lines.append("ledger: empty")
     lines.append("")

@@ -33,6 +33,7 @@ from urllib.parse import quote
 
 from reconciler import markdown as md
 from reconciler.errors import ReconcileError
+from reconciler.inventory.durations import expires_words
 from reconciler.inventory.model import CheckConfig, Inventory, Token
 from reconciler.kinds import Supplied, noun, source_kind
 from reconciler.kinds._discovery import (
@@ -46,6 +47,7 @@ from reconciler.kinds._discovery import (
 )
 from reconciler.observed import LiveToken, Observed, plain, to_iso
 from reconciler.plan import Plan, TokenPlan
+from reconciler.plan_model import days_left, days_text, time_left
 from reconciler.scopes import ScopeScan, managed_keys
 
 if TYPE_CHECKING:
@@ -81,8 +83,10 @@ class Item:
     where: str = ""
     owner: str | None = None
     state: str = "active"  # active | expired | revoked | inactive | missing
-    expires_at: date | None = None
+    expires_at: date | None = None  # a whole date, or a time where the provider gives one
     days_left: int | None = None
+    minutes_left: int | None = None  # an expiry given as a time: whole minutes left (shown in the unit that fits)
+    expiring: str = ""  # what expires when it is not the token itself ("refresh token")
     last_used_at: datetime | None = None
     next_apply: str | None = None  # managed: what the next apply does about it, and why
     rotates: bool | None = None  # managed: the next apply rotates it
@@ -100,7 +104,9 @@ class Item:
         parts = [self.where] if self.where else []
         if self.state != "active":
             parts.append(self.state)
-        if self.expires_at is not None:
+        if self.minutes_left is not None:
+            parts.append(f"{self.expiring}{expires_words(timedelta(minutes=self.minutes_left))}".strip())
+        elif self.expires_at is not None:
             verb = "expired" if self.days_left is not None and self.days_left <= 0 else "expires"
             parts.append(f"{verb} {self.expires_at} ({self.days_left} days left)" if verb == "expires"
                          else f"{verb} {self.expires_at}")
@@ -232,11 +238,24 @@ def _outside_scopes(observed: Observed, scan: ScopeScan | None, listed: set[tupl
 
 
 def _expired(live: LiveToken, now: datetime) -> bool:
-    return live.expires_at is not None and (live.expires_at - now.date()).days <= 0
+    return live.expires_at is not None and time_left(live.expires_at, now) <= timedelta(0)
 
 
 def _days_left(expires: date | None, now: datetime) -> int | None:
-    return None if expires is None else (expires - now.date()).days
+    return None if expires is None else days_left(expires, now)
+
+
+def _minutes_left(expires: date | None, now: datetime) -> int | None:
+    """Minutes to an expiry given as a time (None for a whole date: it is shown as the date)."""
+    return int(time_left(expires, now).total_seconds() // 60) if isinstance(expires, datetime) else None
+
+
+def _watched_expiry(live: LiveToken | None, src: Any) -> tuple[date | None, str]:
+    """What check watches, and what it is called. A refreshable grant's access token expires
+    every few minutes and each apply refreshes it: its refresh token is what must not lapse."""
+    if live is not None and live.renewal_expires_at is not None:
+        return live.renewal_expires_at, "refresh token "
+    return (live.expires_at if live is not None else declared_expiry(src)), ""
 
 
 def _managed_item(token: Token, live: LiveToken | None, tplan: TokenPlan, now: datetime,
@@ -248,26 +267,28 @@ def _managed_item(token: Token, live: LiveToken | None, tplan: TokenPlan, now: d
     retiring = sunset(src.kind)
     if retiring is not None:
         return _sunset_item(base, token, live, tplan, now, retiring)
-    expires = live.expires_at if live is not None else declared_expiry(src)
+    expires, expiring = _watched_expiry(live, src)
     days = _days_left(expires, now)
-    state = _state(live, days, observed_live(src.kind))
+    left = None if expires is None else time_left(expires, now)
+    state = _state(live, left, observed_live(src.kind))
     if state != "active":
         category: Category = "expired"
-    elif days is not None and days <= within.days:
+    elif left is not None and left <= within:
         category = "expiring"
     else:
         return None
     return Item(**base, category=category, live_id=live.id if live else None,
                 where=live.where if live else ("not found" if observed_live(src.kind) else ""), state=state,
-                expires_at=expires, days_left=days, last_used_at=live.last_used_at if live else None,
+                expires_at=expires, days_left=days, minutes_left=_minutes_left(expires, now), expiring=expiring,
+                last_used_at=live.last_used_at if live else None,
                 next_apply=_next_apply(tplan, expires, now, token), rotates=_rotates(tplan))
 
 
-def _state(live: LiveToken | None, days: int | None, observed: bool) -> str:
+def _state(live: LiveToken | None, left: timedelta | None, observed: bool) -> str:
+    ended = left is not None and left <= timedelta(0)
     if live is None:
-        return "missing" if observed else ("expired" if days is not None and days <= 0 else "active")
-    return ("revoked" if live.revoked else "inactive" if not live.active else
-            "expired" if days is not None and days <= 0 else "active")
+        return "missing" if observed else ("expired" if ended else "active")
+    return ("revoked" if live.revoked else "inactive" if not live.active else "expired" if ended else "active")
 
 
 def _sunset_item(base: dict[str, Any], token: Token, live: LiveToken | None, tplan: TokenPlan, now: datetime,
@@ -305,6 +326,10 @@ def _next_apply(tplan: TokenPlan, expires: date | None, now: datetime, token: To
     if tplan.strategy == "observe_only":
         return "cannot renew it: the tool only observes this kind"
     rotate_before = token.rotation.rotate_before
+    if expires is not None and isinstance(expires, datetime) and rotate_before is not None:
+        at = expires - rotate_before
+        return (f"not yet: rotate_before is {days_text(rotate_before)}, so the first apply at or after {to_iso(at)} "
+                "renews it" if at > now else "does not rotate it")
     if expires is not None and rotate_before is not None:
         on = expires - rotate_before
         return (f"not yet: rotate_before is {rotate_before.days}d, so the first apply on or after {on} rotates it"
@@ -332,7 +357,8 @@ def _unmanaged_item(provider: str, kind: str, live: LiveToken, now: datetime, ow
     key = f"live:{provider}:{id_family(kind) or kind}:{live.id}"
     base: dict[str, Any] = {"key": key, "provider": provider, "kind": kind, "name": live.name, "live_id": live.id,
                             "where": live.where, "owner": owner, "expires_at": live.expires_at,
-                            "days_left": _days_left(live.expires_at, now), "last_used_at": live.last_used_at}
+                            "days_left": _days_left(live.expires_at, now),
+                            "minutes_left": _minutes_left(live.expires_at, now), "last_used_at": live.last_used_at}
     retiring = sunset(kind)
     if retiring is not None:
         return Item(**base, category="api_token",
@@ -344,11 +370,11 @@ def _unmanaged_item(provider: str, kind: str, live: LiveToken, now: datetime, ow
 
 def _credential_item(provider: str, kind: str, live: LiveToken, now: datetime, within: timedelta) -> Item | None:
     days = _days_left(live.expires_at, now)
-    if days is None or days > within.days:
+    if days is None or live.expires_at is None or time_left(live.expires_at, now) > within:
         return None
     return Item(key=f"credential:{provider}", category="credential", provider=provider, kind=kind, name=live.name,
                 live_id=live.id, where=live.where, expires_at=live.expires_at, days_left=days,
-                state="expired" if days <= 0 else "active", last_used_at=live.last_used_at,
+                minutes_left=_minutes_left(live.expires_at, now), state="expired" if _expired(live, now) else "active", last_used_at=live.last_used_at,
                 next_apply="reconcile's own credential for this provider: renew it and update its CI/CD variable")
 
 

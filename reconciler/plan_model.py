@@ -195,9 +195,8 @@ def days_left(expires: date, now: datetime) -> int:
 
 
 def expiry_moment(expires: date) -> datetime:
-    """When an expiry takes effect: the time itself, or a whole date's first moment (UTC; a GitLab
-    token "expires at midnight UTC" of its date:
-    https://docs.gitlab.com/user/profile/personal_access_tokens/#access-token-expiration)."""
+    """When an expiry takes effect: the time itself, or a whole date's first moment, UTC (a token
+    given an expiry date expires at midnight UTC of it)."""
     if isinstance(expires, datetime):
         return expires.astimezone(UTC)
     return datetime(expires.year, expires.month, expires.day, tzinfo=UTC)

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from reconciler.inventory.checks import allowed_scope_findings
 from reconciler.inventory.model import Diagnostic, Inventory, Source, Token, finding
 from reconciler.kinds import (
     Grant,
@@ -131,7 +132,7 @@ class OAuthGrantKind(SourceKind, Refreshable, Identifying):
     def check(self, token: Token, inv: Inventory, path: str) -> list[Diagnostic]:
         source = token.source
         assert isinstance(source, ZendeskOAuthGrant)
-        out = []
+        out = allowed_scope_findings(source, source.scopes, path, inv.policy)
         if source.fallback and not source.client_secret_env:
             out.append(finding(source, "fallback", path, "the client_credentials fallback needs client_secret_env "
                                                          "(only a confidential client can use it)"))

@@ -161,7 +161,7 @@ def test_garbage_base64_is_refused(store, key):
 @pytest.mark.parametrize(
     "doc, fragment",
     [
-        ({"version": 2, "entries": {}}, "unsupported escrow version"),
+        ({"version": 3, "entries": {}}, "unsupported escrow version"),
         ({"version": 1, "key_id": None, "entries": []}, "'entries' must be an object"),
         ({"version": 1, "key_id": None, "entries": {"t": {"token_id": "1"}}}, "entry 't' lacks a field"),
     ],

@@ -12,6 +12,9 @@ stable `key` (`token:<name>` for inventory tokens, `live:<provider>:<family>:<id
 - `api_token`: every Zendesk API token still in use (inventory or not): days to the 2027-04-30
   cutoff, the 30-day inactivity deactivation, and the inventory change that replaces it with an
   OAuth token;
+- `oauth_client`: a local Zendesk OAuth client whose live tokens never expire, while 2027-04-01
+  (expiring tokens enforced) is ahead (`DeadlineSource` kinds, from the lists observe and the scan
+  fetched); the timestamp of an expiry Zendesk gives to the second is kept, and shown to the minute;
 - `credential`: the provider credential reconcile itself uses, when it expires within the window.
 
 `sync_issue` keeps one open GitLab issue (found by label and exact title) in step with the report:
@@ -35,9 +38,10 @@ from reconciler import markdown as md
 from reconciler.errors import ReconcileError
 from reconciler.inventory.durations import expires_words
 from reconciler.inventory.model import CheckConfig, Inventory, Token
-from reconciler.kinds import Supplied, noun, source_kind
+from reconciler.kinds import ListKey, Supplied, noun, source_kind
 from reconciler.kinds._discovery import (
     Sunset,
+    deadline_sources,
     declared_expiry,
     display_name,
     id_family,
@@ -53,11 +57,12 @@ from reconciler.scopes import ScopeScan, managed_keys
 if TYPE_CHECKING:
     from reconciler.engine import Session
 
-Category = Literal["expired", "expiring", "api_token", "unmanaged", "credential"]
+Category = Literal["expired", "expiring", "api_token", "oauth_client", "unmanaged", "credential"]
 CATEGORY_TITLES: dict[str, str] = {
     "expired": "expired, revoked or missing",
     "expiring": "expiring soon",
     "api_token": "Zendesk API tokens (stop working on 2027-04-30)",
+    "oauth_client": "Zendesk OAuth clients with tokens that never expire (expiring tokens required from 2027-04-01)",
     "unmanaged": "unmanaged (live, not in the inventory)",
     "credential": "reconcile's own credentials",
 }
@@ -87,6 +92,7 @@ class Item:
     days_left: int | None = None
     minutes_left: int | None = None  # an expiry given as a time: whole minutes left (shown in the unit that fits)
     expiring: str = ""  # what expires when it is not the token itself ("refresh token")
+    thing: str = ""  # what the item is when not one token of its kind ("OAuth client")
     last_used_at: datetime | None = None
     next_apply: str | None = None  # managed: what the next apply does about it, and why
     rotates: bool | None = None  # managed: the next apply rotates it
@@ -97,7 +103,7 @@ class Item:
     def title(self) -> str:
         ident = f" #{self.live_id}" if self.live_id else ""
         head = f"`{self.token}`: " if self.token else ""
-        return f"{head}{noun(self.kind)} {self.name!r}{ident}"
+        return f"{head}{self.thing or noun(self.kind)} {self.name!r}{ident}"
 
     def facts(self) -> str:
         """One line of facts (never a value)."""
@@ -106,13 +112,16 @@ class Item:
             parts.append(self.state)
         if self.minutes_left is not None:
             parts.append(f"{self.expiring}{expires_words(timedelta(minutes=self.minutes_left))}".strip())
+        elif self.expiring and self.expires_at is not None:
+            parts.append(f"{self.expiring} {self.expires_at} ({self.days_left} days left)")
         elif self.expires_at is not None:
             verb = "expired" if self.days_left is not None and self.days_left <= 0 else "expires"
             parts.append(f"{verb} {self.expires_at} ({self.days_left} days left)" if verb == "expires"
                          else f"{verb} {self.expires_at}")
         elif self.state == "active":
             parts.append("no expiry")
-        parts.append(f"last used {self.last_used_at.date()}" if self.last_used_at else "never used")
+        if not self.thing:
+            parts.append(f"last used {self.last_used_at.date()}" if self.last_used_at else "never used")
         if self.api_token is not None:
             risk = self.api_token
             parts.append(f"stops working on {risk.cutoff} ({risk.days_to_cutoff} days left)")
@@ -164,13 +173,14 @@ class Report:
 
 
 def build_report(inventory: Inventory, observed: Observed, plan: Plan, scan: ScopeScan | None, now: datetime,
-                 within: timedelta) -> Report:
-    """The report: pure, from what observe, plan and the scope scan saw."""
+                 within: timedelta, lists: Mapping[ListKey, Any] | None = None) -> Report:
+    """The report: pure, from what observe (its `lists`), plan and the scope scan saw."""
     now = now.astimezone(UTC) if now.tzinfo else now.replace(tzinfo=UTC)
     items, live_ids = _managed_items(inventory, observed, plan, now, within)
     managed = managed_keys(observed, inventory)
     if scan is not None:
         items += _scanned_items(scan, managed, now, within)
+    items += _deadline_items({**(lists or {}), **(scan.lists if scan is not None else {})}, now)
     items += _outside_scopes(observed, scan, {(i.provider, i.live_id, i.name) for i in items}, now)
     items.sort(key=lambda i: (CATEGORY_ORDER.index(i.category), i.provider, i.days_left if i.days_left is not None
                               else 10**6, i.key))
@@ -219,6 +229,21 @@ def _scanned_items(scan: ScopeScan, managed: Mapping[tuple[str, str, str], str],
             item = _unmanaged_item(st.provider, st.kind, st.live, now, owner=st.owner)
         if item is not None:
             items.append(item)
+    return items
+
+
+def _deadline_items(lists: Mapping[ListKey, Any], now: datetime) -> list[Item]:
+    """What must change before a provider's date (local OAuth clients whose tokens never expire,
+    before 2027-04-01), from every list observe and the scan fetched."""
+    providers = sorted({key.provider for key in lists})
+    items = []
+    for kind in deadline_sources():
+        for provider in providers:
+            for d in kind.deadlines(provider, lists, now):
+                items.append(Item(key=f"deadline:{d.key}", category="oauth_client", provider=d.provider,
+                                  kind=getattr(kind, "kind", ""), name=d.name, where=d.provider,
+                                  expires_at=d.cutoff, days_left=(d.cutoff - now.date()).days,
+                                  expiring=d.what, thing=d.thing, next_apply=d.todo))
     return items
 
 
@@ -451,7 +476,8 @@ def item_markdown(item: Item) -> str:
 
 
 def _verb(item: Item) -> str:
-    return {"api_token": "Replace", "credential": "Renew"}.get(item.category, "Rotate or revoke")
+    return {"api_token": "Replace", "credential": "Renew", "oauth_client": "Adopt the refresh flow for"}.get(
+        item.category, "Rotate or revoke")
 
 
 def render_markdown(report: Report) -> str:
@@ -649,16 +675,18 @@ class CheckError(ReconcileError):
 
 def run_check(session: Session, within: timedelta) -> Report:
     """Observe, plan and scan the discovery scopes of `session` (reconciler.engine), read-only."""
-    from reconciler.pipeline import observe_and_plan
+    from reconciler.pipeline import observe_session, plan_session
     from reconciler.scopes import provider_apis, scan_scopes, scope_providers
 
     inventory = session.inventory
-    observed, result = observe_and_plan(session)
+    lists: dict[ListKey, Any] = {}
+    observed = observe_session(session, lists_out=lists)
+    result = plan_session(session, observed)
     scan = None
     if scope_providers(inventory):
         apis = provider_apis(session.clients, scope_providers(inventory))
         scan = scan_scopes(inventory, apis)
-    return build_report(inventory, observed, result, scan, session.now, within)
+    return build_report(inventory, observed, result, scan, session.now, within, lists)
 
 
 def issue_target(inventory: Inventory, spec: str, env: Mapping[str, str] | None = None) -> tuple[str, str]:

@@ -152,3 +152,17 @@ def datetime_of(text: str):
     moment = parse_time(text)
     assert moment is not None
     return moment
+
+
+def test_check_flags_local_clients_whose_tokens_never_expire_before_2027_04_01(world, capsys):
+    w = world()  # reconcile's own credential is a token of the local client 'reconcile' without expiry
+    code, out = run(capsys, w, "check")
+    assert "Zendesk OAuth clients with tokens that never expire (expiring tokens required from 2027-04-01)" in out
+    assert "! OAuth client 'reconcile'" in out and "OAuth client 'sync-app'" not in out  # its tokens expire
+    assert "1 token(s) that never expire; expiring tokens required from 2027-04-01 (130 days left)" in out, out
+    code, raw = run(capsys, w, "check", "--format", "json")
+    flagged = [i for i in json.loads(raw)["items"] if i["category"] == "oauth_client"]
+    assert [(i["name"], i["days_left"]) for i in flagged] == [("reconcile", 130)]
+    w.clock.set(datetime_of("2027-04-01T00:00:00Z"))  # enforced from now on: nothing left to flag
+    code, raw = run(capsys, w, "check", "--format", "json")
+    assert not [i for i in json.loads(raw)["items"] if i["category"] == "oauth_client"]

@@ -39,6 +39,7 @@ it. The value is dropped after that; observations hold fingerprints only.
         kind's warnings and errors once the token's action and strategy are decided (called for
         every token that is neither absent nor unobservable); the planner fills in `token` and an
         empty `at`.
+    job_env(source) -> [(name, purpose, optional)]   `reconcile env`: variables an apply reads
     manual_create(source) -> str            planning: the error text when the plan needs a new
         token that the kind cannot mint for this source
     id_family() -> str | None               reports: the id space its live ids share within a
@@ -120,6 +121,9 @@ The capabilities a scan of the discovery scopes reads, with the records they pro
                        (nothing live to read it from)
     SunsetSource       sunset -> Sunset: its provider is retiring the kind (cutoff, inactivity
                        rule, the replacement to propose)
+    DeadlineSource     deadlines(provider, lists, now) -> [Deadline]: live tokens that must change
+                       before a date of their provider (`check`: local Zendesk OAuth clients whose
+                       tokens never expire, before 2027-04-01)
 """
 
 from __future__ import annotations
@@ -240,6 +244,11 @@ class SourceKind(ABC):
     def findings(self, token: Token, live: LiveToken | None, now: datetime, *, action: TokenAction,
                  strategy: Strategy, reasons: tuple[Reason, ...]) -> list[Finding]:
         """This kind's warnings and errors once the action is decided."""
+        return []
+
+    def job_env(self, source: Source) -> list[tuple[str, str, bool]]:
+        """Environment variables an apply of this source reads besides the provider credential, as
+        (name, purpose, optional), for `reconcile env` (a grant's client secret and refresh token)."""
         return []
 
     def manual_create(self, source: Source) -> str:

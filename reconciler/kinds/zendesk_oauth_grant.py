@@ -183,6 +183,16 @@ class OAuthGrantKind(SourceKind, Refreshable, Identifying):
                         message=f"the refresh token of {token.name} {expires_words(left)}: "
                                 f"{self.how_to_reauthorise(source)}")]
 
+    def job_env(self, source: Source) -> list[tuple[str, str, bool]]:
+        assert isinstance(source, ZendeskOAuthGrant)
+        found = [(source.refresh_token_env, f"a refresh token from an authorization of OAuth client {source.client}: "
+                                            "taken in by the next apply (needed once; a new one replaces the grant)",
+                  True)]
+        if source.client_secret_env:
+            found.append((source.client_secret_env, f"the secret of OAuth client {source.client}, sent with each "
+                                                     "refresh", False))
+        return found
+
     def starts_without_live(self, source: Source) -> bool:
         assert isinstance(source, ZendeskOAuthGrant)
         return source.fallback is not None
@@ -232,8 +242,9 @@ class OAuthGrantKind(SourceKind, Refreshable, Identifying):
         if answer.status_code in (400, 401):
             error = _oauth_error(answer)
             raise GrantRefused(f"Zendesk refused the {params['grant_type']} grant ({answer.status_code} {error})")
+        if answer.status_code >= 500:
+            answer.raise_for_status()  # an unclear outcome, as for any rotate call: the grant may be spent
         if answer.status_code >= 300:
-            answer.raise_for_status()  # a 5xx: an unclear outcome, as for any rotate call
             raise GrantRefused(f"Zendesk answered {answer.status_code} to the {params['grant_type']} grant")
         body = answer.json()
         refresh = body.get("refresh_token")

@@ -166,3 +166,19 @@ def test_check_flags_local_clients_whose_tokens_never_expire_before_2027_04_01(w
     w.clock.set(datetime_of("2027-04-01T00:00:00Z"))  # enforced from now on: nothing left to flag
     code, raw = run(capsys, w, "check", "--format", "json")
     assert not [i for i in json.loads(raw)["items"] if i["category"] == "oauth_client"]
+
+
+def test_reconcile_env_lists_the_grant_variables_for_the_apply_job(world, capsys):
+    world()  # writes the inventory and sets the environment
+    code, out = run_plain(capsys, "env")
+    assert code == 0
+    refresh = next(line for line in out.splitlines() if line.startswith("SYNC_REFRESH "))
+    secret = next(line for line in out.splitlines() if line.startswith("SYNC_CLIENT_SECRET "))
+    assert "apply (optional)" in refresh and "needed once" in refresh
+    assert "apply " in secret and "(optional)" not in secret
+
+
+def run_plain(capsys, *args: str) -> tuple[int, str]:
+    code = cli.main(list(args))
+    out, err = capsys.readouterr()
+    return code, out + err

@@ -110,16 +110,9 @@ class Item:
         parts = [self.where] if self.where else []
         if self.state != "active":
             parts.append(self.state)
-        if self.minutes_left is not None:
-            parts.append(f"{self.expiring}{expires_words(timedelta(minutes=self.minutes_left))}".strip())
-        elif self.expiring and self.expires_at is not None:
-            parts.append(f"{self.expiring} {self.expires_at} ({self.days_left} days left)")
-        elif self.expires_at is not None:
-            verb = "expired" if self.days_left is not None and self.days_left <= 0 else "expires"
-            parts.append(f"{verb} {self.expires_at} ({self.days_left} days left)" if verb == "expires"
-                         else f"{verb} {self.expires_at}")
-        elif self.state == "active":
-            parts.append("no expiry")
+        expiry = self.expiry_fact()
+        if expiry:
+            parts.append(expiry)
         if not self.thing:
             parts.append(f"last used {self.last_used_at.date()}" if self.last_used_at else "never used")
         if self.api_token is not None:
@@ -130,6 +123,18 @@ class Item:
                              if risk.deactivates_in > 0 else
                              f"unused for {risk.idle_days} days: Zendesk deactivates it now")
         return "; ".join(parts)
+
+    def expiry_fact(self) -> str:
+        """When it expires: to the minute where the provider gives a time, else the date."""
+        if self.minutes_left is not None:
+            return f"{self.expiring}{expires_words(timedelta(minutes=self.minutes_left))}".strip()
+        if self.expiring and self.expires_at is not None:
+            return f"{self.expiring} {self.expires_at} ({self.days_left} days left)"
+        if self.expires_at is not None:
+            if self.days_left is not None and self.days_left <= 0:
+                return f"expired {self.expires_at}"
+            return f"expires {self.expires_at} ({self.days_left} days left)"
+        return "no expiry" if self.state == "active" else ""
 
     def to_json(self) -> dict[str, Any]:
         out = plain(asdict(self))
@@ -351,15 +356,20 @@ def _next_apply(tplan: TokenPlan, expires: date | None, now: datetime, token: To
     if tplan.strategy == "observe_only":
         return "cannot renew it: the tool only observes this kind"
     rotate_before = token.rotation.rotate_before
-    if expires is not None and isinstance(expires, datetime) and rotate_before is not None:
+    if expires is not None and rotate_before is not None:
+        return _not_yet(expires, rotate_before, now)
+    return "does not rotate it: no rotation.rotate_before is set for it"
+
+
+def _not_yet(expires: date, rotate_before: timedelta, now: datetime) -> str:
+    """When the first apply renews a token that is not due yet (to the minute for a time)."""
+    if isinstance(expires, datetime):
         at = expires - rotate_before
         return (f"not yet: rotate_before is {days_text(rotate_before)}, so the first apply at or after {to_iso(at)} "
                 "renews it" if at > now else "does not rotate it")
-    if expires is not None and rotate_before is not None:
-        on = expires - rotate_before
-        return (f"not yet: rotate_before is {rotate_before.days}d, so the first apply on or after {on} rotates it"
-                if on > now.date() else "does not rotate it")
-    return "does not rotate it: no rotation.rotate_before is set for it"
+    on = expires - rotate_before
+    return (f"not yet: rotate_before is {rotate_before.days}d, so the first apply on or after {on} rotates it"
+            if on > now.date() else "does not rotate it")
 
 
 def _api_risk(live: LiveToken, now: datetime, replacement: str, retiring: Sunset) -> ApiTokenRisk:

@@ -452,10 +452,8 @@ def token_action(token: Token, kind: SourceKind, live: LiveToken | None, reasons
     mintable = isinstance(kind, Mintable) and kind.mintable_for(src)
     action: TokenAction = "create" if codes & ENDED and strategy != "external" else "rotate"
     if action == "create" and not mintable:
-        if isinstance(kind, Renewable | Refreshable) and "inactive" in codes and live is not None and not live.revoked:
-            action = "rotate"  # an expired/inactive token that is not revoked can still be rotated
-        elif isinstance(kind, Refreshable) and kind.starts_without_live(src):
-            action = "rotate"  # a grant that needs no live token (client_credentials)
+        if _renewable_without_mint(kind, src, codes, live):
+            action = "rotate"
         else:
             notes.add("error", "cannot_create", kind.manual_create(src), at=declared_at(src))
     if codes & NEEDS_NEW_TOKEN and action == "rotate":
@@ -468,6 +466,14 @@ def token_action(token: Token, kind: SourceKind, live: LiveToken | None, reasons
     if action == "create" and strategy == "in_place":
         strategy = "overlap"
     return action, strategy
+
+
+def _renewable_without_mint(kind: SourceKind, src: Source, codes: set[str], live: LiveToken | None) -> bool:
+    """An ended token that rotation still renews: an expired or inactive one that is not revoked
+    (rotated, or its grant refreshed), or a grant that needs no live token (client_credentials)."""
+    if isinstance(kind, Renewable | Refreshable) and "inactive" in codes and live is not None and not live.revoked:
+        return True
+    return isinstance(kind, Refreshable) and kind.starts_without_live(src)
 
 
 # --- phase: the escrow of an in-place rotation -------------------------------------------------

@@ -73,6 +73,9 @@ def test_30_minute_tokens_stay_verified_across_days_with_an_hourly_apply(world, 
     state = (workdir / ".reconcile" / "sandbox" / "escrow.json").read_text()
     assert '"grants"' in state and '"version": 2' in state
     assert w.refresh not in state and w.token_row(w.access) is None  # the first pair was refreshed away
+    code, shown = run_plain(capsys, "state", "show", "--sandbox")
+    assert code == 0 and "refresh tokens of OAuth grants (sealed, kept for good):\n  sync-grant: kept " in shown, shown
+    assert w.refresh not in shown
 
 
 def test_a_short_interval_refreshes_before_expiry_so_no_consumer_ever_holds_an_expired_token(world, capsys):

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from reconciler.inventory.checks import allowed_scope_findings
@@ -68,6 +68,7 @@ ACCESS_LIFETIME = (timedelta(seconds=300), timedelta(seconds=172_800))
 # The plan warns this long before the refresh token itself expires: after that only a person can
 # authorise the client again.
 REFRESH_WARNING = timedelta(days=7)
+NEVER = datetime.min.replace(tzinfo=UTC)  # sorts a token the list shows without a creation time first
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -162,7 +163,7 @@ class OAuthGrantKind(SourceKind, Refreshable, Identifying):
         mine = [live_zendesk_token(r, source.client, f"{p}: OAuth client {source.client}") for r in data or ()
                 if str(r.get("client_id")) == str(client["id"]) and tuple(sorted(r.get("scopes") or ())) == wanted
                 and (r.get("refreshable") or source.fallback)]
-        newest = max(mine, key=lambda t: (t.created_at or datetime.min, int(t.id) if t.id.isdigit() else 0),
+        newest = max(mine, key=lambda t: (t.created_at or NEVER, int(t.id) if t.id.isdigit() else 0),
                      default=None)
         return SourceObservation(token=token.name, identity=source.identity, current=newest,
                                  details={"client_id": str(client["id"])})

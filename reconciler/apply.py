@@ -58,6 +58,8 @@ from reconciler.inventory.model import Consumer, Token
 from reconciler.kinds import (
     AttributeWritable,
     FetchError,
+    Grant,
+    GrantRefused,
     Identifying,
     ListKey,
     ListVerifiable,
@@ -66,6 +68,7 @@ from reconciler.kinds import (
     Readable,
     Recoverable,
     Recreatable,
+    Refreshable,
     Renewable,
     Revocable,
     Supplied,
@@ -76,6 +79,7 @@ from reconciler.kinds import (
 )
 from reconciler.observed import LiveToken, Observed, SourceObservation
 from reconciler.plan import ConsumerPlan, Plan, TokenPlan
+from reconciler.plan_model import expiry_words
 from reconciler.secret import REDACTED, Secret
 from reconciler.state import StateError, StateStore, open_escrow
 from reconciler.state.ledger import InFlight, Ledger, LedgerRecord
@@ -716,10 +720,74 @@ class TokenApply:
         if self.tp.action == "create":
             self.run_.result.created.append(self.token.name)
         self.say(f"created {self.kind.noun} #{minted.live.id} beside the old one"
-                 + (f" (expires {minted.live.expires_at})" if minted.live.expires_at else ""))
+                 + (f" ({expiry_words(minted.live.expires_at, self.run_.now)})" if minted.live.expires_at else ""))
         self.value_kept = self.escrow_put(minted)
         self.persist(self.flight().minted(minted.live.id))
         return minted
+
+    # -- a refreshable grant ---------------------------------------------------------------------
+
+    def refresh_grant(self, kind: Refreshable) -> Minted:
+        """Refresh the grant: the refresh spends the refresh token, and the one it answers is
+        the grant from then on, so it is kept (sealed in the state, one save) before anything
+        else happens; only then is the new access token read, escrowed and delivered. A crash
+        before that save loses the grant (the next apply says how to authorise again); after it,
+        the next apply refreshes again with the kept token."""
+        escrow = self.run_.escrow
+        if not escrow.available:
+            raise StepFailed(f"a refreshable grant needs {escrow.key_env}: its refresh token is kept sealed in the "
+                             "state", next_apply="set it (`reconcile state keygen` makes one) and run apply again")
+        self.persist(self.flight().rotating(self.live.id if self.live else "none", started_at=_iso(self.run_.now)))
+        grant, seed = self.grant(kind)
+        self.run_.values_in_play += [v for v in (grant.access_token, grant.refresh_token) if v is not None]
+        escrow.keep_grant(self.token.name, grant.refresh_token, _iso(self.run_.now), seed=seed)
+        self.say("kept the new refresh token (sealed in the state)" if grant.refresh_token is not None
+                 else "the grant answered no refresh token: none is kept")
+        try:
+            live = kind.live_of(self.api, self.src, grant.access_token)
+        except Exception as exc:  # noqa: BLE001 - the refresh token is kept: the next apply refreshes again
+            raise StepFailed(f"the new access token could not be read back ({describe_error(exc, [grant.access_token])})",
+                             next_apply="the next apply refreshes again with the kept refresh token") from None
+        minted = Minted(live=live, value=grant.access_token)
+        expiry = f" ({expiry_words(live.expires_at, self.run_.now)})" if live.expires_at else ""
+        self.say(f"refreshed the {self.kind.noun}: access token #{live.id}{expiry}; the old pair is dead")
+        self.run_.result.rotated.append(self.token.name)
+        self.value_kept = self.escrow_put(minted)
+        self.persist(self.flight().minted(live.id))
+        return minted
+
+    def grant(self, kind: Refreshable) -> tuple[Grant, Secret | None]:
+        """A new grant: from a refresh token a person supplied and reconcile has not taken in
+        yet, else from the one kept in the state, else (where declared) `client_credentials`.
+        The supplied one is returned too, to be recorded as taken in with the grant it gave."""
+        env, lifetime, name = self.run_.session.env, self.token.rotation.lifetime, self.token.name
+        seed = kind.initial_refresh_token(self.src, env)
+        if seed is not None and self.run_.escrow.seed_taken(name, seed):
+            seed = None  # spent by an earlier apply: never sent again
+        refused = []
+        for held, whence in ((seed, "the supplied refresh token"), (self.run_.escrow.grant(name), "the kept refresh token")):
+            if held is None:
+                continue
+            try:
+                return kind.refresh(self.api, self.src, held, lifetime=lifetime, env=env), seed
+            except GrantRefused as err:
+                refused.append(f"{whence} was refused: {err}")
+            except Exception as exc:
+                if unclear(exc):
+                    raise StepFailed(f"the refresh with {whence} had an unclear outcome ({describe_error(exc)}): that "
+                                     "refresh token may be spent", next_apply="the next apply tries it again; if "
+                                     f"Zendesk refuses it: {kind.how_to_reauthorise(self.src)}") from None
+                raise StepFailed(f"the refresh with {whence} failed: {describe_error(exc)}") from None
+        why = "; ".join(refused) or "no refresh token is held or supplied"
+        try:
+            fallback = kind.client_credentials(self.api, self.src, lifetime=lifetime, env=env)
+        except GrantRefused as err:
+            raise StepFailed(f"{why}; the client_credentials fallback was refused too: {err}",
+                             next_apply=kind.how_to_reauthorise(self.src)) from None
+        if fallback is None:
+            raise StepFailed(f"{why}: the grant is lost", next_apply=kind.how_to_reauthorise(self.src))
+        self.say(f"{why}: fell back to the client_credentials grant (an access token without a refresh token)")
+        return fallback, seed
 
     def escrow_consumer_identity(self) -> str | None:
         """The readable consumer the plan names to hold the new value (`escrow: consumer:<id>`)."""
@@ -742,6 +810,8 @@ class TokenApply:
 
     def _rotate_in_place(self) -> Minted:
         assert self.api is not None
+        if isinstance(self.kind, Refreshable):
+            return self.refresh_grant(self.kind)
         live = self.live
         if live is None:
             raise StepFailed(f"no live {self.kind.noun} to rotate")
@@ -782,7 +852,7 @@ class TokenApply:
                 raise StepFailed(f"rotating #{live.id} was refused: {describe_error(exc)}") from None
             return self.after_unclear_rotate(live, exc)
         self.say(f"rotated {self.kind.noun} #{live.id} in place: now #{minted.live.id}"
-                 + (f" (expires {minted.live.expires_at})" if minted.live.expires_at else "")
+                 + (f" ({expiry_words(minted.live.expires_at, self.run_.now)})" if minted.live.expires_at else "")
                  + "; the old value is dead")
         return minted
 

@@ -14,6 +14,9 @@ stable `key` (`token:<name>` for inventory tokens, `live:<provider>:<family>:<id
 - `api_token`: every Zendesk API token still in use (inventory or not): days to the 2027-04-30
   cutoff, the 30-day inactivity deactivation, and the inventory change that replaces it with an
   OAuth token;
+- `oauth_client`: a local Zendesk OAuth client whose live tokens never expire, while 2027-04-01
+  (expiring tokens enforced) is ahead (`DeadlineSource` kinds, from the lists observe and the scan
+  fetched); the timestamp of an expiry Zendesk gives to the second is kept, and shown to the minute;
 - `credential`: the provider credential reconcile itself uses, when it expires within the window.
 
 `sync_issue` keeps one open GitLab issue (found by label and exact title) in step with the report:
@@ -38,10 +41,12 @@ import yaml
 
 from reconciler import markdown as md
 from reconciler.errors import ReconcileError
+from reconciler.inventory.durations import expires_words
 from reconciler.inventory.model import CheckConfig, Inventory, Token
-from reconciler.kinds import Supplied, noun, source_kind
+from reconciler.kinds import ListKey, Supplied, noun, source_kind
 from reconciler.kinds._discovery import (
     Sunset,
+    deadline_sources,
     declared_expiry,
     display_name,
     id_family,
@@ -51,16 +56,18 @@ from reconciler.kinds._discovery import (
 )
 from reconciler.observed import LiveToken, Observed, plain, to_iso
 from reconciler.plan import Plan, TokenPlan
+from reconciler.plan_model import days_left, days_text, time_left
 from reconciler.scopes import ScopeScan, managed_keys
 
 if TYPE_CHECKING:
     from reconciler.engine import Session
 
-Category = Literal["expired", "expiring", "api_token", "unmanaged", "credential"]
+Category = Literal["expired", "expiring", "api_token", "oauth_client", "unmanaged", "credential"]
 CATEGORY_TITLES: dict[str, str] = {
     "expired": "expired, revoked or missing",
     "expiring": "expiring soon",
     "api_token": "Zendesk API tokens (stop working on 2027-04-30)",
+    "oauth_client": "Zendesk OAuth clients with tokens that never expire (expiring tokens required from 2027-04-01)",
     "unmanaged": "unmanaged (live, not in the inventory)",
     "credential": "reconcile's own credentials",
 }
@@ -90,8 +97,11 @@ class Item:
     where: str = ""
     owner: str | None = None
     state: str = "active"  # active | expired | revoked | inactive | missing
-    expires_at: date | None = None
+    expires_at: date | None = None  # a whole date, or a time where the provider gives one
     days_left: int | None = None
+    minutes_left: int | None = None  # an expiry given as a time: whole minutes left (shown in the unit that fits)
+    expiring: str = ""  # what expires when it is not the token itself ("refresh token")
+    thing: str = ""  # what the item is when not one token of its kind ("OAuth client")
     last_used_at: datetime | None = None
     next_apply: str | None = None  # managed: what the next apply does about it, and why
     rotates: bool | None = None  # managed: the next apply rotates it
@@ -105,20 +115,18 @@ class Item:
     def title(self) -> str:
         ident = f" #{self.live_id}" if self.live_id else ""
         head = f"`{self.token}`: " if self.token else ""
-        return f"{head}{noun(self.kind)} {self.name!r}{ident}"
+        return f"{head}{self.thing or noun(self.kind)} {self.name!r}{ident}"
 
     def facts(self) -> str:
         """One line of facts (never a value)."""
         parts = [self.where] if self.where else []
         if self.state != "active":
             parts.append(self.state)
-        if self.expires_at is not None:
-            verb = "expired" if self.days_left is not None and self.days_left <= 0 else "expires"
-            parts.append(f"{verb} {self.expires_at} ({self.days_left} days left)" if verb == "expires"
-                         else f"{verb} {self.expires_at}")
-        elif self.state == "active":
-            parts.append("no expiry")
-        parts.append(self.use())
+        expiry = self.expiry_fact()
+        if expiry:
+            parts.append(expiry)
+        if not self.thing:
+            parts.append(self.use())
         if self.api_token is not None:
             risk = self.api_token
             parts.append(f"stops working on {risk.cutoff} ({risk.days_to_cutoff} days left)")
@@ -152,6 +160,18 @@ class Item:
                                   default_flow_style=False, width=120, allow_unicode=True)
 
         return dump({}), dump({"state": "absent"})
+
+    def expiry_fact(self) -> str:
+        """When it expires: to the minute where the provider gives a time, else the date."""
+        if self.minutes_left is not None:
+            return f"{self.expiring}{expires_words(timedelta(minutes=self.minutes_left))}".strip()
+        if self.expiring and self.expires_at is not None:
+            return f"{self.expiring} {self.expires_at} ({self.days_left} days left)"
+        if self.expires_at is not None:
+            if self.days_left is not None and self.days_left <= 0:
+                return f"expired {self.expires_at}"
+            return f"expires {self.expires_at} ({self.days_left} days left)"
+        return "no expiry" if self.state == "active" else ""
 
     def to_json(self) -> dict[str, Any]:
         out = plain(asdict(self))
@@ -201,13 +221,14 @@ class Report:
 
 
 def build_report(inventory: Inventory, observed: Observed, plan: Plan, scan: ScopeScan | None, now: datetime,
-                 within: timedelta) -> Report:
-    """The report: pure, from what observe, plan and the scope scan saw."""
+                 within: timedelta, lists: Mapping[ListKey, Any] | None = None) -> Report:
+    """The report: pure, from what observe (its `lists`), plan and the scope scan saw."""
     now = now.astimezone(UTC) if now.tzinfo else now.replace(tzinfo=UTC)
     items, live_ids = _managed_items(inventory, observed, plan, now, within)
     managed = managed_keys(observed, inventory)
     if scan is not None:
         items += _scanned_items(scan, managed, now, within, set(inventory.tokens))
+    items += _deadline_items({**(lists or {}), **(scan.lists if scan is not None else {})}, now)
     items += _outside_scopes(observed, scan, {(i.provider, i.live_id, i.name) for i in items}, now)
     items = [replace(i, idle_days=(now - i.last_used_at).days) if i.last_used_at else i for i in items]
     items.sort(key=lambda i: (CATEGORY_ORDER.index(i.category), i.provider, i.days_left if i.days_left is not None
@@ -262,6 +283,21 @@ def _scanned_items(scan: ScopeScan, managed: Mapping[tuple[str, str, str], str],
     return items
 
 
+def _deadline_items(lists: Mapping[ListKey, Any], now: datetime) -> list[Item]:
+    """What must change before a provider's date (local OAuth clients whose tokens never expire,
+    before 2027-04-01), from every list observe and the scan fetched."""
+    providers = sorted({key.provider for key in lists})
+    items = []
+    for kind in deadline_sources():
+        for provider in providers:
+            for d in kind.deadlines(provider, lists, now):
+                items.append(Item(key=f"deadline:{d.key}", category="oauth_client", provider=d.provider,
+                                  kind=getattr(kind, "kind", ""), name=d.name, where=d.provider,
+                                  expires_at=d.cutoff, days_left=(d.cutoff - now.date()).days,
+                                  expiring=d.what, thing=d.thing, next_apply=d.todo))
+    return items
+
+
 def _outside_scopes(observed: Observed, scan: ScopeScan | None, listed: set[tuple[str, str | None, str]],
                     now: datetime) -> list[Item]:
     """Unmanaged tokens plan saw in the lists of inventory tokens, outside the discovery scopes
@@ -289,11 +325,24 @@ def _free_name(live: LiveToken, taken: set[str]) -> str:
 
 
 def _expired(live: LiveToken, now: datetime) -> bool:
-    return live.expires_at is not None and (live.expires_at - now.date()).days <= 0
+    return live.expires_at is not None and time_left(live.expires_at, now) <= timedelta(0)
 
 
 def _days_left(expires: date | None, now: datetime) -> int | None:
-    return None if expires is None else (expires - now.date()).days
+    return None if expires is None else days_left(expires, now)
+
+
+def _minutes_left(expires: date | None, now: datetime) -> int | None:
+    """Minutes to an expiry given as a time (None for a whole date: it is shown as the date)."""
+    return int(time_left(expires, now).total_seconds() // 60) if isinstance(expires, datetime) else None
+
+
+def _watched_expiry(live: LiveToken | None, src: Any) -> tuple[date | None, str]:
+    """What check watches, and what it is called. A refreshable grant's access token expires
+    every few minutes and each apply refreshes it: its refresh token is what must not lapse."""
+    if live is not None and live.renewal_expires_at is not None:
+        return live.renewal_expires_at, "refresh token "
+    return (live.expires_at if live is not None else declared_expiry(src)), ""
 
 
 def _managed_item(token: Token, live: LiveToken | None, tplan: TokenPlan, now: datetime,
@@ -305,26 +354,28 @@ def _managed_item(token: Token, live: LiveToken | None, tplan: TokenPlan, now: d
     retiring = sunset(src.kind)
     if retiring is not None:
         return _sunset_item(base, token, live, tplan, now, retiring)
-    expires = live.expires_at if live is not None else declared_expiry(src)
+    expires, expiring = _watched_expiry(live, src)
     days = _days_left(expires, now)
-    state = _state(live, days, observed_live(src.kind))
+    left = None if expires is None else time_left(expires, now)
+    state = _state(live, left, observed_live(src.kind))
     if state != "active":
         category: Category = "expired"
-    elif days is not None and days <= within.days:
+    elif left is not None and left <= within:
         category = "expiring"
     else:
         return None
     return Item(**base, category=category, live_id=live.id if live else None,
                 where=live.where if live else ("not found" if observed_live(src.kind) else ""), state=state,
-                expires_at=expires, days_left=days, last_used_at=live.last_used_at if live else None,
+                expires_at=expires, days_left=days, minutes_left=_minutes_left(expires, now), expiring=expiring,
+                last_used_at=live.last_used_at if live else None,
                 next_apply=_next_apply(tplan, expires, now, token), rotates=_rotates(tplan))
 
 
-def _state(live: LiveToken | None, days: int | None, observed: bool) -> str:
+def _state(live: LiveToken | None, left: timedelta | None, observed: bool) -> str:
+    ended = left is not None and left <= timedelta(0)
     if live is None:
-        return "missing" if observed else ("expired" if days is not None and days <= 0 else "active")
-    return ("revoked" if live.revoked else "inactive" if not live.active else
-            "expired" if days is not None and days <= 0 else "active")
+        return "missing" if observed else ("expired" if ended else "active")
+    return ("revoked" if live.revoked else "inactive" if not live.active else "expired" if ended else "active")
 
 
 def _sunset_item(base: dict[str, Any], token: Token, live: LiveToken | None, tplan: TokenPlan, now: datetime,
@@ -363,10 +414,19 @@ def _next_apply(tplan: TokenPlan, expires: date | None, now: datetime, token: To
         return "cannot renew it: the tool only observes this kind"
     rotate_before = token.rotation.rotate_before
     if expires is not None and rotate_before is not None:
-        on = expires - rotate_before
-        return (f"not yet: rotate_before is {rotate_before.days}d, so the first apply on or after {on} rotates it"
-                if on > now.date() else "does not rotate it")
+        return _not_yet(expires, rotate_before, now)
     return "does not rotate it: no rotation.rotate_before is set for it"
+
+
+def _not_yet(expires: date, rotate_before: timedelta, now: datetime) -> str:
+    """When the first apply renews a token that is not due yet (to the minute for a time)."""
+    if isinstance(expires, datetime):
+        at = expires - rotate_before
+        return (f"not yet: rotate_before is {days_text(rotate_before)}, so the first apply at or after {to_iso(at)} "
+                "renews it" if at > now else "does not rotate it")
+    on = expires - rotate_before
+    return (f"not yet: rotate_before is {rotate_before.days}d, so the first apply on or after {on} rotates it"
+            if on > now.date() else "does not rotate it")
 
 
 def _api_risk(live: LiveToken, now: datetime, replacement: str, retiring: Sunset) -> ApiTokenRisk:
@@ -389,7 +449,8 @@ def _unmanaged_item(provider: str, kind: str, live: LiveToken, now: datetime, ow
     key = f"live:{provider}:{id_family(kind) or kind}:{live.id}"
     base: dict[str, Any] = {"key": key, "provider": provider, "kind": kind, "name": live.name, "live_id": live.id,
                             "where": live.where, "owner": owner, "expires_at": live.expires_at,
-                            "days_left": _days_left(live.expires_at, now), "last_used_at": live.last_used_at}
+                            "days_left": _days_left(live.expires_at, now),
+                            "minutes_left": _minutes_left(live.expires_at, now), "last_used_at": live.last_used_at}
     retiring = sunset(kind)
     if retiring is not None:
         return Item(**base, category="api_token",
@@ -402,11 +463,11 @@ def _unmanaged_item(provider: str, kind: str, live: LiveToken, now: datetime, ow
 
 def _credential_item(provider: str, kind: str, live: LiveToken, now: datetime, within: timedelta) -> Item | None:
     days = _days_left(live.expires_at, now)
-    if days is None or days > within.days:
+    if days is None or live.expires_at is None or time_left(live.expires_at, now) > within:
         return None
     return Item(key=f"credential:{provider}", category="credential", provider=provider, kind=kind, name=live.name,
                 live_id=live.id, where=live.where, expires_at=live.expires_at, days_left=days,
-                state="expired" if days <= 0 else "active", last_used_at=live.last_used_at,
+                minutes_left=_minutes_left(live.expires_at, now), state="expired" if _expired(live, now) else "active", last_used_at=live.last_used_at,
                 next_apply="reconcile's own credential for this provider: renew it and update its CI/CD variable")
 
 
@@ -483,7 +544,8 @@ def item_markdown(item: Item) -> str:
 
 
 def _verb(item: Item) -> str:
-    return {"api_token": "Replace", "credential": "Renew"}.get(item.category, "Rotate or revoke")
+    return {"api_token": "Replace", "credential": "Renew", "oauth_client": "Adopt the refresh flow for"}.get(
+        item.category, "Rotate or revoke")
 
 
 def render_markdown(report: Report) -> str:
@@ -741,16 +803,18 @@ class CheckError(ReconcileError):
 
 def run_check(session: Session, within: timedelta) -> Report:
     """Observe, plan and scan the discovery scopes of `session` (reconciler.engine), read-only."""
-    from reconciler.pipeline import observe_and_plan
+    from reconciler.pipeline import observe_session, plan_session
     from reconciler.scopes import provider_apis, scan_scopes, scope_providers
 
     inventory = session.inventory
-    observed, result = observe_and_plan(session)
+    lists: dict[ListKey, Any] = {}
+    observed = observe_session(session, lists_out=lists)
+    result = plan_session(session, observed)
     scan = None
     if scope_providers(inventory):
         apis = provider_apis(session.clients, scope_providers(inventory))
         scan = scan_scopes(inventory, apis)
-    return build_report(inventory, observed, result, scan, session.now, within)
+    return build_report(inventory, observed, result, scan, session.now, within, lists)
 
 
 def issue_target(inventory: Inventory, spec: str, env: Mapping[str, str] | None = None) -> tuple[str, str]:

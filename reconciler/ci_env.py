@@ -91,6 +91,8 @@ def ci_variables(inventory: Inventory, env: Mapping[str, str]) -> list[Variable]
             listing.add(supplied, f"the new value of {kind.kind} token {token.name}, supplied by a person "
                                   "when the plan rotates it", ["apply"])
             listing.found[supplied].supplies.add(token.name)
+        for name, purpose, optional in kind.job_env(token.source):
+            listing.add(name, f"{purpose} (token {token.name})", ["apply"], optional=optional)
     listing.add(state.escrow_key_env, "escrow key: seals a value rotated in place until every consumer has it "
                                       "(`reconcile state keygen`)", ["plan", "apply"])
     listing.add(TRUSTED_PROVIDERS_ENV, "the providers a job may contact (ORIGIN=ENV_NAME each; not secret); "

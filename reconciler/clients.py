@@ -583,6 +583,21 @@ class ZendeskApi:
         with self.throttle:
             return self._check(self._call("PATCH", path, json=body))
 
+    def oauth_grant(self, params: Mapping[str, Any]) -> requests.Response:
+        """`POST /oauth/tokens` (no /api/v2): the client authenticates in the body, so the request
+        carries no API credential (a bare session). The answer as it came: the caller reads the
+        OAuth error of a refusal."""
+        with self.throttle:
+            return self._call("POST", "/oauth/tokens", json=dict(params), session=self._session())
+
+    def oauth_token_of(self, value: Secret) -> dict[str, Any]:
+        """The token object of OAuth access token `value` (`GET /api/v2/oauth/tokens/current`
+        authenticated with it)."""
+        with self.throttle:
+            body = self._check(self._call("GET", "/api/v2/oauth/tokens/current.json",
+                                          session=self._session(bearer=value)))
+        return dict(body["token"])
+
     def identify_oauth_token(self, value: Secret) -> Identity | None:
         """Which OAuth token `value` is: `GET /api/v2/oauth/tokens/current` authenticated with it.
         401/404: not a live token. 403: a live token whose scopes (e.g. `tickets:read` only) do not

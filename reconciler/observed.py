@@ -40,7 +40,8 @@ class LiveToken:
     name: str  # name, trigger description, API-token description, OAuth client identifier
     where: str  # human location: "project a/b", "user @self", "zendesk-global"
     created_at: datetime | None = None
-    expires_at: date | None = None
+    expires_at: date | None = None  # a whole date, or a datetime where the provider gives the time
+    renewal_expires_at: datetime | None = None  # a refreshable grant: when its refresh token expires
     last_used_at: datetime | None = None
     active: bool = True
     revoked: bool = False

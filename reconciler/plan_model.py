@@ -2,7 +2,7 @@
 
 `Plan.to_json` (schema `reconciler/plan.schema.json`, `schema_version`) carries the inventory and
 observation digests so apply can refuse a stale plan, and never a value; `Plan.from_json` reads a
-saved plan back. `declared_at`, `days_left` and `days_text` are the small helpers the planner and
+saved plan back. `declared_at`, `days_left`, `time_left`, `expiry_words` and `days_text` are the small helpers the planner and
 the kinds' planning hooks share to word their reasons and findings.
 """
 
@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
+from reconciler.inventory.durations import expires_words, format_duration
 from reconciler.inventory.model import Located, Position
 from reconciler.observed import plain, to_iso
 
@@ -189,9 +190,35 @@ def declared_at(obj: Located, key: str | None = None) -> str:
 
 
 def days_left(expires: date, now: datetime) -> int:
-    """Whole UTC days from `now` to `expires` (0 on the day itself)."""
-    return (expires - now.date()).days
+    """Whole UTC days from `now` to `expires` (0 on the day itself; for a time, to its UTC date)."""
+    day = expires.astimezone(UTC).date() if isinstance(expires, datetime) else expires
+    return (day - now.date()).days
+
+
+def expiry_moment(expires: date) -> datetime:
+    """When an expiry takes effect: the time itself, or a whole date's first moment, UTC (a token
+    given an expiry date expires at midnight UTC of it)."""
+    if isinstance(expires, datetime):
+        return expires.astimezone(UTC)
+    return datetime(expires.year, expires.month, expires.day, tzinfo=UTC)
+
+
+def time_left(expires: date, now: datetime) -> timedelta:
+    """From `now` to the expiry (negative once past). For a whole date, `time_left <= N days`
+    exactly when `days_left <= N`, so whole-day rules read the same either way."""
+    return expiry_moment(expires) - now.astimezone(UTC)
+
+
+def expiry_words(expires: date, now: datetime) -> str:
+    """`expires 2026-12-04 (12 days left)` for a whole date (as it always read), `expires in
+    18 min` / `expired 3 min ago` (at the time) for an expiry the provider gives to the second."""
+    if not isinstance(expires, datetime):
+        return f"expires {expires} ({days_left(expires, now)} days left)"
+    return f"{expires_words(time_left(expires, now))} (at {to_iso(expires)})"
 
 
 def days_text(delta: timedelta) -> str:
-    return f"{delta.days}d"
+    """A rotation duration as the inventory spells it (`21d`, `30m`); whole days stay in days."""
+    if delta.total_seconds() % 86400 == 0:
+        return f"{delta.days}d"
+    return format_duration(delta)

@@ -13,8 +13,9 @@ and strategy, the escrow of an in-place rotation, and the consumer actions. What
 the kind comes from the kind: its capabilities (`reconciler.kinds`) and its planning hooks
 (`due_reasons`, `findings`, `manual_create`, `desired_attributes`, consumer `findings`).
 
-Boundaries (tested): a token is due when `days_left <= rotate_before` days, counted in whole UTC
-days from `now` to `expires_at`; when it is strictly older than `max_age`; when it was created
+Boundaries (tested): a token is due when the time from `now` to its expiry is at most
+`rotate_before` (an expiry given as a whole date counts from that date's first moment, UTC, which
+for whole-day durations is `days_left <= rotate_before` days); when it is strictly older than `max_age`; when it was created
 strictly before `not_before` (midnight UTC). `now` in any time zone is taken as UTC.
 """
 
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
 
 from deepdiff import DeepDiff
@@ -35,6 +36,7 @@ from reconciler.kinds import (
     Mintable,
     Recoverable,
     Recreatable,
+    Refreshable,
     Renewable,
     Revocable,
     SourceKind,
@@ -64,6 +66,8 @@ from reconciler.plan_model import (
     days_left,
     days_text,
     declared_at,
+    expiry_words,
+    time_left,
 )
 
 if TYPE_CHECKING:
@@ -83,6 +87,7 @@ class Deliveries(Protocol):
 
 ENDED = frozenset({"missing", "revoked", "inactive"})  # reason codes: the live token is no use
 NEEDS_NEW_TOKEN = frozenset({"scopes", "access_level"})  # a rotation copies these
+ZERO = timedelta(0)
 
 
 def plan(
@@ -234,7 +239,7 @@ def _ended(src: Source, kind: SourceKind, live: LiveToken | None, now: datetime)
         return Reason(code="missing", at=declared_at(src), message=f"the {kind.noun} does not exist")
     if live.revoked:
         return Reason(code="revoked", at=declared_at(src), message=f"the {kind.noun} #{live.id} is revoked")
-    expired = live.expires_at is not None and days_left(live.expires_at, now) <= 0
+    expired = live.expires_at is not None and time_left(live.expires_at, now) <= ZERO
     if not live.active or expired:
         return Reason(code="inactive", at=declared_at(src),
                       message=f"the {kind.noun} #{live.id} is {'expired' if expired else 'inactive'}")
@@ -244,12 +249,11 @@ def _ended(src: Source, kind: SourceKind, live: LiveToken | None, now: datetime)
 def _rotation_reasons(rot: Rotation, live: LiveToken, now: datetime) -> list[Reason]:
     """expiring (within rotate_before), max_age, not_before."""
     reasons = []
-    if live.expires_at and rot.rotate_before is not None:
-        left = days_left(live.expires_at, now)
-        if left <= rot.rotate_before.days:
-            reasons.append(Reason(code="expiring", at=declared_at(rot, "rotate_before"),
-                                  message=f"expires {live.expires_at} ({left} days left, within rotate_before "
-                                          f"{days_text(rot.rotate_before)})"))
+    if live.expires_at and rot.rotate_before is not None and time_left(live.expires_at, now) <= rot.rotate_before:
+        within = f"within rotate_before {days_text(rot.rotate_before)}"
+        words = expiry_words(live.expires_at, now)  # a whole date's words end "(N days left)"
+        message = f"{words[:-1]}, {within})" if words.endswith(")") else f"{words}, {within}"
+        reasons.append(Reason(code="expiring", at=declared_at(rot, "rotate_before"), message=message))
     if live.created_at and rot.max_age is not None and now - live.created_at > rot.max_age:
         reasons.append(Reason(code="max_age", at=declared_at(rot, "max_age"),
                               message=f"created {live.created_at.date()} ({(now - live.created_at).days} days ago), "
@@ -464,8 +468,8 @@ def token_action(token: Token, kind: SourceKind, live: LiveToken | None, reasons
     mintable = isinstance(kind, Mintable) and kind.mintable_for(src)
     action: TokenAction = "create" if codes & ENDED and strategy != "external" else "rotate"
     if action == "create" and not mintable:
-        if isinstance(kind, Renewable) and "inactive" in codes and live is not None and not live.revoked:
-            action = "rotate"  # an expired/inactive token that is not revoked can still be rotated
+        if _renewable_without_mint(kind, src, codes, live):
+            action = "rotate"
         else:
             notes.add("error", "cannot_create", kind.manual_create(src), at=declared_at(src))
     if codes & NEEDS_NEW_TOKEN and action == "rotate":
@@ -478,6 +482,14 @@ def token_action(token: Token, kind: SourceKind, live: LiveToken | None, reasons
     if action == "create" and strategy == "in_place":
         strategy = "overlap"
     return action, strategy
+
+
+def _renewable_without_mint(kind: SourceKind, src: Source, codes: set[str], live: LiveToken | None) -> bool:
+    """An ended token that rotation still renews: an expired or inactive one that is not revoked
+    (rotated, or its grant refreshed), or a grant that needs no live token (client_credentials)."""
+    if isinstance(kind, Renewable | Refreshable) and "inactive" in codes and live is not None and not live.revoked:
+        return True
+    return isinstance(kind, Refreshable) and kind.starts_without_live(src)
 
 
 # --- phase: the escrow of an in-place rotation -------------------------------------------------
@@ -597,8 +609,13 @@ def _live_summary(live: LiveToken, now: datetime) -> dict[str, Any]:
         out["created_at"] = to_iso(live.created_at)
         out["age_days"] = (now - live.created_at).days
     if live.expires_at:
-        out["expires_at"] = live.expires_at.isoformat()
+        out["expires_at"] = to_iso(live.expires_at)
         out["days_left"] = days_left(live.expires_at, now)
+        if isinstance(live.expires_at, datetime):  # to the minute: a 30-minute token has 0 days
+            out["minutes_left"] = int(time_left(live.expires_at, now).total_seconds() // 60)
+    if live.renewal_expires_at:
+        out["refresh_expires_at"] = to_iso(live.renewal_expires_at)
+        out["refresh_minutes_left"] = int(time_left(live.renewal_expires_at, now).total_seconds() // 60)
     if live.last_used_at:
         out["last_used_at"] = to_iso(live.last_used_at)
     if live.scopes:

@@ -11,12 +11,14 @@ import io
 import json
 import os
 from dataclasses import replace
+from datetime import timedelta
 from typing import TextIO
 
 from rich.console import Console
 from rich.text import Text
 
 from reconciler import markdown as md
+from reconciler.inventory.durations import expires_words
 from reconciler.plan import Change, ConsumerPlan, Finding, Plan, TokenPlan
 
 TOKEN_SYMBOL = {"create": "+", "rotate": "~", "revoke": "-", "none": " "}
@@ -69,10 +71,14 @@ def _live_words(t: TokenPlan) -> str:
     parts = [f"live: #{t.live['id']}"]
     if "created_at" in t.live:
         parts.append(f"created {t.live['created_at'][:10]} ({t.live['age_days']}d ago)")
-    if "expires_at" in t.live:
+    if "minutes_left" in t.live:  # an expiry to the minute: in the unit that fits
+        parts.append(expires_words(timedelta(minutes=t.live["minutes_left"])))
+    elif "expires_at" in t.live:
         parts.append(f"expires {t.live['expires_at']} ({t.live['days_left']}d left)")
     else:
         parts.append("no expiry")
+    if "refresh_minutes_left" in t.live:
+        parts.append("refresh token " + expires_words(timedelta(minutes=t.live["refresh_minutes_left"])))
     if "last_used_at" in t.live:
         parts.append(f"last used {t.live['last_used_at'][:10]}")
     return ", ".join(parts)

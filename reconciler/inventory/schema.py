@@ -42,7 +42,7 @@ _TYPE_WORDS = {
 # Messages for the schema's patterns (the patterns themselves live in the schema: its base in
 # schema_file.py and the kinds' fragments).
 _PATTERN_MESSAGES = {
-    r"^[1-9][0-9]*[hdw]$": "{value!r} is not a duration like 12h, 21d or 2w",
+    r"^[1-9][0-9]*[mhdw]$": "{value!r} is not a duration like 30m, 12h, 21d or 2w",
     r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$": "{value!r} is not an ISO date like 2026-11-22",
     r"^[A-Za-z_][A-Za-z0-9_]*$": "{value!r} is not an environment variable name (letters, digits and _)",
     r"^[A-Za-z0-9][A-Za-z0-9_.-]*$": "{value!r} is not a valid name (letters, digits, _, . and -)",

@@ -268,8 +268,8 @@ BASE: dict[str, Any] = {
     "$defs": {
         "duration": {
             "type": "string",
-            "pattern": "^[1-9][0-9]*[hdw]$",
-            "description": "A duration: a whole number and a unit, h (hours), d (days) or w (weeks): `12h`, `21d`, `2w`.",
+            "pattern": "^[1-9][0-9]*[mhdw]$",
+            "description": "A duration: a whole number and a unit, m (minutes), h (hours), d (days) or w (weeks): `30m`, `12h`, `21d`, `2w`.",
         },
         "date": {
             "type": "string",

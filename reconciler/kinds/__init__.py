@@ -39,6 +39,7 @@ it. The value is dropped after that; observations hold fingerprints only.
         kind's warnings and errors once the token's action and strategy are decided (called for
         every token that is neither absent nor unobservable); the planner fills in `token` and an
         empty `at`.
+    job_env(source) -> [(name, purpose, optional)]   `reconcile env`: variables an apply reads
     manual_create(source) -> str            planning: the error text when the plan needs a new
         token that the kind cannot mint for this source
     id_family() -> str | None               reports: the id space its live ids share within a
@@ -60,6 +61,15 @@ Source capabilities (values travel as `Secret`; `api` is the provider handle fro
     Identifying   identify(api, source, value, lists) -> Identity | None: which live token a
                   held value is; verify_value(api, source, live, value) -> bool | None: the
                   value is `live` (None: cannot tell without a side effect)
+    Refreshable   renewed through an OAuth grant the tool holds (rotated in place: a refresh
+                  answers a new value and a new refresh token and kills the old pair).
+                  refresh(api, source, refresh_token, *, lifetime, env) -> Grant (GrantRefused when
+                  the refresh token is not accepted); client_credentials(api, source, *, lifetime, env) ->
+                  Grant | None (None: no fallback declared); live_of(api, source, value) ->
+                  LiveToken; initial_refresh_token(source, env) -> Secret | None: one a person
+                  supplied; how_to_reauthorise(source) -> str; starts_without_live(source) ->
+                  bool: a missing live token is no error (the fallback gets one). Apply keeps each refresh token
+                  sealed in the state (`Escrow.keep_grant`) before the new value goes anywhere.
     Supplied      supplied_value(source, env) -> Secret: a person supplies each new value at
                   apply time (ValueError with the message when it is not there); nothing is
                   observed live, so consumers are judged by the ledger alone;
@@ -111,6 +121,9 @@ The capabilities a scan of the discovery scopes reads, with the records they pro
                        (nothing live to read it from)
     SunsetSource       sunset -> Sunset: its provider is retiring the kind (cutoff, inactivity
                        rule, the replacement to propose)
+    DeadlineSource     deadlines(provider, lists, now) -> [Deadline]: live tokens that must change
+                       before a date of their provider (`check`: local Zendesk OAuth clients whose
+                       tokens never expire, before 2027-04-01)
 """
 
 from __future__ import annotations
@@ -118,7 +131,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple, TypeVar, cast
 
 from reconciler.inventory.model import Consumer, Diagnostic, Inventory, Source, Token
@@ -233,6 +246,11 @@ class SourceKind(ABC):
         """This kind's warnings and errors once the action is decided."""
         return []
 
+    def job_env(self, source: Source) -> list[tuple[str, str, bool]]:
+        """Environment variables an apply of this source reads besides the provider credential, as
+        (name, purpose, optional), for `reconcile env` (a grant's client secret and refresh token)."""
+        return []
+
     def manual_create(self, source: Source) -> str:
         """What a person must do when the plan needs a token this kind cannot mint."""
         return f"the {self.noun} cannot be created through the API: create it by hand"
@@ -297,6 +315,51 @@ class Identifying(ABC):
     def verify_value(self, api: Any, source: Source, live: LiveToken, value: Secret) -> bool | None:
         """Whether `value` is the live token `live`; None when the kind cannot tell without a
         side effect."""
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What an OAuth grant answered: the new access token and, from a refresh, the refresh
+    token that replaces the one just spent (None from a `client_credentials` grant)."""
+
+    access_token: Secret
+    refresh_token: Secret | None
+
+
+class GrantRefused(Exception):
+    """The provider refused the grant (an unknown, spent or expired refresh token: `invalid_grant`)."""
+
+
+class Refreshable(ABC):
+    """Renewed through an OAuth grant the tool holds: each refresh spends the refresh token and
+    answers a new access token and a new refresh token (the old pair dies at once)."""
+
+    @abstractmethod
+    def refresh(self, api: Any, source: Source, refresh_token: Secret, *, lifetime: timedelta | None,
+                env: Mapping[str, str]) -> Grant:
+        """A new pair for `refresh_token`; GrantRefused when the provider does not accept it.
+        `env`: the job's environment (a confidential client's secret is read from it)."""
+
+    @abstractmethod
+    def client_credentials(self, api: Any, source: Source, *, lifetime: timedelta | None,
+                           env: Mapping[str, str]) -> Grant | None:
+        """A token without a refresh token, where the source declares that fallback; else None."""
+
+    @abstractmethod
+    def live_of(self, api: Any, source: Source, value: Secret) -> LiveToken:
+        """The live record (id, creation, expiries) of a just-granted access token."""
+
+    @abstractmethod
+    def initial_refresh_token(self, source: Source, env: Mapping[str, str]) -> Secret | None:
+        """A refresh token a person supplied (from an authorization), None when there is none."""
+
+    @abstractmethod
+    def how_to_reauthorise(self, source: Source) -> str:
+        """What a person does when the grant is lost (refresh token refused or never supplied)."""
+
+    def starts_without_live(self, source: Source) -> bool:
+        """A token can be had with no live one to refresh (a `client_credentials` fallback)."""
+        return False
 
 
 class Supplied(ABC):

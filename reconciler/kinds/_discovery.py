@@ -26,7 +26,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any, ClassVar, Protocol
 
 from reconciler.inventory.model import Source
@@ -155,6 +155,34 @@ class SunsetSource(ABC):
     @property
     @abstractmethod
     def sunset(self) -> Sunset: ...
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """Live tokens that must change before a provider's date (e.g. a Zendesk OAuth client whose
+    tokens never expire, before expiring tokens are enforced): one per client, or whatever groups them."""
+
+    provider: str
+    thing: str  # what must change: "OAuth client"
+    name: str  # how a person knows it ("sync-app")
+    key: str  # stable, for the check issue: "zendesk-global:oauth_client:12"
+    cutoff: date
+    count: int  # the live tokens concerned
+    what: str  # the facts line: "3 tokens that never expire; expiring tokens required from"
+    todo: str  # what to do before the cutoff
+
+
+class DeadlineSource(ABC):
+    """A kind whose provider changes the rules for some of its live tokens on a date."""
+
+    @abstractmethod
+    def deadlines(self, provider: str, lists: Lists, now: datetime) -> list[Deadline]:
+        """The deadlines still ahead at `now` among the lists fetched for `provider` (none when
+        its lists were not fetched)."""
+
+
+def deadline_sources() -> list[DeadlineSource]:
+    return [k for k in all_kinds()[0] if isinstance(k, DeadlineSource)]
 
 
 def listed(lists: Lists, key: ListKey) -> Any:

@@ -78,7 +78,7 @@ def fetch_oauth_tokens(api: ZendeskApi, scope: str) -> list[dict[str, Any]]:
     rows = api.get_all("/api/v2/oauth/tokens.json", "tokens", {"all": "true", "page[size]": PAGE_SIZE})
     for row in rows:
         row.pop("token", None)  # a 10-character prefix: not a value, but not kept either
-        row.pop("refresh_token", None)
+        row["refreshable"] = bool(row.pop("refresh_token", None))  # the grant has a refresh token
     return rows
 
 
@@ -110,13 +110,15 @@ FETCHERS: dict[str, Callable[[Any, str], Any]] = {
 
 
 def live_zendesk_token(row: dict[str, Any], name: str, where: str) -> LiveToken:
-    expires = parse_time(row.get("expires_at"))
+    """The token as listed. Zendesk gives expiries to the second (a 30-minute OAuth access
+    token), so they are kept as times, never cut to a date."""
     return LiveToken(
         id=str(row["id"]),
         name=name,
         where=where,
         created_at=parse_time(row.get("created_at")),
-        expires_at=expires.date() if expires else None,
+        expires_at=parse_time(row.get("expires_at")),
+        renewal_expires_at=parse_time(row.get("refresh_token_expires_at")) if row.get("refreshable") else None,
         last_used_at=parse_time(row.get("used_at") or row.get("last_used") or row.get("last_used_at")),
         active=bool(row.get("active", True)),
         scopes=tuple(sorted(row.get("scopes") or ())),

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from reconciler.inventory.checks import allowed_scope_findings
@@ -30,7 +30,7 @@ from reconciler.kinds import (
     SourceKind,
     Strategy,
 )
-from reconciler.kinds._discovery import ScannedSource, ScanScope, ScopeToken, listed
+from reconciler.kinds._discovery import Deadline, DeadlineSource, ScannedSource, ScanScope, ScopeToken, listed
 from reconciler.kinds._gitlab import fetched_row, pick, rows
 from reconciler.kinds._zendesk import PROVIDER_PROPERTY, TOKEN_ALPHABET, live_zendesk_token
 from reconciler.observed import LiveToken, SourceObservation
@@ -115,11 +115,15 @@ class OAuthTokenFormat:
 
 
 OAUTH_TOKEN_FAMILY = "oauth_token"
+# Existing local OAuth clients must adopt expiring tokens with the refresh flow by this date
+# (https://support.zendesk.com/hc/en-us/articles/10212201463962; extended from 2026-04-30, first
+# announced in https://support.zendesk.com/hc/en-us/articles/9182123625370).
+LOCAL_CLIENTS_EXPIRE_FROM = date(2027, 4, 1)
 _HEX = re.compile(r"[0-9a-fA-F]{32,64}")  # Zendesk OAuth access tokens are 64 hex characters
 ZENDESK_OAUTH = OAuthTokenFormat()
 
 
-class OAuthTokenKind(SourceKind, Mintable, Revocable, Identifying, ScannedSource):
+class OAuthTokenKind(SourceKind, Mintable, Revocable, Identifying, ScannedSource, DeadlineSource):
     """Scopes never drift: the token is matched by its scopes, so other scopes are another token."""
     model = ZendeskOAuthToken
     schema = SCHEMA
@@ -220,6 +224,30 @@ class OAuthTokenKind(SourceKind, Mintable, Revocable, Identifying, ScannedSource
                 live=live_zendesk_token(row, client, f"{key.provider}: OAuth client {client}"),
                 declaration={"kind": self.kind, "provider": key.provider, "client": client,
                              "scopes": sorted(row.get("scopes") or ())}))
+        return found
+
+
+    # the 2027-04-01 deadline ------------------------------------------------------------------
+
+    def deadlines(self, provider: str, lists: Lists, now: datetime) -> list[Deadline]:
+        """Each local client (not `global`) with live tokens that never expire, while
+        2027-04-01 is ahead: from then on Zendesk enforces expiring tokens on every client."""
+        clients, tokens = listed(lists, ListKey(provider, "oauth_clients")), listed(lists, ListKey(provider, "oauth_tokens"))
+        if clients is None or tokens is None or now.astimezone(UTC).date() >= LOCAL_CLIENTS_EXPIRE_FROM:
+            return []
+        found = []
+        for client in sorted(clients, key=lambda c: str(c.get("identifier"))):
+            if client.get("global"):
+                continue
+            lasting = [t for t in tokens if str(t.get("client_id")) == str(client.get("id")) and not t.get("expires_at")]
+            if lasting:
+                found.append(Deadline(
+                    provider=provider, thing="OAuth client", name=str(client.get("identifier")), key=f"{provider}:oauth_client:{client.get('id')}",
+                    cutoff=LOCAL_CLIENTS_EXPIRE_FROM, count=len(lasting),
+                    what=f"{len(lasting)} token(s) that never expire; expiring tokens required from",
+                    todo="from 2027-04-01 Zendesk gives this local client's tokens an expiry (access 30 minutes, "
+                         "refresh 30 days by default): declare its grant as `zendesk_oauth_grant` (reconcile refreshes "
+                         "it) or renew its tokens with `rotation.lifetime` before then"))
         return found
 
 

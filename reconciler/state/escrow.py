@@ -8,6 +8,14 @@ The associated data binds each ciphertext to its token name, live id and mint ti
 cannot be swapped between tokens or relabelled. The document also records a key id (a one-way
 hash of the key) so a wrong key is told apart from tampering. It is typed at the store boundary
 (`EscrowDocument`, `SealedValue`) and carries a version.
+
+It also keeps, for good, the refresh token of each refreshable OAuth grant (`keep_grant`,
+`grant`): a refresh spends it and answers the next one, so the state holds the only copy. Each is
+sealed like an escrowed value, bound to its token name and the time it was kept, and saved before
+the access token it came with goes anywhere. Beside it, the fingerprint (sha256) of the refresh
+token last taken in from the person who authorised the grant, so a spent one is never sent again.
+A document with grants is version 2, which an older release refuses instead of saving over it
+without them; one without is version 1, as before.
 """
 
 from __future__ import annotations
@@ -31,6 +39,8 @@ from reconciler.state.errors import StateError
 from reconciler.state.store import StateStore
 
 ESCROW_VERSION = 1
+GRANTS_VERSION = 2  # the document also keeps refresh tokens (`grants`, `seeds`)
+GRANT_ID = "refresh-token"  # the token_id of a sealed refresh token (its seal's associated data)
 KEY_BYTES = 32
 NONCE_BYTES = 12
 _KEY_TEXT = re.compile(r"[A-Za-z0-9_-]{43}=?")  # urlsafe base64 of 32 bytes, padding optional
@@ -150,10 +160,20 @@ class EscrowDocument:
 
     key_id: str | None = None
     entries: dict[str, SealedValue] = field(default_factory=dict)
+    grants: dict[str, SealedValue] = field(default_factory=dict)  # refresh tokens, kept for good
+    seeds: dict[str, str] = field(default_factory=dict)  # fingerprint of the refresh token last taken in
+
+    @property
+    def empty(self) -> bool:
+        return not self.entries and not self.grants
 
     def for_storage(self) -> dict[str, Any]:
-        return {"version": ESCROW_VERSION, "key_id": self.key_id,
-                "entries": {t: e.for_storage() for t, e in sorted(self.entries.items())}}
+        doc: dict[str, Any] = {"version": ESCROW_VERSION, "key_id": self.key_id,
+                               "entries": {t: e.for_storage() for t, e in sorted(self.entries.items())}}
+        if self.grants or self.seeds:
+            doc.update(version=GRANTS_VERSION, grants={t: g.for_storage() for t, g in sorted(self.grants.items())},
+                       seeds=dict(sorted(self.seeds.items())))
+        return doc
 
     @classmethod
     def from_storage(cls, doc: Any, where: str) -> EscrowDocument:
@@ -163,15 +183,22 @@ class EscrowDocument:
             return cls()
         if not isinstance(doc, dict):
             raise StateError(f"{where}: corrupt escrow: expected an object")
-        if doc.get("version") != ESCROW_VERSION:
-            raise StateError(f"{where}: unsupported escrow version {doc.get('version')!r} (expected {ESCROW_VERSION})")
-        entries = doc.get("entries")
+        if doc.get("version") not in (ESCROW_VERSION, GRANTS_VERSION):
+            raise StateError(f"{where}: unsupported escrow version {doc.get('version')!r} (expected "
+                             f"{ESCROW_VERSION} or {GRANTS_VERSION})")
+        entries, grants, seeds = doc.get("entries"), doc.get("grants", {}), doc.get("seeds", {})
         if not isinstance(entries, dict) or not isinstance(doc.get("key_id"), str | None):
             raise StateError(f"{where}: corrupt escrow: 'entries' must be an object")
+        if not isinstance(grants, dict) or not isinstance(seeds, dict) or not all(
+                isinstance(v, str) for v in seeds.values()):
+            raise StateError(f"{where}: corrupt escrow: 'grants' and 'seeds' must be objects")
         return cls(key_id=doc.get("key_id"), entries={
             str(token): SealedValue.from_storage(entry, f"{where}: corrupt escrow: entry {token!r}")
             for token, entry in entries.items()
-        })
+        }, grants={
+            str(token): SealedValue.from_storage(entry, f"{where}: corrupt escrow: grant {token!r}")
+            for token, entry in grants.items()
+        }, seeds={str(token): str(fp) for token, fp in seeds.items()})
 
 
 class Escrow:
@@ -202,7 +229,7 @@ class Escrow:
 
     def _save(self) -> None:
         doc = self._document()
-        if not doc.entries:
+        if doc.empty:
             doc.key_id = None  # an empty escrow may be re-keyed freely
         self.store.save_escrow_doc(doc.for_storage())
 
@@ -224,22 +251,58 @@ class Escrow:
 
     def put(self, token: str, token_id: str, value: Secret, minted_at: str) -> None:
         """Seal `value` and persist it before any consumer is written."""
+        doc = self._document()
+        doc.entries[token] = self._seal(token, token_id, value, minted_at, f"escrow the new value of token {token}")
+        self._save()
+
+    def _seal(self, token: str, token_id: str, value: Secret, minted_at: str, doing: str) -> SealedValue:
         if not isinstance(value, Secret):
             raise TypeError("the escrow takes a Secret")
         doc = self._document()
-        key = self._require_key(f"escrow the new value of token {token}")
+        key = self._require_key(doing)
         nonce = os.urandom(NONCE_BYTES)
         sealed = AESGCM(key).encrypt(nonce, value.reveal().encode(), _aad(token, token_id, minted_at))
-        doc.entries[token] = SealedValue(token_id=token_id, minted_at=minted_at, nonce=_b64(nonce),
-                                         ciphertext=_b64(sealed))
         doc.key_id = key_id(key)
-        self._save()
+        return SealedValue(token_id=token_id, minted_at=minted_at, nonce=_b64(nonce), ciphertext=_b64(sealed))
 
     def get(self, token: str) -> EscrowEntry | None:
         entry = self._document().entries.get(token)
         if entry is None:
             return None
-        key = self._require_key(f"read the escrowed value of token {token}")
+        return self._open(token, entry, f"read the escrowed value of token {token}")
+
+    # --- refresh tokens of OAuth grants -----------------------------------------------------------
+
+    def keep_grant(self, token: str, refresh_token: Secret | None, kept_at: str, *, seed: Secret | None = None) -> None:
+        """Keep the refresh token that replaces the one just spent (None: the grant answered
+        none; whatever was kept is spent, so it is forgotten) in ONE save, with the fingerprint of
+        `seed` when the spent one was taken in from a person."""
+        doc = self._document()
+        if refresh_token is None:
+            doc.grants.pop(token, None)
+        else:
+            doc.grants[token] = self._seal(token, GRANT_ID, refresh_token, kept_at, f"keep the refresh token of {token}")
+        if seed is not None:
+            doc.seeds[token] = seed.fingerprint()
+        self._save()
+
+    def grant(self, token: str) -> Secret | None:
+        """The refresh token kept for `token`, None when none is."""
+        entry = self._document().grants.get(token)
+        if entry is None:
+            return None
+        return self._open(token, entry, f"read the refresh token of {token}").value
+
+    def seed_taken(self, token: str, seed: Secret) -> bool:
+        """`seed` is the refresh token last taken in for `token` (spent since: never sent again)."""
+        return self._document().seeds.get(token) == seed.fingerprint()
+
+    def grants(self) -> list[tuple[str, str]]:
+        """(token, kept at) of every refresh token kept, without the key (for `state show`)."""
+        return [(t, g.minted_at) for t, g in sorted(self._document().grants.items())]
+
+    def _open(self, token: str, entry: SealedValue, doing: str) -> EscrowEntry:
+        key = self._require_key(doing)
         try:
             nonce = base64.b64decode(entry.nonce, validate=True)
             sealed = base64.b64decode(entry.ciphertext, validate=True)

@@ -1,4 +1,5 @@
-"""What `reconcile state show` prints: the ledger, the escrow's pending tokens and the lock.
+"""What `reconcile state show` prints: the ledger, the escrow's pending tokens, the OAuth grants
+whose refresh tokens it keeps, and the lock.
 Never a value: the ledger has none, and the escrow is listed by its metadata only."""
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ def state_summary(store: StateStore, escrow: Escrow, *, probe_lock: bool | None 
         "escrow": [
             {"token": p.token, "token_id": p.token_id, "minted_at": p.minted_at} for p in escrow.pending()
         ],
+        "grants": [{"token": token, "kept_at": kept} for token, kept in escrow.grants()],
         "escrow_key": "set" if escrow.available else "not set",
         "lock": None if not probe else (holder.to_json() if holder else "free"),
     }
@@ -61,6 +63,9 @@ def render_summary(summary: dict[str, Any]) -> str:
         lines += [f"  {e['token']}: token id {e['token_id']}, minted {e['minted_at']}" for e in summary["escrow"]]
     else:
         lines.append(f"escrow: empty (key {summary['escrow_key']})")
+    if summary["grants"]:
+        lines.append("refresh tokens of OAuth grants (sealed, kept for good):")
+        lines += [f"  {g['token']}: kept {g['kept_at']}" for g in summary["grants"]]
     lock = summary["lock"]
     if lock is None:
         lines.append("lock: not probed on this backend (`reconcile state unlock` shows the holder)")

@@ -127,3 +127,90 @@ def track(live, order: list[str]) -> None:
             return response
 
         server.service.handle = handle
+
+
+# --- the refreshable OAuth grant ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fallback", [True, False], ids=["client-credentials-fallback", "no-fallback"])
+def test_every_crash_point_of_a_grant_refresh_converges_or_says_how_to_authorise_again(fallback, workdir):
+    """A refresh spends the refresh token: from the moment Zendesk answered it, only the answer
+    holds the grant. Every crash after the new refresh token was kept converges with that one
+    refresh; a crash that loses the refresh answer itself loses the grant, and the next apply falls
+    back to client_credentials where declared, or says how to authorise the client again."""
+    from datetime import timedelta
+
+    from grant_world import GrantWorld
+
+    from reconciler.apply import apply_plan
+    from reconciler.engine import open_session
+    from reconciler.pipeline import observe_and_plan
+
+    def started(directory):
+        w = GrantWorld.start(directory, fallback=fallback)
+        w.clock.advance(timedelta(minutes=30))  # the access token has expired: the apply refreshes
+        return w
+
+    def session(w):
+        return open_session(w.zendesk_inventory, sandbox=True, now=w.now, env=w.env)
+
+    def apply(w):
+        with session(w) as s:
+            return apply_plan(s)
+
+    def track_refresh(w, order):
+        """Record, in order across both servers, whether each applied mutation was the refresh."""
+        for server in (w.gitlab, w.zendesk):
+            original = server.service.handle
+
+            def handle(request, original=original, server=server):
+                response = original(request)
+                if server.service.is_mutating(request) and 200 <= response.status < 300:
+                    order.append("refresh" if request.path.startswith("/oauth/tokens") else request.method)
+                return response
+
+            server.service.handle = handle
+
+    clean_dir = workdir / "clean"
+    clean_dir.mkdir()
+    clean = started(clean_dir)
+    clean.zendesk_inventory = clean_dir / "inventory"
+    order: list[str] = []
+    track_refresh(clean, order)
+    result = apply(clean)
+    assert result.ok, result.failed
+    total = len(order)
+    assert total == len(clean.gitlab.log.mutations() + clean.zendesk.log.mutations())
+    refresh_at = order.index("refresh") + 1
+    clean.stop()
+    assert total >= 3
+    points = 0
+    for k in range(1, total + 1):
+        sub = workdir / f"grant-k{k}"
+        sub.mkdir()
+        w = started(sub)
+        w.zendesk_inventory = sub / "inventory"
+        try:
+            os.chdir(sub)
+            crash_at(w, k)
+            assert not apply(w).ok, f"k={k}: the crashed apply reported success"
+            recover(w)
+            again = apply(w)
+            if k == refresh_at and not fallback:
+                assert not again.ok
+                assert any("authorise OAuth client 'sync-app' again" in f.line for f in again.failed), again.failed
+                continue
+            assert again.ok, (k, again.failed)
+            with session(w) as s:
+                after = observe_and_plan(s)[1]
+            assert not after.has_changes and not after.errors, k
+            held = w.held()
+            assert held["variable"] == held["webhook"] and w.works(held["variable"]), f"k={k}"
+            assert not w.works(w.access), f"k={k}: the old access token still works"
+            expected = 2 if k == refresh_at else 1  # a lost answer: the fallback grant after it
+            assert w.refreshes() == expected, f"k={k}: {w.refreshes()} grants"
+            points += 1
+        finally:
+            w.stop()
+    CRASH_POINTS["zendesk_oauth_grant" + ("-fallback" if fallback else "")] = points
+    assert points == total - (0 if fallback else 1)

@@ -115,7 +115,11 @@ def test_report_categories_json(capsys, workdir, monkeypatch):
     replacement = legacy["api_token"]["replacement"]
     assert "kind: zendesk_oauth_token" in replacement and "key: ZENDESK_TOKEN" in replacement
     assert api["Unmanaged export"]["api_token"]["deactivates_in"] == 29
-    assert report["counts"] == {"expired": 2, "expiring": 2, "api_token": 2, "unmanaged": 4, "credential": 0}
+    assert report["counts"] == {"expired": 2, "expiring": 2, "api_token": 2, "oauth_client": 2, "unmanaged": 4,
+                                "credential": 0}
+    # both local OAuth clients hold tokens that never expire: 130 days to 2027-04-01
+    clients = {i["name"]: i["days_left"] for i in report["items"] if i["category"] == "oauth_client"}
+    assert clients == {"reconcile": 130, "other_client": 130}
     assert report["scan_errors"] == []
 
 
@@ -128,7 +132,8 @@ def test_report_text_and_markdown(capsys, workdir, monkeypatch):
     assert "stops working on 2027-04-30 (159 days left)" in out
     assert "deactivated for inactivity in 5 days unless used" in out
     assert out.rstrip().endswith("Needs attention: 2 expired, revoked or missing, 2 expiring soon, "
-                                 "2 Zendesk API tokens, 4 unmanaged (window 21 days).")
+                                 "2 Zendesk API tokens, 2 Zendesk OAuth clients with tokens that never expire, "
+                                 "4 unmanaged (window 21 days).")
     code, md, _, _ = _report(capsys, workdir, monkeypatch, "--format", "markdown", "--within", "12d")
     assert code == 2
     assert "#### GitLab Example (gl)" in md and "**Rotate or revoke**" in md and "```yaml" in md
@@ -141,7 +146,9 @@ def test_nothing_needs_attention_exits_0(capsys, workdir, monkeypatch):
                        "access_tokens": [{"project": "acme/support/app", "name": "Deploy", "scopes": ["api"],
                                           "access_level": 40, "created_at": "now-10d", "expires_at": "now+200d"}]},
             "zendesk": {"instances": {"acme": {"oauth_clients": [{"identifier": "reconcile"}],
-                                               "oauth_tokens": [SEED["zendesk"]["instances"]["acme"]["oauth_tokens"][0]]}}}}
+                                               # an expiring credential: no 2027-04-01 flag
+                                               "oauth_tokens": [{**SEED["zendesk"]["instances"]["acme"]["oauth_tokens"][0],
+                                                                 "expires_at": "now+300d"}]}}}}
     write_inventory(workdir / "inventory", {"app-deploy": TOKENS["app-deploy"]},
                     discovery={"gitlab": [{"provider": "gl", "groups": ["acme/support"]}], "zendesk": [{"provider": "zd"}]})
     with served(seed, monkeypatch, workdir) as world:

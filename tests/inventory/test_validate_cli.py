@@ -41,7 +41,7 @@ def test_every_error_is_printed_not_just_the_first(tmp_path: Path, capsys: pytes
     err = capsys.readouterr().err.splitlines()
     assert err == [
         f"{tmp_path}/a.yaml:2:1: token: unknown key 'token' (did you mean 'tokens'?)",
-        f"{tmp_path}/a.yaml:3:10: policy.max_lifetime: 'forever' is not a duration like 12h, 21d or 2w",
+        f"{tmp_path}/a.yaml:3:10: policy.max_lifetime: 'forever' is not a duration like 30m, 12h, 21d or 2w",
         "2 errors",
     ]
 

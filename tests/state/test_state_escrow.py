@@ -161,7 +161,7 @@ def test_garbage_base64_is_refused(store, key):
 @pytest.mark.parametrize(
     "doc, fragment",
     [
-        ({"version": 2, "entries": {}}, "unsupported escrow version"),
+        ({"version": 3, "entries": {}}, "unsupported escrow version"),
         ({"version": 1, "key_id": None, "entries": []}, "'entries' must be an object"),
         ({"version": 1, "key_id": None, "entries": {"t": {"token_id": "1"}}}, "entry 't' lacks a field"),
     ],
@@ -222,3 +222,42 @@ def test_the_stored_document_is_typed_and_round_trips(store, key):
     stored["entries"]["t"]["unknown"] = "x"
     with pytest.raises(StateError, match="here: corrupt escrow: entry 't' lacks a field or has a wrong type or an unknown"):
         EscrowDocument.from_storage(stored, "here")
+
+
+# --- refresh tokens of OAuth grants ---------------------------------------------------------------
+
+
+def test_a_grant_is_kept_sealed_for_good_and_its_supplied_seed_only_by_fingerprint(store, key):
+    refresh, seed, replacement = fresh_value(), fresh_value(), fresh_value()
+    escrow = Escrow(store, key)
+    escrow.put("other", "7", Secret(fresh_value()), MINTED)
+    escrow.keep_grant("grant", Secret(refresh), MINTED, seed=Secret(seed))
+    escrow.drop("other")  # delivered values come and go; the grant stays
+    again = Escrow(LocalStore(store.dir), key)
+    assert again.grant("grant") == Secret(refresh) and again.tokens() == []
+    assert again.seed_taken("grant", Secret(seed)) and not again.seed_taken("grant", Secret(replacement))
+    assert again.grants() == [("grant", MINTED)]
+    stored = (store.dir / "escrow.json").read_text()
+    assert refresh not in stored and seed not in stored and json.loads(stored)["version"] == 2
+    again.keep_grant("grant", Secret(replacement), "2026-06-01T10:30:00Z")
+    assert Escrow(LocalStore(store.dir), key).grant("grant") == Secret(replacement)
+    again.keep_grant("grant", None, "2026-06-01T11:00:00Z")  # a client_credentials grant: nothing to keep
+    assert Escrow(LocalStore(store.dir), key).grant("grant") is None
+
+
+def test_a_grant_pins_the_key_and_a_sealed_refresh_token_cannot_be_moved(store, key):
+    escrow = Escrow(store, key)
+    escrow.keep_grant("grant-a", Secret(fresh_value()), MINTED)
+    with pytest.raises(StateError, match="not the key these values were escrowed with"):
+        Escrow(LocalStore(store.dir), os.urandom(32)).grant("grant-a")
+    doc = json.loads((store.dir / "escrow.json").read_text())
+    doc["grants"]["grant-b"] = doc["grants"].pop("grant-a")
+    (store.dir / "escrow.json").write_text(json.dumps(doc))
+    with pytest.raises(StateError, match="does not decrypt"):
+        Escrow(LocalStore(store.dir), key).grant("grant-b")
+
+
+def test_an_escrow_without_grants_is_still_written_as_version_1(store, key):
+    escrow = Escrow(store, key)
+    escrow.put("pat", "41", Secret(fresh_value()), MINTED)
+    assert json.loads((store.dir / "escrow.json").read_text())["version"] == 1

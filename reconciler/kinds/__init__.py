@@ -145,6 +145,9 @@ class ListKey(NamedTuple):
     provider: str
     resource: str  # a key of the provider's FETCHERS
     scope: str = ""  # project/group path, user id, hook "project:path#id", "" for provider-wide
+    # the inventory token whose current value authenticates the call (a source's `created_with`);
+    # "" for the provider's own credential
+    credential: str = ""
 
 
 class FetchError(NamedTuple):
@@ -297,6 +300,22 @@ class Identifying(ABC):
     def verify_value(self, api: Any, source: Source, live: LiveToken, value: Secret) -> bool | None:
         """Whether `value` is the live token `live`; None when the kind cannot tell without a
         side effect."""
+
+
+class Creator(ABC):
+    """Its value authenticates to its provider's API as a user, so another source can name it as
+    the credential it is created with (`created_with`): what that source creates belongs to this
+    token's user, not to the person whose credential the provider holds."""
+
+    @abstractmethod
+    def as_creator(self, api: Any, value: Secret, token: str) -> Any:
+        """A handle like `api` (the token's own provider) that authenticates with `value`, the
+        current value of the inventory token `token`."""
+
+    def creator_problem(self, source: Source) -> str | None:
+        """Why this source cannot be a creator, or None. A rotation that gives the token another
+        user would leave what the old user created to a user whose last token is revoked."""
+        return None
 
 
 class Supplied(ABC):

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 from reconciler.inventory.model import Source, Token
 from reconciler.kinds import (
+    FetchError,
     Identifying,
     Identity,
     ListKey,
@@ -28,6 +29,7 @@ from reconciler.kinds import (
 )
 from reconciler.kinds._discovery import ScannedSource, ScanScope, ScopeToken
 from reconciler.kinds._gitlab import (
+    CREATED_WITH_PROPERTY,
     GITLAB_TOKENS,
     PROVIDER_PROPERTY,
     TOKEN_ALPHABET,
@@ -70,6 +72,7 @@ SCHEMA: dict[str, Any] = {
             "description": "The trigger's description, which identifies it: `INSTANCE - NAME_OF_APP` when a Zendesk app uses it, e.g. `Zendesk Global - GitLab Ticket Sync`; the webhook's link when a Zendesk webhook does.",
             "minLength": 1,
         },
+        "created_with": CREATED_WITH_PROPERTY,
     },
     "additionalProperties": False,
     "required": ["kind", "provider", "project", "description"],
@@ -102,20 +105,33 @@ class PipelineTriggerKind(SourceKind, Mintable, Revocable, Recoverable, Identify
     provider_kind = "gitlab"
     noun = "pipeline trigger"
 
-    def _key(self, source: Source) -> ListKey:
+    def _key(self, source: Source, credential: str = "") -> ListKey:
         assert isinstance(source, GitLabPipelineTrigger)
-        return ListKey(str(source.provider), "project_triggers", source.project)
+        return ListKey(str(source.provider), "project_triggers", source.project, credential)
+
+    def _seen(self, source: Source, lists: Lists) -> ListKey:
+        """The project's triggers as their owner sees them, when the source is created with
+        another token and the list was fetched with its value (the full token is shown only to a
+        trigger's owner); else as the provider's credential sees them."""
+        if source.created_with:
+            key = self._key(source, source.created_with)
+            if key in lists and not isinstance(lists[key], FetchError):
+                return key
+        return self._key(source)
 
     def strategy(self, source: Source) -> Strategy:
         return "overlap"
 
     def needs(self, token: Token, lists: Lists) -> list[ListKey]:
-        return [self._key(token.source)]
+        """The project's triggers, and when created with another token also as that token sees
+        them (observe fetches that only with the token's current value at hand)."""
+        source = token.source
+        return [self._key(source)] + ([self._key(source, source.created_with)] if source.created_with else [])
 
     def observe(self, token: Token, lists: Lists) -> SourceObservation:
         source = token.source
         assert isinstance(source, GitLabPipelineTrigger)
-        data, error = rows(lists, self._key(source))
+        data, error = rows(lists, self._seen(source, lists))
         if error:
             return SourceObservation(token=token.name, identity=source.identity, error=error)
         where = f"project {source.project}"
@@ -125,7 +141,7 @@ class PipelineTriggerKind(SourceKind, Mintable, Revocable, Recoverable, Identify
 
     def identify(self, api: Any, source: Source, value: Secret, lists: Lists) -> Identity | None:
         """Compare with the owned triggers of the list: no request. Unowned: cannot tell."""
-        data, _ = rows(lists, self._key(source))
+        data, _ = rows(lists, self._seen(source, lists))
         fingerprint = value.fingerprint()
         owned_all = True
         for row in data or ():
@@ -140,7 +156,7 @@ class PipelineTriggerKind(SourceKind, Mintable, Revocable, Recoverable, Identify
         named = {(self._key(t.source), t.source.description) for t in tokens if isinstance(t.source, GitLabPipelineTrigger)}
         found = []
         for key, data in lists.items():
-            if key.resource == "project_triggers" and isinstance(data, list):
+            if key.resource == "project_triggers" and not key.credential and isinstance(data, list):
                 for row in data:
                     live = live_trigger(row, f"{key.provider}: project {key.scope}")
                     if (key, live.name) not in named:

@@ -848,8 +848,8 @@ class TokenApply:
         try:
             return self.api.credential_before_rotate()
         except CredentialRefused as refused:
-            raise StepFailed(f"the credential in ${refused.env} is refused (revoked or expired): no rotate is "
-                             "sent with it; set a valid one and run apply again") from None
+            raise StepFailed(f"{refused.what} is refused (revoked or expired): no rotate is sent with it; set a "
+                             "valid one and run apply again") from None
 
     def renew(self, live: LiveToken) -> Minted:
         assert self.api is not None

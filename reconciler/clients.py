@@ -404,7 +404,7 @@ class GitLabApi:
         try:
             return self.credential_id()
         except gl_errors.GitlabAuthenticationError:
-            raise CredentialRefused(self.env) from None
+            raise CredentialRefused(self.env, self.credential) from None
         except gl_errors.GitlabParsingError:
             return None
 
@@ -626,11 +626,13 @@ class ZendeskApi:
 
 
 class CredentialRefused(Exception):
-    """The provider refused its own credential (revoked or expired); `env` holds it."""
+    """The provider refused its own credential (revoked or expired); `env` holds it. `what` names
+    it for people: "the credential in $ENV", or another token's value it was made with."""
 
-    def __init__(self, env: str) -> None:
+    def __init__(self, env: str, what: str | None = None) -> None:
         super().__init__(env)
         self.env = env
+        self.what = what or f"the credential in ${env}"
 
 
 class _Refused(Exception):

@@ -698,8 +698,6 @@ class TokenApply:
             self.finish()
             return
         value, value_live, old = self.obtain()
-        if value is not None and self.creates_others():
-            self.run_.creator_values[self.token.name] = value  # what it creates is created with it from now on
         written = self.deliver(value, value_live)
         self.verify(value, value_live, written)
         old_ids = set(self.flight().old_ids)
@@ -736,7 +734,14 @@ class TokenApply:
                      "value is not recoverable: minting anew and revoking the interrupted one")
 
     def obtain(self) -> tuple[Secret | None, LiveToken | None, list[LiveToken]]:
-        """(value to deliver, the live token it is, old tokens to revoke after delivery)."""
+        """(value to deliver, the live token it is, old tokens to revoke after delivery). The
+        tokens created with this one (`created_with`) are created with that value from now on."""
+        value, value_live, old = self._obtain()
+        if value is not None and self.creates_others():
+            self.run_.creator_values[self.token.name] = value
+        return value, value_live, old
+
+    def _obtain(self) -> tuple[Secret | None, LiveToken | None, list[LiveToken]]:
         tp = self.tp
         if tp.action in ("create", "rotate"):
             if tp.strategy == "external":

@@ -110,8 +110,8 @@ def observe(
     given, receives the fetched lists (apply reuses what observe read instead of reading again);
     `values_out` the current values found of the tokens others are created with (`created_with`;
     apply creates with them). Targeting a token observes its creators too."""
-    chosen = [t for name, t in sorted(inventory.tokens.items())
-              if not targets or name in with_creators(inventory.tokens, targets)]
+    wanted = with_creators(inventory.tokens, targets or inventory.tokens)
+    chosen = [t for name, t in sorted(inventory.tokens.items()) if name in wanted]
     tokens, refused_sources, refused_consumers = split_untrusted(chosen, clients)
     lists = fetch_lists(tokens, clients)
 
@@ -123,10 +123,7 @@ def observe(
             readings.append((token, consumer_kind(consumer.kind).observe(token, consumer, lists)))
     identified = identify_values(readings, sources, ledger, clients, lists)
     values = creator_values(tokens, readings, sources, ledger, identified)
-    if values:
-        lists = observe_as_creators(tokens, values, clients, lists, sources)
-        again = [(t, r) for t, r in readings if t.source.created_with in values]
-        identified.update(identify_values(again, sources, ledger, clients, lists))
+    lists = observe_as_creators(tokens, values, clients, lists, sources, readings, ledger, identified)
     if lists_out is not None:
         lists_out.clear()
         lists_out.update(lists)
@@ -195,10 +192,15 @@ def creator_values(tokens: list[Token], readings: list[tuple[Token, Reading]], s
 
 
 def observe_as_creators(tokens: list[Token], values: dict[str, tuple[Secret, str]], clients: Clients,
-                        lists: dict[ListKey, Any], sources: dict[str, SourceObservation]) -> dict[ListKey, Any]:
+                        lists: dict[ListKey, Any], sources: dict[str, SourceObservation],
+                        readings: list[tuple[Token, Reading]], ledger: Deliveries | None,
+                        identified: dict[tuple[str, str], Identity | None]) -> dict[ListKey, Any]:
     """Observe again, with their creators' values, the tokens created with them (a trigger's list
-    shows the full token only to its owner); each creator's observation records where its value
-    was read (`value_at`). The lists, with those calls added."""
+    shows the full token only to its owner), and identify their consumers' values again; each
+    creator's observation records where its value was read (`value_at`). The lists, with those
+    calls added."""
+    if not values:
+        return lists
     creators: dict[str, Api] = {}
     by_name = {t.name: t for t in tokens}
     for name, (value, where) in values.items():
@@ -212,6 +214,8 @@ def observe_as_creators(tokens: list[Token], values: dict[str, tuple[Secret, str
     for token in created:
         observed = source_kind(token.source.kind).observe(token, lists)
         sources[token.name] = replace(observed, credential=token.source.created_with)
+    again = [(t, r) for t, r in readings if t.source.created_with in creators]
+    identified.update(identify_values(again, sources, ledger, clients, lists))
     return lists
 
 

@@ -88,11 +88,7 @@ def _token_lines(t: TokenPlan) -> list[StyledLine]:
     head += f", {t.action} {_strategy_words(t)})" if t.action not in ("none", "revoke") else f", {t.action})"
     lines = [(symbol, f"{head}   {t.at}")]
     lines.append((" ", f"    {_live_words(t)}"))
-    if t.created_with:
-        lines.append((" ", f"    created with {t.created_with} ({_creator_words(t.creator_value)})"))
-    if t.creates:
-        lines.append((" ", f"    creates {', '.join(t.creates)} (owned by its user, done after it"
-                           f"{': its rotation keeps that user' if t.action == 'rotate' else ''})"))
+    lines += _chain_lines(t)
     for r in t.reasons:
         lines.append((symbol, f"    because {r.message}   {r.at}"))
     if t.escrow:
@@ -106,6 +102,17 @@ def _token_lines(t: TokenPlan) -> list[StyledLine]:
     for f in t.findings:
         if f.consumer not in shown:
             lines.extend(_finding_lines(f, "    "))
+    return lines
+
+
+def _chain_lines(t: TokenPlan) -> list[StyledLine]:
+    """The token it is created with, and the tokens created with it (`created_with`)."""
+    lines: list[StyledLine] = []
+    if t.created_with:
+        lines.append((" ", f"    created with {t.created_with} ({_creator_words(t.creator_value)})"))
+    if t.creates:
+        kept = ": its rotation keeps that user" if t.action == "rotate" else ""
+        lines.append((" ", f"    creates {', '.join(t.creates)} (owned by its user, done after it{kept})"))
     return lines
 
 

@@ -381,8 +381,10 @@ class _Run:
     def observe(self, targets: tuple[str, ...]) -> Observed:
         from reconciler.pipeline import observe_session
 
-        return observe_session(self.session, targets=targets, ledger=self.ledger, lists_out=self.lists,
-                               values_out=self.creator_values)
+        observed = observe_session(self.session, targets=targets, ledger=self.ledger, lists_out=self.lists,
+                                   values_out=self.creator_values)
+        self.values_in_play.extend(self.creator_values.values())  # blanked in any message that echoes one
+        return observed
 
     def observe_source(self, token: Token) -> SourceObservation:
         """The token looked up by name now (one list call), consumers aside."""

@@ -9,8 +9,8 @@ identifies held values without a request and makes the current value recoverable
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, replace
+from datetime import date, datetime
 from typing import Any, ClassVar
 
 from reconciler.inventory.model import Source, Token
@@ -38,6 +38,7 @@ from reconciler.kinds._gitlab import (
     rows,
 )
 from reconciler.observed import LiveToken, SourceObservation, parse_date, parse_time
+from reconciler.plan_model import Reason, declared_at
 from reconciler.secret import Secret
 
 
@@ -122,6 +123,18 @@ class PipelineTriggerKind(SourceKind, Mintable, Revocable, Recoverable, Identify
     def strategy(self, source: Source) -> Strategy:
         return "overlap"
 
+    def due_reasons(self, token: Token, live: LiveToken | None, now: datetime) -> list[Reason]:
+        """Created with another token whose user does not own the live trigger (seen as that user
+        sees it: the token in part): created again with its value, so that user owns it (a
+        trigger runs as its owner and goes with that user's account)."""
+        source = token.source
+        if not source.created_with or live is None or live.owned is not False:
+            return []
+        owner = f"user #{live.user_id}" if live.user_id else "another user"
+        return [Reason(code="owner", at=declared_at(source, "created_with"),
+                       message=f"the trigger #{live.id} belongs to {owner}, not to the user of {source.created_with}: "
+                               f"created again with {source.created_with}'s value so that its user owns it")]
+
     def needs(self, token: Token, lists: Lists) -> list[ListKey]:
         """The project's triggers, and when created with another token also as that token sees
         them (observe fetches that only with the token's current value at hand)."""
@@ -131,11 +144,15 @@ class PipelineTriggerKind(SourceKind, Mintable, Revocable, Recoverable, Identify
     def observe(self, token: Token, lists: Lists) -> SourceObservation:
         source = token.source
         assert isinstance(source, GitLabPipelineTrigger)
-        data, error = rows(lists, self._seen(source, lists))
+        seen = self._seen(source, lists)
+        data, error = rows(lists, seen)
         if error:
             return SourceObservation(token=token.name, identity=source.identity, error=error)
         where = f"project {source.project}"
         matches = [live_trigger(r, where) for r in data or () if r.get("description") == source.description]
+        if source.created_with and not seen.credential:
+            # seen without the creator's value: whether its user owns the trigger is not known
+            matches = [replace(t, owned=None, fingerprint=None) for t in matches]
         current, others = pick(matches)
         return SourceObservation(token=token.name, identity=source.identity, current=current, others=others)
 

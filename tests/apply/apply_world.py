@@ -110,7 +110,9 @@ class Scenario:
     source: str
     consumers: tuple[str, ...]
     escrow_key: bool = True
-    chain: str | None = None  # "fresh" | "aged": a trigger created with the subject (CHAIN_YAML)
+    # a trigger created with the subject (CHAIN_YAML): "fresh" (not due), "aged" (due), "person"
+    # (not due, but owned by the provider credential's user: the bot must take it over)
+    chain: str | None = None
 
     @property
     def id(self) -> str:
@@ -189,7 +191,8 @@ class Scenario:
     def chained(self, gl: dict[str, Any], trigger: str) -> None:
         """The bot's trigger and the variable holding its value."""
         created = "now-100d" if self.chain == "aged" else "now-10d"
-        gl["triggers"].append({"project": "acme/src", "owner": BOT_USERNAME, "description": "Bot trigger",
+        owner = "bot" if self.chain == "person" else BOT_USERNAME  # "bot" is the provider credential's user
+        gl["triggers"].append({"project": "acme/src", "owner": owner, "description": "Bot trigger",
                                "value": trigger, "created_at": created})
         gl["variables"].append({"project": "acme/app", "key": "TRIGGER", "value": trigger, "masked": True})
 

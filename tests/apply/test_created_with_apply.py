@@ -87,6 +87,23 @@ def test_a_due_trigger_is_renewed_with_the_new_bot_value(live_world, capsys, mon
     assert run(live, capsys, monkeypatch, "plan", "--detailed-exitcode")[0] == 0
 
 
+def test_a_person_owned_trigger_is_taken_over_by_the_bot(live_world, capsys, monkeypatch):
+    """Adopting `created_with` on a trigger a person made: it is created again with the bot's
+    value, so the bot owns it, and the person's trigger is revoked."""
+    live = live_world(Scenario("project_token", ("variable",), chain="person"))
+    code, out, err = run(live, capsys, monkeypatch, "plan", "--target", "bot-trigger")
+    assert code == 0, err
+    assert re.search(r"because the trigger #\d+ belongs to user #\d+, not to the user of subject: created again "
+                     r"with subject's value so that its user owns it", out), out
+    assert "    created with subject (its current value read back from gitlab_ci_variable:" in out
+    code, out, err = run(live, capsys, monkeypatch, "apply", "--auto-approve", "--target", "bot-trigger")
+    assert code == 0, out + err
+    [trigger] = live.bot_triggers()
+    assert trigger["owner_id"] == live.bot_id()
+    assert live.trigger_works(live.held_trigger()) and not live.trigger_works(live.trigger)
+    assert run(live, capsys, monkeypatch, "plan", "--detailed-exitcode", "--target", "bot-trigger")[0] == 0
+
+
 def test_without_the_bot_value_the_trigger_waits(live_world, capsys, monkeypatch):
     """The bot token's only consumer is hidden: its value cannot be read back, and the bot token is
     not rotated in this run (only the trigger is targeted): the trigger waits; nothing is created

@@ -60,6 +60,10 @@ Source capabilities (values travel as `Secret`; `api` is the provider handle fro
     Identifying   identify(api, source, value, lists) -> Identity | None: which live token a
                   held value is; verify_value(api, source, live, value) -> bool | None: the
                   value is `live` (None: cannot tell without a side effect)
+    Creator       as_creator(api, value, token) -> api: a handle of the same provider that
+                  authenticates with this token's current value, for the sources created with it
+                  (`created_with`); creator_problem(source) -> str | None: why this source cannot
+                  create (its rotation would change its user)
     Supplied      supplied_value(source, env) -> Secret: a person supplies each new value at
                   apply time (ValueError with the message when it is not there); nothing is
                   observed live, so consumers are judged by the ledger alone;

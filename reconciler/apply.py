@@ -57,6 +57,7 @@ from reconciler.interrupt import Interrupted, Interrupts, StopNow, signal_name
 from reconciler.inventory.model import Consumer, Token
 from reconciler.kinds import (
     AttributeWritable,
+    Creator,
     FetchError,
     Grant,
     GrantRefused,
@@ -349,6 +350,11 @@ class _Run:
         self.result = ApplyResult()
         self.values_in_play: list[Secret] = []
         self.lists: dict[ListKey, Any] = {}  # what the last observe fetched
+        # the current value of each token others are created with (`created_with`): what observe
+        # read back, then what this apply minted or recovered; never from the inventory
+        self.creator_values: dict[str, Secret] = {}
+        self.finished: dict[str, bool] = {}  # token -> its work in this apply succeeded
+        self.working: set[str] = set()  # the tokens this apply works on
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -379,7 +385,10 @@ class _Run:
     def observe(self, targets: tuple[str, ...]) -> Observed:
         from reconciler.pipeline import observe_session
 
-        return observe_session(self.session, targets=targets, ledger=self.ledger, lists_out=self.lists)
+        observed = observe_session(self.session, targets=targets, ledger=self.ledger, lists_out=self.lists,
+                                   values_out=self.creator_values)
+        self.values_in_play.extend(self.creator_values.values())  # blanked in any message that echoes one
+        return observed
 
     def observe_source(self, token: Token) -> SourceObservation:
         """The token looked up by name now (one list call), consumers aside."""
@@ -420,17 +429,20 @@ class _Run:
             with self.interrupts.immediate():
                 if not confirm(current):
                     raise ApplyRefused("apply cancelled: nothing was changed")
-        # resume first: tokens with escrowed values or interrupted work, then the rest
+        # resume first: tokens with escrowed values or interrupted work, then the rest; a token
+        # waits for the token it is created with (`waits_for`)
         work.sort(key=lambda t: (t.name not in pending and t.recover_from != "escrow", t.name))
-        self.run_tokens(work, observed, pending)
+        self.run_tokens(creators_first(work), observed, pending)
         return self.result
 
     def set_aside_waiting(self, work: list[TokenPlan]) -> list[TokenPlan]:
         """The work without the tokens waiting for a person (`Waiting`), worked out before the
-        first change, so an unattended run finishes everything else and does not fail for them."""
+        first change, so an unattended run finishes everything else and does not fail for them;
+        and without the tokens created with a token whose value is not at hand (`Waiting` too)."""
         kept = []
+        planned = {tp.name: tp for tp in work}
         for tp in work:
-            waiting = self.waiting_for(tp)
+            waiting = self.waiting_for(tp) or self.waiting_for_creator(tp, planned)
             if waiting is None:
                 kept.append(tp)
             else:
@@ -451,14 +463,36 @@ class _Run:
             return Waiting(tp.name, str(err), kind.how_to_supply(token.source))
         return None  # read again when the token's turn comes
 
+    def waiting_for_creator(self, tp: TokenPlan, planned: dict[str, TokenPlan]) -> Waiting | None:
+        """A token created with another whose current value this apply will not have: observe
+        found none, and that token is not rotated, created or delivered again now."""
+        creator = tp.created_with
+        if creator is None or creator in self.creator_values:
+            return None
+        work = planned.get(creator)
+        if work is not None and not work.blocked and (work.action in ("create", "rotate") or work.recover_from):
+            return None
+        return Waiting(tp.name, f"it is created with {creator}, whose current value is not at hand (no consumer of it "
+                                "can be read back and shown to hold it, and it is not rotated now)",
+                       f"rotate {creator} (set rotation.not_before to today) or deliver it to a readable consumer, then "
+                       "run apply again")
+
+    def waits_for(self, tp: TokenPlan) -> str | None:
+        """The token whose work in this apply must finish before `tp`'s: the one it is created
+        with, when that one is being worked on too."""
+        creator = tp.created_with
+        return creator if creator is not None and creator in self.working else None
+
     def run_tokens(self, work: list[TokenPlan], observed: Observed, pending: set[str]) -> None:
         self.reporter.start(len(work))
+        self.working = {tp.name for tp in work}
         started: list[str] = []
         try:
             for tp in work:
                 self.interrupts.checkpoint()  # a safe point: every token before is done or escrowed
                 started.append(tp.name)
                 ok = self.run_token(tp, observed, resumed=tp.name in pending)
+                self.finished[tp.name] = ok
                 self.reporter.token_done(tp.name, ok)
         except Interrupted as stop:
             self.stopped(stop.signum, [t.name for t in work if t.name not in started], at_once=False)
@@ -474,6 +508,22 @@ class _Run:
         self.result.not_started = not_started
         self.result.escrowed = sorted((p.token, p.token_id) for p in self.escrow.pending())
         self.result.unfinished = self.pending_tokens()
+
+    def api_of(self, token: Token) -> Any:
+        """The handle `token`'s source is worked through: its provider's, or, for a token created
+        with another (`created_with`), one that authenticates with that token's current value
+        (sent only to that token's provider, the same as this one's: validation checks it)."""
+        if not token.source.provider:
+            return None
+        api = self.clients[token.source.provider]
+        creator = token.source.created_with
+        if creator is None:
+            return api
+        value = self.creator_values.get(creator)
+        if value is None:
+            raise StepFailed(f"it is created with {creator}, whose current value is not at hand",
+                             next_apply=f"the next apply does it once {creator}'s value is")
+        return capable(source_kind(self.inventory.tokens[creator].source.kind), Creator).as_creator(api, value, creator)
 
     def pending_tokens(self) -> list[str]:
         return sorted(set(self.escrow.tokens()) | set(self.ledger.in_flight))
@@ -552,6 +602,11 @@ class _Run:
                     self.fail(tp.name, f"not applied: {f.message}")
             return False
         token = self.inventory.tokens[tp.name]
+        creator = self.waits_for(tp)
+        if creator is not None and not self.finished.get(creator):
+            self.fail(tp.name, f"not applied: it is created with {creator}, whose work in this apply did not finish",
+                      next_apply=f"the next apply does it after {creator}")
+            return False
         try:
             TokenApply(self, token, tp, observed, resumed=resumed).run()
         except Interrupted:
@@ -564,6 +619,25 @@ class _Run:
         if ok and resumed:
             self.result.resumed.append(tp.name)
         return ok
+
+
+def creators_first(work: list[TokenPlan]) -> list[TokenPlan]:
+    """`work` in its order, except that a token created with another that is in `work` too comes
+    after it (validation rules out cycles)."""
+    by_name = {tp.name: tp for tp in work}
+    ordered: list[TokenPlan] = []
+
+    def place(tp: TokenPlan, chain: tuple[str, ...] = ()) -> None:
+        if tp in ordered:
+            return
+        creator = by_name.get(tp.created_with or "")
+        if creator is not None and creator.name not in chain:
+            place(creator, (*chain, tp.name))
+        ordered.append(tp)
+
+    for tp in work:
+        place(tp)
+    return ordered
 
 
 def _written_words(cp: ConsumerPlan, new_id: str | None) -> str:
@@ -584,7 +658,7 @@ class TokenApply:
         self.tp = tp
         self.src = token.source
         self.kind = source_kind(self.src.kind)
-        self.api = run.clients[self.src.provider] if self.src.provider else None
+        self.api = run.api_of(token)
         self.observed = observed
         self.sobs = observed.sources.get(token.name) or SourceObservation(token=token.name, identity=self.src.identity)
         self.live = self.sobs.current
@@ -648,6 +722,10 @@ class TokenApply:
     def failed(self) -> bool:
         return any(f.token == self.token.name for f in self.run_.result.failed)
 
+    def creates_others(self) -> bool:
+        """Another token of the inventory is created with this one (`created_with`)."""
+        return any(t.source.created_with == self.token.name for t in self.run_.inventory.tokens.values())
+
     def report_interrupted(self) -> None:
         flight = self.flight()
         if flight.op == "rotate" and self.live is not None:
@@ -662,7 +740,14 @@ class TokenApply:
                      "value is not recoverable: minting anew and revoking the interrupted one")
 
     def obtain(self) -> tuple[Secret | None, LiveToken | None, list[LiveToken]]:
-        """(value to deliver, the live token it is, old tokens to revoke after delivery)."""
+        """(value to deliver, the live token it is, old tokens to revoke after delivery). The
+        tokens created with this one (`created_with`) are created with that value from now on."""
+        value, value_live, old = self._obtain()
+        if value is not None and self.creates_others():
+            self.run_.creator_values[self.token.name] = value
+        return value, value_live, old
+
+    def _obtain(self) -> tuple[Secret | None, LiveToken | None, list[LiveToken]]:
         tp = self.tp
         if tp.action in ("create", "rotate"):
             if tp.strategy == "external":
@@ -840,8 +925,8 @@ class TokenApply:
         try:
             return self.api.credential_before_rotate()
         except CredentialRefused as refused:
-            raise StepFailed(f"the credential in ${refused.env} is refused (revoked or expired): no rotate is "
-                             "sent with it; set a valid one and run apply again") from None
+            raise StepFailed(f"{refused.what} is refused (revoked or expired): no rotate is sent with it; set a "
+                             "valid one and run apply again") from None
 
     def renew(self, live: LiveToken) -> Minted:
         assert self.api is not None

@@ -383,6 +383,7 @@ class GitLabApi:
         self.environment: Environment = {} if environment is None else environment
         self.gl = self._client(token, retry=True)
         self._users: dict[str | None, str] = {}
+        self.credential = f"the credential in ${self.env}"  # what it authenticates with, for messages
 
     def _client(self, token: Secret, *, retry: bool) -> gitlab.Gitlab:
         # python-gitlab's default of 10 retries with doubling backoff makes an unreachable
@@ -403,9 +404,18 @@ class GitLabApi:
         try:
             return self.credential_id()
         except gl_errors.GitlabAuthenticationError:
-            raise CredentialRefused(self.env) from None
+            raise CredentialRefused(self.env, self.credential) from None
         except gl_errors.GitlabParsingError:
             return None
+
+    def authenticated_as(self, value: Secret, token: str) -> GitLabApi:
+        """A handle of this provider (its URL, so the value goes nowhere else, and its throttle)
+        that authenticates with `value`, the current value of the inventory token `token` (a
+        source's `created_with`)."""
+        handle = GitLabApi(self.provider, value, url=self.url, timeout=self.timeout, throttle=self.throttle,
+                           environment=self.environment)
+        handle.credential = f"the current value of token {token}"
+        return handle
 
     def continue_with(self, value: Secret) -> str | None:
         """After the provider's own credential was rotated in place: authenticate with its new
@@ -440,10 +450,10 @@ class GitLabApi:
         """A scope-level failure as a FetchError; a provider-level one raises ProviderError."""
         where = f"GitLab provider {self.provider.name} ({self.url})"
         if isinstance(exc, gl_errors.GitlabAuthenticationError):
-            raise ProviderError(f"{where} refused the credential in ${self.env} (401 Unauthorized)") from None
+            raise ProviderError(f"{where} refused {self.credential} (401 Unauthorized)") from None
         if isinstance(exc, requests.RequestException | gl_errors.GitlabConnectionError):
             raise ProviderError(f"{where} cannot be reached ({type(exc).__name__}); "
-                                f"check its url, and the credential in ${self.env}") from None
+                                f"check its url, and {self.credential}") from None
         if isinstance(exc, gl_errors.GitlabError):
             code = getattr(exc, "response_code", None) or 0
             if code >= 500 or code == 429:
@@ -631,11 +641,13 @@ class ZendeskApi:
 
 
 class CredentialRefused(Exception):
-    """The provider refused its own credential (revoked or expired); `env` holds it."""
+    """The provider refused its own credential (revoked or expired); `env` holds it. `what` names
+    it for people: "the credential in $ENV", or another token's value it was made with."""
 
-    def __init__(self, env: str) -> None:
+    def __init__(self, env: str, what: str | None = None) -> None:
         super().__init__(env)
         self.env = env
+        self.what = what or f"the credential in ${env}"
 
 
 class _Refused(Exception):

@@ -24,7 +24,7 @@ becomes that source's or consumer's error in the plan.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from reconciler.clients import Api, Clients, ProviderError
 from reconciler.inventory.model import Inventory, Token
 from reconciler.kinds import (
+    Creator,
     Identifying,
     Identity,
     ListKey,
@@ -73,16 +74,21 @@ def fetch_list(api: Api, key: ListKey) -> Any:
             return api.classify(exc)
 
 
-def fetch_lists(tokens: list[Token], clients: Clients, max_workers: int = MAX_WORKERS) -> dict[ListKey, Any]:
-    """Every list call the tokens need, each once, concurrently within each provider's bounds."""
-    lists: dict[ListKey, Any] = {}
+def fetch_lists(tokens: list[Token], clients: Clients, max_workers: int = MAX_WORKERS, *,
+                creators: Mapping[str, Api] | None = None,
+                known: Mapping[ListKey, Any] | None = None) -> dict[ListKey, Any]:
+    """Every list call the tokens need, each once, concurrently within each provider's bounds;
+    `known`: lists already fetched. A call made with another token's value (`ListKey.credential`)
+    goes through that token's handle in `creators`, and is left out while it has none."""
+    lists: dict[ListKey, Any] = dict(known or {})
+    creators = creators or {}
 
     def fetch(key: ListKey) -> tuple[ListKey, Any]:
-        return key, fetch_list(clients[key.provider], key)
+        return key, fetch_list(creators[key.credential] if key.credential else clients[key.provider], key)
 
     with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="observe") as pool:
         for _ in range(MAX_ROUNDS):
-            new = sorted(needed_keys(tokens, lists) - lists.keys())
+            new = sorted(k for k in needed_keys(tokens, lists) - lists.keys() if not k.credential or k.credential in creators)
             if not new:
                 break
             for key, data in pool.map(fetch, new):
@@ -98,15 +104,16 @@ def observe(
     *,
     targets: Collection[str] | None = None,
     lists_out: dict[ListKey, Any] | None = None,
+    values_out: dict[str, Secret] | None = None,
 ) -> Observed:
     """The live state of every (targeted) token and consumer of `inventory`. `lists_out`, when
-    given, receives the fetched lists (apply reuses what observe read instead of reading again)."""
-    chosen = [t for name, t in sorted(inventory.tokens.items()) if not targets or name in targets]
+    given, receives the fetched lists (apply reuses what observe read instead of reading again);
+    `values_out` the current values found of the tokens others are created with (`created_with`;
+    apply creates with them). Targeting a token observes its creators too."""
+    wanted = with_creators(inventory.tokens, targets or inventory.tokens)
+    chosen = [t for name, t in sorted(inventory.tokens.items()) if name in wanted]
     tokens, refused_sources, refused_consumers = split_untrusted(chosen, clients)
     lists = fetch_lists(tokens, clients)
-    if lists_out is not None:
-        lists_out.clear()
-        lists_out.update(lists)
 
     sources = {t.name: source_kind(t.source.kind).observe(t, lists) for t in tokens}
     sources.update(refused_sources)
@@ -115,6 +122,13 @@ def observe(
         for consumer in token.consumers:
             readings.append((token, consumer_kind(consumer.kind).observe(token, consumer, lists)))
     identified = identify_values(readings, sources, ledger, clients, lists)
+    values = creator_values(tokens, readings, sources, ledger, identified)
+    lists = observe_as_creators(tokens, values, clients, lists, sources, readings, ledger, identified)
+    if lists_out is not None:
+        lists_out.clear()
+        lists_out.update(lists)
+    if values_out is not None:
+        values_out.update({name: value for name, (value, _) in values.items()})
     consumers: dict[str, ConsumerObservation] = {}
     for token, reading in readings:
         obs = reading.observation
@@ -139,6 +153,70 @@ def observe(
         unmanaged_kinds=unmanaged_kinds,
         requests=clients.requests(),
     )
+
+
+def with_creators(tokens: Mapping[str, Token], names: Collection[str]) -> set[str]:
+    """`names` and every token they are created with, down the chain (`created_with`)."""
+    found: set[str] = set()
+    todo = [n for n in names if n in tokens]
+    while todo:
+        name = todo.pop()
+        if name in found:
+            continue
+        found.add(name)
+        creator = tokens[name].source.created_with
+        if creator is not None and creator in tokens:
+            todo.append(creator)
+    return found
+
+
+def creator_values(tokens: list[Token], readings: list[tuple[Token, Reading]], sources: dict[str, SourceObservation],
+                   ledger: Deliveries | None,
+                   identified: dict[tuple[str, str], Identity | None]) -> dict[str, tuple[Secret, str]]:
+    """token name -> (current value, `consumer:IDENTITY` it was read from) of each token another
+    is created with: a value one of its consumers holds that is its current live token (the
+    ledger proves it, or identification named it). Never from the inventory."""
+    wanted = {t.source.created_with for t in tokens if t.source.created_with}
+    found: dict[str, tuple[Secret, str]] = {}
+    for token, reading in readings:
+        obs, value = reading.observation, reading.token_value
+        current = sources[token.name].current
+        if token.name not in wanted or token.name in found or value is None or obs.error:
+            continue
+        if current is None or not current.usable:
+            continue
+        identity = identified.get((token.name, value.fingerprint()))
+        if _proven(obs, current, ledger) or (identity is not None and identity.token_id == current.id):
+            found[token.name] = (value, f"consumer:{obs.identity}")
+    return found
+
+
+def observe_as_creators(tokens: list[Token], values: dict[str, tuple[Secret, str]], clients: Clients,
+                        lists: dict[ListKey, Any], sources: dict[str, SourceObservation],
+                        readings: list[tuple[Token, Reading]], ledger: Deliveries | None,
+                        identified: dict[tuple[str, str], Identity | None]) -> dict[ListKey, Any]:
+    """Observe again, with their creators' values, the tokens created with them (a trigger's list
+    shows the full token only to its owner), and identify their consumers' values again; each
+    creator's observation records where its value was read (`value_at`). The lists, with those
+    calls added."""
+    if not values:
+        return lists
+    creators: dict[str, Api] = {}
+    by_name = {t.name: t for t in tokens}
+    for name, (value, where) in values.items():
+        creator = by_name[name]
+        kind = source_kind(creator.source.kind)
+        if isinstance(kind, Creator):  # validation allows no other creator
+            creators[name] = kind.as_creator(clients[str(creator.source.provider)], value, name)
+        sources[name] = replace(sources[name], value_at=where)
+    created = [t for t in tokens if t.source.created_with in creators]
+    lists = fetch_lists(created, clients, creators=creators, known=lists)
+    for token in created:
+        observed = source_kind(token.source.kind).observe(token, lists)
+        sources[token.name] = replace(observed, credential=token.source.created_with)
+    again = [(t, r) for t, r in readings if t.source.created_with in creators]
+    identified.update(identify_values(again, sources, ledger, clients, lists))
+    return lists
 
 
 def not_own_credentials(found: list[LiveToken], kinds: dict[LiveToken, str], clients: Clients) -> list[LiveToken]:

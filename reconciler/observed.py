@@ -64,6 +64,11 @@ class SourceObservation:
     others: tuple[LiveToken, ...] = ()  # other live tokens with the same name (orphans of an overlap)
     details: dict[str, Any] = field(default_factory=dict)  # kind-specific plain facts (client id...)
     error: str | None = None  # could not be observed
+    # observed with the current value of this inventory token (its `created_with`), not the
+    # provider's credential
+    credential: str | None = None
+    # a token others are created with: where this run read its current value ("consumer:IDENTITY")
+    value_at: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -95,7 +100,7 @@ class Observed:
     def to_json(self) -> dict[str, Any]:
         return {
             "observed_at": to_iso(self.observed_at),
-            "sources": {k: plain(asdict(v)) for k, v in sorted(self.sources.items())},
+            "sources": {k: _source_json(v) for k, v in sorted(self.sources.items())},
             "consumers": {k: plain(asdict(v)) for k, v in sorted(self.consumers.items())},
             "unmanaged": [plain(asdict(t)) for t in sorted(self.unmanaged, key=lambda t: (t.where, t.name, t.id))],
         }
@@ -108,6 +113,16 @@ class Observed:
         body.pop("observed_at")
         text = json.dumps(body, sort_keys=True, separators=(",", ":"))
         return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def _source_json(obs: SourceObservation) -> dict[str, Any]:
+    """A source observation's JSON; the `created_with` fields only where they are set (so the
+    digest of an inventory without `created_with` is what it was before they existed)."""
+    out: dict[str, Any] = plain(asdict(obs))
+    for key in ("credential", "value_at"):
+        if out[key] is None:
+            del out[key]
+    return out
 
 
 def _without(value: Any, key: str) -> Any:

@@ -21,13 +21,14 @@ if TYPE_CHECKING:
 
 
 def observe_session(session: Session, *, targets: Collection[str] | None = None, ledger: Ledger | None = None,
-                    lists_out: dict[Any, Any] | None = None) -> Observed:
-    """The live state of the session's (or `targets`') tokens and consumers."""
+                    lists_out: dict[Any, Any] | None = None, values_out: dict[str, Any] | None = None) -> Observed:
+    """The live state of the session's (or `targets`') tokens and consumers; `values_out`
+    receives the current values observe found of the tokens others are created with."""
     from reconciler.observe import observe
 
     chosen = session.targets if targets is None else targets
     return observe(session.inventory, session.clients, session.ledger if ledger is None else ledger, session.now,
-                   targets=tuple(chosen) or None, lists_out=lists_out)
+                   targets=tuple(chosen) or None, lists_out=lists_out, values_out=values_out)
 
 
 def plan_session(session: Session, observed: Observed, *, targets: Collection[str] | None = None,

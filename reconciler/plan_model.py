@@ -87,6 +87,9 @@ class TokenPlan:
     escrow: str | None = None  # in place: "key" (RECONCILE_ESCROW_KEY) or "consumer:<identity>"
     consumers: tuple[ConsumerPlan, ...] = ()
     findings: tuple[Finding, ...] = ()
+    created_with: str | None = None  # the token whose value creates this one (apply does that one first)
+    creator_value: str | None = None  # where apply takes that value: minted, escrow, consumer:ID; None: not at hand
+    creates: tuple[str, ...] = ()  # the tokens created with this one's value (apply does them after it)
 
     @property
     def blocked(self) -> bool:
@@ -145,7 +148,7 @@ class Plan:
             "targets": list(self.targets),
             "has_changes": self.has_changes,
             "summary": self.summary(),
-            "tokens": [plain(asdict(t)) for t in self.tokens],
+            "tokens": [_token_json(t) for t in self.tokens],
             "findings": [plain(asdict(f)) for f in self.findings],
         }
 
@@ -170,6 +173,7 @@ class Plan:
                 **t,
                 "reasons": tuple(Reason(**r) for r in t["reasons"]),
                 "orphans": tuple(t["orphans"]),
+                "creates": tuple(t.get("creates") or ()),
                 "consumers": consumers,
                 "findings": tuple(finding(f) for f in t["findings"]),
             }))
@@ -181,6 +185,16 @@ class Plan:
             findings=tuple(finding(f) for f in data["findings"]),
             targets=tuple(data.get("targets") or ()),
         )
+
+
+def _token_json(t: TokenPlan) -> dict[str, Any]:
+    """A token's JSON; the creator fields only when it is created with another token."""
+    out: dict[str, Any] = plain(asdict(t))
+    if t.created_with is None:
+        del out["created_with"], out["creator_value"]
+    if not t.creates:
+        del out["creates"]
+    return out
 
 
 def declared_at(obj: Located, key: str | None = None) -> str:

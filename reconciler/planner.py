@@ -109,10 +109,10 @@ def plan(
     `targets`: only these token names (all when empty)."""
     now = now.astimezone(UTC) if now.tzinfo else now.replace(tzinfo=UTC)
     chosen = sorted(n for n in inventory.tokens if not targets or n in targets)
-    token_plans = tuple(
+    token_plans = creator_chains(inventory, observed, tuple(
         plan_token(inventory.tokens[name], observed, ledger, now, escrow_available, (escrowed or {}).get(name))
         for name in chosen
-    )
+    ))
     findings = [
         Finding(severity="warning", code="unmanaged",
                 message=f"unmanaged: {_live_words(t)} in {t.where} is not in the inventory "
@@ -203,6 +203,51 @@ def plan_token(token: Token, observed: Observed, ledger: Deliveries | None, now:
         recover_from=recover_from if not rotating and any(cp.value == "current" for cp in consumer_plans) else None,
         escrow=escrow, consumers=consumer_plans, findings=notes.all(),
     )
+
+
+# --- created with another token's value ------------------------------------------------------
+
+
+def creator_chains(inventory: Inventory, observed: Observed, plans: tuple[TokenPlan, ...]) -> tuple[TokenPlan, ...]:
+    """Each token created with another (`created_with`) names it and where apply takes its value;
+    a change that needs a value not at hand waits (a warning: apply leaves the token as it is),
+    never falling back to the provider's credential."""
+    by_name = {tp.name: tp for tp in plans}
+    creates: dict[str, list[str]] = {}
+    for tp in plans:
+        creator = inventory.tokens[tp.name].source.created_with
+        if creator is not None:
+            creates.setdefault(creator, []).append(tp.name)
+    return tuple(replace(_with_creator(tp, inventory.tokens[tp.name], by_name, observed),
+                         creates=tuple(creates.get(tp.name, ()))) for tp in plans)
+
+
+def _with_creator(tp: TokenPlan, token: Token, plans: Mapping[str, TokenPlan], observed: Observed) -> TokenPlan:
+    creator = token.source.created_with
+    if creator is None:
+        return tp
+    where = creator_value(plans.get(creator), observed.sources.get(creator))
+    tp = replace(tp, created_with=creator, creator_value=where)
+    if where is not None or not tp.changes:
+        return tp
+    waits = Finding(severity="warning", code="creator_value",
+                    message=f"{tp.name} is created with {creator}, whose current value is not at hand: {creator} is "
+                            "not rotated now and none of its consumers can be read back and shown to hold its "
+                            f"current value; apply leaves {tp.name} as it is (it never falls back to the provider's "
+                            f"credential) until it is: rotate {creator} (rotation.not_before), or deliver it to a "
+                            "readable consumer", at=declared_at(token.source, "created_with"), token=tp.name)
+    return replace(tp, findings=(*tp.findings, waits))
+
+
+def creator_value(creator: TokenPlan | None, sobs: SourceObservation | None) -> str | None:
+    """Where apply takes a creator's current value: `minted` (it is rotated or created first),
+    where apply recovers it to deliver it again, or where observe read it; None: not at hand."""
+    if creator is not None and not creator.blocked:
+        if creator.action in ("create", "rotate"):
+            return "minted"
+        if creator.recover_from:
+            return creator.recover_from
+    return sobs.value_at if sobs is not None and not sobs.error else None
 
 
 def _absent(token: Token, kind: SourceKind, sobs: SourceObservation, base: dict[str, Any], notes: Notes) -> TokenPlan:

@@ -95,6 +95,7 @@ def _token_lines(t: TokenPlan) -> list[StyledLine]:
     head += f", {t.action} {_strategy_words(t)})" if t.action not in ("none", "revoke") else f", {t.action})"
     lines = [(symbol, f"{head}   {t.at}")]
     lines.append((" ", f"    {_live_words(t)}"))
+    lines += _chain_lines(t)
     for r in t.reasons:
         lines.append((symbol, f"    because {r.message}   {r.at}"))
     if t.escrow:
@@ -109,6 +110,28 @@ def _token_lines(t: TokenPlan) -> list[StyledLine]:
         if f.consumer not in shown:
             lines.extend(_finding_lines(f, "    "))
     return lines
+
+
+def _chain_lines(t: TokenPlan) -> list[StyledLine]:
+    """The token it is created with, and the tokens created with it (`created_with`)."""
+    lines: list[StyledLine] = []
+    if t.created_with:
+        lines.append((" ", f"    created with {t.created_with} ({_creator_words(t.creator_value)})"))
+    if t.creates:
+        kept = ": its rotation keeps that user" if t.action == "rotate" else ""
+        lines.append((" ", f"    creates {', '.join(t.creates)} (owned by its user, done after it{kept})"))
+    return lines
+
+
+def _creator_words(where: str | None) -> str:
+    """Where apply takes the value of the token another is created with."""
+    if where is None:
+        return "its current value is not at hand"
+    if where == "minted":
+        return "rotated first; its new value creates this one"
+    if where.startswith("consumer:"):
+        return f"its current value read back from {where.split(':', 1)[1]}"
+    return f"its current value from the {where}"
 
 
 def _consumer_lines(c: ConsumerPlan, findings: list[Finding]) -> list[StyledLine]:

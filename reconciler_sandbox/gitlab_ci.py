@@ -288,6 +288,12 @@ class CIRoutes:
                     if j["value"] == token and j.get("active", True)), None)
         if trigger is None and job is None:
             raise HTTPError(404, {"message": "404 Not Found"})
+        if trigger is not None and not self._owner_may_run(trigger, project):
+            # Ci::CreatePipelineService runs as the trigger's owner; its abilities check refuses an
+            # owner who may not create pipelines, and PipelineTriggerService answers a pipeline
+            # not persisted with 400 (app/services/ci/pipeline_trigger_service.rb). [GUESS] the
+            # body's shape: render_api_error! of the pipeline's errors.
+            raise HTTPError(400, {"message": {"base": ["Insufficient permissions to create a new pipeline"]}})
         now = iso(self.store.now())
         if trigger is not None:
             trigger["last_used"] = now
@@ -310,6 +316,16 @@ class CIRoutes:
                                 "details_path": web.replace(request.base_url, ""), "illustration": None,
                                 "favicon": "/assets/ci_favicons/favicon_status_created.png"},
         })
+
+    def _owner_may_run(self, trigger: dict[str, Any], project: dict[str, Any]) -> bool:
+        """A trigger works while its owner may create builds in the project: an active user with
+        at least the Developer role (`Ci::Trigger#can_access_project?`, app/models/ci/trigger.rb).
+        A legacy trigger without an owner runs as before."""
+        if trigger.get("owner_id") is None:
+            return True
+        owner = self.store.users().get(trigger["owner_id"])
+        return (owner is not None and owner.get("state", "active") == "active"
+                and self.project_level(owner, project) >= 30)
 
     def trigger_by_value(self, value: str) -> dict[str, Any] | None:
         """Test hook: the live trigger record holding `value` (a copy), or None."""

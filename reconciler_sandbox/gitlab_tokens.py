@@ -295,6 +295,17 @@ class TokenRoutes:
         return Response(200, entities.token_entity(self.store, new, with_token=True, resource=True))
 
     def _rat_revoke(self, request: Request, caller: Caller) -> Response:
+        """Revoking a resource access token removes its bot user from the resource and blocks it
+        (docs, project access tokens, "Project bot users": "After the project access token is
+        revoked, the bot user is removed from the project and blocked";
+        https://gitlab.com/gitlab-org/gitlab/-/merge_requests/43373). Until GitLab 17.9 the bot
+        is then deleted; since, it is kept (https://gitlab.com/gitlab-org/gitlab/-/merge_requests/178587).
+        [GUESS] kept here, blocked, as a 17.9+ instance. Rotation keeps the bot (not this path)."""
         kind, resource = self._rat_guard(request, caller)
-        self._rat(request, caller, kind, resource)["revoked"] = True
+        token = self._rat(request, caller, kind, resource)
+        token["revoked"] = True
+        bot = self.store.users().get(token["user_id"])
+        if bot is not None and bot.get("bot_resource"):
+            resource.get("members", {}).pop(str(bot["id"]), None)
+            bot["state"] = "blocked"
         return Response(204)

@@ -9,7 +9,7 @@ runs here. Every finding is a `Diagnostic` at the key it is about.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, NamedTuple
 
 from reconciler.inventory.durations import format_duration
@@ -22,11 +22,12 @@ from reconciler.inventory.model import (
     Policy,
     Rotation,
     Source,
+    Token,
     ZendeskProvider,
     finding,
 )
 from reconciler.inventory.schema import suggestion
-from reconciler.kinds import consumer_kind, source_kind
+from reconciler.kinds import Creator, consumer_kind, source_kind
 from reconciler.kinds._zendesk import ZENDESK_API_TOKEN_SUNSET
 
 if TYPE_CHECKING:
@@ -156,6 +157,38 @@ class _Checker:
         if state.backend == "gitlab":
             self.provider_ref(state, "state", state.provider, "gitlab", "the gitlab state backend")
 
+    # --- created_with: one token creates another ------------------------------------------------
+
+    def creators(self) -> None:
+        """`created_with` names another token of the inventory that can create as its user on the
+        same provider (its value is sent only there), and no chain of them comes back to itself."""
+        for name, token in self.inv.tokens.items():
+            creator = token.source.created_with
+            if creator is None:
+                continue
+            problem = self.creator_problem(name, token, creator) or creator_cycle(self.inv.tokens, name)
+            if problem is not None:
+                self.report(token.source, "created_with", f"tokens.{name}.source", problem)
+
+    def creator_problem(self, name: str, token: Token, creator_name: str) -> str | None:
+        creator = self.inv.tokens.get(creator_name)
+        if creator_name == name:
+            return "a token cannot be created with itself"
+        if creator is None:
+            hint = suggestion(creator_name, list(self.inv.tokens))
+            return f"unknown token {creator_name!r}{hint or ''}: created_with names another token of the inventory"
+        kind = source_kind(creator.source.kind)
+        if not isinstance(kind, Creator):
+            return (f"token {creator_name} is of kind {creator.source.kind}: only a GitLab personal, project, group or "
+                    "service-account token can create another")
+        if creator.source.provider != token.source.provider:
+            return (f"token {creator_name} is on provider {creator.source.provider}, this one on "
+                    f"{token.source.provider}: a token's value is sent only to its own provider")
+        if creator.state == "absent":
+            return f"token {creator_name} is declared absent: it cannot create this one"
+        why = kind.creator_problem(creator.source)
+        return None if why is None else f"token {creator_name} cannot create others: {why}"
+
     # --- templates ---------------------------------------------------------------------------
 
     def templates(self) -> None:
@@ -277,10 +310,22 @@ class _Checker:
                 self.report(token, "", f"tokens.{name}", "no consumers: nothing receives the new value when it rotates", warning=True)
 
     def run(self) -> list[Diagnostic]:
-        for step in (self.references, self.transport, self.zendesk_domains, self.templates, self.bindings, self.kinds, self.rotations,
+        for step in (self.references, self.creators, self.transport, self.zendesk_domains, self.templates, self.bindings, self.kinds, self.rotations,
                      self.warnings):
             step()
         return self.found
+
+
+def creator_cycle(tokens: Mapping[str, Token], name: str) -> str | None:
+    """The cycle `created_with` makes from token `name` back to itself, in words, or None."""
+    chain = [name]
+    current = tokens[name].source.created_with
+    while current is not None and current in tokens and current not in chain:
+        chain.append(current)
+        current = tokens[current].source.created_with
+    if current != name:
+        return None
+    return f"created_with makes a cycle: {' -> '.join([*chain, name])}; one of them must be created otherwise"
 
 
 def check_inventory(inv: Inventory) -> list[Diagnostic]:

@@ -171,6 +171,8 @@ class CheckConfig(Located):
 class Source(Located):
     kind: ClassVar[str]
     provider: str | None
+    # another token of the inventory whose value this one is created (and observed, revoked) with
+    created_with: str | None = None
 
     @property
     def identity(self) -> str:

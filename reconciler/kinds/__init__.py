@@ -70,6 +70,10 @@ Source capabilities (values travel as `Secret`; `api` is the provider handle fro
                   supplied; how_to_reauthorise(source) -> str; starts_without_live(source) ->
                   bool: a missing live token is no error (the fallback gets one). Apply keeps each refresh token
                   sealed in the state (`Escrow.keep_grant`) before the new value goes anywhere.
+    Creator       as_creator(api, value, token) -> api: a handle of the same provider that
+                  authenticates with this token's current value, for the sources created with it
+                  (`created_with`); creator_problem(source) -> str | None: why this source cannot
+                  create (its rotation would change its user)
     Supplied      supplied_value(source, env) -> Secret: a person supplies each new value at
                   apply time (ValueError with the message when it is not there); nothing is
                   observed live, so consumers are judged by the ledger alone;
@@ -158,6 +162,9 @@ class ListKey(NamedTuple):
     provider: str
     resource: str  # a key of the provider's FETCHERS
     scope: str = ""  # project/group path, user id, hook "project:path#id", "" for provider-wide
+    # the inventory token whose current value authenticates the call (a source's `created_with`);
+    # "" for the provider's own credential
+    credential: str = ""
 
 
 class FetchError(NamedTuple):
@@ -360,6 +367,22 @@ class Refreshable(ABC):
     def starts_without_live(self, source: Source) -> bool:
         """A token can be had with no live one to refresh (a `client_credentials` fallback)."""
         return False
+
+
+class Creator(ABC):
+    """Its value authenticates to its provider's API as a user, so another source can name it as
+    the credential it is created with (`created_with`): what that source creates belongs to this
+    token's user, not to the person whose credential the provider holds."""
+
+    @abstractmethod
+    def as_creator(self, api: Any, value: Secret, token: str) -> Any:
+        """A handle like `api` (the token's own provider) that authenticates with `value`, the
+        current value of the inventory token `token`."""
+
+    def creator_problem(self, source: Source) -> str | None:
+        """Why this source cannot be a creator, or None. A rotation that gives the token another
+        user would leave what the old user created to a user whose last token is revoked."""
+        return None
 
 
 class Supplied(ABC):

@@ -17,7 +17,7 @@ from gitlab.utils import EncodedId
 from reconciler.inventory.checks import allowed_scope_findings
 from reconciler.inventory.model import Diagnostic, Inventory, Source, finding
 from reconciler.inventory.schema import suggestion
-from reconciler.kinds import FetchError, Identifying, Identity, ListKey, Lists
+from reconciler.kinds import Creator, FetchError, Identifying, Identity, ListKey, Lists
 from reconciler.kinds._answers import checked
 from reconciler.kinds._discovery import ScopeToken, shown
 from reconciler.observed import LiveToken, parse_date, parse_time
@@ -45,6 +45,12 @@ GITLAB_SCOPES = frozenset(
 PROVIDER_PROPERTY: dict[str, Any] = {
     "type": "string",
     "description": "Name of the GitLab provider (a key under `providers`).",
+    "minLength": 1,
+}
+
+CREATED_WITH_PROPERTY: dict[str, Any] = {
+    "type": "string",
+    "description": "Another token of the inventory (a GitLab personal, project, group or service-account token on the same provider) whose current value creates, observes and revokes this one instead of the provider's credential, so that it belongs to that token's user: e.g. a pipeline trigger owned by a project access token's bot, which outlives any person's account. That token is rotated and delivered first; its value comes from this run (minted, escrowed, or read back from a consumer that holds it), never from the inventory.",
     "minLength": 1,
 }
 
@@ -329,10 +335,14 @@ class GitLabTokenFormat:
 GITLAB_TOKENS = GitLabTokenFormat()
 
 
-class AuthenticatesAsItself(Identifying):
+class AuthenticatesAsItself(Identifying, Creator):
     """The Identifying capability of a GitLab token whose value authenticates as itself (personal,
     project, group and service-account tokens): `GET /personal_access_tokens/self` with the value
-    names its id."""
+    names its id. Such a value can also create things as its user (`Creator`)."""
+
+    def as_creator(self, api: Any, value: Secret, token: str) -> Any:
+        gitlab: GitLabApi = api
+        return gitlab.authenticated_as(value, token)
 
     def identify(self, api: Any, source: Source, value: Secret, lists: Lists) -> Identity | None:
         gitlab: GitLabApi = api

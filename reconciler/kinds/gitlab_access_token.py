@@ -28,6 +28,7 @@ from reconciler.kinds import (
 from reconciler.kinds import _credentials_inventory as credentials_inventory
 from reconciler.kinds._discovery import ScannedSource, ScanScope, ScopeToken
 from reconciler.kinds._gitlab import (
+    CREATED_WITH_PROPERTY,
     GITLAB_TOKEN_FAMILY,
     GITLAB_TOKENS,
     PROVIDER_PROPERTY,
@@ -100,6 +101,7 @@ def _resource_schema(resource: str, example_path: str, example_scope: str) -> di
                 "enum": ["in_place", "overlap"],
                 "description": "`in_place` (default: rotate) or `overlap` (create a new token beside the old, deliver, then revoke: a new bot user each time).",
             },
+            "created_with": CREATED_WITH_PROPERTY,
         },
         "additionalProperties": False,
         "required": ["kind", "provider", resource, "name", "scopes"],
@@ -150,6 +152,22 @@ class ResourceAccessTokenKind(SourceKind, Mintable, Renewable, Revocable, Authen
 
     def strategy(self, source: Source) -> Strategy:
         return _resource_token(source).strategy
+
+    def creator_problem(self, source: Source) -> str | None:
+        """Rotation in place keeps the token's bot user (the rotate API issues the new token to the
+        same user: https://docs.gitlab.com/api/project_access_tokens/#rotate-a-project-access-token),
+        so what it created stays owned by a live user. Overlap makes a new bot user each time and
+        revokes the old one's token, after which the old bot is removed from the resource and
+        blocked (its records going to the Ghost user until GitLab 17.9:
+        https://gitlab.com/gitlab-org/gitlab/-/merge_requests/43373; kept since then:
+        https://gitlab.com/gitlab-org/gitlab/-/merge_requests/178587). A pipeline trigger works
+        only while its owner may create builds in the project (`Ci::Trigger#can_access_project?`
+        in GitLab's app/models/ci/trigger.rb) and is deleted with its owner, so it would die."""
+        if _resource_token(source).strategy == "overlap":
+            return ("it rotates by overlap, which makes a new bot user each time and revokes the old one's "
+                    "token, so what the old bot user created stops working: use strategy: in_place (rotation "
+                    "keeps the bot user)")
+        return None
 
     def needs(self, token: Token, lists: Lists) -> list[ListKey]:
         return [self._key(token.source)]

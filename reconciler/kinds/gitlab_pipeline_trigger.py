@@ -9,12 +9,13 @@ identifies held values without a request and makes the current value recoverable
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, replace
+from datetime import date, datetime
 from typing import Any, ClassVar
 
 from reconciler.inventory.model import Source, Token
 from reconciler.kinds import (
+    FetchError,
     Identifying,
     Identity,
     ListKey,
@@ -28,6 +29,7 @@ from reconciler.kinds import (
 )
 from reconciler.kinds._discovery import ScannedSource, ScanScope, ScopeToken
 from reconciler.kinds._gitlab import (
+    CREATED_WITH_PROPERTY,
     GITLAB_TOKENS,
     PROVIDER_PROPERTY,
     TOKEN_ALPHABET,
@@ -36,6 +38,7 @@ from reconciler.kinds._gitlab import (
     rows,
 )
 from reconciler.observed import LiveToken, SourceObservation, parse_date, parse_time
+from reconciler.plan_model import Reason, declared_at
 from reconciler.secret import Secret
 
 
@@ -70,6 +73,7 @@ SCHEMA: dict[str, Any] = {
             "description": "The trigger's description, which identifies it: `INSTANCE - NAME_OF_APP` when a Zendesk app uses it, e.g. `Zendesk Global - GitLab Ticket Sync`; the webhook's link when a Zendesk webhook does.",
             "minLength": 1,
         },
+        "created_with": CREATED_WITH_PROPERTY,
     },
     "additionalProperties": False,
     "required": ["kind", "provider", "project", "description"],
@@ -102,30 +106,59 @@ class PipelineTriggerKind(SourceKind, Mintable, Revocable, Recoverable, Identify
     provider_kind = "gitlab"
     noun = "pipeline trigger"
 
-    def _key(self, source: Source) -> ListKey:
+    def _key(self, source: Source, credential: str = "") -> ListKey:
         assert isinstance(source, GitLabPipelineTrigger)
-        return ListKey(str(source.provider), "project_triggers", source.project)
+        return ListKey(str(source.provider), "project_triggers", source.project, credential)
+
+    def _seen(self, source: Source, lists: Lists) -> ListKey:
+        """The project's triggers as their owner sees them, when the source is created with
+        another token and the list was fetched with its value (the full token is shown only to a
+        trigger's owner); else as the provider's credential sees them."""
+        if source.created_with:
+            key = self._key(source, source.created_with)
+            if key in lists and not isinstance(lists[key], FetchError):
+                return key
+        return self._key(source)
 
     def strategy(self, source: Source) -> Strategy:
         return "overlap"
 
+    def due_reasons(self, token: Token, live: LiveToken | None, now: datetime) -> list[Reason]:
+        """Created with another token whose user does not own the live trigger (seen as that user
+        sees it: the token in part): created again with its value, so that user owns it (a
+        trigger runs as its owner and goes with that user's account)."""
+        source = token.source
+        if not source.created_with or live is None or live.owned is not False:
+            return []
+        owner = f"user #{live.user_id}" if live.user_id else "another user"
+        return [Reason(code="owner", at=declared_at(source, "created_with"),
+                       message=f"the trigger #{live.id} belongs to {owner}, not to the user of {source.created_with}: "
+                               f"created again with {source.created_with}'s value so that its user owns it")]
+
     def needs(self, token: Token, lists: Lists) -> list[ListKey]:
-        return [self._key(token.source)]
+        """The project's triggers, and when created with another token also as that token sees
+        them (observe fetches that only with the token's current value at hand)."""
+        source = token.source
+        return [self._key(source)] + ([self._key(source, source.created_with)] if source.created_with else [])
 
     def observe(self, token: Token, lists: Lists) -> SourceObservation:
         source = token.source
         assert isinstance(source, GitLabPipelineTrigger)
-        data, error = rows(lists, self._key(source))
+        seen = self._seen(source, lists)
+        data, error = rows(lists, seen)
         if error:
             return SourceObservation(token=token.name, identity=source.identity, error=error)
         where = f"project {source.project}"
         matches = [live_trigger(r, where) for r in data or () if r.get("description") == source.description]
+        if source.created_with and not seen.credential:
+            # seen without the creator's value: whether its user owns the trigger is not known
+            matches = [replace(t, owned=None, fingerprint=None) for t in matches]
         current, others = pick(matches)
         return SourceObservation(token=token.name, identity=source.identity, current=current, others=others)
 
     def identify(self, api: Any, source: Source, value: Secret, lists: Lists) -> Identity | None:
         """Compare with the owned triggers of the list: no request. Unowned: cannot tell."""
-        data, _ = rows(lists, self._key(source))
+        data, _ = rows(lists, self._seen(source, lists))
         fingerprint = value.fingerprint()
         owned_all = True
         for row in data or ():
@@ -140,7 +173,7 @@ class PipelineTriggerKind(SourceKind, Mintable, Revocable, Recoverable, Identify
         named = {(self._key(t.source), t.source.description) for t in tokens if isinstance(t.source, GitLabPipelineTrigger)}
         found = []
         for key, data in lists.items():
-            if key.resource == "project_triggers" and isinstance(data, list):
+            if key.resource == "project_triggers" and not key.credential and isinstance(data, list):
                 for row in data:
                     live = live_trigger(row, f"{key.provider}: project {key.scope}")
                     if (key, live.name) not in named:

@@ -89,6 +89,18 @@ GITLAB_PREFIX = {"pat": "glpat-", "project_token": "glpat-", "group_token": "glp
                  "service_account": "glpat-", "service_account_in_place": "glpat-"}
 
 
+# `chain`: a pipeline trigger created with the subject's value (a project access token's bot owns
+# it), its value in a CI/CD variable; "fresh": the trigger is not due; "aged": it is due too
+CHAIN_YAML = """\
+  bot-trigger:
+    source: {kind: gitlab_pipeline_trigger, provider: gl, project: acme/src, description: Bot trigger,
+             created_with: subject}
+    consumers:
+      - {kind: gitlab_ci_variable, provider: gl, project: acme/app, key: TRIGGER, masked: true}
+"""
+BOT_USERNAME = "project_1_bot_deploy"
+
+
 def mint(prefix: str = "") -> str:
     return prefix + secrets.token_hex(16)
 
@@ -98,14 +110,18 @@ class Scenario:
     source: str
     consumers: tuple[str, ...]
     escrow_key: bool = True
+    # a trigger created with the subject (CHAIN_YAML): "fresh" (not due), "aged" (due), "person"
+    # (not due, but owned by the provider credential's user: the bot must take it over)
+    chain: str | None = None
 
     @property
     def id(self) -> str:
-        return f"{self.source}-{'+'.join(self.consumers)}"
+        return f"{self.source}-{'+'.join(self.consumers)}" + (f"-chain-{self.chain}" if self.chain else "")
 
     def inventory(self) -> str:
-        return HEADER.format(source=SOURCE_YAML[self.source],
+        text = HEADER.format(source=SOURCE_YAML[self.source],
                              consumers="\n".join(CONSUMER_YAML[c] for c in self.consumers))
+        return text + (CHAIN_YAML if self.chain else "")
 
     def seeds(self, old: str, cred: str, zcred: str) -> tuple[dict[str, Any], dict[str, Any]]:
         bot_tokens = [{"name": "reconcile", "scopes": ["api"], "value": cred, "created_at": "now-10d",
@@ -126,7 +142,8 @@ class Scenario:
                 bot_tokens.append({"name": "Sync PAT", "scopes": ["api"], "value": old, "expires_at": "now+200d", **aged})
             case "project_token":
                 gl["access_tokens"].append({"project": "acme/src", "name": "Deploy", "scopes": ["api"],
-                                            "access_level": 40, "value": old, "expires_at": "now+200d", **aged})
+                                            "access_level": 40, "value": old, "expires_at": "now+200d", **aged,
+                                            "bot": {"username": BOT_USERNAME}})
             case "group_token":
                 gl["access_tokens"].append({"group": "acme", "name": "Group bot", "scopes": ["api"], "access_level": 30,
                                             "value": old, "expires_at": "now+200d", **aged})
@@ -171,10 +188,21 @@ class Scenario:
                                              "http_method": "POST", "request_format": "json"})
         return gl, {"instances": {SUB: inst}}
 
+    def chained(self, gl: dict[str, Any], trigger: str) -> None:
+        """The bot's trigger and the variable holding its value."""
+        created = "now-100d" if self.chain == "aged" else "now-10d"
+        owner = "bot" if self.chain == "person" else BOT_USERNAME  # "bot" is the provider credential's user
+        gl["triggers"].append({"project": "acme/src", "owner": owner, "description": "Bot trigger",
+                               "value": trigger, "created_at": created})
+        gl["variables"].append({"project": "acme/app", "key": "TRIGGER", "value": trigger, "masked": True})
+
     def start(self, directory: Path) -> Live:
         old = mint(GITLAB_PREFIX.get(self.source, ""))
         cred, zcred = mint("glpat-"), mint()
         gl_seed, zd_seed = self.seeds(old, cred, zcred)
+        trigger = mint("glptt-")
+        if self.chain:
+            self.chained(gl_seed, trigger)
         clock = Clock(NOW)
         gitlab_service, zendesk_service = GitLabService(clock), ZendeskService(clock)
         gitlab_service.seed(gl_seed)
@@ -191,7 +219,7 @@ class Scenario:
         external = mint("ext-") if self.source == "external" else None
         if external:
             env["EXT_VALUE"] = external
-        return Live(self, gitlab, zendesk, inv, env, old, external)
+        return Live(self, gitlab, zendesk, inv, env, old, external, trigger)
 
 
 @dataclass
@@ -203,6 +231,7 @@ class Live:
     env: dict[str, str]
     old: str
     external: str | None
+    trigger: str = ""  # the chained trigger's seeded value
     results: list[ApplyResult] = field(default_factory=list)
 
     def stop(self) -> None:
@@ -275,6 +304,25 @@ class Live:
         raise KeyError(consumer)
 
     # -- does a value work? (over HTTP where the source is an API credential) --------------------
+
+    # -- the chained trigger ------------------------------------------------------------------
+
+    def bot_triggers(self) -> list[dict[str, Any]]:
+        """The live triggers described "Bot trigger", as the sandbox keeps them."""
+        return [t for t in self.gl.table("triggers") if t["description"] == "Bot trigger"]
+
+    def bot_id(self) -> int:
+        return next(u["id"] for u in self.gl.table("users") if u["username"] == BOT_USERNAME)
+
+    def held_trigger(self) -> str | None:
+        """What the chained trigger's variable holds."""
+        return self.gl.variable_value("project", "acme/app", "TRIGGER")
+
+    def trigger_works(self, value: str | None) -> bool:
+        """`value` runs a pipeline in acme/src (the trigger API, no other credential)."""
+        answer = requests.post(f"{self.gitlab.url}/api/v4/projects/acme%2Fsrc/trigger/pipeline",
+                               data={"token": value or "", "ref": "main"}, timeout=5)
+        return answer.status_code == 201
 
     def works(self, value: str) -> bool:
         source = self.scenario.source

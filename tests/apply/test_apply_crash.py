@@ -26,6 +26,10 @@ SCENARIOS = [
     Scenario("oauth_token", ("variable", "zd_webhook")),  # overlap on Zendesk
     Scenario("client_secret", ("hidden_variable", "app_setting")),  # in place on Zendesk
     Scenario("external", ("variable", "hook_recreate")),  # a person's value
+    # a trigger created with the project token's value (a bot owns it): the token rotates first,
+    # then the trigger is renewed with the new value
+    Scenario("project_token", ("variable",), chain="aged"),
+    Scenario("project_token", ("variable",), escrow_key=False, chain="aged"),  # the variable holds the bot value first
 ]
 
 CRASH_POINTS: dict[str, int] = {}
@@ -96,6 +100,11 @@ def test_every_crash_point_converges(scenario, live_world, workdir):
                     assert rotations <= 2, f"k={k}: {rotations} rotations"  # the answer itself was lost
                 else:
                     assert rotations == 1, f"k={k}: {rotations} rotations"
+            if scenario.chain:
+                bot_triggers = live.bot_triggers()
+                assert len(bot_triggers) == 1, f"k={k}: {len(bot_triggers)} bot triggers"
+                assert bot_triggers[0]["owner_id"] == live.bot_id(), f"k={k}: the trigger is not the bot's"
+                assert live.trigger_works(live.held_trigger()), f"k={k}: the trigger variable does not work"
             points += 1
         finally:
             live.stop()

@@ -58,7 +58,6 @@ from reconciler.inventory.model import Consumer, Token
 from reconciler.kinds import (
     AttributeWritable,
     FetchError,
-    Identifying,
     ListKey,
     ListVerifiable,
     Mintable,
@@ -69,6 +68,7 @@ from reconciler.kinds import (
     Renewable,
     Revocable,
     Supplied,
+    Verifying,
     capable,
     consumer_kind,
     extract,
@@ -326,8 +326,9 @@ def describe_error(exc: BaseException, values: Iterable[Secret | None] = ()) -> 
     else:
         text = str(exc) or type(exc).__name__
     for value in values:
-        if value is not None and len(value) >= 4:
-            text = text.replace(value.reveal(), REDACTED)
+        for secret in value.secret_texts() if value is not None else ():
+            if len(secret) >= 4:
+                text = text.replace(secret, REDACTED)
     return text.replace("\n", " ")[:300]
 
 
@@ -934,7 +935,7 @@ class TokenApply:
         if value is not None and value_live is not None and self.api is not None and written:
             try:
                 works = (self.kind.verify_value(self.api, self.src, value_live, value)
-                         if isinstance(self.kind, Identifying) else None)
+                         if isinstance(self.kind, Verifying) else None)
             except Exception as exc:  # noqa: BLE001
                 raise StepFailed(f"could not check that the value is #{value_live.id} "
                                  f"({describe_error(exc, self.run_.values_in_play)}): the old token is kept",

@@ -583,6 +583,19 @@ class ZendeskApi:
         with self.throttle:
             return self._check(self._call("PATCH", path, json=body))
 
+    def grant(self, params: Mapping[str, Any]) -> requests.Response:
+        """`POST /oauth/tokens` (no `/api/v2`): the OAuth grant endpoint takes no API credential,
+        the client authenticates in the body
+        (developer.zendesk.com/api-reference/ticketing/oauth/grant_type_tokens/)."""
+        with self.throttle:
+            return self._call("POST", "/oauth/tokens", json=dict(params), session=self._session())
+
+    def revoke_bearer(self, bearer: Secret) -> int:
+        """`DELETE /api/v2/oauth/tokens/current` authenticated with `bearer`: the status."""
+        with self.throttle:
+            return self._call("DELETE", "/api/v2/oauth/tokens/current.json",
+                              session=self._session(bearer=bearer)).status_code
+
     def identify_oauth_token(self, value: Secret) -> Identity | None:
         """Which OAuth token `value` is: `GET /api/v2/oauth/tokens/current` authenticated with it.
         401/404: not a live token. 403: a live token whose scopes (e.g. `tickets:read` only) do not

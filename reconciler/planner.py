@@ -41,6 +41,7 @@ from reconciler.kinds import (
     Strategy,
     Supplied,
     consumer_kind,
+    holds_whole_value,
     source_kind,
 )
 from reconciler.observed import (
@@ -348,7 +349,8 @@ def recovery(kind: SourceKind, live: LiveToken | None, states: list[ConsumerStat
         if isinstance(kind, Recoverable) and live.owned and live.fingerprint:
             return "source"
     for s in states:
-        if s.state == "verified" and s.observation is not None and s.observation.readable:
+        if (s.state == "verified" and s.observation is not None and s.observation.readable
+                and holds_whole_value(consumer_kind(s.consumer.kind).template(s.consumer))):
             return f"consumer:{s.consumer.identity}"
     return None
 
@@ -476,7 +478,7 @@ def escrow_for(token: Token, states: list[ConsumerState], action: TokenAction, s
     if escrow_available:
         return "key"
     readable = [s.consumer for s in states if s.observation is not None and s.observation.readable
-                and s.state != "error"]
+                and s.state != "error" and holds_whole_value(consumer_kind(s.consumer.kind).template(s.consumer))]
     if readable:
         return f"consumer:{readable[0].identity}"
     # A warning, not an error: merge-request pipelines plan without the protected key; apply

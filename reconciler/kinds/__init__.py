@@ -45,6 +45,8 @@ it. The value is dropped after that; observations hold fingerprints only.
         provider (PATs and resource access tokens: one table); None when nothing is live
     display_name(source) -> str | None      reports: how a person knows the source (None: by its
         inventory name)
+    parts(source) -> tuple[str, ...]        the parts of a multi-part credential (`Parts`), which
+        consumers take through `${token.PART}`; () for a single value (`${token}`)
 
 Source capabilities (values travel as `Secret`; `api` is the provider handle from
 `reconciler.clients`):
@@ -57,9 +59,10 @@ Source capabilities (values travel as `Secret`; `api` is the provider handle fro
     Revocable     revoke(api, source, live) -> None
     Recoverable   recover(api, source, live) -> Secret | None: the current value read back from
                   the API (owned triggers); the planner offers it when the live token is `owned`
-    Identifying   identify(api, source, value, lists) -> Identity | None: which live token a
-                  held value is; verify_value(api, source, live, value) -> bool | None: the
-                  value is `live` (None: cannot tell without a side effect)
+    Verifying     verify_value(api, source, live, value) -> bool | None: the value is `live`
+                  (None: cannot tell); apply proves a new value with it before revoking the old
+    Identifying   Verifying, and identify(api, source, value, lists) -> Identity | None: which
+                  live token a held value is (consumers holding values are then judged by it)
     Supplied      supplied_value(source, env) -> Secret: a person supplies each new value at
                   apply time (ValueError with the message when it is not there); nothing is
                   observed live, so consumers are judged by the ledger alone;
@@ -248,6 +251,10 @@ class SourceKind(ABC):
     def display_name(self, source: Source) -> str | None:
         """How a report names `source` for a person; None: by its inventory name."""
 
+    def parts(self, source: Source) -> tuple[str, ...]:
+        """The parts of this source's credential (`${token.PART}`); () when it is one value."""
+        return ()
+
     @property
     def identifies_values(self) -> bool:
         """`identify()` can tell which live token a held value is."""
@@ -284,7 +291,16 @@ class Recoverable(ABC):
     def recover(self, api: Any, source: Source, live: LiveToken) -> Secret | None: ...
 
 
-class Identifying(ABC):
+class Verifying(ABC):
+    """A new value can be proven to be a live token before the old one is revoked. `api` is
+    always the handle of the source's own provider."""
+
+    @abstractmethod
+    def verify_value(self, api: Any, source: Source, live: LiveToken, value: Secret) -> bool | None:
+        """Whether `value` is the live token `live`; None when the kind cannot tell."""
+
+
+class Identifying(Verifying):
     """A value can be matched to a live token (authenticate with it, or compare with a list).
     `api` is always the handle of the source's own provider, a trusted one: a value read from a
     consumer is never sent anywhere else (reconciler.trust)."""
@@ -292,11 +308,6 @@ class Identifying(ABC):
     @abstractmethod
     def identify(self, api: Any, source: Source, value: Secret, lists: Lists) -> Identity | None:
         """Which live token `value` is, or None when it cannot be told."""
-
-    @abstractmethod
-    def verify_value(self, api: Any, source: Source, live: LiveToken, value: Secret) -> bool | None:
-        """Whether `value` is the live token `live`; None when the kind cannot tell without a
-        side effect."""
 
 
 class Supplied(ABC):
@@ -456,6 +467,12 @@ def read_back(lists: Lists, key: ListKey) -> Any:
     if data is None:
         raise LookupError("not read back")
     return data
+
+
+def holds_whole_value(template: str) -> bool:
+    """A value rendered through `template` contains the whole token (`${token}`), so the token can
+    be read back out of it; not so for a template naming parts (`${token.secret}`)."""
+    return "${token}" in template
 
 
 def extract(template: str, held: Secret | None) -> Secret | None:

@@ -640,6 +640,7 @@ class TokenApply:
                          "finishes delivery first")
             return
         self.revoke(to_revoke, keep=value_live.id if value_live else None)
+        self.retire_replaced()
         self.finish()
 
     def failed(self) -> bool:
@@ -997,21 +998,37 @@ class TokenApply:
                 lists[key] = FetchError(0, describe_error(exc, self.run_.values_in_play))
         return lists
 
-    def revoke(self, tokens: list[LiveToken], keep: str | None) -> None:
+    def retire_replaced(self) -> None:
+        """The way off a retiring credential: once this token's consumers all hold its value (the
+        plan's `retire`), the live credential of the token it `replaces` is revoked by that
+        token's own kind, through the same path as any old token."""
+        name = self.kind.replaces(self.src)
+        sobs = self.observed.sources.get(name) if name is not None and self.tp.retire else None
+        if name is None or sobs is None:
+            return
+        owner = self.run_.inventory.tokens[name]  # validation guarantees it
+        self.revoke([t for t in (sobs.current, *sobs.others) if t is not None and t.id in self.tp.retire], keep=None,
+                    owner=owner)
+
+    def revoke(self, tokens: list[LiveToken], keep: str | None, owner: Token | None = None) -> None:
+        """Revoke `tokens` (old instances of this token, or those of `owner`, the token it replaces)."""
+        src = owner.source if owner is not None else self.src
+        kind = source_kind(src.kind)
+        api = self.run_.clients[src.provider] if owner is not None and src.provider else self.api
         seen: set[str] = set()
         for t in tokens:
             if t.id in seen or t.id == keep:
                 continue
             seen.add(t.id)
             try:
-                capable(self.kind, Revocable).revoke(self.api, self.src, t)
+                capable(kind, Revocable).revoke(api, src, t)
             except Exception as exc:
                 if getattr(exc, "response_code", None) == 404 or getattr(exc, "status", None) == 404:
                     continue  # already gone
                 raise StepFailed(f"revoking #{t.id} failed: {describe_error(exc)}",
                                  next_apply="the next apply tries again") from None
             self.run_.result.revoked += 1
-            self.say(f"revoked {self.kind.noun} #{t.id}")
+            self.say(f"{kind.revoke_verb} {kind.noun} #{t.id}" + (f" of {owner.name}" if owner is not None else ""))
 
     def finish(self) -> None:
         escrow = self.run_.escrow

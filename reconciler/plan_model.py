@@ -86,6 +86,11 @@ class TokenPlan:
     escrow: str | None = None  # in place: "key" (RECONCILE_ESCROW_KEY) or "consumer:<identity>"
     consumers: tuple[ConsumerPlan, ...] = ()
     findings: tuple[Finding, ...] = ()
+    # the way off a retiring credential: the inventory token this one replaces, what happens to
+    # it in words, and the ids of its live credential apply revokes after this token's delivery
+    replaces: str | None = None
+    migration: str | None = None
+    retire: tuple[str, ...] = ()
 
     @property
     def blocked(self) -> bool:
@@ -93,7 +98,8 @@ class TokenPlan:
 
     @property
     def changes(self) -> bool:
-        return self.action != "none" or any(c.action != "none" for c in self.consumers) or bool(self.orphans)
+        return (self.action != "none" or any(c.action != "none" for c in self.consumers) or bool(self.orphans)
+                or bool(self.retire))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -143,7 +149,7 @@ class Plan:
             "targets": list(self.targets),
             "has_changes": self.has_changes,
             "summary": self.summary(),
-            "tokens": [plain(asdict(t)) for t in self.tokens],
+            "tokens": [_token_json(t) for t in self.tokens],
             "findings": [plain(asdict(f)) for f in self.findings],
         }
 
@@ -168,6 +174,7 @@ class Plan:
                 **t,
                 "reasons": tuple(Reason(**r) for r in t["reasons"]),
                 "orphans": tuple(t["orphans"]),
+                "retire": tuple(t.get("retire") or ()),
                 "consumers": consumers,
                 "findings": tuple(finding(f) for f in t["findings"]),
             }))
@@ -179,6 +186,18 @@ class Plan:
             findings=tuple(finding(f) for f in data["findings"]),
             targets=tuple(data.get("targets") or ()),
         )
+
+
+# TokenPlan fields written only when set, so that a plan without them reads as before
+_OPTIONAL = ("replaces", "migration", "retire")
+
+
+def _token_json(t: TokenPlan) -> dict[str, Any]:
+    data: dict[str, Any] = plain(asdict(t))
+    for key in _OPTIONAL:
+        if not data.get(key):
+            data.pop(key, None)
+    return data
 
 
 def declared_at(obj: Located, key: str | None = None) -> str:

@@ -94,6 +94,8 @@ def _token_lines(t: TokenPlan) -> list[StyledLine]:
         lines.append((" ", f"    escrow: {'the escrow key' if t.escrow == 'key' else t.escrow.split(':', 1)[1]}"))
     if t.recover_from:
         lines.append((" ", f"    current value recovered from {t.recover_from}"))
+    if t.migration:
+        lines.append(("-" if t.retire else " ", f"    migration: {t.migration}"))
     # a finding about one consumer is printed under it, so that each consumer appears once
     for c in t.consumers:
         lines.extend(_consumer_lines(c, [f for f in t.findings if f.consumer == c.identity]))

@@ -45,6 +45,8 @@ it. The value is dropped after that; observations hold fingerprints only.
         provider (PATs and resource access tokens: one table); None when nothing is live
     display_name(source) -> str | None      reports: how a person knows the source (None: by its
         inventory name)
+    replaces(source) -> str | None          the inventory token whose retiring credential this one
+        replaces (revoked by apply once this one's consumers are verified)
     parts(source) -> tuple[str, ...]        the parts of a multi-part credential (`Parts`), which
         consumers take through `${token.PART}`; () for a single value (`${token}`)
 
@@ -250,6 +252,14 @@ class SourceKind(ABC):
     @abstractmethod
     def display_name(self, source: Source) -> str | None:
         """How a report names `source` for a person; None: by its inventory name."""
+
+    revoke_verb: ClassVar[str] = "revoked"  # what `Revocable.revoke` does, for apply's messages
+
+    def replaces(self, source: Source) -> str | None:
+        """The inventory token (of a kind its provider is retiring) this source replaces: apply
+        delivers this source's credential to the consumers that moved here, verifies them, and
+        only then revokes the replaced one's live credential (`migration`)."""
+        return None
 
     def parts(self, source: Source) -> tuple[str, ...]:
         """The parts of this source's credential (`${token.PART}`); () when it is one value."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from reconciler.inventory.model import Diagnostic, Inventory, Source, finding
 from reconciler.kinds._answers import checked
 from reconciler.observed import LiveToken, parse_time
 from reconciler.secret import Secret
@@ -122,3 +123,49 @@ def live_zendesk_token(row: dict[str, Any], name: str, where: str) -> LiveToken:
         scopes=tuple(sorted(row.get("scopes") or ())),
         user_id=None if row.get("user_id") is None else str(row["user_id"]),
     )
+
+
+# --- the way off API tokens: an OAuth source that replaces one --------------------------------
+
+# The `replaces` property of the Zendesk OAuth sources' schema fragments.
+REPLACES_PROPERTY: dict[str, Any] = {
+    "type": "string",
+    "description": "Name of an inventory token whose source is a Zendesk API token that this OAuth credential "
+                   "replaces: move that token's consumers here (each with its new template, e.g. "
+                   "`Bearer ${token}`); apply delivers this credential to them, verifies it, and only then "
+                   "deactivates the API token.",
+    "minLength": 1,
+}
+
+
+def replaces_findings(source: Source, replaces: str | None, inv: Inventory, path: str) -> list[Diagnostic]:
+    """`replaces` must name an inventory token of a kind its provider is retiring, on the same
+    Zendesk instance, that no other token replaces and whose consumers have moved here."""
+    from reconciler.inventory.schema import suggestion
+    from reconciler.kinds import source_kind
+    from reconciler.kinds._discovery import SunsetSource
+
+    if replaces is None:
+        return []
+    old = inv.tokens.get(replaces)
+    if old is None:
+        hint = suggestion(replaces, list(inv.tokens)) or ""
+        return [finding(source, "replaces", path, f"no token named {replaces!r}{hint}")]
+    kind = source_kind(old.source.kind)
+    if not isinstance(kind, SunsetSource):
+        return [finding(source, "replaces", path, f"token {replaces} is a {kind.noun}, not a Zendesk API token: "
+                                                 "only a credential Zendesk is retiring is replaced this way")]
+    found = []
+    if old.source.provider != source.provider:
+        found.append(finding(source, "replaces", path, f"token {replaces} is an API token of {old.source.provider}, "
+                                                      f"this OAuth credential belongs to {source.provider}"))
+    others = sorted(n for n, t in inv.tokens.items()
+                    if t.source is not source and source_kind(t.source.kind).replaces(t.source) == replaces)
+    if others:
+        found.append(finding(source, "replaces", path, f"token {replaces} is replaced by {', '.join(others)} too: "
+                                                      "one credential replaces it"))
+    if old.consumers:
+        found.append(finding(source, "replaces", path, f"token {replaces} still lists {len(old.consumers)} "
+                                                      "consumer(s): move them here, each with the template it "
+                                                      "needs for the OAuth credential (e.g. `Bearer ${token}`)"))
+    return found

@@ -40,7 +40,7 @@ from reconciler.inventory.checks import allowed_scope_findings
 from reconciler.inventory.model import Diagnostic, Inventory, Source, Token
 from reconciler.kinds import ListKey, Lists, Mintable, Minted, Revocable, SourceKind, Strategy, Verifying
 from reconciler.kinds._gitlab import pick, rows
-from reconciler.kinds._zendesk import PROVIDER_PROPERTY, TOKEN_ALPHABET
+from reconciler.kinds._zendesk import PROVIDER_PROPERTY, REPLACES_PROPERTY, TOKEN_ALPHABET, replaces_findings
 from reconciler.observed import LiveToken, SourceObservation, parse_time
 from reconciler.secret import Parts, Secret
 
@@ -57,6 +57,7 @@ PROVING_TOKEN_SECONDS = 300  # `expires_in` "more than 300 seconds": the shortes
 class ZendeskOAuthClient(Source):
     identifier: str  # of the first client; renewed ones add `-` and 8 hex characters
     scopes: tuple[str, ...]  # what its consumers ask for with client_credentials
+    replaces: str | None = None  # an inventory token of a Zendesk API token
     kind: ClassVar[str] = "zendesk_oauth_client"
 
     @property
@@ -88,6 +89,7 @@ SCHEMA: dict[str, Any] = {
                            "prove a new pair: `read`, `write`, `impersonate`, or `RESOURCE:read|write`.",
             "items": {"type": "string", "pattern": "^(([a-z_]+:)?(read|write)|impersonate)$"},
         },
+        "replaces": REPLACES_PROPERTY,
     },
     "additionalProperties": False,
     "required": ["kind", "provider", "identifier", "scopes"],
@@ -127,7 +129,12 @@ class OAuthClientKind(SourceKind, Mintable, Revocable, Verifying):
     def check(self, token: Token, inv: Inventory, path: str) -> list[Diagnostic]:
         source = token.source
         assert isinstance(source, ZendeskOAuthClient)
-        return allowed_scope_findings(source, source.scopes, path, inv.policy)
+        return (allowed_scope_findings(source, source.scopes, path, inv.policy)
+                + replaces_findings(source, source.replaces, inv, path))
+
+    def replaces(self, source: Source) -> str | None:
+        assert isinstance(source, ZendeskOAuthClient)
+        return source.replaces
 
     def parts(self, source: Source) -> tuple[str, ...]:
         return PARTS

@@ -32,7 +32,13 @@ from reconciler.kinds import (
 )
 from reconciler.kinds._discovery import ScannedSource, ScanScope, ScopeToken, listed
 from reconciler.kinds._gitlab import fetched_row, pick, rows
-from reconciler.kinds._zendesk import PROVIDER_PROPERTY, TOKEN_ALPHABET, live_zendesk_token
+from reconciler.kinds._zendesk import (
+    PROVIDER_PROPERTY,
+    REPLACES_PROPERTY,
+    TOKEN_ALPHABET,
+    live_zendesk_token,
+    replaces_findings,
+)
 from reconciler.observed import LiveToken, SourceObservation
 from reconciler.secret import Secret
 
@@ -44,6 +50,7 @@ if TYPE_CHECKING:
 class ZendeskOAuthToken(Source):
     client: str  # the OAuth client's identifier (unique per account)
     scopes: tuple[str, ...]
+    replaces: str | None = None  # an inventory token of a Zendesk API token
     kind: ClassVar[str] = "zendesk_oauth_token"
 
     @property
@@ -70,6 +77,7 @@ SCHEMA: dict[str, Any] = {
             "description": "Scopes: `read`, `write`, `impersonate`, or `RESOURCE:read|write` (e.g. `tickets:read`).",
             "items": {"type": "string", "pattern": "^(([a-z_]+:)?(read|write)|impersonate)$"},
         },
+        "replaces": REPLACES_PROPERTY,
     },
     "additionalProperties": False,
     "required": ["kind", "provider", "client", "scopes"],
@@ -133,7 +141,12 @@ class OAuthTokenKind(SourceKind, Mintable, Revocable, Identifying, ScannedSource
     def check(self, token: Token, inv: Inventory, path: str) -> list[Diagnostic]:
         source = token.source
         assert isinstance(source, ZendeskOAuthToken)
-        return allowed_scope_findings(source, source.scopes, path, inv.policy)
+        return (allowed_scope_findings(source, source.scopes, path, inv.policy)
+                + replaces_findings(source, source.replaces, inv, path))
+
+    def replaces(self, source: Source) -> str | None:
+        assert isinstance(source, ZendeskOAuthToken)
+        return source.replaces
 
     def strategy(self, source: Source) -> Strategy:
         return "overlap"

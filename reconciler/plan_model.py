@@ -91,6 +91,7 @@ class TokenPlan:
     replaces: str | None = None
     migration: str | None = None
     retire: tuple[str, ...] = ()
+    approval: str | None = None  # the access request that approved its scopes (policy.approved_scopes)
 
     @property
     def blocked(self) -> bool:
@@ -189,7 +190,7 @@ class Plan:
 
 
 # TokenPlan fields written only when set, so that a plan without them reads as before
-_OPTIONAL = ("replaces", "migration", "retire")
+_OPTIONAL = ("replaces", "migration", "retire", "approval")
 
 
 def _token_json(t: TokenPlan) -> dict[str, Any]:

@@ -114,6 +114,8 @@ def plan(
                    replaced_by=replaced_by.get(name), retiring=retiring.get(name))
         for name in chosen
     )
+    token_plans = tuple(replace(tp, approval=source_kind(tp.source_kind).scope_approval(
+        inventory.tokens[tp.name].source, inventory.policy)) for tp in token_plans)
     findings = [
         Finding(severity="warning", code="unmanaged",
                 message=f"unmanaged: {_live_words(t)} in {t.where} is not in the inventory "
@@ -189,10 +191,7 @@ def plan_token(token: Token, observed: Observed, ledger: Deliveries | None, now:
     unsettled = bool(sobs.others) or (ledger is not None and token.name in ledger.in_flight) or bool(replaced)
     reasons += delivery_reasons(token, kind, live, states, reasons, recover_from, strategy, notes, unsettled=unsettled)
     if strategy == "observe_only":
-        if replaced_by is not None:
-            notes.extend(replaced_findings(token, kind, live, replaced_by))
-        if replaced_by is None or (live is not None and live.usable):
-            notes.extend(kind.findings(token, live, now, action="none", strategy=strategy, reasons=tuple(reasons)))
+        notes.extend(observed_only_findings(token, kind, live, now, reasons, replaced_by))
         return TokenPlan(**base, action="none", strategy=strategy, reasons=tuple(reasons),
                          consumers=tuple(_observe_only_consumer(s) for s in states), findings=notes.all())
 
@@ -260,6 +259,16 @@ def migration_plan(token: Token, kind: SourceKind, retiring: SourceKind | None, 
     return {"replaces": name, "retire": tuple(t.id for t in replaced),
             "migration": f"replaces {old}: {ids} {verb} once every consumer here holds this {kind.noun} "
                          "(verified where it can be read back)"}
+
+
+def observed_only_findings(token: Token, kind: SourceKind, live: LiveToken | None, now: datetime,
+                           reasons: list[Reason], replaced_by: str | None) -> list[Finding]:
+    """An observed-only token's findings: its kind's, and what its replacement does to it (a
+    retired one needs no more than its removal from the inventory)."""
+    found = replaced_findings(token, kind, live, replaced_by) if replaced_by is not None else []
+    if replaced_by is None or (live is not None and live.usable):
+        found += kind.findings(token, live, now, action="none", strategy="observe_only", reasons=tuple(reasons))
+    return found
 
 
 def replaced_findings(token: Token, kind: SourceKind, live: LiveToken | None, replaced_by: str) -> list[Finding]:

@@ -45,6 +45,7 @@ it. The value is dropped after that; observations hold fingerprints only.
         provider (PATs and resource access tokens: one table); None when nothing is live
     display_name(source) -> str | None      reports: how a person knows the source (None: by its
         inventory name)
+    scope_approval(source, policy) -> str | None   the access request covering its scopes, for plans
     replaces(source) -> str | None          the inventory token whose retiring credential this one
         replaces (revoked by apply once this one's consumers are verified)
     parts(source) -> tuple[str, ...]        the parts of a multi-part credential (`Parts`), which
@@ -126,7 +127,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple, TypeVar, cast
 
-from reconciler.inventory.model import Consumer, Diagnostic, Inventory, Source, Token
+from reconciler.inventory.model import Consumer, Diagnostic, Inventory, Policy, Source, Token
 from reconciler.observed import ConsumerObservation, LiveToken, SourceObservation
 from reconciler.plan_model import Finding, Reason, Severity, TokenAction
 from reconciler.secret import Secret
@@ -259,6 +260,10 @@ class SourceKind(ABC):
         """The inventory token (of a kind its provider is retiring) this source replaces: apply
         delivers this source's credential to the consumers that moved here, verifies them, and
         only then revokes the replaced one's live credential (`migration`)."""
+        return None
+
+    def scope_approval(self, source: Source, policy: Policy) -> str | None:
+        """Which approval of `policy` covers this source's scopes, in words for the plan."""
         return None
 
     def parts(self, source: Source) -> tuple[str, ...]:

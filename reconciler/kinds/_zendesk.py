@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from reconciler.inventory.model import Diagnostic, Inventory, Source, finding
+from reconciler.inventory.model import Diagnostic, Inventory, Policy, ScopeApproval, Source, finding
 from reconciler.kinds._answers import checked
 from reconciler.observed import LiveToken, parse_time
 from reconciler.secret import Secret
@@ -169,3 +169,35 @@ def replaces_findings(source: Source, replaces: str | None, inv: Inventory, path
                                                       "consumer(s): move them here, each with the template it "
                                                       "needs for the OAuth credential (e.g. `Bearer ${token}`)"))
     return found
+
+
+# --- the scope gate: scopes an access request approved ----------------------------------------
+
+
+def scope_approval(provider: str, client: str, scopes: tuple[str, ...], policy: Policy) -> ScopeApproval | None:
+    """The approved set of `policy.approved_scopes` that covers `scopes` (an exact one first)."""
+    entries = policy.approved_scopes.get(provider, {}).get(client, ())
+    exact = [e for e in entries if set(e.scopes) == set(scopes)]
+    return next(iter(exact or [e for e in entries if e.covers(scopes)]), None)
+
+
+def approval_words(source: Source, client: str, scopes: tuple[str, ...], policy: Policy) -> str | None:
+    approval = scope_approval(str(source.provider), client, scopes, policy)
+    if approval is None:
+        return None
+    return f"scopes {' '.join(sorted(scopes))} approved in {approval.access_request}"
+
+
+def approval_findings(source: Source, client: str, scopes: tuple[str, ...], policy: Policy, path: str) -> list[Diagnostic]:
+    """With `policy.approved_scopes` set, an error unless an access request approved these scopes
+    for this client (the runbook: "verify the scopes requested are documented and approved in the
+    access request; if they are not, STOP")."""
+    if not policy.approved_scopes or scope_approval(str(source.provider), client, scopes, policy) is not None:
+        return []
+    entries = policy.approved_scopes.get(str(source.provider), {}).get(client, ())
+    where = f"policy.approved_scopes.{source.provider}.{client}"
+    approved = "; ".join(f"[{', '.join(e.scopes)}] by {e.access_request}" for e in entries)
+    return [finding(source, "scopes", path,
+                    f"scopes [{', '.join(scopes)}] of OAuth client {client} are approved by no access request: "
+                    + (f"{where} approves only {approved}" if entries else f"{where} lists none")
+                    + "; get them approved in an access request and list it there")]

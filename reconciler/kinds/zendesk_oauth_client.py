@@ -37,10 +37,17 @@ from datetime import date
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from reconciler.inventory.checks import allowed_scope_findings
-from reconciler.inventory.model import Diagnostic, Inventory, Source, Token
+from reconciler.inventory.model import Diagnostic, Inventory, Policy, Source, Token
 from reconciler.kinds import ListKey, Lists, Mintable, Minted, Revocable, SourceKind, Strategy, Verifying
 from reconciler.kinds._gitlab import pick, rows
-from reconciler.kinds._zendesk import PROVIDER_PROPERTY, REPLACES_PROPERTY, TOKEN_ALPHABET, replaces_findings
+from reconciler.kinds._zendesk import (
+    PROVIDER_PROPERTY,
+    REPLACES_PROPERTY,
+    TOKEN_ALPHABET,
+    approval_findings,
+    approval_words,
+    replaces_findings,
+)
 from reconciler.observed import LiveToken, SourceObservation, parse_time
 from reconciler.secret import Parts, Secret
 
@@ -130,7 +137,12 @@ class OAuthClientKind(SourceKind, Mintable, Revocable, Verifying):
         source = token.source
         assert isinstance(source, ZendeskOAuthClient)
         return (allowed_scope_findings(source, source.scopes, path, inv.policy)
-                + replaces_findings(source, source.replaces, inv, path))
+                + replaces_findings(source, source.replaces, inv, path)
+                + approval_findings(source, source.identifier, source.scopes, inv.policy, path))
+
+    def scope_approval(self, source: Source, policy: Policy) -> str | None:
+        assert isinstance(source, ZendeskOAuthClient)
+        return approval_words(source, source.identifier, source.scopes, policy)
 
     def replaces(self, source: Source) -> str | None:
         assert isinstance(source, ZendeskOAuthClient)

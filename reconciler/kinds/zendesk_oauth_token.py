@@ -18,7 +18,7 @@ from datetime import date
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from reconciler.inventory.checks import allowed_scope_findings
-from reconciler.inventory.model import Diagnostic, Inventory, Source, Token
+from reconciler.inventory.model import Diagnostic, Inventory, Policy, Source, Token
 from reconciler.kinds import (
     Identifying,
     Identity,
@@ -36,6 +36,8 @@ from reconciler.kinds._zendesk import (
     PROVIDER_PROPERTY,
     REPLACES_PROPERTY,
     TOKEN_ALPHABET,
+    approval_findings,
+    approval_words,
     live_zendesk_token,
     replaces_findings,
 )
@@ -142,7 +144,12 @@ class OAuthTokenKind(SourceKind, Mintable, Revocable, Identifying, ScannedSource
         source = token.source
         assert isinstance(source, ZendeskOAuthToken)
         return (allowed_scope_findings(source, source.scopes, path, inv.policy)
-                + replaces_findings(source, source.replaces, inv, path))
+                + replaces_findings(source, source.replaces, inv, path)
+                + approval_findings(source, source.client, source.scopes, inv.policy, path))
+
+    def scope_approval(self, source: Source, policy: Policy) -> str | None:
+        assert isinstance(source, ZendeskOAuthToken)
+        return approval_words(source, source.client, source.scopes, policy)
 
     def replaces(self, source: Source) -> str | None:
         assert isinstance(source, ZendeskOAuthToken)

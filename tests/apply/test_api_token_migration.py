@@ -102,3 +102,32 @@ def test_a_consumer_left_behind_keeps_the_api_token_active(workdir):
         assert inst.api_token_state(inst.api_tokens[0])[0] is True
     finally:
         live.stop()
+
+
+APPROVAL = "https://gitlab.com/gitlab-com/team-member-epics/access-requests/-/issues/42"
+
+
+@dataclass
+class Approved(Migration):
+    """The same world under a policy that lists the access request approving the client's scopes."""
+
+    def inventory(self) -> str:
+        policy = ("policy:\n  approved_scopes:\n    zd:\n      sync:\n"
+                  f"        - {{scopes: [read, write], access_request: '{APPROVAL}'}}\n")
+        return INVENTORY.replace("tokens:\n", policy + "tokens:\n", 1)
+
+
+def test_the_plan_and_the_merge_request_note_name_the_approval_of_each_credential(workdir):
+    from reconciler.render import render_markdown
+
+    live = Approved("oauth_token", CONSUMERS).start(workdir)
+    try:
+        plan = live.plan()
+        subject = next(t for t in plan.tokens if t.name == "subject")
+        assert subject.approval == f"scopes read approved in {APPROVAL}"
+        assert f"    approved: scopes read approved in {APPROVAL}" in render_text(plan)
+        assert APPROVAL in render_markdown(plan)
+        assert plan.to_json()["tokens"][1]["approval"] == subject.approval
+        assert "approval" not in plan.to_json()["tokens"][0]  # the API token has no scopes to approve
+    finally:
+        live.stop()

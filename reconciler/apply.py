@@ -76,7 +76,7 @@ from reconciler.kinds import (
 )
 from reconciler.observed import LiveToken, Observed, SourceObservation
 from reconciler.plan import ConsumerPlan, Plan, TokenPlan
-from reconciler.secret import REDACTED, Secret
+from reconciler.secret import REDACTED, Parts, Secret
 from reconciler.state import StateError, StateStore, open_escrow
 from reconciler.state.ledger import InFlight, Ledger, LedgerRecord
 
@@ -717,7 +717,9 @@ class TokenApply:
         self.run_.result.rotated.append(self.token.name)
         if self.tp.action == "create":
             self.run_.result.created.append(self.token.name)
+        shown = minted.value.shown if isinstance(minted.value, Parts) else {}  # a pair's plain parts may be named
         self.say(f"created {self.kind.noun} #{minted.live.id} beside the old one"
+                 + "".join(f" ({name} {text})" for name, text in shown.items())
                  + (f" (expires {minted.live.expires_at})" if minted.live.expires_at else ""))
         self.value_kept = self.escrow_put(minted)
         self.persist(self.flight().minted(minted.live.id))

@@ -210,11 +210,16 @@ def oauth_replacement(provider: str, description: str, token: Token | None = Non
         entry["owner"] = token.owner
     entry["source"] = {"kind": "zendesk_oauth_token", "provider": provider, "client": "CLIENT-IDENTIFIER",
                        "scopes": ["read", "write"]}
+    if token is not None:
+        entry["source"]["replaces"] = token.name
     entry["consumers"] = [_consumer_yaml(c) for c in token.consumers] if token is not None else []
     text = (yaml.safe_dump({"tokens": {f"{name}-oauth": entry}}, sort_keys=False, default_flow_style=False)
             + "# CLIENT-IDENTIFIER: an OAuth client of this instance (Admin Center > Apps and integrations > APIs)\n")
     if token is None:
         text += "# consumers: where the API token is used; `reconcile discover` finds the readable places\n"
+    else:
+        text += (f"# consumers: moved here from {token.name} (delete them there), each with the template the OAuth "
+                 "token needs (e.g. `Bearer ${token}`); apply delivers it, verifies it, then deactivates the API token\n")
     return text
 
 

@@ -229,18 +229,18 @@ def _absent(token: Token, kind: SourceKind, sobs: SourceObservation, base: dict[
 # --- phase: the way off a retiring credential ------------------------------------------------------
 
 
-def replaced_live(token: Token, kind: SourceKind, observed: Observed) -> tuple[LiveToken, ...]:
-    """The usable live credential of the token this one `replaces` (none once it is retired, or
-    when it was not observed in this run)."""
+def replaced_live(token: Token, kind: SourceKind, observed: Observed) -> tuple[LiveToken, ...] | None:
+    """The usable live credential of the token this one `replaces` (none once it is retired);
+    None when that token was not observed in this run (`--target`, or its list failed)."""
     name = kind.replaces(token.source)
     sobs = observed.sources.get(name) if name is not None else None
     if sobs is None or sobs.error:
-        return ()
+        return None
     return tuple(t for t in (sobs.current, *sobs.others) if t is not None and t.usable)
 
 
-def migration_plan(token: Token, kind: SourceKind, retiring: SourceKind | None, replaced: tuple[LiveToken, ...],
-                   consumers: tuple[ConsumerPlan, ...]) -> dict[str, Any]:
+def migration_plan(token: Token, kind: SourceKind, retiring: SourceKind | None,
+                   replaced: tuple[LiveToken, ...] | None, consumers: tuple[ConsumerPlan, ...]) -> dict[str, Any]:
     """The TokenPlan fields of a token that replaces another: which, and whether apply revokes
     the replaced credential after this token's delivery (only when every consumer will hold this
     token's value: verified now, or written by this apply)."""
@@ -249,6 +249,9 @@ def migration_plan(token: Token, kind: SourceKind, retiring: SourceKind | None, 
         return {}
     old = f"{retiring.noun} {name}" if retiring is not None else name
     verb = retiring.revoke_verb if retiring is not None else "revoked"
+    if replaced is None:
+        return {"replaces": name, "migration": f"replaces {old}, which this run did not observe: a plan or apply "
+                                               "of every token retires it"}
     if not replaced:
         return {"replaces": name, "migration": f"replaces {old}: nothing of it is live any more"}
     ids = ", ".join("#" + t.id for t in replaced)
@@ -263,12 +266,11 @@ def migration_plan(token: Token, kind: SourceKind, retiring: SourceKind | None, 
 
 def observed_only_findings(token: Token, kind: SourceKind, live: LiveToken | None, now: datetime,
                            reasons: list[Reason], replaced_by: str | None) -> list[Finding]:
-    """An observed-only token's findings: its kind's, and what its replacement does to it (a
-    retired one needs no more than its removal from the inventory)."""
-    found = replaced_findings(token, kind, live, replaced_by) if replaced_by is not None else []
-    if replaced_by is None or (live is not None and live.usable):
-        found += kind.findings(token, live, now, action="none", strategy="observe_only", reasons=tuple(reasons))
-    return found
+    """An observed-only token's findings: its kind's, or, once another token replaces it, what
+    that replacement does to it (the kind's advice to replace it is then moot)."""
+    if replaced_by is not None:
+        return replaced_findings(token, kind, live, replaced_by)
+    return kind.findings(token, live, now, action="none", strategy="observe_only", reasons=tuple(reasons))
 
 
 def replaced_findings(token: Token, kind: SourceKind, live: LiveToken | None, replaced_by: str) -> list[Finding]:

@@ -131,3 +131,19 @@ def test_the_plan_and_the_merge_request_note_name_the_approval_of_each_credentia
         assert "approval" not in plan.to_json()["tokens"][0]  # the API token has no scopes to approve
     finally:
         live.stop()
+
+
+def test_a_targeted_plan_does_not_claim_the_api_token_is_gone(workdir):
+    from apply_world import NOW_TEXT
+
+    from reconciler.engine import open_session
+    from reconciler.pipeline import observe_and_plan
+
+    live = Migration("oauth_token", CONSUMERS).start(workdir)
+    try:
+        with open_session(live.inventory, sandbox=True, now=NOW_TEXT, env=live.env, targets=("subject",)) as session:
+            plan = observe_and_plan(session)[1]
+        (subject,) = plan.tokens
+        assert not subject.retire and "which this run did not observe" in (subject.migration or "")
+    finally:
+        live.stop()

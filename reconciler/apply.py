@@ -61,7 +61,6 @@ from reconciler.kinds import (
     FetchError,
     Grant,
     GrantRefused,
-    Identifying,
     ListKey,
     ListVerifiable,
     Mintable,
@@ -73,6 +72,7 @@ from reconciler.kinds import (
     Renewable,
     Revocable,
     Supplied,
+    Verifying,
     capable,
     consumer_kind,
     extract,
@@ -81,7 +81,7 @@ from reconciler.kinds import (
 from reconciler.observed import LiveToken, Observed, SourceObservation
 from reconciler.plan import ConsumerPlan, Plan, TokenPlan
 from reconciler.plan_model import expiry_words
-from reconciler.secret import REDACTED, Secret
+from reconciler.secret import REDACTED, Parts, Secret
 from reconciler.state import StateError, StateStore, open_escrow
 from reconciler.state.ledger import InFlight, Ledger, LedgerRecord
 
@@ -331,8 +331,9 @@ def describe_error(exc: BaseException, values: Iterable[Secret | None] = ()) -> 
     else:
         text = str(exc) or type(exc).__name__
     for value in values:
-        if value is not None and len(value) >= 4:
-            text = text.replace(value.reveal(), REDACTED)
+        for secret in value.secret_texts() if value is not None else ():
+            if len(secret) >= 4:
+                text = text.replace(secret, REDACTED)
     return text.replace("\n", " ")[:300]
 
 
@@ -717,6 +718,7 @@ class TokenApply:
                          "finishes delivery first")
             return
         self.revoke(to_revoke, keep=value_live.id if value_live else None)
+        self.retire_replaced()
         self.finish()
 
     def failed(self) -> bool:
@@ -804,7 +806,9 @@ class TokenApply:
         self.run_.result.rotated.append(self.token.name)
         if self.tp.action == "create":
             self.run_.result.created.append(self.token.name)
+        shown = minted.value.shown if isinstance(minted.value, Parts) else {}  # a pair's plain parts may be named
         self.say(f"created {self.kind.noun} #{minted.live.id} beside the old one"
+                 + "".join(f" ({name} {text})" for name, text in shown.items())
                  + (f" ({expiry_words(minted.live.expires_at, self.run_.now)})" if minted.live.expires_at else ""))
         self.value_kept = self.escrow_put(minted)
         self.persist(self.flight().minted(minted.live.id))
@@ -1089,7 +1093,7 @@ class TokenApply:
         if value is not None and value_live is not None and self.api is not None and written:
             try:
                 works = (self.kind.verify_value(self.api, self.src, value_live, value)
-                         if isinstance(self.kind, Identifying) else None)
+                         if isinstance(self.kind, Verifying) else None)
             except Exception as exc:  # noqa: BLE001
                 raise StepFailed(f"could not check that the value is #{value_live.id} "
                                  f"({describe_error(exc, self.run_.values_in_play)}): the old token is kept",
@@ -1151,21 +1155,37 @@ class TokenApply:
                 lists[key] = FetchError(0, describe_error(exc, self.run_.values_in_play))
         return lists
 
-    def revoke(self, tokens: list[LiveToken], keep: str | None) -> None:
+    def retire_replaced(self) -> None:
+        """The way off a retiring credential: once this token's consumers all hold its value (the
+        plan's `retire`), the live credential of the token it `replaces` is revoked by that
+        token's own kind, through the same path as any old token."""
+        name = self.kind.replaces(self.src)
+        sobs = self.observed.sources.get(name) if name is not None and self.tp.retire else None
+        if name is None or sobs is None:
+            return
+        owner = self.run_.inventory.tokens[name]  # validation guarantees it
+        self.revoke([t for t in (sobs.current, *sobs.others) if t is not None and t.id in self.tp.retire], keep=None,
+                    owner=owner)
+
+    def revoke(self, tokens: list[LiveToken], keep: str | None, owner: Token | None = None) -> None:
+        """Revoke `tokens` (old instances of this token, or those of `owner`, the token it replaces)."""
+        src = owner.source if owner is not None else self.src
+        kind = source_kind(src.kind)
+        api = self.run_.clients[src.provider] if owner is not None and src.provider else self.api
         seen: set[str] = set()
         for t in tokens:
             if t.id in seen or t.id == keep:
                 continue
             seen.add(t.id)
             try:
-                capable(self.kind, Revocable).revoke(self.api, self.src, t)
+                capable(kind, Revocable).revoke(api, src, t)
             except Exception as exc:
                 if getattr(exc, "response_code", None) == 404 or getattr(exc, "status", None) == 404:
                     continue  # already gone
                 raise StepFailed(f"revoking #{t.id} failed: {describe_error(exc)}",
                                  next_apply="the next apply tries again") from None
             self.run_.result.revoked += 1
-            self.say(f"revoked {self.kind.noun} #{t.id}")
+            self.say(f"{kind.revoke_verb} {kind.noun} #{t.id}" + (f" of {owner.name}" if owner is not None else ""))
 
     def finish(self) -> None:
         escrow = self.run_.escrow

@@ -595,8 +595,9 @@ class ZendeskApi:
 
     def oauth_grant(self, params: Mapping[str, Any]) -> requests.Response:
         """`POST /oauth/tokens` (no /api/v2): the client authenticates in the body, so the request
-        carries no API credential (a bare session). The answer as it came: the caller reads the
-        OAuth error of a refusal."""
+        carries no API credential (a bare session)
+        (developer.zendesk.com/api-reference/ticketing/oauth/grant_type_tokens/). The answer as it
+        came: the caller reads the OAuth error of a refusal."""
         with self.throttle:
             return self._call("POST", "/oauth/tokens", json=dict(params), session=self._session())
 
@@ -607,6 +608,12 @@ class ZendeskApi:
             body = self._check(self._call("GET", "/api/v2/oauth/tokens/current.json",
                                           session=self._session(bearer=value)))
         return dict(body["token"])
+
+    def revoke_bearer(self, bearer: Secret) -> int:
+        """`DELETE /api/v2/oauth/tokens/current` authenticated with `bearer`: the status."""
+        with self.throttle:
+            return self._call("DELETE", "/api/v2/oauth/tokens/current.json",
+                              session=self._session(bearer=bearer)).status_code
 
     def identify_oauth_token(self, value: Secret) -> Identity | None:
         """Which OAuth token `value` is: `GET /api/v2/oauth/tokens/current` authenticated with it.

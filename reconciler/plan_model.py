@@ -90,6 +90,12 @@ class TokenPlan:
     created_with: str | None = None  # the token whose value creates this one (apply does that one first)
     creator_value: str | None = None  # where apply takes that value: minted, escrow, consumer:ID; None: not at hand
     creates: tuple[str, ...] = ()  # the tokens created with this one's value (apply does them after it)
+    # the way off a retiring credential: the inventory token this one replaces, what happens to
+    # it in words, and the ids of its live credential apply revokes after this token's delivery
+    replaces: str | None = None
+    migration: str | None = None
+    retire: tuple[str, ...] = ()
+    approval: str | None = None  # the access request that approved its scopes (policy.approved_scopes)
 
     @property
     def blocked(self) -> bool:
@@ -97,7 +103,8 @@ class TokenPlan:
 
     @property
     def changes(self) -> bool:
-        return self.action != "none" or any(c.action != "none" for c in self.consumers) or bool(self.orphans)
+        return (self.action != "none" or any(c.action != "none" for c in self.consumers) or bool(self.orphans)
+                or bool(self.retire))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -174,6 +181,7 @@ class Plan:
                 "reasons": tuple(Reason(**r) for r in t["reasons"]),
                 "orphans": tuple(t["orphans"]),
                 "creates": tuple(t.get("creates") or ()),
+                "retire": tuple(t.get("retire") or ()),
                 "consumers": consumers,
                 "findings": tuple(finding(f) for f in t["findings"]),
             }))
@@ -187,14 +195,18 @@ class Plan:
         )
 
 
+# TokenPlan fields written only when set, so that a plan without them reads as before
+_OPTIONAL = ("created_with", "creates", "replaces", "migration", "retire", "approval")
+
+
 def _token_json(t: TokenPlan) -> dict[str, Any]:
-    """A token's JSON; the creator fields only when it is created with another token."""
-    out: dict[str, Any] = plain(asdict(t))
-    if t.created_with is None:
-        del out["created_with"], out["creator_value"]
-    if not t.creates:
-        del out["creates"]
-    return out
+    data: dict[str, Any] = plain(asdict(t))
+    for key in _OPTIONAL:
+        if not data.get(key):
+            data.pop(key, None)
+    if t.created_with is None:  # where the creator's value comes from (None: not at hand) only for a created token
+        del data["creator_value"]
+    return data
 
 
 def declared_at(obj: Located, key: str | None = None) -> str:

@@ -43,6 +43,7 @@ from reconciler.kinds import (
     Strategy,
     Supplied,
     consumer_kind,
+    holds_whole_value,
     source_kind,
 )
 from reconciler.observed import (
@@ -109,10 +110,17 @@ def plan(
     `targets`: only these token names (all when empty)."""
     now = now.astimezone(UTC) if now.tzinfo else now.replace(tzinfo=UTC)
     chosen = sorted(n for n in inventory.tokens if not targets or n in targets)
+    replaced_by = {old: name for name, t in inventory.tokens.items()
+                   if (old := source_kind(t.source.kind).replaces(t.source)) is not None}
+    retiring = {name: source_kind(inventory.tokens[old].source.kind) for old, name in replaced_by.items()
+                if old in inventory.tokens}
     token_plans = creator_chains(inventory, observed, tuple(
-        plan_token(inventory.tokens[name], observed, ledger, now, escrow_available, (escrowed or {}).get(name))
+        plan_token(inventory.tokens[name], observed, ledger, now, escrow_available, (escrowed or {}).get(name),
+                   replaced_by=replaced_by.get(name), retiring=retiring.get(name))
         for name in chosen
     ))
+    token_plans = tuple(replace(tp, approval=source_kind(tp.source_kind).scope_approval(
+        inventory.tokens[tp.name].source, inventory.policy)) for tp in token_plans)
     findings = [
         Finding(severity="warning", code="unmanaged",
                 message=f"unmanaged: {_live_words(t)} in {t.where} is not in the inventory "
@@ -158,7 +166,8 @@ class ConsumerState(NamedTuple):
 
 
 def plan_token(token: Token, observed: Observed, ledger: Deliveries | None, now: datetime, escrow_available: bool,
-               escrowed: EscrowPending | None = None) -> TokenPlan:
+               escrowed: EscrowPending | None = None, *, replaced_by: str | None = None,
+               retiring: SourceKind | None = None) -> TokenPlan:
     src = token.source
     kind = source_kind(src.kind)
     sobs = observed.sources.get(token.name) or SourceObservation(token=token.name, identity=src.identity,
@@ -182,10 +191,12 @@ def plan_token(token: Token, observed: Observed, ledger: Deliveries | None, now:
     states = consumer_states(token, kind, observed, ledger, live, notes)
     recover_from = recovery(kind, live, states, escrowed)
     escrow_not_live(token, live, escrowed, notes)
-    unsettled = bool(sobs.others) or (ledger is not None and token.name in ledger.in_flight)
+    replaced = replaced_live(token, kind, observed)
+    # a migration under way finishes like interrupted work: every consumer gets this credential
+    unsettled = bool(sobs.others) or (ledger is not None and token.name in ledger.in_flight) or bool(replaced)
     reasons += delivery_reasons(token, kind, live, states, reasons, recover_from, strategy, notes, unsettled=unsettled)
     if strategy == "observe_only":
-        notes.extend(kind.findings(token, live, now, action="none", strategy=strategy, reasons=tuple(reasons)))
+        notes.extend(observed_only_findings(token, kind, live, now, reasons, replaced_by))
         return TokenPlan(**base, action="none", strategy=strategy, reasons=tuple(reasons),
                          consumers=tuple(_observe_only_consumer(s) for s in states), findings=notes.all())
 
@@ -198,10 +209,11 @@ def plan_token(token: Token, observed: Observed, ledger: Deliveries | None, now:
         notes.add("warning", "orphans",
                   f"{token.name}: {len(sobs.others)} other live {kind.noun}(s) with the same name "
                   f"({', '.join('#' + t.id for t in sobs.others)}): apply revokes them once every consumer is verified")
+    migration = migration_plan(token, kind, retiring, replaced, consumer_plans)
     return TokenPlan(
         **base, action=action, strategy=strategy, reasons=tuple(reasons), orphans=tuple(t.id for t in sobs.others),
         recover_from=recover_from if not rotating and any(cp.value == "current" for cp in consumer_plans) else None,
-        escrow=escrow, consumers=consumer_plans, findings=notes.all(),
+        escrow=escrow, consumers=consumer_plans, findings=notes.all(), **migration,
     )
 
 
@@ -262,6 +274,65 @@ def _absent(token: Token, kind: SourceKind, sobs: SourceObservation, base: dict[
     reasons = (Reason(code="absent", at=declared_at(token, "state"), message="declared state: absent"),) if ids else ()
     return TokenPlan(**base, action="revoke" if ids else "none", strategy=None, reasons=reasons,
                      orphans=tuple(t.id for t in sobs.others), findings=notes.all())
+
+
+# --- phase: the way off a retiring credential ------------------------------------------------------
+
+
+def replaced_live(token: Token, kind: SourceKind, observed: Observed) -> tuple[LiveToken, ...] | None:
+    """The usable live credential of the token this one `replaces` (none once it is retired);
+    None when that token was not observed in this run (`--target`, or its list failed)."""
+    name = kind.replaces(token.source)
+    sobs = observed.sources.get(name) if name is not None else None
+    if sobs is None or sobs.error:
+        return None
+    return tuple(t for t in (sobs.current, *sobs.others) if t is not None and t.usable)
+
+
+def migration_plan(token: Token, kind: SourceKind, retiring: SourceKind | None,
+                   replaced: tuple[LiveToken, ...] | None, consumers: tuple[ConsumerPlan, ...]) -> dict[str, Any]:
+    """The TokenPlan fields of a token that replaces another: which, and whether apply revokes
+    the replaced credential after this token's delivery (only when every consumer will hold this
+    token's value: verified now, or written by this apply)."""
+    name = kind.replaces(token.source)
+    if name is None:
+        return {}
+    old = f"{retiring.noun} {name}" if retiring is not None else name
+    verb = retiring.revoke_verb if retiring is not None else "revoked"
+    if replaced is None:
+        return {"replaces": name, "migration": f"replaces {old}, which this run did not observe: a plan or apply "
+                                               "of every token retires it"}
+    if not replaced:
+        return {"replaces": name, "migration": f"replaces {old}: nothing of it is live any more"}
+    ids = ", ".join("#" + t.id for t in replaced)
+    left = [cp.label for cp in consumers if cp.state != "verified" and cp.action == "none"]
+    if left:
+        return {"replaces": name, "migration": f"replaces {old} ({ids}): kept until every consumer holds this "
+                                               f"{kind.noun}; not yet: {', '.join(left)}"}
+    return {"replaces": name, "retire": tuple(t.id for t in replaced),
+            "migration": f"replaces {old}: {ids} {verb} once every consumer here holds this {kind.noun} "
+                         "(verified where it can be read back)"}
+
+
+def observed_only_findings(token: Token, kind: SourceKind, live: LiveToken | None, now: datetime,
+                           reasons: list[Reason], replaced_by: str | None) -> list[Finding]:
+    """An observed-only token's findings: its kind's, or, once another token replaces it, what
+    that replacement does to it (the kind's advice to replace it is then moot)."""
+    if replaced_by is not None:
+        return replaced_findings(token, kind, live, replaced_by)
+    return kind.findings(token, live, now, action="none", strategy="observe_only", reasons=tuple(reasons))
+
+
+def replaced_findings(token: Token, kind: SourceKind, live: LiveToken | None, replaced_by: str) -> list[Finding]:
+    """A retiring token another one replaces: what apply does to it, or that it is done."""
+    at = declared_at(token.source)
+    if live is not None and live.usable:
+        return [Finding(severity="warning", code="being_replaced", at=at, token=token.name,
+                        message=f"{token.name} is replaced by {replaced_by}: apply {kind.revoke_verb.removesuffix('d')}s "
+                                f"{kind.noun} #{live.id} once every consumer of {replaced_by} holds the new credential")]
+    return [Finding(severity="warning", code="replaced", at=at, token=token.name,
+                    message=f"{token.name} is replaced by {replaced_by} and no longer live: remove it from the "
+                            f"inventory (and `replaces: {token.name}` from {replaced_by})")]
 
 
 # --- phase: why the source itself is due -----------------------------------------------------------
@@ -410,7 +481,8 @@ def recovery(kind: SourceKind, live: LiveToken | None, states: list[ConsumerStat
         if isinstance(kind, Recoverable) and live.owned and live.fingerprint:
             return "source"
     for s in states:
-        if s.state == "verified" and s.observation is not None and s.observation.readable:
+        if (s.state == "verified" and s.observation is not None and s.observation.readable
+                and holds_whole_value(consumer_kind(s.consumer.kind).template(s.consumer))):
             return f"consumer:{s.consumer.identity}"
     return None
 
@@ -549,7 +621,7 @@ def escrow_for(token: Token, states: list[ConsumerState], action: TokenAction, s
     if escrow_available:
         return "key"
     readable = [s.consumer for s in states if s.observation is not None and s.observation.readable
-                and s.state != "error"]
+                and s.state != "error" and holds_whole_value(consumer_kind(s.consumer.kind).template(s.consumer))]
     if readable:
         return f"consumer:{readable[0].identity}"
     # A warning, not an error: merge-request pipelines plan without the protected key; apply

@@ -102,6 +102,10 @@ def _token_lines(t: TokenPlan) -> list[StyledLine]:
         lines.append((" ", f"    escrow: {'the escrow key' if t.escrow == 'key' else t.escrow.split(':', 1)[1]}"))
     if t.recover_from:
         lines.append((" ", f"    current value recovered from {t.recover_from}"))
+    if t.migration:
+        lines.append(("-" if t.retire else " ", f"    migration: {t.migration}"))
+    if t.approval:
+        lines.append((" ", f"    approved: {t.approval}"))
     # a finding about one consumer is printed under it, so that each consumer appears once
     for c in t.consumers:
         lines.extend(_consumer_lines(c, [f for f in t.findings if f.consumer == c.identity]))
@@ -169,6 +173,7 @@ def render_text(plan: Plan, stream: TextIO | None = None, colour: bool | None = 
         out.append((" ", ""))
     if quiet:
         out.append((" ", f"  {len(quiet)} token(s) up to date: {', '.join(t.name for t in quiet)}"))
+        out.extend((" ", f"    {t.name}: {t.approval}") for t in quiet if t.approval)
         out.append((" ", ""))
     for f in plan.findings:
         out.extend(_finding_lines(f, ""))
@@ -207,6 +212,9 @@ def render_markdown(plan: Plan) -> str:
     if quiet:
         lines.append(f"Up to date: {', '.join(md.code(n) for n in quiet)}")
         lines.append("")
+    approved = [t for t in plan.tokens if t.approval and not (t.changes or t.findings)]
+    if approved:
+        lines += _markdown_details("scope approvals", [f"{t.name}: {t.approval}" for t in approved])
     lines.append(f"<sub>inventory {md.html(plan.inventory_digest[:19])}… · live state {md.html(plan.observed_digest[:19])}… · "
                  f"{plan.generated_at.isoformat().replace('+00:00', 'Z')}</sub>")
     return "\n".join(lines) + "\n"

@@ -234,6 +234,33 @@ def _client_secret(w: WorldBuilder, token: Token) -> str:
     return value
 
 
+def _oauth_grant(w: WorldBuilder, token: Token) -> str:
+    """An access token with its refresh token, the refresh token in the variable the inventory
+    names (as a person supplies it after authorising the client), and a confidential client's
+    secret in its variable. The access token lives 48 h, the longest Zendesk grants
+    (`expires_in` at most 172,800 s), so a first plan does not find it due."""
+    src: Any = token.source
+    value = _hex(f"inventory/{token.name}", 64)
+    refresh = _hex(f"inventory/{token.name}/refresh", 64)
+    client = w.oauth_client(src.provider, src.client)
+    if src.client_secret_env:
+        client["secret"] = w.credentials[src.client_secret_env] = _hex(f"inventory/{token.name}/client", 64)
+    w.credentials[src.refresh_token_env] = refresh
+    w.instance(src.provider)["oauth_tokens"].append({
+        "client": src.client, "scopes": list(src.scopes), "value": value, "refresh_token": refresh,
+        "created_at": "now", "expires_at": "now+48h"})
+    return value
+
+
+def _oauth_client_pair(w: WorldBuilder, token: Token) -> dict[str, str]:
+    """The declared client with a secret: its consumers hold both parts."""
+    src: Any = token.source
+    secret = _hex(f"inventory/{token.name}", 64)
+    client = w.oauth_client(src.provider, src.identifier)
+    client.update(secret=secret, created_at=w.lifetime(token)["created_at"])
+    return {"identifier": src.identifier, "secret": secret}
+
+
 def _api_token(w: WorldBuilder, token: Token) -> str:
     src: Any = token.source
     value = _hex(f"inventory/{token.name}", 40)
@@ -253,13 +280,16 @@ def _external(w: WorldBuilder, token: Token) -> str:
     return value
 
 
-SOURCES: dict[str, Callable[[WorldBuilder, Token], str]] = {
+# What a seeded source's consumers hold: its value, or its parts by name (`${token.<part>}`)
+SOURCES: dict[str, Callable[[WorldBuilder, Token], str | dict[str, str]]] = {
     "gitlab_personal_access_token": _pat,
     "gitlab_project_access_token": _access_token,
     "gitlab_group_access_token": _access_token,
     "gitlab_service_account_token": _service_account_token,
     "gitlab_pipeline_trigger": _trigger,
     "zendesk_oauth_token": _oauth_token,
+    "zendesk_oauth_grant": _oauth_grant,
+    "zendesk_oauth_client": _oauth_client_pair,
     "zendesk_oauth_client_secret": _client_secret,
     "zendesk_api_token": _api_token,
     "external": _external,
@@ -380,9 +410,12 @@ def world_seed(inventory: Inventory, now: datetime) -> dict[str, Any]:
     return w.seed()
 
 
-def _seed_consumer(w: WorldBuilder, token: Token, consumer: Consumer, value: str) -> None:
+def _seed_consumer(w: WorldBuilder, token: Token, consumer: Consumer, value: str | dict[str, str]) -> None:
     seed_consumer = CONSUMERS.get(consumer.kind)
     if seed_consumer is None:
         raise WorldError(f"token {token.name}: the sandbox cannot seed a {consumer.kind} from an inventory")
-    held = consumer_kind(consumer.kind).template(consumer).replace("${token}", value)
+    held = consumer_kind(consumer.kind).template(consumer)
+    parts = value if isinstance(value, dict) else {"": value}
+    for part, text in parts.items():
+        held = held.replace("${token" + (f".{part}" if part else "") + "}", text)
     seed_consumer(w, consumer, held)

@@ -5,7 +5,7 @@ import pickle
 
 import pytest
 
-from reconciler.secret import REDACTED, Secret
+from reconciler.secret import REDACTED, Parts, Secret, restore
 
 
 def test_secret_never_prints_its_value():
@@ -29,3 +29,38 @@ def test_render_and_fingerprint():
     assert s.render("Bearer ${token}").reveal() == "Bearer abc"
     assert s.fingerprint() == Secret("abc").fingerprint() != Secret("abd").fingerprint()
     assert s == Secret("abc") and s != Secret("abd")
+
+
+def _pair() -> Parts:
+    return Parts("secret", "s3cr3t" + "x" * 20, {"identifier": "portal-0a1b2c3d"})
+
+
+def test_parts_render_each_part_and_no_whole_value():
+    pair = _pair()
+    assert pair.render("${token.identifier}:${token.secret}").reveal() == "portal-0a1b2c3d:s3cr3t" + "x" * 20
+    assert pair.render("id=${token.identifier}").reveal() == "id=portal-0a1b2c3d"
+    assert pair.names == ("identifier", "secret")
+    with pytest.raises(ValueError, match="no whole value"):
+        pair.render("Bearer ${token}")
+    with pytest.raises(ValueError, match="no part 'password'"):
+        pair.render("${token.password}")
+
+
+def test_parts_redact_the_secret_part_and_may_show_the_identifier():
+    pair = _pair()
+    for shown in (str(pair), repr(pair), f"{pair}", str([pair])):
+        assert "s3cr3t" not in shown and "portal" not in shown
+    assert pair.shown == {"identifier": "portal-0a1b2c3d"}  # a plain part a plan may name
+    assert isinstance(pair.part("secret"), Secret) and str(pair.part("secret")) == REDACTED
+    assert "s3cr3t" + "x" * 20 in pair.secret_texts()
+    with pytest.raises(TypeError):
+        pickle.dumps(pair)
+
+
+def test_parts_survive_their_plain_form_as_the_escrow_keeps_it():
+    pair = _pair()
+    back = restore(pair.reveal())
+    assert isinstance(back, Parts) and back == pair and back.fingerprint() == pair.fingerprint()
+    assert back.render("${token.secret}") == pair.part("secret")
+    plain = restore("just-a-value")
+    assert type(plain) is Secret and plain.reveal() == "just-a-value"

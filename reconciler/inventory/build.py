@@ -23,6 +23,7 @@ from reconciler.inventory.model import (
     Position,
     Provider,
     Rotation,
+    ScopeApproval,
     Source,
     StateConfig,
     Token,
@@ -150,6 +151,10 @@ class _Builder:
             max_lifetime=self.duration(path + ("max_lifetime",), raw.get("max_lifetime")),
             allowed_scopes={k: tuple(v) for k, v in (raw.get("allowed_scopes") or {}).items()},
             max_access_level=raw.get("max_access_level"),
+            approved_scopes={provider: {client: tuple(ScopeApproval(tuple(e["scopes"]), e["access_request"])
+                                                      for e in entries)
+                                        for client, entries in clients.items()}
+                             for provider, clients in (raw.get("approved_scopes") or {}).items()},
             **self.where(path, raw),
         )
 

@@ -95,15 +95,26 @@ def plain_http_findings(obj: Located, key: str, path: str, template: str) -> lis
     return [finding(obj, key, path, f"{where} would receive the value in clear over plain http: use https://{hint}")]
 
 
-def template_findings(obj: Located, key: str, path: str, text: str) -> list[Diagnostic]:
-    """What is wrong with the template `text` at `key` of `obj`: a placeholder other than
-    ${token}, or no ${token} at all."""
+def template_findings(obj: Located, key: str, path: str, text: str, parts: tuple[str, ...] = ()) -> list[Diagnostic]:
+    """What is wrong with the template `text` at `key` of `obj`: a placeholder the source's value
+    does not have, or none at all. A single value is `${token}`; a credential of `parts` (an
+    OAuth client's identifier and secret) is taken part by part, `${token.PART}`."""
     names = _PLACEHOLDER.findall(text)
-    unknown = sorted({n for n in names if n != "token"})
+    wanted = ["${token." + p + "}" for p in parts] if parts else [TOKEN_PLACEHOLDER]
+    unknown = sorted({n for n in names if n != "token" and not n.startswith("token.")})
     if unknown:
-        return [finding(obj, key, path, f"unknown placeholder {', '.join('${' + n + '}' for n in unknown)}: only ${{token}} is substituted")]
-    if TOKEN_PLACEHOLDER not in text:
-        return [finding(obj, key, path, f"the template {text!r} does not contain ${{token}}, so the consumer would never receive the token")]
+        return [finding(obj, key, path, f"unknown placeholder {', '.join('${' + n + '}' for n in unknown)}: only "
+                                        f"{' and '.join(wanted)} {'is' if len(wanted) == 1 else 'are'} substituted")]
+    missing = sorted({n[len("token."):] for n in names if n.startswith("token.")} - set(parts))
+    if missing:
+        has = (f"its parts are {', '.join(parts)}" if parts else "it is a single value: use ${token}")
+        return [finding(obj, key, path, f"the source has no part {', '.join(repr(m) for m in missing)}: {has}")]
+    if parts and "token" in names:
+        return [finding(obj, key, path, f"the source's credential has parts ({', '.join(parts)}) and no whole value: "
+                                        f"name the parts this place receives, e.g. {' and '.join(wanted)}")]
+    if not names:
+        return [finding(obj, key, path, f"the template {text!r} does not contain {' or '.join(wanted)}, so the consumer "
+                                        "would never receive the token")]
     return []
 
 
@@ -193,8 +204,11 @@ class _Checker:
 
     def templates(self) -> None:
         for name, token in self.inv.tokens.items():
+            parts = source_kind(token.source.kind).parts(token.source)
             for i, consumer in enumerate(token.consumers):
-                self.found += template_findings(consumer, "value", f"tokens.{name}.consumers[{i}]", consumer.value)
+                if parts and consumer_kind(consumer.kind).template(consumer) != consumer.value:
+                    continue  # the value travels in another template (a webhook's endpoint), which its kind checks
+                self.found += template_findings(consumer, "value", f"tokens.{name}.consumers[{i}]", consumer.value, parts)
 
     # --- one place, one token ----------------------------------------------------------------
 

@@ -122,6 +122,19 @@ class Policy(Located):
     max_lifetime: timedelta | None = None
     allowed_scopes: dict[str, tuple[str, ...]] = field(default_factory=dict)  # source kind -> scopes
     max_access_level: int | None = None  # project/group tokens: highest access level allowed
+    # Zendesk provider -> OAuth client identifier -> the scope sets access requests approved
+    approved_scopes: dict[str, dict[str, tuple[ScopeApproval, ...]]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ScopeApproval:
+    """A scope set an access request approved (the runbook's gate: no unapproved scope)."""
+
+    scopes: tuple[str, ...]
+    access_request: str  # its URL
+
+    def covers(self, scopes: tuple[str, ...]) -> bool:
+        return set(scopes) <= set(self.scopes)
 
 
 @dataclass(frozen=True, kw_only=True)

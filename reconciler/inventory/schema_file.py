@@ -149,6 +149,32 @@ BASE: dict[str, Any] = {
                     "$ref": "#/$defs/access_level",
                     "description": "Highest access level a project or group access token may have.",
                 },
+                "approved_scopes": {
+                    "type": "object",
+                    "description": "Per Zendesk provider, per OAuth client identifier, the scope sets an access request "
+                                   "approved, each with `scopes` and `access_request` (its URL). When set, a Zendesk OAuth credential whose scopes are within none of its "
+                                   "client's sets fails validation (the runbook: if the scopes are not approved in the "
+                                   "access request, STOP); plans name the access request that covers each.",
+                    "additionalProperties": {
+                        "type": "object",
+                        "additionalProperties": {
+                            "type": "array",
+                            "minItems": 1,
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "scopes": {"type": "array", "minItems": 1,
+                                               "items": {"type": "string", "minLength": 1},
+                                               "description": "The scopes approved."},
+                                    "access_request": {"type": "string", "pattern": "^https://",
+                                                       "description": "URL of the access request that approved them."},
+                                },
+                                "required": ["scopes", "access_request"],
+                                "additionalProperties": False,
+                            },
+                        },
+                    },
+                },
             },
             "additionalProperties": False,
         },

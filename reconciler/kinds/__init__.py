@@ -46,6 +46,11 @@ it. The value is dropped after that; observations hold fingerprints only.
         provider (PATs and resource access tokens: one table); None when nothing is live
     display_name(source) -> str | None      reports: how a person knows the source (None: by its
         inventory name)
+    scope_approval(source, policy) -> str | None   the access request covering its scopes, for plans
+    replaces(source) -> str | None          the inventory token whose retiring credential this one
+        replaces (revoked by apply once this one's consumers are verified)
+    parts(source) -> tuple[str, ...]        the parts of a multi-part credential (`Parts`), which
+        consumers take through `${token.PART}`; () for a single value (`${token}`)
 
 Source capabilities (values travel as `Secret`; `api` is the provider handle from
 `reconciler.clients`):
@@ -58,9 +63,10 @@ Source capabilities (values travel as `Secret`; `api` is the provider handle fro
     Revocable     revoke(api, source, live) -> None
     Recoverable   recover(api, source, live) -> Secret | None: the current value read back from
                   the API (owned triggers); the planner offers it when the live token is `owned`
-    Identifying   identify(api, source, value, lists) -> Identity | None: which live token a
-                  held value is; verify_value(api, source, live, value) -> bool | None: the
-                  value is `live` (None: cannot tell without a side effect)
+    Verifying     verify_value(api, source, live, value) -> bool | None: the value is `live`
+                  (None: cannot tell); apply proves a new value with it before revoking the old
+    Identifying   Verifying, and identify(api, source, value, lists) -> Identity | None: which
+                  live token a held value is (consumers holding values are then judged by it)
     Refreshable   renewed through an OAuth grant the tool holds (rotated in place: a refresh
                   answers a new value and a new refresh token and kills the old pair).
                   refresh(api, source, refresh_token, *, lifetime, env) -> Grant (GrantRefused when
@@ -138,7 +144,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple, TypeVar, cast
 
-from reconciler.inventory.model import Consumer, Diagnostic, Inventory, Source, Token
+from reconciler.inventory.model import Consumer, Diagnostic, Inventory, Policy, Source, Token
 from reconciler.observed import ConsumerObservation, LiveToken, SourceObservation
 from reconciler.plan_model import Finding, Reason, Severity, TokenAction
 from reconciler.secret import Secret
@@ -273,6 +279,22 @@ class SourceKind(ABC):
     def display_name(self, source: Source) -> str | None:
         """How a report names `source` for a person; None: by its inventory name."""
 
+    revoke_verb: ClassVar[str] = "revoked"  # what `Revocable.revoke` does, for apply's messages
+
+    def replaces(self, source: Source) -> str | None:
+        """The inventory token (of a kind its provider is retiring) this source replaces: apply
+        delivers this source's credential to the consumers that moved here, verifies them, and
+        only then revokes the replaced one's live credential (`migration`)."""
+        return None
+
+    def scope_approval(self, source: Source, policy: Policy) -> str | None:
+        """Which approval of `policy` covers this source's scopes, in words for the plan."""
+        return None
+
+    def parts(self, source: Source) -> tuple[str, ...]:
+        """The parts of this source's credential (`${token.PART}`); () when it is one value."""
+        return ()
+
     @property
     def identifies_values(self) -> bool:
         """`identify()` can tell which live token a held value is."""
@@ -309,7 +331,16 @@ class Recoverable(ABC):
     def recover(self, api: Any, source: Source, live: LiveToken) -> Secret | None: ...
 
 
-class Identifying(ABC):
+class Verifying(ABC):
+    """A new value can be proven to be a live token before the old one is revoked. `api` is
+    always the handle of the source's own provider."""
+
+    @abstractmethod
+    def verify_value(self, api: Any, source: Source, live: LiveToken, value: Secret) -> bool | None:
+        """Whether `value` is the live token `live`; None when the kind cannot tell."""
+
+
+class Identifying(Verifying):
     """A value can be matched to a live token (authenticate with it, or compare with a list).
     `api` is always the handle of the source's own provider, a trusted one: a value read from a
     consumer is never sent anywhere else (reconciler.trust)."""
@@ -317,11 +348,6 @@ class Identifying(ABC):
     @abstractmethod
     def identify(self, api: Any, source: Source, value: Secret, lists: Lists) -> Identity | None:
         """Which live token `value` is, or None when it cannot be told."""
-
-    @abstractmethod
-    def verify_value(self, api: Any, source: Source, live: LiveToken, value: Secret) -> bool | None:
-        """Whether `value` is the live token `live`; None when the kind cannot tell without a
-        side effect."""
 
 
 @dataclass(frozen=True)
@@ -542,6 +568,12 @@ def read_back(lists: Lists, key: ListKey) -> Any:
     if data is None:
         raise LookupError("not read back")
     return data
+
+
+def holds_whole_value(template: str) -> bool:
+    """A value rendered through `template` contains the whole token (`${token}`), so the token can
+    be read back out of it; not so for a template naming parts (`${token.secret}`)."""
+    return "${token}" in template
 
 
 def extract(template: str, held: Secret | None) -> Secret | None:

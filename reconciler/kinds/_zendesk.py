@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from reconciler.inventory.model import Diagnostic, Inventory, Policy, ScopeApproval, Source, finding
 from reconciler.kinds._answers import checked
 from reconciler.observed import LiveToken, parse_time
 from reconciler.secret import Secret
@@ -124,3 +125,81 @@ def live_zendesk_token(row: dict[str, Any], name: str, where: str) -> LiveToken:
         scopes=tuple(sorted(row.get("scopes") or ())),
         user_id=None if row.get("user_id") is None else str(row["user_id"]),
     )
+
+
+# --- the way off API tokens: an OAuth source that replaces one --------------------------------
+
+# The `replaces` property of the Zendesk OAuth sources' schema fragments.
+REPLACES_PROPERTY: dict[str, Any] = {
+    "type": "string",
+    "description": "Name of an inventory token whose source is a Zendesk API token that this OAuth credential "
+                   "replaces: move that token's consumers here (each with its new template, e.g. "
+                   "`Bearer ${token}`); apply delivers this credential to them, verifies it, and only then "
+                   "deactivates the API token.",
+    "minLength": 1,
+}
+
+
+def replaces_findings(source: Source, replaces: str | None, inv: Inventory, path: str) -> list[Diagnostic]:
+    """`replaces` must name an inventory token of a kind its provider is retiring, on the same
+    Zendesk instance, that no other token replaces and whose consumers have moved here."""
+    from reconciler.inventory.schema import suggestion
+    from reconciler.kinds import source_kind
+    from reconciler.kinds._discovery import SunsetSource
+
+    if replaces is None:
+        return []
+    old = inv.tokens.get(replaces)
+    if old is None:
+        hint = suggestion(replaces, list(inv.tokens)) or ""
+        return [finding(source, "replaces", path, f"no token named {replaces!r}{hint}")]
+    kind = source_kind(old.source.kind)
+    if not isinstance(kind, SunsetSource):
+        return [finding(source, "replaces", path, f"token {replaces} is a {kind.noun}, not a Zendesk API token: "
+                                                 "only a credential Zendesk is retiring is replaced this way")]
+    found = []
+    if old.source.provider != source.provider:
+        found.append(finding(source, "replaces", path, f"token {replaces} is an API token of {old.source.provider}, "
+                                                      f"this OAuth credential belongs to {source.provider}"))
+    others = sorted(n for n, t in inv.tokens.items()
+                    if t.source is not source and source_kind(t.source.kind).replaces(t.source) == replaces)
+    if others:
+        found.append(finding(source, "replaces", path, f"token {replaces} is replaced by {', '.join(others)} too: "
+                                                      "one credential replaces it"))
+    if old.consumers:
+        found.append(finding(source, "replaces", path, f"token {replaces} still lists {len(old.consumers)} "
+                                                      "consumer(s): move them here, each with the template it "
+                                                      "needs for the OAuth credential (e.g. `Bearer ${token}`)"))
+    return found
+
+
+# --- the scope gate: scopes an access request approved ----------------------------------------
+
+
+def scope_approval(provider: str, client: str, scopes: tuple[str, ...], policy: Policy) -> ScopeApproval | None:
+    """The approved set of `policy.approved_scopes` that covers `scopes` (an exact one first)."""
+    entries = policy.approved_scopes.get(provider, {}).get(client, ())
+    exact = [e for e in entries if set(e.scopes) == set(scopes)]
+    return next(iter(exact or [e for e in entries if e.covers(scopes)]), None)
+
+
+def approval_words(source: Source, client: str, scopes: tuple[str, ...], policy: Policy) -> str | None:
+    approval = scope_approval(str(source.provider), client, scopes, policy)
+    if approval is None:
+        return None
+    return f"scopes {' '.join(sorted(scopes))} approved in {approval.access_request}"
+
+
+def approval_findings(source: Source, client: str, scopes: tuple[str, ...], policy: Policy, path: str) -> list[Diagnostic]:
+    """With `policy.approved_scopes` set, an error unless an access request approved these scopes
+    for this client (the runbook: "verify the scopes requested are documented and approved in the
+    access request; if they are not, STOP")."""
+    if not policy.approved_scopes or scope_approval(str(source.provider), client, scopes, policy) is not None:
+        return []
+    entries = policy.approved_scopes.get(str(source.provider), {}).get(client, ())
+    where = f"policy.approved_scopes.{source.provider}.{client}"
+    approved = "; ".join(f"[{', '.join(e.scopes)}] by {e.access_request}" for e in entries)
+    return [finding(source, "scopes", path,
+                    f"scopes [{', '.join(scopes)}] of OAuth client {client} are approved by no access request: "
+                    + (f"{where} approves only {approved}" if entries else f"{where} lists none")
+                    + "; get them approved in an access request and list it there")]

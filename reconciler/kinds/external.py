@@ -1,6 +1,8 @@
 """Source kind `external`: a credential no API can mint. A person supplies the new value at apply
 time (`value_env` or `value_file`); nothing is observed live. Its consumers are checked against the
-ledger; `expires_at`, when declared, drives the expiry reason.
+ledger; `expires_at`, when declared, drives the expiry reason. With `username` it is a basic-auth
+pair (`reconciler.secret.Parts`): the declared username, which may be shown, and the supplied
+password, which alone is secret; consumers take `${token.username}` and `${token.password}`.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from reconciler.kinds import Lists, SourceKind, Strategy, Supplied
 from reconciler.kinds._discovery import ExpiringSource
 from reconciler.observed import LiveToken, SourceObservation
 from reconciler.plan_model import Finding, Reason, TokenAction, days_left, days_text, declared_at
-from reconciler.secret import Secret
+from reconciler.secret import Parts, Secret
 
 if TYPE_CHECKING:
     from reconciler.inventory.build import Place
@@ -29,6 +31,7 @@ class ExternalSource(Source):
     value_env: str | None = None  # read the new value from this environment variable
     value_file: str | None = None  # or from this file
     expires_at: date | None = None  # when known, so check can warn
+    username: str | None = None  # a basic-auth pair: this username and the supplied password
     kind: ClassVar[str] = "external"
 
     @property
@@ -50,6 +53,12 @@ SCHEMA: dict[str, Any] = {
         "expires_at": {
             "$ref": "#/$defs/date",
             "description": "When the current value expires, if known, so `check` can warn.",
+        },
+        "username": {
+            "type": "string",
+            "minLength": 1,
+            "description": "A basic-auth username: the credential is then a pair, this username (not secret) and the "
+                           "supplied value as its password; consumers take `${token.username}` and `${token.password}`.",
         },
     },
     "additionalProperties": False,
@@ -76,6 +85,10 @@ class ExternalKind(SourceKind, Supplied, ExpiringSource):
 
     def strategy(self, source: Source) -> Strategy:
         return "external"
+
+    def parts(self, source: Source) -> tuple[str, ...]:
+        assert isinstance(source, ExternalSource)
+        return ("username", "password") if source.username else ()
 
     def observe(self, token: Token, lists: Lists) -> SourceObservation:
         source = token.source
@@ -112,6 +125,11 @@ class ExternalKind(SourceKind, Supplied, ExpiringSource):
 
     def supplied_value(self, source: Source, env: Mapping[str, str]) -> Secret:
         assert isinstance(source, ExternalSource)
+        value = self._supplied(source, env)
+        return Parts("password", value, {"username": source.username}) if source.username else value
+
+    @staticmethod
+    def _supplied(source: ExternalSource, env: Mapping[str, str]) -> Secret:
         if source.value_env:
             text = env.get(source.value_env, "")
             if not text:

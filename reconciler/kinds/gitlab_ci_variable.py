@@ -9,6 +9,7 @@ creation, and `masked` cannot change on a hidden variable (GitLab refuses both o
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, ClassVar, Literal
@@ -76,11 +77,14 @@ MANAGED = ("masked", "protected", "hidden", "raw", "variable_type", "description
 MASKABLE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+=/@:.~-")
 
 
+_PLACEHOLDERS = re.compile(r"\$\{token(\.[A-Za-z0-9_]+)?\}")
+
+
 def _masking_findings(token: Token, var: GitLabCiVariable, path: str) -> list[Diagnostic]:
     """A masked variable's template must leave only maskable characters around ${token}, and the
     source's values must be maskable too."""
     allowed_desc = "any non-whitespace character" if var.raw else "letters, digits and _+=/@:.~-"
-    literal = "".join(var.value.split("${token}"))
+    literal = _PLACEHOLDERS.sub("", var.value)  # a part's characters are the value's (an identifier's are maskable)
     bad = sorted({c for c in literal if (c.isspace() if var.raw else c not in MASKABLE_CHARS)})
     if bad:
         shown = ", ".join(repr(c) for c in bad)

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import yaml
 
 from reconciler.inventory.model import Consumer, Diagnostic, Inventory, Source, Token, finding
-from reconciler.kinds import ListKey, Lists, SourceKind, Strategy
+from reconciler.kinds import ListKey, Lists, Revocable, SourceKind, Strategy
 from reconciler.kinds._discovery import ScannedSource, ScanScope, ScopeToken, Sunset, SunsetSource
 from reconciler.kinds._gitlab import pick, rows
 from reconciler.kinds._zendesk import (
@@ -61,7 +61,10 @@ SCHEMA: dict[str, Any] = {
 }
 
 
-class ApiTokenKind(SourceKind, ScannedSource, SunsetSource):
+class ApiTokenKind(SourceKind, Revocable, ScannedSource, SunsetSource):
+    """Revocable by deactivation, which is what retires it once an OAuth credential that
+    `replaces` it has reached every consumer (or `state: absent`)."""
+
     model = ZendeskApiToken
     schema = SCHEMA
     schema_order = 70
@@ -69,6 +72,7 @@ class ApiTokenKind(SourceKind, ScannedSource, SunsetSource):
     kind = "zendesk_api_token"
     provider_kind = "zendesk"
     noun = "API token"
+    revoke_verb = "deactivated"
 
     def check(self, token: Token, inv: Inventory, path: str) -> list[Diagnostic]:
         return [finding(token.source, "kind", path,
@@ -103,6 +107,15 @@ class ApiTokenKind(SourceKind, ScannedSource, SunsetSource):
                     if live.usable and (key.provider, live.name) not in named:
                         found.append(live)
         return found
+
+    def revoke(self, api: Any, source: Source, live: LiveToken) -> None:
+        """`PUT /api/v2/api_tokens/{id} {"api_token": {"active": false}}`. [GUESS] Zendesk documents
+        deactivating only in Admin Center ("Deactivating and reactivating an API token",
+        support.zendesk.com/hc/en-us/articles/226022787); the list is `GET /api/v2/api_tokens`
+        (ListApiTokens in the OAS, as cartography-cncf/cartography reads it), and the body follows
+        the Support API's `{"<record>": {...}}` convention. Deactivated, not deleted: a person can
+        still reactivate it until 2027-04-30, and Zendesk deletes it 60 days later."""
+        api.put(f"/api/v2/api_tokens/{live.id}.json", {"api_token": {"active": False}})
 
     # planning ---------------------------------------------------------------------------------
 
@@ -197,11 +210,16 @@ def oauth_replacement(provider: str, description: str, token: Token | None = Non
         entry["owner"] = token.owner
     entry["source"] = {"kind": "zendesk_oauth_token", "provider": provider, "client": "CLIENT-IDENTIFIER",
                        "scopes": ["read", "write"]}
+    if token is not None:
+        entry["source"]["replaces"] = token.name
     entry["consumers"] = [_consumer_yaml(c) for c in token.consumers] if token is not None else []
     text = (yaml.safe_dump({"tokens": {f"{name}-oauth": entry}}, sort_keys=False, default_flow_style=False)
             + "# CLIENT-IDENTIFIER: an OAuth client of this instance (Admin Center > Apps and integrations > APIs)\n")
     if token is None:
         text += "# consumers: where the API token is used; `reconcile discover` finds the readable places\n"
+    else:
+        text += (f"# consumers: moved here from {token.name} (delete them there), each with the template the OAuth "
+                 "token needs (e.g. `Bearer ${token}`); apply delivers it, verifies it, then deactivates the API token\n")
     return text
 
 

@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from reconciler.inventory.checks import allowed_scope_findings
-from reconciler.inventory.model import Diagnostic, Inventory, Source, Token
+from reconciler.inventory.model import Diagnostic, Inventory, Policy, Source, Token
 from reconciler.kinds import (
     Identifying,
     Identity,
@@ -32,7 +32,15 @@ from reconciler.kinds import (
 )
 from reconciler.kinds._discovery import Deadline, DeadlineSource, ScannedSource, ScanScope, ScopeToken, listed
 from reconciler.kinds._gitlab import fetched_row, pick, rows
-from reconciler.kinds._zendesk import PROVIDER_PROPERTY, TOKEN_ALPHABET, live_zendesk_token
+from reconciler.kinds._zendesk import (
+    PROVIDER_PROPERTY,
+    REPLACES_PROPERTY,
+    TOKEN_ALPHABET,
+    approval_findings,
+    approval_words,
+    live_zendesk_token,
+    replaces_findings,
+)
 from reconciler.observed import LiveToken, SourceObservation
 from reconciler.secret import Secret
 
@@ -44,6 +52,7 @@ if TYPE_CHECKING:
 class ZendeskOAuthToken(Source):
     client: str  # the OAuth client's identifier (unique per account)
     scopes: tuple[str, ...]
+    replaces: str | None = None  # an inventory token of a Zendesk API token
     kind: ClassVar[str] = "zendesk_oauth_token"
 
     @property
@@ -70,6 +79,7 @@ SCHEMA: dict[str, Any] = {
             "description": "Scopes: `read`, `write`, `impersonate`, or `RESOURCE:read|write` (e.g. `tickets:read`).",
             "items": {"type": "string", "pattern": "^(([a-z_]+:)?(read|write)|impersonate)$"},
         },
+        "replaces": REPLACES_PROPERTY,
     },
     "additionalProperties": False,
     "required": ["kind", "provider", "client", "scopes"],
@@ -137,7 +147,17 @@ class OAuthTokenKind(SourceKind, Mintable, Revocable, Identifying, ScannedSource
     def check(self, token: Token, inv: Inventory, path: str) -> list[Diagnostic]:
         source = token.source
         assert isinstance(source, ZendeskOAuthToken)
-        return allowed_scope_findings(source, source.scopes, path, inv.policy)
+        return (allowed_scope_findings(source, source.scopes, path, inv.policy)
+                + replaces_findings(source, source.replaces, inv, path)
+                + approval_findings(source, source.client, source.scopes, inv.policy, path))
+
+    def scope_approval(self, source: Source, policy: Policy) -> str | None:
+        assert isinstance(source, ZendeskOAuthToken)
+        return approval_words(source, source.client, source.scopes, policy)
+
+    def replaces(self, source: Source) -> str | None:
+        assert isinstance(source, ZendeskOAuthToken)
+        return source.replaces
 
     def strategy(self, source: Source) -> Strategy:
         return "overlap"

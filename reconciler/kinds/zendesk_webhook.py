@@ -30,6 +30,7 @@ from reconciler.kinds import (
     Reading,
     extract,
     read_back,
+    source_kind,
 )
 from reconciler.kinds._discovery import Place, ScannedConsumer, ScanScope
 from reconciler.kinds._gitlab import rows
@@ -200,7 +201,8 @@ class ZendeskWebhookKind(ConsumerKind, Readable, ListVerifiable, ScannedConsumer
 
     def check(self, token: Token, consumer: Consumer, inv: Inventory, path: str) -> list[Diagnostic]:
         assert isinstance(consumer, ZendeskWebhook)
-        return [] if consumer.endpoint is None else template_findings(consumer, "endpoint", path, consumer.endpoint)
+        return [] if consumer.endpoint is None else template_findings(consumer, "endpoint", path, consumer.endpoint,
+                                                                      source_kind(token.source.kind).parts(token.source))
 
     def from_document(self, fields: dict[str, Any], at: build.Place) -> Consumer:
         """`authentication:` becomes a ZendeskWebhookAuth; its keys keep their own positions."""

@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from reconciler.inventory.model import StateConfig
 from reconciler.observed import LiveToken, is_instance
-from reconciler.secret import Secret
+from reconciler.secret import Secret, restore
 from reconciler.state.errors import StateError
 from reconciler.state.store import StateStore
 
@@ -313,7 +313,7 @@ class Escrow:
                 f"{self.where}: the escrowed value of token {token} does not decrypt: the entry was "
                 "tampered with, moved from another token, or written with another key"
             ) from None
-        return EscrowEntry(token=token, token_id=entry.token_id, minted_at=entry.minted_at, value=Secret(value))
+        return EscrowEntry(token=token, token_id=entry.token_id, minted_at=entry.minted_at, value=restore(value))
 
     def drop(self, token: str) -> None:
         """Forget a value once every consumer has it."""

@@ -67,6 +67,8 @@ SOURCE_YAML = {
                                 " account: sync-bot, name: Sync SA, scopes: [api], strategy: in_place}",
     "oauth_token": "    source: {kind: zendesk_oauth_token, provider: zd, client: sync, scopes: [read]}",
     "client_secret": "    source: {kind: zendesk_oauth_client_secret, provider: zd, client: portal}",
+    # a credential pair: its consumers take both parts (PAIR_TEMPLATE)
+    "oauth_client": "    source: {kind: zendesk_oauth_client, provider: zd, identifier: portal, scopes: [read]}",
     # nothing live to age: due because no consumer can be verified, which the rotation must say
     "external": "    source: {kind: external, value_env: EXT_VALUE}\n    rotation: {on_unverifiable: rotate}",
 }
@@ -84,6 +86,9 @@ CONSUMER_YAML = {
     "zd_endpoint": "      - {kind: zendesk_webhook, provider: zd, webhook: Trigger call,"
                    " endpoint: 'https://hooks.example/trigger?token=${token}'}",
 }
+
+PAIR_TEMPLATE = "${token.identifier}:${token.secret}"  # what a consumer of a credential pair holds
+PAIR_SOURCES = ("oauth_client",)
 
 GITLAB_PREFIX = {"pat": "glpat-", "project_token": "glpat-", "group_token": "glpat-", "trigger": "glptt-",
                  "service_account": "glpat-", "service_account_in_place": "glpat-"}
@@ -119,9 +124,15 @@ class Scenario:
         return f"{self.source}-{'+'.join(self.consumers)}" + (f"-chain-{self.chain}" if self.chain else "")
 
     def inventory(self) -> str:
-        text = HEADER.format(source=SOURCE_YAML[self.source],
-                             consumers="\n".join(CONSUMER_YAML[c] for c in self.consumers))
+        lines = [CONSUMER_YAML[c] for c in self.consumers]
+        if self.source in PAIR_SOURCES:
+            lines = [line[:-1] + f", value: '{PAIR_TEMPLATE}'}}" for line in lines]
+        text = HEADER.format(source=SOURCE_YAML[self.source], consumers="\n".join(lines))
         return text + (CHAIN_YAML if self.chain else "")
+
+    def held_value(self, old: str) -> str:
+        """What a consumer holds of the source's value `old` before any apply."""
+        return f"portal:{old}" if self.source in PAIR_SOURCES else old
 
     def seeds(self, old: str, cred: str, zcred: str) -> tuple[dict[str, Any], dict[str, Any]]:
         bot_tokens = [{"name": "reconcile", "scopes": ["api"], "value": cred, "created_at": "now-10d",
@@ -159,6 +170,10 @@ class Scenario:
                 inst["oauth_tokens"].append({"client": "sync", "scopes": ["read"], "value": old, **aged})
             case "client_secret":
                 inst["oauth_clients"].append({"identifier": "portal", "name": "Portal", "secret": old, **aged})
+            case "oauth_client":
+                inst["oauth_clients"].append({"identifier": "portal", "name": "Portal", "secret": old,
+                                              "company": "Acme", "redirect_uri": ["https://portal.example/cb"], **aged})
+        old = self.held_value(old)
         for c in self.consumers:
             match c:
                 case "variable":
@@ -340,6 +355,9 @@ class Live:
             return answer.status_code == 200
         if source == "client_secret":
             return self.zd.client_secret_valid(SUB, "portal", value)
+        if source == "oauth_client":  # the pair as a consumer holds it, or the first client's secret
+            identifier, _, secret = value.rpartition(":")
+            return self.zd.client_secret_valid(SUB, identifier or "portal", secret)
         return value == self.external
 
     def live_credentials(self) -> int:
@@ -360,6 +378,8 @@ class Live:
                 client = inst.client("sync")
                 return len([t for t in inst.oauth_tokens if t["client_id"] == client["id"]
                             and self.zd.token_by_value(SUB, t["token"])["active"]])
+            case "oauth_client":
+                return len([c for c in self.zd.instance(SUB).oauth_clients if c["identifier"].startswith("portal")])
         return 1
 
     def rotations(self) -> int:
@@ -373,6 +393,7 @@ class Live:
             "trigger": r"/triggers$",
             "oauth_token": r"/api/v2/oauth/tokens(\.json)?$",
             "client_secret": r"/generate_secret(\.json)?$",
+            "oauth_client": r"/api/v2/oauth/clients(\.json)?$",
         }
         import re
 

@@ -36,7 +36,7 @@ def write(root: Path, files: dict[str, str]) -> Path:
 # Kinds the example inventory leaves out: declaring one there changes the demo world's plan
 # goldens and request counts. Each is exercised end to end by its own tests instead.
 NOT_IN_EXAMPLE = {"gitlab_pipeline_schedule_variable"}
-SOURCES_NOT_IN_EXAMPLE = {"gitlab_service_account_token", "zendesk_oauth_grant"}
+SOURCES_NOT_IN_EXAMPLE = {"gitlab_service_account_token", "zendesk_oauth_grant", "zendesk_oauth_client"}
 
 
 def test_example_inventory_has_every_source_and_consumer_kind() -> None:

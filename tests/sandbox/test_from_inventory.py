@@ -113,3 +113,48 @@ def test_from_inventory_that_does_not_load_is_refused(tmp_path, capsys, monkeypa
     err = capsys.readouterr().err
     assert code == 1 and "bad/x.yaml:3" in err
     assert not (tmp_path / ".reconcile" / "sandbox").exists()
+
+
+GRANT_AND_PAIR = """\
+providers:
+  gl: {kind: gitlab, url: https://gitlab.example.com, auth: {token_env: RECONCILE_GITLAB_TOKEN}}
+  zd: {kind: zendesk, subdomain: acme, auth: {oauth_token_env: RECONCILE_ZENDESK_TOKEN}}
+tokens:
+  portal-grant:
+    source: {kind: zendesk_oauth_grant, provider: zd, client: portal-app, scopes: [read],
+             refresh_token_env: PORTAL_REFRESH_TOKEN, client_secret_env: PORTAL_APP_SECRET}
+    rotation: {rotate_before: 10m}
+    consumers:
+      - {kind: gitlab_ci_variable, provider: gl, project: support/portal, key: PORTAL_ACCESS_TOKEN, masked: true}
+  portal-client:
+    source: {kind: zendesk_oauth_client, provider: zd, identifier: portal, scopes: [read]}
+    consumers:
+      - {kind: gitlab_ci_variable, provider: gl, project: support/portal, key: PORTAL_CLIENT_ID,
+         value: '${token.identifier}'}
+      - {kind: gitlab_ci_variable, provider: gl, project: support/portal, key: PORTAL_CLIENT_SECRET,
+         value: '${token.secret}', masked: true}
+"""
+
+
+def test_a_grant_and_a_client_pair_are_seeded_as_they_live(tmp_path, capsys, monkeypatch):
+    """The grant's refresh token is where the inventory says a person supplies it, its access
+    token in its consumer; each part of the client pair in the consumer that takes it; and the
+    first plan of that world has nothing to rotate."""
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "inventory.yaml").write_text(GRANT_AND_PAIR)
+    seed = world_seed(load_inventory(tmp_path / "mine"), PINNED)
+    zendesk = seed["zendesk"]["instances"]["acme"]
+    grant = next(t for t in zendesk["oauth_tokens"] if t["client"] == "portal-app")
+    assert seed["credentials"]["PORTAL_REFRESH_TOKEN"] == grant["refresh_token"]
+    client = next(c for c in zendesk["oauth_clients"] if c["identifier"] == "portal")
+    held = {v["key"]: v["value"] for v in seed["gitlab"]["variables"]}
+    assert held == {"PORTAL_ACCESS_TOKEN": grant["value"], "PORTAL_CLIENT_ID": "portal",
+                    "PORTAL_CLIENT_SECRET": client["secret"]}
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("ZENPY_FORCE_SCHEME", "ZENPY_FORCE_NETLOC", SANDBOX_ENV_GITLAB, SANDBOX_ENV_ZENDESK, "CI"):
+        monkeypatch.delenv(name, raising=False)
+    code = cli.main(["plan", "--sandbox", "--sandbox-seed", "mine", "--inventory", "mine"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "0 to rotate" in out and "0 to revoke" in out

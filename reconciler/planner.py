@@ -189,6 +189,7 @@ def plan_token(token: Token, observed: Observed, ledger: Deliveries | None, now:
     escrow = escrow_for(token, states, action, strategy, escrow_available, notes)
     rotating = action in ("create", "rotate")
     consumer_plans = tuple(consumer_plan(s, rotating, recover_from, notes) for s in states)
+    notes.extend(kind.observed_findings(token, sobs))
     if sobs.others:
         notes.add("warning", "orphans",
                   f"{token.name}: {len(sobs.others)} other live {kind.noun}(s) with the same name "
@@ -498,20 +499,27 @@ def consumer_plan(s: ConsumerState, rotating: bool, recover_from: str | None, no
     creatable = isinstance(ckind, Creatable) and (cobs is None or ckind.creatable(c, cobs))
     action, value, why_now = _consumer_action(state, why, creatable, rotating, recover_from, bool(changes))
     action, why_now = _recreated(ckind, c, cobs, action, why_now)
+    found = ckind.findings(c, cobs, action != "none") if cobs is not None else []
     if state == "missing" and not creatable:
-        notes.add("error", "consumer_missing", f"{c.label}: {why}; create it (the tool cannot)", c.identity,
-                  declared_at(c))
+        found = _missing_error(c, why, found)
     if action != "none" and value is not None and cobs is not None and cobs.fingerprint and cobs.readable:
         changes = changes + (Change(attribute="value", old=cobs.fingerprint, new=f"({value} value)"),)
-    if cobs is not None:
-        for severity, code, message in ckind.findings(c, cobs, action != "none"):
-            notes.add(severity, code, message, c.identity, declared_at(c))
+    for severity, code, message in found:
+        notes.add(severity, code, message, c.identity, declared_at(c))
     return ConsumerPlan(
         identity=c.identity, kind=c.kind, label=c.label, provider=c.provider, at=declared_at(c), state=state,
         action=action, why=why_now, value=value, changes=changes,
         readable=bool(cobs and cobs.readable), live_id=cobs.live_id if cobs else None,
         fingerprint=cobs.fingerprint if cobs else None,
     )
+
+
+def _missing_error(c: Consumer, why: str, found: list[tuple[Severity, str, str]]) -> list[tuple[Severity, str, str]]:
+    """A missing place the tool cannot create is an error; the kind's own error says it better
+    when it has one (a setting the app does not declare, a hook mode update cannot create)."""
+    if any(severity == "error" for severity, _, _ in found):
+        return found
+    return [("error", "consumer_missing", f"{c.label}: {why}; create it (the tool cannot)"), *found]
 
 
 def _recreated(ckind: ConsumerKind, c: Consumer, cobs: ConsumerObservation | None, action: ConsumerAction,

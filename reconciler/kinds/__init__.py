@@ -39,6 +39,8 @@ it. The value is dropped after that; observations hold fingerprints only.
         kind's warnings and errors once the token's action and strategy are decided (called for
         every token that is neither absent nor unobservable); the planner fills in `token` and an
         empty `at`.
+    observed_findings(token, observation) -> [Finding]   planning: this kind's errors about what
+        observation found beside its token (a consumer's trigger URL naming another project)
     manual_create(source) -> str            planning: the error text when the plan needs a new
         token that the kind cannot mint for this source
     id_family() -> str | None               reports: the id space its live ids share within a
@@ -76,6 +78,8 @@ Source capabilities (values travel as `Secret`; `api` is the provider handle fro
     template(consumer) -> str               what the value is rendered through (`${token}`)
     desired_attributes(consumer) -> dict    planning: the non-secret attributes it manages
     findings(consumer, observation, writing) -> [(severity, code, message)]   planning
+    declared_url(consumer) -> (key, url) | None   the URL the inventory says the value is sent to
+        or in (a webhook endpoint template, a hook's URL), for its source kind to check
 
 Consumer capabilities:
 
@@ -233,6 +237,11 @@ class SourceKind(ABC):
         """This kind's warnings and errors once the action is decided."""
         return []
 
+    def observed_findings(self, token: Token, observation: SourceObservation) -> list[Finding]:
+        """This kind's errors about what observation found beside the token (a consumer's URL
+        naming another target than the token's own); the planner fills in `token` and an empty `at`."""
+        return []
+
     def manual_create(self, source: Source) -> str:
         """What a person must do when the plan needs a token this kind cannot mint."""
         return f"the {self.noun} cannot be created through the API: create it by hand"
@@ -362,6 +371,12 @@ class ConsumerKind(ABC):
     def findings(self, consumer: Consumer, observation: ConsumerObservation, writing: bool) -> list[tuple[Severity, str, str]]:
         """Kind-specific problems as (severity, code, message); `writing`: a write is planned."""
         return []
+
+    def declared_url(self, consumer: Consumer) -> tuple[str, str] | None:
+        """(key, URL) when the inventory names the URL this consumer sends the value to or in (a
+        template: `${token}` stands for the value), so that the source kind can check it names the
+        token's own target; None otherwise."""
+        return None
 
 
 class Creatable:

@@ -40,6 +40,7 @@ from reconciler.kinds import (
     SourceKind,
     Strategy,
     Supplied,
+    UseRecorded,
     consumer_kind,
     source_kind,
 )
@@ -65,10 +66,11 @@ from reconciler.plan_model import (
     days_text,
     declared_at,
 )
+from reconciler.quiet import KEPT, in_use, since_quiet_period
 
 if TYPE_CHECKING:
     from reconciler.state.escrow import EscrowPending
-    from reconciler.state.ledger import InFlight, LedgerRecord
+    from reconciler.state.ledger import InFlight, KeptUntilQuiet, LedgerRecord
 
 
 class Deliveries(Protocol):
@@ -79,6 +81,9 @@ class Deliveries(Protocol):
 
     @property
     def in_flight(self) -> Mapping[str, InFlight]: ...
+
+    @property
+    def kept(self) -> Mapping[str, Mapping[str, KeptUntilQuiet]]: ...
 
 
 ENDED = frozenset({"missing", "revoked", "inactive"})  # reason codes: the live token is no use
@@ -170,14 +175,14 @@ def plan_token(token: Token, observed: Observed, ledger: Deliveries | None, now:
                   at=declared_at(src))
         return TokenPlan(**base, action="none", strategy=kind.strategy(src), findings=notes.all())
     if token.state == "absent":
-        return _absent(token, kind, sobs, base, notes)
+        return _absent(token, kind, sobs, base, notes, quiet=(_kept(ledger, token.name), now))
 
     strategy = kind.strategy(src)
     reasons = source_reasons(token, kind, live, now)
     states = consumer_states(token, kind, observed, ledger, live, notes)
     recover_from = recovery(kind, live, states, escrowed)
     escrow_not_live(token, live, escrowed, notes)
-    unsettled = bool(sobs.others) or (ledger is not None and token.name in ledger.in_flight)
+    unsettled = _unsettled(token, sobs, ledger)
     reasons += delivery_reasons(token, kind, live, states, reasons, recover_from, strategy, notes, unsettled=unsettled)
     if strategy == "observe_only":
         notes.extend(kind.findings(token, live, now, action="none", strategy=strategy, reasons=tuple(reasons)))
@@ -194,6 +199,7 @@ def plan_token(token: Token, observed: Observed, ledger: Deliveries | None, now:
         notes.add("warning", "orphans",
                   f"{token.name}: {len(sobs.others)} other live {kind.noun}(s) with the same name "
                   f"({', '.join('#' + t.id for t in sobs.others)}): apply revokes them once every consumer is verified")
+        quiet_notes(token, kind, list(sobs.others), _kept(ledger, token.name), now, notes)
     return TokenPlan(
         **base, action=action, strategy=strategy, reasons=tuple(reasons), orphans=tuple(t.id for t in sobs.others),
         recover_from=recover_from if not rotating and any(cp.value == "current" for cp in consumer_plans) else None,
@@ -201,10 +207,13 @@ def plan_token(token: Token, observed: Observed, ledger: Deliveries | None, now:
     )
 
 
-def _absent(token: Token, kind: SourceKind, sobs: SourceObservation, base: dict[str, Any], notes: Notes) -> TokenPlan:
-    """`state: absent`: revoke what is live."""
+def _absent(token: Token, kind: SourceKind, sobs: SourceObservation, base: dict[str, Any], notes: Notes, *,
+            quiet: tuple[Mapping[str, KeptUntilQuiet], datetime]) -> TokenPlan:
+    """`state: absent`: revoke what is live (what is quiet: `quiet` is what an earlier apply kept, and now)."""
     live = sobs.current
-    ids = [t.id for t in ([live] if live and live.usable else []) + list(sobs.others)]
+    revoking = ([live] if live and live.usable else []) + list(sobs.others)
+    quiet_notes(token, kind, revoking, *quiet, notes)
+    ids = [t.id for t in revoking]
     if ids and token.consumers:
         notes.add("warning", "absent_with_consumers",
                   f"{token.name} is absent: its {len(token.consumers)} consumer(s) will hold a revoked value")
@@ -213,6 +222,39 @@ def _absent(token: Token, kind: SourceKind, sobs: SourceObservation, base: dict[
     reasons = (Reason(code="absent", at=declared_at(token, "state"), message="declared state: absent"),) if ids else ()
     return TokenPlan(**base, action="revoke" if ids else "none", strategy=None, reasons=reasons,
                      orphans=tuple(t.id for t in sobs.others), findings=notes.all())
+
+
+# --- phase: what apply keeps until quiet (reconciler.quiet) ---------------------------------------
+
+
+def _unsettled(token: Token, sobs: SourceObservation, ledger: Deliveries | None) -> bool:
+    """An apply of ours left the token's work unfinished: an in-flight record, or other live
+    tokens with its name (an interrupted overlap's), but those an apply kept until quiet."""
+    kept = _kept(ledger, token.name)
+    return any(t.id not in kept for t in sobs.others) or (ledger is not None and token.name in ledger.in_flight)
+
+
+def _kept(ledger: Deliveries | None, token: str) -> Mapping[str, KeptUntilQuiet]:
+    """The live tokens of `token` an earlier apply kept until quiet, by id."""
+    return ledger.kept.get(token, {}) if ledger is not None else {}
+
+
+def quiet_notes(token: Token, kind: SourceKind, revoking: list[LiveToken], kept: Mapping[str, KeptUntilQuiet],
+                now: datetime, notes: Notes) -> None:
+    """A warning for each live token apply would revoke that is not quiet as observed (used
+    within the quiet period: apply keeps it), or that an earlier apply kept."""
+    if not isinstance(kind, UseRecorded):
+        return
+    since, after = since_quiet_period(now, token.rotation.quiet)
+    for t in revoking:
+        why = in_use(kind.last_use(t), since, after)
+        earlier = kept.get(t.id)
+        if why is None and earlier is None:
+            continue
+        was = f"an earlier apply kept it ({earlier.why}); " if earlier is not None else ""
+        then = (f"{why}: apply keeps it ({KEPT}; `--force-revoke {token.name}` revokes it)" if why is not None
+                else "quiet now: apply revokes it")
+        notes.add("warning", "kept_until_quiet", f"{kind.noun} #{t.id}: {was}{then}")
 
 
 # --- phase: why the source itself is due -----------------------------------------------------------

@@ -62,6 +62,9 @@ Source capabilities (values travel as `Secret`; `api` is the provider handle fro
     Identifying   identify(api, source, value, lists) -> Identity | None: which live token a
                   held value is; verify_value(api, source, live, value) -> bool | None: the
                   value is `live` (None: cannot tell without a side effect)
+    UseRecorded   last_use(live) -> LastUse: when the provider last recorded a use of the live
+                  token (observe reads it with the token) and how often it records one; apply
+                  revokes a token of such a kind only when it is quiet (reconciler.quiet)
     Supplied      supplied_value(source, env) -> Secret: a person supplies each new value at
                   apply time (ValueError with the message when it is not there); nothing is
                   observed live, so consumers are judged by the ledger alone;
@@ -122,7 +125,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple, TypeVar, cast
 
 from reconciler.inventory.model import Consumer, Diagnostic, Inventory, Source, Token
@@ -306,6 +309,31 @@ class Identifying(ABC):
     def verify_value(self, api: Any, source: Source, live: LiveToken, value: Secret) -> bool | None:
         """Whether `value` is the live token `live`; None when the kind cannot tell without a
         side effect."""
+
+
+@dataclass(frozen=True)
+class LastUse:
+    """What a provider says of a live token's use: the last use it recorded (None: none) and how
+    often it records one (`every`: a use within that time after the recorded one is not recorded,
+    so the token may have been used until `latest` without a trace)."""
+
+    at: datetime | None
+    every: timedelta = timedelta(0)
+
+    @property
+    def latest(self) -> datetime | None:
+        """The latest moment the token may have been used, as far as the provider can tell."""
+        return None if self.at is None else self.at + self.every
+
+
+class UseRecorded(ABC):
+    """The provider records when each live token was last used: apply revokes one only when it
+    is quiet (no use after the new value reached its last consumer, or within the rotation's
+    `quiet_period`), whatever kind replaces it."""
+
+    @abstractmethod
+    def last_use(self, live: LiveToken) -> LastUse:
+        """The last use the provider recorded of `live` (as observe read it) and its granularity."""
 
 
 class Supplied(ABC):

@@ -31,6 +31,7 @@ from reconciler.kinds._gitlab import (
     PROVIDER_PROPERTY,
     TOKEN_ALPHABET,
     AuthenticatesAsItself,
+    RecordsLastUse,
     drift_reasons,
     live_token,
     pick,
@@ -84,7 +85,7 @@ SCHEMA: dict[str, Any] = {
 }
 
 
-class PersonalAccessTokenKind(SourceKind, Mintable, Renewable, Revocable, AuthenticatesAsItself, ScannedSource):
+class PersonalAccessTokenKind(SourceKind, Mintable, Renewable, Revocable, AuthenticatesAsItself, RecordsLastUse, ScannedSource):
     model = GitLabPersonalAccessToken
     schema = SCHEMA
     schema_order = 10

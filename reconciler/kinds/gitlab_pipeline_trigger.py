@@ -27,6 +27,7 @@ from reconciler.inventory.model import Consumer, Diagnostic, GitLabProvider, Inv
 from reconciler.kinds import (
     Identifying,
     Identity,
+    LastUse,
     ListKey,
     Lists,
     Mintable,
@@ -35,6 +36,7 @@ from reconciler.kinds import (
     Revocable,
     SourceKind,
     Strategy,
+    UseRecorded,
     consumer_kind,
 )
 from reconciler.kinds._discovery import ScannedSource, ScanScope, ScopeToken
@@ -159,7 +161,7 @@ def fetch_project(api: Any, scope: str) -> dict[str, Any]:
     return dict(api.gl.http_get(api_path("projects", scope, "").rstrip("/")))
 
 
-class PipelineTriggerKind(SourceKind, Mintable, Revocable, Recoverable, Identifying, ScannedSource):
+class PipelineTriggerKind(SourceKind, Mintable, Revocable, Recoverable, Identifying, UseRecorded, ScannedSource):
     model = GitLabPipelineTrigger
     schema = SCHEMA
     schema_order = 40
@@ -167,6 +169,12 @@ class PipelineTriggerKind(SourceKind, Mintable, Revocable, Recoverable, Identify
     kind = "gitlab_pipeline_trigger"
     provider_kind = "gitlab"
     noun = "pipeline trigger"
+
+    def last_use(self, live: LiveToken) -> LastUse:
+        """A trigger's `last_used` is when it last started a pipeline (the API's trigger entity,
+        https://docs.gitlab.com/api/pipeline_triggers/); GitLab documents no update interval for
+        it as it does for access tokens. [GUESS] every use is recorded."""
+        return LastUse(live.last_used_at)
 
     def _key(self, source: Source) -> ListKey:
         assert isinstance(source, GitLabPipelineTrigger)

@@ -48,6 +48,7 @@ from reconciler.kinds._gitlab import (
     PROVIDER_PROPERTY,
     TOKEN_ALPHABET,
     AuthenticatesAsItself,
+    RecordsLastUse,
     api_path,
     drift_reasons,
     fetcher,
@@ -181,7 +182,7 @@ def fetch_service_account_tokens(api: Any, scope: str) -> list[dict[str, Any]]:
 # --- the kind --------------------------------------------------------------------------------
 
 
-class ServiceAccountTokenKind(SourceKind, Mintable, Renewable, Revocable, AuthenticatesAsItself):
+class ServiceAccountTokenKind(SourceKind, Mintable, Renewable, Revocable, AuthenticatesAsItself, RecordsLastUse):
     model = GitLabServiceAccountToken
     schema = SCHEMA
     schema_order = 35

@@ -73,6 +73,7 @@ def test_a_token_used_after_delivery_is_kept_until_quiet_and_revoked_by_a_later_
            "now)" in out
     assert "Apply complete: 1 rotated, " in out and ", 0 revoked, 0 failed, 1 kept until quiet." in out, out
     assert zendesk_alive(live, live.old), "the old token was revoked although it is in use"
+    assert live.works(live.old)  # (a use at the same sandbox time: nothing changes)
     assert live.held("zd_webhook") != live.old  # the consumer has the new value
     kept = ledger(live)["kept"]["subject"]
     assert [k["why"].startswith("still in use by something not in the inventory") for k in kept.values()] == [True]
@@ -120,6 +121,7 @@ def test_a_gitlab_use_within_its_10_minute_granularity_before_delivery_cannot_be
     assert "cannot be excluded: last used 2026-11-22T11:55:00Z, and its provider records a use at most every " \
            "10 minutes, so one until 2026-11-22T12:05:00Z would leave no trace: kept until quiet" in out, out
     assert [t["active"] for t in live.gl.tokens(name="Group bot")] == [True, True]
+    assert live.works(live.old)  # within 10 minutes of the recorded use: not recorded
     # a day and more later, no use recorded since: revoked
     clock.advance(timedelta(days=2, hours=1))
     code, out, err = run(capsys, "apply", "--sandbox", "--auto-approve", "--now", LATER_TEXT)

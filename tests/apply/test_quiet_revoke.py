@@ -77,6 +77,9 @@ def test_a_token_used_after_delivery_is_kept_until_quiet_and_revoked_by_a_later_
     assert live.held("zd_webhook") != live.old  # the consumer has the new value
     kept = ledger(live)["kept"]["subject"]
     assert [k["why"].startswith("still in use by something not in the inventory") for k in kept.values()] == [True]
+    code, out, err = run(capsys, "state", "show", "--sandbox")
+    assert code == 0 and "kept until quiet (the next apply revokes each once it is" in out, out + err
+    assert "  subject: token id 1005, kept 2026-11-22T12:00:00Z: still in use by something not in the inventory" in out
 
     # the plan says so, and apply keeps it while it is still in use
     code, out, err = run(capsys, "plan", "--sandbox", "--now", NOW_TEXT)

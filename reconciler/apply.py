@@ -11,7 +11,8 @@ state it was computed from are unchanged), and then works token by token:
    revoked once every consumer is verified, and a rotation whose answer never arrived is
    reported as such.
 2. The plan's action. Overlap: mint beside the old one -> escrow -> deliver to every consumer ->
-   verify -> revoke the old one. In place: rotate -> escrow -> deliver -> verify. Progress is
+   verify -> revoke the old one once quiet (reconciler.quiet: a token its provider reports used
+   after the delivery is kept, recorded in the ledger, and a later apply revokes it). In place: rotate -> escrow -> deliver -> verify. Progress is
    persisted between steps: the token's in-flight record in the ledger (`InFlight`: ids and
    times, never a value) before the mint/rotate call, the escrow entry right after it, a ledger
    record after each consumer write.
@@ -43,9 +44,10 @@ crash after minting never forces a second mint either.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 import requests
@@ -61,6 +63,7 @@ from reconciler.kinds import (
     FetchError,
     Grant,
     GrantRefused,
+    LastUse,
     ListKey,
     ListVerifiable,
     Mintable,
@@ -72,6 +75,7 @@ from reconciler.kinds import (
     Renewable,
     Revocable,
     Supplied,
+    UseRecorded,
     Verifying,
     capable,
     consumer_kind,
@@ -81,9 +85,10 @@ from reconciler.kinds import (
 from reconciler.observed import LiveToken, Observed, SourceObservation
 from reconciler.plan import ConsumerPlan, Plan, TokenPlan
 from reconciler.plan_model import expiry_words
+from reconciler.quiet import KEPT, in_use, since_delivery, since_quiet_period
 from reconciler.secret import REDACTED, Parts, Secret
 from reconciler.state import StateError, StateStore, open_escrow
-from reconciler.state.ledger import InFlight, Ledger, LedgerRecord
+from reconciler.state.ledger import InFlight, KeptUntilQuiet, Ledger, LedgerRecord
 
 if TYPE_CHECKING:
     from reconciler.engine import Session
@@ -183,6 +188,7 @@ class ApplyResult:
     created: list[str] = field(default_factory=list)  # of those, the tokens the plan said to create
     recreated: int = 0  # of the consumer writes, those that deleted the place and created it again
     revoked: int = 0  # live tokens revoked (old ones, orphans, state: absent)
+    kept: list[tuple[str, str]] = field(default_factory=list)  # (token, live id) kept until quiet
     delivered: int = 0  # consumer writes
     verified: int = 0  # consumers read back / authenticated
     recorded: int = 0  # write-only consumers: recorded in the ledger, not verifiable
@@ -234,6 +240,8 @@ class ApplyResult:
         recreated = f" ({self.recreated} by recreate)" if self.recreated else ""
         counts = (f"{self.token_counts()}, {self.delivered} delivered{recreated}, {self.verified} verified, "
                   f"{self.recorded} recorded write-only, {self.revoked} revoked, {len(self.failed)} failed")
+        if self.kept:
+            counts += f", {len(self.kept)} {KEPT}"
         if self.waiting:
             counts += f", {len(self.waiting)} waiting for a person"
         if self.resumed:
@@ -254,6 +262,7 @@ def apply_plan(
     owner: str | None = None,
     interrupts: Interrupts | None = None,
     notice: Callable[[str], None] | None = None,
+    force_revoke: Collection[str] = (),
 ) -> ApplyResult:
     """Execute the plan for `session` (reconciler.engine.Session) under the state lock.
 
@@ -267,7 +276,14 @@ def apply_plan(
 
     `interrupts` (reconciler.interrupt) carries the signals received: apply stops at the next
     safe point and the result says what is left (`interrupted`); before any token began, it
-    raises Interrupted. `notice` gets one-line notes (a stale lock taken over)."""
+    raises Interrupted. `notice` gets one-line notes (a stale lock taken over).
+
+    Before revoking a live token of a kind that records its last use, apply checks that it is
+    quiet (reconciler.quiet) and otherwise keeps it, recorded in the ledger, for a later apply;
+    `force_revoke` names the tokens whose live tokens are revoked without that check."""
+    unknown = sorted(set(force_revoke) - set(session.inventory.tokens))
+    if unknown:
+        raise ApplyRefused(f"--force-revoke {unknown[0]}: the inventory has no token of that name")
     reporter = reporter or NullReporter()
     interrupts = interrupts or Interrupts()
     lock = None
@@ -287,6 +303,7 @@ def apply_plan(
             notice(lock.taken_over)
         try:
             run = _Run(session, reporter, interrupts)
+            run.force_revoke = frozenset(force_revoke)
             return run.execute(saved, confirm)
         except StateError as err:
             raise ApplyRefused(str(err)) from None
@@ -356,6 +373,12 @@ class _Run:
         self.creator_values: dict[str, Secret] = {}
         self.finished: dict[str, bool] = {}  # token -> its work in this apply succeeded
         self.working: set[str] = set()  # the tokens this apply works on
+        self.force_revoke: frozenset[str] = frozenset()  # tokens revoked without the quiet check
+        self.started = time.monotonic()
+
+    def clock(self) -> datetime:
+        """The apply's time now: its start (`now`, pinned or the clock's) plus the time it has run."""
+        return self.now + timedelta(seconds=time.monotonic() - self.started)
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -666,6 +689,8 @@ class TokenApply:
         self.resumed = resumed
         self.renewed_once = False
         self.value_kept = True  # False while a new value is only in memory (not yet escrowed)
+        # the old tokens of an overlap an interrupted apply began (its value is delivered now)
+        self.interrupted_old_ids = set(self.flight().old_ids)
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -707,6 +732,7 @@ class TokenApply:
         value, value_live, old = self.obtain()
         written = self.deliver(value, value_live)
         self.verify(value, value_live, written)
+        delivered_at = self.run_.clock()  # the new value has reached its last consumer
         old_ids = set(self.flight().old_ids)
         to_revoke = [t for t in (*old, *self.sobs.others) if t is not None and t.usable]
         to_revoke += [t for t in (self.live, *self.sobs.others) if t is not None and t.usable and t.id in old_ids]
@@ -717,8 +743,8 @@ class TokenApply:
                 self.say("not revoking the old token: not every consumer has the new value; the next apply "
                          "finishes delivery first")
             return
-        self.revoke(to_revoke, keep=value_live.id if value_live else None)
-        self.retire_replaced()
+        self.revoke(to_revoke, keep=value_live.id if value_live else None, delivered=(old, delivered_at))
+        self.retire_replaced(delivered_at)
         self.finish()
 
     def failed(self) -> bool:
@@ -1155,37 +1181,100 @@ class TokenApply:
                 lists[key] = FetchError(0, describe_error(exc, self.run_.values_in_play))
         return lists
 
-    def retire_replaced(self) -> None:
+    def retire_replaced(self, delivered_at: datetime) -> None:
         """The way off a retiring credential: once this token's consumers all hold its value (the
         plan's `retire`), the live credential of the token it `replaces` is revoked by that
-        token's own kind, through the same path as any old token."""
+        token's own kind, through the same path as any old token (so only once it is quiet:
+        unused since this token's value reached its last consumer)."""
         name = self.kind.replaces(self.src)
         sobs = self.observed.sources.get(name) if name is not None and self.tp.retire else None
         if name is None or sobs is None:
             return
         owner = self.run_.inventory.tokens[name]  # validation guarantees it
-        self.revoke([t for t in (sobs.current, *sobs.others) if t is not None and t.id in self.tp.retire], keep=None,
-                    owner=owner)
+        retiring = [t for t in (sobs.current, *sobs.others) if t is not None and t.id in self.tp.retire]
+        self.revoke(retiring, keep=None, delivered=(retiring, delivered_at), owner=owner)
 
-    def revoke(self, tokens: list[LiveToken], keep: str | None, owner: Token | None = None) -> None:
-        """Revoke `tokens` (old instances of this token, or those of `owner`, the token it replaces)."""
-        src = owner.source if owner is not None else self.src
-        kind = source_kind(src.kind)
-        api = self.run_.clients[src.provider] if owner is not None and src.provider else self.api
-        seen: set[str] = set()
-        for t in tokens:
-            if t.id in seen or t.id == keep:
+    def revoke(self, tokens: list[LiveToken], keep: str | None,
+               delivered: tuple[list[LiveToken], datetime] | None = None, owner: Token | None = None) -> None:
+        """Revoke each of `tokens` (but `keep`) that is quiet (reconciler.quiet); keep the others,
+        recorded in the ledger. The tokens are old instances of this token, or those of `owner`,
+        the token this one replaces. `delivered`: the old tokens of this apply's overlap and when
+        the new value reached its last consumer: they, and those of an overlap an interrupted
+        apply began, must be unused since; the others for the quiet period."""
+        subject = owner if owner is not None else self.token
+        kind = source_kind(subject.source.kind)
+        api = self.run_.clients[subject.source.provider] if owner is not None and subject.source.provider else self.api
+        candidates = list({t.id: t for t in tokens if t.id != keep}.values())
+        last_uses = self.last_uses(subject, candidates)
+        for t in candidates:
+            last = last_uses.get(t.id)
+            why = None if last is None else self.still_in_use(subject, t, last, delivered)
+            if why is not None and last is not None:
+                self.keep_until_quiet(subject, t, why, last)
                 continue
-            seen.add(t.id)
             try:
-                capable(kind, Revocable).revoke(api, src, t)
+                capable(kind, Revocable).revoke(api, subject.source, t)
             except Exception as exc:
                 if getattr(exc, "response_code", None) == 404 or getattr(exc, "status", None) == 404:
+                    self.release(subject, t)
                     continue  # already gone
                 raise StepFailed(f"revoking #{t.id} failed: {describe_error(exc)}",
                                  next_apply="the next apply tries again") from None
+            self.release(subject, t)
             self.run_.result.revoked += 1
-            self.say(f"{kind.revoke_verb} {kind.noun} #{t.id}" + (f" of {owner.name}" if owner is not None else ""))
+            forced = " (--force-revoke: its last use was not checked)" if self.forced(subject) else ""
+            of = f" of {owner.name}" if owner is not None else ""
+            self.say(f"{kind.revoke_verb} {kind.noun} #{t.id}{of}{forced}")
+
+    def forced(self, subject: Token) -> bool:
+        return subject.name in self.run_.force_revoke
+
+    def last_uses(self, subject: Token, tokens: list[LiveToken]) -> dict[str, LastUse]:
+        """When each of `tokens` (live instances of `subject`) was last used, read again now (the
+        delivery just made may have moved things): only for a kind that records it, and not when
+        `--force-revoke` names the token."""
+        kind = source_kind(subject.source.kind)
+        if not tokens or self.forced(subject) or not isinstance(kind, UseRecorded):
+            return {}
+        try:
+            fresh = self.run_.observe_source(subject)
+        except Exception as exc:  # noqa: BLE001 - nothing is revoked without the reading
+            raise StepFailed(f"could not read when the tokens to revoke were last used ({describe_error(exc)}): "
+                             "none was revoked", next_apply="the next apply tries again") from None
+        if fresh.error:
+            raise StepFailed(f"could not read when the tokens to revoke were last used ({fresh.error}): none was "
+                             "revoked", next_apply="the next apply tries again")
+        now = {t.id: t for t in (fresh.current, *fresh.others) if t is not None}
+        return {t.id: kind.last_use(now.get(t.id, t)) for t in tokens}
+
+    def still_in_use(self, subject: Token, t: LiveToken, last: LastUse,
+                     delivered: tuple[list[LiveToken], datetime] | None) -> str | None:
+        """Why `t` is kept: used (or possibly used) after the delivery when it is an old token of
+        the overlap or the credential being replaced (and not kept before), else within the quiet
+        period; None: quiet."""
+        old_ids = {o.id for o in delivered[0]} | self.interrupted_old_ids if delivered is not None else set()
+        if delivered is not None and t.id in old_ids and t.id not in self.ledger.kept.get(subject.name, {}):
+            since, after = since_delivery(delivered[1])
+        else:
+            since, after = since_quiet_period(self.run_.clock(), subject.rotation.quiet)
+        return in_use(last, since, after)
+
+    def keep_until_quiet(self, subject: Token, t: LiveToken, why: str, last: LastUse) -> None:
+        """Keep `t` live, recorded in the ledger for a later apply (saved before going on)."""
+        self.ledger.keep(subject.name, KeptUntilQuiet(
+            token_id=t.id, kept_at=_iso(self.run_.clock()), why=why,
+            last_used_at=_iso(last.at) if last.at is not None else None))
+        self.save()
+        self.run_.result.kept.append((subject.name, t.id))
+        noun = source_kind(subject.source.kind).noun
+        self.say(f"not revoking {noun} #{t.id}: {why}: {KEPT}; a later apply revokes it once it is "
+                 f"quiet (`--force-revoke {subject.name}` revokes it now)")
+
+    def release(self, subject: Token, t: LiveToken) -> None:
+        """`t` is revoked (or gone): no longer kept."""
+        if t.id in self.ledger.kept.get(subject.name, {}):
+            self.ledger.release(subject.name, t.id)
+            self.save()
 
     def finish(self) -> None:
         escrow = self.run_.escrow

@@ -287,11 +287,14 @@ def plan_command(inventory: Path, out: Path | None, fmt: str, detailed_exitcode:
               help="Wait this long for another apply to release the state lock.")
 @click.option("--now", "now", envvar="RECONCILE_NOW", default=None,
               help="The current time (ISO date or timestamp; env RECONCILE_NOW). Default: the clock, or the sandbox clock.")
+@click.option("--force-revoke", "force_revoke", multiple=True, metavar="NAME",
+              help="Revoke this token's old, orphaned or absent live tokens without checking they are quiet "
+                   "(repeatable).")
 @record_option
 @sandbox_options
 def apply_command(inventory: Path, planfile: Path | None, auto_approve: bool, targets: tuple[str, ...],
-                  lock_timeout: float, now: str | None, record_dir: Path | None, sandbox: bool,
-                  sandbox_seed: Path | None, sandbox_reset: bool) -> int:
+                  lock_timeout: float, now: str | None, force_revoke: tuple[str, ...], record_dir: Path | None,
+                  sandbox: bool, sandbox_seed: Path | None, sandbox_reset: bool) -> int:
     """Rotate what is due and deliver every value: the saved PLANFILE (refused when the inventory or
     the live state changed since), or a fresh plan. Exit 1 on any failure; 130 / 143 when SIGINT /
     SIGTERM stopped it at a safe point (the lock is released; the next apply finishes the work)."""
@@ -339,7 +342,7 @@ def apply_command(inventory: Path, planfile: Path | None, auto_approve: bool, ta
             try:
                 result = apply_plan(session, saved=saved, confirm=confirm, reporter=reporter_for(sys.stdout),
                                     lock_timeout=lock_timeout, interrupts=interrupts,
-                                    notice=lambda note: click.echo(note, err=True))
+                                    notice=lambda note: click.echo(note, err=True), force_revoke=force_revoke)
             finally:
                 if session.world is not None:
                     session.world.save()  # --sandbox: the next plan sees what apply did

@@ -42,6 +42,7 @@ from reconciler.kinds import (
     SourceKind,
     Strategy,
     Supplied,
+    UseRecorded,
     consumer_kind,
     holds_whole_value,
     source_kind,
@@ -70,10 +71,11 @@ from reconciler.plan_model import (
     expiry_words,
     time_left,
 )
+from reconciler.quiet import KEPT, in_use, since_quiet_period
 
 if TYPE_CHECKING:
     from reconciler.state.escrow import EscrowPending
-    from reconciler.state.ledger import InFlight, LedgerRecord
+    from reconciler.state.ledger import InFlight, KeptUntilQuiet, LedgerRecord
 
 
 class Deliveries(Protocol):
@@ -84,6 +86,9 @@ class Deliveries(Protocol):
 
     @property
     def in_flight(self) -> Mapping[str, InFlight]: ...
+
+    @property
+    def kept(self) -> Mapping[str, Mapping[str, KeptUntilQuiet]]: ...
 
 
 ENDED = frozenset({"missing", "revoked", "inactive"})  # reason codes: the live token is no use
@@ -112,7 +117,7 @@ def plan(
     chosen = sorted(n for n in inventory.tokens if not targets or n in targets)
     replaced_by = {old: name for name, t in inventory.tokens.items()
                    if (old := source_kind(t.source.kind).replaces(t.source)) is not None}
-    retiring = {name: source_kind(inventory.tokens[old].source.kind) for old, name in replaced_by.items()
+    retiring = {name: inventory.tokens[old] for old, name in replaced_by.items()
                 if old in inventory.tokens}
     token_plans = creator_chains(inventory, observed, tuple(
         plan_token(inventory.tokens[name], observed, ledger, now, escrow_available, (escrowed or {}).get(name),
@@ -167,7 +172,7 @@ class ConsumerState(NamedTuple):
 
 def plan_token(token: Token, observed: Observed, ledger: Deliveries | None, now: datetime, escrow_available: bool,
                escrowed: EscrowPending | None = None, *, replaced_by: str | None = None,
-               retiring: SourceKind | None = None) -> TokenPlan:
+               retiring: Token | None = None) -> TokenPlan:
     src = token.source
     kind = source_kind(src.kind)
     sobs = observed.sources.get(token.name) or SourceObservation(token=token.name, identity=src.identity,
@@ -184,7 +189,7 @@ def plan_token(token: Token, observed: Observed, ledger: Deliveries | None, now:
                   at=declared_at(src))
         return TokenPlan(**base, action="none", strategy=kind.strategy(src), findings=notes.all())
     if token.state == "absent":
-        return _absent(token, kind, sobs, base, notes)
+        return _absent(token, kind, sobs, base, notes, quiet=(_kept(ledger, token.name), now))
 
     strategy = kind.strategy(src)
     reasons = source_reasons(token, kind, live, now)
@@ -193,7 +198,7 @@ def plan_token(token: Token, observed: Observed, ledger: Deliveries | None, now:
     escrow_not_live(token, live, escrowed, notes)
     replaced = replaced_live(token, kind, observed)
     # a migration under way finishes like interrupted work: every consumer gets this credential
-    unsettled = bool(sobs.others) or (ledger is not None and token.name in ledger.in_flight) or bool(replaced)
+    unsettled = _unsettled(token, sobs, ledger) or bool(replaced)
     reasons += delivery_reasons(token, kind, live, states, reasons, recover_from, strategy, notes, unsettled=unsettled)
     if strategy == "observe_only":
         notes.extend(observed_only_findings(token, kind, live, now, reasons, replaced_by))
@@ -205,11 +210,16 @@ def plan_token(token: Token, observed: Observed, ledger: Deliveries | None, now:
     escrow = escrow_for(token, states, action, strategy, escrow_available, notes)
     rotating = action in ("create", "rotate")
     consumer_plans = tuple(consumer_plan(s, rotating, recover_from, notes) for s in states)
+    notes.extend(kind.observed_findings(token, sobs))
     if sobs.others:
         notes.add("warning", "orphans",
                   f"{token.name}: {len(sobs.others)} other live {kind.noun}(s) with the same name "
                   f"({', '.join('#' + t.id for t in sobs.others)}): apply revokes them once every consumer is verified")
-    migration = migration_plan(token, kind, retiring, replaced, consumer_plans)
+        quiet_notes(token, kind, list(sobs.others), _kept(ledger, token.name), now, notes)
+    retiring_kind = source_kind(retiring.source.kind) if retiring is not None else None
+    migration = migration_plan(token, kind, retiring_kind, replaced, consumer_plans)
+    if retiring is not None and retiring_kind is not None and migration.get("retire"):
+        quiet_notes(retiring, retiring_kind, list(replaced or ()), _kept(ledger, retiring.name), now, notes)
     return TokenPlan(
         **base, action=action, strategy=strategy, reasons=tuple(reasons), orphans=tuple(t.id for t in sobs.others),
         recover_from=recover_from if not rotating and any(cp.value == "current" for cp in consumer_plans) else None,
@@ -262,10 +272,13 @@ def creator_value(creator: TokenPlan | None, sobs: SourceObservation | None) -> 
     return sobs.value_at if sobs is not None and not sobs.error else None
 
 
-def _absent(token: Token, kind: SourceKind, sobs: SourceObservation, base: dict[str, Any], notes: Notes) -> TokenPlan:
-    """`state: absent`: revoke what is live."""
+def _absent(token: Token, kind: SourceKind, sobs: SourceObservation, base: dict[str, Any], notes: Notes, *,
+            quiet: tuple[Mapping[str, KeptUntilQuiet], datetime]) -> TokenPlan:
+    """`state: absent`: revoke what is live (what is quiet: `quiet` is what an earlier apply kept, and now)."""
     live = sobs.current
-    ids = [t.id for t in ([live] if live and live.usable else []) + list(sobs.others)]
+    revoking = ([live] if live and live.usable else []) + list(sobs.others)
+    quiet_notes(token, kind, revoking, *quiet, notes)
+    ids = [t.id for t in revoking]
     if ids and token.consumers:
         notes.add("warning", "absent_with_consumers",
                   f"{token.name} is absent: its {len(token.consumers)} consumer(s) will hold a revoked value")
@@ -333,6 +346,39 @@ def replaced_findings(token: Token, kind: SourceKind, live: LiveToken | None, re
     return [Finding(severity="warning", code="replaced", at=at, token=token.name,
                     message=f"{token.name} is replaced by {replaced_by} and no longer live: remove it from the "
                             f"inventory (and `replaces: {token.name}` from {replaced_by})")]
+
+
+# --- phase: what apply keeps until quiet (reconciler.quiet) ---------------------------------------
+
+
+def _unsettled(token: Token, sobs: SourceObservation, ledger: Deliveries | None) -> bool:
+    """An apply of ours left the token's work unfinished: an in-flight record, or other live
+    tokens with its name (an interrupted overlap's), but those an apply kept until quiet."""
+    kept = _kept(ledger, token.name)
+    return any(t.id not in kept for t in sobs.others) or (ledger is not None and token.name in ledger.in_flight)
+
+
+def _kept(ledger: Deliveries | None, token: str) -> Mapping[str, KeptUntilQuiet]:
+    """The live tokens of `token` an earlier apply kept until quiet, by id."""
+    return ledger.kept.get(token, {}) if ledger is not None else {}
+
+
+def quiet_notes(token: Token, kind: SourceKind, revoking: list[LiveToken], kept: Mapping[str, KeptUntilQuiet],
+                now: datetime, notes: Notes) -> None:
+    """A warning for each live token apply would revoke that is not quiet as observed (used
+    within the quiet period: apply keeps it), or that an earlier apply kept."""
+    if not isinstance(kind, UseRecorded):
+        return
+    since, after = since_quiet_period(now, token.rotation.quiet)
+    for t in revoking:
+        why = in_use(kind.last_use(t), since, after)
+        earlier = kept.get(t.id)
+        if why is None and earlier is None:
+            continue
+        was = f"an earlier apply kept it ({earlier.why}); " if earlier is not None else ""
+        then = (f"{why}: apply keeps it ({KEPT}; `--force-revoke {token.name}` revokes it)" if why is not None
+                else "quiet now: apply revokes it")
+        notes.add("warning", "kept_until_quiet", f"{kind.noun} #{t.id}: {was}{then}")
 
 
 # --- phase: why the source itself is due -----------------------------------------------------------
@@ -643,20 +689,27 @@ def consumer_plan(s: ConsumerState, rotating: bool, recover_from: str | None, no
     creatable = isinstance(ckind, Creatable) and (cobs is None or ckind.creatable(c, cobs))
     action, value, why_now = _consumer_action(state, why, creatable, rotating, recover_from, bool(changes))
     action, why_now = _recreated(ckind, c, cobs, action, why_now)
+    found = ckind.findings(c, cobs, action != "none") if cobs is not None else []
     if state == "missing" and not creatable:
-        notes.add("error", "consumer_missing", f"{c.label}: {why}; create it (the tool cannot)", c.identity,
-                  declared_at(c))
+        found = _missing_error(c, why, found)
     if action != "none" and value is not None and cobs is not None and cobs.fingerprint and cobs.readable:
         changes = changes + (Change(attribute="value", old=cobs.fingerprint, new=f"({value} value)"),)
-    if cobs is not None:
-        for severity, code, message in ckind.findings(c, cobs, action != "none"):
-            notes.add(severity, code, message, c.identity, declared_at(c))
+    for severity, code, message in found:
+        notes.add(severity, code, message, c.identity, declared_at(c))
     return ConsumerPlan(
         identity=c.identity, kind=c.kind, label=c.label, provider=c.provider, at=declared_at(c), state=state,
         action=action, why=why_now, value=value, changes=changes,
         readable=bool(cobs and cobs.readable), live_id=cobs.live_id if cobs else None,
         fingerprint=cobs.fingerprint if cobs else None,
     )
+
+
+def _missing_error(c: Consumer, why: str, found: list[tuple[Severity, str, str]]) -> list[tuple[Severity, str, str]]:
+    """A missing place the tool cannot create is an error; the kind's own error says it better
+    when it has one (a setting the app does not declare, a hook mode update cannot create)."""
+    if any(severity == "error" for severity, _, _ in found):
+        return found
+    return [("error", "consumer_missing", f"{c.label}: {why}; create it (the tool cannot)"), *found]
 
 
 def _recreated(ckind: ConsumerKind, c: Consumer, cobs: ConsumerObservation | None, action: ConsumerAction,

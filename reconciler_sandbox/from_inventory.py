@@ -208,10 +208,21 @@ def _service_account_token(w: WorldBuilder, token: Token) -> str:
     return value
 
 
+_TRIGGER_URL_ID = re.compile(r"/projects/(\d+)/(?:ref/[^/]+/)?trigger/pipeline")
+
+
 def _trigger(w: WorldBuilder, token: Token) -> str:
+    """A trigger owned by the credential's user. A consumer's trigger URL that names the project
+    by id, where the inventory names it by path, gives the seeded project that id (the plan
+    checks that the URL names the trigger's own project)."""
     src: Any = token.source
     value = derive("glptt", f"inventory/{token.name}")
-    w.gitlab["triggers"].append({"project": w.project(src.project), "owner": w.credential_user(src.provider),
+    project = w.project(src.project)
+    urls = [v for c in token.consumers for v in vars(c).values() if isinstance(v, str)]
+    for named in filter(None, map(_TRIGGER_URL_ID.search, urls)):
+        if not str(src.project).isdigit():
+            w.projects[project]["id"] = int(named.group(1))
+    w.gitlab["triggers"].append({"project": project, "owner": w.credential_user(src.provider),
                                  "description": src.description, "value": value,
                                  "created_at": w.lifetime(token)["created_at"]})
     return value

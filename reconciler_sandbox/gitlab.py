@@ -17,6 +17,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from email.utils import formatdate
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,21 @@ from .gitlab_store import GitLabStore, iso
 from .gitlab_terraform import TerraformRoutes
 from .gitlab_tokens import TokenRoutes
 from .gitlab_work import WorkRoutes
+
+# GitLab records a token's use only when the recorded one is at least 10 minutes old (since 16.1:
+# "Token usage information is updated every 10 minutes",
+# https://docs.gitlab.com/user/profile/personal_access_tokens/#view-token-usage-information;
+# PersonalAccessTokens::LastUsedService::LAST_USED_AT_TIMEOUT), on the sandbox clock.
+LAST_USED_EVERY = timedelta(minutes=10)
+
+
+def record_use(store: GitLabStore, token: dict[str, Any]) -> None:
+    """A request authenticated with `token`: its `last_used_at`, at GitLab's granularity."""
+    now = store.now()
+    last = token.get("last_used_at")
+    if last is None or datetime.fromisoformat(str(last).replace("Z", "+00:00")) <= now - LAST_USED_EVERY:
+        token["last_used_at"] = iso(now)
+    token["last_used_ips"] = ["127.0.0.1"]
 
 API = "/api/v4"
 
@@ -242,8 +258,7 @@ class GitLabService(MergeRequestCIRoutes, TokenRoutes, CIRoutes, HookRoutes, Wor
             user = store.users().get(token["user_id"])
             if user is None or user.get("state", "active") != "active":
                 raise HTTPError(401, UNAUTHORIZED)
-            token["last_used_at"] = iso(store.now())
-            token["last_used_ips"] = ["127.0.0.1"]
+            record_use(store, token)
             return Caller(user=user, token=token, scopes=frozenset(token["scopes"]))
         job = next((j for j in store.tables["job_tokens"].values() if j.get("value") == value), None)
         # The only job-token routes modelled are the Terraform-state ones, which GitLab declares

@@ -120,6 +120,7 @@ class _Builder:
             max_age=self.duration(path + ("max_age",), raw.get("max_age")),
             not_before=self.date(path + ("not_before",), raw.get("not_before")),
             on_unverifiable=raw.get("on_unverifiable"),
+            quiet_period=self.duration(path + ("quiet_period",), raw.get("quiet_period")),
             **self.where(path, raw),
         )
 

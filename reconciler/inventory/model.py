@@ -88,6 +88,9 @@ Provider = GitLabProvider | ZendeskProvider
 # --- rotation and policy ---------------------------------------------------------------------
 
 
+DEFAULT_QUIET_PERIOD = timedelta(days=1)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Rotation(Located):
     """When a token is due. Effective values: token's own `rotation:` over `defaults.rotation`."""
@@ -98,6 +101,14 @@ class Rotation(Located):
     not_before: date | None = None  # rotate when created before this date (incident lever)
     # a consumer that cannot be verified: "warn" (unset) leaves the token, "rotate" rotates it
     on_unverifiable: Literal["warn", "rotate"] | None = None
+    # how long a live token must have gone unused before apply revokes it (an orphan, a token
+    # declared absent, an old token kept because it was in use); unset: a day
+    quiet_period: timedelta | None = None
+
+    @property
+    def quiet(self) -> timedelta:
+        """The quiet period in effect."""
+        return self.quiet_period if self.quiet_period is not None else DEFAULT_QUIET_PERIOD
 
     @property
     def rotates_unverifiable(self) -> bool:
@@ -112,6 +123,7 @@ class Rotation(Located):
             max_age=self.max_age if self.max_age is not None else base.max_age,
             not_before=self.not_before if self.not_before is not None else base.not_before,
             on_unverifiable=self.on_unverifiable if self.on_unverifiable is not None else base.on_unverifiable,
+            quiet_period=self.quiet_period if self.quiet_period is not None else base.quiet_period,
             pos=self.pos,
             key_pos={**base.key_pos, **self.key_pos},
         )

@@ -349,6 +349,10 @@ BASE: dict[str, Any] = {
                     "$ref": "#/$defs/date",
                     "description": "Rotate when the token was created before this date: the incident lever (set it to today and merge).",
                 },
+                "quiet_period": {
+                    "$ref": "#/$defs/duration",
+                    "description": "How long a live token must have gone unused (as its provider records use) before apply revokes it: an orphan, a token declared absent, or an old token kept because something used it after the new value was delivered. Default `1d`. `--force-revoke NAME` revokes at once.",
+                },
                 "on_unverifiable": {
                     "enum": ["warn", "rotate"],
                     "description": "What a consumer that cannot be verified (no ledger record, and its value cannot be identified) does to a token that is otherwise not due: `warn` (default: the plan warns and nothing changes) or `rotate` (every consumer gets a fresh value).",

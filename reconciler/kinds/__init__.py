@@ -40,6 +40,8 @@ it. The value is dropped after that; observations hold fingerprints only.
         every token that is neither absent nor unobservable); the planner fills in `token` and an
         empty `at`.
     job_env(source) -> [(name, purpose, optional)]   `reconcile env`: variables an apply reads
+    observed_findings(token, observation) -> [Finding]   planning: this kind's errors about what
+        observation found beside its token (a consumer's trigger URL naming another project)
     manual_create(source) -> str            planning: the error text when the plan needs a new
         token that the kind cannot mint for this source
     id_family() -> str | None               reports: the id space its live ids share within a
@@ -80,6 +82,9 @@ Source capabilities (values travel as `Secret`; `api` is the provider handle fro
                   authenticates with this token's current value, for the sources created with it
                   (`created_with`); creator_problem(source) -> str | None: why this source cannot
                   create (its rotation would change its user)
+    UseRecorded   last_use(live) -> LastUse: when the provider last recorded a use of the live
+                  token (observe reads it with the token) and how often it records one; apply
+                  revokes a token of such a kind only when it is quiet (reconciler.quiet)
     Supplied      supplied_value(source, env) -> Secret: a person supplies each new value at
                   apply time (ValueError with the message when it is not there); nothing is
                   observed live, so consumers are judged by the ledger alone;
@@ -96,6 +101,8 @@ Source capabilities (values travel as `Secret`; `api` is the provider handle fro
     template(consumer) -> str               what the value is rendered through (`${token}`)
     desired_attributes(consumer) -> dict    planning: the non-secret attributes it manages
     findings(consumer, observation, writing) -> [(severity, code, message)]   planning
+    declared_url(consumer) -> (key, url) | None   the URL the inventory says the value is sent to
+        or in (a webhook endpoint template, a hook's URL), for its source kind to check
 
 Consumer capabilities:
 
@@ -264,6 +271,11 @@ class SourceKind(ABC):
         (name, purpose, optional), for `reconcile env` (a grant's client secret and refresh token)."""
         return []
 
+    def observed_findings(self, token: Token, observation: SourceObservation) -> list[Finding]:
+        """This kind's errors about what observation found beside the token (a consumer's URL
+        naming another target than the token's own); the planner fills in `token` and an empty `at`."""
+        return []
+
     def manual_create(self, source: Source) -> str:
         """What a person must do when the plan needs a token this kind cannot mint."""
         return f"the {self.noun} cannot be created through the API: create it by hand"
@@ -411,6 +423,31 @@ class Creator(ABC):
         return None
 
 
+@dataclass(frozen=True)
+class LastUse:
+    """What a provider says of a live token's use: the last use it recorded (None: none) and how
+    often it records one (`every`: a use within that time after the recorded one is not recorded,
+    so the token may have been used until `latest` without a trace)."""
+
+    at: datetime | None
+    every: timedelta = timedelta(0)
+
+    @property
+    def latest(self) -> datetime | None:
+        """The latest moment the token may have been used, as far as the provider can tell."""
+        return None if self.at is None else self.at + self.every
+
+
+class UseRecorded(ABC):
+    """The provider records when each live token was last used: apply revokes one only when it
+    is quiet (no use after the new value reached its last consumer, or within the rotation's
+    `quiet_period`), whatever kind replaces it."""
+
+    @abstractmethod
+    def last_use(self, live: LiveToken) -> LastUse:
+        """The last use the provider recorded of `live` (as observe read it) and its granularity."""
+
+
 class Supplied(ABC):
     """A person supplies each new value at apply time; there is no live token to observe."""
 
@@ -474,6 +511,12 @@ class ConsumerKind(ABC):
     def findings(self, consumer: Consumer, observation: ConsumerObservation, writing: bool) -> list[tuple[Severity, str, str]]:
         """Kind-specific problems as (severity, code, message); `writing`: a write is planned."""
         return []
+
+    def declared_url(self, consumer: Consumer) -> tuple[str, str] | None:
+        """(key, URL) when the inventory names the URL this consumer sends the value to or in (a
+        template: `${token}` stands for the value), so that the source kind can check it names the
+        token's own target; None otherwise."""
+        return None
 
 
 class Creatable:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from gitlab import exceptions as gl_errors
@@ -17,7 +18,7 @@ from gitlab.utils import EncodedId
 from reconciler.inventory.checks import allowed_scope_findings
 from reconciler.inventory.model import Diagnostic, Inventory, Source, finding
 from reconciler.inventory.schema import suggestion
-from reconciler.kinds import Creator, FetchError, Identifying, Identity, ListKey, Lists
+from reconciler.kinds import Creator, FetchError, Identifying, Identity, LastUse, ListKey, Lists, UseRecorded
 from reconciler.kinds._answers import checked
 from reconciler.kinds._discovery import ScopeToken, shown
 from reconciler.observed import LiveToken, parse_date, parse_time
@@ -333,6 +334,21 @@ class GitLabTokenFormat:
 
 
 GITLAB_TOKENS = GitLabTokenFormat()
+
+
+# GitLab records a use of a personal, project, group or service-account token (`last_used_at`) only
+# when the one recorded is at least 10 minutes old: "Token usage information is updated every 10
+# minutes" (since GitLab 16.1; every 24 hours before), https://docs.gitlab.com/user/profile/
+# personal_access_tokens/#view-token-usage-information (PersonalAccessTokens::LastUsedService,
+# LAST_USED_AT_TIMEOUT = 10.minutes).
+LAST_USED_EVERY = timedelta(minutes=10)
+
+
+class RecordsLastUse(UseRecorded):
+    """GitLab access tokens: `last_used_at`, recorded at most every 10 minutes."""
+
+    def last_use(self, live: LiveToken) -> LastUse:
+        return LastUse(live.last_used_at, LAST_USED_EVERY)
 
 
 class AuthenticatesAsItself(Identifying, Creator):

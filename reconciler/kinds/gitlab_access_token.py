@@ -34,6 +34,7 @@ from reconciler.kinds._gitlab import (
     PROVIDER_PROPERTY,
     TOKEN_ALPHABET,
     AuthenticatesAsItself,
+    RecordsLastUse,
     drift_reasons,
     live_token,
     pick,
@@ -120,7 +121,7 @@ def _resource_token(source: Source) -> ResourceAccessToken:
     return source
 
 
-class ResourceAccessTokenKind(SourceKind, Mintable, Renewable, Revocable, AuthenticatesAsItself, ScannedSource):
+class ResourceAccessTokenKind(SourceKind, Mintable, Renewable, Revocable, AuthenticatesAsItself, RecordsLastUse, ScannedSource):
     value_alphabet = TOKEN_ALPHABET
     can_be_credential = True
 

@@ -35,6 +35,7 @@ from reconciler.kinds._gitlab import (
     PROVIDER_PROPERTY,
     TOKEN_ALPHABET,
     AuthenticatesAsItself,
+    RecordsLastUse,
     api_path,
     drift_reasons,
     live_token,
@@ -97,7 +98,7 @@ SCHEMA: dict[str, Any] = {
 }
 
 
-class PersonalAccessTokenKind(SourceKind, Mintable, Renewable, Revocable, AuthenticatesAsItself, ScannedSource):
+class PersonalAccessTokenKind(SourceKind, Mintable, Renewable, Revocable, AuthenticatesAsItself, RecordsLastUse, ScannedSource):
     model = GitLabPersonalAccessToken
     schema = SCHEMA
     schema_order = 10

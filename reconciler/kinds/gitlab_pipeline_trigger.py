@@ -5,19 +5,30 @@ Observe: one `GET /projects/:id/triggers` per project, pages followed; the trigg
 description matches. The list shows the full token only to the trigger's owner (others see a
 4-character `short_token`), so for owned triggers the observation keeps a fingerprint, which both
 identifies held values without a request and makes the current value recoverable (`recover`).
+
+A consumer whose declared URL (a Zendesk webhook endpoint, a GitLab hook URL) is a pipeline-trigger
+URL (`/api/v4/projects/:id/trigger/pipeline`, `/api/v4/projects/:id/ref/:ref/trigger/pipeline`:
+https://docs.gitlab.com/ci/triggers/) must name the trigger's own project on the trigger's GitLab:
+anything else sends the token where it starts no pipeline, or to another instance. `validate`
+checks the host and a project named as the source names it (both by path, or both by id); a project
+named the other way is compared with the project's id and path in the plan (one `GET /projects/:id`,
+made only then).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from datetime import date, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
+from urllib.parse import unquote, urlsplit
 
-from reconciler.inventory.model import Source, Token
+from reconciler.inventory.model import Consumer, Diagnostic, GitLabProvider, Inventory, Source, Token, finding
 from reconciler.kinds import (
     FetchError,
     Identifying,
     Identity,
+    LastUse,
     ListKey,
     Lists,
     Mintable,
@@ -26,6 +37,8 @@ from reconciler.kinds import (
     Revocable,
     SourceKind,
     Strategy,
+    UseRecorded,
+    consumer_kind,
 )
 from reconciler.kinds._discovery import ScannedSource, ScanScope, ScopeToken
 from reconciler.kinds._gitlab import (
@@ -34,11 +47,14 @@ from reconciler.kinds._gitlab import (
     PROVIDER_PROPERTY,
     TOKEN_ALPHABET,
     TRIGGER_FAMILY,
+    api_path,
+    fetched_row,
+    fetcher,
     pick,
     rows,
 )
 from reconciler.observed import LiveToken, SourceObservation, parse_date, parse_time
-from reconciler.plan_model import Reason, declared_at
+from reconciler.plan_model import Finding, Reason, declared_at
 from reconciler.secret import Secret
 
 
@@ -80,6 +96,12 @@ SCHEMA: dict[str, Any] = {
 }
 
 
+def _wrong_project(named: str, own: str) -> str:
+    return (f"the pipeline-trigger URL names project {named}, but the trigger belongs to project {own}: "
+            "GitLab refuses the token there (or runs another project's pipeline); name the trigger's own "
+            "project (its id, or its path URL-encoded)")
+
+
 def live_trigger(row: dict[str, Any], where: str) -> LiveToken:
     value = row.get("token")
     owned = isinstance(value, Secret) and len(value) > SHORT_TOKEN
@@ -97,7 +119,52 @@ def live_trigger(row: dict[str, Any], where: str) -> LiveToken:
     )
 
 
-class PipelineTriggerKind(SourceKind, Mintable, Revocable, Recoverable, Identifying, ScannedSource):
+_TRIGGER_PATH = re.compile(r"^(?P<root>.*)/api/v4/projects/(?P<project>[^/]+)/(?:ref/[^/]+/)?trigger/pipeline/?$")
+
+
+class TriggerUrl(NamedTuple):
+    """What a pipeline-trigger URL names: the GitLab (origin and path root) and the project."""
+
+    origin: str  # scheme://host[:port], lower case
+    root: str  # the path GitLab is served under ("" at the host's root)
+    project: str  # as named: an id, or the path (URL-decoded)
+
+
+def trigger_url(url: str) -> TriggerUrl | None:
+    """The GitLab and project a pipeline-trigger URL names; None for any other URL."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    found = _TRIGGER_PATH.match(parts.path)
+    if found is None or not parts.netloc:
+        return None
+    return TriggerUrl(f"{parts.scheme}://{parts.netloc}".lower(), found["root"].rstrip("/"), unquote(found["project"]))
+
+
+def _same_form(a: str, b: str) -> bool:
+    """Both ids, or both paths: comparable without asking GitLab."""
+    return a.isdigit() == b.isdigit()
+
+
+def _trigger_urls(token: Token) -> list[tuple[int, Consumer, str, TriggerUrl]]:
+    """(index, consumer, key, what it names) of each consumer whose declared URL is a trigger URL."""
+    found = []
+    for index, consumer in enumerate(token.consumers):
+        declared = consumer_kind(consumer.kind).declared_url(consumer)
+        named = trigger_url(declared[1]) if declared is not None else None
+        if declared is not None and named is not None:
+            found.append((index, consumer, declared[0], named))
+    return found
+
+
+@fetcher("project", many=False)
+def fetch_project(api: Any, scope: str) -> dict[str, Any]:
+    """`GET /projects/:id`: the id and path of the project a trigger URL names the other way."""
+    return dict(api.gl.http_get(api_path("projects", scope, "").rstrip("/")))
+
+
+class PipelineTriggerKind(SourceKind, Mintable, Revocable, Recoverable, Identifying, UseRecorded, ScannedSource):
     model = GitLabPipelineTrigger
     schema = SCHEMA
     schema_order = 40
@@ -105,6 +172,12 @@ class PipelineTriggerKind(SourceKind, Mintable, Revocable, Recoverable, Identify
     kind = "gitlab_pipeline_trigger"
     provider_kind = "gitlab"
     noun = "pipeline trigger"
+
+    def last_use(self, live: LiveToken) -> LastUse:
+        """A trigger's `last_used` is when it last started a pipeline (the API's trigger entity,
+        https://docs.gitlab.com/api/pipeline_triggers/); GitLab documents no update interval for
+        it as it does for access tokens. [GUESS] every use is recorded."""
+        return LastUse(live.last_used_at)
 
     def _key(self, source: Source, credential: str = "") -> ListKey:
         assert isinstance(source, GitLabPipelineTrigger)
@@ -135,11 +208,63 @@ class PipelineTriggerKind(SourceKind, Mintable, Revocable, Recoverable, Identify
                        message=f"the trigger #{live.id} belongs to {owner}, not to the user of {source.created_with}: "
                                f"created again with {source.created_with}'s value so that its user owns it")]
 
+    def _project_key(self, source: Source) -> ListKey:
+        assert isinstance(source, GitLabPipelineTrigger)
+        return ListKey(str(source.provider), "project", source.project)
+
     def needs(self, token: Token, lists: Lists) -> list[ListKey]:
         """The project's triggers, and when created with another token also as that token sees
-        them (observe fetches that only with the token's current value at hand)."""
+        them (observe fetches that only with the token's current value at hand); the project
+        itself when a consumer's trigger URL names it by id where the source names it by path (or
+        the other way)."""
         source = token.source
-        return [self._key(source)] + ([self._key(source, source.created_with)] if source.created_with else [])
+        assert isinstance(source, GitLabPipelineTrigger)
+        other_form = any(not _same_form(n.project, source.project) for *_, n in _trigger_urls(token))
+        return ([self._key(source)] + ([self._key(source, source.created_with)] if source.created_with else [])
+                + ([self._project_key(source)] if other_form else []))
+
+    def check(self, token: Token, inv: Inventory, path: str) -> list[Diagnostic]:
+        """A consumer's trigger URL is on the trigger's GitLab and names its project (when both
+        name it the same way; the plan compares the other way)."""
+        source = token.source
+        assert isinstance(source, GitLabPipelineTrigger)
+        provider = inv.providers.get(str(source.provider))
+        found = []
+        for index, consumer, key, named in _trigger_urls(token):
+            where = f"tokens.{token.name}.consumers[{index}]"
+            if isinstance(provider, GitLabProvider):
+                home = urlsplit(provider.url)
+                origin, root = f"{home.scheme}://{home.netloc}".lower(), home.path.rstrip("/")
+                if (named.origin, named.root) != (origin, root):
+                    found.append(finding(consumer, key, where,
+                                         f"a pipeline-trigger URL at {named.origin}{named.root}, but the trigger is "
+                                         f"on {source.provider} ({origin}{root}): the token would be sent to "
+                                         "another GitLab"))
+                    continue
+            if _same_form(named.project, source.project) and named.project != source.project:
+                found.append(finding(consumer, key, where, _wrong_project(named.project, source.project)))
+        return found
+
+    def observed_findings(self, token: Token, observation: SourceObservation) -> list[Finding]:
+        """A consumer's trigger URL naming the project by id where the source names it by path
+        (or the other way): compared with the project GitLab shows."""
+        source = token.source
+        assert isinstance(source, GitLabPipelineTrigger)
+        project = observation.details.get("project")
+        found = []
+        for _, consumer, key, named in _trigger_urls(token):
+            if _same_form(named.project, source.project):
+                continue  # validate compared them
+            at = declared_at(consumer, key)
+            if not isinstance(project, dict):
+                found.append(Finding(severity="error", code="trigger_url_project", at=at, consumer=consumer.identity,
+                                     message=f"{consumer.label}: its trigger URL names project {named.project}, and "
+                                             f"which project that is could not be read: {project or 'not fetched'}"))
+            elif named.project not in (str(project.get("id")), project.get("path_with_namespace")):
+                found.append(Finding(severity="error", code="trigger_url_project", at=at, consumer=consumer.identity,
+                                     message=f"{consumer.label}: " + _wrong_project(
+                                         named.project, f"{source.project} (id {project.get('id')})")))
+        return found
 
     def observe(self, token: Token, lists: Lists) -> SourceObservation:
         source = token.source
@@ -154,7 +279,13 @@ class PipelineTriggerKind(SourceKind, Mintable, Revocable, Recoverable, Identify
             # seen without the creator's value: whether its user owns the trigger is not known
             matches = [replace(t, owned=None, fingerprint=None) for t in matches]
         current, others = pick(matches)
-        return SourceObservation(token=token.name, identity=source.identity, current=current, others=others)
+        details: dict[str, Any] = {}
+        if self._project_key(source) in lists:
+            project, perror = fetched_row(lists, self._project_key(source))
+            details["project"] = perror if project is None else {
+                "id": str(project.get("id")), "path_with_namespace": project.get("path_with_namespace")}
+        return SourceObservation(token=token.name, identity=source.identity, current=current, others=others,
+                                 details=details)
 
     def identify(self, api: Any, source: Source, value: Secret, lists: Lists) -> Identity | None:
         """Compare with the owned triggers of the list: no request. Unowned: cannot tell."""

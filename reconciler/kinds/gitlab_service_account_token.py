@@ -50,6 +50,7 @@ from reconciler.kinds._gitlab import (
     PROVIDER_PROPERTY,
     TOKEN_ALPHABET,
     AuthenticatesAsItself,
+    RecordsLastUse,
     api_path,
     drift_reasons,
     fetcher,
@@ -200,7 +201,8 @@ def _account_label(tokens: ListKey, lists: Lists) -> str:
 # --- the kind --------------------------------------------------------------------------------
 
 
-class ServiceAccountTokenKind(SourceKind, Mintable, Renewable, Revocable, AuthenticatesAsItself, ScannedSource):
+class ServiceAccountTokenKind(SourceKind, Mintable, Renewable, Revocable, AuthenticatesAsItself, RecordsLastUse,
+                              ScannedSource):
     model = GitLabServiceAccountToken
     schema = SCHEMA
     schema_order = 35

@@ -177,6 +177,16 @@ def ambiguous(c: GitLabWebhook, data: list[dict[str, Any]]) -> str | None:
             "the value does not go to the wrong one")
 
 
+def _missing(consumer: Consumer) -> tuple[Severity, str, str]:
+    """A hook that is not there: never created (a hook has more to it than the value: its URL,
+    events and other secrets are someone's decisions)."""
+    assert isinstance(consumer, GitLabWebhook)
+    where = f"project {consumer.project}" if consumer.project is not None else f"group {consumer.group}"
+    return ("error", "hook_missing",
+            f"{consumer.label}: {where} has no hook {consumer.hook!r}; mode {consumer.mode} changes a hook that "
+            "exists and apply never creates one: create the hook, or correct `hook:` (its id, URL or name)")
+
+
 def _keys(items: Any) -> list[str]:
     return sorted(str(i.get("key")) for i in items or () if isinstance(i, dict))
 
@@ -215,6 +225,11 @@ class WebhookKind(ConsumerKind, Recreatable, ScannedConsumer):
         else:
             target = WebhookSecretField(field="token")
         return GitLabWebhook(**fields, target=target, **at.where())
+    def declared_url(self, consumer: Consumer) -> tuple[str, str] | None:
+        """The hook named by its URL (its URL variables stand in braces)."""
+        assert isinstance(consumer, GitLabWebhook)
+        return ("hook", consumer.hook) if consumer.hook.startswith(("https://", "http://")) else None
+
     def recreates(self, consumer: Consumer) -> bool:
         assert isinstance(consumer, GitLabWebhook)
         return consumer.mode == "recreate"
@@ -253,7 +268,7 @@ class WebhookKind(ConsumerKind, Recreatable, ScannedConsumer):
             return Reading(seen(state="error", error=several))
         hook = find_hook(c, data)
         if hook is None:
-            return Reading(seen(state="missing", exists=False))
+            return Reading(seen(state="missing", exists=False, details={"missing": "hook"}))
         details: dict[str, Any] = {"hook_id": str(hook["id"]), "token_present": hook.get("token_present")}
         if plain_http_host(hook.get("url")):  # only then: other plans' digests stay as they were
             details["plain_http"] = plain_http_host(hook.get("url"))
@@ -289,6 +304,8 @@ class WebhookKind(ConsumerKind, Recreatable, ScannedConsumer):
                  "declare them under url_variables/custom_headers, or use mode: update")]
 
     def findings(self, consumer: Consumer, observation: ConsumerObservation, writing: bool) -> list[tuple[Severity, str, str]]:
+        if not observation.exists and observation.error is None:
+            return [_missing(consumer)]
         return (self._findings(consumer, observation, writing) + self._id_findings(consumer, writing)
                 + live_plain_http_findings(consumer, observation.details, "the value"))
 

@@ -3,7 +3,9 @@ installation's name (`settings.name`).
 
 Observe: one `GET /api/v2/apps/installations?include=app` per instance; the side-loaded app's
 `parameters` say which settings are `secure` (write-only: Zendesk does not return them). A
-non-secure setting is read back. Write: `PUT /api/v2/apps/installations/:id` with
+non-secure setting is read back. A setting the app does not declare among its `parameters` is a
+plan error (with the closest declared name): apply writes only the app's own settings, never a new
+one. Write: `PUT /api/v2/apps/installations/:id` with
 `{"settings": {SETTING: VALUE}}` and nothing else (whether Zendesk merges or replaces `settings`
 is undocumented: apply re-reads the other settings afterwards).
 """
@@ -14,10 +16,10 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from reconciler.inventory.model import Consumer, Token
+from reconciler.inventory.schema import suggestion
 from reconciler.kinds import (
     VALUE_TEMPLATE_PROPERTY,
     ConsumerKind,
-    Creatable,
     ListKey,
     Lists,
     ListVerifiable,
@@ -30,6 +32,7 @@ from reconciler.kinds._discovery import Place, ScannedConsumer, ScanScope
 from reconciler.kinds._gitlab import rows
 from reconciler.kinds._zendesk import PROVIDER_PROPERTY, fetch_installations
 from reconciler.observed import ConsumerObservation
+from reconciler.plan_model import Severity
 from reconciler.secret import Secret
 
 
@@ -86,9 +89,9 @@ def find_installation(c: ZendeskAppSetting, data: list[dict[str, Any]]) -> dict[
     return by_app
 
 
-class AppSettingKind(ConsumerKind, Creatable, Readable, ListVerifiable, ScannedConsumer):
-    """A missing setting of an existing installation is written like any other; a missing
-    installation cannot be created (observe marks it `creatable: False`)."""
+class AppSettingKind(ConsumerKind, Readable, ListVerifiable, ScannedConsumer):
+    """A declared setting without a value is written like any other; a missing installation or
+    a setting the app does not declare is never created."""
     model = ZendeskAppSetting
     schema = SCHEMA
     kind = "zendesk_app_setting"
@@ -108,19 +111,37 @@ class AppSettingKind(ConsumerKind, Creatable, Readable, ListVerifiable, ScannedC
         if inst is None:
             return Reading(ConsumerObservation(**base, state="missing", readable=False, exists=False,
                                                details={"creatable": False, "missing": "installation"}))
+        live_id = str(inst["id"])
+        declared = sorted(str(p["name"]) for p in inst["app"]["parameters"])
+        if c.setting not in declared:
+            # the app has no such setting: a write would add a setting no one reads
+            return Reading(ConsumerObservation(**base, state="missing", readable=False, exists=False, live_id=live_id,
+                                               details={"creatable": False, "missing": "setting",
+                                                        "declared": declared}))
         secure = any(p["name"] == c.setting and p["secure"] for p in inst["app"]["parameters"])
         held = inst["settings"].get(c.setting)
-        live_id = str(inst["id"])
         details = {"installation_id": live_id, "app": inst["app"].get("name"), "secure": secure}
         if secure:
             return Reading(ConsumerObservation(**base, state="unverifiable", readable=False, live_id=live_id,
                                                details=details))
         if not isinstance(held, Secret):
-            return Reading(ConsumerObservation(**base, state="missing", readable=True, exists=False, live_id=live_id,
-                                               details={**details, "missing": "setting"}))
+            # a declared setting without a value: written like any other (it exists: the app declares it)
+            return Reading(ConsumerObservation(**base, state="stale", readable=True, live_id=live_id, details=details))
         observation = ConsumerObservation(**base, state="unverifiable", readable=True, live_id=live_id,
                                           fingerprint=held.fingerprint(), details=details)
         return Reading(observation, held, extract(c.value, held))
+
+    def findings(self, consumer: Consumer, observation: ConsumerObservation,
+                 writing: bool) -> list[tuple[Severity, str, str]]:
+        """A setting the app does not declare: an error naming the closest declared one."""
+        declared = observation.details.get("declared")
+        if observation.exists or declared is None:
+            return []
+        assert isinstance(consumer, ZendeskAppSetting)
+        names = ", ".join(declared) or "none"
+        return [("error", "undeclared_setting",
+                 f"{consumer.label}: the app declares no setting {consumer.setting!r}"
+                 f"{suggestion(consumer.setting, declared)}; its settings: {names}. Apply never creates a setting")]
 
     # apply ------------------------------------------------------------------------------------
 

@@ -209,6 +209,10 @@ class ZendeskWebhookKind(ConsumerKind, Readable, ListVerifiable, ScannedConsumer
         if "authentication" in fields:
             fields["authentication"] = ZendeskWebhookAuth(**fields["authentication"])
         return ZendeskWebhook(**fields, **at.where(nested=("authentication",)))
+    def declared_url(self, consumer: Consumer) -> tuple[str, str] | None:
+        assert isinstance(consumer, ZendeskWebhook)
+        return None if consumer.endpoint is None else ("endpoint", consumer.endpoint)
+
     def template(self, consumer: Consumer) -> str:
         """An endpoint is its own template (the value goes into the URL)."""
         assert isinstance(consumer, ZendeskWebhook)

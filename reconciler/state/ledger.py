@@ -143,6 +143,42 @@ class InFlight:
 _IN_FLIGHT_KEYS = {"version", "op", "old_ids", "old_id", "new_id", "started_at", "recreating"}
 
 
+@dataclass(frozen=True)
+class KeptUntilQuiet:
+    """A live token apply did not revoke because it was in use, or a use could not be excluded
+    (reconciler.quiet): the next apply revokes it once it is quiet. An id, times and the reason,
+    never a value."""
+
+    VERSION: ClassVar[int] = 1
+
+    token_id: str
+    kept_at: str  # ISO: when apply kept it
+    why: str  # the reason apply gave
+    last_used_at: str | None = None  # ISO: the last use its provider recorded then
+
+    def for_storage(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"version": self.VERSION, "token_id": self.token_id, "kept_at": self.kept_at,
+                                "why": self.why}
+        if self.last_used_at is not None:
+            data["last_used_at"] = self.last_used_at
+        return data
+
+    @classmethod
+    def from_storage(cls, data: Any, where: str) -> KeptUntilQuiet:
+        if not isinstance(data, dict):
+            raise StateError(f"{where}: corrupt: expected an object, got {type(data).__name__}")
+        _check_version(data.get("version", 1), cls.VERSION, where)
+        unknown = sorted(set(data) - {"version", "token_id", "kept_at", "why", "last_used_at"})
+        if unknown:
+            raise StateError(f"{where}: corrupt: unknown field(s) {', '.join(map(repr, unknown))}")
+        token_id = _optional_id(data, "token_id", where)
+        kept_at, why = _optional_text(data, "kept_at", where), _optional_text(data, "why", where)
+        if token_id is None or kept_at is None or why is None:
+            raise StateError(f"{where}: corrupt: 'token_id', 'kept_at' and 'why' are required")
+        return cls(token_id=token_id, kept_at=kept_at, why=why,
+                   last_used_at=_optional_text(data, "last_used_at", where))
+
+
 def _check_version(version: Any, current: int, where: str) -> None:
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise StateError(f"{where}: corrupt: 'version' must be a positive integer, got {version!r}")
@@ -183,13 +219,16 @@ class Ledger:
     """Mapping consumer identity -> LedgerRecord; JSON (de)serialisable.
 
     `in_flight` maps a token name to its InFlight record while an apply's work on it is
-    unfinished. Saved as an optional `in_flight` key; ledgers without one read as before.
+    unfinished. `kept` maps a token name to the live tokens of it apply kept until quiet, by id.
+    Both are saved as optional keys (`in_flight`, `kept`); ledgers without them read as before.
     """
 
     def __init__(self, records: list[LedgerRecord] | None = None,
-                 in_flight: Mapping[str, InFlight] | None = None) -> None:
+                 in_flight: Mapping[str, InFlight] | None = None,
+                 kept: Mapping[str, Mapping[str, KeptUntilQuiet]] | None = None) -> None:
         self._records: dict[str, LedgerRecord] = {}
         self.in_flight: dict[str, InFlight] = dict(in_flight or {})
+        self.kept: dict[str, dict[str, KeptUntilQuiet]] = {k: dict(v) for k, v in (kept or {}).items()}
         for rec in records or ():
             self.record(rec)
 
@@ -214,12 +253,26 @@ class Ledger:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Ledger):
             return NotImplemented
-        return self._records == other._records and self.in_flight == other.in_flight
+        return self._records == other._records and self.in_flight == other.in_flight and self.kept == other.kept
+
+    def keep(self, token: str, kept: KeptUntilQuiet) -> None:
+        """Record that apply kept the live token `kept.token_id` of `token` until quiet."""
+        self.kept.setdefault(token, {})[kept.token_id] = kept
+
+    def release(self, token: str, token_id: str) -> None:
+        """Forget a kept token (revoked, or gone)."""
+        ids = self.kept.get(token, {})
+        ids.pop(token_id, None)
+        if not ids:
+            self.kept.pop(token, None)
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"version": LEDGER_VERSION, "records": [r.to_json() for r in self.records()]}
         if self.in_flight:
             data["in_flight"] = {k: v.for_storage() for k, v in sorted(self.in_flight.items())}
+        if self.kept:
+            data["kept"] = {token: {i: k.for_storage() for i, k in sorted(ids.items())}
+                            for token, ids in sorted(self.kept.items())}
         return data
 
     @classmethod
@@ -233,7 +286,7 @@ class Ledger:
         raw = data.get("records")
         if not isinstance(raw, list):
             raise StateError(f"{where}: corrupt ledger: 'records' must be a list")
-        ledger = cls(in_flight=_in_flight(data.get("in_flight", {}), where))
+        ledger = cls(in_flight=_in_flight(data.get("in_flight", {}), where), kept=_kept(data.get("kept", {}), where))
         for i, item in enumerate(raw):
             rec = _record(item, f"{where}: corrupt ledger: records[{i}]")
             if rec.consumer in ledger:
@@ -262,3 +315,11 @@ def _in_flight(raw: Any, where: str) -> dict[str, InFlight]:
         raise StateError(f"{where}: corrupt ledger: 'in_flight' must map token names to objects")
     return {str(token): InFlight.from_storage(data, f"{where}: in-flight record of token {token!r}")
             for token, data in raw.items()}
+
+
+def _kept(raw: Any, where: str) -> dict[str, dict[str, KeptUntilQuiet]]:
+    if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
+        raise StateError(f"{where}: corrupt ledger: 'kept' must map token names to objects")
+    return {str(token): {str(i): KeptUntilQuiet.from_storage(data, f"{where}: kept record #{i} of token {token!r}")
+                         for i, data in ids.items()}
+            for token, ids in raw.items()}

@@ -167,19 +167,32 @@ class LocalStore(StateStore):
             return LockInfo(id="?", owner=f"unknown (unreadable lock file {self.lock_path})", created="?")
 
     def _renew(self, info: LockInfo) -> None:
-        """Replace the lock file with `info` (same id, later lease) while it is still ours."""
-        holder = self.lock_holder()
-        if holder is None or holder.id != info.id:
-            raise StateError(f"{self.lock_path}: cannot renew the lease: the lock is no longer ours")
+        """Rewrite the lock file with `info` (same id, later lease) while it is still ours.
+
+        In place, through a handle on the file we read: a replace would create the lock again
+        after `unlock --force` removed it, and take it back from whoever acquired it since. Once
+        the file is unlinked our handle writes to nothing anyone reads. One write of the whole
+        document (the same length but for the lease) keeps a reader from seeing it half written."""
         try:
-            fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".lock.", suffix=".tmp")
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(info.to_json(), f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.lock_path)
+            fd = os.open(self.lock_path, os.O_RDWR)
+        except FileNotFoundError:
+            raise StateError(f"{self.lock_path}: cannot renew the lease: the lock is no longer ours") from None
         except OSError as err:
             raise StateError(f"{self.lock_path}: cannot renew the lease: {err.strerror}") from None
+        with os.fdopen(fd, "r+b") as f:
+            try:
+                held = LockInfo.from_json(json.loads(f.read().decode("utf-8")))
+            except (ValueError, KeyError, TypeError, AttributeError):
+                held = None
+            if held is None or held.id != info.id:
+                raise StateError(f"{self.lock_path}: cannot renew the lease: the lock is no longer ours")
+            try:
+                body = json.dumps(info.to_json()).encode("utf-8")
+                os.pwrite(f.fileno(), body, 0)
+                f.truncate(len(body))
+                os.fsync(f.fileno())
+            except OSError as err:
+                raise StateError(f"{self.lock_path}: cannot renew the lease: {err.strerror}") from None
 
     def _take_over(self, stale: LockInfo, info: LockInfo) -> bool:
         """Move the lock file aside (atomic), and drop it only when it is still `stale`'s: a lock

@@ -19,9 +19,12 @@ def state_summary(store: StateStore, escrow: Escrow, *, probe_lock: bool | None 
     `probe_lock` (there it costs a lock and unlock request)."""
     probe = isinstance(store, LocalStore) if probe_lock is None else probe_lock
     holder: LockInfo | None = store.lock_holder() if probe else None
+    ledger = store.load_ledger()
     return {
         "backend": store.where,
-        "ledger": [r.to_json() for r in store.load_ledger().records()],
+        "ledger": [r.to_json() for r in ledger.records()],
+        "kept": [{"token": token, **k.for_storage()} for token, ids in sorted(ledger.kept.items())
+                 for _, k in sorted(ids.items())],
         "escrow": [
             {"token": p.token, "token_id": p.token_id, "minted_at": p.minted_at} for p in escrow.pending()
         ],
@@ -58,6 +61,9 @@ def render_summary(summary: dict[str, Any]) -> str:
     else:
         lines.append("ledger: empty")
     lines.append("")
+    if summary["kept"]:
+        lines.append("kept until quiet (the next apply revokes each once it is; `apply --force-revoke TOKEN` now):")
+        lines += [f"  {k['token']}: token id {k['token_id']}, kept {k['kept_at']}: {k['why']}" for k in summary["kept"]]
     if summary["escrow"]:
         lines.append(f"escrow ({summary['escrow_key']} key): values minted but not yet delivered everywhere:")
         lines += [f"  {e['token']}: token id {e['token_id']}, minted {e['minted_at']}" for e in summary["escrow"]]

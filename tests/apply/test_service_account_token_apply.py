@@ -102,6 +102,11 @@ def test_a_group_service_account_token_rotates_by_overlap_and_the_old_one_goes_a
 
     code, out, err = run(capsys, "apply", "--auto-approve")
     assert code == 0, out + err
+    # identifying the variable's value used the old token, and GitLab records a use at most every
+    # 10 minutes: a use after delivery cannot be excluded, so apply keeps it until quiet
+    assert "kept until quiet" in out and not world.gitlab.service.token_by_value(OLD)["revoked"], out
+    code, out, err = run(capsys, "apply", "--auto-approve", "--force-revoke", "sync")  # revoked at once
+    assert code == 0, out + err
     new_value = held(world)
     assert new_value not in (None, OLD) and new_value not in out + err
     new = world.gitlab.service.token_by_value(new_value)
@@ -142,7 +147,7 @@ def test_strategy_in_place_rotates_the_group_service_account_token(serve, capsys
 
 def test_an_instance_service_account_token_rotates_by_overlap_with_an_administrator(serve, capsys):
     world = serve(instance=True)
-    code, out, err = run(capsys, "apply", "--auto-approve")
+    code, out, err = run(capsys, "apply", "--auto-approve", "--force-revoke", "sync")  # not kept until quiet
     assert code == 0, out + err
     new_value = held(world)
     assert new_value not in (None, OLD)

@@ -144,10 +144,15 @@ def test_apply_minimum_counts_one_renewal_per_due_token_and_one_write_per_consum
 def test_apply_writes_each_thing_exactly_once(tmp_path):
     """Apply of a small world where every token is due: mutating requests are exactly the
     minimum's mints/rotations, revocations and consumer writes, and the reads are the minimum's
-    plus the two deliberate safety reads benchmarks/RESULTS.md explains."""
+    plus the two deliberate safety reads benchmarks/RESULTS.md explains, and the last-use reads
+    before revoking (reconciler.quiet)."""
+    from dataclasses import replace
+
     from benchmarks.run import APPLY_MIX
     from reconciler.apply import apply_plan
     from reconciler.engine import Session
+    from reconciler.kinds import UseRecorded, source_kind
+    from reconciler.observe import fetch_lists
 
     p = generate.Params(tokens=12, consumers=48, projects=3, zendesk=2, seed=11, expiring=0.0, missing_tokens=0.0,
                         stale=0.0, unrecorded=0.0, missing_variables=0.0, attribute_drift=0.0,
@@ -164,6 +169,14 @@ def test_apply_writes_each_thing_exactly_once(tmp_path):
                           targets=())
         result = apply_plan(session)
         log = world.gitlab.log.snapshot() + world.zendesk.log.snapshot()
+        # the third deliberate read: before revoking the old tokens of an overlap, their source's
+        # lists again, for when each was last used (only revoked when quiet); measured by making it
+        assert result.plan is not None
+        revoking = [inventory.tokens[t.name] for t in result.plan.tokens if t.strategy == "overlap"
+                    and isinstance(source_kind(t.source_kind), UseRecorded)]
+        for token in revoking:  # each token's own, as apply reads them
+            fetch_lists([replace(token, consumers=())], session.clients, max_workers=1)
+        quiet_reads = len(world.gitlab.log.snapshot() + world.zendesk.log.snapshot()) - len(log)
     finally:
         world.stop()
     assert result.ok, result.failed
@@ -181,5 +194,6 @@ def test_apply_writes_each_thing_exactly_once(tmp_path):
         value_checks + checks + m.credential_lookups)
     installation_reads = sum(1 for method, path in paths if method == "GET" and "/apps/installations/" in path)
     assert installation_reads == 2 * sum(1 for method, path in paths if method == "PUT" and "/apps/installations/" in path)
-    assert len(log) == m.total + checks + installation_reads, (len(log), m.total, checks, installation_reads)
+    assert len(log) == m.total + checks + installation_reads + quiet_reads, (
+        len(log), m.total, checks, installation_reads, quiet_reads)
     assert checks and installation_reads  # the world exercises both

@@ -57,7 +57,7 @@ SEED = {
             "name": "Sync App", "trigger_token": "{{secret:glptt:sync-trigger}}", "project": "acme/support/sub/sync",
             "api_key": "{{secret::app-key}}"}}],
         "webhooks": [
-            {"name": "Start sync", "endpoint": "https://gitlab.example/api/v4/projects/3/trigger/pipeline?ref=main"
+            {"name": "Start sync", "endpoint": "https://gitlab.example/api/v4/projects/2/trigger/pipeline?ref=main"
                                                "&token={{secret:glptt:sync-trigger}}",
              "http_method": "POST", "request_format": "json"},
             {"name": "Notify", "endpoint": "https://notify.example/hook", "http_method": "POST", "request_format": "json",

@@ -102,11 +102,12 @@ def test_plan_makes_no_mutating_request_and_meets_the_batch_bound(world, workdir
     # current user once (for its PATs), the Zendesk credential's user once (whose OAuth tokens are
     # ours), one hook detail (mode recreate), one identification of a value the ledger does
     # not know (the group bot token in SUPPORT_OPS_BOT_TOKEN), and the id of the GitLab credential
-    # once (its PAT is listed among the user's: it is never reported as unmanaged)
+    # once (its PAT is listed among the user's: it is never reported as unmanaged), and the
+    # project a Zendesk webhook's trigger URL names by id (its trigger's source names it by path)
     inventory = load_inventory("inventory")
     clients = connect(inventory, env=world.env(), endpoints=world.endpoints)
     keys = fetch_lists(list(inventory.tokens.values()), clients)
-    assert len(entries) == len(keys) + 2 == 24
+    assert len(entries) == len(keys) + 2 == 25
     paths = [e.path for e in entries]
     fetched = [e for e in entries if e.path != "/api/v4/personal_access_tokens/self"]  # asked with two tokens
     assert len(fetched) == len({(e.host, e.path, e.query_keys) for e in fetched})  # nothing fetched twice

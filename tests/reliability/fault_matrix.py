@@ -144,6 +144,8 @@ def run_case(scenario: Scenario, kind: str, seed: int, directory: Path,
         second = live.apply()
         if not second.ok:
             problems.append("the clean apply failed: " + "; ".join(f.line for f in second.failed))
+        else:
+            live.after_quiet()  # an old token kept until quiet goes in a later apply, once quiet
         after = live.plan()
         converged = second.ok and not after.has_changes and not after.errors
         if not converged:

@@ -79,7 +79,7 @@ ZENDESK_HOOK = """      - kind: zendesk_webhook
 
 
 def test_a_plain_http_webhook_endpoint_is_an_error_unless_allowed(tmp_path):
-    endpoint = "http://ci.example.com/api/v4/projects/7/trigger/pipeline?token=${token}"
+    endpoint = "http://ci.example.com/hooks/sync?token=${token}"  # not a trigger URL: that would be another error
     found = errors(inventory(tmp_path, ZENDESK_HOOK.replace("ENDPOINT", endpoint)))
     assert len(found) == 1 and found[0].startswith("tokens.sync-trigger.consumers[0].endpoint: http://ci.example.com "
                                                    "would receive the value in clear"), found

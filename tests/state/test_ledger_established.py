@@ -36,7 +36,7 @@ def test_a_bad_established_value_is_a_clear_error(value, message):
 
 
 def test_state_show_says_how_each_record_was_established():
-    summary = {"backend": "local state x", "escrow": [], "grants": [], "escrow_key": "not set", "lock": "free",
+    summary = {"backend": "local state x", "escrow": [], "grants": [], "kept": [], "escrow_key": "not set", "lock": "free",
                "ledger": [RECORD, {**RECORD, "consumer": "c2", "fingerprint": "", "verified": False,
                                    "established": "asserted", "established_by": "reconcile adopt"}]}
     text = render_summary(summary)

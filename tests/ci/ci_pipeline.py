@@ -38,6 +38,7 @@ KEYWORDS = {"default", "include", "stages", "variables", "workflow", "image", "s
 
 
 TEMPLATES = ROOT / "templates"
+DEFAULT_STAGES = [".pre", "build", "test", "deploy", ".post"]  # GitLab's, when the file names none
 _INPUT = re.compile(r"\$\[\[\s*inputs\.([A-Za-z0-9_-]+)\s*\]\]")
 
 
@@ -47,7 +48,7 @@ def load(path: Path = CI_FILE) -> dict[str, Any]:
     merged: dict[str, Any] = {}
     for entry in config.pop("include", None) or []:
         merged = _merge(merged, included(entry))
-    return _merge(merged, config)
+    return {"stages": DEFAULT_STAGES, **_merge(merged, config)}
 
 
 def included(entry: dict[str, Any]) -> dict[str, Any]:

@@ -97,6 +97,10 @@ def test_each_job_can_be_left_out_by_its_input():
     ({**SCHEDULE, "RECONCILE_SCHEDULE": "weekly-check"}, None, {"reconcile-weekly-check"}),
     ({**SCHEDULE, "RECONCILE_SCHEDULE": "daily-apply"}, None, {"reconcile-daily-apply"}),
     (SCHEDULE, None, set()),  # a schedule without the variable runs nothing
+    ({"CI": "true", "CI_PIPELINE_SOURCE": "push", "CI_DEFAULT_BRANCH": "main", "CI_COMMIT_TAG": "0.1.0"},
+     ["inventory/a.yaml"], {"release-wheel", "release-component"}),
+    ({"CI": "true", "CI_PIPELINE_SOURCE": "push", "CI_DEFAULT_BRANCH": "main", "CI_COMMIT_TAG": "try-1"},
+     ["inventory/a.yaml"], set()),
     ({"CI": "true", "CI_PIPELINE_SOURCE": "web", "CI_DEFAULT_BRANCH": "main", "CI_COMMIT_BRANCH": "main"}, None,
      set()),
 ])
@@ -153,3 +157,11 @@ def test_pre_commit_hook_runs_validate():
     hook = next(h for h in hooks if h["id"] == "reconcile-validate")
     assert hook["entry"].startswith("reconcile validate") and hook["pass_filenames"] is False
     assert hook["language"] == "python"
+
+
+def test_a_release_publishes_the_wheel_of_the_tagged_version_before_the_component():
+    jobs = load()
+    assert 'test -f "dist/reconciler-$CI_COMMIT_TAG-py3-none-any.whl"' in jobs["release-wheel"]["script"][2]
+    assert "/packages/pypi" in jobs["release-wheel"]["script"][3]
+    assert jobs["release-component"]["needs"] == ["release-wheel"]
+    assert jobs["release-component"]["release"]["tag_name"] == "$CI_COMMIT_TAG"

@@ -106,3 +106,14 @@ def test_a_redirect_to_another_host_is_refused_before_any_request(served, capsys
     code, out, err = run(capsys, "plan")
     assert code == 1 and "collector.example.com is neither loopback" in err
     assert served.requests() == before
+
+
+def test_the_merge_request_notes_reach_the_same_gitlab_as_the_providers():
+    from reconciler.gitlab_ci import CIError, connect_gitlab
+
+    token = {"RECONCILE_GITLAB_TOKEN": "glpat-" + "n" * 20}
+    gl = connect_gitlab("https://gitlab.com", "RECONCILE_GITLAB_TOKEN", {**token, SANDBOX_ENV_GITLAB: "http://127.0.0.1:9"})
+    assert gl.url == "http://127.0.0.1:9"
+    assert connect_gitlab("https://gitlab.com", "RECONCILE_GITLAB_TOKEN", token).url == "https://gitlab.com"
+    with pytest.raises(CIError, match="neither loopback"):
+        connect_gitlab("https://gitlab.com", "RECONCILE_GITLAB_TOKEN", {**token, SANDBOX_ENV_GITLAB: "https://x.example"})

@@ -238,7 +238,9 @@ def run_pipeline(emulator: Emulator, repo: Repository, world, name: str, **prede
            if k.startswith(("PIP_", "LANG", "LC_", "SSL_", "REQUESTS_CA", "TMPDIR")) and k != "PIP_REQUIRE_VIRTUALENV"}
     env |= {"PATH": f"{repo.python.parent}{os.pathsep}{emulator.node.parent}{os.pathsep}/usr/local/bin"
                     f"{os.pathsep}/usr/bin{os.pathsep}/bin",
-            "HOME": str(repo.path.parent), "GCL_IGNORE_PREDEFINED_VARS": ",".join(predefined)}
+            "HOME": str(repo.path.parent), "GCL_IGNORE_PREDEFINED_VARS": ",".join(predefined),
+            # pip's download cache of this machine (a runner keeps one too): the jobs' installs stay quick
+            "PIP_CACHE_DIR": os.environ.get("PIP_CACHE_DIR") or str(Path.home() / ".cache" / "pip")}
     args = [emulator.node, emulator.script, "--force-shell-executor", "--shell-isolation", "--no-artifacts-to-source",
             "--no-color",
             "--variables-file", repo.variables_file, *(f"--variable={k}={v}" for k, v in predefined.items())]

@@ -19,9 +19,10 @@ apply, against the demo world (`reconciler_sandbox/seeds/example.yaml`) served o
 reached through the endpoint overrides `reconcile sandbox` prints. The jobs' `python` is a fresh
 virtual environment outside the repository.
 
-The emulator needs Node 22 and rsync: `.ci/install-runner-emulator` installs them (cached) and
-`.ci/run` sets RECONCILE_RUNNER_EMULATOR; without it this module is skipped with the reason, and
-with RECONCILE_REQUIRE_RUNNER_EMULATOR=1 (set by `.ci/run`) a missing emulator fails instead.
+The emulator needs Node 22 and rsync: `.ci/install-runner-emulator` installs them (cached under
+~/.cache/reconcile-ci, where this module finds them, or where RECONCILE_RUNNER_EMULATOR says) and
+`.ci/run` runs it first. Without them this module is skipped with the reason; with
+RECONCILE_REQUIRE_RUNNER_EMULATOR=1 (set by `.ci/run`) a missing emulator fails instead.
 """
 
 from __future__ import annotations
@@ -58,8 +59,15 @@ TIMINGS: dict[str, float] = {}
 
 
 def emulator_dir() -> Path | None:
+    """RECONCILE_RUNNER_EMULATOR, else what `.ci/install-runner-emulator` left in its default cache."""
     found = os.environ.get("RECONCILE_RUNNER_EMULATOR")
-    return Path(found) if found else None
+    if found:
+        return Path(found)
+    cache = Path(os.environ.get("RECONCILE_CI_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+                 / "reconcile-ci")
+    installed = sorted(p for p in cache.glob("gitlab-ci-local-*-node-*") if ".partial." not in p.name) \
+        if cache.is_dir() else []
+    return installed[-1] if installed else None
 
 
 @dataclass

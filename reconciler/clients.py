@@ -49,7 +49,7 @@ from reconciler.errors import ReconcileError
 from reconciler.inventory.model import GitLabProvider, Inventory, Provider, ZendeskProvider
 from reconciler.kinds import FetchError, Identity
 from reconciler.secret import Secret
-from reconciler.trust import TRUST_ALL, Trust
+from reconciler.trust import SANDBOX_ENV_GITLAB, SANDBOX_ENV_ZENDESK, TRUST_ALL, Trust, endpoint_refusal
 
 if TYPE_CHECKING:
     # requests' stubs name what merge_environment_settings returns (the class exists only there)
@@ -106,11 +106,31 @@ class CredentialsMissing(ProviderError):
 
 @dataclass(frozen=True)
 class Endpoints:
-    """Where providers are reached instead of their inventory URLs (sandbox mode)."""
+    """Where providers are reached instead of their inventory URLs (sandbox mode, or the
+    environment's overrides)."""
 
     gitlab_url: str | None = None  # every GitLab provider -> this URL
     zendesk_netloc: str | None = None  # 127.0.0.1:PORT for every Zendesk instance
     zendesk_scheme: str = "http"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Endpoints | None:
+        """The overrides RECONCILE_SANDBOX_GITLAB_URL and RECONCILE_SANDBOX_ZENDESK_NETLOC (what
+        `reconcile sandbox` prints), or None. One that points neither at loopback nor at an origin
+        the trusted provider set names is a ProviderError (reconciler.trust)."""
+        gitlab_url = env.get(SANDBOX_ENV_GITLAB, "").strip() or None
+        netloc = env.get(SANDBOX_ENV_ZENDESK, "").strip() or None
+        if gitlab_url is None and netloc is None:
+            return None
+        for name, address in ((SANDBOX_ENV_GITLAB, gitlab_url), (SANDBOX_ENV_ZENDESK, netloc and f"http://{netloc}")):
+            why = address and endpoint_refusal(name, address, env)
+            if why:
+                raise ProviderError(why)
+        return cls(gitlab_url=gitlab_url, zendesk_netloc=netloc)
+
+    def gitlab(self, url: str) -> str:
+        """Where the GitLab at `url` is reached."""
+        return self.gitlab_url or url
 
 
 @dataclass(frozen=True)
@@ -706,9 +726,11 @@ class Clients:
                  endpoints: Endpoints | None = None, *, timeout: float = DEFAULT_TIMEOUT,
                  concurrency: int | None = None, rate: Rate | None = None, trust: Trust = TRUST_ALL) -> Clients:
         """`concurrency` and `rate`, when not given, from RECONCILE_CONCURRENCY and
-        RECONCILE_MAX_RATE in `env` (a bad value: ProviderError)."""
+        RECONCILE_MAX_RATE in `env`, and `endpoints` from its overrides (`Endpoints.from_env`; a
+        bad value: ProviderError)."""
         env = os.environ if env is None else env
         env_concurrency, env_rate = limits_from_env(env)
+        endpoints = Endpoints.from_env(env) if endpoints is None else endpoints
         return cls(providers, env, endpoints, timeout, env_concurrency if concurrency is None else concurrency,
                    env_rate if rate is None else rate, trust=trust)
 

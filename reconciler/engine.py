@@ -23,16 +23,13 @@ from typing import TYPE_CHECKING
 from reconciler.clients import Clients, Endpoints, connect, used_providers
 from reconciler.errors import ReconcileError
 from reconciler.inventory.model import Inventory
-from reconciler.trust import trust_from_env
+from reconciler.trust import SANDBOX_ENV_GITLAB, SANDBOX_ENV_ZENDESK, trust_from_env
 
 if TYPE_CHECKING:
     from reconciler.state import StateStore
     from reconciler.state.escrow import EscrowPending
     from reconciler.state.ledger import Ledger
     from reconciler_sandbox.world import World
-
-SANDBOX_ENV_GITLAB = "RECONCILE_SANDBOX_GITLAB_URL"  # set by `reconcile sandbox`: use that server
-SANDBOX_ENV_ZENDESK = "RECONCILE_SANDBOX_ZENDESK_NETLOC"
 
 
 class SessionError(ReconcileError):
@@ -104,7 +101,7 @@ def open_session(
 
             if env.get(SANDBOX_ENV_GITLAB) and env.get(SANDBOX_ENV_ZENDESK):
                 # a `reconcile sandbox` is serving: use it, with the credentials it printed
-                endpoints = Endpoints(gitlab_url=env[SANDBOX_ENV_GITLAB], zendesk_netloc=env[SANDBOX_ENV_ZENDESK])
+                endpoints = Endpoints.from_env(env)
             else:
                 try:
                     world = start_world(sandbox_seed, state_dir=STATE_DIR, now=pinned, reset=sandbox_reset,
@@ -113,7 +110,8 @@ def open_session(
                     raise SessionError(str(err)) from None
                 endpoints = world.endpoints
                 env = world.env(env)
-        # trust from the environment, never from the inventory under review (reconciler.trust)
+        # trust from the environment, never from the inventory under review (reconciler.trust);
+        # without --sandbox, the environment's endpoint overrides say only where trusted providers are
         clients = connect(inventory, env=env, endpoints=endpoints, targets=targets or None,
                           trust=trust_from_env(env, sandbox=endpoints is not None))
         store = LocalStore(STATE_DIR) if sandbox else open_store(inventory.state, inventory.providers, env,

@@ -144,8 +144,9 @@ def note_token_env(inventory_path: str | Path, server_url: str, token_env: str |
 def connect_gitlab(server_url: str, token_env: str, env: Mapping[str, str] | None = None, *,
                    timeout: float = 30.0):
     """python-gitlab for `server_url` with the token in `token_env`, its requests within
-    RECONCILE_CONCURRENCY and RECONCILE_MAX_RATE like every provider client's."""
-    from reconciler.clients import ProviderError, gitlab_client, throttle_from_env
+    RECONCILE_CONCURRENCY and RECONCILE_MAX_RATE like every provider client's, reached where the
+    environment's endpoint override says (as every provider's GitLab: `Endpoints.from_env`)."""
+    from reconciler.clients import Endpoints, ProviderError, gitlab_client, throttle_from_env
 
     env = os.environ if env is None else env
     token = env.get(token_env, "")
@@ -153,10 +154,11 @@ def connect_gitlab(server_url: str, token_env: str, env: Mapping[str, str] | Non
         raise CIError(f"{token_env} is not set: it holds the GitLab token that writes merge request notes "
                       f"(a masked, protected CI/CD variable; CI_JOB_TOKEN cannot write notes)")
     try:
-        throttle = throttle_from_env(env)
+        throttle, endpoints = throttle_from_env(env), Endpoints.from_env(env)
     except ProviderError as err:
         raise CIError(str(err)) from None
-    return gitlab_client(server_url, throttle, timeout=timeout, private_token=token)
+    url = endpoints.gitlab(server_url) if endpoints else server_url
+    return gitlab_client(url, throttle, timeout=timeout, private_token=token)
 
 
 def describe_gitlab_error(err: Exception) -> str:

@@ -18,8 +18,16 @@ being planned:
   is the change under review).
 - Without either anywhere else (the default branch's pipelines and schedules, a workstation): the
   inventory's providers, as checked out, are trusted.
-- Sandbox mode (`--sandbox`, `reconcile sandbox`'s variables): every provider is reached at the
-  loopback sandbox whatever its address, so all are trusted.
+- Sandbox mode (`--sandbox`): every provider is reached at the loopback sandbox whatever its
+  address, so all are trusted.
+
+Where a provider is reached may be overridden from the environment, never from the inventory:
+`RECONCILE_SANDBOX_GITLAB_URL` (every GitLab provider) and `RECONCILE_SANDBOX_ZENDESK_NETLOC`
+(every Zendesk instance, as `HOST:PORT`), the variables `reconcile sandbox` prints. The trusted
+set above still decides which providers are contacted; the override only says where. An override
+is refused unless it points at loopback (a sandbox on this machine) or its origin is an entry of
+`RECONCILE_TRUSTED_PROVIDERS`, so a change that sets it cannot send the job's credentials to
+another host.
 
 Zendesk instances live under `zendesk.com`; `RECONCILE_ZENDESK_DOMAINS` (the environment, for
 sandboxes and tests) may add other domains.
@@ -27,6 +35,7 @@ sandboxes and tests) may add other domains.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -37,6 +46,8 @@ from reconciler.inventory.model import GitLabProvider, Provider
 
 TRUSTED_PROVIDERS_ENV = "RECONCILE_TRUSTED_PROVIDERS"
 TRUSTED_INVENTORY_ENV = "RECONCILE_TRUSTED_INVENTORY"
+SANDBOX_ENV_GITLAB = "RECONCILE_SANDBOX_GITLAB_URL"  # set by `reconcile sandbox`: reach every GitLab there
+SANDBOX_ENV_ZENDESK = "RECONCILE_SANDBOX_ZENDESK_NETLOC"  # HOST:PORT: reach every Zendesk instance there
 ZENDESK_DOMAINS_ENV = "RECONCILE_ZENDESK_DOMAINS"
 ZENDESK_DOMAIN = "zendesk.com"
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -150,6 +161,37 @@ def trust_from_env(env: Mapping[str, str], *, sandbox: bool = False) -> Trust:
         return Trust(f"a merge-request pipeline trusts no provider without ${TRUSTED_PROVIDERS_ENV} "
                      "(a protected CI/CD variable)", frozenset(), domains)
     return Trust("the inventory", None, domains)
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def endpoint_refusal(env_name: str, address: str, env: Mapping[str, str]) -> str | None:
+    """Why the endpoint override `address` (the value of `env_name`) must not be used, or None:
+    an http(s) address without user, query or fragment, on loopback or at an origin
+    RECONCILE_TRUSTED_PROVIDERS names (module docstring). The message never repeats a malformed
+    value (it could be anything)."""
+    parts = urlsplit(address.strip())
+    try:
+        port_readable = parts.port is None or parts.port >= 0
+    except ValueError:
+        port_readable = False
+    if (not port_readable or parts.scheme not in ("http", "https") or not parts.hostname or parts.username
+            or parts.password or parts.query or parts.fragment):
+        return f"${env_name}: not an http(s) address without user, query or fragment"
+    if _loopback(parts.hostname.lower()):
+        return None
+    text = env.get(TRUSTED_PROVIDERS_ENV, "").strip()
+    if text and origin(address) in {where for where, _ in parse_trusted(text)}:
+        return None
+    return (f"${env_name}: {origin(address)} is neither loopback nor named by ${TRUSTED_PROVIDERS_ENV}; refused, "
+            "so that no credential is sent there")
 
 
 def trusted_value(providers: Mapping[str, Provider]) -> str:

@@ -8,9 +8,15 @@
 - the first matching rule decides; `when: never` drops the job; `workflow:rules` gate the pipeline;
 - `extends` from hidden (`.name`) jobs, merged key by key as GitLab does (hashes deep, the rest
   replaced);
+- `include: component:` of this project's own component (`templates/NAME.yml`) and `include:
+  local:`, with `spec:inputs` (https://docs.gitlab.com/ci/inputs/): an input without `default` is
+  required, `type` is string (default), boolean, number or array, `options` and `regex` restrict
+  it, and `$[[ inputs.NAME ]]` is replaced: a whole value by the typed value, inside a string by
+  its text;
 - running a job: its `script` lines in one `bash -e` shell with `pipefail`, as the runner's bash
   shell does, with the variables GitLab would set. `before_script` (pip install) is left out: the
-  test's virtual environment already provides `reconcile`.
+  test's virtual environment already provides `reconcile` (tests/ci/test_runner_emulator.py runs
+  the real one under gitlab-ci-local).
 """
 
 from __future__ import annotations
@@ -31,8 +37,76 @@ KEYWORDS = {"default", "include", "stages", "variables", "workflow", "image", "s
             "before_script", "after_script", "spec"}
 
 
+TEMPLATES = ROOT / "templates"
+DEFAULT_STAGES = [".pre", "build", "test", "deploy", ".post"]  # GitLab's, when the file names none
+_INPUT = re.compile(r"\$\[\[\s*inputs\.([A-Za-z0-9_-]+)\s*\]\]")
+
+
 def load(path: Path = CI_FILE) -> dict[str, Any]:
-    return yaml.safe_load(path.read_text())
+    """The configuration with its includes of this project's templates expanded."""
+    config = yaml.safe_load(path.read_text())
+    merged: dict[str, Any] = {}
+    for entry in config.pop("include", None) or []:
+        merged = _merge(merged, included(entry))
+    return {"stages": DEFAULT_STAGES, **_merge(merged, config)}
+
+
+def included(entry: dict[str, Any]) -> dict[str, Any]:
+    if "component" in entry:
+        name = entry["component"].rpartition("@")[0].rpartition("/")[2]
+        template = TEMPLATES / f"{name}.yml"
+    else:
+        template = ROOT / entry["local"].lstrip("/")
+    return component_jobs(template, entry.get("inputs") or {})
+
+
+def component_jobs(template: Path, given: dict[str, Any]) -> dict[str, Any]:
+    """The jobs of a template with a `spec:inputs` header, its inputs interpolated (ValueError for
+    an input GitLab would refuse)."""
+    header, body = yaml.safe_load_all(template.read_text())
+    values = input_values(header["spec"]["inputs"], given)
+    return interpolate(body, values)
+
+
+_TYPES = {"string": str, "boolean": bool, "number": (int, float), "array": list}
+
+
+def input_values(spec: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(given) - set(spec))
+    if unknown:
+        raise ValueError(f"unknown input(s) {', '.join(unknown)}")
+    values = {}
+    for name, rules in spec.items():
+        rules = rules or {}
+        if name not in given and "default" not in rules:
+            raise ValueError(f"input {name} is required")
+        value = given.get(name, rules.get("default"))
+        kind = rules.get("type", "string")
+        if not isinstance(value, _TYPES[kind]) or (kind == "number" and isinstance(value, bool)):
+            raise ValueError(f"input {name}: {value!r} is not a {kind}")
+        if "options" in rules and value not in rules["options"]:
+            raise ValueError(f"input {name}: {value!r} is not one of {rules['options']}")
+        if "regex" in rules and not re.search(rules["regex"], str(value)):
+            raise ValueError(f"input {name}: {value!r} does not match {rules['regex']}")
+        values[name] = value
+    return values
+
+
+def _text(value: Any) -> str:
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
+def interpolate(node: Any, values: dict[str, Any]) -> Any:
+    if isinstance(node, dict):
+        return {interpolate(k, values): interpolate(v, values) for k, v in node.items()}
+    if isinstance(node, list):
+        return [interpolate(v, values) for v in node]
+    if not isinstance(node, str):
+        return node
+    whole = _INPUT.fullmatch(node.strip())
+    if whole:
+        return values[whole.group(1)]
+    return _INPUT.sub(lambda m: _text(values[m.group(1)]), node)
 
 
 # --- expressions -------------------------------------------------------------------------------

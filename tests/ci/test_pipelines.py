@@ -198,16 +198,16 @@ def test_merge_request_pipeline_posts_one_plan_note_and_updates_it_on_the_next_p
     server, checkout = world
     env = variables(server, "merge_request_event", CI_MERGE_REQUEST_IID="1", CI_COMMIT_SHA=HEAD)
     first = run_pipeline(checkout, env, ["inventory/reconcile.yaml"])
-    assert set(first.results) == {"validate", "plan"}
-    assert first.code("validate") == 0 and first.code("plan") == 0, first.results
-    assert "plan note: created note" in first.log("plan")
+    assert set(first.results) == {"reconcile-validate", "reconcile-plan"}
+    assert first.code("reconcile-validate") == 0 and first.code("reconcile-plan") == 0, first.results
+    assert "plan note: created note" in first.log("reconcile-plan")
     notes = marked_notes(server, 1, PLAN_MARKER)
     assert len(notes) == 1
     body = notes[0].body
     assert body.index("Plan: 0 to create, 1 to rotate") < body.index("<details>")  # summary on top
     assert "sync-trigger" in body and "older than max_age 90d" in body
-    assert json.loads(first.artifact("plan", "plan.json").read_text())["has_changes"] is True
-    for job in ("validate", "plan"):
+    assert json.loads(first.artifact("reconcile-plan", "plan.json").read_text())["has_changes"] is True
+    for job in ("reconcile-validate", "reconcile-plan"):
         assert json.loads(first.artifact(job, "gl-code-quality-report.json").read_text()) == []
     # plan changes nothing live: the one write is the note
     ledger = [e for e in server.log.snapshot() if "/terraform/state/" in e.path]
@@ -218,8 +218,8 @@ def test_merge_request_pipeline_posts_one_plan_note_and_updates_it_on_the_next_p
     second_sha = "2" * 40
     second = run_pipeline(checkout, {**env, "CI_COMMIT_SHA": second_sha, "CI_PIPELINE_ID": "502"},
                           ["inventory/reconcile.yaml"])
-    assert second.code("plan") == 0, second.results
-    assert "plan note: updated note" in second.log("plan")
+    assert second.code("reconcile-plan") == 0, second.results
+    assert "plan note: updated note" in second.log("reconcile-plan")
     again = marked_notes(server, 1, PLAN_MARKER)
     assert [n.id for n in again] == [notes[0].id]
     assert second_sha[:8] in again[0].body and HEAD[:8] not in again[0].body
@@ -230,13 +230,13 @@ def test_merge_request_pipeline_posts_one_plan_note_and_updates_it_on_the_next_p
 def test_merge_request_with_a_policy_violation_fails_with_a_code_quality_report_and_no_stale_plan(world):
     server, checkout = world
     env = variables(server, "merge_request_event", CI_MERGE_REQUEST_IID="1", CI_COMMIT_SHA=HEAD)
-    assert run_pipeline(checkout, env, ["inventory/reconcile.yaml"]).code("plan") == 0  # a good plan first
+    assert run_pipeline(checkout, env, ["inventory/reconcile.yaml"]).code("reconcile-plan") == 0  # a good plan first
     inventory = checkout / "inventory" / "reconcile.yaml"
     inventory.write_text(inventory.read_text().replace("check:", "policy:\n  max_lifetime: 30d\ndefaults:\n"
                                                        "  rotation: {lifetime: 365d}\ncheck:"))
     bad = run_pipeline(checkout, {**env, "CI_COMMIT_SHA": "3" * 40}, ["inventory/reconcile.yaml"])
-    assert bad.code("validate") == 1 and bad.code("plan") == 1
-    report = json.loads(bad.artifact("validate", "gl-code-quality-report.json").read_text())
+    assert bad.code("reconcile-validate") == 1 and bad.code("reconcile-plan") == 1
+    report = json.loads(bad.artifact("reconcile-validate", "gl-code-quality-report.json").read_text())
     assert len(report) == 1
     issue = report[0]
     line = next(n for n, text in enumerate(inventory.read_text().splitlines(), 1) if "lifetime: 365d" in text)
@@ -254,7 +254,7 @@ def test_validate_job_report_names_file_line_and_key(world):
     inventory.write_text(inventory.read_text().replace("masked: true", "maskd: true"))
     config = load()
     env = variables(server, "merge_request_event", CI_MERGE_REQUEST_IID="1", CI_COMMIT_SHA=HEAD)
-    code, out = run_job(config, "validate", select(config, env, ["inventory/reconcile.yaml"])["validate"], env,
+    code, out = run_job(config, "reconcile-validate", select(config, env, ["inventory/reconcile.yaml"])["reconcile-validate"], env,
                         checkout)
     assert code == 1 and "maskd" in out
     report = json.loads((checkout / "gl-code-quality-report.json").read_text())
@@ -306,8 +306,8 @@ def test_default_branch_pipeline_applies_converges_and_posts_the_summary_on_the_
     sha = merge(server)
     env = variables(server, "push", CI_COMMIT_SHA=sha, CI_COMMIT_BRANCH="main")
     pipeline = run_pipeline(checkout, env, ["inventory/reconcile.yaml"])
-    assert set(pipeline.results) == {"apply"}
-    assert pipeline.code("apply") == 0, pipeline.log("apply")
+    assert set(pipeline.results) == {"reconcile-apply"}
+    assert pipeline.code("reconcile-apply") == 0, pipeline.log("reconcile-apply")
     variable = next(v for v in server.service.table("variables") if v["key"] == "SYNC_TRIGGER_TOKEN")
     live = [t for t in server.service.table("triggers") if t["value"] == variable["value"]]
     assert variable["value"] != TRIGGER and len(live) == 1
@@ -327,7 +327,7 @@ def test_daily_apply_schedule_rotates_what_is_due_and_converges(world):
     server, checkout = world
     env = variables(server, "schedule", CI_COMMIT_SHA=HEAD, CI_COMMIT_BRANCH="main", RECONCILE_SCHEDULE="daily-apply")
     pipeline = run_pipeline(checkout, env, None)
-    assert set(pipeline.results) == {"daily-apply"} and pipeline.code("daily-apply") == 0, pipeline.results
+    assert set(pipeline.results) == {"reconcile-daily-apply"} and pipeline.code("reconcile-daily-apply") == 0, pipeline.results
     code, out = converged(checkout, env)
     assert code == 0, out
     pipeline.assert_no_secret()
@@ -340,12 +340,12 @@ def test_weekly_check_schedule_creates_the_issue_then_updates_it(world):
     expiring["triggers"][0]["expires_at"] = "now+10d"  # within the 21-day window: needs attention
     server.service.reset(expiring)
     env = variables(server, "schedule", CI_COMMIT_SHA=HEAD, CI_COMMIT_BRANCH="main", RECONCILE_SCHEDULE="weekly-check")
-    allowed = [0, *load()["weekly-check"]["allow_failure"]["exit_codes"]]
+    allowed = [0, *load()["reconcile-weekly-check"]["allow_failure"]["exit_codes"]]
     runs = []
     for _ in range(2):
         pipeline = run_pipeline(checkout, env, None)
-        assert set(pipeline.results) == {"weekly-check"}
-        assert pipeline.code("weekly-check") == 2 and 2 in allowed, pipeline.results  # attention, not failure
+        assert set(pipeline.results) == {"reconcile-weekly-check"}
+        assert pipeline.code("reconcile-weekly-check") == 2 and 2 in allowed, pipeline.results  # attention, not failure
         pipeline.assert_no_secret()
         runs.append([(i.iid, i.updated_at) for i in project(server).issues.list(get_all=True, labels="token-checker")])
     assert len(runs[0]) == 1 and len(runs[1]) == 1  # created, then the same issue again
@@ -371,8 +371,8 @@ def test_plan_errors_go_to_the_note_and_the_code_quality_report(world):
 """)
     env = variables(server, "merge_request_event", CI_MERGE_REQUEST_IID="1", CI_COMMIT_SHA=HEAD)
     pipeline = run_pipeline(checkout, env, ["inventory/reconcile.yaml"])
-    assert pipeline.code("validate") == 0 and pipeline.code("plan") == 1, pipeline.results
-    report = json.loads(pipeline.artifact("plan", "gl-code-quality-report.json").read_text())
+    assert pipeline.code("reconcile-validate") == 0 and pipeline.code("reconcile-plan") == 1, pipeline.results
+    report = json.loads(pipeline.artifact("reconcile-plan", "gl-code-quality-report.json").read_text())
     errors = [i for i in report if i["severity"] == "major"]
     assert errors and errors[0]["check_name"].startswith("reconcile-plan-")
     assert errors[0]["location"]["path"] == "inventory/reconcile.yaml" and errors[0]["location"]["lines"]["begin"] > 20

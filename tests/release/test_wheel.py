@@ -41,8 +41,11 @@ pytestmark = pytest.mark.skipif(not _setuptools_builds_wheels(),
 
 
 def run(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "CI", "PIP_FIND_LINKS",
-                                                              "PIP_EXTRA_INDEX_URL", "PIP_INDEX_URL")}
+    # a fresh environment: nothing that points the tool elsewhere (zenpy's routing, which the
+    # sandboxes' own tests set in this process; the sandbox endpoint overrides) or finds packages
+    dropped = ("PYTHONPATH", "CI", "PIP_FIND_LINKS", "PIP_EXTRA_INDEX_URL", "PIP_INDEX_URL", "ZENPY_FORCE_SCHEME",
+               "ZENPY_FORCE_NETLOC", "RECONCILE_SANDBOX_GITLAB_URL", "RECONCILE_SANDBOX_ZENDESK_NETLOC")
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
     return subprocess.run([str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 

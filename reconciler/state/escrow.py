@@ -17,6 +17,7 @@ import binascii
 import hashlib
 import os
 import re
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -184,6 +185,7 @@ class Escrow:
         self.key_env = key_env
         self._key = key
         self._doc: EscrowDocument | None = None
+        self._mutex = threading.RLock()  # apply escrows and drops from several threads
 
     @property
     def available(self) -> bool:
@@ -196,15 +198,17 @@ class Escrow:
     # --- document ------------------------------------------------------------------------------
 
     def _document(self) -> EscrowDocument:
-        if self._doc is None:
-            self._doc = EscrowDocument.from_storage(self.store.load_escrow_doc(), self.where)
-        return self._doc
+        with self._mutex:
+            if self._doc is None:
+                self._doc = EscrowDocument.from_storage(self.store.load_escrow_doc(), self.where)
+            return self._doc
 
     def _save(self) -> None:
-        doc = self._document()
-        if not doc.entries:
-            doc.key_id = None  # an empty escrow may be re-keyed freely
-        self.store.save_escrow_doc(doc.for_storage())
+        with self._mutex:
+            doc = self._document()
+            if not doc.entries:
+                doc.key_id = None  # an empty escrow may be re-keyed freely
+            self.store.save_escrow_doc(doc.for_storage())
 
     def _require_key(self, doing: str) -> bytes:
         if self._key is None:
@@ -226,14 +230,15 @@ class Escrow:
         """Seal `value` and persist it before any consumer is written."""
         if not isinstance(value, Secret):
             raise TypeError("the escrow takes a Secret")
-        doc = self._document()
-        key = self._require_key(f"escrow the new value of token {token}")
-        nonce = os.urandom(NONCE_BYTES)
-        sealed = AESGCM(key).encrypt(nonce, value.reveal().encode(), _aad(token, token_id, minted_at))
-        doc.entries[token] = SealedValue(token_id=token_id, minted_at=minted_at, nonce=_b64(nonce),
-                                         ciphertext=_b64(sealed))
-        doc.key_id = key_id(key)
-        self._save()
+        with self._mutex:
+            doc = self._document()
+            key = self._require_key(f"escrow the new value of token {token}")
+            nonce = os.urandom(NONCE_BYTES)
+            sealed = AESGCM(key).encrypt(nonce, value.reveal().encode(), _aad(token, token_id, minted_at))
+            doc.entries[token] = SealedValue(token_id=token_id, minted_at=minted_at, nonce=_b64(nonce),
+                                             ciphertext=_b64(sealed))
+            doc.key_id = key_id(key)
+            self._save()
 
     def get(self, token: str) -> EscrowEntry | None:
         entry = self._document().entries.get(token)
@@ -254,17 +259,20 @@ class Escrow:
 
     def drop(self, token: str) -> None:
         """Forget a value once every consumer has it."""
-        if self._document().entries.pop(token, None) is not None:
-            self._save()
+        with self._mutex:
+            if self._document().entries.pop(token, None) is not None:
+                self._save()
 
     def tokens(self) -> list[str]:
-        return sorted(self._document().entries)
+        with self._mutex:
+            return sorted(self._document().entries)
 
     def pending(self) -> list[EscrowPending]:
-        return [
-            EscrowPending(token=t, token_id=e.token_id, minted_at=e.minted_at)
-            for t, e in sorted(self._document().entries.items())
-        ]
+        with self._mutex:
+            return [
+                EscrowPending(token=t, token_id=e.token_id, minted_at=e.minted_at)
+                for t, e in sorted(self._document().entries.items())
+            ]
 
 
 def open_escrow(store: StateStore, config: StateConfig, env: Mapping[str, str] | None = None) -> Escrow:

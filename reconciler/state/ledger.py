@@ -8,6 +8,7 @@ what an apply started and has not finished, so the next apply after a crash fini
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, ClassVar, Literal
@@ -180,6 +181,11 @@ class Ledger:
                  in_flight: Mapping[str, InFlight] | None = None) -> None:
         self._records: dict[str, LedgerRecord] = {}
         self.in_flight: dict[str, InFlight] = dict(in_flight or {})
+        # what changed since `mark_saved()`: a store appends only that (a journal), so saving
+        # after each of N consumer writes costs O(N) in all, not O(N x estate)
+        self._changed: set[str] = set()
+        self._flights_saved: dict[str, InFlight] = {}
+        self._mutex = threading.RLock()  # apply records from several threads
         for rec in records or ():
             self.record(rec)
 
@@ -187,10 +193,61 @@ class Ledger:
         return self._records.get(consumer)
 
     def record(self, rec: LedgerRecord) -> None:
-        self._records[rec.consumer] = rec
+        with self._mutex:
+            self._records[rec.consumer] = rec
+            self._changed.add(rec.consumer)
 
     def forget(self, consumer: str) -> None:
-        self._records.pop(consumer, None)
+        with self._mutex:
+            self._records.pop(consumer, None)
+            self._changed.add(consumer)
+
+    @property
+    def mutex(self) -> threading.RLock:
+        """Held while the ledger is changed or serialised from more than one thread."""
+        return self._mutex
+
+    # -- the journal: changes since the last save -------------------------------------------------
+
+    def changes(self) -> dict[str, Any] | None:
+        """The changes since `mark_saved()` as one JSON object (a journal entry), None when none:
+        `records` maps consumer identities to their record (null: forgotten), `in_flight` token
+        names to their in-flight record (null: finished)."""
+        with self._mutex:
+            flights: dict[str, dict[str, Any] | None] = {
+                name: flight.for_storage() for name, flight in self.in_flight.items()
+                if self._flights_saved.get(name) != flight}
+            flights.update({name: None for name in self._flights_saved if name not in self.in_flight})
+            if not self._changed and not flights:
+                return None
+            records = {c: (self._records[c].to_json() if c in self._records else None) for c in sorted(self._changed)}
+            return {"records": records, "in_flight": dict(sorted(flights.items()))}
+
+    def mark_saved(self) -> None:
+        """Everything as it is now is saved: `changes()` starts again from here."""
+        with self._mutex:
+            self._changed.clear()
+            self._flights_saved = dict(self.in_flight)
+
+    def replay(self, entry: Any, where: str) -> None:
+        """Apply one journal entry (`changes()` output). Entries are idempotent: replaying one
+        over a ledger that already holds it changes nothing."""
+        if not isinstance(entry, dict) or not isinstance(entry.get("records", {}), dict) \
+                or not isinstance(entry.get("in_flight", {}), dict):
+            raise StateError(f"{where}: corrupt journal entry: expected an object of 'records' and 'in_flight'")
+        for consumer, item in entry.get("records", {}).items():
+            if item is None:
+                self.forget(str(consumer))
+                continue
+            rec = _record(item, f"{where}: corrupt journal entry: record of {consumer!r}")
+            if rec.consumer != consumer:
+                raise StateError(f"{where}: corrupt journal entry: record of {consumer!r} names {rec.consumer!r}")
+            self.record(rec)
+        for token, data in entry.get("in_flight", {}).items():
+            if data is None:
+                self.in_flight.pop(str(token), None)
+            else:
+                self.in_flight[str(token)] = InFlight.from_storage(data, f"{where}: in-flight record of token {token!r}")
 
     def records(self) -> list[LedgerRecord]:
         return [self._records[k] for k in sorted(self._records)]
@@ -207,10 +264,11 @@ class Ledger:
         return self._records == other._records and self.in_flight == other.in_flight
 
     def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"version": LEDGER_VERSION, "records": [r.to_json() for r in self.records()]}
-        if self.in_flight:
-            data["in_flight"] = {k: v.for_storage() for k, v in sorted(self.in_flight.items())}
-        return data
+        with self._mutex:
+            data: dict[str, Any] = {"version": LEDGER_VERSION, "records": [r.to_json() for r in self.records()]}
+            if self.in_flight:
+                data["in_flight"] = {k: v.for_storage() for k, v in sorted(self.in_flight.items())}
+            return data
 
     @classmethod
     def from_json(cls, data: Any, where: str = "ledger") -> Ledger:
@@ -229,6 +287,7 @@ class Ledger:
             if rec.consumer in ledger:
                 raise StateError(f"{where}: corrupt ledger: consumer {rec.consumer!r} recorded twice")
             ledger.record(rec)
+        ledger.mark_saved()
         return ledger
 
 

@@ -1,7 +1,24 @@
 """The fewest requests a plan of an inventory can make, and the per-resource baseline, computed
-from the inventory, the world seed and the ledger alone: this module does not import the engine
-(reconciler.observe, reconciler.plan, reconciler.kinds, reconciler.clients), so it is a yardstick
-for the engine, not a copy of it.
+from the inventory, the world seed and the ledger alone, read as plain YAML and JSON files: this
+module imports nothing from `reconciler` (nor `reconciler_sandbox.world`, which does), so it is a
+yardstick for the engine, not a copy of it.
+
+The list endpoints it counts, as documented:
+  - GitLab: offset pagination, at most 100 rows a page (`per_page`; https://docs.gitlab.com/api/rest/#pagination);
+    `GET /projects/:id/variables`, `/groups/:id/variables`, `/admin/ci/variables`
+    (https://docs.gitlab.com/api/project_level_variables/, .../group_level_variables/,
+    .../instance_level_ci_variables/), `GET /projects/:id/hooks`, `/groups/:id/hooks`
+    (https://docs.gitlab.com/api/project_webhooks/, .../group_webhooks/), `GET
+    /projects/:id/access_tokens`, `/groups/:id/access_tokens`
+    (https://docs.gitlab.com/api/project_access_tokens/, .../group_access_tokens/), `GET
+    /projects/:id/triggers` (https://docs.gitlab.com/api/pipeline_triggers/), `GET
+    /personal_access_tokens?user_id=` (https://docs.gitlab.com/api/personal_access_tokens/);
+  - Zendesk: cursor pagination, `page[size]` at most 100 for most endpoints
+    (https://developer.zendesk.com/api-reference/introduction/pagination/); `GET /api/v2/webhooks`
+    (https://developer.zendesk.com/api-reference/webhooks/webhooks-api/webhooks/), `GET
+    /api/v2/oauth/tokens`, `/oauth/clients`
+    (https://developer.zendesk.com/api-reference/ticketing/oauth/oauth_tokens/, .../oauth_clients/),
+    `GET /api/v2/apps/installations` and `GET /api/v2/api_tokens` (unpaginated).
 
 Minimum (what any correct plan must read):
   - one list per (provider, project or group or user or instance, resource type), times its
@@ -17,7 +34,7 @@ Minimum (what any correct plan must read):
   - one `GET .../hooks/:id` per GitLab webhook in `mode: recreate` (the list omits the keys of
     URL variables and custom headers, which a recreate must not lose);
   - one identification per distinct value held by a readable consumer that the ledger does not
-    prove (record missing, fingerprint or token id different from the live one), when the only
+    prove (no record of its token has that fingerprint with the live id), when the only
     way to tell which token a value is, is to authenticate with it (GitLab PATs and access tokens:
     `GET /personal_access_tokens/self`; Zendesk OAuth tokens: `GET /oauth/tokens/current`).
     Owned pipeline triggers are compared with their list; other kinds cannot be identified.

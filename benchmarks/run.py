@@ -393,73 +393,41 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 NOTES = """
-- **Minimum** (`benchmarks/minimum.py`, computed from the inventory, the world seed and the ledger
-  without importing the engine): one list per (provider, project/group/user/instance, resource
-  type) times its pages (GitLab `per_page=100`, Zendesk cursor pages of 100), `GET /user` for the
-  credential's own PATs, one detail per `mode: recreate` GitLab webhook (the list omits the
-  URL-variable and custom-header keys that a recreate must not lose), and one identification per
-  distinct value a readable consumer holds that the ledger does not prove (only an authenticated
-  request tells which GitLab or Zendesk OAuth token a value is). The plan makes exactly these.
-- **Baseline**: one GET per token with a live source and one per consumer, as a Terraform refresh.
-  The ratio is about 6 because the world has 25 consumers per project; it grows with density.
-- **Critical-path bound**: each provider's requests over its own concurrency (the throttle is per
-  provider), times the injected latency; GitLab dominates. It counts no CPU.
-- **Wall time**: end to end within 1.5 x the bound since this round of work (was 1.69 x). Loading
-  the inventory went from about 3 s to 1.0-1.5 s: the schema check is a compiled yes/no validator
-  (fastjsonschema, about 0.25 s with compiling it) and jsonschema runs only to explain an invalid
-  inventory (same diagnostics: `tests/benchmarks/test_fast_schema.py` checks both agree on all
-  70 bad-inventory cases); YAML uses libyaml's parser and takes text scalars as they are (about
-  0.6 s, mostly parsing and recording 80,000 positions). Observe's client CPU went from 5.0 s to
-  2.6 s (`observe_cpu_s`): requests re-read the proxy environment on every request (now once
-  per host), python-gitlab built an object per listed row and a lazy project object with its
-  sub-managers per scope (lists now come as plain dicts through `Gitlab.http_list`), and Zendesk
-  webhooks were found by a scan per consumer (now an index). Two full runs after these changes:
-  1.43 x and 1.35 x (this one). What is left: observe is 1.2 x the
-  bound because each request takes about 55 ms, not 50 (server and client work on 2 shared
-  cores), and identification waits for all lists (121 requests after the rounds of lists);
-  plan + render is about 1 s, half of it `Observed.digest()` (dataclasses.asdict over 6,000
-  observations, in `reconciler/observed.py`, not changed here) and OAuth proposals rendered as
-  YAML. Overlapping loading with the network was not done: observation needs the whole
-  inventory to deduplicate its lists.
-- **Speedup** at concurrency 4 over 1 is below 4 for the same reasons: the CPU phases do not shrink
-  with concurrency.
-- **Validate** is timed through the `reconcile` entry point in a fresh process (interpreter
-  start included). Earlier runs reported 0.06-0.08 s because they ran `python -m reconciler.cli`,
-  which has no `__main__` and validated nothing.
-- **Memory**: `ru_maxrss` of the child that loads, observes, plans and renders (interpreter and
-  libraries included, about 60 MB of it).
-- **Apply minimum**: verification comes before the old token is revoked (apply's order), so it is
-  per token: one check of the new value and one read per scope holding the token's readable
-  consumers. A token's consumers are spread over projects, so that is about one read per readable
-  consumer; a single list per scope for the whole apply would need verification after every
-  token's delivery, giving up the order that keeps the old token until the new one is proven.
-- **Apply** (`reconciler/apply.py` as committed at this run; see its profile above): every mint,
-  rotate, revoke and consumer write is made exactly once (mutating requests = renewals + revokes +
-  writes of the minimum; `tests/benchmarks` asserts it). The 176 requests above the minimum are
-  exactly its two deliberate safety reads: a check that the provider credential is valid before
-  every GitLab rotate (26, `GET /personal_access_tokens/self`: a rotate must never go out with a
-  revoked token), and an app setting write reading its installation before and after the `PUT` to
-  prove the other settings survived (150: Zendesk does not document whether `settings` merges).
-  The "before" read stays a fresh GET: taken from observation, a setting someone else changed
-  since would look changed by our `PUT`, and putting it "back" would undo their change; read just
-  before the `PUT`, that window is one request. Removed in this round (was 1477, 1.30 x):
-  verification reads one list per (provider, resource, scope) after all of a token's writes
-  instead of a GET per consumer, and none where observe found the place write-only (hidden
-  variable, secure setting) (-102); a GitLab hook is written from the row or detail observe read
-  instead of being read again (-48); a Zendesk OAuth mint takes the client's id from the clients
-  list observe fetched (-15). Apply still runs tokens one after another, so its wall time is about
-  the sum of its requests' latencies (concurrency does not help it yet).
-- **Fixed along the way** (each its own commit): the sandbox server answered every request about
-  40 ms late (Nagle's algorithm against the client's delayed ACK: headers and body went out in two
-  writes); held values were identified one at a time after the lists (121 requests in series on
-  the full world, 7 s); loading an inventory merged key positions once per token (quadratic, 1.8 s
-  on 1,000 tokens); the planner ran DeepDiff on every consumer's attributes even when equal (1.2 s
-  of 2.1 s); a 403 from Zendesk `GET /oauth/tokens/current` (a live token whose scopes do not let
-  it read itself) was taken for a dead token; with the budget spent and no reset time (Zendesk),
-  the throttle now probes only when nothing is in flight. Then, for the two missed targets:
-  jsonschema over 6,000 objects (1.7 s; now a compiled check), requests' per-request proxy
-  lookups (a quarter of observe's client CPU), a python-gitlab object per listed row, a quadratic
-  webhook lookup, and the avoidable apply reads above.
+- **Load.** This run shared the machine's 2 cores with several other engineers' test suites (the
+  load average is in the header: far above 2). Everything that is CPU (loading the inventory,
+  the client's HTTP stack, the sandboxes answering, planning) took several times longer than on an
+  idle machine, and the bounds count no CPU, so every wall/bound ratio here is an upper bound of
+  what a quiet machine shows; the phases say where the time went. Request counts are exact and
+  reproduce on any machine.
+- **Minimum** (`benchmarks/minimum.py`): derived from the inventory, the world seed and the ledger
+  read as plain files, and the documented list endpoints and their page sizes (the module cites
+  them); it imports nothing from `reconciler`. A held value counts as proven when a ledger record
+  of its token has its fingerprint and the live id (whichever consumer the record is of), so it
+  is 955 here where the engine, which identifies such values again, makes 991 (1.04 x). It still
+  counts a detail read for every `mode: recreate` webhook, as the engine makes it.
+- **Critical-path bound**: each provider's requests over its own concurrency (the throttle is
+  per provider), times the injected latency; GitLab dominates. Measured request counts, so a
+  needless request raises the bound rather than the ratio: the minimum columns catch those.
+- **Memory** is each measured process's own peak (`VmHWM` from /proc/self/status, printed by the
+  process itself; the interpreter and libraries are about 60 MB of it). Until this round the
+  figure was `ru_maxrss` of the runner's children, which starts from the runner's own.
+- **Apply** runs tokens concurrently (`reconciler/schedule.py`): as many as twice the providers'
+  budgets at once, every request within its provider's throttle; a token's consumer writes and
+  read-backs go at once. The ledger is a journal (one appended line per save, fsynced where it
+  must be durable, compacted at the end), so its cost is linear in the work. Before this round
+  (main, an idle machine): 100 rotations into 500 consumers of a 100-token world took 102.5 s,
+  7.6-7.9 x its bound, and saving the ledger rewrote and fsynced the whole file after every
+  consumer record (11 ms at 500 records, 74 ms at 5,000, 369 ms at 25,000).
+- **Apply requests above the minimum**: the two deliberate safety reads (a credential check
+  before each GitLab rotate; an app installation read before and after its `PUT`), and
+  read-backs of long lists: verification reads each list a token's readable consumers live in
+  once, and a list of many pages (a Zendesk instance's webhooks, a popular project's variables)
+  costs all its pages where one GET of the consumer would do. Not changed in this round.
+- **Plan**: `Observed.digest` builds its JSON in one pass (it deep-copied every observation with
+  `dataclasses.asdict` first). Not done in this round: fetching webhook details only for the
+  hooks the plan writes (the 159 detail reads, about 15 of them for hooks that are rewritten),
+  and the client's CPU per request and the inventory load, which dominate the plan's wall time
+  over its bound once the network part overlaps well.
 """
 
 

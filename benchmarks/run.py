@@ -290,6 +290,11 @@ def _profile(run: dict[str, Any]) -> list[str]:
     return lines + [f"| {n} | `{k}` |" for k, n in sorted(run["profile"].items(), key=lambda kv: (-kv[1], kv[0]))]
 
 
+def _load(section: dict[str, Any]) -> str:
+    load = section.get("load")
+    return f" Load average {load[0]} before, {load[1]} after this measurement." if load else ""
+
+
 def _world_line(w: dict[str, Any]) -> str:
     return (f"{w['tokens']} tokens, {w['consumers']} consumers, {w['projects']} projects, "
             f"{w['zendesk']} Zendesk instances")
@@ -300,7 +305,7 @@ def plan_section(title: str, r: dict[str, Any], *, goals: dict[str, float], memo
     runs = r["runs"]
     first = next(iter(runs.values()))
     lines = [f"## {title}: {_world_line(w)}, {first['latency_s'] * 1000:.0f} ms latency", "",
-             f"Drift: {w['drift']}.", "",
+             f"Drift: {w['drift']}.{_load(r)}", "",
              "| measure | measured | bound | ratio | goal | met |", "|---|---|---|---|---|---|",
              f"| plan requests (to the minimum) | {first['requests']} | {m['minimum']} | "
              f"{r['plan_over_minimum']:.3f} x | <= 1.1 x | {'yes' if r['plan_over_minimum'] <= 1.1 else 'NO'} |",
@@ -335,7 +340,7 @@ def apply_section(title: str, a: dict[str, Any], *, goal: float | None) -> list[
     lines = [f"## {title}", "",
              f"{am['due_tokens']} rotations into {am['their_consumers']} consumers in a world of {_world_line(w2)}; "
              f"{r2['latency_s'] * 1000:.0f} ms latency, concurrency {r2['concurrency']} per provider; the due tokens "
-             "are due through `not_before`, no other drift.", "",
+             f"are due through `not_before`, no other drift.{_load(a)}", "",
              "| measure | measured | bound | ratio | goal | met |", "|---|---|---|---|---|---|",
              f"| apply requests (observe included) | {r2['requests']} | {am['minimum']} (minimum) | "
              f"{a['apply_over_minimum']:.2f} x | <= 1.2 x | {'yes' if a['apply_over_minimum'] <= 1.2 else 'NO'} |",
@@ -472,7 +477,9 @@ def main(argv: list[str] | None = None) -> int:
         for key, measure in steps:
             report["not_measured"].append(key)
             _save(report, args, started)
+            load_before = round(os.getloadavg()[0], 2)
             report[key] = measure()
+            report[key]["load"] = [load_before, round(os.getloadavg()[0], 2)]
             report["not_measured"].remove(key)
             print(f"{key}: done ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
             _save(report, args, started)

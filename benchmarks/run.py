@@ -390,6 +390,7 @@ def markdown(report: dict[str, Any]) -> str:
                              ("apply10", "Apply, 10x: a tenth of the world due", None)):
         if key in report:
             lines += apply_section(title, report[key], goal=goal)
+    lines += [f"- {note}" for note in report.get("notes_extra", [])]
     for key in report.get("not_measured", []):
         lines += [f"- Not measured in this run (cut short): `{key}`"]
     lines += ["", f"`reconcile validate` of the example inventory: {report['validate_s']:.2f} s (goal < 1 s).", "",
@@ -427,7 +428,16 @@ NOTES = """
   before each GitLab rotate; an app installation read before and after its `PUT`), and
   read-backs of long lists: verification reads each list a token's readable consumers live in
   once, and a list of many pages (a Zendesk instance's webhooks, a popular project's variables)
-  costs all its pages where one GET of the consumer would do. Not changed in this round.
+  costs all its pages where one GET of the consumer would do: 1.25 x the minimum for a tenth of
+  the 1x world, 1.40 x rotating everything, 1.80 x at 5x (each Zendesk instance's webhook list is
+  about 25 pages there, 5 at 1x; the minimum counts one read per list). Not changed in this round; the
+  fix is to read a consumer alone when its list has more pages than the token has consumers in it
+  (Zendesk `GET /api/v2/webhooks/{id}`, GitLab `GET .../variables/:key`).
+- **Memory at 5x**: the plan process peaks at about 280 MB (goal 200 MB, not met; main measured
+  about 247 MB the same way): the inventory's YAML with a position for every key, the parsed
+  model and the observation of 30,000 objects are all held at once. Not changed in this round.
+- **10x** (10,000 tokens, 50,000 consumers) was not run: on the shared machine the 1x and 5x runs
+  alone took over 40 minutes. `run.py --scales 10 --no-rotate-all` runs it.
 - **Plan**: `Observed.digest` builds its JSON in one pass (it deep-copied every observation with
   `dataclasses.asdict` first). Not done in this round: fetching webhook details only for the
   hooks the plan writes (the 159 detail reads, about 15 of them for hooks that are rewritten),

@@ -521,13 +521,18 @@ class _Run:
         finally:
             self.pool = None
             self.reporter.finish()
+        self.after_signal(work, outcomes, never, stop_now)
+
+    def after_signal(self, work: list[TokenPlan], outcomes: dict[str, _TokenOutcome], never: list[str],
+                     stop_now: StopNow | None) -> None:
+        """When a signal stopped the run: what it left (`stopped`)."""
         signums = [o.signum for o in outcomes.values() if o.signum is not None]
+        signum = stop_now.signum if stop_now is not None else signums[0] if signums else self.interrupts.signum
+        if signum is None:
+            return
         at_once = stop_now is not None or any(o.at_once for o in outcomes.values())
-        if stop_now is not None or signums or self.interrupts.requested:
-            signum = stop_now.signum if stop_now is not None else signums[0] if signums else self.interrupts.signum
-            not_begun = set(never) | {name for name, o in outcomes.items() if not o.started}
-            assert signum is not None
-            self.stopped(signum, [tp.name for tp in work if tp.name in not_begun], at_once=at_once)
+        not_begun = set(never) | {name for name, o in outcomes.items() if not o.started}
+        self.stopped(signum, [tp.name for tp in work if tp.name in not_begun], at_once=at_once)
 
     def token_task(self, tp: TokenPlan, observed: Observed, *, resumed: bool) -> _TokenOutcome:
         """One token in a worker thread: its steps kept for `done`, a signal's stop caught."""
@@ -556,29 +561,35 @@ class _Run:
         revoked token revokes its whole family, so such a token runs with nothing else in
         flight. The providers' credential ids are asked once (only where a token of a kind a
         credential can be has work, and only when there is more than one token)."""
-        maybe: dict[str, list[str]] = {}
+        maybe: dict[str, list[str]] = {}  # provider -> tokens of a kind its credential can be
         for tp in work:
             token = self.inventory.tokens.get(tp.name)
             if token is not None and token.source.provider and source_kind(token.source.kind).can_be_credential:
                 maybe.setdefault(token.source.provider, []).append(tp.name)
         if len(work) < 2 or self.workers() == 1 or not maybe:
             return set()
+        ids = self.own_credential_ids(sorted(maybe))
+        if ids is None:  # not known: every candidate runs alone
+            return {name for names in maybe.values() for name in names}
+
+        def live_ids(name: str) -> set[str]:
+            sobs = observed.sources.get(name)
+            return {t.id for t in (sobs.current, *sobs.others) if t is not None} if sobs else set()
+
+        return {name for provider, names in maybe.items() for name in names
+                if provider in ids and ids[provider] in live_ids(name)}
+
+    def own_credential_ids(self, providers: list[str]) -> dict[str, str] | None:
+        """provider -> its own credential's live id, asked only where observation did not;
+        None when it cannot be told."""
         from reconciler.observe import credential_ids
 
         try:
-            known = {p: self.clients[p].known_credential_id for p in maybe}  # observe may have asked
-            ids = credential_ids(sorted(p for p, own in known.items() if own is None), self.clients)
-        except Exception:  # noqa: BLE001 - not known: every candidate runs alone
-            return {name for names in maybe.values() for name in names}
-        ids.update({p: own for p, own in known.items() if own is not None})
-        alone = set()
-        for provider, names in maybe.items():
-            for name in names:
-                sobs = observed.sources.get(name)
-                live = {t.id for t in (sobs.current, *sobs.others) if t is not None} if sobs else set()
-                if provider in ids and ids[provider] in live:
-                    alone.add(name)
-        return alone
+            known = {p: self.clients[p].known_credential_id for p in providers}  # observe may have asked
+            ids = credential_ids([p for p, own in known.items() if own is None], self.clients)
+        except Exception:  # noqa: BLE001 - the caller runs every candidate alone
+            return None
+        return {**ids, **{p: own for p, own in known.items() if own is not None}}
 
     def stopped(self, signum: int, not_started: list[str], *, at_once: bool) -> None:
         """Record what an interrupted apply leaves: the next apply finishes it."""

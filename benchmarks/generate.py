@@ -79,6 +79,7 @@ class Params:
     missing_variables: float = 0.02  # CI variables not there at all
     attribute_drift: float = 0.03  # CI variables whose `masked` differs from the inventory
     not_before: str | None = None  # every token's rotation.not_before (the incident lever: rotate all)
+    not_before_every: int = 1  # ... of every n-th token only (10: a tenth of the world is due)
     source_mix: dict[str, float] = field(default_factory=lambda: dict(SOURCE_MIX))
 
 
@@ -342,7 +343,7 @@ class Generator:
             name = f"bench-{i:04d}"
             tokens[name] = {"description": f"Synthetic token {i} ({kind})", "owner": "@bench",
                             "source": self.source(i, kind)}
-            if p.not_before:
+            if p.not_before and i % max(1, p.not_before_every) == 0:
                 tokens[name]["rotation"] = {"not_before": p.not_before}
             self.inventory_consumers[name] = []
         # every token gets one consumer, the rest go to tokens at random (some get many)

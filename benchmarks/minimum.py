@@ -1,7 +1,24 @@
 """The fewest requests a plan of an inventory can make, and the per-resource baseline, computed
-from the inventory, the world seed and the ledger alone: this module does not import the engine
-(reconciler.observe, reconciler.plan, reconciler.kinds, reconciler.clients), so it is a yardstick
-for the engine, not a copy of it.
+from the inventory, the world seed and the ledger alone, read as plain YAML and JSON files: this
+module imports nothing from `reconciler` (nor `reconciler_sandbox.world`, which does), so it is a
+yardstick for the engine, not a copy of it.
+
+The list endpoints it counts, as documented:
+  - GitLab: offset pagination, at most 100 rows a page (`per_page`; https://docs.gitlab.com/api/rest/#pagination);
+    `GET /projects/:id/variables`, `/groups/:id/variables`, `/admin/ci/variables`
+    (https://docs.gitlab.com/api/project_level_variables/, .../group_level_variables/,
+    .../instance_level_ci_variables/), `GET /projects/:id/hooks`, `/groups/:id/hooks`
+    (https://docs.gitlab.com/api/project_webhooks/, .../group_webhooks/), `GET
+    /projects/:id/access_tokens`, `/groups/:id/access_tokens`
+    (https://docs.gitlab.com/api/project_access_tokens/, .../group_access_tokens/), `GET
+    /projects/:id/triggers` (https://docs.gitlab.com/api/pipeline_triggers/), `GET
+    /personal_access_tokens?user_id=` (https://docs.gitlab.com/api/personal_access_tokens/);
+  - Zendesk: cursor pagination, `page[size]` at most 100 for most endpoints
+    (https://developer.zendesk.com/api-reference/introduction/pagination/); `GET /api/v2/webhooks`
+    (https://developer.zendesk.com/api-reference/webhooks/webhooks-api/webhooks/), `GET
+    /api/v2/oauth/tokens`, `/oauth/clients`
+    (https://developer.zendesk.com/api-reference/ticketing/oauth/oauth_tokens/, .../oauth_clients/),
+    `GET /api/v2/apps/installations` and `GET /api/v2/api_tokens` (unpaginated).
 
 Minimum (what any correct plan must read):
   - one list per (provider, project or group or user or instance, resource type), times its
@@ -17,7 +34,7 @@ Minimum (what any correct plan must read):
   - one `GET .../hooks/:id` per GitLab webhook in `mode: recreate` (the list omits the keys of
     URL variables and custom headers, which a recreate must not lose);
   - one identification per distinct value held by a readable consumer that the ledger does not
-    prove (record missing, fingerprint or token id different from the live one), when the only
+    prove (no record of its token has that fingerprint with the live id), when the only
     way to tell which token a value is, is to authenticate with it (GitLab PATs and access tokens:
     `GET /personal_access_tokens/self`; Zendesk OAuth tokens: `GET /oauth/tokens/current`).
     Owned pipeline triggers are compared with their list; other kinds cannot be identified.
@@ -39,17 +56,96 @@ all; consumers spread over projects make these about one per readable consumer).
 from __future__ import annotations
 
 import hashlib
+import json
 import math
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from reconciler.inventory import load_inventory
-from reconciler.inventory.model import Inventory
-from reconciler.state import LocalStore
-from reconciler_sandbox.core import Clock, parse_when
-from reconciler_sandbox.world import load_world_seed
+import yaml
+
+from reconciler_sandbox.core import Clock, parse_when  # the sandbox's clock: imports no engine module
+
+# --- the files, read as plain data (never through the engine's loader or state code) ------------
+
+# the world seed's value placeholders, expanded as reconciler_sandbox.world expands them (that
+# module starts the servers and imports the engine's model, so it is not imported here)
+_PLACEHOLDER = re.compile(r"\{\{secret:([A-Za-z0-9]*):([A-Za-z0-9_.-]+)\}\}")
+
+
+def _derive(prefix: str, name: str) -> str:
+    body = hashlib.sha256(f"reconcile-sandbox/{name}".encode()).hexdigest()[:32]
+    return f"{prefix}-{body}" if prefix else body
+
+
+def load_world_seed(path: str | Path) -> dict[str, Any]:
+    text = _PLACEHOLDER.sub(lambda m: _derive(m.group(1), m.group(2)), Path(path).read_text(encoding="utf-8"))
+    return yaml.safe_load(text) or {}
+
+class _Fields(dict[str, Any]):
+    """A YAML mapping with its keys as attributes; an absent key reads as None."""
+
+    def __getattr__(self, name: str) -> Any:
+        return self.get(name)
+
+
+_CONSUMER_DEFAULTS = {"value": "${token}", "environment_scope": "*", "mode": "update", "hidden": False}
+_UNITS = {"d": 1, "w": 7}
+
+
+def _days(text: Any) -> timedelta | None:
+    found = re.fullmatch(r"(\d+)([dw])", str(text)) if text is not None else None
+    return timedelta(days=int(found.group(1)) * _UNITS[found.group(2)]) if found else None
+
+
+@dataclass
+class Inventory:
+    """What the inventory's YAML files (as benchmarks/generate.py writes them) say: providers,
+    and per token its source, consumers and rotation (`rotate_before` and `not_before` merged
+    over the defaults)."""
+
+    providers: dict[str, _Fields]
+    tokens: dict[str, _Fields]
+
+
+def load_inventory(directory: str | Path) -> Inventory:
+    providers: dict[str, _Fields] = {}
+    tokens: dict[str, Any] = {}
+    defaults: dict[str, Any] = {}
+    for path in sorted(Path(directory).rglob("*.yaml")):
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        providers.update({k: _Fields(v) for k, v in (doc.get("providers") or {}).items()})
+        tokens.update(doc.get("tokens") or {})
+        defaults.update(doc.get("defaults") or {})
+    out: dict[str, _Fields] = {}
+    for name, tok in tokens.items():
+        rotation = {**(defaults.get("rotation") or {}), **(tok.get("rotation") or {})}
+        not_before = rotation.get("not_before")
+        out[name] = _Fields(
+            source=_Fields(tok["source"]),
+            consumers=[_Fields({**_CONSUMER_DEFAULTS, **c}) for c in tok.get("consumers") or ()],
+            rotation=_Fields(rotate_before=_days(rotation.get("rotate_before")),
+                             not_before=date.fromisoformat(str(not_before)) if not_before else None))
+    return Inventory(providers, out)
+
+
+def load_ledger_proofs(state_dir: str | Path) -> set[tuple[str, str, str]]:
+    """(token, live id, fingerprint) of every record in the state's ledger.json and its journal:
+    a value a consumer of that token holds is proven when its fingerprint is there with the live
+    id (no consumer identity is needed, so none is re-derived here)."""
+    directory = Path(state_dir)
+    records: list[dict[str, Any]] = []
+    ledger = directory / "ledger.json"
+    if ledger.is_file():
+        records += json.loads(ledger.read_text(encoding="utf-8")).get("records") or []
+    journal = directory / "ledger.journal"
+    if journal.is_file():
+        for line in journal.read_text(encoding="utf-8").splitlines():
+            records += [r for r in (json.loads(line).get("records") or {}).values() if r]
+    return {(str(r["token"]), str(r["token_id"]), str(r["fingerprint"])) for r in records}
 
 PAGE = 100
 AUTHENTICATES = ("gitlab_personal_access_token", "gitlab_project_access_token", "gitlab_group_access_token",
@@ -147,7 +243,7 @@ def _newest(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
 def compute(inventory: str | Path | Inventory, world_seed: str | Path, state_dir: str | Path | None = None) -> Minimum:
     inv = inventory if isinstance(inventory, Inventory) else load_inventory(inventory)
     live = _Live(load_world_seed(world_seed))
-    ledger = LocalStore(state_dir).load_ledger() if state_dir else None
+    proofs = load_ledger_proofs(state_dir) if state_dir else set()
     m = Minimum()
     subdomain = {name: getattr(p, "subdomain", "") for name, p in inv.providers.items()}
 
@@ -230,9 +326,8 @@ def compute(inventory: str | Path | Inventory, world_seed: str | Path, state_dir
                     held = None if hook is None else str(hook.get("endpoint"))
             if held is None or not identifies:
                 continue
-            record = ledger.get(c.identity) if ledger is not None else None
             cur = current[name]
-            if record is not None and cur is not None and record.fingerprint == _fp(held) and record.token_id == cur[0]:
+            if cur is not None and (name, cur[0], _fp(held)) in proofs:
                 continue  # the ledger proves it
             prefix, _, suffix = c.value.partition("${token}")
             if c.kind == "zendesk_webhook" and c.endpoint is not None:

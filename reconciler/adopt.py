@@ -105,7 +105,7 @@ def adopt(session: Session, asserted: Sequence[str]) -> AdoptReport:
         for rec in records:
             ledger.record(rec)
         if records:
-            session.store.save_ledger(ledger)
+            session.store.compact_ledger(ledger)  # the whole ledger: adopt ends here
     report = AdoptReport([d.outcome for d in decisions], session.store.where, recorded=len(records))
     if report.count("unverifiable"):
         report.notes.append(f"A consumer nothing can read is recorded only on a person's word: {COMMAND} "

@@ -44,10 +44,13 @@ crash after minting never forces a second mint either.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Collection, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 import requests
@@ -86,6 +89,7 @@ from reconciler.observed import LiveToken, Observed, SourceObservation
 from reconciler.plan import ConsumerPlan, Plan, TokenPlan
 from reconciler.plan_model import expiry_words
 from reconciler.quiet import KEPT, in_use, since_delivery, since_quiet_period
+from reconciler.schedule import Job, Scheduler
 from reconciler.secret import REDACTED, Parts, Secret
 from reconciler.state import StateError, StateStore, open_escrow
 from reconciler.state.ledger import InFlight, KeptUntilQuiet, Ledger, LedgerRecord
@@ -304,7 +308,10 @@ def apply_plan(
         try:
             run = _Run(session, reporter, interrupts)
             run.force_revoke = frozenset(force_revoke)
-            return run.execute(saved, confirm)
+            try:
+                return run.execute(saved, confirm)
+            finally:
+                session.store.compact_ledger(run.ledger)  # still under the lock
         except StateError as err:
             raise ApplyRefused(str(err)) from None
 
@@ -375,6 +382,12 @@ class _Run:
         self.working: set[str] = set()  # the tokens this apply works on
         self.force_revoke: frozenset[str] = frozenset()  # tokens revoked without the quiet check
         self.started = time.monotonic()
+        # tokens run concurrently (run_tokens): each token's steps are kept in its thread and
+        # reported when it is done, in the order of the work
+        self.local = threading.local()
+        self.mutex = threading.Lock()
+        self.places: dict[str, threading.Lock] = {}
+        self.pool: ThreadPoolExecutor | None = None  # a token's consumer writes and read-backs
 
     def clock(self) -> datetime:
         """The apply's time now: its start (`now`, pinned or the clock's) plus the time it has run."""
@@ -383,15 +396,46 @@ class _Run:
     # -- helpers -------------------------------------------------------------------------------
 
     def say(self, token: str, message: str, ok: bool = True) -> None:
-        self.reporter.step(Step(token, message, ok))
+        steps = getattr(self.local, "steps", None)
+        if steps is not None:
+            steps.append(Step(token, message, ok))
+        else:
+            self.reporter.step(Step(token, message, ok))
+
+    def count(self, what: str) -> None:
+        """One more of `what` (an ApplyResult counter), from any token's thread."""
+        with self.mutex:
+            setattr(self.result, what, getattr(self.result, what) + 1)
+
+    def place_lock(self, place: str) -> threading.Lock:
+        """Writes to one place (a webhook, an app installation) go one at a time, whichever
+        token they are of: a write reads the place and puts it back changed."""
+        with self.mutex:
+            return self.places.setdefault(place, threading.Lock())
+
+    def in_parallel(self, calls: list[Callable[[], Any]]) -> list[Any]:
+        """The results of `calls` (which raise nothing), run at once on the shared pool; the
+        providers' throttles bound the requests in flight."""
+        if len(calls) <= 1 or self.pool is None:
+            return [call() for call in calls]
+        return [future.result() for future in [self.pool.submit(call) for call in calls]]
+
+    def workers(self) -> int:
+        """Threads for tokens (and as many for their writes): twice the providers' budgets in
+        all, so every provider's slots stay busy while other tokens wait for theirs; one (one
+        thing at a time, in order) when every provider takes one request at a time."""
+        budgets = [api.throttle.concurrency for api in self.clients.apis.values()]
+        if max(budgets, default=1) <= 1:
+            return 1
+        return min(32, 2 * sum(budgets))
 
     def fail(self, token: str, message: str, next_apply: str | None = None) -> None:
         failure = ApplyFailure(token, message, next_apply)
         self.result.failed.append(failure)
         self.say(token, failure.text, ok=False)
 
-    def save_ledger(self) -> None:
-        self.store.save_ledger(self.ledger)
+    def save_ledger(self, *, durable: bool = True) -> None:
+        self.store.save_ledger(self.ledger, durable=durable)
 
     def targets(self) -> tuple[str, ...]:
         """The session's targets, plus any token with unfinished work (resume comes first)."""
@@ -508,22 +552,106 @@ class _Run:
         return creator if creator is not None and creator in self.working else None
 
     def run_tokens(self, work: list[TokenPlan], observed: Observed, pending: set[str]) -> None:
+        """The tokens of `work`, several at once (reconciler.schedule): each within its providers'
+        budgets, a token that may be a provider's own credential alone, a token after those
+        its `prerequisites` name. A signal stops new tokens from starting; those in flight stop
+        at their own next safe point."""
         self.reporter.start(len(work))
         self.working = {tp.name for tp in work}
-        started: list[str] = []
+        by_name = {tp.name: tp for tp in work}
+        alone = self.run_alone(work, observed)
+        jobs = [Job(tp.name, frozenset(self.prerequisites(tp)), tp.name in alone) for tp in work]
+        outcomes: dict[str, _TokenOutcome] = {}
+
+        def done(name: str, outcome: _TokenOutcome) -> None:
+            outcomes[name] = outcome
+            for step in outcome.steps:
+                self.reporter.step(step)
+            if outcome.ok is not None:
+                self.reporter.token_done(name, outcome.ok)
+
+        workers = self.workers()
+        stop_now: StopNow | None = None
         try:
-            for tp in work:
-                self.interrupts.checkpoint()  # a safe point: every token before is done or escrowed
-                started.append(tp.name)
-                ok = self.run_token(tp, observed, resumed=tp.name in pending)
-                self.finished[tp.name] = ok
-                self.reporter.token_done(tp.name, ok)
-        except Interrupted as stop:
-            self.stopped(stop.signum, [t.name for t in work if t.name not in started], at_once=False)
-        except StopNow as stop:
-            self.stopped(stop.signum, [t.name for t in work if t.name not in started], at_once=True)
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reconcile-write") as self.pool:
+                never = Scheduler[_TokenOutcome](jobs, workers).run(
+                    lambda name: self.token_task(by_name[name], observed, resumed=name in pending),
+                    stop=lambda: self.interrupts.requested, done=done)
+        except StopNow as stop:  # raised again by the scheduler once nothing is in flight
+            stop_now, never = stop, [name for name in by_name if name not in outcomes]
         finally:
+            self.pool = None
             self.reporter.finish()
+        self.after_signal(work, outcomes, never, stop_now)
+
+    def after_signal(self, work: list[TokenPlan], outcomes: dict[str, _TokenOutcome], never: list[str],
+                     stop_now: StopNow | None) -> None:
+        """When a signal stopped the run: what it left (`stopped`)."""
+        signums = [o.signum for o in outcomes.values() if o.signum is not None]
+        signum = stop_now.signum if stop_now is not None else signums[0] if signums else self.interrupts.signum
+        if signum is None:
+            return
+        at_once = stop_now is not None or any(o.at_once for o in outcomes.values())
+        not_begun = set(never) | {name for name, o in outcomes.items() if not o.started}
+        self.stopped(signum, [tp.name for tp in work if tp.name in not_begun], at_once=at_once)
+
+    def token_task(self, tp: TokenPlan, observed: Observed, *, resumed: bool) -> _TokenOutcome:
+        """One token in a worker thread: its steps kept for `done`, a signal's stop caught."""
+        outcome = _TokenOutcome()
+        self.local.steps = outcome.steps
+        try:
+            self.interrupts.checkpoint()  # a safe point: the token has not begun
+            outcome.started = True
+            outcome.ok = self.finished[tp.name] = self.run_token(tp, observed, resumed=resumed)
+        except Interrupted as stop:
+            outcome.signum = stop.signum
+        except StopNow as stop:  # a second signal, at the end of a critical section of this token
+            outcome.signum, outcome.at_once = stop.signum, True
+        finally:
+            self.local.steps = None
+        return outcome
+
+    def prerequisites(self, tp: TokenPlan) -> tuple[str, ...]:
+        """The tokens that must be done before `tp` starts: the one it is created with, when this
+        apply works on that one too (`waits_for`)."""
+        creator = self.waits_for(tp)
+        return (creator,) if creator is not None else ()
+
+    def run_alone(self, work: list[TokenPlan], observed: Observed) -> set[str]:
+        """The tokens that are (or may be) a provider's own credential: renewing one changes what
+        every request to that provider authenticates with, and a GitLab rotate sent with a
+        revoked token revokes its whole family, so such a token runs with nothing else in
+        flight. The providers' credential ids are asked once (only where a token of a kind a
+        credential can be has work, and only when there is more than one token)."""
+        maybe: dict[str, list[str]] = {}  # provider -> tokens of a kind its credential can be
+        for tp in work:
+            token = self.inventory.tokens.get(tp.name)
+            if token is not None and token.source.provider and source_kind(token.source.kind).can_be_credential:
+                maybe.setdefault(token.source.provider, []).append(tp.name)
+        if len(work) < 2 or self.workers() == 1 or not maybe:
+            return set()
+        ids = self.own_credential_ids(sorted(maybe))
+        if ids is None:  # not known: every candidate runs alone
+            return {name for names in maybe.values() for name in names}
+
+        def live_ids(name: str) -> set[str]:
+            sobs = observed.sources.get(name)
+            return {t.id for t in (sobs.current, *sobs.others) if t is not None} if sobs else set()
+
+        return {name for provider, names in maybe.items() for name in names
+                if provider in ids and ids[provider] in live_ids(name)}
+
+    def own_credential_ids(self, providers: list[str]) -> dict[str, str] | None:
+        """provider -> its own credential's live id, asked only where observation did not;
+        None when it cannot be told."""
+        from reconciler.observe import credential_ids
+
+        try:
+            known = {p: self.clients[p].known_credential_id for p in providers}  # observe may have asked
+            ids = credential_ids([p for p, own in known.items() if own is None], self.clients)
+        except Exception:  # noqa: BLE001 - the caller runs every candidate alone
+            return None
+        return {**ids, **{p: own for p, own in known.items() if own is not None}}
 
     def stopped(self, signum: int, not_started: list[str], *, at_once: bool) -> None:
         """Record what an interrupted apply leaves: the next apply finishes it."""
@@ -619,7 +747,6 @@ class _Run:
     # -- one token -----------------------------------------------------------------------------
 
     def run_token(self, tp: TokenPlan, observed: Observed, *, resumed: bool) -> bool:
-        before = len(self.result.failed)
         if tp.blocked:
             for f in tp.findings:
                 if f.severity == "error":
@@ -639,7 +766,7 @@ class _Run:
             self.fail(tp.name, err.message, err.next_apply)
         except Exception as exc:  # noqa: BLE001 - one token's failure must not stop the others
             self.fail(tp.name, describe_error(exc, self.values_in_play))
-        ok = len(self.result.failed) == before
+        ok = not any(f.token == tp.name for f in self.result.failed)  # other tokens fail meanwhile
         if ok and resumed:
             self.result.resumed.append(tp.name)
         return ok
@@ -662,6 +789,29 @@ def creators_first(work: list[TokenPlan]) -> list[TokenPlan]:
     for tp in work:
         place(tp)
     return ordered
+
+
+@dataclass
+class _TokenOutcome:
+    """How one token's task ended: its steps, ok (None: stopped by a signal), and whether it began."""
+
+    steps: list[Step] = field(default_factory=list)
+    ok: bool | None = None
+    started: bool = False
+    signum: int | None = None
+    at_once: bool = False
+
+
+@dataclass(frozen=True)
+class _Delivery:
+    """What one consumer write did (run on the pool; the token's thread reports it)."""
+
+    failure: str | None = None  # a failure's text
+    write_failed: bool = False  # the failure is of the write itself
+    updated: bool = False  # only attributes were written
+    out: Secret | None = None  # the rendered value written
+    new_id: str | None = None  # the place's new id after a recreate
+    skipped: bool = False  # a signal came before it began
 
 
 def _written_words(cp: ConsumerPlan, new_id: str | None) -> str:
@@ -707,11 +857,12 @@ class TokenApply:
 
     def persist(self, flight: InFlight) -> None:
         """Keep `flight` as the token's in-flight record, saved before the next step."""
-        self.ledger.in_flight[self.token.name] = flight
-        self.save()
+        with self.ledger.mutex:
+            self.ledger.in_flight[self.token.name] = flight
+            self.save()
 
-    def save(self) -> None:
-        self.run_.save_ledger()
+    def save(self, *, durable: bool = True) -> None:
+        self.run_.save_ledger(durable=durable)
 
     def expires_at(self) -> date | None:
         lifetime = self.token.rotation.lifetime
@@ -743,6 +894,7 @@ class TokenApply:
                 self.say("not revoking the old token: not every consumer has the new value; the next apply "
                          "finishes delivery first")
             return
+        self.save()  # the ledger is durable before any revoke
         self.revoke(to_revoke, keep=value_live.id if value_live else None, delivered=(old, delivered_at))
         self.retire_replaced(delivered_at)
         self.finish()
@@ -1040,47 +1192,75 @@ class TokenApply:
         return pairs
 
     def deliver(self, value: Secret | None, value_live: LiveToken | None) -> list[tuple[Consumer, Secret]]:
+        """Write every consumer the plan changes: the readable consumer that holds the new value
+        in place of the escrow first, then the others at once (reported in the plan's order)."""
         written: list[tuple[Consumer, Secret]] = []
         escrow_first = None if self.run_.escrow.available else self.escrow_consumer_identity()
-        for cp, consumer in self.consumers():
+        pairs = self.consumers()
+        for batch in ([p for p in pairs if p[1].identity == escrow_first],
+                      [p for p in pairs if p[1].identity != escrow_first]):
+            if not batch:
+                continue
             if self.value_kept:  # a safe point: the value is escrowed (or is not new)
                 self.run_.interrupts.checkpoint()
-            ckind = consumer_kind(consumer.kind)
-            capi = self.run_.clients[consumer.provider]
-            cobs = self.observed.consumers.get(consumer.identity)
-            if cobs is None:
-                self.run_.fail(self.token.name, f"{consumer.label}: not observed")
-                continue
+            kept = self.value_kept
+            deliveries: list[_Delivery] = self.run_.in_parallel(
+                [partial(self.deliver_one, cp, consumer, value, kept) for cp, consumer in batch])
+            for (cp, consumer), delivery in zip(batch, deliveries, strict=True):
+                self.settle(cp, consumer, delivery, value_live, escrow_first, written)
+            if any(d.skipped for d in deliveries):
+                self.run_.interrupts.checkpoint()
+        return written
+
+    def deliver_one(self, cp: ConsumerPlan, consumer: Consumer, value: Secret | None, kept: bool) -> _Delivery:
+        """One consumer's write (its requests only; `settle` reports and records it)."""
+        if kept and self.run_.interrupts.requested:
+            return _Delivery(skipped=True)  # the next safe point is before this write
+        ckind = consumer_kind(consumer.kind)
+        capi = self.run_.clients[consumer.provider]
+        cobs = self.observed.consumers.get(consumer.identity)
+        if cobs is None:
+            return _Delivery(failure=f"{consumer.label}: not observed")
+        with self.run_.place_lock(ckind.place(consumer)):
             if cp.value is None:
                 try:
                     if isinstance(ckind, AttributeWritable) and ckind.write_attributes(capi, consumer, cobs):
-                        self.say(f"{consumer.label}: updated {', '.join(ch.attribute for ch in cp.changes)}")
-                        continue
+                        return _Delivery(updated=True)
                 except Exception as exc:  # noqa: BLE001
-                    self.run_.fail(self.token.name, f"{consumer.label}: {describe_error(exc, self.run_.values_in_play)}")
-                    continue
+                    return _Delivery(failure=f"{consumer.label}: {describe_error(exc, self.run_.values_in_play)}")
                 if value is None:
-                    self.run_.fail(self.token.name, f"{consumer.label}: its attributes change only with the value, "
-                                                    "which is not at hand")
-                    continue
+                    return _Delivery(failure=f"{consumer.label}: its attributes change only with the value, which is "
+                                             "not at hand")
             assert value is not None
             out = rendered(consumer, value)
             try:
                 new_id = self.write(ckind, capi, consumer, out, cobs)
             except Exception as exc:  # noqa: BLE001 - the others are still written; old is kept
-                self.run_.fail(self.token.name, f"{consumer.label}: write failed: "
-                                                f"{describe_error(exc, [*self.run_.values_in_play, out])}")
-                if consumer.identity == escrow_first:
-                    raise StepFailed("the consumer holding the new value as escrow could not be written: stopping "
-                                     "before any other consumer") from None
-                continue
-            self.record(consumer, out, value_live, verified=False)
-            if consumer.identity == escrow_first:
-                self.value_kept = True  # the readable consumer holds it now
-            self.run_.result.delivered += 1
-            self.say(f"{consumer.label}: {_written_words(cp, new_id)}")
-            written.append((consumer, out))
-        return written
+                return _Delivery(failure=f"{consumer.label}: write failed: "
+                                         f"{describe_error(exc, [*self.run_.values_in_play, out])}", write_failed=True)
+        return _Delivery(out=out, new_id=new_id)
+
+    def settle(self, cp: ConsumerPlan, consumer: Consumer, delivery: _Delivery, value_live: LiveToken | None,
+               escrow_first: str | None, written: list[tuple[Consumer, Secret]]) -> None:
+        """Report one consumer's write and record it in the ledger."""
+        if delivery.skipped:
+            return
+        if delivery.failure is not None:
+            self.run_.fail(self.token.name, delivery.failure)
+            if consumer.identity == escrow_first and delivery.write_failed:
+                raise StepFailed("the consumer holding the new value as escrow could not be written: stopping "
+                                 "before any other consumer")
+            return
+        if delivery.updated:
+            self.say(f"{consumer.label}: updated {', '.join(ch.attribute for ch in cp.changes)}")
+            return
+        assert delivery.out is not None
+        self.record(consumer, delivery.out, value_live, verified=False)
+        if consumer.identity == escrow_first:
+            self.value_kept = True  # the readable consumer holds it now
+        self.run_.count("delivered")
+        self.say(f"{consumer.label}: {_written_words(cp, delivery.new_id)}")
+        written.append((consumer, delivery.out))
 
     def write(self, ckind: Any, capi: Any, consumer: Consumer, out: Secret, cobs: Any) -> str | None:
         """Write `out`; the place's new id when the write created it again."""
@@ -1092,13 +1272,15 @@ class TokenApply:
         if ckind.recreates(consumer):
             def keep_copy(copy: dict[str, Any]) -> None:
                 # persisted before the delete: a crash before the create must not lose the hook
-                self.persist(self.flight().keeping(consumer.identity, copy))
+                with self.ledger.mutex:
+                    self.persist(self.flight().keeping(consumer.identity, copy))
 
             created: list[str] = []
             ckind.write(capi, consumer, out, cobs, before_delete=keep_copy, listed=listed, after_create=created.append)
-            if self.token.name in self.ledger.in_flight:  # saved with the ledger record that follows
-                self.ledger.in_flight[self.token.name] = self.flight().recreated(consumer.identity)
-            self.run_.result.recreated += 1
+            with self.ledger.mutex:
+                if self.token.name in self.ledger.in_flight:  # saved with the ledger record that follows
+                    self.ledger.in_flight[self.token.name] = self.flight().recreated(consumer.identity)
+            self.run_.count("recreated")
             return created[0] if created else None
         ckind.write(capi, consumer, out, cobs, listed=listed)
         return None
@@ -1113,7 +1295,7 @@ class TokenApply:
             delivered_at=_iso(self.run_.now),
             verified=verified,
         ))
-        self.save()
+        self.save(durable=False)  # durable before the revoke (`run`); until then the escrow has the value
 
     def verify(self, value: Secret | None, value_live: LiveToken | None, written: list[tuple[Consumer, Secret]]) -> None:
         if value is not None and value_live is not None and self.api is not None and written:
@@ -1131,33 +1313,38 @@ class TokenApply:
                 self.say(f"the value authenticates as #{value_live.id}")
         changed = False
         lists = self.read_back(written)
-        for consumer, out in written:
-            ckind = consumer_kind(consumer.kind)
-            try:
-                if self.write_only(consumer):
-                    result = None
-                elif isinstance(ckind, ListVerifiable) and ckind.verify_keys(consumer):
-                    result = ckind.verify_listed(consumer, out, lists)
-                else:
-                    result = ckind.verify(self.run_.clients[consumer.provider], consumer, out)
-            except Exception as exc:  # noqa: BLE001
+        results = self.run_.in_parallel([partial(self.check_one, consumer, out, lists) for consumer, out in written])
+        for (consumer, out), result in zip(written, results, strict=True):
+            if isinstance(result, Exception):
                 self.run_.fail(self.token.name, f"{consumer.label}: verification failed: "
-                                                f"{describe_error(exc, [*self.run_.values_in_play, out])}")
+                                                f"{describe_error(result, [*self.run_.values_in_play, out])}")
                 continue
             if result is False:
                 self.run_.fail(self.token.name, f"{consumer.label}: read back a different value after writing")
             elif result is None:
-                self.run_.result.recorded += 1
+                self.run_.count("recorded")
                 self.say(f"{consumer.label}: write-only; recorded in the ledger")
             else:
-                self.run_.result.verified += 1
+                self.run_.count("verified")
                 record = self.ledger.get(consumer.identity)
                 if record is not None:
                     self.ledger.record(replace(record, verified=True))
                     changed = True
                 self.say(f"{consumer.label}: verified (read back)")
         if changed:
-            self.save()
+            self.save(durable=False)
+
+    def check_one(self, consumer: Consumer, out: Secret, lists: dict[ListKey, Any]) -> bool | None | Exception:
+        """Whether `consumer` holds `out` (None: it cannot be read); the exception when the check failed."""
+        ckind = consumer_kind(consumer.kind)
+        try:
+            if self.write_only(consumer):
+                return None
+            if isinstance(ckind, ListVerifiable) and ckind.verify_keys(consumer):
+                return ckind.verify_listed(consumer, out, lists)
+            return ckind.verify(self.run_.clients[consumer.provider], consumer, out)
+        except Exception as exc:  # noqa: BLE001 - reported by the token's thread
+            return exc
 
     def write_only(self, consumer: Consumer) -> bool:
         """Observe found the place and it does not return its value (a hidden CI/CD variable, a
@@ -1172,14 +1359,14 @@ class TokenApply:
         was most of apply's reads). Still before the old token is revoked."""
         from reconciler.observe import fetch_list
 
-        keys = sorted({k for c, _ in written if not self.write_only(c) for k in _verify_keys(c)})
-        lists: dict[ListKey, Any] = {}
-        for key in keys:
+        def fetch(key: ListKey) -> Any:
             try:
-                lists[key] = fetch_list(self.run_.clients[key.provider], key)
+                return fetch_list(self.run_.clients[key.provider], key)
             except Exception as exc:  # noqa: BLE001 - each consumer there reports it as not verified
-                lists[key] = FetchError(0, describe_error(exc, self.run_.values_in_play))
-        return lists
+                return FetchError(0, describe_error(exc, self.run_.values_in_play))
+
+        keys = sorted({k for c, _ in written if not self.write_only(c) for k in _verify_keys(c)})
+        return dict(zip(keys, self.run_.in_parallel([partial(fetch, key) for key in keys]), strict=True))
 
     def retire_replaced(self, delivered_at: datetime) -> None:
         """The way off a retiring credential: once this token's consumers all hold its value (the
@@ -1221,7 +1408,7 @@ class TokenApply:
                 raise StepFailed(f"revoking #{t.id} failed: {describe_error(exc)}",
                                  next_apply="the next apply tries again") from None
             self.release(subject, t)
-            self.run_.result.revoked += 1
+            self.run_.count("revoked")
             forced = " (--force-revoke: its last use was not checked)" if self.forced(subject) else ""
             of = f" of {owner.name}" if owner is not None else ""
             self.say(f"{kind.revoke_verb} {kind.noun} #{t.id}{of}{forced}")

@@ -296,13 +296,14 @@ class ThrottledAdapter(HTTPAdapter):
                             "nowhere else")
         if self.redirect and url.startswith(self.redirect[0]):
             request.url = self.redirect[1] + url[len(self.redirect[0]):]
-        self.throttle.gate()
-        try:
-            response = super().send(request, *args, **kwargs)
-        except BaseException:
-            self.throttle.done(None)
-            raise
-        self.throttle.done(response)
+        with self.throttle:  # a slot (free when this thread's fetch holds one): apply's threads stay within it
+            self.throttle.gate()
+            try:
+                response = super().send(request, *args, **kwargs)
+            except BaseException:
+                self.throttle.done(None)
+                raise
+            self.throttle.done(response)
         if response.is_redirect:
             target = origin_of(urljoin(url, response.headers.get("location", "")))
             response.close()
@@ -404,6 +405,7 @@ class GitLabApi:
         self.gl = self._client(token, retry=True)
         self._users: dict[str | None, str] = {}
         self.credential = f"the credential in ${self.env}"  # what it authenticates with, for messages
+        self.known_credential_id: str | None = None  # what credential_id() answered last
 
     def _client(self, token: Secret, *, retry: bool) -> gitlab.Gitlab:
         # python-gitlab's default of 10 retries with doubling backoff makes an unreachable
@@ -414,7 +416,8 @@ class GitLabApi:
     def credential_id(self) -> str:
         """The live id of the provider's own credential (`GET /personal_access_tokens/self`)."""
         with self.throttle:
-            return str(token_self(self.gl)["id"])
+            self.known_credential_id = str(token_self(self.gl)["id"])
+        return self.known_credential_id
 
     def credential_before_rotate(self) -> str | None:
         """Prove the provider's credential valid before a rotate (a rotate is never sent with a
@@ -508,6 +511,7 @@ class ZendeskApi:
         self.origins = (f"https://{self.host}", self.base_url)  # where zenpy addresses it, where it is reached
         self.session = self._session()
         self.oauth_client_ids: dict[str, str] = {}  # OAuth client identifier -> id, as listed this run
+        self.known_credential_id: str | None = None  # what credential_id() answered last
         creds: dict[str, Any] = ({"oauth_token": credential.reveal()} if self.oauth
                                  else {"email": email or provider.email, "token": credential.reveal()})
         self.zenpy = Zenpy(subdomain=provider.subdomain, domain=provider.domain, session=self.session,
@@ -602,7 +606,8 @@ class ZendeskApi:
         /api/v2/oauth/tokens/current`); None for an API token, which cannot read itself."""
         if not self.oauth:
             return None
-        return str(self.get("/api/v2/oauth/tokens/current.json")["token"]["id"])
+        self.known_credential_id = str(self.get("/api/v2/oauth/tokens/current.json")["token"]["id"])
+        return self.known_credential_id
 
     def credential_before_rotate(self) -> None:
         """No check before a rotate: what Zendesk rotates (an OAuth client's secret) is never the

@@ -78,6 +78,7 @@ class Interrupts:
         self._stop_after_critical: int | None = None
         self._immediate = 0
         self._stopping_now = False
+        self._count_lock = threading.Lock()  # apply's tokens enter critical sections from several threads
 
     @property
     def requested(self) -> bool:
@@ -96,12 +97,15 @@ class Interrupts:
     @contextmanager
     def critical(self) -> Iterator[None]:
         """A section no signal may cut (a mint until its escrow)."""
-        self._critical += 1
+        with self._count_lock:
+            self._critical += 1
         try:
             yield
         finally:
-            self._critical -= 1
-        if self._critical == 0 and self._stop_after_critical is not None:
+            with self._count_lock:
+                self._critical -= 1
+                last = self._critical == 0
+        if last and self._stop_after_critical is not None:
             raise StopNow(self._stop_after_critical)
 
     @contextmanager

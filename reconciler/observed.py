@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -97,39 +97,52 @@ class Observed:
     unmanaged_kinds: dict[LiveToken, str] = field(default_factory=dict)  # the source kind that saw each one
     requests: int = 0  # HTTP requests made (not part of the digest)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, *, without: str | None = None) -> dict[str, Any]:
+        """The JSON form; `without`: a field name left out wherever it occurs."""
         return {
             "observed_at": to_iso(self.observed_at),
-            "sources": {k: _source_json(v) for k, v in sorted(self.sources.items())},
-            "consumers": {k: plain(asdict(v)) for k, v in sorted(self.consumers.items())},
-            "unmanaged": [plain(asdict(t)) for t in sorted(self.unmanaged, key=lambda t: (t.where, t.name, t.id))],
+            "sources": {k: _source_data(v, without) for k, v in sorted(self.sources.items())},
+            "consumers": {k: _data(v, without) for k, v in sorted(self.consumers.items())},
+            "unmanaged": [_data(t, without) for t in sorted(self.unmanaged, key=lambda t: (t.where, t.name, t.id))],
         }
 
     def digest(self) -> str:
         """sha256 of the canonical JSON of what was seen, without the time it was seen at and
         without `last_used_at` (every use moves it, observing included: identifying a value
         authenticates with it), so a saved plan is stale only when something that matters moved."""
-        body = _without(self.to_json(), "last_used_at")
+        body = self.to_json(without="last_used_at")
         body.pop("observed_at")
         text = json.dumps(body, sort_keys=True, separators=(",", ":"))
         return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
-def _source_json(obs: SourceObservation) -> dict[str, Any]:
+def _source_data(obs: SourceObservation, without: str | None) -> dict[str, Any]:
     """A source observation's JSON; the `created_with` fields only where they are set (so the
     digest of an inventory without `created_with` is what it was before they existed)."""
-    out: dict[str, Any] = plain(asdict(obs))
+    out: dict[str, Any] = _data(obs, without)
     for key in ("credential", "value_at"):
-        if out[key] is None:
+        if out.get(key, "") is None:
             del out[key]
     return out
 
 
-def _without(value: Any, key: str) -> Any:
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _data(value: Any, without: str | None = None) -> Any:
+    """`plain(asdict(value))` in one pass, leaving out the key `without` at every level
+    (`asdict` deep-copies everything before `plain` walks it again: most of a digest's time)."""
+    names = _FIELD_NAMES.get(type(value))
+    if names is None and is_dataclass(value) and not isinstance(value, type):
+        names = _FIELD_NAMES[type(value)] = tuple(f.name for f in fields(value))
+    if names is not None:
+        return {n: _data(getattr(value, n), without) for n in names if n != without}
     if isinstance(value, dict):
-        return {k: _without(v, key) for k, v in value.items() if k != key}
-    if isinstance(value, list):
-        return [_without(v, key) for v in value]
+        return {str(k): _data(v, without) for k, v in value.items() if k != without}
+    if isinstance(value, list | tuple):
+        return [_data(v, without) for v in value]
+    if isinstance(value, datetime | date):
+        return to_iso(value)
     return value
 
 

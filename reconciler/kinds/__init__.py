@@ -502,6 +502,12 @@ class ConsumerKind(ABC):
         """What the value is rendered through before it is written (`Bearer ${token}`, a URL)."""
         return consumer.value
 
+    def place(self, consumer: Consumer) -> str:
+        """The object a write of `consumer` reads and puts back: apply writes consumers of one
+        place one at a time and others at once. Its own identity unless several consumers share
+        one object (the secrets of one webhook, the settings of one app installation)."""
+        return consumer.identity
+
     # planning hooks (pure) -------------------------------------------------------------------
 
     def desired_attributes(self, consumer: Consumer) -> dict[str, Any]:

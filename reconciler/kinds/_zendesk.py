@@ -88,7 +88,9 @@ def fetch_user(api: ZendeskApi, scope: str) -> dict[str, Any]:
     for, whose tokens an OAuth token source is. With an OAuth credential `GET
     /api/v2/oauth/tokens/current` (its `user_id`), else `GET /api/v2/users/me`."""
     if api.oauth:
-        return {"id": api.get("/api/v2/oauth/tokens/current.json")["token"]["user_id"]}
+        token = api.get("/api/v2/oauth/tokens/current.json")["token"]
+        api.known_credential_id = str(token["id"])  # the same answer says which token it is (apply asks)
+        return {"id": token["user_id"]}
     return {"id": api.get("/api/v2/users/me.json")["user"]["id"]}
 
 

@@ -246,6 +246,11 @@ class WebhookKind(ConsumerKind, Recreatable, ScannedConsumer):
                 f"verification){', the declared ' + ', '.join(declared) if declared else ''} and the value in its "
                 f"{where}")
 
+    def place(self, consumer: Consumer) -> str:
+        c = consumer
+        assert isinstance(c, GitLabWebhook)
+        return f"{c.kind}:{c.provider}:{c.scope}:{c.hook}"  # its consumers share the object a write reads and puts back
+
     def needs(self, consumer: Consumer, lists: Lists) -> list[ListKey]:
         assert isinstance(consumer, GitLabWebhook)
         keys = [_list_key(consumer)]

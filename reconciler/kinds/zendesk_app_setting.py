@@ -97,6 +97,11 @@ class AppSettingKind(ConsumerKind, Readable, ListVerifiable, ScannedConsumer):
     kind = "zendesk_app_setting"
     provider_kind = "zendesk"
 
+    def place(self, consumer: Consumer) -> str:
+        c = consumer
+        assert isinstance(c, ZendeskAppSetting)
+        return f"{c.kind}:{c.provider}:{c.app}"  # its consumers share the object a write reads and puts back
+
     def needs(self, consumer: Consumer, lists: Lists) -> list[ListKey]:
         return [ListKey(consumer.provider, "installations")]
 

@@ -218,6 +218,11 @@ class ZendeskWebhookKind(ConsumerKind, Readable, ListVerifiable, ScannedConsumer
         assert isinstance(consumer, ZendeskWebhook)
         return consumer.endpoint if consumer.endpoint is not None else consumer.value
 
+    def place(self, consumer: Consumer) -> str:
+        c = consumer
+        assert isinstance(c, ZendeskWebhook)
+        return f"{c.kind}:{c.provider}:{c.webhook}"  # its consumers share the object a write reads and puts back
+
     def needs(self, consumer: Consumer, lists: Lists) -> list[ListKey]:
         return [ListKey(consumer.provider, "webhooks")]
 

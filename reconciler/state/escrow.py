@@ -25,6 +25,7 @@ import binascii
 import hashlib
 import os
 import re
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -211,6 +212,7 @@ class Escrow:
         self.key_env = key_env
         self._key = key
         self._doc: EscrowDocument | None = None
+        self._mutex = threading.RLock()  # apply escrows and drops from several threads
 
     @property
     def available(self) -> bool:
@@ -223,15 +225,17 @@ class Escrow:
     # --- document ------------------------------------------------------------------------------
 
     def _document(self) -> EscrowDocument:
-        if self._doc is None:
-            self._doc = EscrowDocument.from_storage(self.store.load_escrow_doc(), self.where)
-        return self._doc
+        with self._mutex:
+            if self._doc is None:
+                self._doc = EscrowDocument.from_storage(self.store.load_escrow_doc(), self.where)
+            return self._doc
 
     def _save(self) -> None:
-        doc = self._document()
-        if doc.empty:
-            doc.key_id = None  # an empty escrow may be re-keyed freely
-        self.store.save_escrow_doc(doc.for_storage())
+        with self._mutex:
+            doc = self._document()
+            if doc.empty:
+                doc.key_id = None  # an empty escrow may be re-keyed freely
+            self.store.save_escrow_doc(doc.for_storage())
 
     def _require_key(self, doing: str) -> bytes:
         if self._key is None:
@@ -251,19 +255,21 @@ class Escrow:
 
     def put(self, token: str, token_id: str, value: Secret, minted_at: str) -> None:
         """Seal `value` and persist it before any consumer is written."""
-        doc = self._document()
-        doc.entries[token] = self._seal(token, token_id, value, minted_at, f"escrow the new value of token {token}")
-        self._save()
+        with self._mutex:  # tokens are escrowed from several threads
+            doc = self._document()
+            doc.entries[token] = self._seal(token, token_id, value, minted_at, f"escrow the new value of token {token}")
+            self._save()
 
     def _seal(self, token: str, token_id: str, value: Secret, minted_at: str, doing: str) -> SealedValue:
         if not isinstance(value, Secret):
             raise TypeError("the escrow takes a Secret")
-        doc = self._document()
-        key = self._require_key(doing)
-        nonce = os.urandom(NONCE_BYTES)
-        sealed = AESGCM(key).encrypt(nonce, value.reveal().encode(), _aad(token, token_id, minted_at))
-        doc.key_id = key_id(key)
-        return SealedValue(token_id=token_id, minted_at=minted_at, nonce=_b64(nonce), ciphertext=_b64(sealed))
+        with self._mutex:
+            doc = self._document()
+            key = self._require_key(doing)
+            nonce = os.urandom(NONCE_BYTES)
+            sealed = AESGCM(key).encrypt(nonce, value.reveal().encode(), _aad(token, token_id, minted_at))
+            doc.key_id = key_id(key)
+            return SealedValue(token_id=token_id, minted_at=minted_at, nonce=_b64(nonce), ciphertext=_b64(sealed))
 
     def get(self, token: str) -> EscrowEntry | None:
         entry = self._document().entries.get(token)
@@ -277,14 +283,16 @@ class Escrow:
         """Keep the refresh token that replaces the one just spent (None: the grant answered
         none; whatever was kept is spent, so it is forgotten) in ONE save, with the fingerprint of
         `seed` when the spent one was taken in from a person."""
-        doc = self._document()
-        if refresh_token is None:
-            doc.grants.pop(token, None)
-        else:
-            doc.grants[token] = self._seal(token, GRANT_ID, refresh_token, kept_at, f"keep the refresh token of {token}")
-        if seed is not None:
-            doc.seeds[token] = seed.fingerprint()
-        self._save()
+        with self._mutex:
+            doc = self._document()
+            if refresh_token is None:
+                doc.grants.pop(token, None)
+            else:
+                doc.grants[token] = self._seal(token, GRANT_ID, refresh_token, kept_at,
+                                               f"keep the refresh token of {token}")
+            if seed is not None:
+                doc.seeds[token] = seed.fingerprint()
+            self._save()
 
     def grant(self, token: str) -> Secret | None:
         """The refresh token kept for `token`, None when none is."""
@@ -317,17 +325,20 @@ class Escrow:
 
     def drop(self, token: str) -> None:
         """Forget a value once every consumer has it."""
-        if self._document().entries.pop(token, None) is not None:
-            self._save()
+        with self._mutex:
+            if self._document().entries.pop(token, None) is not None:
+                self._save()
 
     def tokens(self) -> list[str]:
-        return sorted(self._document().entries)
+        with self._mutex:
+            return sorted(self._document().entries)
 
     def pending(self) -> list[EscrowPending]:
-        return [
-            EscrowPending(token=t, token_id=e.token_id, minted_at=e.minted_at)
-            for t, e in sorted(self._document().entries.items())
-        ]
+        with self._mutex:
+            return [
+                EscrowPending(token=t, token_id=e.token_id, minted_at=e.minted_at)
+                for t, e in sorted(self._document().entries.items())
+            ]
 
 
 def open_escrow(store: StateStore, config: StateConfig, env: Mapping[str, str] | None = None) -> Escrow:

@@ -174,8 +174,14 @@ class GitLabStore(StateStore):
         data = (doc or {}).get("reconcile", {}).get("ledger")
         return Ledger() if data is None else Ledger.from_json(data, where=f"{self.where}: ledger")
 
-    def save_ledger(self, ledger: Ledger) -> None:
-        self._save_part("ledger", ledger.to_json())
+    def save_ledger(self, ledger: Ledger, *, durable: bool = True) -> None:
+        # every save is a new version of the whole document (the Terraform-state protocol has no
+        # append): a save that need not be durable waits for the next durable one
+        if durable:
+            with ledger.mutex:
+                data = ledger.to_json()
+                ledger.mark_saved()
+            self._save_part("ledger", data)
 
     def load_escrow_doc(self) -> dict[str, Any] | None:
         with self._mutex:

@@ -11,6 +11,7 @@ what an apply started and has not finished, so the next apply after a crash fini
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, ClassVar, Literal
@@ -229,6 +230,12 @@ class Ledger:
         self._records: dict[str, LedgerRecord] = {}
         self.in_flight: dict[str, InFlight] = dict(in_flight or {})
         self.kept: dict[str, dict[str, KeptUntilQuiet]] = {k: dict(v) for k, v in (kept or {}).items()}
+        # what changed since `mark_saved()`: a store appends only that (a journal), so saving
+        # after each of N consumer writes costs O(N) in all, not O(N x estate)
+        self._changed: set[str] = set()
+        self._flights_saved: dict[str, InFlight] = {}
+        self._kept_saved: dict[str, dict[str, KeptUntilQuiet]] = {}
+        self._mutex = threading.RLock()  # apply records from several threads
         for rec in records or ():
             self.record(rec)
 
@@ -236,10 +243,75 @@ class Ledger:
         return self._records.get(consumer)
 
     def record(self, rec: LedgerRecord) -> None:
-        self._records[rec.consumer] = rec
+        with self._mutex:
+            self._records[rec.consumer] = rec
+            self._changed.add(rec.consumer)
 
     def forget(self, consumer: str) -> None:
-        self._records.pop(consumer, None)
+        with self._mutex:
+            self._records.pop(consumer, None)
+            self._changed.add(consumer)
+
+    @property
+    def mutex(self) -> threading.RLock:
+        """Held while the ledger is changed or serialised from more than one thread."""
+        return self._mutex
+
+    # -- the journal: changes since the last save -------------------------------------------------
+
+    def changes(self) -> dict[str, Any] | None:
+        """The changes since `mark_saved()` as one JSON object (a journal entry), None when none:
+        `records` maps consumer identities to their record (null: forgotten), `in_flight` token
+        names to their in-flight record (null: finished), `kept` token names to the live tokens
+        apply keeps until quiet (null: none any more)."""
+        with self._mutex:
+            flights: dict[str, dict[str, Any] | None] = {
+                name: flight.for_storage() for name, flight in self.in_flight.items()
+                if self._flights_saved.get(name) != flight}
+            flights.update({name: None for name in self._flights_saved if name not in self.in_flight})
+            kept: dict[str, dict[str, Any] | None] = {
+                name: _kept_json(ids) for name, ids in self.kept.items() if self._kept_saved.get(name) != ids}
+            kept.update({name: None for name in self._kept_saved if name not in self.kept})
+            if not self._changed and not flights and not kept:
+                return None
+            records = {c: (self._records[c].to_json() if c in self._records else None) for c in sorted(self._changed)}
+            entry = {"records": records, "in_flight": dict(sorted(flights.items()))}
+            return {**entry, "kept": dict(sorted(kept.items()))} if kept else entry
+
+    def mark_saved(self) -> None:
+        """Everything as it is now is saved: `changes()` starts again from here."""
+        with self._mutex:
+            self._changed.clear()
+            self._flights_saved = dict(self.in_flight)
+            self._kept_saved = {name: dict(ids) for name, ids in self.kept.items()}
+
+    def replay(self, entry: Any, where: str) -> None:
+        """Apply one journal entry (`changes()` output). Entries are idempotent: replaying one
+        over a ledger that already holds it changes nothing."""
+        if not isinstance(entry, dict) or not isinstance(entry.get("records", {}), dict) \
+                or not isinstance(entry.get("in_flight", {}), dict):
+            raise StateError(f"{where}: corrupt journal entry: expected an object of 'records' and 'in_flight'")
+        for consumer, item in entry.get("records", {}).items():
+            if item is None:
+                self.forget(str(consumer))
+                continue
+            rec = _record(item, f"{where}: corrupt journal entry: record of {consumer!r}")
+            if rec.consumer != consumer:
+                raise StateError(f"{where}: corrupt journal entry: record of {consumer!r} names {rec.consumer!r}")
+            self.record(rec)
+        for token, data in entry.get("in_flight", {}).items():
+            if data is None:
+                self.in_flight.pop(str(token), None)
+            else:
+                self.in_flight[str(token)] = InFlight.from_storage(data, f"{where}: in-flight record of token {token!r}")
+        kept = entry.get("kept", {})
+        if not isinstance(kept, dict):
+            raise StateError(f"{where}: corrupt journal entry: 'kept' must be an object")
+        for token, ids in kept.items():
+            if ids is None:
+                self.kept.pop(str(token), None)
+            else:
+                self.kept.update(_kept({token: ids}, where))
 
     def records(self) -> list[LedgerRecord]:
         return [self._records[k] for k in sorted(self._records)]
@@ -257,23 +329,26 @@ class Ledger:
 
     def keep(self, token: str, kept: KeptUntilQuiet) -> None:
         """Record that apply kept the live token `kept.token_id` of `token` until quiet."""
-        self.kept.setdefault(token, {})[kept.token_id] = kept
+        with self._mutex:
+            self.kept[token] = {**self.kept.get(token, {}), kept.token_id: kept}
 
     def release(self, token: str, token_id: str) -> None:
         """Forget a kept token (revoked, or gone)."""
-        ids = self.kept.get(token, {})
-        ids.pop(token_id, None)
-        if not ids:
-            self.kept.pop(token, None)
+        with self._mutex:
+            ids = {i: k for i, k in self.kept.get(token, {}).items() if i != token_id}
+            if ids:
+                self.kept[token] = ids
+            else:
+                self.kept.pop(token, None)
 
     def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"version": LEDGER_VERSION, "records": [r.to_json() for r in self.records()]}
-        if self.in_flight:
-            data["in_flight"] = {k: v.for_storage() for k, v in sorted(self.in_flight.items())}
-        if self.kept:
-            data["kept"] = {token: {i: k.for_storage() for i, k in sorted(ids.items())}
-                            for token, ids in sorted(self.kept.items())}
-        return data
+        with self._mutex:
+            data: dict[str, Any] = {"version": LEDGER_VERSION, "records": [r.to_json() for r in self.records()]}
+            if self.in_flight:
+                data["in_flight"] = {k: v.for_storage() for k, v in sorted(self.in_flight.items())}
+            if self.kept:
+                data["kept"] = {token: _kept_json(ids) for token, ids in sorted(self.kept.items())}
+            return data
 
     @classmethod
     def from_json(cls, data: Any, where: str = "ledger") -> Ledger:
@@ -292,7 +367,12 @@ class Ledger:
             if rec.consumer in ledger:
                 raise StateError(f"{where}: corrupt ledger: consumer {rec.consumer!r} recorded twice")
             ledger.record(rec)
+        ledger.mark_saved()
         return ledger
+
+
+def _kept_json(ids: Mapping[str, KeptUntilQuiet]) -> dict[str, Any]:
+    return {i: k.for_storage() for i, k in sorted(ids.items())}
 
 
 def _record(item: Any, where: str) -> LedgerRecord:

@@ -1,9 +1,18 @@
 """The local state backend: a directory (default `.reconcile/`) with ledger.json, escrow.json and
 a lock file.
 
-Every write goes to a temporary file in the same directory, is fsynced and renamed over the old
-one, so a crash leaves the old or the new document, never half of one. The lock file is created
-complete and atomically with a hard link, so a reader never sees an empty lock.
+Every document write goes to a temporary file in the same directory, is fsynced and renamed over
+the old one, so a crash leaves the old or the new document, never half of one. The lock file is
+created complete and atomically with a hard link, so a reader never sees an empty lock.
+
+The ledger is saved after every consumer write of an apply; rewriting the whole file each time
+costs O(estate) per save. So a save of the ledger this store loaded (or saved whole) last
+appends only what changed to `ledger.journal`, one JSON line per save (fsynced when durable),
+and `compact_ledger` (at the end of an apply, or once the journal outgrows the ledger) writes
+ledger.json whole and removes the journal. Loading replays the journal over ledger.json. Entries
+are idempotent, so a crash between the rename and the removal replays them harmlessly; a last
+line without its newline is a save cut short by a crash (its caller never went on) and is
+ignored.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ from reconciler.state.ledger import Ledger
 from reconciler.state.store import LockInfo, StateStore
 
 LEDGER_FILE = "ledger.json"
+JOURNAL_FILE = "ledger.journal"
 ESCROW_FILE = "escrow.json"
 LOCK_FILE = "lock"
 
@@ -31,6 +41,8 @@ class LocalStore(StateStore):
         self.dir = Path(directory)
         self.where = f"local state {self.dir}/"
         self.unlock_command = f"reconcile state unlock --force --state-dir {self.dir}"
+        self._journaled: Ledger | None = None  # the ledger ledger.json + the journal hold
+        self._journal_lines = 0
 
     @property
     def ledger_path(self) -> Path:
@@ -46,12 +58,102 @@ class LocalStore(StateStore):
 
     # --- documents -----------------------------------------------------------------------------
 
+    @property
+    def journal_path(self) -> Path:
+        return self.dir / JOURNAL_FILE
+
     def load_ledger(self) -> Ledger:
         data = self._read_json(self.ledger_path, "ledger")
-        return Ledger() if data is None else Ledger.from_json(data, where=str(self.ledger_path))
+        ledger = Ledger() if data is None else Ledger.from_json(data, where=str(self.ledger_path))
+        self._journal_lines = self._replay_journal(ledger)
+        ledger.mark_saved()
+        self._journaled = ledger
+        return ledger
 
-    def save_ledger(self, ledger: Ledger) -> None:
-        self._write_json(self.ledger_path, ledger.to_json())
+    def _replay_journal(self, ledger: Ledger) -> int:
+        try:
+            raw = self.journal_path.read_bytes()
+        except FileNotFoundError:
+            return 0
+        except OSError as err:
+            raise StateError(f"{self.journal_path}: cannot read the ledger journal: {err.strerror}") from None
+        lines = raw.split(b"\n")
+        complete = lines[:-1]  # the last piece has no newline: empty, or a save cut short by a crash
+        if lines[-1]:
+            self._cut_journal(len(raw) - len(lines[-1]))  # the next append starts on a line of its own
+        for number, line in enumerate(complete, start=1):
+            where = f"{self.journal_path}: line {number}"
+            try:
+                entry = json.loads(line)
+            except (json.JSONDecodeError, UnicodeDecodeError) as err:
+                raise StateError(f"{where}: corrupt ledger journal: not valid JSON "
+                                 f"({getattr(err, 'msg', type(err).__name__)})") from None
+            ledger.replay(entry, where)
+        return len(complete)
+
+    def save_ledger(self, ledger: Ledger, *, durable: bool = True) -> None:
+        if ledger is not self._journaled:
+            self.compact_ledger(ledger)
+            return
+        with ledger.mutex:
+            entry = ledger.changes()
+            if entry is None:
+                if durable:
+                    self._fsync_journal()
+                return
+            if self._journal_lines > max(1000, len(ledger)):  # amortised: the journal never outgrows the ledger by much
+                self.compact_ledger(ledger)
+                return
+            self._append_journal(entry, durable)
+            ledger.mark_saved()
+
+    def compact_ledger(self, ledger: Ledger) -> None:
+        with ledger.mutex:
+            self._write_json(self.ledger_path, ledger.to_json())
+            ledger.mark_saved()
+            try:
+                self.journal_path.unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as err:
+                raise StateError(f"{self.journal_path}: cannot remove the ledger journal: {err.strerror}") from None
+            self._journaled, self._journal_lines = ledger, 0
+
+    def _append_journal(self, entry: dict[str, Any], durable: bool) -> None:
+        self._ensure_dir()
+        line = (json.dumps(entry, sort_keys=True, separators=(",", ":")) + "\n").encode()
+        try:
+            created = not self.journal_path.exists()
+            fd = os.open(self.journal_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, line)
+                if durable:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            if created:
+                self._fsync_dir()
+        except OSError as err:
+            raise StateError(f"{self.journal_path}: cannot write: {err.strerror}") from None
+        self._journal_lines += 1
+
+    def _cut_journal(self, size: int) -> None:
+        try:
+            os.truncate(self.journal_path, size)
+        except OSError as err:
+            raise StateError(f"{self.journal_path}: cannot repair the ledger journal: {err.strerror}") from None
+
+    def _fsync_journal(self) -> None:
+        try:
+            fd = os.open(self.journal_path, os.O_RDONLY)
+        except FileNotFoundError:
+            return
+        except OSError as err:
+            raise StateError(f"{self.journal_path}: cannot write: {err.strerror}") from None
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def load_escrow_doc(self) -> dict[str, Any] | None:
         data = self._read_json(self.escrow_path, "escrow")

@@ -210,8 +210,17 @@ class StateStore(ABC):
         """The ledger; empty when none was saved yet. StateError when it is corrupt."""
 
     @abstractmethod
-    def save_ledger(self, ledger: Ledger) -> None:
-        """Replace the ledger, atomically: a reader sees the old or the new one, never half."""
+    def save_ledger(self, ledger: Ledger, *, durable: bool = True) -> None:
+        """Save the ledger, atomically: a reader sees the old or the new one, never half. A store
+        may save only what changed since the ledger it loaded or saved last (`Ledger.changes`).
+        `durable`: on stable storage when this returns (what an apply needs before a mint, a
+        delete or a revoke); otherwise the store may keep it until the next durable save or
+        `compact_ledger` (a consumer's record after its write: a crash before then leaves the
+        token's in-flight record and escrow, and the next apply writes that consumer again)."""
+
+    def compact_ledger(self, ledger: Ledger) -> None:
+        """The end of a session: the whole ledger saved durably in its compact form."""
+        self.save_ledger(ledger)
 
     @abstractmethod
     def load_escrow_doc(self) -> dict[str, Any] | None:

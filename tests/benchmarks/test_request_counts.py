@@ -75,8 +75,9 @@ def test_plan_requests_equal_the_minimum_and_beat_the_baseline(small):
     assert client_count == len(log)  # the Throttle counts every request the sandboxes saw
     assert m.pages > len(m.lists)  # the world has lists of several pages (one project, many variables)
     assert m.identifications > 0 and m.details > 0
-    assert len(log) <= 1.1 * m.total
-    assert len(log) == m.total  # today the engine makes exactly the minimum
+    # the minimum is derived from the files alone (a value whose fingerprint a record of its token
+    # proves needs no identification, whichever consumer the record is of): the engine may make more
+    assert m.total <= len(log) <= 1.1 * m.total
     assert m.baseline >= 5 * len(log)
     assert not result.errors
 
@@ -93,8 +94,8 @@ def test_minimum_does_not_use_the_engine():
     tree = ast.parse((ROOT / "benchmarks" / "minimum.py").read_text())
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-    engine = {"reconciler.observe", "reconciler.plan", "reconciler.clients", "reconciler.observed"}
-    assert not {m for m in imported if m in engine or m.startswith("reconciler.kinds")}
+    assert not {m for m in imported if m == "reconciler" or m.startswith("reconciler.")}
+    assert "reconciler_sandbox.world" not in imported  # it imports the engine's model
 
 
 def test_minimum_counts_pages_and_identifications_independently(tmp_path):
@@ -129,7 +130,7 @@ def test_apply_minimum_counts_one_renewal_per_due_token_and_one_write_per_consum
                         not_before=generate.NOW.date().isoformat(), source_mix=mix)
     generate.generate(tmp_path, p)
     inventory = load_inventory(tmp_path / "inventory")
-    m = minimum.apply_minimum(inventory, tmp_path / "world.yaml", tmp_path / "state", generate.NOW)
+    m = minimum.apply_minimum(tmp_path / "inventory", tmp_path / "world.yaml", tmp_path / "state", generate.NOW)
     renewable = [n for n, t in inventory.tokens.items() if t.source.kind != "zendesk_api_token"]
     assert sorted(m.due) == sorted(renewable) and m.renewals == len(renewable) == 6  # API tokens: observe only
     assert m.revokes == 4  # triggers overlap: the old one is deleted; PATs rotate in place
@@ -137,7 +138,7 @@ def test_apply_minimum_counts_one_renewal_per_due_token_and_one_write_per_consum
     consumers = [c for n in renewable for c in inventory.tokens[n].consumers]
     recreate = sum(getattr(c, "mode", "") == "recreate" for c in consumers)
     assert (m.consumers, m.writes) == (len(consumers), len(consumers) + recreate)
-    plan_min = minimum.compute(inventory, tmp_path / "world.yaml", tmp_path / "state")
+    plan_min = minimum.compute(tmp_path / "inventory", tmp_path / "world.yaml", tmp_path / "state")
     assert m.plan == plan_min.total and m.total > m.plan
 
 

@@ -7,7 +7,8 @@ every kind is covered), recorded through `reconciler.record.recording` (every se
 and normalised so that only what the tool decides is kept: method, path, sorted query, the
 scrubbed JSON body, and the answer's status. Host and port, headers, answer bodies and Zendesk
 webhook ULIDs (random per run) are left out. Reads are sorted (observe is concurrent, so their
-order varies); writes keep their order, which is the point.
+order varies); writes keep their order, which is the point: apply runs at concurrency 1 here, so it
+does one thing at a time.
 
 The cassettes are in vcrpy's layout (version 1, interactions of request/response), so `vcr` can
 load and replay them.
@@ -59,6 +60,9 @@ def normalise(transcript: dict[str, Any]) -> dict[str, Any]:
 
 def record_apply(scenario: Scenario, directory: Path) -> str:
     live = scenario.start(directory)
+    # one request at a time: apply then does one thing at a time, in the order it decides (at a
+    # higher concurrency a token's consumer writes go at once, in no fixed order)
+    live.env["RECONCILE_CONCURRENCY"] = "1"
     try:
         with recording(directory / "raw.yaml") as rec:
             result = live.apply()

@@ -9,7 +9,7 @@ import stat
 import pytest
 
 from reconciler.inventory.model import GitLabProvider, StateConfig
-from reconciler.state import Ledger, LedgerRecord, LocalStore, StateError, open_store
+from reconciler.state import InFlight, Ledger, LedgerRecord, LocalStore, StateError, open_store
 
 
 def record(consumer: str, token_id: str = "7") -> LedgerRecord:
@@ -145,3 +145,93 @@ def test_unusable_directory_is_a_state_error(tmp_path):
         store.save_ledger(Ledger())
     with pytest.raises(StateError, match=r"cannot read the ledger: NotADirectoryError"):
         LocalStore(tmp_path / "afile").load_ledger()
+
+
+# --- the ledger journal: a save appends what changed; compaction writes the whole ledger ----------
+
+
+def test_saves_of_a_loaded_ledger_append_to_the_journal_and_leave_ledger_json_alone(tmp_path):
+    store = LocalStore(tmp_path)
+    store.save_ledger(Ledger([record(f"c{i}") for i in range(50)]))
+    base = store.ledger_path.read_bytes()
+    ledger = store.load_ledger()
+    for i in range(10):
+        ledger.record(record(f"c{i}", token_id="9"))
+        store.save_ledger(ledger, durable=i % 2 == 0)
+    ledger.forget("c49")
+    ledger.in_flight["sync-trigger"] = InFlight().overlapping(["7"], "2026-05-01T00:00:00Z")
+    store.save_ledger(ledger)
+    assert store.ledger_path.read_bytes() == base  # never rewritten: each save cost one line
+    lines = store.journal_path.read_text().splitlines()
+    assert len(lines) == 11
+    assert json.loads(lines[0]) == {"records": {"c0": record("c0", "9").to_json()}, "in_flight": {}}
+    assert LocalStore(tmp_path).load_ledger() == ledger
+    store.compact_ledger(ledger)
+    assert not store.journal_path.exists()
+    assert LocalStore(tmp_path).load_ledger() == ledger
+    assert json.loads(store.ledger_path.read_text())["in_flight"]["sync-trigger"]["op"] == "overlap"
+
+
+def test_a_save_without_changes_writes_nothing(tmp_path):
+    store = LocalStore(tmp_path)
+    store.save_ledger(Ledger([record("a")]))
+    ledger = store.load_ledger()
+    store.save_ledger(ledger)
+    assert not store.journal_path.exists()
+
+
+def test_a_journal_line_cut_short_by_a_crash_is_ignored_and_the_next_save_starts_a_new_line(tmp_path):
+    store = LocalStore(tmp_path)
+    store.save_ledger(Ledger([record("a")]))
+    ledger = store.load_ledger()
+    ledger.record(record("b"))
+    store.save_ledger(ledger)
+    with store.journal_path.open("ab") as f:
+        f.write(b'{"records": {"c": {"consu')  # the process died in the middle of this append
+    again = LocalStore(tmp_path)
+    loaded = again.load_ledger()
+    assert [r.consumer for r in loaded.records()] == ["a", "b"]
+    loaded.record(record("d"))
+    again.save_ledger(loaded)
+    assert [r.consumer for r in LocalStore(tmp_path).load_ledger().records()] == ["a", "b", "d"]
+
+
+def test_replaying_a_journal_over_the_ledger_compacted_from_it_changes_nothing(tmp_path):
+    """A crash between writing ledger.json whole and removing the journal: entries are idempotent."""
+    store = LocalStore(tmp_path)
+    store.save_ledger(Ledger([record("a")]))
+    ledger = store.load_ledger()
+    ledger.record(record("a", "8"))
+    ledger.forget("a")
+    ledger.record(record("b"))
+    store.save_ledger(ledger)
+    ledger.in_flight["t"] = InFlight().rotating("7", "2026-05-01T00:00:00Z")
+    store.save_ledger(ledger)
+    ledger.in_flight.pop("t")
+    store.save_ledger(ledger)
+    journal = store.journal_path.read_bytes()
+    store.compact_ledger(ledger)
+    store.journal_path.write_bytes(journal)
+    assert LocalStore(tmp_path).load_ledger() == ledger
+
+
+def test_a_corrupt_journal_line_is_a_clear_error_naming_the_file_and_line(tmp_path):
+    store = LocalStore(tmp_path)
+    store.save_ledger(Ledger([record("a")]))
+    store.journal_path.write_text('{"records": {}, "in_flight": {}}\n[1, 2\n')
+    with pytest.raises(StateError, match=r"ledger\.journal: line 2: corrupt ledger journal: not valid JSON"):
+        LocalStore(tmp_path).load_ledger()
+    store.journal_path.write_text('{"records": {"x": {"consumer": "y"}}}\n')
+    with pytest.raises(StateError, match=r"ledger\.journal: line 1: corrupt journal entry"):
+        LocalStore(tmp_path).load_ledger()
+
+
+def test_the_journal_is_compacted_once_it_outgrows_the_ledger(tmp_path):
+    store = LocalStore(tmp_path)
+    store.save_ledger(Ledger([record("a")]))
+    ledger = store.load_ledger()
+    for i in range(1003):
+        ledger.record(record("a", str(i)))
+        store.save_ledger(ledger, durable=False)
+    assert len(store.journal_path.read_text().splitlines()) < 1003
+    assert LocalStore(tmp_path).load_ledger() == ledger

@@ -147,3 +147,36 @@ def test_a_targeted_plan_does_not_claim_the_api_token_is_gone(workdir):
         assert not subject.retire and "which this run did not observe" in (subject.migration or "")
     finally:
         live.stop()
+
+
+@dataclass
+class UsedAfterDelivery(Migration):
+    """Something outside the inventory uses the API token after the OAuth token reaches its last
+    consumer: its `last_used` is ten minutes after the apply (the sandbox clock stands at the
+    engine's time, so that is after every delivery of the run)."""
+
+    def seeds(self, old: str, cred: str, zcred: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        gl, zd = super().seeds(old, cred, zcred)
+        zd["instances"][SUB]["api_tokens"][0]["last_used"] = "now+10m"
+        return gl, zd
+
+
+def test_an_api_token_used_after_delivery_stays_active_until_quiet(workdir):
+    live = UsedAfterDelivery("oauth_token", CONSUMERS).start(workdir)
+    try:
+        inst = live.zd.instance(SUB)
+        result = live.apply()
+        assert result.ok, result.failed
+        assert result.delivered == 3 and result.revoked == 0
+        assert [name for name, _ in result.kept] == ["legacy"]
+        assert inst.api_token_state(inst.api_tokens[0])[0] is True, "deactivated although used after delivery"
+
+        plan = live.plan()  # says why it is kept, and that apply keeps it until quiet
+        text = render_text(plan)
+        assert "an earlier apply kept it" in text and "--force-revoke legacy" in text
+
+        later = live.after_quiet()  # two quiet days on both clocks: the next apply deactivates it
+        assert later is not None and later.revoked == 1
+        assert inst.api_token_state(inst.api_tokens[0])[0] is False
+    finally:
+        live.stop()

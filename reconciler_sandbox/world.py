@@ -11,8 +11,8 @@ fresh key.
 
 Persistence: with a `state_dir` (the CLI uses `.reconcile/sandbox/`), the world is loaded from
 `gitlab.sandbox.json`, `zendesk.sandbox.json` and `world.sandbox.json` there when they exist (so plan, apply, plan
-converges) and saved back by `save()`; `reset=True` seeds it afresh. Each file is written whole
-and renamed into place, so a process killed while saving leaves the previous world, never half of
+converges) and saved back by `save()`; `reset=True` seeds it afresh, with an empty ledger and
+escrow. Each file is written whole and renamed into place, so a process killed while saving leaves the previous world, never half of
 one. `changes()` counts the applied changes, so a long-running server (`reconcile sandbox`) can
 save after each.
 """
@@ -149,6 +149,16 @@ class _replacing:
             self.tmp.unlink(missing_ok=True)
 
 
+def _forget_state(state: Path) -> None:
+    """A world seeded afresh starts with an empty ledger and escrow: what an apply recorded about
+    the old world's tokens (and values sealed with its escrow key, which is made anew) describes
+    tokens this world does not have."""
+    from reconciler.state.local import ESCROW_FILE, JOURNAL_FILE, LEDGER_FILE
+
+    for name in (LEDGER_FILE, JOURNAL_FILE, ESCROW_FILE):
+        (state / name).unlink(missing_ok=True)
+
+
 def start_world(
     seed: str | Path | None = None,
     *,
@@ -184,6 +194,8 @@ def start_world(
             raise WorldError(f"{state} holds the world seeded from {seed_name}, not {seed_path}; "
                              "add --sandbox-reset to seed it afresh")
     else:
+        if state is not None:
+            _forget_state(state)
         data = load_world_seed(seed_path, clock.now())
         try:
             gitlab_service.seed(data.get("gitlab") or {})

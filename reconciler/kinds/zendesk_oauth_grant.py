@@ -40,7 +40,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from reconciler.inventory.checks import allowed_scope_findings
-from reconciler.inventory.model import Diagnostic, Inventory, Source, Token, finding
+from reconciler.inventory.model import Diagnostic, Inventory, Policy, Source, Token, finding
 from reconciler.kinds import (
     Grant,
     GrantRefused,
@@ -53,7 +53,13 @@ from reconciler.kinds import (
     Strategy,
 )
 from reconciler.kinds._gitlab import rows
-from reconciler.kinds._zendesk import PROVIDER_PROPERTY, TOKEN_ALPHABET, live_zendesk_token
+from reconciler.kinds._zendesk import (
+    PROVIDER_PROPERTY,
+    TOKEN_ALPHABET,
+    approval_findings,
+    approval_words,
+    live_zendesk_token,
+)
 from reconciler.kinds.zendesk_oauth_token import OAUTH_TOKEN_FAMILY, client_row
 from reconciler.observed import LiveToken, SourceObservation
 from reconciler.plan_model import Finding, Reason, TokenAction, declared_at, time_left
@@ -133,7 +139,8 @@ class OAuthGrantKind(SourceKind, Refreshable, Identifying):
     def check(self, token: Token, inv: Inventory, path: str) -> list[Diagnostic]:
         source = token.source
         assert isinstance(source, ZendeskOAuthGrant)
-        out = allowed_scope_findings(source, source.scopes, path, inv.policy)
+        out = (allowed_scope_findings(source, source.scopes, path, inv.policy)
+               + approval_findings(source, source.client, source.scopes, inv.policy, path))
         if source.fallback and not source.client_secret_env:
             out.append(finding(source, "fallback", path, "the client_credentials fallback needs client_secret_env "
                                                          "(only a confidential client can use it)"))
@@ -143,6 +150,10 @@ class OAuthGrantKind(SourceKind, Refreshable, Identifying):
                                "a Zendesk OAuth access token lives between 5 minutes and 48 hours (expires_in "
                                "300..172800 s): set lifetime within 5m..48h"))
         return out
+
+    def scope_approval(self, source: Source, policy: Policy) -> str | None:
+        assert isinstance(source, ZendeskOAuthGrant)
+        return approval_words(source, source.client, source.scopes, policy)
 
     def strategy(self, source: Source) -> Strategy:
         return "in_place"

@@ -323,3 +323,15 @@ def test_a_seed_other_than_the_saved_worlds_is_refused_not_ignored(workdir, caps
     other.write_text("gitlab: {}\nzendesk: {instances: {}}\n")
     code, _, err = run(capsys, "plan", "--sandbox", "--sandbox-seed", str(other))
     assert code == 1 and "--sandbox-reset" in err and "other.sandbox.yaml" in err
+
+
+def test_a_reset_world_starts_with_an_empty_ledger_and_escrow(workdir, capsys):
+    """After an apply, `--sandbox-reset` seeds the demo world again and plans it as the first plan
+    did: the previous world's ledger (deliveries of tokens that no longer exist) is gone."""
+    first = run(capsys, "plan", "--sandbox", "--now", "2026-11-22T12:00:00Z")
+    code, _, _ = run(capsys, "apply", "--sandbox", "--auto-approve", "--now", "2026-11-22T12:00:00Z")
+    assert code == 0 and (workdir / ".reconcile" / "sandbox" / "escrow.json").exists()
+    again = run(capsys, "plan", "--sandbox", "--sandbox-reset", "--now", "2026-11-22T12:00:00Z")
+    summary = [line for line in again[1].splitlines() if line.startswith("Plan:")]
+    assert summary and summary == [line for line in first[1].splitlines() if line.startswith("Plan:")]
+    assert not (workdir / ".reconcile" / "sandbox" / "escrow.json").exists()

@@ -135,8 +135,8 @@ def live_zendesk_token(row: dict[str, Any], name: str, where: str) -> LiveToken:
 REPLACES_PROPERTY: dict[str, Any] = {
     "type": "string",
     "description": "Name of an inventory token whose source is a Zendesk API token that this OAuth credential "
-                   "replaces: move that token's consumers here (each with its new template, e.g. "
-                   "`Bearer ${token}`); apply delivers this credential to them, verifies it, and only then "
+                   "replaces: move that token's consumers here (each with its new template: `Bearer ${token}` where a "
+                   "header is built from it, the bare `${token}` in a masked CI/CD variable); apply delivers this credential to them, verifies it, and only then "
                    "deactivates the API token.",
     "minLength": 1,
 }
@@ -171,7 +171,8 @@ def replaces_findings(source: Source, replaces: str | None, inv: Inventory, path
     if old.consumers:
         found.append(finding(source, "replaces", path, f"token {replaces} still lists {len(old.consumers)} "
                                                       "consumer(s): move them here, each with the template it "
-                                                      "needs for the OAuth credential (e.g. `Bearer ${token}`)"))
+                                                      "needs for the OAuth credential (`Bearer ${token}` for a header, "
+                                                      "the bare `${token}` in a masked CI/CD variable)"))
     return found
 
 

@@ -1004,6 +1004,11 @@ class TokenApply:
         if not escrow.available:
             raise StepFailed(f"a refreshable grant needs {escrow.key_env}: its refresh token is kept sealed in the "
                              "state", next_apply="set it (`reconcile state keygen` makes one) and run apply again")
+        try:  # before the refresh spends the refresh token whose successor must be sealed
+            escrow.check_key(f"keep the refresh token of {self.token.name}")
+        except StateError as err:
+            raise StepFailed(f"{err}: the grant was not refreshed", next_apply="the next apply refreshes it once "
+                             f"{escrow.key_env} is the key the state was sealed with") from None
         self.persist(self.flight().rotating(self.live.id if self.live else "none", started_at=_iso(self.run_.now)))
         grant, seed = self.grant(kind)
         self.run_.values_in_play += [v for v in (grant.access_token, grant.refresh_token) if v is not None]
@@ -1468,6 +1473,7 @@ class TokenApply:
         if self.token.name in escrow.tokens():
             escrow.drop(self.token.name)
             self.say("every consumer has the value: dropped it from the escrow")
-        if self.ledger.in_flight.pop(self.token.name, None) is not None:
-            self.save()
+        with self.ledger.mutex:  # other tokens' threads save the ledger meanwhile
+            if self.ledger.in_flight.pop(self.token.name, None) is not None:
+                self.save()
 

@@ -253,6 +253,14 @@ class Escrow:
 
     # --- API -----------------------------------------------------------------------------------
 
+    def check_key(self, doing: str) -> None:
+        """StateError unless a value can be sealed now: the key is set and is the one the stored
+        values were sealed with. Asked before something that cannot be undone (a refresh spends
+        the refresh token) whose answer must then be sealed."""
+        with self._mutex:
+            self._document()
+            self._require_key(doing)
+
     def put(self, token: str, token_id: str, value: Secret, minted_at: str) -> None:
         """Seal `value` and persist it before any consumer is written."""
         with self._mutex:  # tokens are escrowed from several threads

@@ -178,10 +178,11 @@ class GitLabStore(StateStore):
         # every save is a new version of the whole document (the Terraform-state protocol has no
         # append): a save that need not be durable waits for the next durable one
         if durable:
+            # written under the ledger's lock: a copy taken before another thread's newer one
+            # must not be stored after it (each save replaces the whole document)
             with ledger.mutex:
-                data = ledger.to_json()
+                self._save_part("ledger", ledger.to_json())
                 ledger.mark_saved()
-            self._save_part("ledger", data)
 
     def load_escrow_doc(self) -> dict[str, Any] | None:
         with self._mutex:

@@ -261,3 +261,15 @@ def test_an_escrow_without_grants_is_still_written_as_version_1(store, key):
     escrow = Escrow(store, key)
     escrow.put("pat", "41", Secret(fresh_value()), MINTED)
     assert json.loads((store.dir / "escrow.json").read_text())["version"] == 1
+
+
+def test_check_key_refuses_a_key_other_than_the_stored_values_before_anything_is_sealed(store, key):
+    """A refresh spends its refresh token: apply asks check_key first, so a wrong key stops it
+    before the answer (which must be sealed) exists. The right key, or no stored value, passes."""
+    Escrow(store, key).put("t", "1", Secret(fresh_value()), MINTED)
+    Escrow(store, key).check_key("keep the refresh token of g")
+    with pytest.raises(StateError, match="is not the key these values were escrowed with"):
+        Escrow(store, os.urandom(32)).check_key("keep the refresh token of g")
+    with pytest.raises(StateError, match="cannot keep the refresh token of g: no escrow key"):
+        Escrow(store, None).check_key("keep the refresh token of g")
+    assert Escrow(store, key).tokens() == ["t"]  # nothing was changed by asking

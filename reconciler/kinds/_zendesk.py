@@ -112,6 +112,17 @@ FETCHERS: dict[str, Callable[[Any, str], Any]] = {
 }
 
 
+def live_oauth_client(row: dict[str, Any], where: str) -> LiveToken:
+    """An OAuth client as a live credential: its id, identifier and the time its secret was last
+    made (`updated_at`: generate_secret changes the secret and keeps the id)."""
+    return LiveToken(
+        id=str(row["id"]),
+        name=str(row.get("identifier")),
+        where=where,
+        created_at=parse_time(row.get("updated_at") or row.get("created_at")),
+    )
+
+
 def live_zendesk_token(row: dict[str, Any], name: str, where: str) -> LiveToken:
     """The token as listed. Zendesk gives expiries to the second (a 30-minute OAuth access
     token), so they are kept as times, never cut to a date."""

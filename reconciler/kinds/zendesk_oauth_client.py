@@ -47,9 +47,10 @@ from reconciler.kinds._zendesk import (
     TOKEN_ALPHABET,
     approval_findings,
     approval_words,
+    live_oauth_client,
     replaces_findings,
 )
-from reconciler.observed import LiveToken, SourceObservation, parse_time
+from reconciler.observed import LiveToken, SourceObservation
 from reconciler.secret import Parts, Secret
 
 if TYPE_CHECKING:
@@ -122,15 +123,6 @@ def _oauth_error(answer: Any) -> str:
     return f"{code} " if isinstance(code, str) and code.isidentifier() else ""
 
 
-def live_client(row: dict[str, Any], where: str) -> LiveToken:
-    return LiveToken(
-        id=str(row["id"]),
-        name=str(row.get("identifier")),
-        where=where,
-        created_at=parse_time(row.get("updated_at") or row.get("created_at")),
-    )
-
-
 class OAuthClientKind(SourceKind, Mintable, Revocable, Verifying):
     """Verifying, not Identifying: a held pair can only be told by using it (a grant, which
     mints a token), so plans judge its consumers by the ledger."""
@@ -175,7 +167,7 @@ class OAuthClientKind(SourceKind, Mintable, Revocable, Verifying):
             return SourceObservation(token=token.name, identity=source.identity, error=error)
         where = f"{source.provider}: OAuth clients"
         pattern = family(source.identifier)
-        current, others = pick([live_client(r, where) for r in data or ()
+        current, others = pick([live_oauth_client(r, where) for r in data or ()
                                 if pattern.fullmatch(str(r.get("identifier") or ""))])
         return SourceObservation(token=token.name, identity=source.identity, current=current, others=others)
 
@@ -197,7 +189,7 @@ class OAuthClientKind(SourceKind, Mintable, Revocable, Verifying):
         row = dict(body["client"])
         secret = Secret(row.pop("secret"))
         value = Parts("secret", secret, {"identifier": str(row["identifier"])})
-        return Minted(live=live_client(row, f"{source.provider}: OAuth clients"), value=value)
+        return Minted(live=live_oauth_client(row, f"{source.provider}: OAuth clients"), value=value)
 
     def revoke(self, api: Any, source: Source, live: LiveToken) -> None:
         """`DELETE /api/v2/oauth/clients/{id}` (204): its tokens go with it."""

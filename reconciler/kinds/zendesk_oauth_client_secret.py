@@ -16,9 +16,9 @@ from typing import Any, ClassVar
 
 from reconciler.inventory.model import Source, Token
 from reconciler.kinds import ListKey, Lists, Minted, Renewable, SourceKind, Strategy
-from reconciler.kinds._zendesk import PROVIDER_PROPERTY, TOKEN_ALPHABET
+from reconciler.kinds._zendesk import PROVIDER_PROPERTY, TOKEN_ALPHABET, live_oauth_client
 from reconciler.kinds.zendesk_oauth_token import client_row
-from reconciler.observed import LiveToken, SourceObservation, parse_time
+from reconciler.observed import LiveToken, SourceObservation
 from reconciler.secret import Secret
 
 
@@ -46,15 +46,6 @@ SCHEMA: dict[str, Any] = {
 }
 
 
-def live_client(row: dict[str, Any], where: str) -> LiveToken:
-    return LiveToken(
-        id=str(row["id"]),
-        name=str(row.get("identifier")),
-        where=where,
-        created_at=parse_time(row.get("updated_at") or row.get("created_at")),
-    )
-
-
 class OAuthClientSecretKind(SourceKind, Renewable):
     """Not revocable: a secret goes only with its client, which the tool never deletes."""
     model = ZendeskOAuthClientSecret
@@ -78,7 +69,7 @@ class OAuthClientSecretKind(SourceKind, Renewable):
         if client is None:
             return SourceObservation(token=token.name, identity=source.identity, error=error)
         return SourceObservation(token=token.name, identity=source.identity,
-                                 current=live_client(client, f"{source.provider}: OAuth client"))
+                                 current=live_oauth_client(client, f"{source.provider}: OAuth client"))
 
     # apply ------------------------------------------------------------------------------------
 
@@ -87,7 +78,7 @@ class OAuthClientSecretKind(SourceKind, Renewable):
         body = api.put(f"/api/v2/oauth/clients/{live.id}/generate_secret.json", None)
         row = dict(body["client"])
         value = Secret(row.pop("secret"))
-        return Minted(live=live_client(row, live.where), value=value)
+        return Minted(live=live_oauth_client(row, live.where), value=value)
 
     # scope scans and discovery -------------------------------------------------------------
 

@@ -120,8 +120,9 @@ class _Renderer:
             "",
             schema["description"],
             "",
-            "Types: *duration* is a whole number and a unit, `12h`, `21d` or `2w`; *date* is an ISO "
-            "date, `2026-11-22`; *template* is text in which `${token}` stands for the token value. "
+            "Types: *duration* is a whole number and a unit, `30m`, `12h`, `21d` or `2w`; *date* is an "
+            "ISO date, `2026-11-22`; *template* is text in which `${token}` stands for the token value "
+            "(`${token.PART}` for one part of a credential of several). "
             "Keys starting with `x-` at the top level are ignored (use them to hold YAML anchors).",
             "",
             "### Top level",

@@ -26,8 +26,10 @@ Where a provider is reached may be overridden from the environment, never from t
 (every Zendesk instance, as `HOST:PORT`), the variables `reconcile sandbox` prints. The trusted
 set above still decides which providers are contacted; the override only says where. An override
 is refused unless it points at loopback (a sandbox on this machine) or its origin is an entry of
-`RECONCILE_TRUSTED_PROVIDERS`, so a change that sets it cannot send the job's credentials to
-another host.
+`RECONCILE_TRUSTED_PROVIDERS`, so a change that sets it cannot send the job's credentials to a
+host nobody trusted. It does not yet check that the trusted entry is one of the redirected
+providers' own: with two trusted origins, an override naming one sends the other's credentials
+there too (only the job's environment can set either variable).
 
 Zendesk instances live under `zendesk.com`; `RECONCILE_ZENDESK_DOMAINS` (the environment, for
 sandboxes and tests) may add other domains.

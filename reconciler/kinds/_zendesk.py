@@ -112,6 +112,16 @@ FETCHERS: dict[str, Callable[[Any, str], Any]] = {
 }
 
 
+def oauth_error_code(answer: Any) -> str | None:
+    """The OAuth error code of a grant's answer (`invalid_grant`, `invalid_scope`...), never its
+    other fields (they could echo what was sent); None when the body has no such code."""
+    try:
+        code = answer.json().get("error")
+    except (ValueError, AttributeError):
+        return None
+    return code if isinstance(code, str) and code.isidentifier() else None
+
+
 def live_oauth_client(row: dict[str, Any], where: str) -> LiveToken:
     """An OAuth client as a live credential: its id, identifier and the time its secret was last
     made (`updated_at`: generate_secret changes the secret and keeps the id)."""

@@ -48,6 +48,7 @@ from reconciler.kinds._zendesk import (
     approval_findings,
     approval_words,
     live_oauth_client,
+    oauth_error_code,
     replaces_findings,
 )
 from reconciler.observed import LiveToken, SourceObservation
@@ -112,15 +113,6 @@ def family(identifier: str) -> re.Pattern[str]:
 
 def renewed_identifier(identifier: str) -> str:
     return f"{identifier}-{secrets.token_hex(4)}"
-
-
-def _oauth_error(answer: Any) -> str:
-    """The OAuth error code of a grant's answer (`invalid_scope`...), never its other fields."""
-    try:
-        code = answer.json().get("error")
-    except (ValueError, AttributeError):
-        return ""
-    return f"{code} " if isinstance(code, str) and code.isidentifier() else ""
 
 
 class OAuthClientKind(SourceKind, Mintable, Revocable, Verifying):
@@ -209,7 +201,8 @@ class OAuthClientKind(SourceKind, Mintable, Revocable, Verifying):
         if answer.status_code == 401:
             return False
         if answer.status_code not in (200, 201):
-            raise RuntimeError(f"the client_credentials grant answered {answer.status_code} {_oauth_error(answer)}"
+            code = oauth_error_code(answer)
+            raise RuntimeError(f"the client_credentials grant answered {answer.status_code} {code + ' ' if code else ''}"
                                f"(scopes asked for: {' '.join(source.scopes)})")
         access = Secret(str(answer.json().get("access_token") or ""))
         if access:

@@ -59,6 +59,7 @@ from reconciler.kinds._zendesk import (
     approval_findings,
     approval_words,
     live_zendesk_token,
+    oauth_error_code,
 )
 from reconciler.kinds.zendesk_oauth_token import OAUTH_TOKEN_FAMILY, client_row
 from reconciler.observed import LiveToken, SourceObservation
@@ -252,7 +253,7 @@ class OAuthGrantKind(SourceKind, Refreshable, Identifying):
             params["expires_in"] = int(lifetime.total_seconds())
         answer = zendesk.oauth_grant(params)
         if answer.status_code in (400, 401):
-            error = _oauth_error(answer)
+            error = oauth_error_code(answer) or "without an OAuth error code"
             raise GrantRefused(f"Zendesk refused the {params['grant_type']} grant ({answer.status_code} {error})")
         if answer.status_code >= 500:
             answer.raise_for_status()  # an unclear outcome, as for any rotate call: the grant may be spent
@@ -288,15 +289,6 @@ class OAuthGrantKind(SourceKind, Refreshable, Identifying):
     def display_name(self, source: Source) -> str | None:
         assert isinstance(source, ZendeskOAuthGrant)
         return source.client
-
-
-def _oauth_error(answer: Any) -> str:
-    """The OAuth error code of a refusal (`invalid_grant`), never its body verbatim."""
-    try:
-        error = answer.json().get("error")
-    except ValueError:
-        return "no OAuth error body"
-    return str(error) if isinstance(error, str) and error.isidentifier() else "unknown error"
 
 
 KIND = OAuthGrantKind()

@@ -48,9 +48,24 @@ revoke of the old token when it is renewed by overlap), per consumer of a due to
 (two for a GitLab webhook in `mode: recreate`: delete and create, its detail being already read),
 and verification, which comes before the old token is revoked, so per token: one check
 of the new value (authenticate with it: GitLab PATs and access tokens, Zendesk OAuth tokens; read
-it back: owned triggers; an OAuth client secret cannot be checked), and one read per scope that
-holds the token's written readable consumers (one GET reads one variable, one list reads them
-all; consumers spread over projects make these about one per readable consumer).
+it back: owned triggers; an OAuth client secret cannot be checked), and per scope that holds the
+token's written readable consumers, the fewer of the scope's list pages and one GET per consumer
+there (`GET /projects/:id/variables/:key`, https://docs.gitlab.com/api/project_level_variables/;
+`GET /api/v2/webhooks/{id}`; app installations are one unpaginated list); consumers spread over
+projects make these about one per readable consumer.
+
+Reads the apply minimum leaves out, which the engine makes because safety needs them:
+  - before each GitLab rotate, the provider's check of its own credential
+    (`GET /personal_access_tokens/self`): a rotate is never sent with a revoked credential, and a
+    rotation of the credential itself is seen;
+  - before each app setting's `PUT`, its installation (`GET /api/v2/apps/installations/:id`):
+    whether the `PUT` merges or replaces `settings` is undocumented, and comparing the other
+    settings with the `PUT`'s answer (the installation after it; no read after) is how a
+    replacement is caught and put back;
+  - before revoking an old token of a kind whose provider records last use, the list that says
+    when it was last used, read again (`GET /api/v2/oauth/tokens`, a GitLab token list): it is
+    revoked only when quiet, and the delivery just made may have moved that; the token's other
+    lists (an OAuth client's id, the credential's user) are not read again.
 """
 
 from __future__ import annotations
@@ -409,19 +424,20 @@ def apply_minimum(inventory: str | Path | Inventory, world_seed: str | Path, sta
         out.revokes += overlap and not missing
         if s.kind in (*AUTHENTICATES, "gitlab_pipeline_trigger"):
             out.authentications += 1
-        readback_scopes: set[tuple[str, str, str]] = set()
+        readback_scopes: dict[tuple[str, str, str], int] = defaultdict(int)  # -> the token's consumers there
         c: Any
         for c in tok.consumers:
             out.consumers += 1
             out.writes += 2 if c.kind == "gitlab_webhook" and c.mode == "recreate" else 1
             if c.kind == "gitlab_ci_variable" and not c.hidden:
                 where = "project" if c.project else "group" if c.group else "instance"
-                readback_scopes.add((c.provider, f"{where}_variables", c.project or c.group or ""))
+                readback_scopes[(c.provider, f"{where}_variables", c.project or c.group or "")] += 1
             elif c.kind == "zendesk_app_setting" and not _secure(seed, inv, c):
-                readback_scopes.add((c.provider, "installations", ""))
+                readback_scopes[(c.provider, "installations", "")] += 1
             elif c.kind == "zendesk_webhook" and c.endpoint is not None:
-                readback_scopes.add((c.provider, "webhooks", ""))
-        out.readbacks += len(readback_scopes)
+                readback_scopes[(c.provider, "webhooks", "")] += 1
+        # the list's pages, or one GET of each consumer there when that is fewer
+        out.readbacks += sum(min(plan_min.lists.get(scope, 1), n) for scope, n in readback_scopes.items())
     return out
 
 

@@ -44,14 +44,15 @@ crash after minting never forces a second mint either.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import requests
 from gitlab import exceptions as gl_errors
@@ -79,6 +80,7 @@ from reconciler.kinds import (
     Revocable,
     Supplied,
     UseRecorded,
+    VerifiableAlone,
     Verifying,
     capable,
     consumer_kind,
@@ -334,6 +336,27 @@ def _verify_keys(consumer: Consumer) -> list[ListKey]:
     return ckind.verify_keys(consumer) if isinstance(ckind, ListVerifiable) else []
 
 
+def read_alone(consumers: Iterable[Consumer], observed_lists: Mapping[ListKey, Any]) -> set[str]:
+    """The consumers (of one token, written and readable) to read back one request each instead
+    of through their lists: those of a list that, as observe read it, has more pages than the
+    token has consumers in it (a Zendesk instance's webhooks are several pages: one token's
+    webhook is one GET). A list whose consumers cannot all be read alone is read whole."""
+    by_key: dict[ListKey, list[Consumer]] = {}
+    for consumer in consumers:
+        for key in _verify_keys(consumer):
+            by_key.setdefault(key, []).append(consumer)
+    cheaper: set[ListKey] = set()
+    for key, there in by_key.items():
+        kinds = [consumer_kind(c.kind) for c in there]
+        listed = observed_lists.get(key)
+        if not isinstance(listed, list) or not all(isinstance(k, VerifiableAlone) for k in kinds):
+            continue
+        page = min(cast(VerifiableAlone, k).list_page_size for k in kinds)
+        if math.ceil(len(listed) / page) > len(there):
+            cheaper.add(key)
+    return {c.identity for key in cheaper for c in by_key[key] if set(_verify_keys(c)) <= cheaper}
+
+
 def unclear(exc: BaseException) -> bool:
     """The request may have been applied: no answer, or a 5xx (a proxy's timeout after the
     backend committed)."""
@@ -458,13 +481,20 @@ class _Run:
         self.values_in_play.extend(self.creator_values.values())  # blanked in any message that echoes one
         return observed
 
-    def observe_source(self, token: Token) -> SourceObservation:
-        """The token looked up by name now (one list call), consumers aside."""
+    def observe_source(self, token: Token, *, uses_only: bool = False) -> SourceObservation:
+        """The token looked up by name now (one list call), consumers aside. `uses_only`: read
+        again only the lists that say when its instances were used (`UseRecorded.use_keys`);
+        its others as observe read them this run."""
         from reconciler.observe import fetch_lists
 
         bare = replace(token, consumers=())
-        lists = fetch_lists([bare], self.clients)
-        return source_kind(token.source.kind).observe(bare, lists)
+        kind = source_kind(token.source.kind)
+        fresh = kind.use_keys(bare) if uses_only and isinstance(kind, UseRecorded) else None
+        known = {} if fresh is None else {
+            key: self.lists[key] for key in kind.needs(bare, self.lists)
+            if key not in fresh and key in self.lists and not isinstance(self.lists[key], FetchError)}
+        lists = fetch_lists([bare], self.clients, known=known)
+        return kind.observe(bare, lists)
 
     def make_plan(self, observed: Observed, targets: tuple[str, ...]) -> Plan:
         from reconciler.pipeline import plan_session
@@ -1317,8 +1347,10 @@ class TokenApply:
             if works:
                 self.say(f"the value authenticates as #{value_live.id}")
         changed = False
-        lists = self.read_back(written)
-        results = self.run_.in_parallel([partial(self.check_one, consumer, out, lists) for consumer, out in written])
+        alone = read_alone([c for c, _ in written if not self.write_only(c)], self.run_.lists)
+        lists = self.read_back([(c, out) for c, out in written if c.identity not in alone])
+        results = self.run_.in_parallel([partial(self.check_one, consumer, out, lists, alone=consumer.identity in alone)
+                                         for consumer, out in written])
         for (consumer, out), result in zip(written, results, strict=True):
             if isinstance(result, Exception):
                 self.run_.fail(self.token.name, f"{consumer.label}: verification failed: "
@@ -1339,12 +1371,18 @@ class TokenApply:
         if changed:
             self.save(durable=False)
 
-    def check_one(self, consumer: Consumer, out: Secret, lists: dict[ListKey, Any]) -> bool | None | Exception:
-        """Whether `consumer` holds `out` (None: it cannot be read); the exception when the check failed."""
+    def check_one(self, consumer: Consumer, out: Secret, lists: dict[ListKey, Any], *,
+                  alone: bool = False) -> bool | None | Exception:
+        """Whether `consumer` holds `out` (None: it cannot be read); the exception when the check
+        failed. `alone`: read by itself (`read_alone`), not from its lists."""
         ckind = consumer_kind(consumer.kind)
         try:
             if self.write_only(consumer):
                 return None
+            if alone:
+                api = self.run_.clients[consumer.provider]
+                return capable(ckind, VerifiableAlone).verify_alone(api, consumer, out,
+                                                                    self.observed.consumers[consumer.identity])
             if isinstance(ckind, ListVerifiable) and ckind.verify_keys(consumer):
                 return ckind.verify_listed(consumer, out, lists)
             return ckind.verify(self.run_.clients[consumer.provider], consumer, out)
@@ -1429,7 +1467,7 @@ class TokenApply:
         if not tokens or self.forced(subject) or not isinstance(kind, UseRecorded):
             return {}
         try:
-            fresh = self.run_.observe_source(subject)
+            fresh = self.run_.observe_source(subject, uses_only=True)
         except Exception as exc:  # noqa: BLE001 - nothing is revoked without the reading
             raise StepFailed(f"could not read when the tokens to revoke were last used ({describe_error(exc)}): "
                              "none was revoked", next_apply="the next apply tries again") from None

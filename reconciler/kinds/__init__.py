@@ -113,6 +113,10 @@ Consumer capabilities:
     ListVerifiable     verify_keys(consumer) -> [ListKey]: the lists `verify_listed(consumer,
                        value, lists)` reads back; apply fetches each once after all of a token's
                        writes ([]: this consumer is verified with `verify`)
+    VerifiableAlone    verify_alone(api, consumer, value, observed) -> bool | None: `verify`
+                       with one read of this consumer alone (by the id observe found); apply
+                       makes it instead of reading the list when the list (`list_page_size`
+                       rows a page) has more pages than the token has consumers in it
     AttributeWritable  write_attributes(api, consumer, observed) -> bool: change the managed
                        attributes only (False: not without writing the value)
     Recreatable        recreates(consumer) -> bool: the write deletes the place and creates it
@@ -447,6 +451,12 @@ class UseRecorded(ABC):
     def last_use(self, live: LiveToken) -> LastUse:
         """The last use the provider recorded of `live` (as observe read it) and its granularity."""
 
+    def use_keys(self, token: Token) -> list[ListKey] | None:
+        """The list calls whose answer says when the token's instances were last used: read
+        again before a revoke, while the token's other lists (ids that do not change within a
+        run) are taken from this run's observation. None: every list it needs is read again."""
+        return None
+
 
 class Supplied(ABC):
     """A person supplies each new value at apply time; there is no live token to observe."""
@@ -552,6 +562,19 @@ class ListVerifiable(ABC):
     @abstractmethod
     def verify_listed(self, consumer: Consumer, value: Secret, lists: Lists) -> bool | None:
         """`verify` from those lists. Raises when the list could not be read."""
+
+
+class VerifiableAlone(ABC):
+    """A list-verified consumer that one read of its own also verifies: cheaper than its list when
+    the list has more pages than the token has consumers in it (a Zendesk instance's hundreds of
+    webhooks, a popular project's variables)."""
+
+    list_page_size: ClassVar[int]  # rows a page of the lists `verify_keys` names
+
+    @abstractmethod
+    def verify_alone(self, api: Any, consumer: Consumer, value: Secret, observed: ConsumerObservation) -> bool | None:
+        """`verify_listed` from one read of this consumer (the place observe found,
+        `observed.live_id`). Raises when it could not be read."""
 
 
 class AttributeWritable(ABC):

@@ -25,12 +25,13 @@ from reconciler.kinds import (
     ListVerifiable,
     Readable,
     Reading,
+    VerifiableAlone,
     extract,
     read_back,
     source_kind,
 )
 from reconciler.kinds._discovery import Place, ScannedConsumer, ScanScope
-from reconciler.kinds._gitlab import PROVIDER_PROPERTY, rows
+from reconciler.kinds._gitlab import PER_PAGE, PROVIDER_PROPERTY, rows
 from reconciler.observed import ConsumerObservation
 from reconciler.plan_model import Severity
 from reconciler.secret import Secret
@@ -160,11 +161,13 @@ def _key(c: GitLabCiVariable) -> ListKey:
     return ListKey(c.provider, "instance_variables", "")
 
 
-class CiVariableKind(ConsumerKind, Creatable, Readable, ListVerifiable, AttributeWritable, ScannedConsumer):
+class CiVariableKind(ConsumerKind, Creatable, Readable, ListVerifiable, VerifiableAlone, AttributeWritable,
+                     ScannedConsumer):
     model = GitLabCiVariable
     schema = SCHEMA
     kind = "gitlab_ci_variable"
     provider_kind = "gitlab"
+    list_page_size = PER_PAGE
 
     def check(self, token: Token, consumer: Consumer, inv: Inventory, path: str) -> list[Diagnostic]:
         """GitLab's rules for hidden, instance and masked variables."""
@@ -283,6 +286,15 @@ class CiVariableKind(ConsumerKind, Creatable, Readable, ListVerifiable, Attribut
                     return None if row.get("hidden", True) else False
                 return held == value
         raise LookupError(f"{c.label}: not in the list read back after writing")
+
+    def verify_alone(self, api: Any, consumer: Consumer, value: Secret, observed: ConsumerObservation) -> bool | None:
+        """`verify_listed` from `GET .../variables/:key` (with `filter[environment_scope]`): one
+        request where the scope's list costs one per 100 variables."""
+        row = self._get(api, consumer)
+        held = row.get("value")
+        if not isinstance(held, str) or held == "":
+            return None if row.get("hidden", True) else False
+        return Secret(held) == value
 
     def read(self, api: Any, consumer: Consumer) -> Secret | None:
         held = self._get(api, consumer).get("value")

@@ -7,7 +7,7 @@ non-secure setting is read back. A setting the app does not declare among its `p
 plan error (with the closest declared name): apply writes only the app's own settings, never a new
 one. Write: `PUT /api/v2/apps/installations/:id` with
 `{"settings": {SETTING: VALUE}}` and nothing else (whether Zendesk merges or replaces `settings`
-is undocumented: apply re-reads the other settings afterwards).
+is undocumented: apply compares the other settings in the PUT's answer with a read made just before).
 """
 
 from __future__ import annotations
@@ -155,14 +155,18 @@ class AppSettingKind(ConsumerKind, Readable, ListVerifiable, ScannedConsumer):
         return dict(body.get("installation") or body)  # Zendesk answers it unwrapped
 
     def write(self, api: Any, consumer: Consumer, value: Secret, observed: ConsumerObservation) -> None:
-        """`PUT /api/v2/apps/installations/:id {"settings": {SETTING: VALUE}}`, then read the
-        installation back: every other non-secure setting must be as it was (whether Zendesk merges
+        """`PUT /api/v2/apps/installations/:id {"settings": {SETTING: VALUE}}`; in its answer
+        (the installation after the PUT) every other non-secure setting must be as it was (whether Zendesk merges
         or replaces `settings` is undocumented). If one changed, put the old values back and fail."""
         assert isinstance(consumer, ZendeskAppSetting)
         path = f"/api/v2/apps/installations/{observed.live_id}.json"
         before = _other_settings(self._installation(api, str(observed.live_id)), consumer.setting)
-        api.put(path, {"settings": {consumer.setting: value.reveal()}})
-        after = _other_settings(self._installation(api, str(observed.live_id)), consumer.setting)
+        answer = api.put(path, {"settings": {consumer.setting: value.reveal()}})
+        # the PUT answers the installation as it now is, in Show's shape (reference: "Returns 200
+        # with the installation object"): no second read
+        written = dict(answer.get("installation") or answer) if isinstance(answer, dict) and answer else None
+        after = _other_settings(written if written is not None else self._installation(api, str(observed.live_id)),
+                                consumer.setting)
         changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
         if changed:
             # The whole set with the new value: if PUT replaces `settings`, a partial put-back

@@ -216,6 +216,11 @@ class OAuthTokenKind(SourceKind, Mintable, Revocable, Identifying, UseRecorded, 
         documents no update interval. [GUESS] every use is recorded."""
         return LastUse(live.last_used_at)
 
+    def use_keys(self, token: Token) -> list[ListKey] | None:
+        """Only the tokens list carries `used_at`; the client's id and the credential's user,
+        the other two lists, do not change within a run."""
+        return [ListKey(str(token.source.provider), "oauth_tokens")]
+
     def revoke(self, api: Any, source: Source, live: LiveToken) -> None:
         api.delete(f"/api/v2/oauth/tokens/{live.id}.json")
 

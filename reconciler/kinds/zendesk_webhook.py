@@ -28,13 +28,14 @@ from reconciler.kinds import (
     ListVerifiable,
     Readable,
     Reading,
+    VerifiableAlone,
     extract,
     read_back,
     source_kind,
 )
 from reconciler.kinds._discovery import Place, ScannedConsumer, ScanScope
 from reconciler.kinds._gitlab import rows
-from reconciler.kinds._zendesk import PROVIDER_PROPERTY, fetch_webhooks
+from reconciler.kinds._zendesk import PAGE_SIZE, PROVIDER_PROPERTY, fetch_webhooks
 from reconciler.observed import ConsumerObservation
 from reconciler.plan_model import Severity
 from reconciler.secret import Secret
@@ -193,11 +194,12 @@ def ambiguous(c: ZendeskWebhook, data: list[dict[str, Any]]) -> str | None:
             "so that the value does not go to the wrong one")
 
 
-class ZendeskWebhookKind(ConsumerKind, Readable, ListVerifiable, ScannedConsumer):
+class ZendeskWebhookKind(ConsumerKind, Readable, ListVerifiable, VerifiableAlone, ScannedConsumer):
     model = ZendeskWebhook
     schema = SCHEMA
     kind = "zendesk_webhook"
     provider_kind = "zendesk"
+    list_page_size = PAGE_SIZE
 
     def check(self, token: Token, consumer: Consumer, inv: Inventory, path: str) -> list[Diagnostic]:
         assert isinstance(consumer, ZendeskWebhook)
@@ -320,6 +322,17 @@ class ZendeskWebhookKind(ConsumerKind, Readable, ListVerifiable, ScannedConsumer
         assert isinstance(c, ZendeskWebhook)
         held = _endpoint(c, read_back(lists, ListKey(c.provider, "webhooks")))
         return None if held is None else held == value
+
+    def verify_alone(self, api: Any, consumer: Consumer, value: Secret, observed: ConsumerObservation) -> bool | None:
+        """`GET /api/v2/webhooks/{id}` of the webhook the write patched (`200 {"webhook": {...}}`,
+        https://developer.zendesk.com/api-reference/webhooks/webhooks-api/webhooks/#show-webhook):
+        its endpoint must be the value; the list costs a request per 100 webhooks."""
+        assert isinstance(consumer, ZendeskWebhook)
+        if consumer.endpoint is None:
+            return None
+        body = api.get(f"/api/v2/webhooks/{observed.live_id}") or {}
+        endpoint = (body.get("webhook") or {}).get("endpoint")
+        return isinstance(endpoint, str) and Secret(endpoint) == value
 
     # scope scans and discovery -------------------------------------------------------------
 

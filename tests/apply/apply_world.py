@@ -118,6 +118,7 @@ class Scenario:
     # a trigger created with the subject (CHAIN_YAML): "fresh" (not due), "aged" (due), "person"
     # (not due, but owned by the provider credential's user: the bot must take it over)
     chain: str | None = None
+    crowd: int = 0  # other webhooks in the instance and variables in acme/app: lists of several pages
 
     @property
     def id(self) -> str:
@@ -201,6 +202,10 @@ class Scenario:
                 case "zd_endpoint":
                     inst["webhooks"].append({"name": "Trigger call", "endpoint": f"https://hooks.example/trigger?token={old}",
                                              "http_method": "POST", "request_format": "json"})
+        for i in range(self.crowd):
+            inst["webhooks"].append({"name": f"Other {i}", "endpoint": f"https://hooks.example/other/{i}",
+                                     "http_method": "POST", "request_format": "json"})
+            gl["variables"].append({"project": "acme/app", "key": f"OTHER_{i}", "value": f"plain-{i}"})
         return gl, {"instances": {SUB: inst}}
 
     def chained(self, gl: dict[str, Any], trigger: str) -> None:

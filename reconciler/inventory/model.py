@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Literal
 # --- positions -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class Position:
     file: str  # as given on the command line joined with the relative path, e.g. inventory/a.yaml
     line: int  # 1-based

@@ -29,6 +29,20 @@ def test_positions_of_keys_list_items_and_values(tmp_path: Path) -> None:
     assert doc.key_pos(("tokens", "sync", "source", "kind")) == Position(f, 2, 3)
 
 
+def test_positions_far_into_a_large_file_and_in_later_files_are_exact(tmp_path: Path) -> None:
+    """Positions are packed into ints (file, line, column): a line past 100,000, a column past
+    65,536 and the second of two files all come back as they were."""
+    long_value = "v" * 70_000
+    root = write(tmp_path, {"a.yaml": "policy: {}\n" + "# filler\n" * 100_000 + f"tokens: {{t: {long_value}, u: 1}}\n",
+                            "b.yaml": "providers:\n  p: {kind: gitlab}\n"})
+    doc = load_document(root)
+    assert doc.diagnostics == []
+    a, b = str(root / "a.yaml"), str(root / "b.yaml")
+    assert doc.key_pos(("tokens", "u")) == Position(a, 100_002, 70_015)
+    assert doc.value_pos(("tokens", "u")) == Position(a, 100_002, 70_018)
+    assert doc.key_pos(("providers", "p", "kind")) == Position(b, 2, 7)
+
+
 def test_dotted_paths() -> None:
     assert dotted(("tokens", "a", "consumers", 2, "key")) == "tokens.a.consumers[2].key"
     assert dotted(()) == "<root>"

@@ -1,13 +1,14 @@
-"""YAML with positions: every key and value of the inventory keeps its file, line and column.
+"""YAML with positions: every key of the inventory (and list item) keeps its file, line and column.
 
 The inventory is all `*.yaml` files under a directory, merged into one document. PyYAML's node
 graph carries positions but the constructed values do not, so we construct plain values from the
 nodes ourselves and record positions in a side table keyed by path (a tuple of mapping keys and
 list indices, e.g. `("tokens", "sync", "consumers", 0, "key")`). That keeps the data plain JSON
-for jsonschema while every diagnostic can still cite `inventory/tokens/sync.yaml:12:7`. A large
-inventory has hundreds of thousands of positions, so the tables hold each as one packed int (file,
-line, column: see `Marks`) and make a `Position` only when one is asked for; keys are interned
-(every consumer repeats `kind`, `provider`, ...) and a path is one tuple shared by both tables.
+for jsonschema while every diagnostic can still cite `inventory/tokens/sync.yaml:12:7` (every
+diagnostic cites the key naming what is wrong, so values' own positions are not kept). A large
+inventory has hundreds of thousands of keys, so the table holds each position as one packed int
+(file, line, column: see `mark`) and makes a `Position` only when one is asked for; keys are
+interned (every consumer repeats `kind`, `provider`, ...).
 
 Rejected: duplicate keys (in one mapping, or the same provider/token/section key in two files),
 custom tags (`!vault`, `!!python/...`), sets and binary; several documents in one file; empty
@@ -100,7 +101,6 @@ class Document:
 
     data: dict[str, Any] = field(default_factory=dict)
     keys: dict[PathKey, int] = field(default_factory=dict)  # the key naming a path / list item (a `mark`)
-    values: dict[PathKey, int] = field(default_factory=dict)  # where the value starts (a `mark`)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     poisoned: set[PathKey] = field(default_factory=set)  # paths whose value was rejected already
     files: list[str] = field(default_factory=list)  # display paths, in load order
@@ -113,10 +113,6 @@ class Document:
             if found is not None:
                 return self.position(found)
         return Position(self.files[0] if self.files else "<inventory>", 1, 1)
-
-    def value_pos(self, path: PathKey) -> Position:
-        found = self.values.get(path)
-        return self.key_pos(path) if found is None else self.position(found)
 
     def position(self, packed: int) -> Position:
         """The `Position` of a `mark`."""
@@ -134,7 +130,6 @@ class _FileBuilder:
         self.file, self.loader, self.doc = file, loader, doc
         self.index = _file_index(doc, file)
         self.keys: dict[PathKey, int] = {}  # marks, as in `Document`
-        self.values: dict[PathKey, int] = {}
         self.active: set[int] = set()  # node ids being built: guards against recursive aliases
         self.built: set[int] = set()  # node ids built once: meeting one again is an alias
         self.aliased = 0  # values built through aliases so far
@@ -158,8 +153,6 @@ class _FileBuilder:
             self.aliased += 1
             if self.aliased > MAX_ALIASED_VALUES:
                 raise _TooLarge(self._alias_pos(self.alias, node), self.alias)
-        if path not in self.values:
-            self.values[path] = mark(self.index, node)
         if id(node) in self.active:
             self.error(node, path, "an alias refers to itself (recursive anchor)")
             return None
@@ -258,19 +251,18 @@ class _FileBuilder:
 
     def _merge_source(self, source: yaml.MappingNode, path: PathKey) -> Any:
         """Build a `<<` source under the synthetic path `path.<<` (so problems inside it say so),
-        in position tables of its own, then re-home its positions onto the mapping's keys where
+        in a position table of its own, then re-home its positions onto the mapping's keys where
         the mapping does not say them itself: work in the source's size, not the file's."""
-        own = self.keys, self.values
-        self.keys, self.values = {}, {}
+        own = self.keys
+        self.keys = {}
         try:
             merged = self.build(source, path + ("<<",))
-            apart = self.keys, self.values
+            apart = self.keys
         finally:
-            self.keys, self.values = own
+            self.keys = own
         n = len(path) + 1
-        for table, found in zip(own, apart, strict=True):
-            for p, pos in found.items():
-                table.setdefault(path + p[n:], pos)
+        for p, found in apart.items():
+            own.setdefault(path + p[n:], found)
         return merged
 
 
@@ -346,7 +338,7 @@ def load_file(text: str, file: str, doc: Document) -> dict[str, Any] | None:
 def _merge_file(doc: Document, file: str, data: dict[str, Any], builder: _FileBuilder) -> None:
     """Merge one file into the document: sections merge by key; a key defined twice is an error."""
 
-    adopted: set[PathKey] = set()  # prefixes whose key and value positions this file supplies
+    adopted: set[PathKey] = set()  # prefixes whose key positions this file supplies
 
     def adopt(prefix: PathKey) -> None:
         adopted.add(prefix)
@@ -382,10 +374,9 @@ def _merge_file(doc: Document, file: str, data: dict[str, Any], builder: _FileBu
             )
     # one pass over the file's positions (a pass per adopted entry was quadratic: 1,000 tokens
     # took seconds); prefixes are a section (length 1) or a section entry (length 2)
-    for src, dst in ((builder.keys, doc.keys), (builder.values, doc.values)):
-        for p, pos in src.items():
-            if p[:1] in adopted or p[:2] in adopted:
-                dst.setdefault(p, pos)
+    for p, found in builder.keys.items():
+        if p[:1] in adopted or p[:2] in adopted:
+            doc.keys.setdefault(p, found)
 
 
 def _file_index(doc: Document, file: str) -> int:

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 ConsumerState = Literal["verified", "asserted", "stale", "unverifiable", "missing", "error"]
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class LiveToken:
     """One live credential as a list call returned it (never its value)."""
 
@@ -57,7 +57,7 @@ class LiveToken:
         return self.active and not self.revoked
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class SourceObservation:
     token: str  # inventory token name
     identity: str  # Source.identity
@@ -72,7 +72,7 @@ class SourceObservation:
     value_at: str | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ConsumerObservation:
     identity: str  # Consumer.identity
     token: str  # inventory token name it is bound to

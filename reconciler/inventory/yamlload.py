@@ -28,6 +28,7 @@ import hashlib
 import os
 import stat
 import sys
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,8 +92,42 @@ _MARK_MASK = (1 << _MARK_BITS) - 1
 
 def mark(file_index: int, node: yaml.Node) -> int:
     """The packed position of where `node` starts in the file `file_index` (of `Document.files`)."""
-    start = node.start_mark
-    return (((file_index << _MARK_BITS) | (start.line + 1)) << _MARK_BITS) | (start.column + 1)
+    return _pack(file_index, node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+def _pack(file_index: int, line: int, column: int) -> int:
+    return (((file_index << _MARK_BITS) | line) << _MARK_BITS) | column
+
+
+def _position(files: list[str], packed: int) -> Position:
+    file_line, column = packed >> _MARK_BITS, packed & _MARK_MASK
+    return Position(files[file_line >> _MARK_BITS], file_line & _MARK_MASK, column)
+
+
+class KeyPositions(Mapping[str, Position]):
+    """A model object's `key_pos`: the marks of its keys, each made a `Position` when looked up.
+    The model keeps every key's position for its diagnostics; as objects those were a third of a
+    large inventory's model."""
+
+    __slots__ = ("_files", "_marks")
+
+    def __init__(self, files: list[str], marks: dict[str, int]) -> None:
+        self._files, self._marks = files, marks
+
+    def __getitem__(self, key: str) -> Position:
+        return _position(self._files, self._marks[key])
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._marks
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._marks)
+
+    def __len__(self) -> int:
+        return len(self._marks)
+
+    def __repr__(self) -> str:
+        return repr(dict(self.items()))
 
 
 @dataclass
@@ -108,16 +143,25 @@ class Document:
 
     def key_pos(self, path: PathKey) -> Position:
         """Position of the key that names `path`, or of its nearest ancestor that has one."""
+        if not self.files:
+            return Position("<inventory>", 1, 1)
+        return self.position(self.key_mark(path))
+
+    def key_mark(self, path: PathKey) -> int:
+        """`key_pos` as a mark (the first file's start when no ancestor has a position)."""
         for cut in range(len(path), -1, -1):
             found = self.keys.get(path[:cut])
             if found is not None:
-                return self.position(found)
-        return Position(self.files[0] if self.files else "<inventory>", 1, 1)
+                return found
+        return _pack(0, 1, 1)
 
     def position(self, packed: int) -> Position:
         """The `Position` of a `mark`."""
-        file_line, column = packed >> _MARK_BITS, packed & _MARK_MASK
-        return Position(self.files[file_line >> _MARK_BITS], file_line & _MARK_MASK, column)
+        return _position(self.files, packed)
+
+    def key_positions(self, marks: dict[str, int]) -> KeyPositions:
+        """Positions of an object's keys (`marks`: of `key_mark`), as the model keeps them."""
+        return KeyPositions(self.files, marks)
 
     def is_poisoned(self, path: PathKey) -> bool:
         return any(path[: len(p)] == p for p in self.poisoned)

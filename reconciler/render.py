@@ -180,14 +180,17 @@ def render_text(plan: Plan, stream: TextIO | None = None, colour: bool | None = 
     if plan.findings:
         out.append((" ", ""))
     out.append((" ", summary_line(plan)))
-    plain = "\n".join(line for _, line in out) + "\n"
+    # one copy of the whole text (a large plan's is megabytes, two bytes a character once one
+    # line has a character outside Latin-1): no `+ "\n"` copying it again, and the stream gets it
+    # line by line rather than encoded all at once
+    plain = "\n".join([line for _, line in out] + [""])
     if stream is not None:
         if colour if colour is not None else use_colour(stream):
             console = Console(file=stream, force_terminal=True, highlight=False, soft_wrap=True)
             for symbol, line in out:
                 console.print(Text(line, style=STYLE.get(symbol, "")))
         else:
-            stream.write(plain)
+            stream.writelines(f"{line}\n" for _, line in out)
     return plain
 
 

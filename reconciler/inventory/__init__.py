@@ -44,6 +44,7 @@ def diagnose(path: str | Path) -> tuple[Inventory | None, list[Diagnostic]]:
     if any(d.severity == "error" for d in found) or not doc.files:
         return None, _sorted(found)
     inventory, build_errors = build_inventory(doc)
+    del doc  # the largest part of a load (the data and its positions): the checks need the model only
     found += build_errors
     found += check_inventory(inventory)
     warnings = tuple(d for d in _sorted(found) if d.severity == "warning")

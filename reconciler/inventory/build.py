@@ -20,7 +20,6 @@ from reconciler.inventory.model import (
     GitLabProvider,
     Inventory,
     Policy,
-    Position,
     Provider,
     Rotation,
     ScopeApproval,
@@ -65,15 +64,15 @@ class _Builder:
     def where(self, path: PathKey, mapping: dict[str, Any] | None, nested: tuple[str, ...] = ()) -> dict[str, Any]:
         """`pos` and `key_pos` for the object at `path`. Keys of the nested mappings named in
         `nested` (e.g. `auth`) are flattened in too, because the model flattens them."""
-        key_pos: dict[str, Position] = {}
+        marks: dict[str, int] = {}
         for key in mapping or {}:
-            key_pos[key] = self.doc.key_pos(path + (key,))
+            marks[key] = self.doc.key_mark(path + (key,))
         for sub in nested:
             inner = (mapping or {}).get(sub)
             if isinstance(inner, dict):
                 for key in inner:
-                    key_pos.setdefault(key, self.doc.key_pos(path + (sub, key)))
-        return {"pos": self.doc.key_pos(path), "key_pos": key_pos}
+                    marks.setdefault(key, self.doc.key_mark(path + (sub, key)))
+        return {"pos": self.doc.key_pos(path), "key_pos": self.doc.key_positions(marks)}
 
     def duration(self, path: PathKey, value: Any) -> timedelta | None:
         if value is None:

@@ -10,6 +10,7 @@ module must not import the kinds: they import it.)
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, ClassVar, Literal
@@ -17,7 +18,7 @@ from typing import Any, ClassVar, Literal
 # --- positions -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class Position:
     file: str  # as given on the command line joined with the relative path, e.g. inventory/a.yaml
     line: int  # 1-based
@@ -35,7 +36,8 @@ class Located:
     """Base of every model object: where it was declared and where each of its keys is."""
 
     pos: Position = field(default=UNKNOWN, compare=False, repr=False, kw_only=True)
-    key_pos: dict[str, Position] = field(default_factory=dict, compare=False, repr=False, kw_only=True)
+    # a dict, or as the loader builds it a mapping that makes each Position when it is looked up
+    key_pos: Mapping[str, Position] = field(default_factory=dict, compare=False, repr=False, kw_only=True)
 
     def at(self, key: str) -> Position:
         """Position of `key` in this object, or of the object itself when the key is absent."""

@@ -1,10 +1,14 @@
-"""YAML with positions: every key and value of the inventory keeps its file, line and column.
+"""YAML with positions: every key of the inventory (and list item) keeps its file, line and column.
 
 The inventory is all `*.yaml` files under a directory, merged into one document. PyYAML's node
 graph carries positions but the constructed values do not, so we construct plain values from the
 nodes ourselves and record positions in a side table keyed by path (a tuple of mapping keys and
 list indices, e.g. `("tokens", "sync", "consumers", 0, "key")`). That keeps the data plain JSON
-for jsonschema while every diagnostic can still cite `inventory/tokens/sync.yaml:12:7`.
+for jsonschema while every diagnostic can still cite `inventory/tokens/sync.yaml:12:7` (every
+diagnostic cites the key naming what is wrong, so values' own positions are not kept). A large
+inventory has hundreds of thousands of keys, so the table holds each position as one packed int
+(file, line, column: see `mark`) and makes a `Position` only when one is asked for; keys are
+interned (every consumer repeats `kind`, `provider`, ...).
 
 Rejected: duplicate keys (in one mapping, or the same provider/token/section key in two files),
 custom tags (`!vault`, `!!python/...`), sets and binary; several documents in one file; empty
@@ -23,6 +27,8 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import sys
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,9 +53,12 @@ FILE_KEY = "<file>"  # diagnostics about a whole file (empty, unreadable)
 SYNTAX_KEY = "<yaml>"  # YAML syntax errors
 INVENTORY_KEY = "<inventory>"  # the directory as a whole (no YAML files)
 
-# Generous for a hand-written inventory (a generated one of 1,000 tokens is 1 MB over ten files).
-MAX_FILE_BYTES = 1 << 20
-MAX_TOTAL_BYTES = 16 << 20
+# An estate of 10,000 tokens and 50,000 consumers is about 10 MB of YAML, and a user may keep it in
+# one file: one file may hold that with room to spare, and the directory twice that again.
+# Loading costs about 15 times the YAML's size in memory, so the total bounds a hostile change
+# under review to about half a gigabyte.
+MAX_FILE_BYTES = 16 << 20
+MAX_TOTAL_BYTES = 32 << 20
 MAX_DEPTH = 32  # mappings and lists inside each other; an inventory needs about eight
 MAX_ALIASED_VALUES = 100_000  # values built through aliases in one file, nested aliases included
 
@@ -73,13 +82,60 @@ def dotted(path: PathKey) -> str:
     return out or "<root>"
 
 
+# A position packed into one int: file index, line and column side by side. A line or a column
+# never exceeds the file's length, which `_read` bounds by MAX_FILE_BYTES, so each fits in
+# _MARK_BITS; the file index takes the bits above (an int of 60 bits or fewer is 32 bytes, a
+# `Position` object about 120 with its line number).
+_MARK_BITS = MAX_FILE_BYTES.bit_length()
+_MARK_MASK = (1 << _MARK_BITS) - 1
+
+
+def mark(file_index: int, node: yaml.Node) -> int:
+    """The packed position of where `node` starts in the file `file_index` (of `Document.files`)."""
+    return _pack(file_index, node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+def _pack(file_index: int, line: int, column: int) -> int:
+    return (((file_index << _MARK_BITS) | line) << _MARK_BITS) | column
+
+
+def _position(files: list[str], packed: int) -> Position:
+    file_line, column = packed >> _MARK_BITS, packed & _MARK_MASK
+    return Position(files[file_line >> _MARK_BITS], file_line & _MARK_MASK, column)
+
+
+class KeyPositions(Mapping[str, Position]):
+    """A model object's `key_pos`: the marks of its keys, each made a `Position` when looked up.
+    The model keeps every key's position for its diagnostics; as objects those were a third of a
+    large inventory's model."""
+
+    __slots__ = ("_files", "_marks")
+
+    def __init__(self, files: list[str], marks: dict[str, int]) -> None:
+        self._files, self._marks = files, marks
+
+    def __getitem__(self, key: str) -> Position:
+        return _position(self._files, self._marks[key])
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._marks
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._marks)
+
+    def __len__(self) -> int:
+        return len(self._marks)
+
+    def __repr__(self) -> str:
+        return repr(dict(self.items()))
+
+
 @dataclass
 class Document:
     """The merged inventory data with positions, and every problem found while loading it."""
 
     data: dict[str, Any] = field(default_factory=dict)
-    keys: dict[PathKey, Position] = field(default_factory=dict)  # the key naming a path / list item
-    values: dict[PathKey, Position] = field(default_factory=dict)  # where the value starts
+    keys: dict[PathKey, int] = field(default_factory=dict)  # the key naming a path / list item (a `mark`)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     poisoned: set[PathKey] = field(default_factory=set)  # paths whose value was rejected already
     files: list[str] = field(default_factory=list)  # display paths, in load order
@@ -87,21 +143,28 @@ class Document:
 
     def key_pos(self, path: PathKey) -> Position:
         """Position of the key that names `path`, or of its nearest ancestor that has one."""
-        for cut in range(len(path), -1, -1):
-            pos = self.keys.get(path[:cut])
-            if pos is not None:
-                return pos
-        return Position(self.files[0] if self.files else "<inventory>", 1, 1)
+        if not self.files:
+            return Position("<inventory>", 1, 1)
+        return self.position(self.key_mark(path))
 
-    def value_pos(self, path: PathKey) -> Position:
-        return self.values.get(path) or self.key_pos(path)
+    def key_mark(self, path: PathKey) -> int:
+        """`key_pos` as a mark (the first file's start when no ancestor has a position)."""
+        for cut in range(len(path), -1, -1):
+            found = self.keys.get(path[:cut])
+            if found is not None:
+                return found
+        return _pack(0, 1, 1)
+
+    def position(self, packed: int) -> Position:
+        """The `Position` of a `mark`."""
+        return _position(self.files, packed)
+
+    def key_positions(self, marks: dict[str, int]) -> KeyPositions:
+        """Positions of an object's keys (`marks`: of `key_mark`), as the model keeps them."""
+        return KeyPositions(self.files, marks)
 
     def is_poisoned(self, path: PathKey) -> bool:
         return any(path[: len(p)] == p for p in self.poisoned)
-
-
-def _pos(file: str, node: yaml.Node) -> Position:
-    return Position(file, node.start_mark.line + 1, node.start_mark.column + 1)
 
 
 class _FileBuilder:
@@ -109,8 +172,8 @@ class _FileBuilder:
 
     def __init__(self, file: str, loader: yaml.constructor.SafeConstructor, doc: Document) -> None:
         self.file, self.loader, self.doc = file, loader, doc
-        self.keys: dict[PathKey, Position] = {}
-        self.values: dict[PathKey, Position] = {}
+        self.index = _file_index(doc, file)
+        self.keys: dict[PathKey, int] = {}  # marks, as in `Document`
         self.active: set[int] = set()  # node ids being built: guards against recursive aliases
         self.built: set[int] = set()  # node ids built once: meeting one again is an alias
         self.aliased = 0  # values built through aliases so far
@@ -118,7 +181,7 @@ class _FileBuilder:
 
     def error(self, node: yaml.Node, path: PathKey, message: str) -> None:
         # Cite the key that names the bad value (what the reader looks for), else the node.
-        pos = self.keys.get(path) or _pos(self.file, node)
+        pos = self.doc.position(self.keys.get(path) or mark(self.index, node))
         self.doc.diagnostics.append(Diagnostic(pos=pos, key=dotted(path), message=message))
         self.doc.poisoned.add(path)
 
@@ -134,7 +197,6 @@ class _FileBuilder:
             self.aliased += 1
             if self.aliased > MAX_ALIASED_VALUES:
                 raise _TooLarge(self._alias_pos(self.alias, node), self.alias)
-        self.values.setdefault(path, _pos(self.file, node))
         if id(node) in self.active:
             self.error(node, path, "an alias refers to itself (recursive anchor)")
             return None
@@ -152,8 +214,10 @@ class _FileBuilder:
             try:
                 out = []
                 for index, item in enumerate(node.value):
-                    self.keys.setdefault(path + (index,), _pos(self.file, item))
-                    out.append(self.build(item, path + (index,)))
+                    item_path = path + (index,)
+                    if item_path not in self.keys:
+                        self.keys[item_path] = mark(self.index, item)
+                    out.append(self.build(item, item_path))
                 return out
             finally:
                 self.active.discard(id(node))
@@ -173,7 +237,8 @@ class _FileBuilder:
         """Where an alias at `path` is used: the node graph keeps only the anchor's position, so
         the key naming the alias (or its list)."""
         named = [cut for cut in range(len(path), 0, -1) if isinstance(path[cut - 1], str)]
-        return next((self.keys[path[:cut]] for cut in named if path[:cut] in self.keys), _pos(self.file, node))
+        found = next((self.keys[path[:cut]] for cut in named if path[:cut] in self.keys), mark(self.index, node))
+        return self.doc.position(found)
 
     def _reject_tag(self, node: yaml.Node, path: PathKey) -> None:
         tag = node.tag.replace(_YAML, "!!")
@@ -199,20 +264,21 @@ class _FileBuilder:
             if not isinstance(key_node, yaml.ScalarNode):
                 self.error(key_node, path, "a key must be plain text, not a list or mapping")
                 continue
-            key = str(key_node.value)
+            key = sys.intern(str(key_node.value))
             if key in seen:
                 first = seen[key].start_mark.line + 1
                 self.doc.diagnostics.append(
                     Diagnostic(
-                        pos=_pos(self.file, key_node),
+                        pos=self.doc.position(mark(self.index, key_node)),
                         key=dotted(path + (key,)),
                         message=f"duplicate key {key!r} (first defined at line {first})",
                     )
                 )
                 continue
             seen[key] = key_node
-            self.keys[path + (key,)] = _pos(self.file, key_node)
-            out[key] = self.build(value_node, path + (key,))
+            key_path = path + (key,)
+            self.keys[key_path] = mark(self.index, key_node)
+            out[key] = self.build(value_node, key_path)
         # `<<: *base` fills in what the mapping does not say itself (YAML merge-key semantics).
         for key_node, value_node in merges:
             sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
@@ -224,24 +290,23 @@ class _FileBuilder:
                 for key, value in (merged or {}).items():
                     if key not in out:
                         out[key] = value
-                        self.keys.setdefault(path + (key,), _pos(self.file, key_node))
+                        self.keys.setdefault(path + (key,), mark(self.index, key_node))
         return out
 
     def _merge_source(self, source: yaml.MappingNode, path: PathKey) -> Any:
         """Build a `<<` source under the synthetic path `path.<<` (so problems inside it say so),
-        in position tables of its own, then re-home its positions onto the mapping's keys where
+        in a position table of its own, then re-home its positions onto the mapping's keys where
         the mapping does not say them itself: work in the source's size, not the file's."""
-        own = self.keys, self.values
-        self.keys, self.values = {}, {}
+        own = self.keys
+        self.keys = {}
         try:
             merged = self.build(source, path + ("<<",))
-            apart = self.keys, self.values
+            apart = self.keys
         finally:
-            self.keys, self.values = own
+            self.keys = own
         n = len(path) + 1
-        for table, found in zip(own, apart, strict=True):
-            for p, pos in found.items():
-                table.setdefault(path + p[n:], pos)
+        for p, found in apart.items():
+            own.setdefault(path + p[n:], found)
         return merged
 
 
@@ -253,14 +318,14 @@ def load_file(text: str, file: str, doc: Document) -> dict[str, Any] | None:
         try:
             root = loader.get_single_node()
         except yaml.MarkedYAMLError as err:
-            mark = err.problem_mark or err.context_mark
-            pos = Position(file, mark.line + 1, mark.column + 1) if mark else Position(file, 1, 1)
+            where = err.problem_mark or err.context_mark
+            pos = Position(file, where.line + 1, where.column + 1) if where else Position(file, 1, 1)
             problem = err.problem or "invalid YAML"
             if "expected a single document" in f"{err.context} {problem}":
                 problem = "one YAML document per file: remove the second `---` document or move it to its own file"
             else:
                 context = err.context or ""
-                if err.context_mark is not None and err.context_mark is not mark:
+                if err.context_mark is not None and err.context_mark is not where:
                     context += f" started at line {err.context_mark.line + 1}"
                 problem = f"YAML syntax error: {problem}" + (f" ({context.strip()})" if context.strip() else "")
             doc.diagnostics.append(Diagnostic(pos=pos, key=SYNTAX_KEY, message=problem))
@@ -290,7 +355,7 @@ def load_file(text: str, file: str, doc: Document) -> dict[str, Any] | None:
         if not isinstance(root, yaml.MappingNode) or root.tag != _YAML + "map":
             doc.diagnostics.append(
                 Diagnostic(
-                    pos=_pos(file, root),
+                    pos=Position(file, root.start_mark.line + 1, root.start_mark.column + 1),
                     key=FILE_KEY,
                     message="the top level must be a mapping of sections (providers, tokens, ...)",
                 )
@@ -317,7 +382,7 @@ def load_file(text: str, file: str, doc: Document) -> dict[str, Any] | None:
 def _merge_file(doc: Document, file: str, data: dict[str, Any], builder: _FileBuilder) -> None:
     """Merge one file into the document: sections merge by key; a key defined twice is an error."""
 
-    adopted: set[PathKey] = set()  # prefixes whose key and value positions this file supplies
+    adopted: set[PathKey] = set()  # prefixes whose key positions this file supplies
 
     def adopt(prefix: PathKey) -> None:
         adopted.add(prefix)
@@ -334,9 +399,9 @@ def _merge_file(doc: Document, file: str, data: dict[str, Any], builder: _FileBu
                 if name in existing:
                     doc.diagnostics.append(
                         Diagnostic(
-                            pos=builder.keys[path],
+                            pos=doc.position(builder.keys[path]),
                             key=dotted(path),
-                            message=f"{dotted(path)} is defined twice: also at {doc.keys[path]}",
+                            message=f"{dotted(path)} is defined twice: also at {doc.key_pos(path)}",
                         )
                     )
                     continue
@@ -346,17 +411,23 @@ def _merge_file(doc: Document, file: str, data: dict[str, Any], builder: _FileBu
             path = (section,)
             doc.diagnostics.append(
                 Diagnostic(
-                    pos=builder.keys[path],
+                    pos=doc.position(builder.keys[path]),
                     key=section,
-                    message=f"section {section!r} is defined twice: also at {doc.keys[path]}",
+                    message=f"section {section!r} is defined twice: also at {doc.key_pos(path)}",
                 )
             )
     # one pass over the file's positions (a pass per adopted entry was quadratic: 1,000 tokens
     # took seconds); prefixes are a section (length 1) or a section entry (length 2)
-    for src, dst in ((builder.keys, doc.keys), (builder.values, doc.values)):
-        for p, pos in src.items():
-            if p[:1] in adopted or p[:2] in adopted:
-                dst.setdefault(p, pos)
+    for p, found in builder.keys.items():
+        if p[:1] in adopted or p[:2] in adopted:
+            doc.keys.setdefault(p, found)
+
+
+def _file_index(doc: Document, file: str) -> int:
+    """`file`'s index in `doc.files` (for its marks), listing it there when it is not yet."""
+    if not doc.files or doc.files[-1] != file:
+        doc.files.append(file)
+    return len(doc.files) - 1
 
 
 def inventory_files(root: Path) -> list[Path]:

@@ -11,6 +11,7 @@ what an apply started and has not finished, so the next apply after a crash fini
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -25,7 +26,7 @@ LEDGER_VERSION = 1
 Established = Literal["delivered", "verified", "asserted"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a ledger holds a record per consumer (50,000 and more)
 class LedgerRecord:
     """What one consumer last received; never a value."""
 
@@ -387,7 +388,11 @@ def _record(item: Any, where: str) -> LedgerRecord:
             raise StateError(f"{where}.{name} must be {_RECORD_FIELDS[name].__name__}")
     if item.get("established", "delivered") not in ESTABLISHED:
         raise StateError(f"{where}.established must be one of {', '.join(ESTABLISHED)}")
-    return LedgerRecord(**{name: item[name] for name in present})
+    # every field but the consumer repeats across the records of a token (its name, id, creation,
+    # the value's fingerprint...): one string object each, not one per record read
+    shared: dict[str, Any] = {name: item[name] if name == "consumer" or not isinstance(item[name], str)
+                              else sys.intern(item[name]) for name in present}
+    return LedgerRecord(**shared)
 
 
 def _in_flight(raw: Any, where: str) -> dict[str, InFlight]:

@@ -393,3 +393,21 @@ def test_observed_digest_changes_with_live_state_only():
     o2 = Observed(observed_at=NOW + timedelta(hours=1), sources=o1.sources, consumers=o1.consumers)
     o3 = observed([(tok, live("8"))])
     assert o1.digest() == o2.digest() != o3.digest()
+
+
+def test_observed_digest_is_the_sha256_of_the_canonical_json_without_last_used_at():
+    """The digest is hashed piece by piece (memory); it must stay that of the whole canonical text,
+    so a plan saved by an earlier version is judged by the same digest."""
+    import hashlib
+    import json
+
+    a, b = variable("A", masked=True), variable("B")
+    tok = token("t", TRIGGER, consumers=(a, b))
+    obs = observed([(tok, live("7", age=3))], [held(a, tok, holds="7", attributes={"masked": False}), held(b, tok)])
+    stray = [LiveToken(id=str(n), name=f"stray-{n}", where="project a/b", last_used_at=NOW) for n in (2, 1)]
+    obs = Observed(observed_at=NOW, sources=obs.sources, consumers=obs.consumers, unmanaged=tuple(stray))
+    body = obs.to_json(without="last_used_at")
+    del body["observed_at"]
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    assert len(body["consumers"]) == 2 and len(body["unmanaged"]) == 2
+    assert obs.digest() == "sha256:" + hashlib.sha256(text.encode()).hexdigest()

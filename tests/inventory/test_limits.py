@@ -18,7 +18,7 @@ from reconciler.inventory.yamlload import load_document
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "inventory"
-MAX_FILE_BYTES = 1 << 20  # the loader's limits, as the messages state them
+MAX_FILE_BYTES = 16 << 20  # the loader's limits, as the messages state them
 CLI = "import sys; from reconciler.cli import main; sys.exit(main())"
 
 

@@ -16,7 +16,7 @@ def write(root: Path, files: dict[str, str]) -> Path:
     return root
 
 
-def test_positions_of_keys_list_items_and_values(tmp_path: Path) -> None:
+def test_positions_of_keys_and_list_items(tmp_path: Path) -> None:
     root = write(tmp_path, {"a.yaml": "tokens:\n  sync:\n    consumers:\n      - kind: x\n        key:   K\n"})
     doc = load_document(root)
     assert doc.diagnostics == []
@@ -24,9 +24,21 @@ def test_positions_of_keys_list_items_and_values(tmp_path: Path) -> None:
     assert doc.key_pos(("tokens", "sync")) == Position(f, 2, 3)
     assert doc.key_pos(("tokens", "sync", "consumers", 0)) == Position(f, 4, 9)
     assert doc.key_pos(("tokens", "sync", "consumers", 0, "key")) == Position(f, 5, 9)
-    assert doc.value_pos(("tokens", "sync", "consumers", 0, "key")) == Position(f, 5, 16)
     # an absent key falls back to its nearest present ancestor
     assert doc.key_pos(("tokens", "sync", "source", "kind")) == Position(f, 2, 3)
+
+
+def test_positions_far_into_a_large_file_and_in_later_files_are_exact(tmp_path: Path) -> None:
+    """Positions are packed into ints (file, line, column): a line past 100,000, a column past
+    65,536 and the second of two files all come back as they were."""
+    long_value = "v" * 70_000
+    root = write(tmp_path, {"a.yaml": "policy: {}\n" + "# filler\n" * 100_000 + f"tokens: {{t: {long_value}, u: 1}}\n",
+                            "b.yaml": "providers:\n  p: {kind: gitlab}\n"})
+    doc = load_document(root)
+    assert doc.diagnostics == []
+    a, b = str(root / "a.yaml"), str(root / "b.yaml")
+    assert doc.key_pos(("tokens", "u")) == Position(a, 100_002, 70_015)
+    assert doc.key_pos(("providers", "p", "kind")) == Position(b, 2, 7)
 
 
 def test_dotted_paths() -> None:

@@ -109,11 +109,31 @@ class Observed:
     def digest(self) -> str:
         """sha256 of the canonical JSON of what was seen, without the time it was seen at and
         without `last_used_at` (every use moves it, observing included: identifying a value
-        authenticates with it), so a saved plan is stale only when something that matters moved."""
-        body = self.to_json(without="last_used_at")
-        body.pop("observed_at")
-        text = json.dumps(body, sort_keys=True, separators=(",", ":"))
+        authenticates with it), so a saved plan is stale only when something that matters moved.
+
+        The text is `json.dumps(to_json(...) without observed_at, sort_keys=True)`, put together
+        from each observation's own canonical JSON, which is kept on the (frozen) observation: an
+        observation completed for a write (`dataclasses.replace`) shares all the others, so its
+        digest costs only what changed."""
+        unmanaged = sorted(self.unmanaged, key=lambda t: (t.where, t.name, t.id))
+        text = (f'{{"consumers":{_json_object(self.consumers, _data)},'
+                f'"sources":{_json_object(self.sources, _source_data)},'
+                f'"unmanaged":[{",".join(_canonical(t, _data) for t in unmanaged)}]}}')
         return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def _json_object(items: dict[str, Any], data: Any) -> str:
+    """`json.dumps(items, sort_keys=True, separators=(",", ":"))` of observations, each by `_canonical`."""
+    return "{" + ",".join(f"{json.dumps(k)}:{_canonical(v, data)}" for k, v in sorted(items.items())) + "}"
+
+
+def _canonical(obs: Any, data: Any) -> str:
+    """The canonical JSON of one frozen observation without `last_used_at`, made once per object."""
+    text: str | None = obs.__dict__.get("_canonical_json")
+    if text is None:
+        text = json.dumps(data(obs, "last_used_at"), sort_keys=True, separators=(",", ":"))
+        object.__setattr__(obs, "_canonical_json", text)  # a cache beside the fields, never one of them
+    return text
 
 
 def _source_data(obs: SourceObservation, without: str | None) -> dict[str, Any]:

@@ -122,6 +122,11 @@ class Observed:
         return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
+def prepare_digest(obs: SourceObservation | ConsumerObservation) -> None:
+    """Make `obs`'s part of `Observed.digest` now (observe does while calls are still out)."""
+    _canonical(obs, _source_data if isinstance(obs, SourceObservation) else _data)
+
+
 def _json_object(items: dict[str, Any], data: Any) -> str:
     """`json.dumps(items, sort_keys=True, separators=(",", ":"))` of observations, each by `_canonical`."""
     return "{" + ",".join(f"{json.dumps(k)}:{_canonical(v, data)}" for k, v in sorted(items.items())) + "}"

@@ -31,8 +31,11 @@ Minimum (what any correct plan must read):
   - per GitLab provider whose listed PATs or access tokens include one no source names, the id of
     the credential once (`GET /personal_access_tokens/self`): the tool's own credential is never
     reported as unmanaged;
-  - one `GET .../hooks/:id` per GitLab webhook in `mode: recreate` (the list omits the keys of
-    URL variables and custom headers, which a recreate must not lose);
+  - one `GET .../hooks/:id` per GitLab webhook in `mode: recreate` that the plan writes (the list
+    omits the keys of URL variables and custom headers, which a recreate must not lose; a hook
+    the plan leaves alone loses nothing): an existing hook whose token is due (see the apply
+    minimum: it is rotated or created), or that the ledger has no record of holding its token's
+    current live instance (its record's consumer, token id and creation time);
   - one identification per distinct value held by a readable consumer that the ledger does not
     prove (no record of its token has that fingerprint with the live id), when the only
     way to tell which token a value is, is to authenticate with it (GitLab PATs and access tokens:
@@ -76,7 +79,7 @@ import math
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -147,10 +150,8 @@ def load_inventory(directory: str | Path) -> Inventory:
     return Inventory(providers, out)
 
 
-def load_ledger_proofs(state_dir: str | Path) -> set[tuple[str, str, str]]:
-    """(token, live id, fingerprint) of every record in the state's ledger.json and its journal:
-    a value a consumer of that token holds is proven when its fingerprint is there with the live
-    id (no consumer identity is needed, so none is re-derived here)."""
+def load_ledger_records(state_dir: str | Path) -> list[dict[str, Any]]:
+    """Every record in the state's ledger.json and its journal, as plain JSON."""
     directory = Path(state_dir)
     records: list[dict[str, Any]] = []
     ledger = directory / "ledger.json"
@@ -160,7 +161,20 @@ def load_ledger_proofs(state_dir: str | Path) -> set[tuple[str, str, str]]:
     if journal.is_file():
         for line in journal.read_text(encoding="utf-8").splitlines():
             records += [r for r in (json.loads(line).get("records") or {}).values() if r]
-    return {(str(r["token"]), str(r["token_id"]), str(r["fingerprint"])) for r in records}
+    return records
+
+
+def load_ledger_proofs(state_dir: str | Path) -> set[tuple[str, str, str]]:
+    """(token, live id, fingerprint) of every record: a value a consumer of that token holds is
+    proven when its fingerprint is there with the live id (no consumer identity is needed)."""
+    return {(str(r["token"]), str(r["token_id"]), str(r["fingerprint"])) for r in load_ledger_records(state_dir)}
+
+
+def load_ledger_deliveries(state_dir: str | Path) -> set[tuple[str, str, str, str]]:
+    """(consumer identity, token, live id, creation time) of every record: what the ledger says
+    each write-only consumer received."""
+    return {(str(r["consumer"]), str(r["token"]), str(r["token_id"]), str(r.get("token_created_at") or ""))
+            for r in load_ledger_records(state_dir)}
 
 PAGE = 100
 AUTHENTICATES = ("gitlab_personal_access_token", "gitlab_project_access_token", "gitlab_group_access_token",
@@ -255,10 +269,16 @@ def _newest(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     return max(usable, key=lambda r: (str(r.get("created_at", "")), int(r.get("id") or 0)), default=None)
 
 
-def compute(inventory: str | Path | Inventory, world_seed: str | Path, state_dir: str | Path | None = None) -> Minimum:
+def compute(inventory: str | Path | Inventory, world_seed: str | Path, state_dir: str | Path | None = None, *,
+            now: Any) -> Minimum:
+    """The plan's minimum at `now` (the world's pinned time: which tokens are due depends on it)."""
     inv = inventory if isinstance(inventory, Inventory) else load_inventory(inventory)
-    live = _Live(load_world_seed(world_seed))
+    seed = load_world_seed(world_seed)
+    live = _Live(seed)
     proofs = load_ledger_proofs(state_dir) if state_dir else set()
+    delivered = load_ledger_deliveries(state_dir) if state_dir else set()
+    clock = Clock(now)
+    expiry = _seed_expiry(seed, clock)
     m = Minimum()
     subdomain = {name: getattr(p, "subdomain", "") for name, p in inv.providers.items()}
 
@@ -268,8 +288,8 @@ def compute(inventory: str | Path | Inventory, world_seed: str | Path, state_dir
     def zcount(provider: str, key: str) -> int:
         return len((live.zendesk.get(subdomain[provider]) or {}).get(key) or ())
 
-    # current live token of each source, for the ledger check: (id, value)
-    current: dict[str, tuple[str, str] | None] = {}
+    # current live token of each source, for the ledger check: (id, value, creation time)
+    current: dict[str, tuple[str, str, str] | None] = {}
     for name, tok in inv.tokens.items():
         s: Any = tok.source  # by kind name: this module stays clear of reconciler.kinds
         m.baseline += s.provider is not None
@@ -300,9 +320,17 @@ def compute(inventory: str | Path | Inventory, world_seed: str | Path, state_dir
             row = _newest(rows)
         elif s.kind == "zendesk_oauth_client_secret":
             need(s.provider, "oauth_clients", "", zcount(s.provider, "oauth_clients"))  # type: ignore[arg-type]
+            zd = live.zendesk.get(subdomain[str(s.provider)]) or {}
+            client = next((c for c in zd.get("oauth_clients") or () if c.get("identifier") == s.client), None)
+            # a regenerated secret keeps the client's id: its instance is the time it was last set
+            row = None if client is None else {**client, "created_at": client.get("updated_at") or client.get("created_at")}
         elif s.kind == "zendesk_api_token":
             need(s.provider, "api_tokens", "", 1)  # type: ignore[arg-type]
-        current[name] = (str(row.get("id")), str(row.get("value"))) if row else None
+            zd = live.zendesk.get(subdomain[str(s.provider)]) or {}
+            row = next((t for t in zd.get("api_tokens") or () if t.get("description") == s.description), None)
+        elif s.kind == "external":
+            row = {"id": "external", "created_at": None}  # no live instance: the ledger's record is the truth
+        current[name] = (str(row.get("id")), str(row.get("value")), _created(row, clock)) if row else None
 
     for name, tok in inv.tokens.items():
         s = tok.source
@@ -324,7 +352,8 @@ def compute(inventory: str | Path | Inventory, world_seed: str | Path, state_dir
                 scope = str(c.project or c.group)
                 need(c.provider, f"{where}_hooks", scope, live.count[(f"{where}_hooks", scope)])
                 exists = any(c.hook in (str(h.get("id")), h.get("url"), h.get("name")) for h in live.hooks[(where, scope)])
-                m.details += c.mode == "recreate" and exists
+                if c.mode == "recreate" and exists:
+                    m.details += _due(tok, expiry, clock) or not _delivered(name, c, current[name], delivered)
             elif c.kind == "zendesk_app_setting":
                 need(c.provider, "installations", "", 1)
                 zd = live.zendesk.get(subdomain[c.provider]) or {}
@@ -404,20 +433,14 @@ def apply_minimum(inventory: str | Path | Inventory, world_seed: str | Path, sta
     inv = inventory if isinstance(inventory, Inventory) else load_inventory(inventory)
     seed = load_world_seed(world_seed)
     clock = Clock(now)
-    plan_min = compute(inv, world_seed, state_dir)
+    plan_min = compute(inv, world_seed, state_dir, now=now)
     out = ApplyMinimum(plan=plan_min.total, credential_lookups=plan_min.credential_lookups)
     expiry = _seed_expiry(seed, clock)
     for name, tok in sorted(inv.tokens.items()):
         s: Any = tok.source
-        if s.kind in ("external", "zendesk_api_token") or s.provider is None:
+        if not _due(tok, expiry, clock):
             continue
         missing = _source_key(s) not in expiry
-        expires, created = expiry.get(_source_key(s), (None, None))
-        window, not_before = tok.rotation.rotate_before, tok.rotation.not_before
-        expiring = expires is not None and window is not None and expires <= clock.now() + window
-        superseded = not_before is not None and created is not None and created.date() < not_before
-        if not (missing or expiring or superseded):
-            continue
         out.due.append(name)
         overlap = s.kind in OVERLAP_ALWAYS or getattr(s, "strategy", "in_place") == "overlap"
         out.renewals += 1
@@ -439,6 +462,48 @@ def apply_minimum(inventory: str | Path | Inventory, world_seed: str | Path, sta
         # the list's pages, or one GET of each consumer there when that is fewer
         out.readbacks += sum(min(plan_min.lists.get(scope, 1), n) for scope, n in readback_scopes.items())
     return out
+
+
+def _due(tok: Any, expiry: dict[tuple[str, ...], tuple[Any, Any]], clock: Clock) -> bool:
+    """A token apply renews: its source is missing, expires within `rotate_before`, or was created
+    before `not_before` (API tokens and external sources are observed only)."""
+    s = tok.source
+    if s.kind in ("external", "zendesk_api_token") or s.provider is None:
+        return False
+    if _source_key(s) not in expiry:
+        return True
+    expires, created = expiry[_source_key(s)]
+    window, not_before = tok.rotation.rotate_before, tok.rotation.not_before
+    expiring = expires is not None and window is not None and expires <= clock.now() + window
+    return expiring or (not_before is not None and created is not None and created.date() < not_before)
+
+
+def _hook_identity(c: Any) -> str:
+    """A GitLab webhook consumer's identity, as the ledger names it (`kind:provider:scope:hook:where`)."""
+    scope = f"project:{c.project}" if c.project else f"group:{c.group}"
+    secret = c.secret if c.secret is not None else "token"
+    where = secret if isinstance(secret, str) else ":".join(next(iter(secret.items())))
+    return f"gitlab_webhook:{c.provider}:{scope}:{c.hook}:{where}"
+
+
+def _delivered(token: str, c: Any, current: tuple[str, str, str] | None,
+               delivered: set[tuple[str, str, str, str]]) -> bool:
+    """The ledger records the hook `c` receiving its token's current live instance (of an
+    external source, which has none: any value of it)."""
+    if current is None:
+        return False
+    identity = _hook_identity(c)
+    if current[0] == "external":
+        return any(d[:3] == (identity, token, "external") for d in delivered)
+    return (identity, token, current[0], current[2]) in delivered
+
+
+def _created(row: dict[str, Any], clock: Clock) -> str:
+    """A seeded token's creation time as the ledger writes it (UTC, to the second, `Z`)."""
+    if "created_at" in row and row["created_at"] is None:
+        return ""
+    when = parse_when(row.get("created_at", "now"), clock)
+    return when.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def _source_key(s: Any) -> tuple[str, ...]:

@@ -95,7 +95,7 @@ def child_plan(args: dict[str, Any]) -> dict[str, Any]:
     from reconciler.clients import Endpoints, connect
     from reconciler.inventory import load_inventory
     from reconciler.observe import observe
-    from reconciler.plan import plan
+    from reconciler.pipeline import plan_writes
     from reconciler.render import render
     from reconciler.state import LocalStore
 
@@ -110,7 +110,8 @@ def child_plan(args: dict[str, Any]) -> dict[str, Any]:
     observed = observe(inventory, clients, ledger, now)
     t2 = time.perf_counter()
     cpu2 = time.process_time()
-    result = plan(inventory, observed, ledger, now, escrow_available=True)
+    # as `reconcile plan` does: the plan, then the reads its writes need (a recreated hook's detail)
+    observed, result = plan_writes(inventory, observed, clients, ledger, now, escrow_available=True)
     with open(os.devnull, "w") as sink:
         render(result, "text", sink)
     t3 = time.perf_counter()
@@ -257,7 +258,7 @@ def bench_plan(params: dict[str, int], *, latency: float, concurrencies: list[in
     """Plans of one world (with drift), one per concurrency, against the minimum."""
     world_dir = workdir / name
     manifest = generate.generate(world_dir, generate.Params(**params))
-    m = minimum.compute(world_dir / "inventory", world_dir / "world.yaml", world_dir / "state")
+    m = minimum.compute(world_dir / "inventory", world_dir / "world.yaml", world_dir / "state", now=generate.NOW)
     result: dict[str, Any] = {"world": {**params, "drift": manifest["drift"], "source_kinds": manifest["sources"],
                                         "consumer_kinds": manifest["consumers"]},
                               "minimum": m.summary(), "minimum_by_provider": m.by_provider(), "runs": {}}

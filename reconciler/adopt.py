@@ -116,10 +116,9 @@ def adopt(session: Session, asserted: Sequence[str]) -> AdoptReport:
 def decide(session: Session, chosen: list[Token], ledger: Ledger, asserted: set[str]) -> list[Decision]:
     """Observe and plan as `reconcile plan` does (with the ledger read under the lock), then
     decide for every consumer of the chosen tokens."""
-    from reconciler.pipeline import observe_session, plan_session
+    from reconciler.pipeline import observe_and_plan
 
-    observed = observe_session(session, ledger=ledger)
-    plan = plan_session(session, observed, ledger=ledger)
+    observed, plan = observe_and_plan(session, ledger=ledger)
     by_name = {tp.name: tp for tp in plan.tokens}
     return [d for token in chosen
             for d in token_decisions(token, by_name[token.name], observed, ledger, asserted, session.now)]

@@ -473,13 +473,15 @@ class _Run:
             self.session.connect_more(extra)
         return tuple(sorted(wanted | set(extra)))
 
-    def observe(self, targets: tuple[str, ...]) -> Observed:
-        from reconciler.pipeline import observe_session
+    def observe(self, targets: tuple[str, ...]) -> tuple[Observed, Plan]:
+        """The observation and the plan made from it (it sees the escrow as found: a dead value
+        blocks its token), with the reads its writes need (`observe_and_plan`)."""
+        from reconciler.pipeline import observe_and_plan
 
-        observed = observe_session(self.session, targets=targets, ledger=self.ledger, lists_out=self.lists,
-                                   values_out=self.creator_values)
+        observed, plan = observe_and_plan(self.session, targets=targets, ledger=self.ledger, escrow=self.escrow,
+                                          lists_out=self.lists, values_out=self.creator_values)
         self.values_in_play.extend(self.creator_values.values())  # blanked in any message that echoes one
-        return observed
+        return observed, plan
 
     def observe_source(self, token: Token, *, uses_only: bool = False) -> SourceObservation:
         """The token looked up by name now (one list call), consumers aside. `uses_only`: read
@@ -496,25 +498,19 @@ class _Run:
         lists = fetch_lists([bare], self.clients, known=known)
         return kind.observe(bare, lists)
 
-    def make_plan(self, observed: Observed, targets: tuple[str, ...]) -> Plan:
-        from reconciler.pipeline import plan_session
-
-        return plan_session(self.session, observed, targets=targets, ledger=self.ledger, escrow=self.escrow)
-
     # -- the run -------------------------------------------------------------------------------
 
     def execute(self, saved: Plan | None, confirm: Callable[[Plan], bool] | None) -> ApplyResult:
         self.interrupts.checkpoint()
         targets = tuple(saved.targets) if saved is not None else self.targets()
-        observed = self.observe(targets)
+        observed, current = self.observe(targets)
         if saved is not None:
             self.check_saved(saved, observed)
         for name in [n for n in self.pending_tokens() if n not in self.inventory.tokens]:
             self.say(name, "the state holds unfinished work for a token no longer in the inventory: left as it is "
                            "(`reconcile state show`)", ok=False)
         if self.restore_recreates(observed):
-            observed = self.observe(targets)
-        current = self.make_plan(observed, targets)  # sees the escrow as found: a dead value blocks its token
+            observed, current = self.observe(targets)
         self.drop_stale_escrow(observed)
         self.result.plan = current
         pending = set(self.pending_tokens())

@@ -803,13 +803,12 @@ class CheckError(ReconcileError):
 
 def run_check(session: Session, within: timedelta) -> Report:
     """Observe, plan and scan the discovery scopes of `session` (reconciler.engine), read-only."""
-    from reconciler.pipeline import observe_session, plan_session
+    from reconciler.pipeline import observe_and_plan
     from reconciler.scopes import provider_apis, scan_scopes, scope_providers
 
     inventory = session.inventory
     lists: dict[ListKey, Any] = {}
-    observed = observe_session(session, lists_out=lists)
-    result = plan_session(session, observed)
+    observed, result = observe_and_plan(session, lists_out=lists)
     scan = None
     if scope_providers(inventory):
         apis = provider_apis(session.clients, scope_providers(inventory))

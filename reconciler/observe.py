@@ -2,12 +2,17 @@
 
 Batched: the kinds name the list calls they need (`ListKey`: provider, resource, scope); the keys
 of the whole inventory are deduplicated and each is fetched once, so a project's triggers are
-listed once however many tokens live there. Rounds: a kind may need a call that depends on an
-earlier one (a user id before its PATs, a hook's detail after the hook list), so `needs()` is
-asked again with what has been fetched until nothing new is needed.
+listed once however many tokens live there. A dataflow (`Flow`): a kind may need a call that
+depends on an earlier one (a user id before its PATs, a schedule's detail after the schedule
+list), so as soon as a call's answer arrives the sources and consumers waiting on it are asked
+again (`needs()`) for what they need next, and the values a token's consumers hold are
+identified as soon as that token's own calls are in: no round waits for the slowest call of
+another.
 
-Concurrent: one thread pool; each provider's `Throttle` (reconciler.clients) bounds how many of
-its requests run at once and pauses when its rate-limit budget runs low.
+Concurrent: one thread pool; each provider has its own queue and keeps at most its `Throttle`'s
+concurrency (reconciler.clients) of calls in flight, deeper calls first (they finish a chain),
+so every provider's slots stay busy until its work is done; the Throttle pauses when its
+rate-limit budget runs low.
 
 Identification of what readable consumers hold, cheapest first: (1) the ledger: the fingerprint
 equals the ledger record's and the record's token id is the live token's: no request; (2) the
@@ -24,14 +29,18 @@ becomes that source's or consumer's error in the plan.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
-from concurrent.futures import ThreadPoolExecutor
+import heapq
+import itertools
+from collections.abc import Callable, Collection, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
+from functools import partial
+from queue import SimpleQueue
 from typing import TYPE_CHECKING, Any
 
 from reconciler.clients import Api, Clients, ProviderError
-from reconciler.inventory.model import Inventory, Token
+from reconciler.inventory.model import Consumer, Inventory, Token
 from reconciler.kinds import (
     Creator,
     Identifying,
@@ -43,14 +52,24 @@ from reconciler.kinds import (
     source_kind,
 )
 from reconciler.kinds._discovery import is_own_credential
-from reconciler.observed import ConsumerObservation, LiveToken, Observed, SourceObservation, record_is_of
+from reconciler.observed import (
+    ConsumerObservation,
+    LiveToken,
+    Observed,
+    SourceObservation,
+    prepare_digest,
+    record_is_of,
+)
 from reconciler.secret import Secret
 
 if TYPE_CHECKING:
+    from reconciler.plan_model import Plan
     from reconciler.planner import Deliveries
 
-MAX_ROUNDS = 4
+MAX_ROUNDS = 4  # calls that depend on calls: at most this deep
 MAX_WORKERS = 16
+MAX_FLOW_WORKERS = 96
+AHEAD = 2  # calls in flight per provider, in Throttle budgets
 
 
 def needed_keys(tokens: list[Token], lists: dict[ListKey, Any]) -> set[ListKey]:
@@ -74,26 +93,185 @@ def fetch_list(api: Api, key: ListKey) -> Any:
             return api.classify(exc)
 
 
-def fetch_lists(tokens: list[Token], clients: Clients, max_workers: int = MAX_WORKERS, *,
+def fetch_lists(tokens: list[Token], clients: Clients, max_workers: int | None = None, *,
                 creators: Mapping[str, Api] | None = None,
                 known: Mapping[ListKey, Any] | None = None) -> dict[ListKey, Any]:
     """Every list call the tokens need, each once, concurrently within each provider's bounds;
     `known`: lists already fetched. A call made with another token's value (`ListKey.credential`)
     goes through that token's handle in `creators`, and is left out while it has none."""
-    lists: dict[ListKey, Any] = dict(known or {})
-    creators = creators or {}
+    flow = Flow(clients, dict(known or {}), creators=creators, max_workers=max_workers)
+    flow.observe(tokens)
+    return flow.lists
 
-    def fetch(key: ListKey) -> tuple[ListKey, Any]:
-        return key, fetch_list(creators[key.credential] if key.credential else clients[key.provider], key)
 
-    with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="observe") as pool:
-        for _ in range(MAX_ROUNDS):
-            new = sorted(k for k in needed_keys(tokens, lists) - lists.keys() if not k.credential or k.credential in creators)
-            if not new:
-                break
-            for key, data in pool.map(fetch, new):
-                lists[key] = data
-    return lists
+def fetch_keys(keys: Collection[ListKey], clients: Clients, lists: dict[ListKey, Any]) -> None:
+    """The calls `keys` not in `lists` yet, into `lists` (with the provider's credential)."""
+    flow = Flow(clients, lists)
+    for key in sorted(set(keys) - lists.keys()):
+        flow.fetch(key, 1)
+    flow.run()
+
+
+class _Asker:
+    """A source or consumer in the dataflow: what it needs (`ask(lists)`) and which of those calls
+    are still out."""
+
+    __slots__ = ("ask", "pending", "done")
+
+    def __init__(self, ask: Callable[[Mapping[ListKey, Any]], list[ListKey]], done: Callable[[], None]) -> None:
+        self.ask = ask
+        self.pending: set[ListKey] = set()
+        self.done = done
+
+
+class Flow:
+    """The calls of an observation as a dataflow (see the module docstring). `observe(tokens)`
+    fetches what the tokens need into `lists`; with a `ledger` it also identifies the values their
+    consumers hold and keeps each token's source observation (`sources`) and consumer readings
+    (`readings`), and the identifications (`identified`)."""
+
+    def __init__(self, clients: Clients, lists: dict[ListKey, Any], *, creators: Mapping[str, Api] | None = None,
+                 max_workers: int | None = None, ledger: Deliveries | None = None, identify: bool = False) -> None:
+        self.clients = clients
+        self.lists = lists
+        self.creators = creators or {}
+        self.ledger = ledger
+        self.identify = identify
+        # twice each provider's budget in flight: a call waiting at the Throttle takes a slot the
+        # moment one frees, without waiting for this thread to hand it out
+        budgets = {name: AHEAD * api.throttle.concurrency for name, api in clients.apis.items()}
+        self.workers = max_workers or min(MAX_FLOW_WORKERS, max(1, sum(budgets.values())))
+        self.limits = {name: min(budget, self.workers) for name, budget in budgets.items()}
+        self.queues: dict[str, list[tuple[int, int, Callable[[], Any], Callable[[Any], None]]]] = {}
+        self.inflight: dict[str, int] = dict.fromkeys(budgets, 0)
+        self.running = 0  # calls handed to the pool and not handled yet
+        self.answers: SimpleQueue[tuple[Future[Any], str, Callable[[Any], None]]] = SimpleQueue()
+        self.order = itertools.count()
+        self.depth: dict[ListKey, int] = dict.fromkeys(lists, 0)
+        self.waiting: dict[ListKey, list[tuple[_Asker, int]]] = {}
+        self.sources: dict[str, SourceObservation] = {}
+        self.readings: dict[str, list[tuple[Token, Reading]]] = {}
+        self.identified: dict[tuple[str, str], Identity | None] = {}
+        self.unidentified: dict[str, int] = {}  # token name -> identifications still out
+        self.settled: dict[str, ConsumerObservation] = {}  # consumer identity -> its observation (`settle`)
+
+    # the work -----------------------------------------------------------------------------
+
+    def observe(self, tokens: list[Token]) -> None:
+        for token in tokens:
+            self.start(token)
+        self.run()
+
+    def start(self, token: Token) -> None:
+        """Ask the token's source and each consumer for their calls; once all are in, `ready`."""
+        askers: list[Callable[[Mapping[ListKey, Any]], list[ListKey]]] = []
+        if token.source.provider:
+            askers.append(partial(source_kind(token.source.kind).needs, token))
+        askers += [partial(consumer_kind(c.kind).needs, c) for c in token.consumers]
+        left = [len(askers)]
+
+        def one_done() -> None:
+            left[0] -= 1
+            if left[0] == 0:
+                self.ready(token)
+
+        if not askers:
+            self.ready(token)
+        for ask in askers:
+            self.ask(_Asker(ask, one_done), 1)
+
+    def ask(self, asker: _Asker, depth: int) -> None:
+        """What `asker` needs now; calls not asked for yet go to their provider's queue at `depth`
+        (up to MAX_ROUNDS calls deep); done when nothing it needs is still out."""
+        missing = {k for k in asker.ask(self.lists) if k not in self.lists
+                   and (not k.credential or k.credential in self.creators)
+                   and (k in self.depth or depth <= MAX_ROUNDS)}
+        for key in missing - asker.pending:
+            self.waiting.setdefault(key, []).append((asker, depth))
+            if key not in self.depth:
+                self.fetch(key, depth)
+        asker.pending = missing
+        if not missing:
+            asker.done()
+
+    def fetch(self, key: ListKey, depth: int) -> None:
+        self.depth[key] = depth
+        api = self.creators[key.credential] if key.credential else self.clients[key.provider]
+        self.queue(key.provider, depth, partial(fetch_list, api, key), partial(self.fetched, key))
+
+    def fetched(self, key: ListKey, data: Any) -> None:
+        self.lists[key] = data
+        for asker, depth in self.waiting.pop(key, ()):
+            if key in asker.pending:
+                self.ask(asker, depth + 1)
+
+    def ready(self, token: Token) -> None:
+        """The token's calls are in: its source observation and readings, and the identification
+        of each value its consumers hold that the ledger does not prove."""
+        if not self.identify:
+            return
+        source = source_kind(token.source.kind).observe(token, self.lists)
+        readings = [(token, consumer_kind(c.kind).observe(token, c, self.lists)) for c in token.consumers]
+        self.sources[token.name], self.readings[token.name] = source, readings
+        wanted = identifications(readings, {token.name: source}, self.ledger)
+        self.unidentified[token.name] = len(wanted)
+        for key, value in sorted(wanted.items()):
+            self.identified[key] = None
+            self.queue(str(token.source.provider), MAX_ROUNDS + 1,
+                       partial(identify_one, self.clients, token, value, self.lists), partial(self.found, key))
+        if not wanted:
+            self.settle(token.name)
+
+    def found(self, key: tuple[str, str], identity: Identity | None) -> None:
+        self.identified[key] = identity
+        self.unidentified[key[0]] -= 1
+        if not self.unidentified[key[0]]:
+            self.settle(key[0])
+
+    def settle(self, name: str) -> None:
+        """The token's observations as `observe` returns them (unless a `created_with` pass
+        changes them), made while other calls are out, with their part of the digest."""
+        source = self.sources[name]
+        prepare_digest(source)
+        for token, reading in self.readings[name]:
+            obs = reading.observation
+            if obs.fingerprint is not None and not obs.error:
+                obs = _identified(token, obs, reading, source.current, self.ledger, self.identified)
+            prepare_digest(obs)
+            self.settled[obs.identity] = obs
+
+    # the scheduling -----------------------------------------------------------------------
+
+    def queue(self, provider: str, depth: int, work: Callable[[], Any], then: Callable[[Any], None]) -> None:
+        heapq.heappush(self.queues.setdefault(provider, []), (-depth, next(self.order), work, then))
+
+    def run(self) -> None:
+        """Until nothing is queued or in flight; each answer is handled here, in this thread."""
+        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="observe") as pool:
+            self.dispatch(pool)
+            while self.running:
+                finished = [self.answers.get()]
+                while not self.answers.empty():
+                    finished.append(self.answers.get())
+                for _, provider, _ in finished:
+                    self.running -= 1
+                    self.inflight[provider] -= 1
+                self.dispatch(pool)  # the freed slots first, then what the answers lead to
+                for future, _, then in finished:
+                    then(future.result())  # a ProviderError ends the observation
+                self.dispatch(pool)
+
+    def dispatch(self, pool: ThreadPoolExecutor) -> None:
+        for provider, queue in self.queues.items():
+            limit = self.limits.get(provider, 1)
+            while queue and self.inflight.get(provider, 0) < limit:
+                _, _, work, then = heapq.heappop(queue)
+                self.inflight[provider] = self.inflight.get(provider, 0) + 1
+                self.running += 1
+                pool.submit(work).add_done_callback(partial(self._answered, provider, then))
+
+    def _answered(self, provider: str, then: Callable[[Any], None], future: Future[Any]) -> None:
+        self.answers.put((future, provider, then))  # in the worker: the answer goes to `run`
 
 
 def observe(
@@ -113,15 +291,13 @@ def observe(
     wanted = with_creators(inventory.tokens, targets or inventory.tokens)
     chosen = [t for name, t in sorted(inventory.tokens.items()) if name in wanted]
     tokens, refused_sources, refused_consumers = split_untrusted(chosen, clients)
-    lists = fetch_lists(tokens, clients)
+    flow = Flow(clients, {}, ledger=ledger, identify=True)
+    flow.observe(tokens)
+    lists, identified = flow.lists, flow.identified
 
-    sources = {t.name: source_kind(t.source.kind).observe(t, lists) for t in tokens}
+    sources = {t.name: flow.sources[t.name] for t in tokens}
     sources.update(refused_sources)
-    readings: list[tuple[Token, Reading]] = []
-    for token in tokens:
-        for consumer in token.consumers:
-            readings.append((token, consumer_kind(consumer.kind).observe(token, consumer, lists)))
-    identified = identify_values(readings, sources, ledger, clients, lists)
+    readings = [reading for t in tokens for reading in flow.readings[t.name]]
     values = creator_values(tokens, readings, sources, ledger, identified)
     lists = observe_as_creators(tokens, values, clients, lists, sources, readings, ledger, identified)
     if lists_out is not None:
@@ -134,6 +310,8 @@ def observe(
         obs = reading.observation
         if obs.fingerprint is not None and not obs.error:
             obs = _identified(token, obs, reading, sources[token.name].current, ledger, identified)
+        if (settled := flow.settled.get(obs.identity)) == obs:
+            obs = settled  # the one whose part of the digest is already made
         consumers[obs.identity] = obs
     consumers.update(refused_consumers)
 
@@ -288,29 +466,43 @@ def _proven(obs: ConsumerObservation, current: LiveToken | None, ledger: Deliver
             and record_is_of(record, current))
 
 
-def identify_values(readings: list[tuple[Token, Reading]], sources: dict[str, Any], ledger: Deliveries | None, clients: Clients,
-                    lists: dict[ListKey, Any], max_workers: int = MAX_WORKERS) -> dict[tuple[str, str], Identity | None]:
-    """Which token each distinct held value is, for the values the ledger does not prove: once
-    per (token, value fingerprint), concurrently (each provider's Throttle bounds its share)."""
-    wanted: dict[tuple[str, str], tuple[Token, Secret]] = {}
+def identifications(readings: list[tuple[Token, Reading]], sources: Mapping[str, Any],
+                    ledger: Deliveries | None) -> dict[tuple[str, str], Secret]:
+    """(token name, value fingerprint) -> the value, of each distinct held value of an identifying
+    kind that the ledger does not prove."""
+    wanted: dict[tuple[str, str], Secret] = {}
     for token, reading in readings:
         obs, value = reading.observation, reading.token_value
         if obs.fingerprint is None or obs.error or value is None:
             continue
         if not isinstance(source_kind(token.source.kind), Identifying) or _proven(obs, sources[token.name].current, ledger):
             continue
-        wanted.setdefault((token.name, value.fingerprint()), (token, value))
+        wanted.setdefault((token.name, value.fingerprint()), value)
+    return wanted
 
-    def one(item: tuple[tuple[str, str], tuple[Token, Secret]]) -> tuple[tuple[str, str], Identity | None]:
-        key, (token, value) = item
-        api = clients[str(token.source.provider)]  # the token's own provider, trusted (or ProviderError)
-        kind = source_kind(token.source.kind)
-        assert isinstance(kind, Identifying)  # only identifying kinds' values are wanted
-        try:
-            return key, kind.identify(api, token.source, value, lists)
-        except Exception as exc:  # noqa: BLE001 - a provider-level failure raises ProviderError
-            api.classify(exc)
-            return key, None
+
+def identify_one(clients: Clients, token: Token, value: Secret, lists: Mapping[ListKey, Any]) -> Identity | None:
+    """Which live token `value` is, asked of the token's own provider (trusted, or ProviderError)."""
+    api = clients[str(token.source.provider)]
+    kind = source_kind(token.source.kind)
+    assert isinstance(kind, Identifying)  # only identifying kinds' values are wanted
+    try:
+        return kind.identify(api, token.source, value, lists)
+    except Exception as exc:  # noqa: BLE001 - a provider-level failure raises ProviderError
+        api.classify(exc)
+        return None
+
+
+def identify_values(readings: list[tuple[Token, Reading]], sources: dict[str, Any], ledger: Deliveries | None, clients: Clients,
+                    lists: dict[ListKey, Any], max_workers: int = MAX_WORKERS) -> dict[tuple[str, str], Identity | None]:
+    """Which token each distinct held value is, for the values the ledger does not prove: once
+    per (token, value fingerprint), concurrently (each provider's Throttle bounds its share)."""
+    by_name = {token.name: token for token, _ in readings}
+    wanted = identifications(readings, sources, ledger)
+
+    def one(item: tuple[tuple[str, str], Secret]) -> tuple[tuple[str, str], Identity | None]:
+        key, value = item
+        return key, identify_one(clients, by_name[key[0]], value, lists)
 
     if not wanted:
         return {}
@@ -327,3 +519,32 @@ def _identified(token: Token, obs: ConsumerObservation, reading: Reading, curren
     if found is None:
         return obs
     return replace(obs, holds_token_id=found.token_id, holds_invalid=found.invalid)
+
+
+def observe_writes(inventory: Inventory, observed: Observed, plan: Plan, clients: Clients,
+                   lists: dict[ListKey, Any]) -> tuple[Observed, set[str]]:
+    """`observed` completed with the calls that only a write needs (`write_needs`: a recreated
+    hook's detail), made for the consumers `plan` writes and no other, and the names of the tokens
+    whose observations that changed. The calls go into `lists` (apply's writes read them there)."""
+    wanted: list[tuple[str, Consumer, ConsumerObservation]] = []
+    keys: set[ListKey] = set()
+    for tp in plan.tokens:
+        written = {cp.identity for cp in tp.consumers if cp.action != "none"}
+        for consumer in inventory.tokens[tp.name].consumers if written else ():
+            obs = observed.consumers.get(consumer.identity)
+            if consumer.identity not in written or obs is None:
+                continue
+            needed = consumer_kind(consumer.kind).write_needs(consumer, obs)
+            if needed:
+                wanted.append((tp.name, consumer, obs))
+                keys.update(needed)
+    if not wanted:
+        return observed, set()
+    fetch_keys(keys, clients, lists)
+    changed: dict[str, ConsumerObservation] = {}
+    for _, consumer, obs in wanted:
+        now = consumer_kind(consumer.kind).observe_write(consumer, obs, lists)
+        if now != obs:
+            changed[consumer.identity] = now
+    names = {name for name, consumer, _ in wanted if consumer.identity in changed}
+    return replace(observed, consumers={**observed.consumers, **changed}, requests=clients.requests()), names

@@ -70,6 +70,9 @@ class SourceObservation:
     credential: str | None = None
     # a token others are created with: where this run read its current value ("consumer:IDENTITY")
     value_at: str | None = None
+    # this observation's part of `Observed.digest`, made once (never a field of its JSON)
+    canonical_json: str | None = field(default=None, init=False, repr=False, compare=False,
+                                       metadata={"digest": False})
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -87,6 +90,9 @@ class ConsumerObservation:
     attributes: dict[str, Any] = field(default_factory=dict)  # managed, non-secret live attributes
     details: dict[str, Any] = field(default_factory=dict)  # kind-specific facts (hook header keys...)
     error: str | None = None
+    # this observation's part of `Observed.digest`, made once (never a field of its JSON)
+    canonical_json: str | None = field(default=None, init=False, repr=False, compare=False,
+                                       metadata={"digest": False})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -110,27 +116,46 @@ class Observed:
     def digest(self) -> str:
         """sha256 of the canonical JSON of what was seen, without the time it was seen at and
         without `last_used_at` (every use moves it, observing included: identifying a value
-        authenticates with it), so a saved plan is stale only when something that matters moved."""
+        authenticates with it), so a saved plan is stale only when something that matters moved.
+
+        The text hashed is `json.dumps(to_json(...) without observed_at, sort_keys=True)`, fed to
+        the hash one observation at a time (the whole text at once took 50 MB at 25,000 consumers,
+        the largest part of a plan's peak memory). Each observation's canonical JSON is kept on
+        the (frozen) observation: observe makes it while calls are still out, and an observation
+        completed for a write (`dataclasses.replace`) shares all the others, so a second digest
+        costs only what changed."""
         digest = hashlib.sha256()
-        for piece in self._canonical_pieces(without="last_used_at"):
+        for piece in self._canonical_pieces():
             digest.update(piece.encode())
         return "sha256:" + digest.hexdigest()
 
-    def _canonical_pieces(self, *, without: str) -> Iterator[str]:
-        """`json.dumps(to_json(without=...) less observed_at, sort_keys=True, separators=(",", ":"))`
-        one observation at a time: the whole text and its data at once took 50 MB at 25,000
-        consumers, the largest part of a plan's peak memory."""
-        encode = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
+    def _canonical_pieces(self) -> Iterator[str]:
         yield '{"consumers":{'
         for n, (identity, consumer) in enumerate(sorted(self.consumers.items())):
-            yield ("," if n else "") + encode(identity) + ":" + encode(_data(consumer, without))
+            yield ("," if n else "") + json.dumps(identity) + ":" + _canonical(consumer, _data)
         yield '},"sources":{'
         for n, (name, source) in enumerate(sorted(self.sources.items())):
-            yield ("," if n else "") + encode(name) + ":" + encode(_source_data(source, without))
+            yield ("," if n else "") + json.dumps(name) + ":" + _canonical(source, _source_data)
         yield '},"unmanaged":['
         for n, live in enumerate(sorted(self.unmanaged, key=lambda t: (t.where, t.name, t.id))):
-            yield ("," if n else "") + encode(_data(live, without))
+            yield ("," if n else "") + _canonical(live, _data)
         yield "]}"
+
+
+def prepare_digest(obs: SourceObservation | ConsumerObservation) -> None:
+    """Make `obs`'s part of `Observed.digest` now (observe does while calls are still out)."""
+    _canonical(obs, _source_data if isinstance(obs, SourceObservation) else _data)
+
+
+def _canonical(obs: Any, data: Any) -> str:
+    """The canonical JSON of one frozen observation without `last_used_at`, made once per
+    observation (kept in its `canonical_json`; a `dataclasses.replace` copy starts without)."""
+    text: str | None = getattr(obs, "canonical_json", None)
+    if text is None:
+        text = json.dumps(data(obs, "last_used_at"), sort_keys=True, separators=(",", ":"))
+        if hasattr(obs, "canonical_json"):
+            object.__setattr__(obs, "canonical_json", text)
+    return text
 
 
 def _source_data(obs: SourceObservation, without: str | None) -> dict[str, Any]:
@@ -151,7 +176,7 @@ def _data(value: Any, without: str | None = None) -> Any:
     (`asdict` deep-copies everything before `plain` walks it again: most of a digest's time)."""
     names = _FIELD_NAMES.get(type(value))
     if names is None and is_dataclass(value) and not isinstance(value, type):
-        names = _FIELD_NAMES[type(value)] = tuple(f.name for f in fields(value))
+        names = _FIELD_NAMES[type(value)] = tuple(f.name for f in fields(value) if f.metadata.get("digest", True))
     if names is not None:
         return {n: _data(getattr(value, n), without) for n in names if n != without}
     if isinstance(value, dict):

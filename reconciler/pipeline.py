@@ -1,5 +1,7 @@
-"""Observe -> plan for a session: the one wiring plan, apply, check and discover share, so that what
-`plan` and `check` say the next apply will do is what apply does.
+"""Observe -> plan for a session: the one wiring plan, apply, check, adopt and discover share, so
+that what `plan` and `check` say the next apply will do is what apply does. `observe_and_plan`
+observes, plans, then makes the calls only a planned write needs (`plan_writes`) and plans the
+tokens they concern again: those calls are made for what the plan writes, not for every consumer.
 
 The planner's inputs besides the inventory and the observation are the ledger, the time, the
 targets and the escrow (whether a key is set, and which tokens hold an escrowed value of an
@@ -9,14 +11,18 @@ under the state lock.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from reconciler.clients import Clients
     from reconciler.engine import Session
+    from reconciler.inventory.model import Inventory
     from reconciler.observed import Observed
     from reconciler.plan import Plan
-    from reconciler.state.escrow import Escrow
+    from reconciler.planner import Deliveries
+    from reconciler.state.escrow import Escrow, EscrowPending
     from reconciler.state.ledger import Ledger
 
 
@@ -37,17 +43,50 @@ def plan_session(session: Session, observed: Observed, *, targets: Collection[st
     and `escrow` given: apply's, read under the lock)."""
     from reconciler.plan import plan
 
+    return plan(session.inventory, observed, session.ledger if ledger is None else ledger, session.now,
+                **_plan_inputs(session, targets, escrow))
+
+
+def _plan_inputs(session: Session, targets: Collection[str] | None, escrow: Escrow | None) -> dict[str, Any]:
+    """The planner's targets and escrow, of the session unless given."""
     chosen = session.targets if targets is None else targets
     if escrow is None:
         available, escrowed = session.escrow_available, dict(session.escrowed or {})
     else:
         available, escrowed = escrow.available, {p.token: p for p in escrow.pending()}
-    return plan(session.inventory, observed, session.ledger if ledger is None else ledger, session.now,
-                targets=tuple(chosen) or None, escrow_available=available, escrowed=escrowed)
+    return {"targets": tuple(chosen) or None, "escrow_available": available, "escrowed": escrowed}
 
 
-def observe_and_plan(session: Session) -> tuple[Observed, Plan]:
-    """What `reconcile plan` and `reconcile check` show: the observation and the plan apply would
-    make from it."""
-    observed = observe_session(session)
-    return observed, plan_session(session, observed)
+def observe_and_plan(session: Session, *, targets: Collection[str] | None = None, ledger: Ledger | None = None,
+                     escrow: Escrow | None = None, lists_out: dict[Any, Any] | None = None,
+                     values_out: dict[str, Any] | None = None) -> tuple[Observed, Plan]:
+    """What `reconcile plan` and `reconcile check` show, and what apply and adopt act on: the
+    observation and the plan apply would make from it (`plan_writes`)."""
+    lists: dict[Any, Any] = {} if lists_out is None else lists_out
+    observed = observe_session(session, targets=targets, ledger=ledger, lists_out=lists, values_out=values_out)
+    return plan_writes(session.inventory, observed, session.clients, session.ledger if ledger is None else ledger,
+                       session.now, lists=lists, **_plan_inputs(session, targets, escrow))
+
+
+def plan_writes(inventory: Inventory, observed: Observed, clients: Clients, ledger: Deliveries | None, now: datetime,
+                *, targets: Collection[str] | None = None, escrow_available: bool = False,
+                escrowed: Mapping[str, EscrowPending] | None = None,
+                lists: dict[Any, Any] | None = None) -> tuple[Observed, Plan]:
+    """The plan for `observed`, once the consumers it writes are observed as a write needs
+    (`ConsumerKind.write_needs`: calls made for those consumers only, e.g. a recreated hook's
+    detail) and the tokens whose observations that changed are planned again. Returns the
+    observation with those calls and the plan; the calls go into `lists`."""
+    from reconciler.observe import observe_writes
+    from reconciler.planner import plan, replan
+
+    lists = {} if lists is None else lists
+    result = plan(inventory, observed, ledger, now, targets=targets, escrow_available=escrow_available,
+                  escrowed=escrowed)
+    # a second pass finds nothing new: a write a completed observation blocks is dropped, never added
+    for _ in range(2):
+        observed, changed = observe_writes(inventory, observed, result, clients, lists)
+        if not changed:
+            break
+        result = replan(result, inventory, observed, ledger, now, changed, escrow_available=escrow_available,
+                        escrowed=escrowed)
+    return observed, result

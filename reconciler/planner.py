@@ -113,19 +113,10 @@ def plan(
     while that instance is the live one (id and creation time); a live token with its id but
     another time blocks the token (apply drops the value, see `escrow_not_live`).
     `targets`: only these token names (all when empty)."""
-    now = now.astimezone(UTC) if now.tzinfo else now.replace(tzinfo=UTC)
+    now = _utc(now)
     chosen = sorted(n for n in inventory.tokens if not targets or n in targets)
-    replaced_by = {old: name for name, t in inventory.tokens.items()
-                   if (old := source_kind(t.source.kind).replaces(t.source)) is not None}
-    retiring = {name: inventory.tokens[old] for old, name in replaced_by.items()
-                if old in inventory.tokens}
-    token_plans = creator_chains(inventory, observed, tuple(
-        plan_token(inventory.tokens[name], observed, ledger, now, escrow_available, (escrowed or {}).get(name),
-                   replaced_by=replaced_by.get(name), retiring=retiring.get(name))
-        for name in chosen
-    ))
-    token_plans = tuple(replace(tp, approval=source_kind(tp.source_kind).scope_approval(
-        inventory.tokens[tp.name].source, inventory.policy)) for tp in token_plans)
+    token_plans = _finished(inventory, observed, _token_plans(inventory, observed, ledger, now, chosen,
+                                                              escrow_available, escrowed))
     findings = [
         Finding(severity="warning", code="unmanaged",
                 message=f"unmanaged: {_live_words(t)} in {t.where} is not in the inventory "
@@ -140,6 +131,51 @@ def plan(
         findings=tuple(findings),
         targets=tuple(sorted(targets or ())),
     )
+
+
+def replan(previous: Plan, inventory: Inventory, observed: Observed, ledger: Deliveries | None, now: datetime,
+           names: Collection[str], *, escrow_available: bool = False,
+           escrowed: Mapping[str, EscrowPending] | None = None) -> Plan:
+    """`previous` (the plan of the same inventory, ledger and time) with the tokens `names` planned
+    again from `observed`, which differs from what `previous` was made from only in what those
+    tokens' observations say; the tokens created with them follow (their creator's plan says
+    where their value comes from)."""
+    now = _utc(now)
+    again = set(names)
+    while more := {tp.name for tp in previous.tokens if inventory.tokens[tp.name].source.created_with in again} - again:
+        again |= more
+    fresh = _finished(inventory, observed, _token_plans(inventory, observed, ledger, now, sorted(again),
+                                                        escrow_available, escrowed),
+                      others={tp.name: tp for tp in previous.tokens if tp.name not in again})
+    by_name = {tp.name: tp for tp in fresh}
+    return replace(previous, observed_digest=observed.digest(),
+                   tokens=tuple(by_name.get(tp.name, tp) for tp in previous.tokens))
+
+
+def _utc(now: datetime) -> datetime:
+    return now.astimezone(UTC) if now.tzinfo else now.replace(tzinfo=UTC)
+
+
+def _token_plans(inventory: Inventory, observed: Observed, ledger: Deliveries | None, now: datetime,
+                 names: list[str], escrow_available: bool,
+                 escrowed: Mapping[str, EscrowPending] | None) -> tuple[TokenPlan, ...]:
+    """Each token of `names` planned on its own (creator chains and approvals come after)."""
+    replaced_by = {old: name for name, t in inventory.tokens.items()
+                   if (old := source_kind(t.source.kind).replaces(t.source)) is not None}
+    retiring = {name: inventory.tokens[old] for old, name in replaced_by.items()
+                if old in inventory.tokens}
+    return tuple(plan_token(inventory.tokens[name], observed, ledger, now, escrow_available, (escrowed or {}).get(name),
+                            replaced_by=replaced_by.get(name), retiring=retiring.get(name))
+                 for name in names)
+
+
+def _finished(inventory: Inventory, observed: Observed, plans: tuple[TokenPlan, ...], *,
+              others: Mapping[str, TokenPlan] | None = None) -> tuple[TokenPlan, ...]:
+    """`plans` with their creator chains (`others`: the finished plans of the tokens not in
+    `plans`) and scope approvals."""
+    plans = creator_chains(inventory, observed, plans, others or {})
+    return tuple(replace(tp, approval=source_kind(tp.source_kind).scope_approval(
+        inventory.tokens[tp.name].source, inventory.policy)) for tp in plans)
 
 
 class Notes:
@@ -230,16 +266,18 @@ def plan_token(token: Token, observed: Observed, ledger: Deliveries | None, now:
 # --- created with another token's value ------------------------------------------------------
 
 
-def creator_chains(inventory: Inventory, observed: Observed, plans: tuple[TokenPlan, ...]) -> tuple[TokenPlan, ...]:
+def creator_chains(inventory: Inventory, observed: Observed, plans: tuple[TokenPlan, ...],
+                   others: Mapping[str, TokenPlan] | None = None) -> tuple[TokenPlan, ...]:
     """Each token created with another (`created_with`) names it and where apply takes its value;
     a change that needs a value not at hand waits (a warning: apply leaves the token as it is),
-    never falling back to the provider's credential."""
-    by_name = {tp.name: tp for tp in plans}
+    never falling back to the provider's credential. `others`: the plans of the other tokens
+    planned."""
+    by_name = {**(others or {}), **{tp.name: tp for tp in plans}}
     creates: dict[str, list[str]] = {}
-    for tp in plans:
-        creator = inventory.tokens[tp.name].source.created_with
+    for name in sorted(by_name):
+        creator = inventory.tokens[name].source.created_with
         if creator is not None:
-            creates.setdefault(creator, []).append(tp.name)
+            creates.setdefault(creator, []).append(name)
     return tuple(replace(_with_creator(tp, inventory.tokens[tp.name], by_name, observed),
                          creates=tuple(creates.get(tp.name, ()))) for tp in plans)
 

@@ -534,6 +534,17 @@ class ConsumerKind(ABC):
         token's own target; None otherwise."""
         return None
 
+    # reads only a planned write needs (reconciler.pipeline) --------------------------------------
+
+    def write_needs(self, consumer: Consumer, observation: ConsumerObservation) -> list[ListKey]:
+        """The calls the plan needs before it can say a write of this consumer is safe, beyond
+        what `needs` observes for every consumer: made only for the consumers the plan writes."""
+        return []
+
+    def observe_write(self, consumer: Consumer, observation: ConsumerObservation, lists: Lists) -> ConsumerObservation:
+        """`observation` completed with what the calls of `write_needs` returned."""
+        return observation
+
 
 class Creatable:
     """`write` creates the place when it is missing."""

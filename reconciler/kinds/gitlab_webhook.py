@@ -3,9 +3,9 @@ URL variable or a custom header. All three are write-only (GitLab never returns 
 state comes from the ledger.
 
 Observe: one `GET /{projects,groups}/:id/hooks` per project/group; the hook is matched by id, URL
-or name. In `mode: recreate` also one `GET .../hooks/:id` for that hook, because the list omits the
-URL-variable and custom-header keys, and a recreate that would drop values the inventory does not
-declare is refused. Write (`mode: update`): `PUT .../hooks/:id` with `token`
+or name. In `mode: recreate`, for a hook the plan writes only (`write_needs`), also one
+`GET .../hooks/:id`, because the list omits the URL-variable and custom-header keys, and a
+recreate that would drop values the inventory does not declare is refused. Write (`mode: update`): `PUT .../hooks/:id` with `token`
 (and the unchanged `url`: a URL change without `token` clears it), or
 `PUT .../hooks/:id/{url_variables,custom_headers}/:key`. `mode: recreate`: copy every readable
 field, delete, create with the declared values re-supplied.
@@ -14,7 +14,7 @@ field, delete, create with the declared values re-supplied.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -187,6 +187,10 @@ def _missing(consumer: Consumer) -> tuple[Severity, str, str]:
             "exists and apply never creates one: create the hook, or correct `hook:` (its id, URL or name)")
 
 
+# An observation's details of a recreate hook the plan writes: the keys a recreate must re-supply.
+LOST_KEYS = ("url_variable_keys", "custom_header_keys")
+
+
 def _keys(items: Any) -> list[str]:
     return sorted(str(i.get("key")) for i in items or () if isinstance(i, dict))
 
@@ -253,13 +257,32 @@ class WebhookKind(ConsumerKind, Recreatable, ScannedConsumer):
 
     def needs(self, consumer: Consumer, lists: Lists) -> list[ListKey]:
         assert isinstance(consumer, GitLabWebhook)
-        keys = [_list_key(consumer)]
-        data, _ = rows(lists, keys[0])
-        if consumer.mode == "recreate" and isinstance(data, list):
-            hook = find_hook(consumer, data)
-            if hook is not None:
-                keys.append(_detail_key(consumer, str(hook["id"])))
-        return keys
+        return [_list_key(consumer)]
+
+    def write_needs(self, consumer: Consumer, observation: ConsumerObservation) -> list[ListKey]:
+        """mode recreate: the hook's detail (the list omits its URL-variable and custom-header
+        keys), to tell whether the recreate would lose a value."""
+        c = consumer
+        assert isinstance(c, GitLabWebhook)
+        if c.mode != "recreate" or observation.live_id is None or LOST_KEYS[0] in observation.details:
+            return []
+        return [_detail_key(c, observation.live_id)]
+
+    def observe_write(self, consumer: Consumer, observation: ConsumerObservation, lists: Lists) -> ConsumerObservation:
+        """The keys of the hook's URL variables and custom headers, from its detail; a detail that
+        could not be read makes the hook's observation an error (the recreate is not planned)."""
+        c = consumer
+        assert isinstance(c, GitLabWebhook)
+        if not self.write_needs(c, observation):
+            return observation
+        hook_id = str(observation.live_id)
+        detail, error = fetched_row(lists, _detail_key(c, hook_id))
+        if error or detail is None:
+            return ConsumerObservation(identity=c.identity, token=observation.token, readable=False, state="error",
+                                       live_id=hook_id, error=error or "hook detail not fetched")
+        details = {**observation.details, LOST_KEYS[0]: _keys(detail.get("url_variables")),
+                   LOST_KEYS[1]: _keys(detail.get("custom_headers"))}
+        return replace(observation, details=details)
 
     def observe(self, token: Token, consumer: Consumer, lists: Lists) -> Reading:
         c = consumer
@@ -275,14 +298,8 @@ class WebhookKind(ConsumerKind, Recreatable, ScannedConsumer):
         if hook is None:
             return Reading(seen(state="missing", exists=False, details={"missing": "hook"}))
         details: dict[str, Any] = {"hook_id": str(hook["id"]), "token_present": hook.get("token_present")}
-        if plain_http_host(hook.get("url")):  # only then: other plans' digests stay as they were
-            details["plain_http"] = plain_http_host(hook.get("url"))
-        if c.mode == "recreate":
-            detail, derror = fetched_row(lists, _detail_key(c, str(hook["id"])))
-            if derror or detail is None:
-                return Reading(seen(state="error", live_id=str(hook["id"]), error=derror or "hook detail not fetched"))
-            details["url_variable_keys"] = _keys(detail.get("url_variables"))
-            details["custom_header_keys"] = _keys(detail.get("custom_headers"))
+        if host := plain_http_host(hook.get("url")):  # only then: other plans' digests stay as they were
+            details["plain_http"] = host
         return Reading(seen(state="unverifiable", live_id=str(hook["id"]), details=details))
 
     def _findings(self, consumer: Consumer, observation: ConsumerObservation, writing: bool) -> list[tuple[Severity, str, str]]:
@@ -290,11 +307,15 @@ class WebhookKind(ConsumerKind, Recreatable, ScannedConsumer):
         assert isinstance(c, GitLabWebhook)
         if c.mode != "recreate" or not writing or not observation.exists:
             return []
+        if LOST_KEYS[0] not in observation.details:  # planned without `observe_write`: cannot tell
+            return [("error", "recreate_unchecked",
+                     f"{c.label}: the hook's detail was not read, so whether mode recreate would lose a URL variable "
+                     "or custom header cannot be told")]
         target = c.target
         lost = []
         for what, live_keys, declared in (
-            ("URL variable", observation.details.get("url_variable_keys", []), c.url_variables),
-            ("custom header", observation.details.get("custom_header_keys", []), c.custom_headers),
+            ("URL variable", observation.details[LOST_KEYS[0]], c.url_variables),
+            ("custom header", observation.details[LOST_KEYS[1]], c.custom_headers),
         ):
             field = "url_variable" if what == "URL variable" else "custom_header"
             for key in live_keys:

@@ -249,8 +249,8 @@ class ZendeskWebhookKind(ConsumerKind, Readable, ListVerifiable, VerifiableAlone
             if c.authentication.username is not None:
                 attributes["authentication.username"] = (auth.get("data") or {}).get("username")
         details = {"status": hook.get("status")}
-        if plain_http_host(_revealed(hook.get("endpoint"))):  # only then: other plans' digests stay
-            details["plain_http"] = plain_http_host(_revealed(hook.get("endpoint")))
+        if host := plain_http_host(_revealed(hook.get("endpoint"))):  # only then: other plans' digests stay
+            details["plain_http"] = host
         if not readable:
             return Reading(ConsumerObservation(**base, state="unverifiable", live_id=str(hook["id"]),
                                                attributes=attributes, details=details))

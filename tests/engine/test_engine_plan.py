@@ -319,6 +319,18 @@ def test_webhook_recreate_refuses_to_lose_undeclared_values():
     assert "the secret token" in errors[0].message and "'X-Env'" not in errors[0].message
 
 
+def test_webhook_recreate_planned_without_its_detail_is_an_error():
+    """A plan made without the reads a write needs (`observe_write`) cannot tell what a recreate
+    loses: the hook it would write blocks its token."""
+    hook = GitLabWebhook(provider="gl", project="g/p", hook="sync", mode="recreate")
+    tok = token("t", TRIGGER, consumers=(hook,))
+    obs = held(hook, tok, readable=False, details={"token_present": True})
+    _, tp = one(tok, live("7", age=400, expires_in=5), [obs])
+    assert tp.blocked and "recreate_unchecked" in [f.code for f in tp.findings]
+    _, kept = one(tok, live("7"), [obs])  # not written: nothing to check
+    assert kept.consumers[0].action == "none" and "recreate_unchecked" not in [f.code for f in kept.findings]
+
+
 def test_zendesk_webhook_endpoint_template_drift():
     zwh = ZendeskWebhook(provider="zd", webhook="w", endpoint="https://x/?token=${token}")
     tok = token("t", TRIGGER, consumers=(zwh,))

@@ -18,6 +18,7 @@ from reconciler.clients import connect
 from reconciler.engine import SANDBOX_ENV_GITLAB, SANDBOX_ENV_ZENDESK
 from reconciler.inventory import load_inventory
 from reconciler.observe import fetch_lists, observe
+from reconciler.pipeline import plan_writes
 from reconciler.plan import plan
 from reconciler.render import render_json, render_markdown, render_text
 from reconciler_sandbox.core import known_secrets
@@ -100,14 +101,16 @@ def test_plan_makes_no_mutating_request_and_meets_the_batch_bound(world, workdir
     assert all(e.method == "GET" for e in entries)
     # the minimum: one list per project/group and resource type (no page exceeds 100 here), the
     # current user once (for its PATs), the Zendesk credential's user once (whose OAuth tokens are
-    # ours), one hook detail (mode recreate), one identification of a value the ledger does
-    # not know (the group bot token in SUPPORT_OPS_BOT_TOKEN), and the id of the GitLab credential
-    # once (its PAT is listed among the user's: it is never reported as unmanaged), and the
-    # project a Zendesk webhook's trigger URL names by id (its trigger's source names it by path)
+    # ours), one identification of a value the ledger does not know (the group bot token in
+    # SUPPORT_OPS_BOT_TOKEN), the id of the GitLab credential once (its PAT is listed among the
+    # user's: it is never reported as unmanaged), and the project a Zendesk webhook's trigger URL
+    # names by id (its trigger's source names it by path). No hook detail: the one mode-recreate
+    # hook is not written by this plan (only a written one needs its detail)
     inventory = load_inventory("inventory")
     clients = connect(inventory, env=world.env(), endpoints=world.endpoints)
     keys = fetch_lists(list(inventory.tokens.values()), clients)
-    assert len(entries) == len(keys) + 2 == 25
+    assert len(entries) == len(keys) + 2 == 24
+    assert not [e for e in entries if "/hooks/" in e.path]
     paths = [e.path for e in entries]
     fetched = [e for e in entries if e.path != "/api/v4/personal_access_tokens/self"]  # asked with two tokens
     assert len(fetched) == len({(e.host, e.path, e.query_keys) for e in fetched})  # nothing fetched twice
@@ -153,8 +156,8 @@ tokens:
 def test_goldens_and_schema(world, workdir):
     inventory = load_inventory("inventory")
     clients = connect(inventory, env=world.env(), endpoints=world.endpoints)
-    observed = observe(inventory, clients, None, PINNED)
-    result = plan(inventory, observed, None, PINNED, escrow_available=True)
+    observed, result = plan_writes(inventory, observe(inventory, clients, None, PINNED), clients, None, PINNED,
+                                   escrow_available=True)
     outputs = {"plan.txt": render_text(result), "plan.md": render_markdown(result), "plan.json": render_json(result)}
     data = json.loads(outputs["plan.json"])
     jsonschema.validate(data, SCHEMA)

@@ -249,8 +249,13 @@ def test_no_answer_makes_a_kind_raise(data: st.DataObject) -> None:
         if token.source.provider and source_kind(token.source.kind).observe(token, lists).current is not None:
             event(f"a live {token.source.kind} was read")
         for consumer in token.consumers:
-            if consumer_kind(consumer.kind).observe(token, consumer, lists).observation.exists:
+            reading = consumer_kind(consumer.kind).observe(token, consumer, lists)
+            if reading.observation.exists:
                 event(f"a live {consumer.kind} was read")
+            # the calls a write of it would need (a recreated hook's detail), as the pipeline makes them
+            for key in consumer_kind(consumer.kind).write_needs(consumer, reading.observation):
+                lists.setdefault(key, _fetch(inventory, client, key))
+            consumer_kind(consumer.kind).observe_write(consumer, reading.observation, lists)
     for kind in sorted({t.source.kind for t in tokens}):
         source_kind(kind).unmanaged([t for t in tokens if t.source.kind == kind], lists)
 

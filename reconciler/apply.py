@@ -1343,8 +1343,7 @@ class TokenApply:
             if works:
                 self.say(f"the value authenticates as #{value_live.id}")
         changed = False
-        alone = read_alone([c for c, _ in written if not self.write_only(c)], self.run_.lists)
-        lists = self.read_back([(c, out) for c, out in written if c.identity not in alone])
+        lists, alone = self.reads_after(written)
         results = self.run_.in_parallel([partial(self.check_one, consumer, out, lists, alone=consumer.identity in alone)
                                          for consumer, out in written])
         for (consumer, out), result in zip(written, results, strict=True):
@@ -1391,6 +1390,11 @@ class TokenApply:
         readable (GitLab sets `hidden` only at creation; `secure` is the app's definition)."""
         cobs = self.observed.consumers.get(consumer.identity)
         return cobs is not None and cobs.exists and not cobs.readable and not cobs.error
+
+    def reads_after(self, written: list[tuple[Consumer, Secret]]) -> tuple[dict[ListKey, Any], set[str]]:
+        """The lists verification reads, and the consumers it reads alone instead (`read_alone`)."""
+        alone = read_alone([c for c, _ in written if not self.write_only(c)], self.run_.lists)
+        return self.read_back([(c, out) for c, out in written if c.identity not in alone]), alone
 
     def read_back(self, written: list[tuple[Consumer, Secret]]) -> dict[ListKey, Any]:
         """Each list verification reads, fetched once after the last write of this token: one per

@@ -35,7 +35,9 @@ Minimum (what any correct plan must read):
     omits the keys of URL variables and custom headers, which a recreate must not lose; a hook
     the plan leaves alone loses nothing): an existing hook whose token is due (see the apply
     minimum: it is rotated or created), or that the ledger has no record of holding its token's
-    current live instance (its record's consumer, token id and creation time);
+    current live instance (its record's consumer, token id and creation time). A token the engine
+    rotates because none of its consumers can be shown to hold its value is the engine's choice,
+    not counted here: the engine may read a few more;
   - one identification per distinct value held by a readable consumer that the ledger does not
     prove (no record of its token has that fingerprint with the live id), when the only
     way to tell which token a value is, is to authenticate with it (GitLab PATs and access tokens:
@@ -320,16 +322,9 @@ def compute(inventory: str | Path | Inventory, world_seed: str | Path, state_dir
             row = _newest(rows)
         elif s.kind == "zendesk_oauth_client_secret":
             need(s.provider, "oauth_clients", "", zcount(s.provider, "oauth_clients"))  # type: ignore[arg-type]
-            zd = live.zendesk.get(subdomain[str(s.provider)]) or {}
-            client = next((c for c in zd.get("oauth_clients") or () if c.get("identifier") == s.client), None)
-            # a regenerated secret keeps the client's id: its instance is the time it was last set
-            row = None if client is None else {**client, "created_at": client.get("updated_at") or client.get("created_at")}
         elif s.kind == "zendesk_api_token":
             need(s.provider, "api_tokens", "", 1)  # type: ignore[arg-type]
-            zd = live.zendesk.get(subdomain[str(s.provider)]) or {}
-            row = next((t for t in zd.get("api_tokens") or () if t.get("description") == s.description), None)
-        elif s.kind == "external":
-            row = {"id": "external", "created_at": None}  # no live instance: the ledger's record is the truth
+        row = row or _other_instance(s, live.zendesk.get(subdomain.get(str(s.provider), "")) or {})
         current[name] = (str(row.get("id")), str(row.get("value")), _created(row, clock)) if row else None
 
     for name, tok in inv.tokens.items():
@@ -476,6 +471,18 @@ def _due(tok: Any, expiry: dict[tuple[str, ...], tuple[Any, Any]], clock: Clock)
     window, not_before = tok.rotation.rotate_before, tok.rotation.not_before
     expiring = expires is not None and window is not None and expires <= clock.now() + window
     return expiring or (not_before is not None and created is not None and created.date() < not_before)
+
+
+def _other_instance(s: Any, zd: dict[str, Any]) -> dict[str, Any] | None:
+    """The live instance of a source that is no listed token: a Zendesk OAuth client's secret (the
+    client, as of when its secret was last set: a regenerated secret keeps the client's id), an
+    API token, or an external source (none: the ledger's record is the truth)."""
+    if s.kind == "zendesk_oauth_client_secret":
+        client = next((c for c in zd.get("oauth_clients") or () if c.get("identifier") == s.client), None)
+        return None if client is None else {**client, "created_at": client.get("updated_at") or client.get("created_at")}
+    if s.kind == "zendesk_api_token":
+        return next((t for t in zd.get("api_tokens") or () if t.get("description") == s.description), None)
+    return {"id": "external", "created_at": None} if s.kind == "external" else None
 
 
 def _hook_identity(c: Any) -> str:

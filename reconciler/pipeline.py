@@ -37,16 +37,6 @@ def observe_session(session: Session, *, targets: Collection[str] | None = None,
                    targets=tuple(chosen) or None, lists_out=lists_out, values_out=values_out)
 
 
-def plan_session(session: Session, observed: Observed, *, targets: Collection[str] | None = None,
-                 ledger: Ledger | None = None, escrow: Escrow | None = None) -> Plan:
-    """The plan for `observed`, with the ledger, escrow and time of the session (or the `ledger`
-    and `escrow` given: apply's, read under the lock)."""
-    from reconciler.plan import plan
-
-    return plan(session.inventory, observed, session.ledger if ledger is None else ledger, session.now,
-                **_plan_inputs(session, targets, escrow))
-
-
 def _plan_inputs(session: Session, targets: Collection[str] | None, escrow: Escrow | None) -> dict[str, Any]:
     """The planner's targets and escrow, of the session unless given."""
     chosen = session.targets if targets is None else targets

@@ -95,7 +95,8 @@ def test_a_file_over_the_size_limit_is_not_read(tmp_path: Path, capsys: pytest.C
 def test_the_directory_total_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(yamlload, "MAX_TOTAL_BYTES", 100)
     for name in "abc":
-        (tmp_path / f"{name}.yaml").write_text(f"{name}: " + "x" * 40 + "\n")  # 44 bytes each
+        # 44 bytes each; words, not a run of one letter (another test's credential value is "x" * 40)
+        (tmp_path / f"{name}.yaml").write_text(f"{name}: " + "word " * 8 + "\n")
     doc = load_document(tmp_path)
     assert [(Path(d.pos.file).name, d.pos.line) for d in doc.diagnostics] == [("c.yaml", 1)]
     assert "this file and those after it are not read" in doc.diagnostics[0].message

@@ -488,38 +488,47 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 NOTES = """
-- **Load.** This run shared the machine's 2 cores with several other engineers' test suites (the
-  load average is in the header: far above 2). Everything that is CPU (loading the inventory,
-  the client's HTTP stack, the sandboxes answering, planning) took several times longer than on an
-  idle machine, and the bounds count no CPU, so every wall/bound ratio here is an upper bound of
-  what a quiet machine shows; the phases say where the time went. Request counts are exact and
-  reproduce on any machine.
+- **Load.** The machine's 2 cores are shared with other work; the load average before and after
+  each measurement is in its section. Everything that is CPU (loading the inventory, the
+  client's HTTP stack, the sandboxes answering, planning) takes longer under load, and the bounds
+  count no CPU, so a ratio measured under load is an upper bound of a quiet machine's. Request
+  counts are exact and reproduce on any machine.
 - **Minimum** (`benchmarks/minimum.py`): derived from the inventory, the world seed and the ledger
   read as plain files, and the documented list endpoints and their page sizes (the module cites
   them); it imports nothing from `reconciler`. A held value counts as proven when a ledger record
-  of its token has its fingerprint and the live id (whichever consumer the record is of), so it
-  is 955 here where the engine, which identifies such values again, makes 991 (1.04 x). It still
-  counts a detail read for every `mode: recreate` webhook, as the engine makes it.
+  of its token has its fingerprint and the live id. A `mode: recreate` webhook's detail is counted
+  only for a hook the minimum derives, from the files, as written (its token is due, or the
+  ledger has no record of it holding its token's current instance).
 - **Critical-path bound**: for each provider the larger of two: its requests over its own
   concurrency (the throttle is per provider) times the injected latency, and its rate limit's
   fixed windows (the Zendesk sandbox allows 700 requests a minute per account, Zendesk
-  Enterprise's documented limit: 3,556 requests to one account take at least five full minutes
-  whatever the concurrency); the bound is the largest over providers, and each section says
+  Enterprise's documented limit); the bound is the largest over providers, and each section says
   which provider and which of the two sets it. Until this round the bound counted concurrency
   only, so rotating everything, which Zendesk's rate limit held to about 300 s, was measured
-  against GitLab's 129 s (2.46 x): the bound is larger now because it was wrong, not because
-  apply got slower. Measured request counts, so a needless request raises the bound rather than
-  the ratio: the minimum columns catch those.
+  against GitLab's 129 s (2.46 x on a quiet machine): against the corrected bound that run was
+  1.06 x. Measured request counts, so a needless request raises the bound rather than the ratio:
+  the minimum columns catch those.
 - **Memory** is each measured process's own peak (`VmHWM` from /proc/self/status, printed by the
-  process itself; the interpreter and libraries are about 60 MB of it). Until this round the
-  figure was `ru_maxrss` of the runner's children, which starts from the runner's own.
+  process itself; the interpreter and libraries are about 60 MB of it).
+- **Plan**: observe is a dataflow (`reconciler/observe.py` `Flow`): each answer asks the sources
+  and consumers waiting on it for their next calls at once, a token's held values are identified
+  as soon as its own calls are in, and each provider keeps twice its budget queued, so no
+  provider's slots idle while another's calls finish. A call only a planned write needs (a
+  recreated GitLab hook's detail: the keys of its URL variables and custom headers) is made
+  after planning, for the consumers the plan writes, and only their tokens are planned again: 13
+  detail reads on the 1x world where every recreate hook's detail (159) was read before. What
+  keeps the plan above its bound is CPU on a 2-core machine: loading the inventory (about 0.7 s
+  at 1x, before any request can go), planning and rendering (about 0.4 s, after the last answer),
+  and about 2 ms of client CPU per request in python-gitlab, requests and urllib3, which at
+  concurrency 16 is most of the observe phase's excess. Before this round (a quiet machine):
+  991 requests; 1.24 x at concurrency 4 and 1.78 x at concurrency 16.
 - **Apply** runs tokens concurrently (`reconciler/schedule.py`): as many as twice the providers'
   budgets at once, every request within its provider's throttle; a token's consumer writes and
   read-backs go at once. The ledger is a journal (one appended line per save, fsynced where it
-  must be durable, compacted at the end), so its cost is linear in the work. Before this round
-  (main, an idle machine): 100 rotations into 500 consumers of a 100-token world took 102.5 s,
-  7.6-7.9 x its bound, and saving the ledger rewrote and fsynced the whole file after every
-  consumer record (11 ms at 500 records, 74 ms at 5,000, 369 ms at 25,000).
+  must be durable, compacted at the end), so its cost is linear in the work. The first version
+  (one token after another, the whole ledger rewritten and fsynced after each consumer record:
+  11 ms at 500 records, 74 ms at 5,000, 369 ms at 25,000) took 7.6-7.9 x its bound for 100
+  rotations into 500 consumers.
 - **Apply requests above the minimum**: three deliberate safety reads, which the minimum leaves
   out and its docstring names (a credential check before each GitLab rotate; an app installation
   read before its `PUT`, whose answer is the read after it; before revoking an old token, the
@@ -527,19 +536,14 @@ NOTES = """
   live in once, or, where the list has more pages than the token has consumers in it (a Zendesk
   instance's webhooks: 5 pages at 1x; a popular project's variables), each consumer alone
   (`GET /api/v2/webhooks/{id}`, `GET .../variables/:key`); the minimum counts the fewer of the
-  two. Rotating everything made 17,156 requests before this (Zendesk 3,556 and 3,270, GitLab
-  10,330): 1,998 webhook list pages for 1,000 `PATCH`es, 1,500 installation reads for 750
-  `PUT`s, and the OAuth client list and credential's user read again before each revoke.
-- **Memory at 5x**: the plan process peaks at about 280 MB (goal 200 MB, not met; main measured
-  about 247 MB the same way): the inventory's YAML with a position for every key, the parsed
-  model and the observation of 30,000 objects are all held at once. Not changed in this round.
-- **10x** (10,000 tokens, 50,000 consumers) was not run: on the shared machine the 1x and 5x runs
-  alone took over 40 minutes. `run.py --scales 10 --no-rotate-all` runs it.
-- **Plan**: `Observed.digest` builds its JSON in one pass (it deep-copied every observation with
-  `dataclasses.asdict` first). Not done in this round: fetching webhook details only for the
-  hooks the plan writes (the 159 detail reads, about 15 of them for hooks that are rewritten),
-  and the client's CPU per request and the inventory load, which dominate the plan's wall time
-  over its bound once the network part overlaps well.
+  two. Rotating everything made 17,156 requests before this round (Zendesk 3,556 and 3,270,
+  GitLab 10,330): 1,998 webhook list pages for 1,000 `PATCH`es, 1,500 installation reads for
+  750 `PUT`s, and the OAuth client list and the credential's user read again before each revoke.
+- **Memory at 5x**: the inventory's positions are packed ints made into a `Position` only when a
+  diagnostic asks (400,000 `Position` objects and a second table of value positions were 121 MB
+  of the load), keys are interned, the digest is hashed one observation at a time (the whole
+  canonical JSON at once was about 50 MB), ledger records share their repeated strings, and the
+  plan's text is not copied whole. Before this round the 5x plan peaked at 280-293 MB.
 """
 
 

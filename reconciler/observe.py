@@ -57,7 +57,6 @@ from reconciler.observed import (
     LiveToken,
     Observed,
     SourceObservation,
-    prepare_digest,
     record_is_of,
 )
 from reconciler.secret import Secret
@@ -152,8 +151,6 @@ class Flow:
         self.sources: dict[str, SourceObservation] = {}
         self.readings: dict[str, list[tuple[Token, Reading]]] = {}
         self.identified: dict[tuple[str, str], Identity | None] = {}
-        self.unidentified: dict[str, int] = {}  # token name -> identifications still out
-        self.settled: dict[str, ConsumerObservation] = {}  # consumer identity -> its observation (`settle`)
 
     # the work -----------------------------------------------------------------------------
 
@@ -214,31 +211,13 @@ class Flow:
         readings = [(token, consumer_kind(c.kind).observe(token, c, self.lists)) for c in token.consumers]
         self.sources[token.name], self.readings[token.name] = source, readings
         wanted = identifications(readings, {token.name: source}, self.ledger)
-        self.unidentified[token.name] = len(wanted)
         for key, value in sorted(wanted.items()):
             self.identified[key] = None
             self.queue(str(token.source.provider), MAX_ROUNDS + 1,
                        partial(identify_one, self.clients, token, value, self.lists), partial(self.found, key))
-        if not wanted:
-            self.settle(token.name)
 
     def found(self, key: tuple[str, str], identity: Identity | None) -> None:
         self.identified[key] = identity
-        self.unidentified[key[0]] -= 1
-        if not self.unidentified[key[0]]:
-            self.settle(key[0])
-
-    def settle(self, name: str) -> None:
-        """The token's observations as `observe` returns them (unless a `created_with` pass
-        changes them), made while other calls are out, with their part of the digest."""
-        source = self.sources[name]
-        prepare_digest(source)
-        for token, reading in self.readings[name]:
-            obs = reading.observation
-            if obs.fingerprint is not None and not obs.error:
-                obs = _identified(token, obs, reading, source.current, self.ledger, self.identified)
-            prepare_digest(obs)
-            self.settled[obs.identity] = obs
 
     # the scheduling -----------------------------------------------------------------------
 
@@ -310,8 +289,6 @@ def observe(
         obs = reading.observation
         if obs.fingerprint is not None and not obs.error:
             obs = _identified(token, obs, reading, sources[token.name].current, ledger, identified)
-        if (settled := flow.settled.get(obs.identity)) == obs:
-            obs = settled  # the one whose part of the digest is already made
         consumers[obs.identity] = obs
     consumers.update(refused_consumers)
 

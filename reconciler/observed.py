@@ -70,9 +70,6 @@ class SourceObservation:
     credential: str | None = None
     # a token others are created with: where this run read its current value ("consumer:IDENTITY")
     value_at: str | None = None
-    # this observation's part of `Observed.digest`, made once (never a field of its JSON)
-    canonical_json: str | None = field(default=None, init=False, repr=False, compare=False,
-                                       metadata={"digest": False})
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -90,9 +87,6 @@ class ConsumerObservation:
     attributes: dict[str, Any] = field(default_factory=dict)  # managed, non-secret live attributes
     details: dict[str, Any] = field(default_factory=dict)  # kind-specific facts (hook header keys...)
     error: str | None = None
-    # this observation's part of `Observed.digest`, made once (never a field of its JSON)
-    canonical_json: str | None = field(default=None, init=False, repr=False, compare=False,
-                                       metadata={"digest": False})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -119,11 +113,9 @@ class Observed:
         authenticates with it), so a saved plan is stale only when something that matters moved.
 
         The text hashed is `json.dumps(to_json(...) without observed_at, sort_keys=True)`, fed to
-        the hash one observation at a time (the whole text at once took 50 MB at 25,000 consumers,
-        the largest part of a plan's peak memory). Each observation's canonical JSON is kept on
-        the (frozen) observation: observe makes it while calls are still out, and an observation
-        completed for a write (`dataclasses.replace`) shares all the others, so a second digest
-        costs only what changed."""
+        the hash one observation at a time: the whole text at once took 50 MB at 25,000
+        consumers, the largest part of a plan's peak memory (and keeping each observation's piece
+        for a second digest, about 12 MB)."""
         digest = hashlib.sha256()
         for piece in self._canonical_pieces():
             digest.update(piece.encode())
@@ -142,20 +134,9 @@ class Observed:
         yield "]}"
 
 
-def prepare_digest(obs: SourceObservation | ConsumerObservation) -> None:
-    """Make `obs`'s part of `Observed.digest` now (observe does while calls are still out)."""
-    _canonical(obs, _source_data if isinstance(obs, SourceObservation) else _data)
-
-
 def _canonical(obs: Any, data: Any) -> str:
-    """The canonical JSON of one frozen observation without `last_used_at`, made once per
-    observation (kept in its `canonical_json`; a `dataclasses.replace` copy starts without)."""
-    text: str | None = getattr(obs, "canonical_json", None)
-    if text is None:
-        text = json.dumps(data(obs, "last_used_at"), sort_keys=True, separators=(",", ":"))
-        if hasattr(obs, "canonical_json"):
-            object.__setattr__(obs, "canonical_json", text)
-    return text
+    """The canonical JSON of one observation without `last_used_at`."""
+    return json.dumps(data(obs, "last_used_at"), sort_keys=True, separators=(",", ":"))
 
 
 def _source_data(obs: SourceObservation, without: str | None) -> dict[str, Any]:
@@ -176,7 +157,7 @@ def _data(value: Any, without: str | None = None) -> Any:
     (`asdict` deep-copies everything before `plain` walks it again: most of a digest's time)."""
     names = _FIELD_NAMES.get(type(value))
     if names is None and is_dataclass(value) and not isinstance(value, type):
-        names = _FIELD_NAMES[type(value)] = tuple(f.name for f in fields(value) if f.metadata.get("digest", True))
+        names = _FIELD_NAMES[type(value)] = tuple(f.name for f in fields(value))
     if names is not None:
         return {n: _data(getattr(value, n), without) for n in names if n != without}
     if isinstance(value, dict):

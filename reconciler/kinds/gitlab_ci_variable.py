@@ -161,6 +161,20 @@ def _key(c: GitLabCiVariable) -> ListKey:
     return ListKey(c.provider, "instance_variables", "")
 
 
+def _held(row: dict[str, Any]) -> Secret | None:
+    """The value of a variable as one GET answers it; None for null (hidden) and ""."""
+    held = row.get("value")
+    return Secret(held) if isinstance(held, str) and held else None
+
+
+def _verdict(row: dict[str, Any], held: Secret | None, value: Secret) -> bool | None:
+    """Whether the variable `row` holds `value`: None when hidden (GitLab answers `value: null`),
+    False when it holds nothing and is not hidden."""
+    if held is None:
+        return None if row.get("hidden", True) else False
+    return held == value
+
+
 class CiVariableKind(ConsumerKind, Creatable, Readable, ListVerifiable, VerifiableAlone, AttributeWritable,
                      ScannedConsumer):
     model = GitLabCiVariable
@@ -281,24 +295,17 @@ class CiVariableKind(ConsumerKind, Creatable, Readable, ListVerifiable, Verifiab
         assert isinstance(c, GitLabCiVariable)
         for row in read_back(lists, _key(c)):
             if row.get("key") == c.key and (c.instance or row.get("environment_scope", "*") == c.environment_scope):
-                held: Secret | None = row.get("value")  # None for null and "" (see _gitlab.secret_field)
-                if held is None:
-                    return None if row.get("hidden", True) else False
-                return held == value
+                return _verdict(row, row.get("value"), value)  # None for null and "" (see _gitlab.secret_field)
         raise LookupError(f"{c.label}: not in the list read back after writing")
 
     def verify_alone(self, api: Any, consumer: Consumer, value: Secret, observed: ConsumerObservation) -> bool | None:
         """`verify_listed` from `GET .../variables/:key` (with `filter[environment_scope]`): one
         request where the scope's list costs one per 100 variables."""
         row = self._get(api, consumer)
-        held = row.get("value")
-        if not isinstance(held, str) or held == "":
-            return None if row.get("hidden", True) else False
-        return Secret(held) == value
+        return _verdict(row, _held(row), value)
 
     def read(self, api: Any, consumer: Consumer) -> Secret | None:
-        held = self._get(api, consumer).get("value")
-        return Secret(held) if isinstance(held, str) and held else None
+        return _held(self._get(api, consumer))
 
     def _get(self, api: Any, consumer: Consumer) -> dict[str, Any]:
         c = consumer

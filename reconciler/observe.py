@@ -9,10 +9,11 @@ again (`needs()`) for what they need next, and the values a token's consumers ho
 identified as soon as that token's own calls are in: no round waits for the slowest call of
 another.
 
-Concurrent: one thread pool; each provider has its own queue and keeps at most its `Throttle`'s
-concurrency (reconciler.clients) of calls in flight, deeper calls first (they finish a chain),
-so every provider's slots stay busy until its work is done; the Throttle pauses when its
-rate-limit budget runs low.
+Concurrent: one thread pool; each provider has its own queue and hands out up to twice its
+`Throttle`'s concurrency (reconciler.clients) of calls at once, deeper calls first (they finish a
+chain): the Throttle lets its concurrency of them send at a time, and a call waiting at it takes
+a slot the moment one frees, so every provider's slots stay busy until its work is done; the
+Throttle pauses when its rate-limit budget runs low.
 
 Identification of what readable consumers hold, cheapest first: (1) the ledger: the fingerprint
 equals the ledger record's and the record's token id is the live token's: no request; (2) the

@@ -1062,7 +1062,8 @@ class TokenApply:
         seed = kind.initial_refresh_token(self.src, env)
         if seed is not None and self.run_.escrow.seed_taken(name, seed):
             seed = None  # spent by an earlier apply: never sent again
-        refused = []
+        refused: list[str] = []
+        unspent: list[str] = []  # refused for another reason than the refresh token being spent
         for held, whence in ((seed, "the supplied refresh token"), (self.run_.escrow.grant(name), "the kept refresh token")):
             if held is None:
                 continue
@@ -1070,6 +1071,8 @@ class TokenApply:
                 return kind.refresh(self.api, self.src, held, lifetime=lifetime, env=env), seed
             except GrantRefused as err:
                 refused.append(f"{whence} was refused: {err}")
+                if not err.spent:
+                    unspent.append(whence)
             except Exception as exc:
                 if unclear(exc):
                     raise StepFailed(f"the refresh with {whence} had an unclear outcome ({describe_error(exc)}): that "
@@ -1077,6 +1080,9 @@ class TokenApply:
                                      f"Zendesk refuses it: {kind.how_to_reauthorise(self.src)}") from None
                 raise StepFailed(f"the refresh with {whence} failed: {describe_error(exc)}") from None
         why = "; ".join(refused) or "no refresh token is held or supplied"
+        if unspent:  # the fallback's grant has no refresh token: it would replace one that may still work
+            raise StepFailed(f"{why}: Zendesk did not say {unspent[0]} is spent, so it is kept and nothing falls back",
+                             next_apply="the next apply refreshes with it again; fix what Zendesk refused first")
         try:
             fallback = kind.client_credentials(self.api, self.src, lifetime=lifetime, env=env)
         except GrantRefused as err:

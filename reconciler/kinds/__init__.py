@@ -376,7 +376,14 @@ class Grant:
 
 
 class GrantRefused(Exception):
-    """The provider refused the grant (an unknown, spent or expired refresh token: `invalid_grant`)."""
+    """The provider refused the grant. `spent`: it said the refresh token itself is no use
+    (unknown, spent, revoked or expired: OAuth's `invalid_grant`, RFC 6749 section 5.2); any other
+    refusal (the client's authentication, a parameter, a missing secret) says nothing about the
+    refresh token, which may still be good."""
+
+    def __init__(self, message: str, *, spent: bool = False) -> None:
+        super().__init__(message)
+        self.spent = spent
 
 
 class Refreshable(ABC):

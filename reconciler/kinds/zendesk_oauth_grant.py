@@ -15,7 +15,8 @@ and https://support.zendesk.com/hc/en-us/articles/9182123625370):
   and refresh tokens": the rotation is in place, and a refresh token is good for one refresh.
 - An unusable refresh token is `400 {"error": "invalid_grant"}`.
 - `grant_type=client_credentials` (confidential clients, since 2025-03-04) answers an access token
-  without a refresh token: the fallback when a grant is lost and the inventory allows it.
+  without a refresh token: the fallback when a grant is lost (`invalid_grant`: any other refusal
+  says nothing of the refresh token, which is kept) and the inventory allows it.
 - New clients get 30-minute access tokens and 30-day refresh tokens by default
   (https://support.zendesk.com/hc/en-us/articles/10212201463962); local clients must adopt the
   refresh flow by 2027-04-01.
@@ -119,8 +120,9 @@ SCHEMA: dict[str, Any] = {
         },
         "fallback": {
             "enum": ["client_credentials"],
-            "description": "When the refresh token is refused, get an access token with the client_credentials "
-                           "grant instead (confidential clients; needs `client_secret_env`).",
+            "description": "When Zendesk says the refresh token is spent (`invalid_grant`), get an access token "
+                           "with the client_credentials grant instead (confidential clients; needs "
+                           "`client_secret_env`).",
         },
     },
     "additionalProperties": False,
@@ -253,8 +255,9 @@ class OAuthGrantKind(SourceKind, Refreshable, Identifying):
             params["expires_in"] = int(lifetime.total_seconds())
         answer = zendesk.oauth_grant(params)
         if answer.status_code in (400, 401):
-            error = oauth_error_code(answer) or "without an OAuth error code"
-            raise GrantRefused(f"Zendesk refused the {params['grant_type']} grant ({answer.status_code} {error})")
+            code = oauth_error_code(answer)
+            raise GrantRefused(f"Zendesk refused the {params['grant_type']} grant ({answer.status_code} "
+                               f"{code or 'without an OAuth error code'})", spent=code == "invalid_grant")
         if answer.status_code >= 500:
             answer.raise_for_status()  # an unclear outcome, as for any rotate call: the grant may be spent
         if answer.status_code >= 300:

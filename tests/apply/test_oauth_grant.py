@@ -139,6 +139,31 @@ def test_a_refused_grant_falls_back_to_client_credentials_where_declared(world, 
     assert held["variable"] == held["webhook"] and w.works(held["variable"])
 
 
+def test_a_refusal_that_does_not_spend_the_refresh_token_keeps_it_and_does_not_fall_back(world, capsys, monkeypatch):
+    """Only `invalid_grant` says the refresh token is dead: another refusal keeps it (the
+    fallback's grant has no refresh token, so falling back would forget one that still works)."""
+    from reconciler_sandbox import zendesk_oauth
+
+    w = world(fallback=True)
+    apply(capsys, w)  # takes the supplied refresh token in
+    before = w.held()["variable"]
+
+    def refuse(inst, client, params):  # e.g. a parameter the server rejects: says nothing of the token
+        raise zendesk_oauth.oauth_error(400, "invalid_request")
+
+    with monkeypatch.context() as patched:
+        patched.setitem(zendesk_oauth.GRANTS, "refresh_token", refuse)
+        w.clock.advance(timedelta(hours=1))
+        code, out = run(capsys, w, "apply", "--auto-approve")
+    assert code != 0 and "fell back" not in out, out
+    assert "400 invalid_request" in out and "so it is kept and nothing falls back" in out, out
+    assert w.held()["variable"] == before
+    out = apply(capsys, w)  # the kept refresh token still works
+    assert "fell back" not in out and "refreshed the" in out, out
+    held = w.held()
+    assert held["variable"] != before and held["variable"] == held["webhook"] and w.works(held["variable"])
+
+
 def test_check_warns_when_the_refresh_token_itself_nears_expiry(world, capsys):
     w = world()
     row = w.token_row(w.access)

@@ -7,9 +7,9 @@ merge-request note (summary on top, a collapsible block per token), and JSON (sc
 
 from __future__ import annotations
 
-import io
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
 from typing import TextIO
@@ -163,35 +163,39 @@ def _finding_lines(f: Finding, indent: str) -> list[StyledLine]:
     return lines
 
 
-def render_text(plan: Plan, stream: TextIO | None = None, colour: bool | None = None) -> str:
-    """The plan as text; written to `stream` (coloured when it is a terminal) and returned plain."""
-    out: list[StyledLine] = []
-    changed = [t for t in plan.tokens if t.changes or t.findings]
+def text_lines(plan: Plan) -> Iterator[StyledLine]:
+    """The lines of the text, made one token block at a time."""
     quiet = [t for t in plan.tokens if not (t.changes or t.findings)]
-    for t in changed:
-        out.extend(_token_lines(t))
-        out.append((" ", ""))
+    for t in plan.tokens:
+        if t.changes or t.findings:
+            yield from _token_lines(t)
+            yield " ", ""
     if quiet:
-        out.append((" ", f"  {len(quiet)} token(s) up to date: {', '.join(t.name for t in quiet)}"))
-        out.extend((" ", f"    {t.name}: {t.approval}") for t in quiet if t.approval)
-        out.append((" ", ""))
+        yield " ", f"  {len(quiet)} token(s) up to date: {', '.join(t.name for t in quiet)}"
+        yield from ((" ", f"    {t.name}: {t.approval}") for t in quiet if t.approval)
+        yield " ", ""
     for f in plan.findings:
-        out.extend(_finding_lines(f, ""))
+        yield from _finding_lines(f, "")
     if plan.findings:
-        out.append((" ", ""))
-    out.append((" ", summary_line(plan)))
-    # one copy of the whole text (a large plan's is megabytes, two bytes a character once one
-    # line has a character outside Latin-1): no `+ "\n"` copying it again, and the stream gets it
-    # line by line rather than encoded all at once
-    plain = "\n".join([line for _, line in out] + [""])
-    if stream is not None:
-        if colour if colour is not None else use_colour(stream):
-            console = Console(file=stream, force_terminal=True, highlight=False, soft_wrap=True)
-            for symbol, line in out:
-                console.print(Text(line, style=STYLE.get(symbol, "")))
-        else:
-            stream.writelines(f"{line}\n" for _, line in out)
-    return plain
+        yield " ", ""
+    yield " ", summary_line(plan)
+
+
+def render_text(plan: Plan, stream: TextIO | None = None, colour: bool | None = None) -> str:
+    """The plan as text: written to `stream` (coloured when it is a terminal) as each token's
+    block is made, or returned plain when there is no stream. A large plan's text is megabytes
+    (two bytes a character once one line has a character outside Latin-1): a stream gets it
+    without the whole text, or all its lines, ever being held at once."""
+    lines = text_lines(plan)
+    if stream is None:
+        return "\n".join([line for _, line in lines] + [""])
+    if colour if colour is not None else use_colour(stream):
+        console = Console(file=stream, force_terminal=True, highlight=False, soft_wrap=True)
+        for symbol, line in lines:
+            console.print(Text(line, style=STYLE.get(symbol, "")))
+    else:
+        stream.writelines(f"{line}\n" for _, line in lines)
+    return ""
 
 
 def render_markdown(plan: Plan) -> str:
@@ -240,7 +244,8 @@ def render_json(plan: Plan) -> str:
 
 
 def render(plan: Plan, fmt: str, stream: TextIO | None = None) -> str:
-    """Render in `fmt` (text, markdown, json); write to `stream` when given."""
+    """Render in `fmt` (text, markdown, json); write to `stream` when given (then the text
+    format returns nothing: `render_text`)."""
     if fmt == "text":
         return render_text(plan, stream)
     text = render_markdown(plan) if fmt == "markdown" else render_json(plan)
@@ -250,7 +255,7 @@ def render(plan: Plan, fmt: str, stream: TextIO | None = None) -> str:
 
 
 def plain_text(plan: Plan) -> str:
-    return render_text(plan, io.StringIO(), colour=False)
+    return render_text(plan)
 
 
 __all__ = ["render", "render_text", "render_markdown", "render_json", "summary_line", "plain_text"]

@@ -39,8 +39,15 @@ PROVIDER_PROPERTY: dict[str, Any] = {
 }
 
 
+class Listed(list[dict[str, Any]]):
+    """A list's rows with room for a lookup a kind builds from them (`lookup`), which so lives
+    exactly as long as the list does."""
+
+    lookup: object = None
+
+
 def fetch_webhooks(api: ZendeskApi, scope: str) -> list[dict[str, Any]]:
-    found = []
+    found = Listed()
     for hook in api.zenpy.webhooks.list(page_size=PAGE_SIZE):
         row = hook.to_dict() if hasattr(hook, "to_dict") else dict(hook)  # serialize=True: dirty fields only
         endpoint = row.get("endpoint")

@@ -35,7 +35,7 @@ from reconciler.kinds import (
 )
 from reconciler.kinds._discovery import Place, ScannedConsumer, ScanScope
 from reconciler.kinds._gitlab import rows
-from reconciler.kinds._zendesk import PAGE_SIZE, PROVIDER_PROPERTY, fetch_webhooks
+from reconciler.kinds._zendesk import PAGE_SIZE, PROVIDER_PROPERTY, Listed, fetch_webhooks
 from reconciler.observed import ConsumerObservation
 from reconciler.plan_model import Severity
 from reconciler.secret import Secret
@@ -147,22 +147,20 @@ SCHEMA: dict[str, Any] = {
 
 
 class _Index(NamedTuple):
-    rows: list[dict[str, Any]]  # held: the index is only used for this very list
     size: int
     first: dict[str, int]  # id or name -> position of the first row with that id or name
     by_id: frozenset[str]
     names: dict[str, list[str]]  # name -> ids, in list order
 
 
-_INDEXES: list[_Index] = []  # the last few lists looked into (an instance's webhooks: hundreds)
-
-
 def _index(data: list[dict[str, Any]]) -> _Index:
     """Lookups by id and name in one webhook list; a scan per consumer was quadratic (1,000
-    consumers x 500 webhooks: a quarter of a large plan's observe CPU)."""
-    for index in _INDEXES:
-        if index.rows is data and index.size == len(data):
-            return index
+    consumers x 500 webhooks: a quarter of a large plan's observe CPU). Kept on the list as the
+    fetcher made it (`Listed`), so it lives and dies with the list: a module-level cache of the
+    last lists held their rows, endpoints included, to the end of the process."""
+    index = data.lookup if isinstance(data, Listed) else None
+    if isinstance(index, _Index) and index.size == len(data):
+        return index
     first: dict[str, int] = {}
     names: dict[str, list[str]] = {}
     for position, row in enumerate(data):
@@ -171,8 +169,9 @@ def _index(data: list[dict[str, Any]]) -> _Index:
         if isinstance(name, str):
             first.setdefault(name, position)
             names.setdefault(name, []).append(str(row.get("id")))
-    index = _Index(data, len(data), first, frozenset(str(row.get("id")) for row in data), names)
-    _INDEXES[:] = [index, *_INDEXES[:3]]
+    index = _Index(len(data), first, frozenset(str(row.get("id")) for row in data), names)
+    if isinstance(data, Listed):
+        data.lookup = index
     return index
 
 

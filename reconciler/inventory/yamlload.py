@@ -38,9 +38,9 @@ import yaml
 from reconciler.inventory.model import Diagnostic, Position
 
 try:  # libyaml's parser is several times faster; positions are the same
-    from yaml import CSafeLoader as _Loader
+    from yaml import CSafeLoader as _SafeLoader
 except ImportError:  # pragma: no cover - PyYAML built without libyaml
-    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+    from yaml import SafeLoader as _SafeLoader  # type: ignore[assignment]
 
 PathKey = tuple[str | int, ...]
 
@@ -48,6 +48,37 @@ _YAML = "tag:yaml.org,2002:"
 _PLAIN_TAGS = {_YAML + t for t in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp")}
 _MERGE_TAG = _YAML + "merge"
 _STR, _TIMESTAMP = _YAML + "str", _YAML + "timestamp"
+
+# The first characters a YAML 1.1 implicit type (bool, int, float, null, timestamp, merge, value)
+# may start with, as SafeLoader's resolver files them; "" is the empty scalar (null).
+_IMPLICIT_FIRST = frozenset(_SafeLoader.yaml_implicit_resolvers)
+
+
+class _Loader(_SafeLoader):
+    """SafeLoader resolving plain scalars to exactly the same tags, sooner. The composer asks the
+    resolver about every scalar, and its answer depends on the text alone: most inventory scalars
+    start with a letter no implicit type starts with (`kind`, `gitlab-bench`), so they are text
+    without trying a pattern; the rest (`true`, `30`, `owner`) repeat, so each is resolved once.
+    This holds while SafeLoader has no pattern for any first character and no path resolvers
+    (a test pins both, and the tags of tricky scalars)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._plain_tags: dict[str, str] = {}
+
+    def resolve(self, kind: type[yaml.Node], value: Any, implicit: Any) -> str:
+        if kind is yaml.ScalarNode and implicit[0]:
+            if value[:1] not in _IMPLICIT_FIRST:
+                return _STR
+            tag = self._plain_tags.get(value)
+            if tag is None:
+                tag = self._plain_tags[value] = self._resolve(kind, value, implicit)
+            return tag
+        return self._resolve(kind, value, implicit)
+
+    def _resolve(self, kind: type[yaml.Node], value: Any, implicit: Any) -> str:
+        return str(super().resolve(kind, value, implicit))  # type: ignore[no-untyped-call]
+
 
 FILE_KEY = "<file>"  # diagnostics about a whole file (empty, unreadable)
 SYNTAX_KEY = "<yaml>"  # YAML syntax errors

@@ -180,7 +180,10 @@ class Document:
 
     def key_mark(self, path: PathKey) -> int:
         """`key_pos` as a mark (the first file's start when no ancestor has a position)."""
-        for cut in range(len(path), -1, -1):
+        found = self.keys.get(path)
+        if found is not None:  # nearly always: the model asks for keys the document has
+            return found
+        for cut in range(len(path) - 1, -1, -1):
             found = self.keys.get(path[:cut])
             if found is not None:
                 return found

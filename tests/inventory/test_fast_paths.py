@@ -1,14 +1,17 @@
-"""The loader's shortcuts change nothing but time: scalars resolve to SafeLoader's tags, and the
-collector is left as it was found."""
+"""The load's shortcuts change nothing but time: scalars resolve to SafeLoader's tags, the fast
+schema check still wants exactly one of a kind's alternative keys, and the collector is left as it
+was found."""
 
 from __future__ import annotations
 
 import gc
 from pathlib import Path
 
+import fastjsonschema
+import pytest
 import yaml
 
-from reconciler.inventory import diagnose
+from reconciler.inventory import diagnose, schema
 from reconciler.inventory.yamlload import _Loader
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "inventory"
@@ -81,3 +84,17 @@ def test_the_collector_runs_again_after_a_load_that_fails(tmp_path: Path) -> Non
     inventory, found = diagnose(tmp_path)
     assert inventory is None and found[0].key == "<yaml>"
     assert gc.isenabled()
+
+
+def test_exactly_one_of_a_kinds_keys_is_checked_outside_the_compiled_code() -> None:
+    fast = schema._fast_validators()
+    assert fast is not None
+    _, kinds = fast
+    assert kinds.one_of["consumer_gitlab_ci_variable"] == ("project", "group", "instance")
+    assert "oneOf" not in kinds.defs["consumer_gitlab_ci_variable"]
+    variable = {"kind": "gitlab_ci_variable", "provider": "gl", "key": "K", "project": "a/b"}
+    kinds.validate("consumer_gitlab_ci_variable", variable)
+    for wrong in ({**variable, "group": "a"}, {k: v for k, v in variable.items() if k != "project"}):
+        with pytest.raises(fastjsonschema.JsonSchemaException):
+            kinds.validate("consumer_gitlab_ci_variable", wrong)
+        assert list(schema._kind_validators("consumer_gitlab_ci_variable").iter_errors(wrong))

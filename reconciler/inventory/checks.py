@@ -211,12 +211,18 @@ class _Checker:
     # --- templates ---------------------------------------------------------------------------
 
     def templates(self) -> None:
+        sound: set[tuple[str, tuple[str, ...]]] = set()  # (template, parts) found right: most are `${token}`
         for name, token in self.inv.tokens.items():
             parts = source_kind(token.source.kind).parts(token.source)
             for i, consumer in enumerate(token.consumers):
                 if parts and consumer_kind(consumer.kind).template(consumer) != consumer.value:
                     continue  # the value travels in another template (a webhook's endpoint), which its kind checks
-                self.found += template_findings(consumer, "value", f"tokens.{name}.consumers[{i}]", consumer.value, parts)
+                if (consumer.value, parts) in sound:
+                    continue
+                found = template_findings(consumer, "value", f"tokens.{name}.consumers[{i}]", consumer.value, parts)
+                if not found:
+                    sound.add((consumer.value, parts))
+                self.found += found
 
     # --- one place, one token ----------------------------------------------------------------
 

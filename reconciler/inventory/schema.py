@@ -312,8 +312,10 @@ def _one_key_each(branches: Any) -> tuple[str, ...] | None:
         return None
     keys = []
     for branch in branches:
-        required = branch.get("required") if isinstance(branch, dict) else None
-        if set(branch) - {"required", "title"} or not isinstance(required, list) or len(required) != 1:
+        if not isinstance(branch, dict) or set(branch) - {"required", "title"}:
+            return None
+        required = branch.get("required")
+        if not isinstance(required, list) or len(required) != 1:
             return None
         keys.append(required[0])
     return tuple(keys)

@@ -86,7 +86,15 @@ def live_plain_http_findings(consumer: Consumer, observation_details: dict[str, 
 def plain_http_findings(obj: Located, key: str, path: str, template: str) -> list[Diagnostic]:
     """An error when `template` is a plain-http URL off this machine, unless `obj` says
     `allow_plain_http: true`: the value would cross the network in clear."""
-    target = url_target(template.replace(TOKEN_PLACEHOLDER, "token"))
+    return _plain_http_findings(obj, key, path, template_target(template))
+
+
+def template_target(template: str) -> UrlTarget | None:
+    """Where a value template sends the value, when it is a URL (`url_target` of it)."""
+    return url_target(template.replace(TOKEN_PLACEHOLDER, "token"))
+
+
+def _plain_http_findings(obj: Located, key: str, path: str, target: UrlTarget | None) -> list[Diagnostic]:
     if target is None or target.scheme != "http" or target.loopback or getattr(obj, "allow_plain_http", False):
         return []
     where = f"http://{target.host}"
@@ -203,12 +211,18 @@ class _Checker:
     # --- templates ---------------------------------------------------------------------------
 
     def templates(self) -> None:
+        sound: set[tuple[str, tuple[str, ...]]] = set()  # (template, parts) found right: most are `${token}`
         for name, token in self.inv.tokens.items():
             parts = source_kind(token.source.kind).parts(token.source)
             for i, consumer in enumerate(token.consumers):
                 if parts and consumer_kind(consumer.kind).template(consumer) != consumer.value:
                     continue  # the value travels in another template (a webhook's endpoint), which its kind checks
-                self.found += template_findings(consumer, "value", f"tokens.{name}.consumers[{i}]", consumer.value, parts)
+                if (consumer.value, parts) in sound:
+                    continue
+                found = template_findings(consumer, "value", f"tokens.{name}.consumers[{i}]", consumer.value, parts)
+                if not found:
+                    sound.add((consumer.value, parts))
+                self.found += found
 
     # --- one place, one token ----------------------------------------------------------------
 
@@ -281,11 +295,14 @@ class _Checker:
             if not isinstance(provider, GitLabProvider):
                 continue  # Zendesk is reached by subdomain, always over https
             self.provider_url(provider, f"providers.{name}")
+        targets: dict[str, UrlTarget | None] = {}  # most consumers share a template (`${token}`): parse it once
         for name, token in self.inv.tokens.items():
             for i, consumer in enumerate(token.consumers):
                 template = consumer_kind(consumer.kind).template(consumer)
+                if template not in targets:
+                    targets[template] = template_target(template)
                 key = "endpoint" if getattr(consumer, "endpoint", None) is not None else "value"
-                self.found += plain_http_findings(consumer, key, f"tokens.{name}.consumers[{i}]", template)
+                self.found += _plain_http_findings(consumer, key, f"tokens.{name}.consumers[{i}]", targets[template])
 
     def provider_url(self, provider: GitLabProvider, path: str) -> None:
         target = url_target(provider.url)

@@ -273,13 +273,19 @@ def _fast_validators() -> tuple[CompiledValidator, _KindValidators] | None:
 
 class _KindValidators(dict[str, "CompiledValidator"]):
     """`source_<kind>` / `consumer_<kind>` -> compiled validator, compiled on first use (a small
-    inventory uses a few kinds: `reconcile validate` need not compile all 13)."""
+    inventory uses a few kinds: `reconcile validate` need not compile all 13).
+
+    A kind's "exactly one of these keys" (a `oneOf` whose every branch requires one key: a CI
+    variable's project, group or instance) is checked by `validate`, not compiled: the compiled
+    code tries each branch and raises an exception for each that fails, half of a kind's check."""
 
     def __init__(self, defs: dict[str, Any]) -> None:
         super().__init__()
-        self.defs = defs
         self.known = {f"{union}_{kind}" for union in ("source", "consumer")
                       for kind in defs[union]["properties"]["kind"]["enum"]}
+        self.one_of = {name: keys for name in self.known if (keys := _one_key_each(defs[name].get("oneOf")))}
+        self.defs = {name: {k: v for k, v in d.items() if k != "oneOf"} if name in self.one_of else d
+                     for name, d in defs.items()}
 
     def __contains__(self, name: object) -> bool:
         return name in self.known
@@ -289,6 +295,30 @@ class _KindValidators(dict[str, "CompiledValidator"]):
 
         validator = self[name] = fastjsonschema.compile({"$ref": f"#/$defs/{name}", "$defs": self.defs})
         return validator
+
+    def validate(self, name: str, instance: dict[str, Any]) -> None:
+        """Raise `fastjsonschema.JsonSchemaException` when `instance` is not a valid `name`."""
+        self[name](instance)  # checks first that it is a mapping
+        keys = self.one_of.get(name)
+        if keys is not None and sum(key in instance for key in keys) != 1:
+            import fastjsonschema
+
+            raise fastjsonschema.JsonSchemaValueException(f"exactly one of {', '.join(keys)} is required")
+
+
+def _one_key_each(branches: Any) -> tuple[str, ...] | None:
+    """The keys of a `oneOf` whose every branch only requires one key (a title aside), else None."""
+    if not isinstance(branches, list) or not branches:
+        return None
+    keys = []
+    for branch in branches:
+        if not isinstance(branch, dict) or set(branch) - {"required", "title"}:
+            return None
+        required = branch.get("required")
+        if not isinstance(required, list) or len(required) != 1:
+            return None
+        keys.append(required[0])
+    return tuple(keys)
 
 
 def is_valid_fast(data: dict[str, Any]) -> bool | None:
@@ -308,10 +338,10 @@ def is_valid_fast(data: dict[str, Any]) -> bool | None:
                 continue
             source = token.get("source")
             if isinstance(source, dict) and f"source_{source.get('kind')}" in kinds:
-                kinds[f"source_{source['kind']}"](source)
+                kinds.validate(f"source_{source['kind']}", source)
             for consumer in token.get("consumers") or ():
                 if isinstance(consumer, dict) and f"consumer_{consumer.get('kind')}" in kinds:
-                    kinds[f"consumer_{consumer['kind']}"](consumer)
+                    kinds.validate(f"consumer_{consumer['kind']}", consumer)
     except fastjsonschema.JsonSchemaException:
         return False
     return True

@@ -38,9 +38,9 @@ import yaml
 from reconciler.inventory.model import Diagnostic, Position
 
 try:  # libyaml's parser is several times faster; positions are the same
-    from yaml import CSafeLoader as _Loader
+    from yaml import CSafeLoader as _SafeLoader
 except ImportError:  # pragma: no cover - PyYAML built without libyaml
-    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+    from yaml import SafeLoader as _SafeLoader  # type: ignore[assignment]
 
 PathKey = tuple[str | int, ...]
 
@@ -48,6 +48,37 @@ _YAML = "tag:yaml.org,2002:"
 _PLAIN_TAGS = {_YAML + t for t in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp")}
 _MERGE_TAG = _YAML + "merge"
 _STR, _TIMESTAMP = _YAML + "str", _YAML + "timestamp"
+
+# The first characters a YAML 1.1 implicit type (bool, int, float, null, timestamp, merge, value)
+# may start with, as SafeLoader's resolver files them; "" is the empty scalar (null).
+_IMPLICIT_FIRST = frozenset(_SafeLoader.yaml_implicit_resolvers)
+
+
+class _Loader(_SafeLoader):
+    """SafeLoader resolving plain scalars to exactly the same tags, sooner. The composer asks the
+    resolver about every scalar, and its answer depends on the text alone: most inventory scalars
+    start with a letter no implicit type starts with (`kind`, `gitlab-bench`), so they are text
+    without trying a pattern; the rest (`true`, `30`, `owner`) repeat, so each is resolved once.
+    This holds while SafeLoader has no pattern for any first character and no path resolvers
+    (a test pins both, and the tags of tricky scalars)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._plain_tags: dict[str, str] = {}
+
+    def resolve(self, kind: type[yaml.Node], value: Any, implicit: Any) -> str:
+        if kind is yaml.ScalarNode and implicit[0]:
+            if value[:1] not in _IMPLICIT_FIRST:
+                return _STR
+            tag = self._plain_tags.get(value)
+            if tag is None:
+                tag = self._plain_tags[value] = self._resolve(kind, value, implicit)
+            return tag
+        return self._resolve(kind, value, implicit)
+
+    def _resolve(self, kind: type[yaml.Node], value: Any, implicit: Any) -> str:
+        return str(super().resolve(kind, value, implicit))  # type: ignore[no-untyped-call]
+
 
 FILE_KEY = "<file>"  # diagnostics about a whole file (empty, unreadable)
 SYNTAX_KEY = "<yaml>"  # YAML syntax errors
@@ -149,7 +180,10 @@ class Document:
 
     def key_mark(self, path: PathKey) -> int:
         """`key_pos` as a mark (the first file's start when no ancestor has a position)."""
-        for cut in range(len(path), -1, -1):
+        found = self.keys.get(path)
+        if found is not None:  # nearly always: the model asks for keys the document has
+            return found
+        for cut in range(len(path) - 1, -1, -1):
             found = self.keys.get(path[:cut])
             if found is not None:
                 return found
@@ -168,14 +202,16 @@ class Document:
 
 
 class _FileBuilder:
-    """Builds plain values from one file's node graph, recording positions and problems."""
+    """Builds plain values from one file's node graph, recording positions and problems. Most
+    nodes are text under a key or in a list: those are taken in the loop over their parent, without
+    a call of `build` each (the inventory's largest cost after parsing)."""
 
     def __init__(self, file: str, loader: yaml.constructor.SafeConstructor, doc: Document) -> None:
         self.file, self.loader, self.doc = file, loader, doc
         self.index = _file_index(doc, file)
         self.keys: dict[PathKey, int] = {}  # marks, as in `Document`
-        self.active: set[int] = set()  # node ids being built: guards against recursive aliases
-        self.built: set[int] = set()  # node ids built once: meeting one again is an alias
+        self.active: set[int] = set()  # collection node ids being built: guards against recursive aliases
+        self.built: set[int] = set()  # collection node ids built once: meeting one again is an alias
         self.aliased = 0  # values built through aliases so far
         self.alias: PathKey | None = None  # where the outermost alias being expanded is used
 
@@ -186,7 +222,11 @@ class _FileBuilder:
         self.doc.poisoned.add(path)
 
     def build(self, node: yaml.Node, path: PathKey) -> Any:
-        if self.alias is None and id(node) in self.built and not isinstance(node, yaml.ScalarNode):
+        if isinstance(node, yaml.ScalarNode):  # a scalar met again is a value, not an expansion
+            if self.alias is not None:
+                self._count_aliased(node)
+            return self._scalar(node, path)
+        if self.alias is None and id(node) in self.built:
             self.alias = path
             try:
                 return self.build(node, path)
@@ -194,33 +234,45 @@ class _FileBuilder:
                 self.alias = None
         self.built.add(id(node))
         if self.alias is not None:
-            self.aliased += 1
-            if self.aliased > MAX_ALIASED_VALUES:
-                raise _TooLarge(self._alias_pos(self.alias, node), self.alias)
+            self._count_aliased(node)
         if id(node) in self.active:
             self.error(node, path, "an alias refers to itself (recursive anchor)")
             return None
-        if len(path) > MAX_DEPTH and not isinstance(node, yaml.ScalarNode):
+        if len(path) > MAX_DEPTH:
             self.error(node, path, f"nested more than {MAX_DEPTH} levels deep: flatten it")
             return None
         if isinstance(node, yaml.MappingNode):
             if node.tag != _YAML + "map":
                 return self._reject_tag(node, path)
             return self.mapping(node, path)
-        if isinstance(node, yaml.SequenceNode):
-            if node.tag != _YAML + "seq":
-                return self._reject_tag(node, path)
-            self.active.add(id(node))
-            try:
-                out = []
-                for index, item in enumerate(node.value):
-                    item_path = path + (index,)
-                    if item_path not in self.keys:
-                        self.keys[item_path] = mark(self.index, item)
-                    out.append(self.build(item, item_path))
-                return out
-            finally:
-                self.active.discard(id(node))
+        if not isinstance(node, yaml.SequenceNode) or node.tag != _YAML + "seq":
+            return self._reject_tag(node, path)
+        self.active.add(id(node))
+        try:
+            return self._sequence(node, path)
+        finally:
+            self.active.discard(id(node))
+
+    def _count_aliased(self, node: yaml.Node) -> None:
+        assert self.alias is not None
+        self.aliased += 1
+        if self.aliased > MAX_ALIASED_VALUES:
+            raise _TooLarge(self._alias_pos(self.alias, node), self.alias)
+
+    def _sequence(self, node: yaml.SequenceNode, path: PathKey) -> list[Any]:
+        out = []
+        keys, expanding = self.keys, self.alias is not None
+        for index, item in enumerate(node.value):
+            item_path = path + (index,)
+            if item_path not in keys:
+                keys[item_path] = mark(self.index, item)
+            if not expanding and item.__class__ is yaml.ScalarNode and item.tag == _STR:
+                out.append(item.value)  # text, as `build` would take it
+            else:
+                out.append(self.build(item, item_path))
+        return out
+
+    def _scalar(self, node: yaml.ScalarNode, path: PathKey) -> Any:
         if node.tag not in _PLAIN_TAGS:
             return self._reject_tag(node, path)
         if node.tag == _STR or node.tag == _TIMESTAMP:
@@ -255,8 +307,8 @@ class _FileBuilder:
 
     def _mapping(self, node: yaml.MappingNode, path: PathKey) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        seen: dict[str, yaml.Node] = {}
         merges: list[tuple[yaml.Node, yaml.Node]] = []
+        keys, expanding = self.keys, self.alias is not None
         for key_node, value_node in node.value:
             if key_node.tag == _MERGE_TAG:
                 merges.append((key_node, value_node))
@@ -264,21 +316,16 @@ class _FileBuilder:
             if not isinstance(key_node, yaml.ScalarNode):
                 self.error(key_node, path, "a key must be plain text, not a list or mapping")
                 continue
-            key = sys.intern(str(key_node.value))
-            if key in seen:
-                first = seen[key].start_mark.line + 1
-                self.doc.diagnostics.append(
-                    Diagnostic(
-                        pos=self.doc.position(mark(self.index, key_node)),
-                        key=dotted(path + (key,)),
-                        message=f"duplicate key {key!r} (first defined at line {first})",
-                    )
-                )
+            key = sys.intern(key_node.value)
+            if key in out:
+                self._duplicate(node, key_node, path + (key,))
                 continue
-            seen[key] = key_node
             key_path = path + (key,)
-            self.keys[key_path] = mark(self.index, key_node)
-            out[key] = self.build(value_node, key_path)
+            keys[key_path] = mark(self.index, key_node)
+            if not expanding and value_node.__class__ is yaml.ScalarNode and value_node.tag == _STR:
+                out[key] = value_node.value  # text, as `build` would take it
+            else:
+                out[key] = self.build(value_node, key_path)
         # `<<: *base` fills in what the mapping does not say itself (YAML merge-key semantics).
         for key_node, value_node in merges:
             sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
@@ -292,6 +339,17 @@ class _FileBuilder:
                         out[key] = value
                         self.keys.setdefault(path + (key,), mark(self.index, key_node))
         return out
+
+    def _duplicate(self, node: yaml.MappingNode, key_node: yaml.ScalarNode, key_path: PathKey) -> None:
+        key = key_node.value
+        first = next(k for k, _ in node.value if isinstance(k, yaml.ScalarNode) and k.tag != _MERGE_TAG and k.value == key)
+        self.doc.diagnostics.append(
+            Diagnostic(
+                pos=self.doc.position(mark(self.index, key_node)),
+                key=dotted(key_path),
+                message=f"duplicate key {key!r} (first defined at line {first.start_mark.line + 1})",
+            )
+        )
 
     def _merge_source(self, source: yaml.MappingNode, path: PathKey) -> Any:
         """Build a `<<` source under the synthetic path `path.<<` (so problems inside it say so),

@@ -525,4 +525,4 @@ def observe_writes(inventory: Inventory, observed: Observed, plan: Plan, clients
         if now != obs:
             changed[consumer.identity] = now
     names = {name for name, consumer, _ in wanted if consumer.identity in changed}
-    return replace(observed, consumers={**observed.consumers, **changed}, requests=clients.requests()), names
+    return observed.with_consumers(changed, clients.requests()), names

@@ -63,7 +63,7 @@ from reconciler.observed import (
 from reconciler.secret import Secret
 
 if TYPE_CHECKING:
-    from reconciler.plan_model import Plan
+    from reconciler.plan_model import Plan, TokenPlan
     from reconciler.planner import Deliveries
 
 MAX_ROUNDS = 4  # calls that depend on calls: at most this deep
@@ -102,14 +102,6 @@ def fetch_lists(tokens: list[Token], clients: Clients, max_workers: int | None =
     flow = Flow(clients, dict(known or {}), creators=creators, max_workers=max_workers)
     flow.observe(tokens)
     return flow.lists
-
-
-def fetch_keys(keys: Collection[ListKey], clients: Clients, lists: dict[ListKey, Any]) -> None:
-    """The calls `keys` not in `lists` yet, into `lists` (with the provider's credential)."""
-    flow = Flow(clients, lists)
-    for key in sorted(set(keys) - lists.keys()):
-        flow.fetch(key, 1)
-    flow.run()
 
 
 class _Asker:
@@ -499,30 +491,58 @@ def _identified(token: Token, obs: ConsumerObservation, reading: Reading, curren
     return replace(obs, holds_token_id=found.token_id, holds_invalid=found.invalid)
 
 
-def observe_writes(inventory: Inventory, observed: Observed, plan: Plan, clients: Clients,
-                   lists: dict[ListKey, Any]) -> tuple[Observed, set[str]]:
-    """`observed` completed with the calls that only a write needs (`write_needs`: a recreated
-    hook's detail), made for the consumers `plan` writes and no other, and the names of the tokens
-    whose observations that changed. The calls go into `lists` (apply's writes read them there)."""
-    wanted: list[tuple[str, Consumer, ConsumerObservation]] = []
-    keys: set[ListKey] = set()
-    for tp in plan.tokens:
+class WriteReads:
+    """The calls only a write needs (`ConsumerKind.write_needs`: a recreated hook's detail), made
+    for the consumers a plan writes and no other. `add(token_plan)` sends its calls at once, in
+    the background (each provider's Throttle bounds them), so they overlap the planning of the
+    tokens after it; `finish(observed)` waits for them and completes the observation. Use it as a
+    context manager: the calls not sent yet are dropped on the way out."""
+
+    def __init__(self, inventory: Inventory, observed: Observed, clients: Clients, lists: dict[ListKey, Any]) -> None:
+        self.inventory, self.observed, self.clients, self.lists = inventory, observed, clients, lists
+        self.wanted: list[tuple[str, Consumer, ConsumerObservation]] = []
+        self.calls: dict[ListKey, Future[Any]] = {}
+        self.pool = ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix="write-reads")
+
+    def __enter__(self) -> WriteReads:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def add(self, tp: TokenPlan) -> None:
         written = {cp.identity for cp in tp.consumers if cp.action != "none"}
-        for consumer in inventory.tokens[tp.name].consumers if written else ():
-            obs = observed.consumers.get(consumer.identity)
+        for consumer in self.inventory.tokens[tp.name].consumers if written else ():
+            obs = self.observed.consumers.get(consumer.identity)
             if consumer.identity not in written or obs is None:
                 continue
             needed = consumer_kind(consumer.kind).write_needs(consumer, obs)
             if needed:
-                wanted.append((tp.name, consumer, obs))
-                keys.update(needed)
-    if not wanted:
-        return observed, set()
-    fetch_keys(keys, clients, lists)
-    changed: dict[str, ConsumerObservation] = {}
-    for _, consumer, obs in wanted:
-        now = consumer_kind(consumer.kind).observe_write(consumer, obs, lists)
-        if now != obs:
-            changed[consumer.identity] = now
-    names = {name for name, consumer, _ in wanted if consumer.identity in changed}
-    return observed.with_consumers(changed, clients.requests()), names
+                self.wanted.append((tp.name, consumer, obs))
+            for key in sorted(set(needed) - self.lists.keys() - self.calls.keys()):
+                self.calls[key] = self.pool.submit(fetch_list, self.clients[key.provider], key)
+
+    def finish(self) -> tuple[Observed, set[str]]:
+        """The observation with the answers, and the names of the tokens whose observations they
+        changed. The answers go into `lists` (apply's writes read them there)."""
+        for key, call in sorted(self.calls.items()):
+            self.lists[key] = call.result()  # a ProviderError ends the observation
+        changed: dict[str, ConsumerObservation] = {}
+        for _, consumer, obs in self.wanted:
+            now = consumer_kind(consumer.kind).observe_write(consumer, obs, self.lists)
+            if now != obs:
+                changed[consumer.identity] = now
+        if not self.wanted:
+            return self.observed, set()
+        names = {name for name, consumer, _ in self.wanted if consumer.identity in changed}
+        return self.observed.with_consumers(changed, self.clients.requests()), names
+
+
+def observe_writes(inventory: Inventory, observed: Observed, plan: Plan, clients: Clients,
+                   lists: dict[ListKey, Any]) -> tuple[Observed, set[str]]:
+    """`observed` completed with the calls that only a write of `plan` needs (`WriteReads`), and
+    the names of the tokens whose observations that changed."""
+    with WriteReads(inventory, observed, clients, lists) as reads:
+        for tp in plan.tokens:
+            reads.add(tp)
+        return reads.finish()

@@ -66,17 +66,21 @@ def plan_writes(inventory: Inventory, observed: Observed, clients: Clients, ledg
     (`ConsumerKind.write_needs`: calls made for those consumers only, e.g. a recreated hook's
     detail) and the tokens whose observations that changed are planned again. Returns the
     observation with those calls and the plan; the calls go into `lists`."""
-    from reconciler.observe import observe_writes
+    from reconciler.observe import WriteReads, observe_writes
     from reconciler.planner import plan, replan
 
     lists = {} if lists is None else lists
-    result = plan(inventory, observed, ledger, now, targets=targets, escrow_available=escrow_available,
-                  escrowed=escrowed)
-    # a second pass finds nothing new: a write a completed observation blocks is dropped, never added
-    for _ in range(2):
-        observed, changed = observe_writes(inventory, observed, result, clients, lists)
-        if not changed:
-            break
+    # each token's calls go out as soon as it is planned: they overlap the planning of the others
+    with WriteReads(inventory, observed, clients, lists) as reads:
+        result = plan(inventory, observed, ledger, now, targets=targets, escrow_available=escrow_available,
+                      escrowed=escrowed, planned=reads.add)
+        observed, changed = reads.finish()
+    if changed:
         result = replan(result, inventory, observed, ledger, now, changed, escrow_available=escrow_available,
                         escrowed=escrowed)
+        # a second pass finds nothing new: a write a completed observation blocks is dropped, never added
+        observed, changed = observe_writes(inventory, observed, result, clients, lists)
+        if changed:
+            result = replan(result, inventory, observed, ledger, now, changed,
+                            escrow_available=escrow_available, escrowed=escrowed)
     return observed, result

@@ -174,11 +174,14 @@ def _source_data(obs: SourceObservation, without: str | None) -> dict[str, Any]:
 
 
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def _data(value: Any, without: str | None = None) -> Any:
     """`plain(asdict(value))` in one pass, leaving out the key `without` at every level
     (`asdict` deep-copies everything before `plain` walks it again: most of a digest's time)."""
+    if type(value) in _SCALARS:  # most values: checked first, it is most of a digest's time
+        return value
     names = _FIELD_NAMES.get(type(value))
     if names is None and is_dataclass(value) and not isinstance(value, type):
         names = _FIELD_NAMES[type(value)] = tuple(f.name for f in fields(value))

@@ -66,6 +66,8 @@ if TYPE_CHECKING:
     from reconciler.plan_model import Plan, TokenPlan
     from reconciler.planner import Deliveries
 
+# told a token and its final source and consumer observations (`observe(settled=...)`)
+Settled = Callable[[Token, SourceObservation, list[ConsumerObservation]], None]
 MAX_ROUNDS = 4  # calls that depend on calls: at most this deep
 MAX_WORKERS = 16
 MAX_FLOW_WORKERS = 96
@@ -123,8 +125,11 @@ class Flow:
     (`readings`), and the identifications (`identified`)."""
 
     def __init__(self, clients: Clients, lists: dict[ListKey, Any], *, creators: Mapping[str, Api] | None = None,
-                 max_workers: int | None = None, ledger: Deliveries | None = None, identify: bool = False) -> None:
+                 max_workers: int | None = None, ledger: Deliveries | None = None, identify: bool = False,
+                 settled: Settled | None = None, alone: Collection[str] = ()) -> None:
         self.clients = clients
+        self.settled, self.alone = settled, set(alone)
+        self.unsettled: dict[str, int] = {}  # token name -> its identifications still out
         self.lists = lists
         self.creators = creators or {}
         self.ledger = ledger
@@ -207,10 +212,23 @@ class Flow:
         for key, value in sorted(wanted.items()):
             self.identified[key] = None
             self.queue(str(token.source.provider), MAX_ROUNDS + 1,
-                       partial(identify_one, self.clients, token, value, self.lists), partial(self.found, key))
+                       partial(identify_one, self.clients, token, value, self.lists), partial(self.found, token, key))
+        self.unsettled[token.name] = len(wanted)
+        self.settle(token)
 
-    def found(self, key: tuple[str, str], identity: Identity | None) -> None:
+    def found(self, token: Token, key: tuple[str, str], identity: Identity | None) -> None:
         self.identified[key] = identity
+        self.unsettled[token.name] -= 1
+        self.settle(token)
+
+    def settle(self, token: Token) -> None:
+        """Once a token's identifications are in, its observations are final unless another
+        token's value is involved (`alone`: the tokens whose are not): told to `settled`."""
+        if self.settled is None or token.name not in self.alone or self.unsettled[token.name]:
+            return
+        source = self.sources[token.name]
+        self.settled(token, source, [final_observation(token, reading, source.current, self.ledger, self.identified)
+                                     for _, reading in self.readings[token.name]])
 
     # the scheduling -----------------------------------------------------------------------
 
@@ -255,15 +273,19 @@ def observe(
     targets: Collection[str] | None = None,
     lists_out: dict[ListKey, Any] | None = None,
     values_out: dict[str, Secret] | None = None,
+    settled: Settled | None = None,
 ) -> Observed:
     """The live state of every (targeted) token and consumer of `inventory`. `lists_out`, when
     given, receives the fetched lists (apply reuses what observe read instead of reading again);
     `values_out` the current values found of the tokens others are created with (`created_with`;
-    apply creates with them). Targeting a token observes its creators too."""
+    apply creates with them); `settled` each token's final observations as soon as they are,
+    while the rest is observed, except those of the tokens created with another's value or
+    replacing another, and of their creators (`observed_alone`). Targeting a token observes its
+    creators too."""
     wanted = with_creators(inventory.tokens, targets or inventory.tokens)
     chosen = [t for name, t in sorted(inventory.tokens.items()) if name in wanted]
     tokens, refused_sources, refused_consumers = split_untrusted(chosen, clients)
-    flow = Flow(clients, {}, ledger=ledger, identify=True)
+    flow = Flow(clients, {}, ledger=ledger, identify=True, settled=settled, alone=observed_alone(tokens))
     flow.observe(tokens)
     lists, identified = flow.lists, flow.identified
 
@@ -279,9 +301,7 @@ def observe(
         values_out.update({name: value for name, (value, _) in values.items()})
     consumers: dict[str, ConsumerObservation] = {}
     for token, reading in readings:
-        obs = reading.observation
-        if obs.fingerprint is not None and not obs.error:
-            obs = _identified(token, obs, reading, sources[token.name].current, ledger, identified)
+        obs = final_observation(token, reading, sources[token.name].current, ledger, identified)
         consumers[obs.identity] = obs
     consumers.update(refused_consumers)
 
@@ -301,6 +321,14 @@ def observe(
         unmanaged_kinds=unmanaged_kinds,
         requests=clients.requests(),
     )
+
+
+def observed_alone(tokens: list[Token]) -> set[str]:
+    """The tokens whose observations no other token's value or observation completes: neither
+    created with another (`created_with`) nor another's creator, and replacing none."""
+    creators = {t.source.created_with for t in tokens}
+    return {t.name for t in tokens if t.source.created_with is None and t.name not in creators
+            and source_kind(t.source.kind).replaces(t.source) is None}
 
 
 def with_creators(tokens: Mapping[str, Token], names: Collection[str]) -> set[str]:
@@ -480,8 +508,17 @@ def identify_values(readings: list[tuple[Token, Reading]], sources: dict[str, An
         return dict(pool.map(one, sorted(wanted.items(), key=lambda kv: kv[0])))
 
 
+def final_observation(token: Token, reading: Reading, current: LiveToken | None, ledger: Deliveries | None,
+                      identified: Mapping[tuple[str, str], Identity | None]) -> ConsumerObservation:
+    """A consumer's observation with what the ledger proves or identification found it holds."""
+    obs = reading.observation
+    if obs.fingerprint is None or obs.error:
+        return obs
+    return _identified(token, obs, reading, current, ledger, identified)
+
+
 def _identified(token: Token, obs: ConsumerObservation, reading: Reading, current: LiveToken | None, ledger: Deliveries | None,
-                identified: dict[tuple[str, str], Identity | None]) -> ConsumerObservation:
+                identified: Mapping[tuple[str, str], Identity | None]) -> ConsumerObservation:
     if current is not None and _proven(obs, current, ledger):
         return replace(obs, holds_token_id=current.id, by_ledger=True)
     value = reading.token_value
@@ -498,8 +535,8 @@ class WriteReads:
     tokens after it; `finish(observed)` waits for them and completes the observation. Use it as a
     context manager: the calls not sent yet are dropped on the way out."""
 
-    def __init__(self, inventory: Inventory, observed: Observed, clients: Clients, lists: dict[ListKey, Any]) -> None:
-        self.inventory, self.observed, self.clients, self.lists = inventory, observed, clients, lists
+    def __init__(self, inventory: Inventory, clients: Clients, lists: dict[ListKey, Any]) -> None:
+        self.inventory, self.clients, self.lists = inventory, clients, lists
         self.wanted: list[tuple[str, Consumer, ConsumerObservation]] = []
         self.calls: dict[ListKey, Future[Any]] = {}
         self.pool = ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix="write-reads")
@@ -510,10 +547,11 @@ class WriteReads:
     def __exit__(self, *_: object) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
-    def add(self, tp: TokenPlan) -> None:
+    def add(self, tp: TokenPlan, observed: Mapping[str, ConsumerObservation]) -> None:
+        """The calls the writes of `tp` need, its consumers observed as `observed` says."""
         written = {cp.identity for cp in tp.consumers if cp.action != "none"}
         for consumer in self.inventory.tokens[tp.name].consumers if written else ():
-            obs = self.observed.consumers.get(consumer.identity)
+            obs = observed.get(consumer.identity)
             if consumer.identity not in written or obs is None:
                 continue
             needed = consumer_kind(consumer.kind).write_needs(consumer, obs)
@@ -522,8 +560,8 @@ class WriteReads:
             for key in sorted(set(needed) - self.lists.keys() - self.calls.keys()):
                 self.calls[key] = self.pool.submit(fetch_list, self.clients[key.provider], key)
 
-    def finish(self) -> tuple[Observed, set[str]]:
-        """The observation with the answers, and the names of the tokens whose observations they
+    def finish(self, observed: Observed) -> tuple[Observed, set[str]]:
+        """`observed` with the answers, and the names of the tokens whose observations they
         changed. The answers go into `lists` (apply's writes read them there)."""
         for key, call in sorted(self.calls.items()):
             self.lists[key] = call.result()  # a ProviderError ends the observation
@@ -533,16 +571,16 @@ class WriteReads:
             if now != obs:
                 changed[consumer.identity] = now
         if not self.wanted:
-            return self.observed, set()
+            return observed, set()
         names = {name for name, consumer, _ in self.wanted if consumer.identity in changed}
-        return self.observed.with_consumers(changed, self.clients.requests()), names
+        return observed.with_consumers(changed, self.clients.requests()), names
 
 
 def observe_writes(inventory: Inventory, observed: Observed, plan: Plan, clients: Clients,
                    lists: dict[ListKey, Any]) -> tuple[Observed, set[str]]:
     """`observed` completed with the calls that only a write of `plan` needs (`WriteReads`), and
     the names of the tokens whose observations that changed."""
-    with WriteReads(inventory, observed, clients, lists) as reads:
+    with WriteReads(inventory, clients, lists) as reads:
         for tp in plan.tokens:
-            reads.add(tp)
-        return reads.finish()
+            reads.add(tp, observed.consumers)
+        return reads.finish(observed)

@@ -148,6 +148,7 @@ class Flow:
         self.waiting: dict[ListKey, list[tuple[_Asker, int]]] = {}
         self.sources: dict[str, SourceObservation] = {}
         self.readings: dict[str, list[tuple[Token, Reading]]] = {}
+        self.final: dict[str, list[ConsumerObservation]] = {}  # of the tokens `settled` was told about
         self.identified: dict[tuple[str, str], Identity | None] = {}
 
     # the work -----------------------------------------------------------------------------
@@ -227,8 +228,12 @@ class Flow:
         if self.settled is None or token.name not in self.alone or self.unsettled[token.name]:
             return
         source = self.sources[token.name]
-        self.settled(token, source, [final_observation(token, reading, source.current, self.ledger, self.identified)
-                                     for _, reading in self.readings[token.name]])
+        # its readings go: the values they hold are no longer needed, and they are most of what a
+        # consumer costs in memory while the others are observed
+        final = [final_observation(token, reading, source.current, self.ledger, self.identified)
+                 for _, reading in self.readings.pop(token.name)]
+        self.final[token.name] = final
+        self.settled(token, source, final)
 
     # the scheduling -----------------------------------------------------------------------
 
@@ -291,7 +296,7 @@ def observe(
 
     sources = {t.name: flow.sources[t.name] for t in tokens}
     sources.update(refused_sources)
-    readings = [reading for t in tokens for reading in flow.readings[t.name]]
+    readings = [reading for t in tokens for reading in flow.readings.get(t.name, ())]
     values = creator_values(tokens, readings, sources, ledger, identified)
     lists = observe_as_creators(tokens, values, clients, lists, sources, readings, ledger, identified)
     if lists_out is not None:
@@ -300,9 +305,11 @@ def observe(
     if values_out is not None:
         values_out.update({name: value for name, (value, _) in values.items()})
     consumers: dict[str, ConsumerObservation] = {}
-    for token, reading in readings:
-        obs = final_observation(token, reading, sources[token.name].current, ledger, identified)
-        consumers[obs.identity] = obs
+    for token in tokens:
+        final = flow.final[token.name] if token.name in flow.final else [
+            final_observation(token, reading, sources[token.name].current, ledger, identified)
+            for _, reading in flow.readings[token.name]]
+        consumers.update((obs.identity, obs) for obs in final)
     consumers.update(refused_consumers)
 
     unmanaged: list[LiveToken] = []

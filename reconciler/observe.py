@@ -7,7 +7,8 @@ depends on an earlier one (a user id before its PATs, a schedule's detail after 
 list), so as soon as a call's answer arrives the sources and consumers waiting on it are asked
 again (`needs()`) for what they need next, and the values a token's consumers hold are
 identified as soon as that token's own calls are in: no round waits for the slowest call of
-another.
+another. Once they are identified too, the token's observations are final and, when no other
+token's value or observation completes them, handed to `settled` (the pipeline plans it then).
 
 Concurrent: one thread pool; each provider has its own queue and hands out up to twice its
 `Throttle`'s concurrency (reconciler.clients) of calls at once, deeper calls first (they finish a

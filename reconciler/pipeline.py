@@ -1,7 +1,10 @@
 """Observe -> plan for a session: the one wiring plan, apply, check, adopt and discover share, so
 that what `plan` and `check` say the next apply will do is what apply does. `observe_and_plan`
-observes, plans, then makes the calls only a planned write needs (`plan_writes`) and plans the
+observes and plans, makes the calls only a planned write needs (`plan_writes`) and plans the
 tokens they concern again: those calls are made for what the plan writes, not for every consumer.
+A token whose observations are final while others are still observed is planned then, and its
+write calls sent at once (`EarlyPlans`), so planning overlaps the network; the plan is the one
+planning after observing would make.
 
 The planner's inputs besides the inventory and the observation are the ledger, the time, the
 targets and the escrow (whether a key is set, and which tokens hold an escrowed value of an

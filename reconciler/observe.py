@@ -7,7 +7,8 @@ depends on an earlier one (a user id before its PATs, a schedule's detail after 
 list), so as soon as a call's answer arrives the sources and consumers waiting on it are asked
 again (`needs()`) for what they need next, and the values a token's consumers hold are
 identified as soon as that token's own calls are in: no round waits for the slowest call of
-another.
+another. Once they are identified too, the token's observations are final and, when no other
+token's value or observation completes them, handed to `settled` (the pipeline plans it then).
 
 Concurrent: one thread pool; each provider has its own queue and hands out up to twice its
 `Throttle`'s concurrency (reconciler.clients) of calls at once, deeper calls first (they finish a
@@ -63,9 +64,11 @@ from reconciler.observed import (
 from reconciler.secret import Secret
 
 if TYPE_CHECKING:
-    from reconciler.plan_model import Plan
+    from reconciler.plan_model import Plan, TokenPlan
     from reconciler.planner import Deliveries
 
+# told a token and its final source and consumer observations (`observe(settled=...)`)
+Settled = Callable[[Token, SourceObservation, list[ConsumerObservation]], None]
 MAX_ROUNDS = 4  # calls that depend on calls: at most this deep
 MAX_WORKERS = 16
 MAX_FLOW_WORKERS = 96
@@ -104,14 +107,6 @@ def fetch_lists(tokens: list[Token], clients: Clients, max_workers: int | None =
     return flow.lists
 
 
-def fetch_keys(keys: Collection[ListKey], clients: Clients, lists: dict[ListKey, Any]) -> None:
-    """The calls `keys` not in `lists` yet, into `lists` (with the provider's credential)."""
-    flow = Flow(clients, lists)
-    for key in sorted(set(keys) - lists.keys()):
-        flow.fetch(key, 1)
-    flow.run()
-
-
 class _Asker:
     """A source or consumer in the dataflow: what it needs (`ask(lists)`) and which of those calls
     are still out."""
@@ -131,8 +126,11 @@ class Flow:
     (`readings`), and the identifications (`identified`)."""
 
     def __init__(self, clients: Clients, lists: dict[ListKey, Any], *, creators: Mapping[str, Api] | None = None,
-                 max_workers: int | None = None, ledger: Deliveries | None = None, identify: bool = False) -> None:
+                 max_workers: int | None = None, ledger: Deliveries | None = None, identify: bool = False,
+                 settled: Settled | None = None, alone: Collection[str] = ()) -> None:
         self.clients = clients
+        self.settled, self.alone = settled, set(alone)
+        self.unsettled: dict[str, int] = {}  # token name -> its identifications still out
         self.lists = lists
         self.creators = creators or {}
         self.ledger = ledger
@@ -151,6 +149,7 @@ class Flow:
         self.waiting: dict[ListKey, list[tuple[_Asker, int]]] = {}
         self.sources: dict[str, SourceObservation] = {}
         self.readings: dict[str, list[tuple[Token, Reading]]] = {}
+        self.final: dict[str, list[ConsumerObservation]] = {}  # of the tokens `settled` was told about
         self.identified: dict[tuple[str, str], Identity | None] = {}
 
     # the work -----------------------------------------------------------------------------
@@ -215,10 +214,27 @@ class Flow:
         for key, value in sorted(wanted.items()):
             self.identified[key] = None
             self.queue(str(token.source.provider), MAX_ROUNDS + 1,
-                       partial(identify_one, self.clients, token, value, self.lists), partial(self.found, key))
+                       partial(identify_one, self.clients, token, value, self.lists), partial(self.found, token, key))
+        self.unsettled[token.name] = len(wanted)
+        self.settle(token)
 
-    def found(self, key: tuple[str, str], identity: Identity | None) -> None:
+    def found(self, token: Token, key: tuple[str, str], identity: Identity | None) -> None:
         self.identified[key] = identity
+        self.unsettled[token.name] -= 1
+        self.settle(token)
+
+    def settle(self, token: Token) -> None:
+        """Once a token's identifications are in, its observations are final unless another
+        token's value is involved (`alone`: the tokens whose are not): told to `settled`."""
+        if self.settled is None or token.name not in self.alone or self.unsettled[token.name]:
+            return
+        source = self.sources[token.name]
+        # its readings go: the values they hold are no longer needed, and they are most of what a
+        # consumer costs in memory while the others are observed
+        final = [final_observation(token, reading, source.current, self.ledger, self.identified)
+                 for _, reading in self.readings.pop(token.name)]
+        self.final[token.name] = final
+        self.settled(token, source, final)
 
     # the scheduling -----------------------------------------------------------------------
 
@@ -263,21 +279,25 @@ def observe(
     targets: Collection[str] | None = None,
     lists_out: dict[ListKey, Any] | None = None,
     values_out: dict[str, Secret] | None = None,
+    settled: Settled | None = None,
 ) -> Observed:
     """The live state of every (targeted) token and consumer of `inventory`. `lists_out`, when
     given, receives the fetched lists (apply reuses what observe read instead of reading again);
     `values_out` the current values found of the tokens others are created with (`created_with`;
-    apply creates with them). Targeting a token observes its creators too."""
+    apply creates with them); `settled` each token's final observations as soon as they are,
+    while the rest is observed, except those of the tokens created with another's value or
+    replacing another, and of their creators (`observed_alone`). Targeting a token observes its
+    creators too."""
     wanted = with_creators(inventory.tokens, targets or inventory.tokens)
     chosen = [t for name, t in sorted(inventory.tokens.items()) if name in wanted]
     tokens, refused_sources, refused_consumers = split_untrusted(chosen, clients)
-    flow = Flow(clients, {}, ledger=ledger, identify=True)
+    flow = Flow(clients, {}, ledger=ledger, identify=True, settled=settled, alone=observed_alone(tokens))
     flow.observe(tokens)
     lists, identified = flow.lists, flow.identified
 
     sources = {t.name: flow.sources[t.name] for t in tokens}
     sources.update(refused_sources)
-    readings = [reading for t in tokens for reading in flow.readings[t.name]]
+    readings = [reading for t in tokens for reading in flow.readings.get(t.name, ())]
     values = creator_values(tokens, readings, sources, ledger, identified)
     lists = observe_as_creators(tokens, values, clients, lists, sources, readings, ledger, identified)
     if lists_out is not None:
@@ -286,11 +306,11 @@ def observe(
     if values_out is not None:
         values_out.update({name: value for name, (value, _) in values.items()})
     consumers: dict[str, ConsumerObservation] = {}
-    for token, reading in readings:
-        obs = reading.observation
-        if obs.fingerprint is not None and not obs.error:
-            obs = _identified(token, obs, reading, sources[token.name].current, ledger, identified)
-        consumers[obs.identity] = obs
+    for token in tokens:
+        final = flow.final[token.name] if token.name in flow.final else [
+            final_observation(token, reading, sources[token.name].current, ledger, identified)
+            for _, reading in flow.readings[token.name]]
+        consumers.update((obs.identity, obs) for obs in final)
     consumers.update(refused_consumers)
 
     unmanaged: list[LiveToken] = []
@@ -309,6 +329,14 @@ def observe(
         unmanaged_kinds=unmanaged_kinds,
         requests=clients.requests(),
     )
+
+
+def observed_alone(tokens: list[Token]) -> set[str]:
+    """The tokens whose observations no other token's value or observation completes: neither
+    created with another (`created_with`) nor another's creator, and replacing none."""
+    creators = {t.source.created_with for t in tokens}
+    return {t.name for t in tokens if t.source.created_with is None and t.name not in creators
+            and source_kind(t.source.kind).replaces(t.source) is None}
 
 
 def with_creators(tokens: Mapping[str, Token], names: Collection[str]) -> set[str]:
@@ -488,8 +516,17 @@ def identify_values(readings: list[tuple[Token, Reading]], sources: dict[str, An
         return dict(pool.map(one, sorted(wanted.items(), key=lambda kv: kv[0])))
 
 
+def final_observation(token: Token, reading: Reading, current: LiveToken | None, ledger: Deliveries | None,
+                      identified: Mapping[tuple[str, str], Identity | None]) -> ConsumerObservation:
+    """A consumer's observation with what the ledger proves or identification found it holds."""
+    obs = reading.observation
+    if obs.fingerprint is None or obs.error:
+        return obs
+    return _identified(token, obs, reading, current, ledger, identified)
+
+
 def _identified(token: Token, obs: ConsumerObservation, reading: Reading, current: LiveToken | None, ledger: Deliveries | None,
-                identified: dict[tuple[str, str], Identity | None]) -> ConsumerObservation:
+                identified: Mapping[tuple[str, str], Identity | None]) -> ConsumerObservation:
     if current is not None and _proven(obs, current, ledger):
         return replace(obs, holds_token_id=current.id, by_ledger=True)
     value = reading.token_value
@@ -499,30 +536,59 @@ def _identified(token: Token, obs: ConsumerObservation, reading: Reading, curren
     return replace(obs, holds_token_id=found.token_id, holds_invalid=found.invalid)
 
 
-def observe_writes(inventory: Inventory, observed: Observed, plan: Plan, clients: Clients,
-                   lists: dict[ListKey, Any]) -> tuple[Observed, set[str]]:
-    """`observed` completed with the calls that only a write needs (`write_needs`: a recreated
-    hook's detail), made for the consumers `plan` writes and no other, and the names of the tokens
-    whose observations that changed. The calls go into `lists` (apply's writes read them there)."""
-    wanted: list[tuple[str, Consumer, ConsumerObservation]] = []
-    keys: set[ListKey] = set()
-    for tp in plan.tokens:
+class WriteReads:
+    """The calls only a write needs (`ConsumerKind.write_needs`: a recreated hook's detail), made
+    for the consumers a plan writes and no other. `add(token_plan)` sends its calls at once, in
+    the background (each provider's Throttle bounds them), so they overlap the planning of the
+    tokens after it; `finish(observed)` waits for them and completes the observation. Use it as a
+    context manager: the calls not sent yet are dropped on the way out."""
+
+    def __init__(self, inventory: Inventory, clients: Clients, lists: dict[ListKey, Any]) -> None:
+        self.inventory, self.clients, self.lists = inventory, clients, lists
+        self.wanted: list[tuple[str, Consumer, ConsumerObservation]] = []
+        self.calls: dict[ListKey, Future[Any]] = {}
+        self.pool = ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix="write-reads")
+
+    def __enter__(self) -> WriteReads:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def add(self, tp: TokenPlan, observed: Mapping[str, ConsumerObservation]) -> None:
+        """The calls the writes of `tp` need, its consumers observed as `observed` says."""
         written = {cp.identity for cp in tp.consumers if cp.action != "none"}
-        for consumer in inventory.tokens[tp.name].consumers if written else ():
-            obs = observed.consumers.get(consumer.identity)
+        for consumer in self.inventory.tokens[tp.name].consumers if written else ():
+            obs = observed.get(consumer.identity)
             if consumer.identity not in written or obs is None:
                 continue
             needed = consumer_kind(consumer.kind).write_needs(consumer, obs)
             if needed:
-                wanted.append((tp.name, consumer, obs))
-                keys.update(needed)
-    if not wanted:
-        return observed, set()
-    fetch_keys(keys, clients, lists)
-    changed: dict[str, ConsumerObservation] = {}
-    for _, consumer, obs in wanted:
-        now = consumer_kind(consumer.kind).observe_write(consumer, obs, lists)
-        if now != obs:
-            changed[consumer.identity] = now
-    names = {name for name, consumer, _ in wanted if consumer.identity in changed}
-    return replace(observed, consumers={**observed.consumers, **changed}, requests=clients.requests()), names
+                self.wanted.append((tp.name, consumer, obs))
+            for key in sorted(set(needed) - self.lists.keys() - self.calls.keys()):
+                self.calls[key] = self.pool.submit(fetch_list, self.clients[key.provider], key)
+
+    def finish(self, observed: Observed) -> tuple[Observed, set[str]]:
+        """`observed` with the answers, and the names of the tokens whose observations they
+        changed. The answers go into `lists` (apply's writes read them there)."""
+        for key, call in sorted(self.calls.items()):
+            self.lists[key] = call.result()  # a ProviderError ends the observation
+        changed: dict[str, ConsumerObservation] = {}
+        for _, consumer, obs in self.wanted:
+            now = consumer_kind(consumer.kind).observe_write(consumer, obs, self.lists)
+            if now != obs:
+                changed[consumer.identity] = now
+        if not self.wanted:
+            return observed, set()
+        names = {name for name, consumer, _ in self.wanted if consumer.identity in changed}
+        return observed.with_consumers(changed, self.clients.requests()), names
+
+
+def observe_writes(inventory: Inventory, observed: Observed, plan: Plan, clients: Clients,
+                   lists: dict[ListKey, Any]) -> tuple[Observed, set[str]]:
+    """`observed` completed with the calls that only a write of `plan` needs (`WriteReads`), and
+    the names of the tokens whose observations that changed."""
+    with WriteReads(inventory, clients, lists) as reads:
+        for tp in plan.tokens:
+            reads.add(tp, observed.consumers)
+        return reads.finish(observed)

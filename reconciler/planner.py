@@ -21,7 +21,7 @@ strictly before `not_before` (midnight UTC). `now` in any time zone is taken as 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
@@ -105,6 +105,8 @@ def plan(
     targets: Collection[str] | None = None,
     escrow_available: bool = False,
     escrowed: Mapping[str, EscrowPending] | None = None,
+    planned: Callable[[TokenPlan], None] | None = None,
+    made: Mapping[str, TokenPlan] | None = None,
 ) -> Plan:
     """The plan for `inventory` against `observed`. `ledger`: anything with `.get(consumer_identity)
     -> LedgerRecord | None` (or None). `escrow_available`: an escrow key is set, so in-place
@@ -112,11 +114,17 @@ def plan(
     was interrupted before every consumer had it): that value is delivered, not a new one minted,
     while that instance is the live one (id and creation time); a live token with its id but
     another time blocks the token (apply drops the value, see `escrow_not_live`).
-    `targets`: only these token names (all when empty)."""
+    `targets`: only these token names (all when empty). `planned`: told of each token's plan as
+    soon as it is made on its own (its consumer actions are final then; creator chains and
+    approvals come after), so calls a write needs can go out while the rest is planned. `made`:
+    tokens already planned on their own (`TokenPlanner`, while observing) from the observations
+    `observed` holds of them."""
     now = _utc(now)
     chosen = sorted(n for n in inventory.tokens if not targets or n in targets)
-    token_plans = _finished(inventory, observed, _token_plans(inventory, observed, ledger, now, chosen,
-                                                              escrow_available, escrowed))
+    made = made or {}
+    fresh = iter(_token_plans(inventory, observed, ledger, now, [n for n in chosen if n not in made],
+                              escrow_available, escrowed, planned))
+    token_plans = _finished(inventory, observed, tuple(made[n] if n in made else next(fresh) for n in chosen))
     findings = [
         Finding(severity="warning", code="unmanaged",
                 message=f"unmanaged: {_live_words(t)} in {t.where} is not in the inventory "
@@ -157,16 +165,38 @@ def _utc(now: datetime) -> datetime:
 
 
 def _token_plans(inventory: Inventory, observed: Observed, ledger: Deliveries | None, now: datetime,
-                 names: list[str], escrow_available: bool,
-                 escrowed: Mapping[str, EscrowPending] | None) -> tuple[TokenPlan, ...]:
-    """Each token of `names` planned on its own (creator chains and approvals come after)."""
-    replaced_by = {old: name for name, t in inventory.tokens.items()
-                   if (old := source_kind(t.source.kind).replaces(t.source)) is not None}
-    retiring = {name: inventory.tokens[old] for old, name in replaced_by.items()
-                if old in inventory.tokens}
-    return tuple(plan_token(inventory.tokens[name], observed, ledger, now, escrow_available, (escrowed or {}).get(name),
-                            replaced_by=replaced_by.get(name), retiring=retiring.get(name))
-                 for name in names)
+                 names: list[str], escrow_available: bool, escrowed: Mapping[str, EscrowPending] | None,
+                 planned: Callable[[TokenPlan], None] | None = None) -> tuple[TokenPlan, ...]:
+    """Each token of `names` planned on its own (creator chains and approvals come after), each
+    told to `planned` as it is made."""
+    planner = TokenPlanner(inventory, ledger, now, escrow_available=escrow_available, escrowed=escrowed)
+    plans = []
+    for name in names:
+        plans.append(planner.plan(name, observed))
+        if planned is not None:
+            planned(plans[-1])
+    return tuple(plans)
+
+
+class TokenPlanner:
+    """Plans one token on its own (`plan_token`, before creator chains and approvals), with the
+    migration partners worked out once for the inventory."""
+
+    def __init__(self, inventory: Inventory, ledger: Deliveries | None, now: datetime, *,
+                 escrow_available: bool = False, escrowed: Mapping[str, EscrowPending] | None = None) -> None:
+        self.inventory, self.ledger, self.now = inventory, ledger, _utc(now)
+        self.escrow_available, self.escrowed = escrow_available, escrowed or {}
+        self.replaced_by = {old: name for name, t in inventory.tokens.items()
+                            if (old := source_kind(t.source.kind).replaces(t.source)) is not None}
+        self.retiring = {name: inventory.tokens[old] for old, name in self.replaced_by.items()
+                         if old in inventory.tokens}
+
+    def plan(self, name: str, observed: Observed) -> TokenPlan:
+        """`name`'s plan from `observed`, which must hold its source's and consumers' observations
+        and, for a token that replaces another, the retiring one's source."""
+        return plan_token(self.inventory.tokens[name], observed, self.ledger, self.now, self.escrow_available,
+                          self.escrowed.get(name), replaced_by=self.replaced_by.get(name),
+                          retiring=self.retiring.get(name))
 
 
 def _finished(inventory: Inventory, observed: Observed, plans: tuple[TokenPlan, ...], *,

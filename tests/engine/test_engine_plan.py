@@ -3,6 +3,7 @@ Inventories are model objects, observations are built by hand: no HTTP."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
@@ -407,9 +408,10 @@ def test_observed_digest_changes_with_live_state_only():
     assert o1.digest() == o2.digest() != o3.digest()
 
 
-def test_observed_digest_is_the_sha256_of_the_canonical_json_without_last_used_at():
-    """The digest is hashed piece by piece (memory); it must stay that of the whole canonical text,
-    so a plan saved by an earlier version is judged by the same digest."""
+def test_observed_digest_is_the_sha256_of_the_sum_of_each_observations_hash():
+    """The digest pins its definition: the sha256 of the sum, modulo 2**2048, of the SHAKE-256
+    (256 bytes) of each observation's section, quoted key and canonical JSON without
+    `last_used_at`; a plan saved by another definition is refused as stale."""
     import hashlib
     import json
 
@@ -419,7 +421,25 @@ def test_observed_digest_is_the_sha256_of_the_canonical_json_without_last_used_a
     stray = [LiveToken(id=str(n), name=f"stray-{n}", where="project a/b", last_used_at=NOW) for n in (2, 1)]
     obs = Observed(observed_at=NOW, sources=obs.sources, consumers=obs.consumers, unmanaged=tuple(stray))
     body = obs.to_json(without="last_used_at")
-    del body["observed_at"]
-    text = json.dumps(body, sort_keys=True, separators=(",", ":"))
-    assert len(body["consumers"]) == 2 and len(body["unmanaged"]) == 2
-    assert obs.digest() == "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+    texts = [f"consumer:{json.dumps(k)}:{json.dumps(v, sort_keys=True, separators=(',', ':'))}"
+             for k, v in body["consumers"].items()]
+    texts += [f"source:{json.dumps(k)}:{json.dumps(v, sort_keys=True, separators=(',', ':'))}"
+              for k, v in body["sources"].items()]
+    texts += [f"unmanaged:null:{json.dumps(v, sort_keys=True, separators=(',', ':'))}" for v in body["unmanaged"]]
+    total = sum(int.from_bytes(hashlib.shake_256(t.encode()).digest(256), "big") for t in texts) % (1 << 2048)
+    assert len(texts) == 5
+    assert obs.digest() == "sha256:" + hashlib.sha256(total.to_bytes(256, "big")).hexdigest()
+
+
+def test_observed_digest_after_consumers_change_is_the_digest_made_from_scratch():
+    """`with_consumers` moves the known digest by the changed terms only; it must equal the digest
+    of the same observation computed afresh."""
+    a, b = variable("A", masked=True), variable("B")
+    tok = token("t", TRIGGER, consumers=(a, b))
+    obs = observed([(tok, live("7", age=3))], [held(a, tok, holds="7"), held(b, tok)])
+    before = obs.digest()
+    changed = {b.identity: replace(obs.consumers[b.identity], details={"header_keys": ["X"]})}
+    moved = obs.with_consumers(changed, requests=3)
+    fresh = Observed(observed_at=NOW, sources=obs.sources, consumers={**obs.consumers, **changed})
+    assert moved.digest() == fresh.digest() != before
+    assert moved.requests == 3 and obs.digest() == before

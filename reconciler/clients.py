@@ -44,6 +44,7 @@ import gitlab
 import requests
 from gitlab import exceptions as gl_errors
 from requests.adapters import HTTPAdapter
+from requests.utils import get_netrc_auth
 
 from reconciler.errors import ReconcileError
 from reconciler.inventory.model import GitLabProvider, Inventory, Provider, ZendeskProvider
@@ -52,11 +53,20 @@ from reconciler.secret import Secret
 from reconciler.trust import SANDBOX_ENV_GITLAB, SANDBOX_ENV_ZENDESK, TRUST_ALL, Trust, endpoint_refusal
 
 if TYPE_CHECKING:
-    # requests' stubs name what merge_environment_settings returns (the class exists only there)
+    # requests' stubs name what merge_environment_settings and the pool key return (the classes
+    # exist only there)
+    from requests.adapters import _HostParams, _PoolKwargs
     from requests.sessions import _Settings as RequestSettings
 
-# requests' settings per host (`_environment_once_per_host`)
-Environment = dict[tuple[Any, ...], "RequestSettings"]
+
+
+@dataclass
+class Environment:
+    """What requests reads from the process environment for one provider's requests, worked out
+    once per host instead of on every request (`_environment_once_per_host`)."""
+
+    settings: dict[tuple[Any, ...], RequestSettings] = field(default_factory=dict)  # proxies, CA bundle
+    logins: dict[str, tuple[str, str] | None] = field(default_factory=dict)  # ~/.netrc's, by host
 
 DEFAULT_TIMEOUT = 15.0
 DEFAULT_CONCURRENCY = 4
@@ -287,6 +297,19 @@ class ThrottledAdapter(HTTPAdapter):
         self.redirect = redirect
         self.origins = frozenset(origin_of(url) for url in origins)
         self.label = label
+        self.pool_keys: dict[tuple[Any, ...], tuple[_HostParams, _PoolKwargs]] = {}
+
+    def build_connection_pool_key_attributes(self, request: requests.PreparedRequest, verify: Any,
+                                             cert: Any = None) -> tuple[_HostParams, _PoolKwargs]:
+        """requests' pool key of a request, worked out once per origin and TLS settings: requests
+        asks the file system whether a CA bundle path (REQUESTS_CA_BUNDLE) is a directory on
+        every request."""
+        parts = urlsplit(request.url or "")
+        key = (parts.scheme, parts.netloc, verify, tuple(cert) if isinstance(cert, list) else cert)
+        found = self.pool_keys.get(key)
+        if found is None:
+            found = self.pool_keys[key] = super().build_connection_pool_key_attributes(request, verify, cert)
+        return found[0].copy(), found[1].copy()
 
     def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
         url = request.url or ""
@@ -322,26 +345,43 @@ def _hook(session: requests.Session, throttle: Throttle, known: Environment,
     _environment_once_per_host(session, known)
 
 
+def _no_login(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    """The auth of a request to a host ~/.netrc has no login for: nothing (requests looks in
+    ~/.netrc again for a request without auth)."""
+    return request
+
+
 def _environment_once_per_host(session: requests.Session, known: Environment) -> None:
     """requests reads the proxy settings from the environment on every request (all of
     os.environ, twice: proxies, then no_proxy): about 3 ms of CPU per request with a few hundred
-    variables, under the GIL, more than the rest of a list call's client work. The answer is the
-    same for every request to one host, so it is worked out once per (host, arguments) and
-    provider (`known`: shared by the provider's sessions, those that authenticate with a value
-    included); same settings as requests' own (proxies, NO_PROXY, REQUESTS_CA_BUNDLE)."""
-    merge = session.merge_environment_settings
+    variables, under the GIL, more than the rest of a list call's client work; and it looks for
+    ~/.netrc on every request without auth. The answers are the same for every request to one
+    host, so they are worked out once per (host, arguments) and provider (`known`: shared by the
+    provider's sessions, those that authenticate with a value included); same settings as
+    requests' own (proxies, NO_PROXY, REQUESTS_CA_BUNDLE, a ~/.netrc or $NETRC login)."""
+    merge, prepare = session.merge_environment_settings, session.prepare_request
+
+    def prepare_once(request: requests.Request) -> requests.PreparedRequest:
+        parts = urlsplit(str(request.url or ""))
+        if session.trust_env and not request.auth and not session.auth and not parts.username:
+            host = (parts.hostname or "").lower()
+            if host not in known.logins:
+                known.logins[host] = get_netrc_auth(request.url)
+            request.auth = known.logins[host] or _no_login
+        return prepare(request)
 
     def merge_once(url: str | bytes | None, proxies: MutableMapping[str, str] | None, stream: bool | None,
                    verify: bool | str | None, cert: str | tuple[str, str] | None) -> RequestSettings:
         parts = urlsplit(url or "")  # requests passes the prepared URL: a str
         key = (parts.scheme, parts.netloc, tuple(sorted((proxies or {}).items())), stream, verify,
                cert if not isinstance(cert, list) else tuple(cert))
-        settings = known.get(key)
+        settings = known.settings.get(key)
         if settings is None:
-            settings = known[key] = merge(url, proxies, stream, verify, cert)
+            settings = known.settings[key] = merge(url, proxies, stream, verify, cert)
         return {**settings, "proxies": dict(settings["proxies"])}
 
     session.merge_environment_settings = merge_once  # type: ignore[method-assign]
+    session.prepare_request = prepare_once  # type: ignore[method-assign]
 
 
 
@@ -353,7 +393,8 @@ def gitlab_client(url: str, throttle: Throttle, *, environment: Environment | No
     private_token, job_token or http_username + http_password. `max_retries`: the retries of a
     call that does not say (python-gitlab's own default is 10)."""
     gl = gitlab.Gitlab(url, timeout=timeout, retry_transient_errors=retry, keep_base_url=True, **auth)
-    _hook(gl.session, throttle, {} if environment is None else environment, origins=[url], label=f"GitLab {url}")
+    _hook(gl.session, throttle, Environment() if environment is None else environment, origins=[url],
+          label=f"GitLab {url}")
     if max_retries is not None:
         request = gl.http_request
 
@@ -376,7 +417,8 @@ def reauthenticated(gl: gitlab.Gitlab, **auth: Any) -> gitlab.Gitlab:
                         retry_transient_errors=gl.retry_transient_errors,
                         user_agent=gl.headers.get("User-Agent", gitlab.const.USER_AGENT), **auth)
     # not one of ours: still its credential goes nowhere but its own origin
-    _hook(new.session, make_throttle(DEFAULT_CONCURRENCY, None), {}, origins=[gl.url], label=f"GitLab {gl.url}")
+    _hook(new.session, make_throttle(DEFAULT_CONCURRENCY, None), Environment(), origins=[gl.url],
+          label=f"GitLab {gl.url}")
     return new
 
 
@@ -401,7 +443,7 @@ class GitLabApi:
         self.url = url or provider.url
         self.timeout = timeout
         self.throttle = throttle or make_throttle(concurrency, rate)
-        self.environment: Environment = {} if environment is None else environment
+        self.environment = Environment() if environment is None else environment
         self.gl = self._client(token, retry=True)
         self._users: dict[str | None, str] = {}
         self.credential = f"the credential in ${self.env}"  # what it authenticates with, for messages
@@ -499,7 +541,7 @@ class ZendeskApi:
         self.env = provider.oauth_token_env or provider.api_token_env or ""
         self.timeout = timeout
         self.throttle = throttle or make_throttle(concurrency, rate)
-        self.environment: Environment = {} if environment is None else environment
+        self.environment = Environment() if environment is None else environment
         self.host = f"{provider.subdomain}.{provider.domain}"
         self.endpoints = endpoints
         self.redirect: tuple[str, str] | None = None
@@ -758,7 +800,7 @@ class Clients:
         """The request budget of `provider` (RECONCILE_CONCURRENCY, RECONCILE_MAX_RATE)."""
         if provider not in self.throttles:
             self.throttles[provider] = make_throttle(self.concurrency, self.rate)
-            self.environments[provider] = {}
+            self.environments[provider] = Environment()
         return self.throttles[provider]
 
     def connect(self, names: Iterable[str]) -> None:

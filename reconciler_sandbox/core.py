@@ -6,6 +6,11 @@ behaviour: the shared `Clock`, fault injection (latency, 5xx, dropped connection
 429), the crash hook, rate limiting, and the `RequestLog`. Services declare routes with
 `Router.route` and raise `HTTPError` for error answers in their API's own shape.
 
+Latency is the answer time of a real service, whose own work is inside it: a request is handled
+when it arrives (its request line read) and its answer, injected error or dropped connection is
+held until `Faults.latency` has passed since then; the sandbox's Python HTTP handling is not added
+on top of it.
+
 The request log records method, path, status and whether the request mutated state; never a
 body, a header value or a query-string value, because those can carry secrets.
 """
@@ -368,10 +373,11 @@ class Faults:
         retry_after: int = 1,
     ) -> None:
         self.lock = threading.Lock()
-        self.latency = latency  # seconds added to every request
+        # seconds from a request's arrival to its answer; the server's own handling is inside it
+        self.latency = latency
         self.rules = list(rules)
         self.random = random.Random(seed)
-        self.timeout_seconds = timeout_seconds  # how long a "timeout" fault holds the request
+        self.timeout_seconds = timeout_seconds  # how long a "timeout" fault holds the request past its latency
         self.retry_after = retry_after  # Retry-After of injected 429s
         self.crash_after_mutations: int | None = None
         self.mutations = 0
@@ -502,12 +508,22 @@ class RequestLog:
 # --- the server ------------------------------------------------------------------------------
 
 
-class _Dropped(Exception):
-    """Close the connection without answering."""
+def _sleep_until(deadline: float) -> None:
+    """Wait until monotonic time `deadline` (at once when it has passed)."""
+    remaining = deadline - time.monotonic()
+    if remaining > 0:
+        time.sleep(remaining)
 
-    def __init__(self, reason: str, applied: bool = False) -> None:
+
+class _Dropped(Exception):
+    """Close the connection without answering: when the request's latency has passed, `hold`
+    seconds later (a timeout), or `at_once` (a crashed server: nothing is there to wait)."""
+
+    def __init__(self, reason: str, applied: bool = False, *, hold: float = 0.0, at_once: bool = False) -> None:
         super().__init__(reason)
         self.applied = applied
+        self.hold = hold
+        self.at_once = at_once
 
 
 class _Injected(Exception):
@@ -567,12 +583,11 @@ class SandboxServer:
 
     def _serve(self, request: Request) -> tuple[Response, bool]:
         """Faults, rate limit, dispatch, crash hook. Returns (response, applied); raises
-        _Dropped to drop the connection and _Injected for an injected error answer."""
+        _Dropped to drop the connection and _Injected for an injected error answer. Takes no
+        time of its own: the caller holds the answer until the request's latency has passed."""
         faults = self.faults
         if faults.crashed:
-            raise _Dropped("crashed")
-        if faults.latency:
-            time.sleep(faults.latency)
+            raise _Dropped("crashed", at_once=True)
         rule = faults.pick(request)
         if rule and not rule.after:
             self._inject(rule, applied=False)
@@ -595,8 +610,7 @@ class SandboxServer:
         if rule.kind == "drop":
             raise _Dropped("drop", applied)
         if rule.kind == "timeout":
-            time.sleep(self.faults.timeout_seconds)
-            raise _Dropped("timeout", applied)
+            raise _Dropped("timeout", applied, hold=self.faults.timeout_seconds)
         if rule.kind == "429":
             retry = self.faults.retry_after
             error = HTTPError(429, self.service.rate_limited(retry).body, {"Retry-After": str(retry)})
@@ -609,12 +623,19 @@ class SandboxServer:
 
         class _Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
-            # Headers and body go out in two writes; with Nagle on, the second waits for the
-            # client's delayed ACK (~40 ms on Linux loopback) and every answer is that late.
+            # An answer goes out in one write (`_answer`); with Nagle on, a write that follows
+            # another waits for the client's delayed ACK (~40 ms on Linux loopback).
             disable_nagle_algorithm = True
+            deadline = 0.0  # monotonic time before which the request is not answered
 
             def log_message(self, *args: object) -> None:  # the RequestLog is the log
                 pass
+
+            def parse_request(self) -> bool:
+                # The request has arrived: its request line is read. Its latency counts from
+                # here, so reading its headers is inside it, as a real service's work is.
+                self.deadline = time.monotonic() + server.faults.latency
+                return super().parse_request()
 
             def _dispatch(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
@@ -636,6 +657,8 @@ class SandboxServer:
                     fault = str(injected.error.status)
                 except _Dropped as dropped:
                     server._record(request, 0, dropped.applied, str(dropped))
+                    if not dropped.at_once:
+                        _sleep_until(self.deadline + dropped.hold)
                     self.close_connection = True
                     try:
                         self.connection.shutdown(socket.SHUT_RDWR)
@@ -643,17 +666,26 @@ class SandboxServer:
                         pass
                     return
                 server._record(request, response.status, applied, fault)
+                answer = self._answer(response)
+                _sleep_until(self.deadline)
+                self.wfile.write(answer)
+
+            def _answer(self, response: Response) -> bytes:
+                """Status line, headers and body as one write (what send_response, send_header
+                and end_headers would send in several)."""
                 payload, ctype = response.encode()
-                self.send_response(response.status)
-                for name, value in response.headers.items():
-                    if name.lower() != "content-type":
-                        self.send_header(name, value)
+                headers = [(n, v) for n, v in response.headers.items() if n.lower() != "content-type"]
                 if ctype or "Content-Type" in response.headers:
-                    self.send_header("Content-Type", response.headers.get("Content-Type", ctype or ""))
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(payload)
+                    headers.append(("Content-Type", response.headers.get("Content-Type", ctype or "")))
+                headers.append(("Content-Length", str(len(payload))))
+                if any(n.lower() == "connection" and v.lower() == "close" for n, v in headers):
+                    self.close_connection = True
+                phrase = self.responses.get(response.status, ("",))[0]
+                head = [f"{self.protocol_version} {response.status} {phrase}",
+                        f"Server: {self.version_string()}", f"Date: {self.date_time_string()}",
+                        *(f"{name}: {value}" for name, value in headers)]
+                text = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1", "strict")
+                return text if self.command == "HEAD" else text + payload
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _dispatch
 

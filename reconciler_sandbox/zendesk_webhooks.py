@@ -156,8 +156,9 @@ def list_webhooks(caller: Caller, request: Request) -> Response:
     sort = request.arg("sort") or ""
     if sort.lstrip("-") in ("name", "status"):
         hooks.sort(key=lambda h: (h[sort.lstrip("-")], h["id"]), reverse=sort.startswith("-"))
-    items = [webhook_json(h) for h in hooks]
-    return Response(200, cursor_page(request, items, "webhooks"))
+    body = cursor_page(request, hooks, "webhooks")  # pages by `id`, then shapes only the page's hooks
+    body["webhooks"] = [webhook_json(h) for h in body["webhooks"]]
+    return Response(200, body)
 
 
 def show_webhook(caller: Caller, request: Request) -> Response:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import requests
 
-from reconciler_sandbox.core import Clock, FaultRule, Response, SandboxServer, Service
+from reconciler_sandbox.core import Clock, FaultRule, RateLimiter, Response, SandboxServer, Service
 
 
 class Counter(Service):
@@ -86,3 +88,54 @@ def test_log_never_holds_query_values(server):
     entry = server.log.snapshot()[-1]
     assert entry.query_keys == ("token",)
     assert "glptt" not in repr(entry)
+
+
+def eventually(condition, limit: float = 10.0) -> bool:
+    """Whether `condition()` holds within `limit` seconds (polled)."""
+    end = time.monotonic() + limit
+    while not condition():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_the_service_handles_a_request_on_arrival_and_holds_the_answer_for_the_latency(server):
+    server.faults.configure(latency=30.0)
+    with pytest.raises(requests.ReadTimeout):
+        requests.post(f"{server.url}/api/things", timeout=0.5)
+    # applied and logged long before its latency is over: the handling is inside the latency
+    assert eventually(lambda: server.service.count == 1)
+    assert [(e.status, e.applied) for e in server.log.snapshot()] == [(201, True)]
+
+
+@pytest.mark.parametrize("rule", [FaultRule("500", nth=(1,)), FaultRule("429", nth=(1,)), FaultRule("drop", nth=(1,)),
+                                  FaultRule("502", nth=(1,), after=True), FaultRule("drop", nth=(1,), after=True)],
+                         ids=["500", "429", "drop", "502-after", "drop-after"])
+def test_a_fault_comes_no_sooner_than_the_latency(server, rule):
+    server.faults.configure(latency=0.2, rules=[rule])
+    start = time.monotonic()
+    try:
+        status = requests.post(f"{server.url}/api/things").status_code
+    except requests.ConnectionError:
+        status = 0
+    assert time.monotonic() - start >= 0.2
+    assert status == (0 if rule.kind == "drop" else int(rule.kind))
+    assert server.service.count == (1 if rule.after else 0)
+
+
+def test_a_crash_and_a_rate_limit_come_no_sooner_than_the_latency():
+    with SandboxServer(Counter(Clock()), rate_limit=RateLimiter(limit=1)) as srv:
+        srv.faults.configure(latency=0.2)
+        requests.get(f"{srv.url}/api/things/1")
+        start = time.monotonic()
+        assert requests.get(f"{srv.url}/api/things/2").status_code == 429
+        assert time.monotonic() - start >= 0.2
+    with SandboxServer(Counter(Clock())) as srv:
+        srv.faults.configure(latency=0.2)
+        srv.faults.crash_after(1)
+        start = time.monotonic()
+        with pytest.raises(requests.ConnectionError):
+            requests.post(f"{srv.url}/api/things")
+        assert time.monotonic() - start >= 0.2
+        assert srv.service.count == 1

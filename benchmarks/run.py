@@ -511,25 +511,33 @@ NOTES = """
   concurrency (the throttle is per provider) times the injected latency, and its rate limit's
   fixed windows (the Zendesk sandbox allows 700 requests a minute per account, Zendesk
   Enterprise's documented limit); the bound is the largest over providers, and each section says
-  which provider and which of the two sets it. Until this round the bound counted concurrency
+  which provider and which of the two sets it. An earlier round's bound counted concurrency
   only, so rotating everything, which Zendesk's rate limit held to about 300 s, was measured
   against GitLab's 129 s (2.46 x on a quiet machine): against the corrected bound that run was
   1.06 x. Measured request counts, so a needless request raises the bound rather than the ratio:
   the minimum columns catch those.
+- **Latency** is each request's answer time, as a real service's is: from its arrival at the
+  sandbox (its request line read) to its answer, the sandbox's own handling inside it
+  (`reconciler_sandbox/core.py`). Until this round the sandbox slept the latency first and then
+  handled the request, so its own Python HTTP handling, about 1.6 ms a request on one core, came
+  on top of every request and was counted against the client: part of the plan's
+  concurrency-4 wall time (0.2-0.3 s in alternating runs).
 - **Memory** is each measured process's own peak (`VmHWM` from /proc/self/status, printed by the
   process itself; the interpreter and libraries are about 60 MB of it).
 - **Plan**: observe is a dataflow (`reconciler/observe.py` `Flow`): each answer asks the sources
   and consumers waiting on it for their next calls at once, a token's held values are identified
-  as soon as its own calls are in, and each provider keeps twice its budget queued, so no
-  provider's slots idle while another's calls finish. A call only a planned write needs (a
-  recreated GitLab hook's detail: the keys of its URL variables and custom headers) is made
-  after planning, for the consumers the plan writes, and only their tokens are planned again: 13
-  detail reads on the 1x world where every recreate hook's detail (159) was read before. What
-  keeps the plan above its bound is CPU on a 2-core machine: loading the inventory (about 0.7 s
-  at 1x, before any request can go), planning and rendering (about 0.4 s, after the last answer),
-  and about 2 ms of client CPU per request in python-gitlab, requests and urllib3, which at
-  concurrency 16 is most of the observe phase's excess. Before this round (a quiet machine):
-  991 requests; 1.24 x at concurrency 4 and 1.78 x at concurrency 16.
+  as soon as its own calls are in, and each provider keeps twice its budget queued. A token is
+  planned inside that flow as soon as its observations are final (`pipeline.EarlyPlans`), and the
+  calls only its planned writes need (a recreated GitLab hook's detail: 13 reads on the 1x world)
+  go out at once, so planning overlaps the network; after the last answer only what spans tokens
+  is left (creator chains, approvals, the digest, an additive hash computed once, and render):
+  0.14 s at 1x, where planning after observing took 0.6-0.75 s. Loading the 1x inventory, before
+  any request can go, takes about 0.47 s (0.68 s before this round: the garbage collector is
+  paused while the load builds objects it keeps, and scalars are resolved and templates checked
+  once per distinct value). What keeps the plan above its bound is client CPU on a 2-core
+  machine: about 3 ms a request in python-gitlab, requests and urllib3 under one interpreter lock
+  (observe alone is about 1.08 x its bound at concurrency 4 and 1.2 x at 16). Before this round
+  (a quiet machine): 1.24 x at concurrency 4 and 1.69 x at concurrency 16.
 - **Apply** runs tokens concurrently (`reconciler/schedule.py`): as many as twice the providers'
   budgets at once, every request within its provider's throttle; a token's consumer writes and
   read-backs go at once. The ledger is a journal (one appended line per save, fsynced where it
@@ -544,16 +552,18 @@ NOTES = """
   live in once, or, where the list has more pages than the token has consumers in it (a Zendesk
   instance's webhooks: 5 pages at 1x; a popular project's variables), each consumer alone
   (`GET /api/v2/webhooks/{id}`, `GET .../variables/:key`); the minimum counts the fewer of the
-  two. Rotating everything made 17,156 requests before this round (Zendesk 3,556 and 3,270,
+  two. Rotating everything made 17,156 requests two rounds ago (Zendesk 3,556 and 3,270,
   GitLab 10,330): 1,998 webhook list pages for 1,000 `PATCH`es, 1,500 installation reads for
   750 `PUT`s, and the OAuth client list and the credential's user read again before each revoke.
 - **Memory at 5x**: the inventory's positions are packed ints made into a `Position` only when a
-  diagnostic asks (400,000 `Position` objects and a second table of value positions were 121 MB
-  of the load), keys are interned, the digest is hashed one observation at a time (the whole
-  canonical JSON at once was about 50 MB), ledger records share their repeated strings, and the
-  plan's text is not copied whole. Before this round the 5x plan peaked at 280-293 MB; now it
-  is just under the goal, with no margin to spare: the next cut is the raw list rows observe holds
-  until every observation is made (about 25 MB at 5x), which only the fields the kinds read need.
+  diagnostic asks, keys are interned, the digest is one running sum, ledger records share their
+  repeated strings, the plan's text is written one token's block at a time (all its lines and the
+  joined text were about 15 MB at the peak), a Zendesk webhook list's lookup index lives and dies
+  with its list (a module-level cache kept 5,000 webhook rows to the end), and a token planned
+  while the others are observed drops the values its consumers hold. The 5x plan peaked at
+  280-293 MB two rounds ago and at 199.8 MB before this one; the next cut is the answers observe
+  holds until every observation is made (about 27 MB decoded at 5x), of which the kinds read a few
+  fields.
 """
 
 

@@ -531,7 +531,7 @@ NOTES = """
   calls only its planned writes need (a recreated GitLab hook's detail: 13 reads on the 1x world)
   go out at once, so planning overlaps the network; after the last answer only what spans tokens
   is left (creator chains, approvals, the digest, an additive hash computed once, and render):
-  0.14 s at 1x, where planning after observing took 0.6-0.75 s. Loading the 1x inventory, before
+  0.14 s at 1x, where planning after observing took 0.6-0.78 s. Loading the 1x inventory, before
   any request can go, takes about 0.47 s (0.68 s before this round: the garbage collector is
   paused while the load builds objects it keeps, and scalars are resolved and templates checked
   once per distinct value). What keeps the plan above its bound is client CPU on a 2-core

@@ -229,12 +229,17 @@ class Flow:
         if self.settled is None or token.name not in self.alone or self.unsettled[token.name]:
             return
         source = self.sources[token.name]
+        final = self.final[token.name] = self.final_of(token, source.current)
         # its readings go: the values they hold are no longer needed, and they are most of what a
         # consumer costs in memory while the others are observed
-        final = [final_observation(token, reading, source.current, self.ledger, self.identified)
-                 for _, reading in self.readings.pop(token.name)]
-        self.final[token.name] = final
+        del self.readings[token.name]
         self.settled(token, source, final)
+
+    def final_of(self, token: Token, current: LiveToken | None) -> list[ConsumerObservation]:
+        """`token`'s consumer observations, each with what the ledger proves or identification
+        found it holds (`current`: the token's live instance)."""
+        return [final_observation(token, reading, current, self.ledger, self.identified)
+                for _, reading in self.readings[token.name]]
 
     # the scheduling -----------------------------------------------------------------------
 
@@ -307,9 +312,7 @@ def observe(
         values_out.update({name: value for name, (value, _) in values.items()})
     consumers: dict[str, ConsumerObservation] = {}
     for token in tokens:
-        final = flow.final[token.name] if token.name in flow.final else [
-            final_observation(token, reading, sources[token.name].current, ledger, identified)
-            for _, reading in flow.readings[token.name]]
+        final = flow.final[token.name] if token.name in flow.final else flow.final_of(token, sources[token.name].current)
         consumers.update((obs.identity, obs) for obs in final)
     consumers.update(refused_consumers)
 
